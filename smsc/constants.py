@@ -1,0 +1,230 @@
+"""SMPP 3.4 numbers: command ids (§5.1.2.1), command_status values (§5.1.3), TLV tags (§5.3.2).
+
+These are IntEnums for readability in logs and code; the codec never requires a value to be a
+member: an unknown command_status (vendor range 0x400–0x4FF) or TLV tag passes through as int.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class CommandId(IntEnum):
+    GENERIC_NACK = 0x80000000
+    BIND_RECEIVER = 0x00000001
+    BIND_RECEIVER_RESP = 0x80000001
+    BIND_TRANSMITTER = 0x00000002
+    BIND_TRANSMITTER_RESP = 0x80000002
+    QUERY_SM = 0x00000003
+    QUERY_SM_RESP = 0x80000003
+    SUBMIT_SM = 0x00000004
+    SUBMIT_SM_RESP = 0x80000004
+    DELIVER_SM = 0x00000005
+    DELIVER_SM_RESP = 0x80000005
+    UNBIND = 0x00000006
+    UNBIND_RESP = 0x80000006
+    REPLACE_SM = 0x00000007
+    REPLACE_SM_RESP = 0x80000007
+    CANCEL_SM = 0x00000008
+    CANCEL_SM_RESP = 0x80000008
+    BIND_TRANSCEIVER = 0x00000009
+    BIND_TRANSCEIVER_RESP = 0x80000009
+    OUTBIND = 0x0000000B
+    ENQUIRE_LINK = 0x00000015
+    ENQUIRE_LINK_RESP = 0x80000015
+    SUBMIT_MULTI = 0x00000021
+    SUBMIT_MULTI_RESP = 0x80000021
+    ALERT_NOTIFICATION = 0x00000102
+    DATA_SM = 0x00000103
+    DATA_SM_RESP = 0x80000103
+
+
+RESPONSE_BIT = 0x80000000
+
+
+class Status(IntEnum):
+    """command_status values of SMPP 3.4 §5.1.3 (vendor codes 0x400-0x4FF pass through as ints)."""
+
+    ESME_ROK = 0x00
+    ESME_RINVMSGLEN = 0x01
+    ESME_RINVCMDLEN = 0x02
+    ESME_RINVCMDID = 0x03
+    ESME_RINVBNDSTS = 0x04
+    ESME_RALYBND = 0x05
+    ESME_RINVPRTFLG = 0x06
+    ESME_RINVREGDLVFLG = 0x07
+    ESME_RSYSERR = 0x08
+    ESME_RINVSRCADR = 0x0A
+    ESME_RINVDSTADR = 0x0B
+    ESME_RINVMSGID = 0x0C
+    ESME_RBINDFAIL = 0x0D
+    ESME_RINVPASWD = 0x0E
+    ESME_RINVSYSID = 0x0F
+    ESME_RCANCELFAIL = 0x11
+    ESME_RREPLACEFAIL = 0x13
+    ESME_RMSGQFUL = 0x14
+    ESME_RINVSERTYP = 0x15
+    ESME_RINVNUMDESTS = 0x33
+    ESME_RINVDLNAME = 0x34
+    ESME_RINVDESTFLAG = 0x40
+    ESME_RINVSUBREP = 0x42
+    ESME_RINVESMCLASS = 0x43
+    ESME_RCNTSUBDL = 0x44
+    ESME_RSUBMITFAIL = 0x45
+    ESME_RINVSRCTON = 0x48
+    ESME_RINVSRCNPI = 0x49
+    ESME_RINVDSTTON = 0x50
+    ESME_RINVDSTNPI = 0x51
+    ESME_RINVSYSTYP = 0x53
+    ESME_RINVREPFLAG = 0x54
+    ESME_RINVNUMMSGS = 0x55
+    ESME_RTHROTTLED = 0x58
+    ESME_RINVSCHED = 0x61
+    ESME_RINVEXPIRY = 0x62
+    ESME_RINVDFTMSGID = 0x63
+    ESME_RX_T_APPN = 0x64
+    ESME_RX_P_APPN = 0x65
+    ESME_RX_R_APPN = 0x66
+    ESME_RQUERYFAIL = 0x67
+    ESME_RINVOPTPARSTREAM = 0xC0
+    ESME_ROPTPARNOTALLWD = 0xC1
+    ESME_RINVPARLEN = 0xC2
+    ESME_RMISSINGOPTPARAM = 0xC3
+    ESME_RINVOPTPARAMVAL = 0xC4
+    ESME_RDELIVERYFAILURE = 0xFE
+    ESME_RUNKNOWNERR = 0xFF
+
+
+def status_name(status: int) -> str:
+    """A log-friendly name: 'ESME_RTHROTTLED (0x58)' or 'vendor 0x401'."""
+    try:
+        return f"{Status(status).name} (0x{status:02X})"
+    except ValueError:
+        kind = "vendor" if 0x400 <= status <= 0x4FF else "unknown"
+        return f"{kind} 0x{status:X}"
+
+
+class Tag(IntEnum):
+    """Optional parameter tags, SMPP 3.4 §5.3.2."""
+
+    DEST_ADDR_SUBUNIT = 0x0005
+    DEST_NETWORK_TYPE = 0x0006
+    DEST_BEARER_TYPE = 0x0007
+    DEST_TELEMATICS_ID = 0x0008
+    SOURCE_ADDR_SUBUNIT = 0x000D
+    SOURCE_NETWORK_TYPE = 0x000E
+    SOURCE_BEARER_TYPE = 0x000F
+    SOURCE_TELEMATICS_ID = 0x0010
+    QOS_TIME_TO_LIVE = 0x0017
+    PAYLOAD_TYPE = 0x0019
+    ADDITIONAL_STATUS_INFO_TEXT = 0x001D
+    RECEIPTED_MESSAGE_ID = 0x001E
+    MS_MSG_WAIT_FACILITIES = 0x0030
+    PRIVACY_INDICATOR = 0x0201
+    SOURCE_SUBADDRESS = 0x0202
+    DEST_SUBADDRESS = 0x0203
+    USER_MESSAGE_REFERENCE = 0x0204
+    USER_RESPONSE_CODE = 0x0205
+    SOURCE_PORT = 0x020A
+    DESTINATION_PORT = 0x020B
+    SAR_MSG_REF_NUM = 0x020C
+    LANGUAGE_INDICATOR = 0x020D
+    SAR_TOTAL_SEGMENTS = 0x020E
+    SAR_SEGMENT_SEQNUM = 0x020F
+    SC_INTERFACE_VERSION = 0x0210
+    CALLBACK_NUM_PRES_IND = 0x0302
+    CALLBACK_NUM_ATAG = 0x0303
+    NUMBER_OF_MESSAGES = 0x0304
+    CALLBACK_NUM = 0x0381
+    DPF_RESULT = 0x0420
+    SET_DPF = 0x0421
+    MS_AVAILABILITY_STATUS = 0x0422
+    NETWORK_ERROR_CODE = 0x0423
+    MESSAGE_PAYLOAD = 0x0424
+    DELIVERY_FAILURE_REASON = 0x0425
+    MORE_MESSAGES_TO_SEND = 0x0426
+    MESSAGE_STATE = 0x0427
+    USSD_SERVICE_OP = 0x0501
+    DISPLAY_TIME = 0x1201
+    SMS_SIGNAL = 0x1203
+    MS_VALIDITY = 0x1204
+    ALERT_ON_MESSAGE_DELIVERY = 0x130C
+    ITS_REPLY_TYPE = 0x1380
+    ITS_SESSION_INFO = 0x1383
+
+
+# Value type of each known TLV: "u8", "u16", "u32" integers, "cstr" (NUL-terminated ASCII),
+# "octets" (opaque). Lengths follow §5.3.2; a known tag whose length does not fit its type is a
+# decoding error (ESME_RINVPARLEN), an unknown tag is kept raw.
+TLV_TYPES: dict[int, str] = {
+    Tag.DEST_ADDR_SUBUNIT: "u8",
+    Tag.DEST_NETWORK_TYPE: "u8",
+    Tag.DEST_BEARER_TYPE: "u8",
+    Tag.DEST_TELEMATICS_ID: "u16",
+    Tag.SOURCE_ADDR_SUBUNIT: "u8",
+    Tag.SOURCE_NETWORK_TYPE: "u8",
+    Tag.SOURCE_BEARER_TYPE: "u8",
+    Tag.SOURCE_TELEMATICS_ID: "u8",
+    Tag.QOS_TIME_TO_LIVE: "u32",
+    Tag.PAYLOAD_TYPE: "u8",
+    Tag.ADDITIONAL_STATUS_INFO_TEXT: "cstr",
+    Tag.RECEIPTED_MESSAGE_ID: "cstr",
+    Tag.MS_MSG_WAIT_FACILITIES: "u8",
+    Tag.PRIVACY_INDICATOR: "u8",
+    Tag.SOURCE_SUBADDRESS: "octets",
+    Tag.DEST_SUBADDRESS: "octets",
+    Tag.USER_MESSAGE_REFERENCE: "u16",
+    Tag.USER_RESPONSE_CODE: "u8",
+    Tag.SOURCE_PORT: "u16",
+    Tag.DESTINATION_PORT: "u16",
+    Tag.SAR_MSG_REF_NUM: "u16",
+    Tag.LANGUAGE_INDICATOR: "u8",
+    Tag.SAR_TOTAL_SEGMENTS: "u8",
+    Tag.SAR_SEGMENT_SEQNUM: "u8",
+    Tag.SC_INTERFACE_VERSION: "u8",
+    Tag.CALLBACK_NUM_PRES_IND: "u8",
+    Tag.CALLBACK_NUM_ATAG: "octets",
+    Tag.NUMBER_OF_MESSAGES: "u8",
+    Tag.CALLBACK_NUM: "octets",
+    Tag.DPF_RESULT: "u8",
+    Tag.SET_DPF: "u8",
+    Tag.MS_AVAILABILITY_STATUS: "u8",
+    Tag.NETWORK_ERROR_CODE: "octets",
+    Tag.MESSAGE_PAYLOAD: "octets",
+    Tag.DELIVERY_FAILURE_REASON: "u8",
+    Tag.MORE_MESSAGES_TO_SEND: "u8",
+    Tag.MESSAGE_STATE: "u8",
+    Tag.USSD_SERVICE_OP: "u8",
+    Tag.DISPLAY_TIME: "u8",
+    Tag.SMS_SIGNAL: "u16",
+    Tag.MS_VALIDITY: "u8",
+    Tag.ALERT_ON_MESSAGE_DELIVERY: "octets",
+    Tag.ITS_REPLY_TYPE: "u8",
+    Tag.ITS_SESSION_INFO: "octets",
+}
+
+
+class EsmClass:
+    """esm_class bits, SMPP 3.4 §5.2.12."""
+
+    MODE_MASK = 0x03
+    STORE_AND_FORWARD = 0x03
+    DATAGRAM = 0x01
+    TRANSACTION = 0x02
+    TYPE_MASK = 0x3C
+    DELIVERY_RECEIPT = 0x04
+    UDHI = 0x40
+    REPLY_PATH = 0x80
+
+
+class MessageState(IntEnum):
+    """message_state, SMPP 3.4 §5.2.28."""
+
+    ENROUTE = 1
+    DELIVERED = 2
+    EXPIRED = 3
+    DELETED = 4
+    UNDELIVERABLE = 5
+    ACCEPTED = 6
+    UNKNOWN = 7
+    REJECTED = 8
