@@ -1,0 +1,294 @@
+"""The asyncio pump around a sans-I/O `Session`: one TCP (or TLS) connection, either side.
+
+`Link` is an `asyncio.Protocol`: bytes from the socket go to the session, events come back and are
+dispatched, bytes the session wants sent are written once per loop tick (so a burst of requests
+or responses becomes one write). Timers are one `call_at` handle re-armed to the session's next
+deadline. Nothing here knows SMPP rules: they all live in `smsc.session`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from smsc.constants import status_name
+from smsc.pdu import Pdu, SmppError
+from smsc.session import (
+    BindRejected,
+    BindRequested,
+    BindType,
+    Bound,
+    Closed,
+    Event,
+    OutbindReceived,
+    ProtocolViolation,
+    RequestFailed,
+    RequestReceived,
+    ResponseReceived,
+    Role,
+    Session,
+    SessionConfig,
+    UnbindRequested,
+)
+
+log = logging.getLogger("fraudgate.smpp")
+
+
+class LinkClosedError(SmppError):
+    """The link closed before the operation could complete."""
+
+
+class RequestFailedError(SmppError):
+    """A request got no usable response (timeout, malformed response, link lost)."""
+
+    def __init__(self, request: Pdu, reason: str) -> None:
+        super().__init__(f"{request.name} seq {request.sequence}: {reason}")
+        self.request = request
+        self.reason = reason
+
+
+class BindError(SmppError):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"bind rejected: {status_name(status)}")
+        self.status = status
+
+
+class LinkHandler(Protocol):
+    """What the application supplies to a link. All callbacks are synchronous and quick; slow
+    work (a verdict) is started as a task and answered later with `Link.respond`."""
+
+    def on_request(self, link: Link, pdu: Pdu) -> None: ...
+
+    def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:
+        """SMSC side only: call link.accept_bind / link.reject_bind, now or later."""
+
+    def on_closed(self, link: Link, reason: str, clean: bool) -> None: ...
+
+
+class Link(asyncio.Protocol):
+    def __init__(
+        self,
+        role: Role,
+        handler: LinkHandler,
+        config: SessionConfig | None = None,
+        *,
+        name: str = "",
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.session = Session(role, config or SessionConfig(), now=self.loop.time())
+        self.handler = handler
+        self.name = name
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] | None = None
+        self._waiters: dict[int, asyncio.Future[Pdu]] = {}
+        self._window_open = asyncio.Event()
+        self._window_open.set()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self._bound: asyncio.Future[Bound] = self.loop.create_future()
+        self.closed = self.loop.create_future()  # result: (reason, clean)
+        self.outbind: asyncio.Future[Pdu] = self.loop.create_future()
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = (peer[0], peer[1]) if isinstance(peer, tuple) else None
+        self.session.now = self.loop.time()
+        self._arm_timer()
+
+    def data_received(self, data: bytes) -> None:
+        events = self.session.receive_data(data, self.loop.time())
+        self._dispatch(events)
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f"connection lost: {exc}" if exc else "connection closed by peer"
+        self._dispatch(self.session.connection_lost(reason))
+        self._writable.set()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # ------------------------------------------------------------------ sending
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        data = self.session.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+        if self.session.closed and self.transport is not None:
+            self.transport.close()
+        self._arm_timer()
+
+    async def request(self, pdu: Pdu, *, timeout: float | None = None) -> Pdu:
+        """Send a request, wait for its response (any command_status) and return it."""
+        while True:
+            if self.session.closed:
+                raise LinkClosedError(self.session.close_reason or "closed")
+            if self.session.window_free > 0:
+                break
+            self._window_open.clear()
+            await self._window_open.wait()
+        if not self._writable.is_set():
+            await self._writable.wait()
+        fut = self.send(pdu)
+        if timeout is None:
+            return await fut
+        return await asyncio.wait_for(fut, timeout)
+
+    def send(self, pdu: Pdu) -> asyncio.Future[Pdu]:
+        """Send a request now (raises WindowFullError when the window is full)."""
+        seq = self.session.send_request(pdu, self.loop.time())
+        fut: asyncio.Future[Pdu] = self.loop.create_future()
+        self._waiters[seq] = fut
+        self._schedule_flush()
+        return fut
+
+    def respond(self, response: Pdu) -> None:
+        """Answer a peer request, at any time after it arrived (the verdict comes later)."""
+        if self.session.closed:
+            raise LinkClosedError(f"cannot answer seq {response.sequence}: link closed")
+        self._dispatch(self.session.send_response(response))
+        self._schedule_flush()
+
+    def accept_bind(self, pdu: Pdu, system_id: str) -> None:
+        self._dispatch(self.session.accept_bind(pdu, system_id))
+        self._schedule_flush()
+
+    def reject_bind(self, pdu: Pdu, status: int) -> None:
+        self.session.reject_bind(pdu, status)
+        self._schedule_flush()
+
+    async def bind(
+        self,
+        bind_type: BindType,
+        system_id: str,
+        password: str,
+        *,
+        system_type: str = "",
+        address_range: str = "",
+    ) -> Bound:
+        self.session.bind(
+            bind_type,
+            system_id,
+            password,
+            system_type=system_type,
+            address_range=address_range,
+            now=self.loop.time(),
+        )
+        self._schedule_flush()
+        return await asyncio.shield(self._bound)
+
+    async def unbind(self, timeout: float = 10.0) -> None:
+        """Graceful end: wait for our in-flight requests, then unbind and wait for the close."""
+        await self.drain(timeout)
+        if self.session.bound:
+            self.session.unbind(self.loop.time())
+            self._schedule_flush()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.closed), timeout)
+        except TimeoutError:
+            self.abort("unbind_resp not received in time")
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until no request of ours awaits a response (bounded by timeout)."""
+        waiters = [f for f in self._waiters.values() if not f.done()]
+        if waiters:
+            await asyncio.wait(waiters, timeout=timeout)
+
+    def abort(self, reason: str) -> None:
+        self._dispatch(self.session.connection_lost(reason))
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ------------------------------------------------------------------ events
+    def _dispatch(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, RequestReceived):
+                self.handler.on_request(self, ev.pdu)
+            elif isinstance(ev, ResponseReceived):
+                fut = self._waiters.pop(ev.request.sequence, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(ev.response)
+                self._window_open.set()
+            elif isinstance(ev, RequestFailed):
+                fut = self._waiters.pop(ev.request.sequence, None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(RequestFailedError(ev.request, ev.reason))
+                self._window_open.set()
+            elif isinstance(ev, BindRequested):
+                self.handler.on_bind(self, ev.pdu, ev.bind_type)
+            elif isinstance(ev, Bound):
+                if not self._bound.done():
+                    self._bound.set_result(ev)
+            elif isinstance(ev, BindRejected):
+                if not self._bound.done():
+                    self._bound.set_exception(BindError(ev.status))
+            elif isinstance(ev, OutbindReceived):
+                if not self.outbind.done():
+                    self.outbind.set_result(ev.pdu)
+            elif isinstance(ev, UnbindRequested):
+                log.info(
+                    "%s: peer unbinds; draining %d pending",
+                    self.name,
+                    self.session.pending_incoming,
+                )
+            elif isinstance(ev, ProtocolViolation):
+                log.warning("%s: %s", self.name, ev.reason)
+            elif isinstance(ev, Closed):
+                self._on_closed(ev)
+
+    def _on_closed(self, ev: Closed) -> None:
+        if not self._bound.done():
+            self._bound.set_exception(LinkClosedError(ev.reason))
+            self._bound.exception()  # mark retrieved: nobody may be waiting
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(LinkClosedError(ev.reason))
+        self._waiters.clear()
+        self._window_open.set()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._schedule_flush()  # send what is queued (a generic_nack), then close
+        if not self.closed.done():
+            self.closed.set_result((ev.reason, ev.clean))
+            self.handler.on_closed(self, ev.reason, ev.clean)
+
+    # ------------------------------------------------------------------ timers
+    def _arm_timer(self) -> None:
+        deadline = self.session.next_deadline()
+        if deadline is None or deadline >= self._timer_at:
+            return  # the armed timer fires earlier and re-arms
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = float("inf")
+        self._dispatch(self.session.handle_timers(self.loop.time()))
+        self._flush()
+
+
+def make_factory(
+    role: Role,
+    handler_factory: Callable[[], LinkHandler],
+    config: SessionConfig | None,
+    name: str,
+) -> Callable[[], Link]:
+    return lambda: Link(role, handler_factory(), config, name=name)
