@@ -1,0 +1,586 @@
+"""The simulated SMSC: an SMPP 3.4 server for tests, demos and lab work.
+
+What it does, as an operator's SMSC would (the parts an anti-fraud gateway meets):
+- accounts with password, allowed bind types, source-IP allow-list, window and throughput limit;
+- routing by longest destination prefix to an account; each message goes as deliver_sm to one
+  of that account's bound receivers/transceivers (round robin over their links);
+- message ids, delivery receipts when registered_delivery asks (§5.2.17, Appendix B format),
+  query_sm / cancel_sm / replace_sm on stored messages;
+- store-and-retry: a message with no bound receiver, or answered with a temporary error
+  (throttled, queue full, system error, timeout, link lost) is kept and retried; a permanent
+  error ends it with an UNDELIV receipt. Nothing accepted is dropped silently;
+- fault injection per account for tests: throttling (0x58), delayed or missing responses,
+  chosen error codes by destination prefix, dropped connection, garbage bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import itertools
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from smsc.constants import CommandId, EsmClass, MessageState, Status, Tag
+from smsc.link import Link, LinkClosedError, RequestFailedError
+from smsc.pdu import (
+    CancelSm,
+    DataSm,
+    DeliverSm,
+    Pdu,
+    QuerySm,
+    ReplaceSm,
+    SmeAddress,
+    SubmitMulti,
+    SubmitSm,
+    Tlv,
+    UnsuccessSme,
+)
+from smsc.server import SmppServer
+from smsc.session import BindType, SessionConfig
+
+log = logging.getLogger("fraudgate.smsc")
+
+TEMPORARY_ERRORS = frozenset(
+    {Status.ESME_RTHROTTLED, Status.ESME_RMSGQFUL, Status.ESME_RSYSERR, Status.ESME_RX_T_APPN}
+)
+
+
+@dataclass
+class Faults:
+    """Misbehaviour injected on one account's links (all off by default)."""
+
+    throttle_every: int = 0  # every Nth submit is answered ESME_RTHROTTLED
+    throttle_ratio: float = 0.0  # ... or this fraction of them, at random
+    response_delay: float = 0.0  # seconds before a submit is answered
+    drop_response_ratio: float = 0.0  # fraction of submits never answered
+    error_status: int = 0  # answer submits to error_prefix with this status
+    error_prefix: str = ""
+    disconnect_after: int = 0  # close the TCP connection after N PDUs received on a link
+    garbage_after: int = 0  # write garbage bytes after N deliver_sm sent on a link
+    seed: int | None = None
+
+
+@dataclass
+class Account:
+    system_id: str
+    password: str
+    bind_types: frozenset[BindType] = frozenset(BindType)
+    allow_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    window: int = 50
+    throughput: float = 0.0  # submits per second, 0 = unlimited
+    faults: Faults = field(default_factory=Faults)
+
+
+@dataclass
+class Route:
+    prefix: str
+    account: str
+
+
+@dataclass
+class SmscConfig:
+    host: str = "127.0.0.1"
+    port: int = 2775
+    accounts: list[Account] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+    retry_interval: float = 5.0
+    max_attempts: int = 0  # 0: retry until the validity expires
+    validity: float = 24 * 3600.0
+    store_limit: int = 1_000_000
+    response_timeout: float = 10.0
+    enquire_link_interval: float = 30.0
+    system_id: str = "fraudgate-sim"
+
+
+@dataclass
+class Message:
+    id: str
+    source_ton: int
+    source_npi: int
+    source: str
+    dest_ton: int
+    dest_npi: int
+    dest: str
+    esm_class: int
+    protocol_id: int
+    data_coding: int
+    short_message: bytes
+    tlvs: list[Tlv]
+    registered_delivery: int
+    origin: str  # system_id that submitted it ("" for injected MO)
+    submitted_at: float
+    state: MessageState = MessageState.ENROUTE
+    attempts: int = 0
+    error: int = 0
+    done_at: float | None = None
+
+
+@dataclass
+class Stats:
+    submitted: int = 0
+    rejected: int = 0
+    delivered: int = 0
+    failed: int = 0
+    retries: int = 0
+    receipts: int = 0
+    throttled: int = 0
+
+
+class _TokenBucket:
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class _AccountState:
+    def __init__(self, account: Account) -> None:
+        self.account = account
+        self.queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.links: list[Link] = []
+        self.bucket = _TokenBucket(account.throughput)
+        self.submits = 0
+        self.rng = random.Random(account.faults.seed)
+
+
+class SimulatedSmsc:
+    """`async with SimulatedSmsc(config) as smsc:` listens on config.host:config.port
+    (port 0 picks a free one: read `smsc.port`)."""
+
+    def __init__(self, config: SmscConfig) -> None:
+        self.config = config
+        self.accounts = {a.system_id: _AccountState(a) for a in config.accounts}
+        for route in config.routes:
+            if route.account not in self.accounts:
+                raise ValueError(f"route {route.prefix!r} names unknown account {route.account!r}")
+        self.routes = sorted(config.routes, key=lambda r: len(r.prefix), reverse=True)
+        self.messages: dict[str, Message] = {}
+        self.stats = Stats()
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._workers: dict[Link, list[asyncio.Task[None]]] = {}
+        self._link_pdus: dict[Link, int] = {}
+        self._link_delivers: dict[Link, int] = {}
+        self.server = SmppServer(
+            lambda: _Handler(self),
+            config.host,
+            config.port,
+            session_config=SessionConfig(
+                response_timeout=config.response_timeout,
+                enquire_link_interval=config.enquire_link_interval,
+            ),
+            name="sim-smsc",
+        )
+        self._finished: deque[Message] = deque(maxlen=100_000)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def __aenter__(self) -> SimulatedSmsc:
+        await self.server.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for tasks in self._workers.values():
+            for t in tasks:
+                t.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        await self.server.close()
+
+    # ------------------------------------------------------------------ binds
+    def bind_status(self, link: Link, pdu: Pdu, bind_type: BindType) -> int:
+        system_id = getattr(pdu, "system_id", "")
+        state = self.accounts.get(system_id)
+        if state is None:
+            return Status.ESME_RINVSYSID
+        acc = state.account
+        if getattr(pdu, "password", "") != acc.password:
+            return Status.ESME_RINVPASWD
+        if bind_type not in acc.bind_types:
+            return Status.ESME_RBINDFAIL
+        if acc.allow_ips:
+            ip = ipaddress.ip_address(link.peer[0]) if link.peer else None
+            if ip is None or not any(ip in net for net in acc.allow_ips):
+                return Status.ESME_RBINDFAIL
+        return Status.ESME_ROK
+
+    def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:
+        status = self.bind_status(link, pdu, bind_type)
+        system_id = getattr(pdu, "system_id", "")
+        if status:
+            log.info("bind %s from %s refused: 0x%02X", system_id, link.peer, status)
+            link.reject_bind(pdu, status)
+            link.loop.call_later(0.2, link.abort, "bind refused")
+            return
+        state = self.accounts[system_id]
+        link.name = f"sim-smsc/{system_id}"
+        link.session.config.window = state.account.window
+        link.session.config.incoming_window = state.account.window
+        link.accept_bind(pdu, self.config.system_id)
+        self._link_pdus[link] = 0
+        self._link_delivers[link] = 0
+        if bind_type in (BindType.RECEIVER, BindType.TRANSCEIVER):
+            state.links.append(link)
+            self._workers[link] = [
+                asyncio.ensure_future(self._deliver_worker(state, link))
+                for _ in range(state.account.window)
+            ]
+        log.info("bound %s as %s from %s", system_id, bind_type.value, link.peer)
+
+    def on_closed(self, link: Link) -> None:
+        for task in self._workers.pop(link, []):
+            task.cancel()
+        for state in self.accounts.values():
+            if link in state.links:
+                state.links.remove(link)
+        self._link_pdus.pop(link, None)
+        self._link_delivers.pop(link, None)
+
+    # ------------------------------------------------------------------ requests
+    def on_request(self, link: Link, pdu: Pdu) -> None:
+        state = self.accounts.get(link.session.peer_system_id)
+        assert state is not None  # the session refuses requests before bind
+        faults = state.account.faults
+        count = self._link_pdus.get(link, 0) + 1
+        self._link_pdus[link] = count
+        if faults.disconnect_after and count >= faults.disconnect_after:
+            log.info("fault: dropping %s after %d PDUs", link.name, count)
+            link.abort("fault injection: disconnect")
+            return
+        cid = pdu.command_id
+        if cid in (CommandId.SUBMIT_SM, CommandId.SUBMIT_MULTI, CommandId.DATA_SM):
+            self._on_submit(link, state, pdu)
+        elif isinstance(pdu, QuerySm):
+            self._on_query(link, pdu)
+        elif isinstance(pdu, CancelSm):
+            self._on_cancel(link, pdu)
+        elif isinstance(pdu, ReplaceSm):
+            self._on_replace(link, pdu)
+        else:
+            link.respond(pdu.response(status=Status.ESME_RINVCMDID))
+
+    def _fault_status(self, state: _AccountState, pdu: Pdu) -> int | None:
+        """A status forced by fault injection, or None (also None for 'no response at all')."""
+        f = state.account.faults
+        state.submits += 1
+        if f.throttle_every and state.submits % f.throttle_every == 0:
+            return Status.ESME_RTHROTTLED
+        if f.throttle_ratio and state.rng.random() < f.throttle_ratio:
+            return Status.ESME_RTHROTTLED
+        dest = getattr(pdu, "destination_addr", "").lstrip("+")
+        if f.error_status and dest.startswith(f.error_prefix):
+            return f.error_status
+        return None
+
+    def _respond(self, link: Link, state: _AccountState, resp: Pdu) -> None:
+        f = state.account.faults
+        if f.drop_response_ratio and state.rng.random() < f.drop_response_ratio:
+            log.debug("fault: not answering seq %d", resp.sequence)
+            return
+        if f.response_delay > 0:
+            link.loop.call_later(f.response_delay, self._respond_later, link, resp)
+        else:
+            link.respond(resp)
+
+    @staticmethod
+    def _respond_later(link: Link, resp: Pdu) -> None:
+        with contextlib.suppress(LinkClosedError):
+            link.respond(resp)
+
+    def _on_submit(self, link: Link, state: _AccountState, pdu: Pdu) -> None:
+        status = self._fault_status(state, pdu)
+        if status is None and not state.bucket.take():
+            status = Status.ESME_RTHROTTLED
+        if status is None and len(self.messages) >= self.config.store_limit:
+            status = Status.ESME_RMSGQFUL
+        if status is not None:
+            if status == Status.ESME_RTHROTTLED:
+                self.stats.throttled += 1
+            self.stats.rejected += 1
+            self._respond(link, state, pdu.response(status=status))
+            return
+        if isinstance(pdu, SubmitMulti):
+            self._on_submit_multi(link, state, pdu)
+            return
+        assert isinstance(pdu, SubmitSm | DataSm)
+        msg, status = self._accept(
+            pdu, state.account.system_id, pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi
+        )
+        if msg is None:
+            self.stats.rejected += 1
+            self._respond(link, state, pdu.response(status=status))
+            return
+        self._respond(link, state, pdu.response(message_id=msg.id))
+
+    def _on_submit_multi(self, link: Link, state: _AccountState, pdu: SubmitMulti) -> None:
+        failed: list[UnsuccessSme] = []
+        first_id = ""
+        for dest in pdu.dest_addresses:
+            if not isinstance(dest, SmeAddress):
+                failed.append(UnsuccessSme(0, 0, "", Status.ESME_RINVDLNAME))
+                continue
+            msg, status = self._accept(
+                pdu, state.account.system_id, dest.address, dest.ton, dest.npi
+            )
+            if msg is None:
+                failed.append(UnsuccessSme(dest.ton, dest.npi, dest.address, status))
+            elif not first_id:
+                first_id = msg.id
+        self._respond(link, state, pdu.response(message_id=first_id, unsuccess_smes=failed))
+
+    def _accept(
+        self, pdu: SubmitSm | DataSm | SubmitMulti, origin: str, dest: str, ton: int, npi: int
+    ) -> tuple[Message | None, int]:
+        route = self.route_for(dest)
+        if route is None:
+            return None, Status.ESME_RINVDSTADR
+        if isinstance(pdu, DataSm):
+            body, tlvs, pid = b"", list(pdu.tlvs), 0
+        else:
+            body, tlvs, pid = pdu.short_message, list(pdu.tlvs), pdu.protocol_id
+        msg = Message(
+            id=f"{next(self._ids):08X}",
+            source_ton=pdu.source_addr_ton,
+            source_npi=pdu.source_addr_npi,
+            source=pdu.source_addr,
+            dest_ton=ton,
+            dest_npi=npi,
+            dest=dest,
+            esm_class=pdu.esm_class & ~EsmClass.MODE_MASK,
+            protocol_id=pid,
+            data_coding=pdu.data_coding,
+            short_message=body,
+            tlvs=tlvs,
+            registered_delivery=pdu.registered_delivery,
+            origin=origin,
+            submitted_at=time.time(),
+        )
+        self.messages[msg.id] = msg
+        self.stats.submitted += 1
+        self.accounts[route.account].queue.put_nowait(msg)
+        return msg, Status.ESME_ROK
+
+    def inject(
+        self,
+        source: str,
+        dest: str,
+        short_message: bytes,
+        *,
+        data_coding: int = 0,
+        esm_class: int = 0,
+        tlvs: list[Tlv] | None = None,
+        source_ton: int = 1,
+        source_npi: int = 1,
+    ) -> Message:
+        """Route a message as if it came from the radio network (MO), not from an ESME."""
+        pdu = SubmitSm(
+            source_addr_ton=source_ton,
+            source_addr_npi=source_npi,
+            source_addr=source,
+            destination_addr=dest,
+            data_coding=data_coding,
+            esm_class=esm_class,
+            short_message=short_message,
+            tlvs=tlvs or [],
+        )
+        msg, status = self._accept(pdu, "", dest, 1, 1)
+        if msg is None:
+            raise ValueError(f"no route for {dest}: 0x{status:02X}")
+        return msg
+
+    def route_for(self, dest: str) -> Route | None:
+        digits = dest.lstrip("+")
+        for route in self.routes:
+            if digits.startswith(route.prefix):
+                return route
+        return None
+
+    def _on_query(self, link: Link, pdu: QuerySm) -> None:
+        msg = self.messages.get(pdu.message_id)
+        if msg is None:
+            link.respond(pdu.response(status=Status.ESME_RQUERYFAIL))
+            return
+        final = _smpp_time(msg.done_at) if msg.done_at else ""
+        link.respond(
+            pdu.response(
+                message_id=msg.id,
+                final_date=final,
+                message_state=msg.state,
+                error_code=msg.error & 0xFF,
+            )
+        )
+
+    def _on_cancel(self, link: Link, pdu: CancelSm) -> None:
+        msg = self.messages.get(pdu.message_id)
+        if msg is None or msg.state != MessageState.ENROUTE:
+            link.respond(pdu.response(status=Status.ESME_RCANCELFAIL))
+            return
+        self._finish(msg, MessageState.DELETED, 0)
+        link.respond(pdu.response())
+
+    def _on_replace(self, link: Link, pdu: ReplaceSm) -> None:
+        msg = self.messages.get(pdu.message_id)
+        if msg is None or msg.state != MessageState.ENROUTE:
+            link.respond(pdu.response(status=Status.ESME_RREPLACEFAIL))
+            return
+        msg.short_message = pdu.short_message
+        link.respond(pdu.response())
+
+    # ------------------------------------------------------------------ delivery
+    async def _deliver_worker(self, state: _AccountState, link: Link) -> None:
+        while not link.session.closed:
+            msg = await state.queue.get()
+            if msg.state != MessageState.ENROUTE:
+                continue  # cancelled while queued
+            await self._deliver_one(state, link, msg)
+
+    def _deliver_pdu(self, msg: Message) -> DeliverSm:
+        return DeliverSm(
+            source_addr_ton=msg.source_ton,
+            source_addr_npi=msg.source_npi,
+            source_addr=msg.source,
+            dest_addr_ton=msg.dest_ton,
+            dest_addr_npi=msg.dest_npi,
+            destination_addr=msg.dest,
+            esm_class=msg.esm_class,
+            protocol_id=msg.protocol_id,
+            data_coding=msg.data_coding,
+            short_message=msg.short_message,
+            tlvs=list(msg.tlvs),
+        )
+
+    async def _deliver_one(self, state: _AccountState, link: Link, msg: Message) -> None:
+        msg.attempts += 1
+        faults = state.account.faults
+        delivered = self._link_delivers.get(link, 0) + 1
+        self._link_delivers[link] = delivered
+        if faults.garbage_after and delivered == faults.garbage_after and link.transport:
+            log.info("fault: garbage bytes to %s", link.name)
+            link.transport.write(b"\x00\x00\x00\x05garbage!!")  # command_length 5: unframeable
+        try:
+            resp = await link.request(self._deliver_pdu(msg))
+        except (RequestFailedError, LinkClosedError) as exc:
+            log.debug("deliver %s via %s failed: %s; will retry", msg.id, link.name, exc)
+            self._retry(state, msg, immediate=isinstance(exc, LinkClosedError))
+            return
+        if resp.status == Status.ESME_ROK:
+            self._finish(msg, MessageState.DELIVERED, 0)
+        elif resp.status in TEMPORARY_ERRORS:
+            msg.error = resp.status
+            self._retry(state, msg, immediate=False)
+        else:
+            self._finish(msg, MessageState.UNDELIVERABLE, resp.status)
+
+    def _retry(self, state: _AccountState, msg: Message, *, immediate: bool) -> None:
+        cfg = self.config
+        too_old = time.time() - msg.submitted_at > cfg.validity
+        if (cfg.max_attempts and msg.attempts >= cfg.max_attempts) or too_old:
+            self._finish(msg, MessageState.EXPIRED, msg.error)
+            return
+        self.stats.retries += 1
+        if immediate:
+            state.queue.put_nowait(msg)
+        else:
+            asyncio.get_running_loop().call_later(cfg.retry_interval, state.queue.put_nowait, msg)
+
+    def _finish(self, msg: Message, final: MessageState, error: int) -> None:
+        msg.state, msg.error, msg.done_at = final, error, time.time()
+        if final == MessageState.DELIVERED:
+            self.stats.delivered += 1
+        else:
+            self.stats.failed += 1
+        self._finished.append(msg)
+        wanted = msg.registered_delivery & 0x03
+        if msg.origin and (wanted == 1 or (wanted == 2 and final != MessageState.DELIVERED)):
+            self._send_receipt(msg)
+
+    def _send_receipt(self, msg: Message) -> None:
+        """Delivery receipt per SMPP 3.4 Appendix B, routed back to the submitting account."""
+        state = self.accounts.get(msg.origin)
+        if state is None:
+            return
+        stat = {
+            MessageState.DELIVERED: "DELIVRD",
+            MessageState.EXPIRED: "EXPIRED",
+            MessageState.DELETED: "DELETED",
+            MessageState.UNDELIVERABLE: "UNDELIV",
+            MessageState.REJECTED: "REJECTD",
+        }.get(msg.state, "UNKNOWN")
+        ok = "001" if msg.state == MessageState.DELIVERED else "000"
+        text = msg.short_message[:20].decode("latin-1", "replace")
+        body = (
+            f"id:{msg.id} sub:001 dlvrd:{ok} submit date:{_dlr_time(msg.submitted_at)} "
+            f"done date:{_dlr_time(msg.done_at or time.time())} stat:{stat} "
+            f"err:{msg.error & 0xFFF:03d} text:{text}"
+        )
+        receipt = Message(
+            id=f"{next(self._ids):08X}",
+            source_ton=msg.dest_ton,
+            source_npi=msg.dest_npi,
+            source=msg.dest,
+            dest_ton=msg.source_ton,
+            dest_npi=msg.source_npi,
+            dest=msg.source,
+            esm_class=EsmClass.DELIVERY_RECEIPT,
+            protocol_id=0,
+            data_coding=0,
+            short_message=body.encode("latin-1", "replace"),
+            tlvs=[
+                Tlv.of(Tag.RECEIPTED_MESSAGE_ID, msg.id),
+                Tlv.of(Tag.MESSAGE_STATE, int(msg.state)),
+            ],
+            registered_delivery=0,
+            origin="",
+            submitted_at=time.time(),
+        )
+        self.messages[receipt.id] = receipt
+        self.stats.receipts += 1
+        state.queue.put_nowait(receipt)
+
+    def pending(self) -> int:
+        """Messages accepted and not yet in a final state."""
+        return sum(1 for m in self.messages.values() if m.state == MessageState.ENROUTE)
+
+
+class _Handler:
+    """One per connection: forwards the link's callbacks to the SMSC."""
+
+    def __init__(self, smsc: SimulatedSmsc) -> None:
+        self.smsc = smsc
+
+    def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:
+        self.smsc.on_bind(link, pdu, bind_type)
+
+    def on_request(self, link: Link, pdu: Pdu) -> None:
+        self.smsc.on_request(link, pdu)
+
+    def on_closed(self, link: Link, reason: str, clean: bool) -> None:
+        self.smsc.on_closed(link)
+
+
+def _dlr_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%y%m%d%H%M")
+
+
+def _smpp_time(ts: float) -> str:
+    """Absolute time format of SMPP 3.4 §7.1.1: YYMMDDhhmmsstnnp (UTC, so '000+')."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%y%m%d%H%M%S") + "000+"
