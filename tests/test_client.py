@@ -1,0 +1,137 @@
+"""ESME client and supervisor over real loopback TCP (and TLS) against the project's server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gateway.backoff import Backoff
+from smsc.client import EsmeClient, EsmeConfig, EsmeSupervisor, TlsConfig
+from smsc.link import BindError, Link
+from smsc.pdu import Pdu, SubmitSm
+from smsc.server import SmppServer
+from smsc.session import BindType
+
+
+class Smsc:
+    """Accepts password 'pw', answers submit_sm with message_id = its sequence."""
+
+    def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:
+        if getattr(pdu, "password", "") == "pw":
+            link.accept_bind(pdu, "test-smsc")
+        else:
+            link.reject_bind(pdu, 0x0E)
+
+    def on_request(self, link: Link, pdu: Pdu) -> None:
+        link.respond(pdu.response(message_id=f"m{pdu.sequence}"))
+
+    def on_closed(self, link: Link, reason: str, clean: bool) -> None:
+        pass
+
+
+class Esme:
+    def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:
+        raise AssertionError("an ESME is never asked to accept a bind")
+
+    def on_request(self, link: Link, pdu: Pdu) -> None:
+        link.respond(pdu.response())
+
+    def on_closed(self, link: Link, reason: str, clean: bool) -> None:
+        pass
+
+
+def _submit() -> SubmitSm:
+    return SubmitSm(source_addr="77010000001", destination_addr="77010000002", short_message=b"x")
+
+
+async def test_context_manager_binds_submits_and_unbinds_cleanly() -> None:
+    async with SmppServer(Smsc, port=0) as srv:
+        async with EsmeClient(EsmeConfig("127.0.0.1", srv.port, "u", "pw"), Esme()) as link:
+            resp = await link.request(_submit())
+            assert resp.status == 0 and resp.message_id == f"m{resp.sequence}"  # type: ignore[attr-defined]
+        assert await link.closed == ("unbound", True)
+
+
+async def test_wrong_password_raises_bind_error_with_the_status() -> None:
+    async with SmppServer(Smsc, port=0) as srv:
+        with pytest.raises(BindError) as err:
+            async with EsmeClient(EsmeConfig("127.0.0.1", srv.port, "u", "bad"), Esme()):
+                pass
+        assert err.value.status == 0x0E
+
+
+async def test_supervisor_logs_once_down_once_back_and_rebinds(
+    caplog: pytest.LogCaptureFixture, unused_tcp_port: int
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="fraudgate.smpp.client")
+    port = unused_tcp_port
+    cfg = EsmeConfig("127.0.0.1", port, "u", "pw", connect_timeout=1.0)
+    sup = EsmeSupervisor(cfg, Esme(), Backoff(initial=0.02, cap=0.1))
+    async with SmppServer(Smsc, port=port):
+        task = asyncio.create_task(sup.run())
+        await sup.wait_bound(5)
+        assert (await sup.request(_submit())).status == 0
+        for link in list((sup.link and [sup.link]) or []):
+            link.abort("test cuts the link")
+    await asyncio.sleep(0.5)  # several failed reconnects while the server is away
+    async with SmppServer(Smsc, port=port):
+        link = await sup.wait_bound(5)
+        await asyncio.sleep(0.05)
+        assert (await sup.request(_submit())).status == 0
+        sup.stop()
+        await asyncio.wait_for(task, 5)
+    assert sup.binds == 2
+    assert link.closed.done() and link.closed.result()[1] is True  # unbound on stop
+    down = [r for r in caplog.records if "link down" in r.getMessage()]
+    back = [r for r in caplog.records if "link back" in r.getMessage()]
+    retries = [r for r in caplog.records if "reconnect failed" in r.getMessage()]
+    assert len(down) == 1 and down[0].levelno == logging.WARNING
+    assert len(back) == 1 and back[0].levelno == logging.INFO
+    assert retries and all(r.levelno == logging.DEBUG for r in retries)
+
+
+def test_backoff_is_capped_exponential_with_jitter() -> None:
+    b = Backoff(initial=1.0, cap=8.0, jitter=0.2)
+    delays = [b.next_delay() for _ in range(8)]
+    for got, base in zip(delays, [1, 2, 4, 8, 8, 8, 8, 8], strict=True):
+        assert base * 0.8 <= got <= base * 1.2
+    assert len({round(d, 6) for d in delays[3:]}) > 1  # jittered, not identical
+    b.reset()
+    assert b.next_delay() <= 1.2
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_tls_bind_and_submit(tls_files: tuple[Path, Path]) -> None:
+    cert, key = tls_files
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    async with SmppServer(Smsc, port=0, ssl_context=server_ctx) as srv:
+        tls = TlsConfig(ca_file=str(cert), server_hostname="localhost")
+        cfg = EsmeConfig("127.0.0.1", srv.port, "u", "pw", tls=tls)
+        async with EsmeClient(cfg, Esme()) as link:
+            assert link.transport is not None
+            assert link.transport.get_extra_info("ssl_object") is not None
+            assert (await link.request(_submit())).status == 0
+        # an untrusted server certificate is refused
+        with pytest.raises(ssl.SSLError):
+            async with EsmeClient(
+                EsmeConfig("127.0.0.1", srv.port, "u", "pw", tls=TlsConfig()), Esme()
+            ):
+                pass
