@@ -188,7 +188,11 @@ class SimulatedSmsc:
             ),
             name="sim-smsc",
         )
-        self._finished: deque[Message] = deque(maxlen=100_000)
+        # Finished messages stay queryable (query_sm) until this many newer ones finished.
+        self._finished: deque[Message] = deque()
+        self.finished_retention = 100_000
+        self._enroute = 0
+        self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -196,6 +200,7 @@ class SimulatedSmsc:
 
     async def __aenter__(self) -> SimulatedSmsc:
         await self.server.__aenter__()
+        self._sweeper = asyncio.ensure_future(self._expire_loop())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -204,6 +209,8 @@ class SimulatedSmsc:
                 t.cancel()
         for t in list(self._tasks):
             t.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         await self.server.close()
 
     # ------------------------------------------------------------------ binds
@@ -257,6 +264,8 @@ class SimulatedSmsc:
 
     # ------------------------------------------------------------------ requests
     def on_request(self, link: Link, pdu: Pdu) -> None:
+        if link.session.closed:  # aborted earlier in this same read (fault injection)
+            return
         state = self.accounts.get(link.session.peer_system_id)
         assert state is not None  # the session refuses requests before bind
         faults = state.account.faults
@@ -310,7 +319,7 @@ class SimulatedSmsc:
         status = self._fault_status(state, pdu)
         if status is None and not state.bucket.take():
             status = Status.ESME_RTHROTTLED
-        if status is None and len(self.messages) >= self.config.store_limit:
+        if status is None and self._enroute >= self.config.store_limit:
             status = Status.ESME_RMSGQFUL
         if status is not None:
             if status == Status.ESME_RTHROTTLED:
@@ -375,6 +384,7 @@ class SimulatedSmsc:
             submitted_at=time.time(),
         )
         self.messages[msg.id] = msg
+        self._enroute += 1
         self.stats.submitted += 1
         self.accounts[route.account].queue.put_nowait(msg)
         return msg, Status.ESME_ROK
@@ -450,8 +460,31 @@ class SimulatedSmsc:
         while not link.session.closed:
             msg = await state.queue.get()
             if msg.state != MessageState.ENROUTE:
-                continue  # cancelled while queued
-            await self._deliver_one(state, link, msg)
+                continue  # cancelled or expired while queued
+            if self._expired(msg):
+                continue
+            try:
+                await self._deliver_one(state, link, msg)
+            except asyncio.CancelledError:
+                # The link closed under us (on_closed cancels workers): the message must not
+                # vanish with the worker.
+                if msg.state == MessageState.ENROUTE:
+                    state.queue.put_nowait(msg)
+                raise
+
+    def _expired(self, msg: Message) -> bool:
+        if time.time() - msg.submitted_at <= self.config.validity:
+            return False
+        self._finish(msg, MessageState.EXPIRED, msg.error)
+        return True
+
+    async def _expire_loop(self) -> None:
+        """Expire stored messages even while no receiver is bound (their receipts go out)."""
+        period = min(max(self.config.validity / 10, 0.05), 60.0)
+        while True:
+            await asyncio.sleep(period)
+            for msg in [m for m in self.messages.values() if m.state == MessageState.ENROUTE]:
+                self._expired(msg)
 
     def _deliver_pdu(self, msg: Message) -> DeliverSm:
         return DeliverSm(
@@ -492,9 +525,10 @@ class SimulatedSmsc:
 
     def _retry(self, state: _AccountState, msg: Message, *, immediate: bool) -> None:
         cfg = self.config
-        too_old = time.time() - msg.submitted_at > cfg.validity
-        if (cfg.max_attempts and msg.attempts >= cfg.max_attempts) or too_old:
+        if cfg.max_attempts and msg.attempts >= cfg.max_attempts:
             self._finish(msg, MessageState.EXPIRED, msg.error)
+            return
+        if self._expired(msg):
             return
         self.stats.retries += 1
         if immediate:
@@ -504,11 +538,14 @@ class SimulatedSmsc:
 
     def _finish(self, msg: Message, final: MessageState, error: int) -> None:
         msg.state, msg.error, msg.done_at = final, error, time.time()
+        self._enroute -= 1
         if final == MessageState.DELIVERED:
             self.stats.delivered += 1
         else:
             self.stats.failed += 1
         self._finished.append(msg)
+        if len(self._finished) > self.finished_retention:
+            self.messages.pop(self._finished.popleft().id, None)
         wanted = msg.registered_delivery & 0x03
         if msg.origin and (wanted == 1 or (wanted == 2 and final != MessageState.DELIVERED)):
             self._send_receipt(msg)
@@ -553,12 +590,13 @@ class SimulatedSmsc:
             submitted_at=time.time(),
         )
         self.messages[receipt.id] = receipt
+        self._enroute += 1
         self.stats.receipts += 1
         state.queue.put_nowait(receipt)
 
     def pending(self) -> int:
-        """Messages accepted and not yet in a final state."""
-        return sum(1 for m in self.messages.values() if m.state == MessageState.ENROUTE)
+        """Messages accepted (receipts included) and not yet in a final state."""
+        return self._enroute
 
 
 class _Handler:

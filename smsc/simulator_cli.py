@@ -30,6 +30,7 @@ def parse_hostport(text: str, what: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{what}: expected HOST:PORT, got {text!r}")
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:2775
     return host or "127.0.0.1", int(port)
 
 
@@ -106,6 +107,9 @@ def config_from_toml(data: dict[str, object]) -> SmscConfig:
     if not cfg.accounts:
         raise ConfigError("account: at least one [[account]] is required")
     names = [a.system_id for a in cfg.accounts]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"account[{i}].system_id: {name!r} is already used by an account")
     for i, t in enumerate(root.tables("route")):
         route = Route(prefix=t.get("prefix", str, ""), account=t.get("account", str))
         if route.account not in names:
