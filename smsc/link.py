@@ -22,6 +22,7 @@ from smsc.session import (
     Bound,
     Closed,
     Event,
+    NotificationReceived,
     OutbindReceived,
     ProtocolViolation,
     RequestFailed,
@@ -220,6 +221,14 @@ class Link(asyncio.Protocol):
         for ev in events:
             if isinstance(ev, RequestReceived):
                 self.handler.on_request(self, ev.pdu)
+            elif isinstance(ev, NotificationReceived):
+                notify = getattr(self.handler, "on_notification", None)
+                if notify is not None:
+                    notify(self, ev.pdu)
+                else:
+                    log.info(
+                        "%s: %s from %s", self.name, ev.pdu.name, getattr(ev.pdu, "source_addr", "")
+                    )
             elif isinstance(ev, ResponseReceived):
                 fut = self._waiters.pop(ev.request.sequence, None)
                 if fut is not None and not fut.done():

@@ -77,9 +77,20 @@ class Tlv:
             size = {"u8": 1, "u16": 2, "u32": 4}.get(kind)
             if size is None:
                 raise PduError(f"TLV 0x{tag:04X} takes {kind}, not an integer")
-            return cls(tag, value.to_bytes(size, "big"))
+            try:
+                return cls(tag, value.to_bytes(size, "big"))
+            except OverflowError as exc:
+                raise PduError(
+                    f"TLV 0x{tag:04X}={value} does not fit {size} octet(s)",
+                    status=Status.ESME_RINVOPTPARAMVAL,
+                ) from exc
         if isinstance(value, str):
-            raw = value.encode("latin-1")
+            try:
+                raw = value.encode("latin-1")
+            except UnicodeEncodeError as exc:
+                raise PduError(
+                    f"TLV 0x{tag:04X}: {exc}", status=Status.ESME_RINVOPTPARAMVAL
+                ) from exc
             return cls(tag, raw + b"\0" if kind == "cstr" else raw)
         return cls(tag, bytes(value))
 
@@ -257,7 +268,10 @@ class Pdu:
 
     # Encoding ---------------------------------------------------------------------------
     def encode(self) -> bytes:
-        body = self._encode_body()
+        try:
+            body = self._encode_body()
+        except (UnicodeEncodeError, ValueError, OverflowError, struct.error) as exc:
+            raise PduError(f"{self.name}: {exc}", command_id=self.command_id) from exc
         for t in self.tlvs:
             body += _TLV_HEAD.pack(t.tag, len(t.value)) + t.value
         return (
@@ -265,7 +279,12 @@ class Pdu:
         )
 
     def _encode_body(self) -> bytes:
-        if self._OPTIONAL_BODY and self.status != 0 and not self._has_body_values():
+        if (
+            self._OPTIONAL_BODY
+            and self.status != 0
+            and not self.tlvs  # TLVs follow the mandatory body, which must then be present
+            and not self._has_body_values()
+        ):
             return b""
         out = bytearray()
         for name, kind, size, status in self._SPEC:
@@ -278,6 +297,8 @@ class Pdu:
                 out.append(value)
             elif kind == C:
                 raw = value.encode("latin-1")
+                if b"\0" in raw:
+                    raise PduError(f"{self.name}.{name} contains a NUL octet", status=status)
                 if len(raw) >= size:
                     raise PduError(
                         f"{self.name}.{name} is {len(raw)} octets, at most {size - 1} allowed",
@@ -319,21 +340,32 @@ class Pdu:
         return cls(sequence=self.sequence, status=status, **fields)
 
 
+def _cstr_bytes(text: str, size: int, what: str, status: int) -> bytes:
+    raw = text.encode("latin-1")
+    if len(raw) >= size or b"\0" in raw:
+        raise PduError(f"{what}: at most {size - 1} octets and no NUL", status=status)
+    return raw + b"\0"
+
+
 def _encode_dests(out: bytearray, dests: list[SmeAddress | DistributionList]) -> None:
     if len(dests) > 254:
         raise PduError("submit_multi allows at most 254 destinations", status=_S.ESME_RINVNUMDESTS)
     out.append(len(dests))
     for d in dests:
         if isinstance(d, SmeAddress):
-            out += bytes((1, d.ton, d.npi)) + d.address.encode("latin-1") + b"\0"
+            out += bytes((1, d.ton, d.npi))
+            out += _cstr_bytes(d.address, 21, "dest_address", _S.ESME_RINVDSTADR)
         else:
-            out += b"\x02" + d.name.encode("latin-1") + b"\0"
+            out += b"\x02" + _cstr_bytes(d.name, 21, "dl_name", _S.ESME_RINVDLNAME)
 
 
 def _encode_unsuccess(out: bytearray, items: list[UnsuccessSme]) -> None:
+    if len(items) > 255:
+        raise PduError("no_unsuccess is one octet: at most 255 unsuccess_sme entries")
     out.append(len(items))
     for u in items:
-        out += bytes((u.ton, u.npi)) + u.address.encode("latin-1") + b"\0"
+        out += bytes((u.ton, u.npi))
+        out += _cstr_bytes(u.address, 21, "unsuccess_sme address", _S.ESME_RINVDSTADR)
         out += _U32.pack(u.error_status_code)
 
 
@@ -739,6 +771,11 @@ def _decode_body(
                 raise PduError("sm_length: PDU ends before this field", status=err)
             sm_length = data[offset]
             offset += 1
+            if sm_length > 254:
+                raise PduError(
+                    "sm_length 255: at most 254 octets, longer text goes in message_payload",
+                    status=Status.ESME_RINVMSGLEN,
+                )
             if offset + sm_length > end:
                 raise PduError(
                     f"sm_length {sm_length} runs past the PDU end ({end - offset} octets left)",

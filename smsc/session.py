@@ -88,6 +88,8 @@ _BOUND_STATE = {
 }
 
 C = CommandId
+# Requests that have no response PDU (SMPP 3.4 §4.1.7 outbind, §4.12 alert_notification).
+NO_RESPONSE = frozenset({C.OUTBIND, C.ALERT_NOTIFICATION})
 _LINK = {C.ENQUIRE_LINK, C.UNBIND}
 _ESME_TX = {C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM, C.QUERY_SM, C.CANCEL_SM, C.REPLACE_SM}
 _SMSC_TO_RX = {C.DELIVER_SM, C.DATA_SM, C.ALERT_NOTIFICATION}
@@ -128,6 +130,13 @@ TRANSITIONS: dict[tuple[State, str], State] = {
 @dataclass(slots=True)
 class RequestReceived:
     """A request from the peer; answer it with `Session.send_response` (now or later)."""
+
+    pdu: Pdu
+
+
+@dataclass(slots=True)
+class NotificationReceived:
+    """A request that has no response (alert_notification, §4.12): nothing to answer."""
 
     pdu: Pdu
 
@@ -193,6 +202,7 @@ class ProtocolViolation:
 
 Event = (
     RequestReceived
+    | NotificationReceived
     | ResponseReceived
     | RequestFailed
     | BindRequested
@@ -305,7 +315,7 @@ class Session:
             raise WindowFullError(f"window of {self.config.window} requests is full")
         pdu.sequence = self.next_sequence()
         self._out.append(pdu.encode())
-        if cid != C.OUTBIND:  # outbind has no response (§4.1.7)
+        if cid not in NO_RESPONSE:
             timeout = self.config.response_timeout
             self._outstanding[pdu.sequence] = _Outstanding(pdu, self.now, self.now + timeout)
         return pdu.sequence
@@ -391,6 +401,8 @@ class Session:
         max_size = self.config.max_pdu_size
         while size - offset >= 4:
             length = int.from_bytes(buf[offset : offset + 4], "big")
+            if length > max_size and size - offset < HEADER_SIZE:
+                break  # wait for the whole header, so the generic_nack carries its sequence
             if length < HEADER_SIZE or length > max_size:
                 seq = (
                     int.from_bytes(buf[offset + 12 : offset + 16], "big")
@@ -490,6 +502,8 @@ class Session:
             return [UnbindRequested(), *self._maybe_finish_drain()]
         if cid not in REQUESTS_ALLOWED.get((peer, self.state), frozenset()):
             return self._refuse(pdu, Status.ESME_RINVBNDSTS, f"not allowed in {self.state.value}")
+        if cid in NO_RESPONSE:
+            return [NotificationReceived(pdu)]
         limit = self.config.incoming_window
         if limit is not None and len(self._pending_in) >= limit:
             self._out.append(pdu.response(status=self.config.overflow_status).encode())
