@@ -41,6 +41,7 @@ from smsc.pdu import (
     Tlv,
     UnsuccessSme,
 )
+from smsc.receipt import format_receipt
 from smsc.server import SmppServer
 from smsc.session import BindType, SessionConfig
 
@@ -88,7 +89,7 @@ class SmscConfig:
     host: str = "127.0.0.1"
     port: int = 2775
     accounts: list[Account] = field(default_factory=list)
-    routes: list[Route] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)  # none: all go to the first account
     retry_interval: float = 5.0
     max_attempts: int = 0  # 0: retry until the validity expires
     validity: float = 24 * 3600.0
@@ -170,7 +171,10 @@ class SimulatedSmsc:
         for route in config.routes:
             if route.account not in self.accounts:
                 raise ValueError(f"route {route.prefix!r} names unknown account {route.account!r}")
-        self.routes = sorted(config.routes, key=lambda r: len(r.prefix), reverse=True)
+        routes = (
+            config.routes or [Route("", config.accounts[0].system_id)] if config.accounts else []
+        )
+        self.routes = sorted(routes, key=lambda r: len(r.prefix), reverse=True)
         self.messages: dict[str, Message] = {}
         self.stats = Stats()
         self._ids = itertools.count(1)
@@ -555,19 +559,13 @@ class SimulatedSmsc:
         state = self.accounts.get(msg.origin)
         if state is None:
             return
-        stat = {
-            MessageState.DELIVERED: "DELIVRD",
-            MessageState.EXPIRED: "EXPIRED",
-            MessageState.DELETED: "DELETED",
-            MessageState.UNDELIVERABLE: "UNDELIV",
-            MessageState.REJECTED: "REJECTD",
-        }.get(msg.state, "UNKNOWN")
-        ok = "001" if msg.state == MessageState.DELIVERED else "000"
-        text = msg.short_message[:20].decode("latin-1", "replace")
-        body = (
-            f"id:{msg.id} sub:001 dlvrd:{ok} submit date:{_dlr_time(msg.submitted_at)} "
-            f"done date:{_dlr_time(msg.done_at or time.time())} stat:{stat} "
-            f"err:{msg.error & 0xFFF:03d} text:{text}"
+        body = format_receipt(
+            msg.id,
+            msg.state,
+            msg.error,
+            msg.submitted_at,
+            msg.done_at or time.time(),
+            msg.short_message,
         )
         receipt = Message(
             id=f"{next(self._ids):08X}",
@@ -613,10 +611,6 @@ class _Handler:
 
     def on_closed(self, link: Link, reason: str, clean: bool) -> None:
         self.smsc.on_closed(link)
-
-
-def _dlr_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%y%m%d%H%M")
 
 
 def _smpp_time(ts: float) -> str:

@@ -27,6 +27,7 @@ from smsc.pdu import DataSm, DeliverSm, Pdu, SubmitSm
 from smsc.text import decode_text
 
 ShortMessagePdu = DeliverSm | SubmitSm | DataSm
+_Token = tuple[ShortMessagePdu, list[str], str]  # the part's PDU, its errors, how it was split
 
 
 @dataclass(slots=True)
@@ -43,6 +44,7 @@ class Sms:
     alphabet: str
     body: bytes  # user data of all parts joined, UDH removed
     pdus: list[Pdu]
+    via: str = ""  # how it was split: "udh", "sar", "payload" or "" (one short_message)
     total: int = 1
     complete: bool = True
     missing: tuple[int, ...] = ()
@@ -58,6 +60,7 @@ class _Part:
     body: bytes
     concat: ConcatInfo | None
     errors: list[str]
+    via: str
 
 
 def split_part(pdu: ShortMessagePdu) -> _Part:
@@ -65,15 +68,17 @@ def split_part(pdu: ShortMessagePdu) -> _Part:
     errors: list[str] = []
     body = b"" if isinstance(pdu, DataSm) else pdu.short_message
     payload = pdu.tlv_bytes(Tag.MESSAGE_PAYLOAD)
+    via = ""
     if payload is not None:
         if body:
             errors.append("both short_message and message_payload present; payload used (§5.2.21)")
-        body = payload
+        body, via = payload, "payload"
     concat = None
-    if pdu.esm_class & EsmClass.UDHI:
+    if pdu.esm_class & EsmClass.UDHI and not pdu.esm_class & EsmClass.DELIVERY_RECEIPT:
         try:
             elements, body = parse_udh(body)
             concat = concat_from_udh(elements)
+            via = "udh" if concat is not None else via
         except UdhError as exc:
             errors.append(f"broken UDH: {exc}")
     if concat is None:
@@ -86,12 +91,14 @@ def split_part(pdu: ShortMessagePdu) -> _Part:
             concat = concat_from_sar(*sar)
             if concat is None:
                 errors.append(f"unusable sar_* TLVs {sar}")
-    return _Part(body, concat, errors)
+            else:
+                via = "sar"
+    return _Part(body, concat, errors, via)
 
 
 class SmsAssembler:
     def __init__(self, *, timeout: float = 60.0, max_pending: int = 100_000) -> None:
-        self._reassembler: Reassembler[tuple[ShortMessagePdu, list[str]]] = Reassembler(
+        self._reassembler: Reassembler[_Token] = Reassembler(
             timeout=timeout, max_pending=max_pending
         )
 
@@ -99,9 +106,10 @@ class SmsAssembler:
         """`scope` separates sources that may reuse references (e.g. the bind it came on)."""
         part = split_part(pdu)
         if part.concat is None or part.concat.total == 1:
-            return _sms(pdu, part.body, [pdu], part.errors)
+            return _sms(pdu, part.body, [pdu], part.errors, part.via)
         key = (scope, pdu.source_addr, pdu.destination_addr)
-        done = self._reassembler.add(key, part.concat, part.body, (pdu, part.errors), now)
+        token = (pdu, part.errors, part.via)
+        done = self._reassembler.add(key, part.concat, part.body, token, now)
         return None if done is None else _from_group(done)
 
     def expire(self, now: float) -> list[Sms]:
@@ -115,21 +123,24 @@ class SmsAssembler:
         return self._reassembler.pending_count
 
 
-def _from_group(group: Assembled[tuple[ShortMessagePdu, list[str]]]) -> Sms:
-    pdus = [pdu for pdu, _ in group.tokens]
-    errors = [e for _, errs in group.tokens for e in errs]
+def _from_group(group: Assembled[_Token]) -> Sms:
+    pdus = [pdu for pdu, _, _ in group.tokens]
+    errors = [e for _, errs, _ in group.tokens for e in errs]
     if not group.complete:
         errors.append(
             f"incomplete: {group.parts_received}/{group.total} parts, missing {list(group.missing)}"
         )
-    first = pdus[0]
-    sms = _sms(first, group.payload, list(pdus), errors)
+    first, _, via = group.tokens[0]
+    sms = _sms(first, group.payload, list(pdus), errors, via)
     sms.total, sms.complete, sms.missing = group.total, group.complete, group.missing
     return sms
 
 
-def _sms(pdu: ShortMessagePdu, body: bytes, pdus: list[Pdu], errors: list[str]) -> Sms:
-    decoded = decode_text(body, pdu.data_coding)
+def _sms(pdu: ShortMessagePdu, body: bytes, pdus: list[Pdu], errors: list[str], via: str) -> Sms:
+    if pdu.esm_class & EsmClass.DELIVERY_RECEIPT:  # Appendix B text is ASCII whatever the coding
+        decoded = decode_text(body, 1)
+    else:
+        decoded = decode_text(body, pdu.data_coding)
     return Sms(
         source=pdu.source_addr,
         source_ton=pdu.source_addr_ton,
@@ -143,5 +154,6 @@ def _sms(pdu: ShortMessagePdu, body: bytes, pdus: list[Pdu], errors: list[str]) 
         alphabet=decoded.alphabet,
         body=body,
         pdus=pdus,
+        via=via,
         errors=[*errors, *decoded.errors],
     )
