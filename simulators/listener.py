@@ -273,12 +273,15 @@ def run(args: argparse.Namespace) -> int:
 async def listen(
     config: EsmeConfig, printer: MessagePrinter, stop: asyncio.Event | None = None
 ) -> None:
-    """Stay bound (reconnecting) until `stop` is set or SIGINT / SIGTERM; then flush."""
+    """Stay bound (reconnecting) until `stop` is set; then flush. Without a `stop` of the
+    caller's, SIGINT / SIGTERM stop it (the command-line use)."""
+    own_signals = stop is None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
+    if own_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
     supervisor = EsmeSupervisor(config, printer)
     task = asyncio.ensure_future(supervisor.run())
     try:
@@ -289,9 +292,10 @@ async def listen(
         await task
     finally:
         printer.flush()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
+        if own_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
 
 
 if __name__ == "__main__":  # python -m simulators.listener ...

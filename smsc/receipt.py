@@ -79,16 +79,17 @@ def format_receipt(
     error: int,
     submitted_at: float,
     done_at: float,
-    text: bytes,
-) -> str:
-    """'id:… sub:001 dlvrd:001 submit date:YYMMDDhhmm done date:… stat:DELIVRD err:000 text:…'"""
+    text: str,
+) -> bytes:
+    """'id:… sub:001 dlvrd:001 submit date:YYMMDDhhmm done date:… stat:DELIVRD err:000 text:…'
+    with the first 20 characters of the original message's decoded text."""
     stat = STAT_OF_STATE.get(state, "UNKNOWN")
     delivered = "001" if state == MessageState.DELIVERED else "000"
     return (
         f"id:{message_id} sub:001 dlvrd:{delivered} submit date:{_stamp(submitted_at)} "
         f"done date:{_stamp(done_at)} stat:{stat} err:{error & 0xFFF:03d} "
-        f"text:{text[:20].decode('latin-1')}"
-    )
+        f"text:{text[:20]}"
+    ).encode("ascii", "replace")  # Appendix B text is ASCII: a Cyrillic original shows as '?'
 
 
 def _stamp(ts: float) -> str:

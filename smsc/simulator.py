@@ -44,6 +44,8 @@ from smsc.pdu import (
 from smsc.receipt import format_receipt
 from smsc.server import SmppServer
 from smsc.session import BindType, SessionConfig
+from smsc.sms import split_part
+from smsc.text import decode_text
 
 log = logging.getLogger("fraudgate.smsc")
 
@@ -196,6 +198,8 @@ class SimulatedSmsc:
         self._finished: deque[Message] = deque()
         self.finished_retention = 100_000
         self._enroute = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._sweeper: asyncio.Task[None] | None = None
 
     @property
@@ -389,6 +393,7 @@ class SimulatedSmsc:
         )
         self.messages[msg.id] = msg
         self._enroute += 1
+        self._idle.clear()
         self.stats.submitted += 1
         self.accounts[route.account].queue.put_nowait(msg)
         return msg, Status.ESME_ROK
@@ -543,6 +548,8 @@ class SimulatedSmsc:
     def _finish(self, msg: Message, final: MessageState, error: int) -> None:
         msg.state, msg.error, msg.done_at = final, error, time.time()
         self._enroute -= 1
+        if not self._enroute:
+            self._idle.set()
         if final == MessageState.DELIVERED:
             self.stats.delivered += 1
         else:
@@ -559,13 +566,14 @@ class SimulatedSmsc:
         state = self.accounts.get(msg.origin)
         if state is None:
             return
+        part = split_part(self._deliver_pdu(msg))  # this part's text, UDH removed
         body = format_receipt(
             msg.id,
             msg.state,
             msg.error,
             msg.submitted_at,
             msg.done_at or time.time(),
-            msg.short_message,
+            decode_text(part.body, msg.data_coding).text,
         )
         receipt = Message(
             id=f"{next(self._ids):08X}",
@@ -578,7 +586,7 @@ class SimulatedSmsc:
             esm_class=EsmClass.DELIVERY_RECEIPT,
             protocol_id=0,
             data_coding=0,
-            short_message=body.encode("latin-1", "replace"),
+            short_message=body,
             tlvs=[
                 Tlv.of(Tag.RECEIPTED_MESSAGE_ID, msg.id),
                 Tlv.of(Tag.MESSAGE_STATE, int(msg.state)),
@@ -589,8 +597,13 @@ class SimulatedSmsc:
         )
         self.messages[receipt.id] = receipt
         self._enroute += 1
+        self._idle.clear()
         self.stats.receipts += 1
         state.queue.put_nowait(receipt)
+
+    async def wait_idle(self) -> None:
+        """Until every accepted message (receipts included) is in a final state."""
+        await self._idle.wait()
 
     def pending(self) -> int:
         """Messages accepted (receipts included) and not yet in a final state."""

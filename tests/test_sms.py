@@ -89,3 +89,14 @@ def test_same_reference_from_two_senders_is_not_mixed() -> None:
     results = [asm.feed(p, 0.0) for pair in zip(a, b, strict=True) for p in pair]
     done = [r for r in results if r is not None]
     assert sorted(s.text for s in done) == sorted([KAZ, KAZ.upper()])
+
+
+def test_receipt_text_shows_the_original_characters_as_ascii() -> None:
+    from smsc.constants import MessageState
+    from smsc.receipt import format_receipt, parse_receipt
+
+    raw = format_receipt("00A1", MessageState.DELIVERED, 0, 0.0, 60.0, "Код 1234: Сәлем, бұл сынақ")
+    assert raw.isascii()
+    r = parse_receipt(raw.decode("ascii"))
+    assert (r.message_id, r.stat, r.dlvrd, r.err) == ("00A1", "DELIVRD", "001", "000")
+    assert r.text == "??? 1234: ?????, ???"  # 20 characters of the text, not 20 UCS2 octets
