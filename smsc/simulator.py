@@ -82,8 +82,13 @@ class Account:
 
 @dataclass
 class Route:
+    """Destination prefix -> receiving account. A route with `origin` applies only to messages
+    submitted by that account (an operator keeps A2P aggregators and subscriber traffic on
+    separate flows); such routes win over routes without one."""
+
     prefix: str
     account: str
+    origin: str = ""
 
 
 @dataclass
@@ -176,7 +181,7 @@ class SimulatedSmsc:
         routes = (
             config.routes or [Route("", config.accounts[0].system_id)] if config.accounts else []
         )
-        self.routes = sorted(routes, key=lambda r: len(r.prefix), reverse=True)
+        self.routes = sorted(routes, key=lambda r: (bool(r.origin), len(r.prefix)), reverse=True)
         self.messages: dict[str, Message] = {}
         self.stats = Stats()
         self._ids = itertools.count(1)
@@ -367,7 +372,7 @@ class SimulatedSmsc:
     def _accept(
         self, pdu: SubmitSm | DataSm | SubmitMulti, origin: str, dest: str, ton: int, npi: int
     ) -> tuple[Message | None, int]:
-        route = self.route_for(dest)
+        route = self.route_for(dest, origin)
         if route is None:
             return None, Status.ESME_RINVDSTADR
         if isinstance(pdu, DataSm):
@@ -426,9 +431,11 @@ class SimulatedSmsc:
             raise ValueError(f"no route for {dest}: 0x{status:02X}")
         return msg
 
-    def route_for(self, dest: str) -> Route | None:
+    def route_for(self, dest: str, origin: str = "") -> Route | None:
         digits = dest.lstrip("+")
         for route in self.routes:
+            if route.origin and route.origin != origin:
+                continue
             if digits.startswith(route.prefix):
                 return route
         return None

@@ -111,7 +111,13 @@ def config_from_toml(data: dict[str, object]) -> SmscConfig:
         if name in names[:i]:
             raise ConfigError(f"account[{i}].system_id: {name!r} is already used by an account")
     for i, t in enumerate(root.tables("route")):
-        route = Route(prefix=t.get("prefix", str, ""), account=t.get("account", str))
+        route = Route(
+            prefix=t.get("prefix", str, ""),
+            account=t.get("account", str),
+            origin=t.get("origin", str, ""),
+        )
+        if route.origin and route.origin not in names:
+            raise ConfigError(f"route[{i}].origin: no account {route.origin!r}")
         if route.account not in names:
             raise ConfigError(f"route[{i}].account: no account {route.account!r}")
         if not route.prefix.isdigit() and route.prefix != "":

@@ -625,3 +625,22 @@ async def test_stored_message_expires_after_validity(lab: Lab) -> None:
     await asyncio.sleep(0.2)
     q = await tx.request(QuerySm(message_id=mid))
     assert (q.message_state, rx.got) == (MessageState.EXPIRED, [])  # type: ignore[attr-defined]
+
+
+async def test_origin_routes_keep_a2p_and_subscriber_traffic_apart(lab: Lab) -> None:
+    sim = await lab.smsc(
+        acc("agg"), acc("subs"), acc("rx_a2p"), acc("rx_p2p"),
+        routes=(("7", "rx_p2p"),),
+    )  # fmt: skip
+    from smsc.simulator import Route as SimRoute
+
+    sim.routes.insert(0, SimRoute("7", "rx_a2p", origin="agg"))
+    a2p, p2p = Rx(), Rx()
+    await lab.bind("rx_a2p", a2p, RX)
+    await lab.bind("rx_p2p", p2p, RX)
+    agg, subs = await lab.bind("agg"), await lab.bind("subs")
+    assert (await agg.request(sm("77015550000", b"from the aggregator"))).status == 0
+    assert (await subs.request(sm("77015550000", b"from a subscriber"))).status == 0
+    await eventually(lambda: len(a2p.got) == 1 and len(p2p.got) == 1)
+    assert a2p.texts() == Counter([b"from the aggregator"])
+    assert p2p.texts() == Counter([b"from a subscriber"])
