@@ -8,24 +8,30 @@ import logging
 import sys
 from collections.abc import Sequence
 
-# subcommand -> (module, help). The module provides configure(parser) and run(args) -> int.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
+# subcommand -> (module, help[, configure function, run function]). By default the module
+# provides configure(parser) and run(args) -> int.
+SUBCOMMANDS: dict[str, tuple[str, ...]] = {
+    "run": ("gateway.daemon", "run the gateway daemon (fraudgate run -c FILE)"),
+    "demo": ("simulators.demo", "the gateway against a simulated SMSC, traffic and a broker"),
+    "train": ("gateway.train_cli", "train the text classifier", "configure_train", "run_train"),
+    "eval": ("gateway.train_cli", "evaluate the detectors on a labelled corpus",
+             "configure_eval", "run_eval"),
     "smsc": ("smsc.simulator_cli", "run the simulated SMSC (SMPP 3.4 server)"),
     "traffic": ("simulators.traffic", "play a traffic scenario into an SMSC as an ESME"),
     "listen": ("simulators.listener", "bind to an SMSC and print every message received"),
-    "demo": ("simulators.demo", "the simulated SMSC, a traffic scenario and a printing client"),
-    "bench": ("smsc.bench", "benchmarks that print figures (smpp)"),
-}
+    "bench": ("smsc.bench", "benchmarks that print figures (smpp, pipeline)"),
+}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fraudgate", description=__doc__)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (module, help_text) in SUBCOMMANDS.items():
+    for name, (module, help_text, *funcs) in SUBCOMMANDS.items():
+        configure, run = funcs or ("configure", "run")
         p = sub.add_parser(name, help=help_text)
-        p.set_defaults(_module=module)
-        importlib.import_module(module).configure(p)
+        p.set_defaults(_module=module, _run=run)
+        getattr(importlib.import_module(module), configure)(p)
     return parser
 
 
@@ -35,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    result: int = importlib.import_module(args._module).run(args)
+    result: int = getattr(importlib.import_module(args._module), args._run)(args)
     return result
 
 

@@ -1,0 +1,241 @@
+"""The daemon's configuration: one TOML file plus FRAUDGATE_ environment overrides, validated at
+start into one typed object. An error names the key (dotted path) and the reason.
+
+Environment overrides use the dotted key with `__` for the dots, upper-case:
+    FRAUDGATE_GATEWAY__MODE=enforce        -> gateway.mode = "enforce"
+    FRAUDGATE_STORE__URL=postgresql+asyncpg://...
+    FRAUDGATE_MQTT__PORT=8883              (parsed as TOML values where they parse: 8883 is int)
+    FRAUDGATE_SMSC__0__PASSWORD=...        (array items by index)
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.config_check import ConfigError, Table
+from gateway.detect.velocity import VelocityLimits
+from gateway.domain import Route, Thresholds
+from smsc.client import EsmeConfig, TlsConfig
+from smsc.constants import Status
+from smsc.session import BindType, SessionConfig
+
+ENV_PREFIX = "FRAUDGATE_"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_DIR / "config" / "fraudgate.toml"
+
+
+@dataclass
+class SmscLink:
+    esme: EsmeConfig
+    route: Route
+
+
+@dataclass
+class MqttSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = "fraudgate"
+    username: str = ""
+    password: str = ""
+    topic_prefix: str = "fraudgate"
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_insecure: bool = False
+    enabled: bool = True
+
+
+@dataclass
+class GatewayConfig:
+    mode: str = "monitor"  # "monitor": acknowledge all, record; "enforce": reject blocked ones
+    block_status: int = Status.ESME_RX_R_APPN  # 0x66: permanent, no retry (smpp/NOTES.md)
+    store_error_status: int = Status.ESME_RMSGQFUL  # 0x14: the SMSC retries later
+    data_dir: Path = PROJECT_DIR / "var"
+    store_url: str = ""  # default: SQLite under data_dir
+    text_retention_days: float = 30.0
+    complaint_numbers: tuple[str, ...] = ("1490",)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    rules_dir: Path = PROJECT_DIR / "config" / "rules"
+    model: Path | None = None
+    velocity: VelocityLimits = field(default_factory=VelocityLimits)
+    reassembly_timeout: float = 30.0
+    batch_max: int = 200  # SMS per database transaction (group commit)
+    batch_delay: float = 0.002  # seconds to wait for more SMS before committing a batch
+    smsc: list[SmscLink] = field(default_factory=list)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+
+    @property
+    def enforcing(self) -> bool:
+        return self.mode == "enforce"
+
+    @property
+    def database_url(self) -> str:
+        return self.store_url or f"sqlite+aiosqlite:///{self.data_dir / 'fraudgate.db'}"
+
+
+def _env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare string
+
+
+def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        node: Any = data
+        for i, part in enumerate(path[:-1]):
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"{name}: no item {part} in {'.'.join(path[:i])}")
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, {})
+            if not isinstance(node, dict | list):
+                raise ConfigError(f"{name}: {'.'.join(path[: i + 1])} is not a table")
+        if isinstance(node, list):
+            raise ConfigError(f"{name}: give an item index after {'.'.join(path[:-1])}")
+        node[path[-1]] = _env_value(raw)
+    return data
+
+
+def _smsc(t: Table) -> SmscLink:
+    host_port = t.get("address", str)
+    host, sep, port = host_port.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"{t.key('address')}: expected HOST:PORT, got {host_port!r}")
+    try:
+        bind = BindType(t.get("bind", str, "receiver"))
+        route = Route(t.get("route", str, "local"))
+    except ValueError as exc:
+        raise ConfigError(f"{t.path}: {exc}") from exc
+    if bind is BindType.TRANSMITTER:
+        raise ConfigError(
+            f"{t.key('bind')}: a transmitter receives nothing; use receiver or transceiver"
+        )
+    tls_t = t.table("tls")
+    tls = TlsConfig(
+        ca_file=tls_t.get("ca", str, "") or None,
+        cert_file=tls_t.get("cert", str, "") or None,
+        key_file=tls_t.get("key", str, "") or None,
+        verify=tls_t.get("verify", bool, True),
+    )
+    tls_enabled = tls_t.get("enabled", bool, False)
+    tls_t.done()
+    name = t.get("name", str, host_port)
+    esme = EsmeConfig(
+        host=host.strip("[]") or "127.0.0.1",
+        port=int(port),
+        system_id=t.get("system_id", str),
+        password=t.get("password", str),
+        bind_type=bind,
+        system_type=t.get("system_type", str, ""),
+        session=SessionConfig(
+            window=t.integer("window", 50, minimum=1),
+            response_timeout=t.number("response_timeout", 30.0, minimum=0.1),
+            enquire_link_interval=t.number("enquire_link_interval", 30.0, minimum=0.1),
+        ),
+        tls=tls if tls_enabled else None,
+        name=name,
+    )
+    t.done()
+    return SmscLink(esme, route)
+
+
+def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfig:
+    root = Table(data, "")
+    g = root.table("gateway")
+    cfg = GatewayConfig()
+    cfg.mode = g.get("mode", str, "monitor")
+    if cfg.mode not in ("monitor", "enforce"):
+        raise ConfigError(f"gateway.mode: 'monitor' or 'enforce', got {cfg.mode!r}")
+    cfg.block_status = g.integer("block_status", cfg.block_status, minimum=1, maximum=0xFFFFFFFF)
+    cfg.store_error_status = g.integer(
+        "store_error_status", cfg.store_error_status, minimum=1, maximum=0xFFFFFFFF
+    )
+    cfg.data_dir = base / g.get("data_dir", str, "var")
+    cfg.text_retention_days = g.number("text_retention_days", 30.0)
+    numbers = g.get("complaint_numbers", list, list(cfg.complaint_numbers))
+    if not all(isinstance(n, str) and n.isdigit() for n in numbers):
+        raise ConfigError('gateway.complaint_numbers: a list of digit strings, e.g. ["1490"]')
+    cfg.complaint_numbers = tuple(numbers)
+    cfg.reassembly_timeout = g.number("reassembly_timeout", 30.0, minimum=0.1)
+    cfg.batch_max = g.integer("batch_max", cfg.batch_max, minimum=1)
+    cfg.batch_delay = g.number("batch_delay", cfg.batch_delay)
+    g.done()
+
+    store = root.table("store")
+    cfg.store_url = store.get("url", str, "")
+    store.done()
+
+    d = root.table("detectors")
+    cfg.rules_dir = base / d.get("rules_dir", str, "config/rules")
+    model = d.get("model", str, "")
+    cfg.model = base / model if model else None
+    th = d.table("thresholds")
+    cfg.thresholds = Thresholds(flag=th.number("flag", 0.5), block=th.number("block", 0.8))
+    if not 0 < cfg.thresholds.flag <= cfg.thresholds.block <= 1:
+        raise ConfigError("detectors.thresholds: need 0 < flag <= block <= 1")
+    th.done()
+    v = d.table("velocity")
+    cfg.velocity = VelocityLimits(
+        window=v.number("window", 60.0, minimum=1.0),
+        sender_messages=v.integer("sender_messages", 60, minimum=1),
+        sender_recipients=v.integer("sender_recipients", 30, minimum=1),
+        dest_messages=v.integer("dest_messages", 20, minimum=1),
+        smsc_messages=v.integer("smsc_messages", 0),
+        max_keys=v.integer("max_keys", 1_000_000, minimum=1000),
+        exempt_senders=frozenset(v.get("exempt_senders", list, [])),
+    )
+    v.done()
+    d.done()
+
+    cfg.smsc = [_smsc(t) for t in root.tables("smsc")]
+    names = [s.esme.name for s in cfg.smsc]
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            raise ConfigError(f"smsc[{i}].name: {n!r} is used twice")
+
+    m = root.table("mqtt")
+    cfg.mqtt = MqttSettings(
+        enabled=m.get("enabled", bool, True),
+        host=m.get("host", str, "127.0.0.1"),
+        port=m.integer("port", 1883, minimum=1, maximum=65535),
+        client_id=m.get("client_id", str, "fraudgate"),
+        username=m.get("username", str, ""),
+        password=m.get("password", str, ""),
+        topic_prefix=m.get("topic_prefix", str, "fraudgate"),
+        tls_ca=m.get("tls_ca", str, ""),
+        tls_cert=m.get("tls_cert", str, ""),
+        tls_key=m.get("tls_key", str, ""),
+        tls_insecure=m.get("tls_insecure", bool, False),
+    )
+    m.done()
+    root.done()
+    return cfg
+
+
+def load(path: Path | None, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read the file (or only the environment when path is None), apply overrides, validate."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    where = "environment"
+    if path is not None:
+        where = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return from_toml(apply_env(data, environ))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc

@@ -1,0 +1,175 @@
+"""`fraudgate run -c FILE`: the gateway daemon.
+
+The root is one `asyncio.TaskGroup` of supervisors: one `EsmeSupervisor` per SMSC bind (each
+reconnects with backoff), the Recorder (group commit), the outbox dispatcher (MQTT, reconnects
+with backoff) and housekeeping (text retention, rule reloads). SIGTERM / SIGINT drain: every SMS
+already received is inspected, recorded and answered, then each bind unbinds, then the alerts
+still in the outbox get a last chance to go out. SIGHUP reloads the rule files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.config import DEFAULT_CONFIG, GatewayConfig, load
+from gateway.config_check import ConfigError
+from gateway.domain import Inspected
+from gateway.pipeline import GatewayHandler, Inspector, PipelineStats, Policy, Recorder
+from gateway.wiring import (
+    DispatcherPort,
+    StorePort,
+    build_inspector,
+    open_dispatcher,
+    open_store,
+)
+from smsc.client import EsmeSupervisor
+
+log = logging.getLogger("fraudgate.daemon")
+
+
+@dataclass
+class RunReport:
+    stats: dict[str, PipelineStats] = field(default_factory=dict)
+    committed: int = 0
+    store_failures: int = 0
+    alerts_published: int = 0
+
+
+class Gateway:
+    """The wired daemon; `run(stop)` returns when `stop` is set and the drain is done."""
+
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        *,
+        inspector: Inspector | None = None,
+        on_inspected: Callable[[Inspected], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.inspector = inspector or build_inspector(cfg)
+        self.on_inspected = on_inspected
+        self.handlers: list[GatewayHandler] = []
+        self.supervisors: list[EsmeSupervisor] = []
+        self.ready = asyncio.Event()
+        self.report = RunReport()
+
+    async def run(self, stop: asyncio.Event) -> RunReport:
+        cfg = self.cfg
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        store = await open_store(cfg)
+        try:
+            async with open_dispatcher(cfg, store) as dispatcher:
+                recorder = Recorder(
+                    store,
+                    batch_max=cfg.batch_max,
+                    batch_delay=cfg.batch_delay,
+                    on_committed=lambda n: dispatcher.notify(),
+                )
+                policy = Policy(cfg.enforcing, cfg.block_status, cfg.store_error_status)
+                for link in cfg.smsc:
+                    handler = GatewayHandler(
+                        link.esme.label,
+                        link.route,
+                        self.inspector,
+                        recorder,
+                        policy,
+                        reassembly_timeout=cfg.reassembly_timeout,
+                        on_inspected=self.on_inspected,
+                    )
+                    self.handlers.append(handler)
+                    self.supervisors.append(EsmeSupervisor(link.esme, handler))
+                    self.report.stats[link.esme.label] = handler.stats
+                await self._run_tasks(stop, recorder, dispatcher, store)
+                self.report.committed = recorder.committed
+                self.report.store_failures = recorder.failed
+                self.report.alerts_published = dispatcher.published
+        finally:
+            await store.close()
+        return self.report
+
+    async def _run_tasks(
+        self, stop: asyncio.Event, recorder: Recorder, dispatcher: DispatcherPort, store: StorePort
+    ) -> None:
+        async with asyncio.TaskGroup() as tg:
+            core = [
+                tg.create_task(recorder.run(), name="recorder"),
+                tg.create_task(dispatcher.run(), name="outbox"),
+                tg.create_task(self._housekeeping(store), name="housekeeping"),
+            ]
+            links = [
+                tg.create_task(s.run(), name=f"smsc {s.config.label}") for s in self.supervisors
+            ]
+            self.ready.set()
+            mode = "enforcing" if self.cfg.enforcing else "monitor-only"
+            log.info("gateway running (%s) with %d SMSC bind(s)", mode, len(self.supervisors))
+            await stop.wait()
+            log.info("draining: answering what was received, then unbinding")
+            await asyncio.gather(*(h.drain(10.0) for h in self.handlers))
+            for s in self.supervisors:
+                s.stop()
+            await asyncio.gather(*links)
+            await dispatcher.flush(5.0)
+            for t in core:
+                t.cancel()
+
+    async def _housekeeping(self, store: StorePort) -> None:
+        retention = self.cfg.text_retention_days * 86400
+        while True:
+            with contextlib.suppress(Exception):
+                purged = await store.purge_text(time.time() - retention)
+                if purged:
+                    log.info("text retention: erased the text of %d messages", purged)
+            await asyncio.sleep(3600)
+
+    def reload_rules(self) -> None:
+        for det in self.inspector.detectors + self.inspector.text_detectors:
+            reload = getattr(det, "reload", None)
+            if reload is None:
+                continue
+            try:
+                reload()
+                log.info("reloaded rules of %s", det.name)
+            except (ConfigError, OSError) as exc:
+                log.error("rules of %s not reloaded, previous rules kept: %s", det.name, exc)
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help="TOML file")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load(args.config)
+    except ConfigError as exc:
+        print(f"fraudgate run: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if not cfg.smsc:
+        print("fraudgate run: configuration error: no [[smsc]] bind configured", file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        gateway = Gateway(cfg)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, gateway.reload_rules)
+        report = await gateway.run(stop)
+        for name, st in report.stats.items():
+            log.info(
+                "%s: %d SMS, %d flagged, %d blocked (%d rejected), %d store errors",
+                name, st.received, st.flagged, st.blocked, st.rejected, st.store_errors,
+            )  # fmt: skip
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    return 0

@@ -1,0 +1,545 @@
+"""MQTT alerts: the payloads subscribers receive and one broker connection that publishes them.
+
+Topics (prefix `fraudgate` by default, see docs/mqtt.md):
+
+    {prefix}/status          retained; {"state": "online", ...} on connect; the last will sets
+                             {"state": "offline", ...} when the connection dies without a goodbye
+    {prefix}/alerts/{kind}   one message per alert (kind: sms, fanout, complaint), QoS 1
+
+Every alert message is the JSON object {"id", "kind", "created_at", ...Alert.payload}; `id` is
+the alert's idempotency key: delivery is at-least-once (QoS 1), so consumers de-duplicate by it.
+
+Payloads never carry personal data in the IIN/name sense: `assert_no_personal_data()` refuses an
+alert whose payload has a key such as `iin` or `surname`, or a value holding a valid IIN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import re
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+
+from gateway.domain import Alert, AlertKind, Complaint, SmsEvent, Verdict
+
+log = logging.getLogger(__name__)
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+class BrokerError(Exception):
+    """Talking to the MQTT broker failed."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker cannot be reached, refused the connection or the connection was lost: the
+    alerts stay in the outbox and a later attempt may succeed."""
+
+
+class BrokerAuthError(BrokerUnavailable):
+    """The broker refused our credentials (bad username or password, or not authorised)."""
+
+
+class BrokerTlsError(BrokerUnavailable):
+    """The TLS handshake with the broker failed (certificate not trusted, wrong host name...)."""
+
+
+class AlertRejected(ValueError):
+    """This alert can never be published as it is (its payload is wrong): it is set aside in the
+    outbox instead of being retried."""
+
+
+class PersonalDataError(AlertRejected):
+    """An alert payload holds personal data (an IIN, a person's name)."""
+
+
+# -- personal data guard ------------------------------------------------------------------------
+
+_W1 = tuple(range(1, 12))
+_W2 = (3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2)
+_TWELVE_DIGITS = re.compile(r"(?<!\d)\d{12}(?!\d)")
+
+# Keys that name personal data, compared with case, spaces, '_' and '-' removed.
+PERSONAL_KEYS = frozenset(
+    {
+        "iin",
+        "name",
+        "surname",
+        "patronymic",
+        "firstname",
+        "lastname",
+        "middlename",
+        "fullname",
+        "givenname",
+        "familyname",
+        "fio",
+        "иин",
+        "жсн",
+        "фио",
+        "имя",
+        "фамилия",
+        "отчество",
+        "аты",
+        "тегі",
+        "әкесініңаты",
+        "атыжөні",
+    }
+)
+# Words that make any key personal wherever they appear in it ("subscriber_iin", "iin_hash").
+_PERSONAL_WORDS = frozenset({"iin", "surname", "patronymic", "fio", "иин", "жсн", "фио"})
+_KEY_WORDS = re.compile(r"[^\W_]+")
+
+
+def iin_check_digit(first11: str) -> int | None:
+    """The 12th digit of an IIN/BIN whose first 11 digits are `first11` (None: no valid one)."""
+    d = [int(c) for c in first11]
+    r = sum(x * w for x, w in zip(d, _W1, strict=True)) % 11
+    if r == 10:
+        r = sum(x * w for x, w in zip(d, _W2, strict=True)) % 11
+        if r == 10:
+            return None
+    return r
+
+
+def is_valid_iin(value: str) -> bool:
+    """True when `value` is 12 digits forming a plausible IIN: a real birth date YYMMDD, the
+    century/sex digit 1-6 and the check digit (see shared/domain/KAZAKHSTAN.md). A company BIN
+    (5th digit 4-6, so no valid day) is not an IIN."""
+    if len(value) != 12 or not value.isascii() or not value.isdigit():
+        return False
+    century = {"1": 1800, "2": 1800, "3": 1900, "4": 1900, "5": 2000, "6": 2000}.get(value[6])
+    if century is None:
+        return False
+    try:
+        dt.date(century + int(value[0:2]), int(value[2:4]), int(value[4:6]))
+    except ValueError:
+        return False
+    return iin_check_digit(value[:11]) == int(value[11])
+
+
+def _personal_key(key: str) -> bool:
+    folded = re.sub(r"([a-zа-яё])([A-ZА-ЯЁ])", r"\1_\2", key).casefold()
+    if re.sub(r"[\s_\-.]", "", folded) in PERSONAL_KEYS:
+        return True
+    return any(w in _PERSONAL_WORDS for w in _KEY_WORDS.findall(folded))
+
+
+def assert_no_personal_data(payload: object, path: str = "payload") -> None:
+    """Raise PersonalDataError when `payload` (any JSON-like value, walked recursively) has a
+    key naming personal data (iin, name, surname, patronymic...) or a string or number holding a
+    valid 12-digit IIN."""
+    if isinstance(payload, Mapping):
+        for key, value in payload.items():
+            where = f"{path}.{key}"
+            if isinstance(key, str) and _personal_key(key):
+                raise PersonalDataError(f"{where}: key {key!r} names personal data")
+            assert_no_personal_data(value, where)
+    elif isinstance(payload, list | tuple | set | frozenset):
+        for i, value in enumerate(payload):
+            assert_no_personal_data(value, f"{path}[{i}]")
+    elif isinstance(payload, str | int) and not isinstance(payload, bool):
+        for match in _TWELVE_DIGITS.finditer(str(payload)):
+            if is_valid_iin(match.group()):
+                raise PersonalDataError(f"{path}: value holds an IIN ({match.group()[:4]}********)")
+
+
+# -- payloads -------------------------------------------------------------------------------------
+
+
+def iso_utc(ts: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with milliseconds: 2026-11-23T21:08:46.711Z."""
+    moment = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def mask_msisdn(number: str) -> str:
+    """A subscriber number with its middle hidden: 77011234567 -> 7701***4567 (a leading '+'
+    kept). Shorter numbers keep less: 2 digits each side from 6 digits on, none under 6."""
+    plus = "+" if number.startswith("+") else ""
+    digits = number[len(plus) :]
+    if len(digits) >= 10:
+        keep = 4
+    elif len(digits) >= 6:
+        keep = 2
+    else:
+        return plus + "***"
+    return f"{plus}{digits[:keep]}***{digits[-keep:]}"
+
+
+def sms_alert_payload(sms: SmsEvent, verdict: Verdict) -> dict[str, object]:
+    """The payload of an `sms` alert (a flagged or blocked SMS). The text is not published:
+    analysts read it from the store by message_id while it is retained."""
+    return {
+        "message_id": sms.id,
+        "decision": str(verdict.decision.value),
+        "score": verdict.score,
+        "rule_ids": verdict.rule_ids,
+        "reasons": [
+            {
+                "detector": r.detector,
+                "rule_id": r.rule_id,
+                "score": r.score,
+                "description": r.description,
+            }
+            for r in verdict.reasons
+        ],
+        "source": sms.source,
+        "dest": mask_msisdn(sms.dest),
+        "smsc": sms.smsc,
+        "route": str(sms.route.value),
+        "received_at": iso_utc(sms.received_at),
+    }
+
+
+def fanout_alert_payload(
+    sender: str, window: float, count: int, distinct_recipients: int
+) -> dict[str, object]:
+    """The payload of a `fanout` alert: `sender` sent `count` SMS to `distinct_recipients`
+    different numbers within the last `window` seconds."""
+    return {
+        "sender": sender,
+        "window": window,
+        "count": count,
+        "distinct_recipients": distinct_recipients,
+    }
+
+
+def complaint_alert_payload(complaint: Complaint) -> dict[str, object]:
+    """The payload of a `complaint` alert (the forwarded text is not published)."""
+    return {
+        "complaint_id": complaint.id,
+        "complainant": mask_msisdn(complaint.complainant),
+        "suspected_sender": complaint.suspected_sender,
+        "received_at": iso_utc(complaint.received_at),
+    }
+
+
+ENVELOPE_KEYS = ("id", "kind", "created_at")
+
+
+def alert_message(alert: Alert) -> dict[str, object]:
+    """The JSON object published for `alert`: {"id", "kind", "created_at", ...payload}.
+
+    Raises PersonalDataError (payload holds personal data) or AlertRejected (payload reuses an
+    envelope key or is not JSON)."""
+    assert_no_personal_data(alert.payload)
+    clash = [k for k in ENVELOPE_KEYS if k in alert.payload]
+    if clash:
+        raise AlertRejected(f"alert {alert.id}: payload must not set {', '.join(clash)}")
+    return {
+        "id": alert.id,
+        "kind": str(AlertKind(alert.kind).value),
+        "created_at": iso_utc(alert.created_at),
+        **alert.payload,
+    }
+
+
+def encode_alert(alert: Alert) -> bytes:
+    try:
+        return json.dumps(alert_message(alert), ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError) as e:
+        if isinstance(e, AlertRejected):
+            raise
+        raise AlertRejected(f"alert {alert.id}: payload is not JSON: {e}") from e
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """Where and how to publish. With `tls` (implied by setting `tls_ca` or `tls_cert`), the
+    broker's certificate is verified against `tls_ca` (the system's CAs when None); `tls_cert` +
+    `tls_key` give a client certificate; `tls_insecure` skips the host name check only (never
+    the chain)."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = "fraudgate"
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_insecure: bool = False
+    topic_prefix: str = "fraudgate"
+    qos: int = 1
+    keepalive: int = 30
+    timeout: float = 10.0  # seconds for the CONNACK and for each PUBACK
+
+    def __post_init__(self) -> None:
+        if not self.topic_prefix or any(c in self.topic_prefix for c in "#+\0"):
+            raise ValueError(f"topic_prefix {self.topic_prefix!r}: must be non-empty, no # or +")
+        if self.topic_prefix.startswith("/") or self.topic_prefix.endswith("/"):
+            raise ValueError(f"topic_prefix {self.topic_prefix!r}: no leading or trailing '/'")
+        if self.qos not in (1, 2):
+            raise ValueError(f"qos {self.qos}: must be 1 or 2 (QoS 0 has no acknowledgement)")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port {self.port}: out of range")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.keepalive < 1 or self.timeout <= 0:
+            raise ValueError("keepalive and timeout must be positive")
+
+    @property
+    def use_tls(self) -> bool:
+        return self.tls or self.tls_ca is not None or self.tls_cert is not None
+
+    @property
+    def status_topic(self) -> str:
+        return f"{self.topic_prefix}/status"
+
+    def alert_topic(self, kind: AlertKind | str) -> str:
+        return f"{self.topic_prefix}/alerts/{AlertKind(kind).value}"
+
+    @property
+    def where(self) -> str:
+        return f"{'mqtts' if self.use_tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("fraudgate")
+    except Exception:  # not installed as a distribution
+        return "0+unknown"
+
+
+_AUTH_CODES = {4, 5, 0x86, 0x87}  # 3.1.1: bad user name or password, not authorised; 5.0 too
+
+
+# -- the connection -------------------------------------------------------------------------------
+
+
+class AlertPublisher:
+    """One connection to the broker (an async context manager; open a new one to reconnect).
+
+    On connect it publishes the retained status {"state": "online", "since", "version"} and
+    registers a retained last will {"state": "offline"}; leaving the context normally publishes
+    the retained offline status itself. `publish()` returns once the broker acknowledged the
+    alert (PUBACK for QoS 1) and raises BrokerUnavailable as soon as the connection is lost."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        version: str | None = None,
+        max_inflight: int = 100,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.version = version or _version()
+        self._max_inflight = max_inflight
+        self._clock = clock
+        self._client: aiomqtt.Client | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._lost: BaseException | None = None
+        self.since: float | None = None
+
+    def _status(
+        self, state: str, *, since: float | None = None, reason: str | None = None
+    ) -> bytes:
+        body: dict[str, object] = {"state": state}
+        if since is not None:
+            body["since"] = iso_utc(since)
+        body["version"] = self.version
+        body["client_id"] = self.config.client_id
+        if reason is not None:
+            body["reason"] = reason
+        return json.dumps(body).encode()
+
+    def _make_client(self) -> aiomqtt.Client:
+        cfg = self.config
+        tls_params = None
+        if cfg.use_tls:
+            tls_params = aiomqtt.TLSParameters(
+                ca_certs=cfg.tls_ca,
+                certfile=cfg.tls_cert,
+                keyfile=cfg.tls_key,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        will = aiomqtt.Will(
+            cfg.status_topic,
+            self._status("offline", reason="connection lost"),
+            qos=1,
+            retain=True,
+        )
+        client = aiomqtt.Client(
+            cfg.host,
+            cfg.port,
+            identifier=cfg.client_id,
+            username=cfg.username,
+            password=cfg.password,
+            will=will,
+            clean_session=True,
+            keepalive=cfg.keepalive,
+            timeout=cfg.timeout,
+            tls_params=tls_params,
+            tls_insecure=cfg.tls_insecure if cfg.use_tls else None,
+            max_inflight_messages=self._max_inflight,
+            logger=logging.getLogger("gateway.mqtt.client"),
+        )
+        client.pending_calls_threshold = self._max_inflight * 10  # many in flight is normal here
+        return client
+
+    async def __aenter__(self) -> Self:
+        cfg = self.config
+        client = self._make_client()
+        try:
+            await client.__aenter__()
+        except MqttConnectError as e:
+            code = getattr(e.rc, "value", e.rc)
+            if code in _AUTH_CODES:
+                who = f"user {cfg.username!r}" if cfg.username else "anonymous clients"
+                raise BrokerAuthError(
+                    f"MQTT broker {cfg.where} refused the connection of {who}: {e}"
+                ) from e
+            raise BrokerUnavailable(f"MQTT broker {cfg.where} refused the connection: {e}") from e
+        except aiomqtt.MqttError as e:
+            text = str(e)
+            if "SSL" in text or "certificate" in text.lower() or "handshake" in text.lower():
+                raise BrokerTlsError(f"TLS with MQTT broker {cfg.where} failed: {text}") from e
+            raise BrokerUnavailable(f"MQTT broker {cfg.where} unreachable: {text}") from e
+        except OSError as e:  # certificate files unreadable, ...
+            raise BrokerUnavailable(f"MQTT broker {cfg.where}: {e}") from e
+        self._client = client
+        self._lost = None
+        self._watch = asyncio.create_task(self._watch_connection(client), name="mqtt-watch")
+        self.since = self._clock()
+        try:
+            await self._send(
+                cfg.status_topic,
+                self._status("online", since=self.since),
+                retain=True,
+            )
+        except BaseException:
+            await self._teardown(graceful=False)
+            raise
+        log.debug("connected to MQTT broker %s as %s", cfg.where, cfg.client_id)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._teardown(graceful=True)
+
+    async def _teardown(self, *, graceful: bool) -> None:
+        client = self._client
+        if client is None:
+            return
+        still_up = self.connected
+        self._client = None
+        if graceful and still_up:
+            with contextlib.suppress(BrokerError, asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    self._send(
+                        self.config.status_topic,
+                        self._status("offline", since=self._clock(), reason="shutdown"),
+                        retain=True,
+                        client=client,
+                    ),
+                    timeout=self.config.timeout,
+                )
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        with contextlib.suppress(aiomqtt.MqttError, OSError):
+            await client.__aexit__(None, None, None)
+
+    async def _watch_connection(self, client: aiomqtt.Client) -> None:
+        """Ends when the connection is lost (we subscribe to nothing: no message arrives)."""
+        try:
+            async for _ in client.messages:
+                pass
+        except aiomqtt.MqttError as e:
+            self._lost = e.__cause__ or e
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._watch is not None and not self._watch.done()
+
+    async def wait_lost(self) -> None:
+        """Return when the connection to the broker is lost."""
+        if self._watch is not None:
+            await asyncio.shield(self._watch)
+
+    def lost_error(self) -> BrokerUnavailable:
+        """The error telling that (and why) the connection is gone."""
+        return BrokerUnavailable(
+            f"connection to MQTT broker {self.config.where} lost: {self._lost or 'closed'}"
+        )
+
+    async def publish(self, alert: Alert) -> None:
+        """Publish `alert` on {prefix}/alerts/{kind} and wait for the broker's acknowledgement.
+
+        Raises AlertRejected / PersonalDataError before sending anything when the payload may
+        not be published, BrokerUnavailable when the connection is lost or times out."""
+        body = encode_alert(alert)
+        await self._send(self.config.alert_topic(alert.kind), body, retain=False)
+
+    async def _send(
+        self, topic: str, body: bytes, *, retain: bool, client: aiomqtt.Client | None = None
+    ) -> None:
+        client = client or self._client
+        watch = self._watch
+        if client is None or watch is None or watch.done():
+            raise self.lost_error()
+        task = asyncio.ensure_future(
+            client.publish(topic, body, qos=self.config.qos, retain=retain)
+        )
+        try:
+            done, _ = await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done:
+            try:
+                task.result()
+            except aiomqtt.MqttError as e:
+                raise BrokerUnavailable(
+                    f"publishing to MQTT broker {self.config.where} failed: {e}"
+                ) from e
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+            await task
+        raise self.lost_error()
+
+
+__all__ = [
+    "AlertPublisher",
+    "AlertRejected",
+    "BrokerAuthError",
+    "BrokerError",
+    "BrokerTlsError",
+    "BrokerUnavailable",
+    "MqttConfig",
+    "PersonalDataError",
+    "alert_message",
+    "assert_no_personal_data",
+    "complaint_alert_payload",
+    "encode_alert",
+    "fanout_alert_payload",
+    "iin_check_digit",
+    "is_valid_iin",
+    "iso_utc",
+    "mask_msisdn",
+    "sms_alert_payload",
+]

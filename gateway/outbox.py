@@ -1,0 +1,297 @@
+"""The outbox dispatcher: publishes the alerts the pipeline recorded, none lost.
+
+The pipeline writes alerts into the store's outbox in the same transaction as the SMS that caused
+them, then calls `dispatcher.notify()`. The dispatcher reads pending alerts oldest first,
+publishes them with QoS 1, and marks each one sent only after the broker's PUBACK. When the
+broker is down the alerts simply stay pending; the dispatcher reconnects with capped exponential
+backoff and jitter (logging once when the broker goes down and once when it is back) and sends
+them when it returns.
+
+Delivery is at-least-once: an alert whose PUBACK was lost with the connection, or that was
+acknowledged just before the store became unreachable, is published again. Consumers
+de-duplicate by the alert's `id`. In a run without outages every alert is published exactly once:
+one dispatcher reads, publishes and marks sent in sequence. Run ONE dispatcher per database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Protocol, Self
+
+from gateway.backoff import Backoff
+from gateway.domain import Alert
+from gateway.mqtt import (
+    AlertPublisher,
+    AlertRejected,
+    BrokerAuthError,
+    BrokerError,
+    BrokerTlsError,
+    MqttConfig,
+)
+from gateway.store import StoreError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class OutboxStore(Protocol):
+    """What the dispatcher needs of the store (gateway.store.Store provides it)."""
+
+    async def pending_alerts(self, limit: int) -> list[Alert]: ...
+
+    async def mark_alerts_sent(self, ids: Iterable[str], now: float) -> None: ...
+
+    async def mark_alert_failed(
+        self, id: str, error: str, *, permanent: bool = False, now: float | None = None
+    ) -> None: ...
+
+
+class OutboxDispatcher:
+    """Supervisor loop publishing the store's pending alerts to MQTT.
+
+    `async with OutboxDispatcher(store, config) as d:` runs it in a task (or `await d.run()`
+    until `await d.stop()`, or cancel that task). `notify()` wakes it at once; otherwise it polls
+    every `poll_interval` seconds. `await d.flush(timeout)` before stopping publishes what is
+    pending."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        config: MqttConfig,
+        *,
+        batch_size: int = 100,
+        poll_interval: float = 2.0,
+        backoff: Backoff | None = None,
+        version: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if batch_size < 1 or poll_interval <= 0:
+            raise ValueError("batch_size and poll_interval must be positive")
+        self.store = store
+        self.config = config
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.backoff = backoff or Backoff()
+        self.version = version
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        # state for the logs and for callers
+        self.connected = False
+        self.broker_down = False
+        self.store_down = False
+        self.last_error: str | None = None
+        self.published = 0
+        self.rejected = 0
+        self.connects = 0
+        self._down_kind = ""
+        # flush(): notify() counts requests; a pass that empties the outbox records the last
+        # request it has seen
+        self._requested = 0
+        self._drained_upto = -1
+        self._drained = asyncio.Event()
+
+    # -- control --------------------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """New alerts are in the outbox: publish them now (call from the event loop's thread)."""
+        self._requested += 1
+        self._wake.set()
+
+    async def flush(self, timeout: float) -> None:
+        """Publish every alert pending now; return once the outbox is empty or after `timeout`
+        seconds (then the rest stays pending, published after the next start). Needs the
+        dispatcher running (run() or start())."""
+        self.notify()
+        target = self._requested
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._drained_upto < target:
+            self._drained.clear()
+            remaining = deadline - loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                await asyncio.wait_for(self._drained.wait(), remaining)
+            except TimeoutError:
+                log.warning(
+                    "outbox not drained within %.1f s (%s): the rest is published later",
+                    timeout,
+                    self.last_error or "still publishing",
+                )
+                return
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._stop.clear()
+            self._task = asyncio.create_task(self.run(), name="outbox-dispatcher")
+
+    async def stop(self) -> None:
+        """Finish the batch in flight, publish the offline status, disconnect."""
+        self._stop.set()
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=self.config.timeout + 5)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, drain the outbox, wait for more; reconnect after failures. Returns after
+        stop()."""
+        while not self._stop.is_set():
+            try:
+                async with AlertPublisher(self.config, version=self.version) as publisher:
+                    self._broker_up()
+                    await self._serve(publisher)
+            except BrokerError as e:
+                self._broker_failed(e)
+            except Exception as e:  # a bug must not end the supervisor: log it, retry
+                log.exception("outbox dispatcher failed; retrying")
+                self.last_error = f"{type(e).__name__}: {e}"
+            finally:
+                self.connected = False
+            if not self._stop.is_set():
+                await self._sleep(self.backoff.next_delay())
+
+    async def _serve(self, publisher: AlertPublisher) -> None:
+        store_backoff = Backoff(initial=self.backoff.initial, cap=self.backoff.cap)
+        while not self._stop.is_set():
+            seen = self._requested
+            self._wake.clear()
+            try:
+                batch = await self.store.pending_alerts(self.batch_size)
+                if batch:
+                    await self._publish(publisher, batch)
+                self._store_up(store_backoff)
+                if len(batch) < self.batch_size:  # caught up with every notify() seen
+                    self._drained_upto = seen
+                    self._drained.set()
+            except StoreError as e:  # StoreUnavailable, or a schema problem: retry later
+                self._store_failed(e)
+                await self._idle(publisher, store_backoff.next_delay())
+                continue
+            if len(batch) < self.batch_size:
+                await self._idle(publisher, self.poll_interval)
+
+    async def _publish(self, publisher: AlertPublisher, batch: Sequence[Alert]) -> None:
+        acked: list[str] = []
+        rejected: list[tuple[Alert, AlertRejected]] = []
+
+        async def one(alert: Alert) -> None:
+            try:
+                await publisher.publish(alert)
+            except AlertRejected as e:
+                rejected.append((alert, e))
+            else:
+                acked.append(alert.id)
+
+        # Published concurrently (up to the client's in-flight window) in outbox order: paho
+        # writes them in call order and the broker keeps the order of one connection.
+        try:
+            results = await asyncio.gather(*(one(a) for a in batch), return_exceptions=True)
+        except asyncio.CancelledError:  # stopped mid-batch: keep what the broker acknowledged
+            if acked:
+                with contextlib.suppress(StoreError):
+                    await self.store.mark_alerts_sent(acked, self.clock())
+            raise
+        try:
+            if acked:
+                await self.store.mark_alerts_sent(acked, self.clock())
+                self.published += len(acked)
+            for alert, error in rejected:
+                log.error("alert %s (%s) not published: %s", alert.id, alert.kind, error)
+                await self.store.mark_alert_failed(alert.id, str(error), permanent=True)
+                self.rejected += 1
+        finally:
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+
+    async def _idle(self, publisher: AlertPublisher, timeout: float) -> None:
+        """Wait for notify(), stop(), the timeout, or the loss of the connection (raised)."""
+        waits = {
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self._stop.wait()),
+        }
+        lost = asyncio.ensure_future(publisher.wait_lost())
+        try:
+            done, _ = await asyncio.wait(
+                waits | {lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for fut in (*waits, lost):
+                fut.cancel()
+        if lost in done or not publisher.connected:
+            raise publisher.lost_error()
+
+    async def _sleep(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=delay)
+
+    # -- state changes, logged once each --------------------------------------------------------
+
+    def _broker_up(self) -> None:
+        self.connected = True
+        self.connects += 1
+        if self.broker_down:
+            log.warning("MQTT broker %s is back: publishing the outbox", self.config.where)
+        elif self.connects == 1:
+            log.info("connected to MQTT broker %s", self.config.where)
+        self.broker_down = False
+        self.last_error = None
+        self.backoff.reset()
+
+    def _broker_failed(self, error: BrokerError) -> None:
+        text = str(error)
+        kind = type(error).__name__
+        if self.broker_down and kind == self._down_kind:
+            log.debug("MQTT broker still unavailable: %s", text)
+        elif isinstance(error, BrokerAuthError):
+            log.error("%s; alerts stay in the outbox, retrying: check the MQTT credentials", text)
+        elif isinstance(error, BrokerTlsError):
+            log.error("%s; alerts stay in the outbox, retrying: check the TLS settings", text)
+        elif not self.broker_down:
+            log.warning("MQTT broker down: %s; alerts stay in the outbox until it returns", text)
+        else:  # a different failure than before
+            log.warning("MQTT broker still unavailable: %s", text)
+        self.broker_down = True
+        self._down_kind = kind
+        self.last_error = f"{kind}: {text}"
+
+    def _store_failed(self, error: StoreError) -> None:
+        if not self.store_down:
+            kind = "unavailable" if isinstance(error, StoreUnavailable) else "failing"
+            log.warning("store %s, outbox paused: %s", kind, error)
+        self.store_down = True
+
+    def _store_up(self, store_backoff: Backoff) -> None:
+        if self.store_down:
+            log.warning("store is back: outbox resumed")
+        self.store_down = False
+        store_backoff.reset()
+
+
+__all__ = ["OutboxDispatcher"]

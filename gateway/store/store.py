@@ -1,0 +1,516 @@
+"""The store: SQLAlchemy 2 Core over asyncio, SQLite (aiosqlite) or PostgreSQL (asyncpg).
+
+Writes are group commits: `record()` takes a whole batch of inspected SMS and writes their
+messages, verdicts, alerts (the outbox) and complaints in ONE transaction, so the pipeline pays
+one commit (one fsync) per batch instead of one per SMS. Recording is idempotent on the message
+id: a redelivered SMS (the SMSC retried because our response was lost) is recorded once, and its
+second inspection's alerts and complaint are dropped with it, so consumers get no duplicate alert.
+
+SQLite runs in WAL mode with synchronous=NORMAL: a commit is atomic and survives a crash of the
+gateway process, but the last transactions before a power cut or kernel crash may be lost (the
+WAL is synced at checkpoints, not at every commit). PostgreSQL keeps its own settings
+(synchronous_commit=on by default: a commit is durable when record() returns).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from gateway.domain import Alert, AlertKind, Inspected, Reason
+
+from .errors import StoreError, StoreUnavailable
+from .models import alerts, complaints, messages, metadata, verdicts
+from .urls import normalize_url
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_PG_MIGRATION_LOCK = 0x66726175  # pg_advisory_xact_lock key: one migrating gateway at a time
+
+# SQLite errors that mean "not now" rather than "wrong": retrying later can succeed.
+_SQLITE_TRANSIENT = re.compile(
+    r"database is locked|database table is locked|unable to open database|disk i/o error"
+    r"|database or disk is full|readonly database",
+    re.IGNORECASE,
+)
+# PostgreSQL SQLSTATE classes 08 (connection exception), 53 (insufficient resources),
+# 57P01-57P03 (admin shutdown, crash shutdown, cannot connect now).
+_PG_TRANSIENT_STATES = ("08", "53", "57P01", "57P02", "57P03")
+
+
+class Store:
+    """The gateway's database. Open with `await Store.open(url)`; `async with` closes it."""
+
+    def __init__(self, engine: AsyncEngine, url: str) -> None:
+        self._engine = engine
+        self._url = url
+        self.url = make_url(url).render_as_string(hide_password=True)  # safe to log
+        self.dialect: str = engine.dialect.name
+        self._closed = False
+        insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        # Built once: constructing a statement costs more than executing a cached one. RETURNING
+        # makes SQLAlchemy send one multi-row INSERT per batch ("insertmanyvalues") instead of a
+        # statement per row, several times faster on PostgreSQL; for messages it also tells which
+        # rows are new.
+        self._insert_new: dict[str, Any] = {
+            table.name: insert(table)
+            .on_conflict_do_nothing(index_elements=[key])
+            .returning(table.c[key])
+            for table, key in (
+                (messages, "id"),
+                (verdicts, "message_id"),
+                (alerts, "id"),
+                (complaints, "id"),
+            )
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, url: str, *, connect_timeout: float = 5.0, echo: bool = False) -> Store:
+        """Connect to the database at `url` (checked with one round trip).
+
+        `sqlite+aiosqlite:///PATH` (the directory is created) or `postgresql+asyncpg://...`;
+        plain `sqlite:` and `postgresql:` URLs get these drivers. Raises StoreUnavailable when
+        the database cannot be reached, StoreError for a bad URL."""
+        try:
+            url = normalize_url(url)
+        except (ValueError, exc.ArgumentError) as e:
+            raise StoreError(f"bad database URL: {e}") from e
+        parsed = make_url(url)
+        serializer = _json_dumps
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                directory = Path(parsed.database).parent
+                try:
+                    directory.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise StoreError(f"cannot create the data directory {directory}: {e}") from e
+            engine = create_async_engine(
+                url,
+                echo=echo,
+                json_serializer=serializer,
+                connect_args={"timeout": connect_timeout},
+            )
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_async_engine(
+                url,
+                echo=echo,
+                json_serializer=serializer,
+                pool_pre_ping=True,  # a connection broken by a server restart is replaced
+                connect_args={
+                    "timeout": connect_timeout,
+                    "server_settings": {"application_name": "fraudgate"},
+                },
+            )
+        store = cls(engine, url)
+        try:
+            with store._errors("connect"):
+                async with engine.connect() as conn:
+                    await conn.execute(sa.text("SELECT 1"))
+        except BaseException:
+            await engine.dispose()
+            raise
+        return store
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    # -- schema -------------------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest migration (alembic upgrade head); a no-op when it is
+        there already. On PostgreSQL an advisory lock serialises gateways starting together."""
+        with self._errors("migrate"):
+            async with self._engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    await conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+                    )
+                await conn.run_sync(_upgrade_head)
+
+    async def schema_revision(self) -> str | None:
+        """The alembic revision the database is at (None before the first migrate())."""
+        with self._errors("schema_revision"):
+            async with self._engine.connect() as conn:
+                return await conn.run_sync(_current_revision)
+
+    # -- writes -------------------------------------------------------------------------------
+
+    async def record(self, items: Sequence[Inspected]) -> None:
+        """Write a batch of inspected SMS (messages, verdicts, alerts, complaints) in one
+        transaction. Idempotent on the message id: an SMS already recorded (or repeated within
+        the batch) is skipped with its alerts and complaint."""
+        if not items:
+            return
+        first: dict[str, Inspected] = {}
+        for item in items:
+            first.setdefault(item.sms.id, item)
+        with self._errors("record"):
+            async with self._engine.begin() as conn:
+                new_ids = await self._insert_new_messages(conn, list(first.values()))
+                fresh = [first[i] for i in first if i in new_ids]
+                if not fresh:
+                    return
+                await self._insert_ignoring(conn, verdicts, map(_verdict_row, fresh))
+                await self._insert_ignoring(
+                    conn, alerts, (_alert_row(a) for it in fresh for a in it.alerts)
+                )
+                await self._insert_ignoring(
+                    conn, complaints, (_complaint_row(it) for it in fresh if it.complaint)
+                )
+
+    async def _insert_new_messages(self, conn: AsyncConnection, items: list[Inspected]) -> set[str]:
+        result = await conn.execute(
+            self._insert_new["messages"], [_message_row(it) for it in items]
+        )
+        return set(result.scalars().all())
+
+    async def _insert_ignoring(
+        self, conn: AsyncConnection, table: sa.Table, rows: Iterable[dict[str, Any]]
+    ) -> None:
+        batch = list(rows)
+        if batch:
+            await conn.execute(self._insert_new[table.name], batch)
+
+    async def mark_alerts_sent(self, ids: Iterable[str], now: float) -> None:
+        """The broker acknowledged these alerts at `now` (epoch seconds)."""
+        ids = list(ids)
+        if not ids:
+            return
+        with self._errors("mark_alerts_sent"):
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    alerts.update()
+                    .where(alerts.c.id.in_(ids), alerts.c.sent_at.is_(None))
+                    .values(sent_at=now, attempts=alerts.c.attempts + 1, last_error=None)
+                )
+
+    async def mark_alert_failed(
+        self, id: str, error: str, *, permanent: bool = False, now: float | None = None
+    ) -> None:
+        """Publishing alert `id` failed: count the attempt and keep `error`. A transient failure
+        leaves it pending (it is sent again); `permanent=True` sets it aside (failed_at = `now`):
+        it stays in the table for analysts but is no longer pending, so it cannot block the
+        outbox."""
+        values: dict[str, Any] = {"attempts": alerts.c.attempts + 1, "last_error": error[:2000]}
+        if permanent:
+            values["failed_at"] = now if now is not None else _now()
+        with self._errors("mark_alert_failed"):
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    alerts.update()
+                    .where(alerts.c.id == id, alerts.c.sent_at.is_(None))
+                    .values(values)
+                )
+
+    async def purge_text(self, older_than: float) -> int:
+        """Retention: forget the text of messages received before `older_than` (an epoch-seconds
+        cutoff) and of complaints received before it. Returns how many texts were cleared
+        (messages and complaints together)."""
+        with self._errors("purge_text"):
+            async with self._engine.begin() as conn:
+                m = await conn.execute(
+                    messages.update()
+                    .where(messages.c.received_at < older_than, messages.c.text.is_not(None))
+                    .values(text=None)
+                )
+                c = await conn.execute(
+                    complaints.update()
+                    .where(
+                        complaints.c.received_at < older_than,
+                        complaints.c.forwarded_text.is_not(None),
+                    )
+                    .values(forwarded_text=None)
+                )
+                return int(m.rowcount) + int(c.rowcount)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def pending_alerts(self, limit: int) -> list[Alert]:
+        """Up to `limit` alerts not yet published (nor set aside), oldest first."""
+        with self._errors("pending_alerts"):
+            async with self._engine.connect() as conn:
+                rows = await conn.execute(
+                    sa.select(alerts.c.id, alerts.c.kind, alerts.c.payload, alerts.c.created_at)
+                    .where(alerts.c.sent_at.is_(None), alerts.c.failed_at.is_(None))
+                    .order_by(alerts.c.created_at, alerts.c.id)
+                    .limit(limit)
+                )
+                return [
+                    Alert(
+                        kind=AlertKind(r.kind), payload=r.payload, created_at=r.created_at, id=r.id
+                    )
+                    for r in rows
+                ]
+
+    async def counts(self) -> dict[str, int]:
+        """Row counts for summaries and tests: messages, texts (messages whose text is still
+        kept), verdicts, allow/flag/block, alerts, alerts_pending, alerts_sent, alerts_failed,
+        complaints, complaint_texts."""
+
+        def count(table: sa.Table, *where: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
+            return sa.select(sa.func.count()).select_from(table).where(*where).scalar_subquery()
+
+        query = sa.select(
+            count(messages).label("messages"),
+            count(messages, messages.c.text.is_not(None)).label("texts"),
+            count(verdicts).label("verdicts"),
+            count(verdicts, verdicts.c.decision == "allow").label("allow"),
+            count(verdicts, verdicts.c.decision == "flag").label("flag"),
+            count(verdicts, verdicts.c.decision == "block").label("block"),
+            count(alerts).label("alerts"),
+            count(alerts, alerts.c.sent_at.is_(None), alerts.c.failed_at.is_(None)).label(
+                "alerts_pending"
+            ),
+            count(alerts, alerts.c.sent_at.is_not(None)).label("alerts_sent"),
+            count(alerts, alerts.c.failed_at.is_not(None)).label("alerts_failed"),
+            count(complaints).label("complaints"),
+            count(complaints, complaints.c.forwarded_text.is_not(None)).label("complaint_texts"),
+        )
+        with self._errors("counts"):
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(query)).one()
+                return {k: int(v) for k, v in row._mapping.items()}
+
+    # -- errors -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self, operation: str) -> Iterator[None]:
+        if self._closed:
+            raise StoreError(f"store {operation}: the store is closed")
+        try:
+            yield
+        except StoreError:
+            raise
+        except (exc.SQLAlchemyError, OSError, TimeoutError) as e:
+            raise _translate(e, operation, self.dialect, self._where()) from e
+        except Exception as e:  # a driver exception SQLAlchemy did not wrap
+            if type(e).__module__.split(".")[0] in ("asyncpg", "sqlite3", "aiosqlite"):
+                raise _translate(e, operation, self.dialect, self._where()) from e
+            raise
+
+    def _where(self) -> str:
+        url = make_url(self._url)
+        if url.get_backend_name() == "sqlite":
+            return f"SQLite {url.database}"
+        return f"PostgreSQL {url.host}:{url.port or 5432}/{url.database}"
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _translate(e: BaseException, operation: str, dialect: str, where: str) -> StoreError:
+    detail = _first_line(e)
+    if _is_transient(e, dialect):
+        return StoreUnavailable(f"store {operation}: database unavailable ({where}): {detail}")
+    if re.search(r"no such table|UndefinedTable|relation .* does not exist", detail):
+        detail += " (schema missing: run Store.migrate() first)"
+    return StoreError(f"store {operation} failed ({where}): {detail}")
+
+
+def _is_transient(e: BaseException, dialect: str) -> bool:
+    if isinstance(e, OSError | TimeoutError | exc.TimeoutError | exc.DisconnectionError):
+        return True
+    if isinstance(e, exc.DBAPIError):
+        if e.connection_invalidated:
+            return True
+        orig = e.orig
+        if isinstance(orig, OSError | TimeoutError):
+            return True
+        if dialect == "sqlite":
+            return isinstance(e, exc.OperationalError) and bool(_SQLITE_TRANSIENT.search(str(orig)))
+        state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if isinstance(state, str) and state.startswith(_PG_TRANSIENT_STATES):
+            return True
+        # asyncpg connection-level errors (connection closed under us, cannot connect now)
+        name = type(orig).__name__ if orig is not None else ""
+        return isinstance(e, exc.InterfaceError) or name in (
+            "ConnectionDoesNotExistError",
+            "CannotConnectNowError",
+            "ConnectionFailureError",
+            "InterfaceError",
+        )
+    name = type(e).__name__
+    return name in (
+        "ConnectionDoesNotExistError",
+        "CannotConnectNowError",
+        "ConnectionFailureError",
+    )
+
+
+def _first_line(e: BaseException) -> str:
+    orig: BaseException = e.orig if isinstance(e, exc.DBAPIError) and e.orig is not None else e
+    if orig.__cause__ is not None and type(orig.__cause__).__module__.startswith("asyncpg"):
+        orig = orig.__cause__  # the driver's own exception names the problem best
+    text = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+    finally:
+        cursor.close()
+
+
+def _alembic_config(connection: Connection) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade_head(connection: Connection) -> None:
+    from alembic import command
+
+    command.upgrade(_alembic_config(connection), "head")
+
+
+def _current_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    rev: str | None = MigrationContext.configure(connection).get_current_revision()
+    return rev
+
+
+# -- rows ------------------------------------------------------------------------------------
+
+
+def _text(value: str) -> str:
+    """`value` as both databases accept it: NUL (refused by PostgreSQL) and lone surrogates (not
+    encodable as UTF-8) become U+FFFD. What arrives over SMPP must never fail a whole batch."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+    return value
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON for the JSON columns; lone surrogates (not UTF-8) become U+FFFD, NUL is escaped."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
+
+
+def _message_row(item: Inspected) -> dict[str, Any]:
+    s = item.sms
+    return {
+        "id": s.id,
+        "received_at": s.received_at,
+        "smsc": _text(s.smsc),
+        "route": str(s.route.value) if hasattr(s.route, "value") else str(s.route),
+        "source": _text(s.source),
+        "source_ton": s.source_ton,
+        "source_npi": s.source_npi,
+        "dest": _text(s.dest),
+        "dest_ton": s.dest_ton,
+        "dest_npi": s.dest_npi,
+        "data_coding": s.data_coding,
+        "esm_class": s.esm_class,
+        "parts": s.parts,
+        "total": s.total,
+        "complete": s.complete,
+        "text": _text(s.text),
+        "decode_errors": list(s.decode_errors),
+    }
+
+
+def reason_json(r: Reason) -> dict[str, Any]:
+    """A reason as stored in verdicts.reasons (span positions only, not the matched text)."""
+    return {
+        "detector": r.detector,
+        "rule_id": r.rule_id,
+        "score": r.score,
+        "description": r.description,
+        "block": r.block,
+        "spans": [{"start": sp.start, "end": sp.end} for sp in r.spans],
+    }
+
+
+def _verdict_row(item: Inspected) -> dict[str, Any]:
+    v = item.verdict
+    return {
+        "message_id": item.sms.id,
+        "score": v.score,
+        "decision": str(v.decision.value),
+        "rule_ids": v.rule_ids,
+        "reasons": [reason_json(r) for r in v.reasons],
+    }
+
+
+def _alert_row(a: Alert) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "kind": str(a.kind.value),
+        "payload": a.payload,
+        "created_at": a.created_at,
+        "sent_at": None,
+        "attempts": 0,
+        "last_error": None,
+        "failed_at": None,
+    }
+
+
+def _complaint_row(item: Inspected) -> dict[str, Any]:
+    c = item.complaint
+    assert c is not None
+    return {
+        "id": c.id,
+        "complainant": _text(c.complainant),
+        "forwarded_text": _text(c.forwarded_text),
+        "received_at": c.received_at,
+        "message_id": c.message_id,
+        "suspected_sender": _text(c.suspected_sender),
+        "status": "new",
+    }
+
+
+__all__ = ["MIGRATIONS_DIR", "Store", "metadata", "reason_json"]

@@ -1,0 +1,115 @@
+"""Builds the daemon's parts from its configuration: detectors, store, outbox dispatcher.
+
+The only module that knows which adapter implements which port."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from gateway.config import GatewayConfig
+from gateway.detect.velocity import VelocityDetector
+from gateway.domain import Detector, Inspected
+from gateway.outbox import OutboxStore
+from gateway.pipeline import Inspector
+
+log = logging.getLogger("fraudgate.wiring")
+
+
+class StorePort(OutboxStore, Protocol):
+    """What the daemon needs of its database (gateway.store.Store implements it)."""
+
+    async def record(self, items: Sequence[Inspected]) -> None: ...
+
+    async def purge_text(self, older_than: float) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+class DispatcherPort(Protocol):
+    published: int
+
+    async def run(self) -> None: ...
+
+    def notify(self) -> None: ...
+
+    async def flush(self, timeout: float) -> None: ...
+
+
+def build_detectors(cfg: GatewayConfig) -> tuple[list[Detector], list[Detector]]:
+    """(all detectors, the text-only ones used on texts forwarded to the complaint number)."""
+    from gateway.detect.classifier import ClassifierDetector, load_model
+    from gateway.detect.content import ContentDetector
+    from gateway.detect.greyroute import GreyRouteDetector
+    from gateway.detect.sender import SenderDetector
+    from gateway.detect.urls import UrlDetector
+
+    rules = cfg.rules_dir
+    content = ContentDetector.from_file(rules / "content.toml")
+    urls = UrlDetector.from_file(rules / "brands.toml")
+    sender = SenderDetector.from_file(rules / "senders.toml")
+    classifier = (
+        ClassifierDetector(load_model(cfg.model)) if cfg.model else ClassifierDetector.default()
+    )
+    text_only: list[Detector] = [content, urls, classifier]
+    detectors = [*text_only, sender, GreyRouteDetector(), VelocityDetector(cfg.velocity)]
+    return detectors, text_only
+
+
+def build_inspector(cfg: GatewayConfig) -> Inspector:
+    detectors, text_only = build_detectors(cfg)
+    return Inspector(
+        detectors,
+        cfg.thresholds,
+        complaint_numbers=cfg.complaint_numbers,
+        text_detectors=text_only,
+    )
+
+
+async def open_store(cfg: GatewayConfig) -> StorePort:
+    from gateway.store import Store
+
+    store = await Store.open(cfg.database_url)
+    await store.migrate()
+    return store
+
+
+@contextlib.asynccontextmanager
+async def open_dispatcher(cfg: GatewayConfig, store: StorePort) -> AsyncIterator[DispatcherPort]:
+    if not cfg.mqtt.enabled:
+        yield NullDispatcher()
+        return
+    from gateway.mqtt import MqttConfig
+    from gateway.outbox import OutboxDispatcher
+
+    m = cfg.mqtt
+    mqtt = MqttConfig(
+        host=m.host,
+        port=m.port,
+        client_id=m.client_id,
+        username=m.username or None,
+        password=m.password or None,
+        topic_prefix=m.topic_prefix,
+        tls_ca=m.tls_ca or None,
+        tls_cert=m.tls_cert or None,
+        tls_key=m.tls_key or None,
+        tls_insecure=m.tls_insecure,
+    )
+    yield OutboxDispatcher(store, mqtt)
+
+
+class NullDispatcher:
+    """MQTT disabled: alerts stay in the outbox table (for a later dispatcher or the API)."""
+
+    published = 0
+
+    async def run(self) -> None:
+        return
+
+    def notify(self) -> None:
+        return
+
+    async def flush(self, timeout: float) -> None:
+        return

@@ -1,0 +1,379 @@
+"""End to end: simulated SMSC -> gateway -> SQLite / PostgreSQL -> mosquitto -> a subscriber.
+
+Real parts only: the project's simulated SMSC over loopback TCP, a real mosquitto, a real
+PostgreSQL cluster (initdb in a temp dir) or SQLite file, aiomqtt as the subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from gateway.config import GatewayConfig, SmscLink
+from gateway.daemon import Gateway, RunReport
+from gateway.domain import Inspected, Route
+from gateway.store import Store
+from smsc.client import EsmeClient, EsmeConfig
+from smsc.constants import EsmClass, Status, Tag
+from smsc.link import Link
+from smsc.pdu import Pdu, SubmitSm, Tlv
+from smsc.session import BindType
+from smsc.simulator import Account, Faults, SimulatedSmsc, SmscConfig
+from smsc.simulator import Route as SmscRoute
+from smsc.text import encode_text, split_for_sms
+
+ROOT = Path(__file__).resolve().parent.parent
+KAZ_SMISHING = (
+    "Құрметті клиент! Сіздің Kaspi картаңыз бұғатталды. Картаны бұғаттан шығару үшін "
+    "kaspi-bank.kz-secure.com сілтемесіне өтіп, SMS кодты енгізіңіз. Әйтпесе шотыңыз жабылады."
+)
+NORMAL = ["Мама, я задержусь, буду в 8", "Сәлем! Кешке кездесеміз бе?", "Купи хлеб и молоко"]
+
+
+class _Quiet:
+    def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:
+        pass
+
+    def on_request(self, link: Link, pdu: Pdu) -> None:
+        link.respond(pdu.response())
+
+    def on_closed(self, link: Link, reason: str, clean: bool) -> None:
+        pass
+
+
+def smsc_config(faults: Faults | None = None, window: int = 50) -> SmscConfig:
+    tx = frozenset({BindType.TRANSMITTER, BindType.TRANSCEIVER})
+    rx = frozenset({BindType.RECEIVER, BindType.TRANSCEIVER})
+    return SmscConfig(
+        port=0,
+        accounts=[
+            Account("agg", "pw", tx),
+            Account("subs", "pw", tx),
+            Account("gw-a2p", "pw", rx),
+            Account("gw-p2p", "pw", rx, window=window, faults=faults or Faults()),
+        ],
+        routes=[SmscRoute("", "gw-a2p", origin="agg"), SmscRoute("", "gw-p2p", origin="subs")],
+        retry_interval=0.2,
+        response_timeout=2.0,
+    )
+
+
+def gateway_config(
+    port: int, data_dir: Path, store_url: str = "", broker: Any = None
+) -> GatewayConfig:
+    cfg = GatewayConfig(data_dir=data_dir, store_url=store_url, mode="enforce")
+    cfg.smsc = [
+        SmscLink(EsmeConfig("127.0.0.1", port, f"gw-{f}", "pw", BindType.RECEIVER,
+                            name=f"smsc-{f}"), route)
+        for f, route in (("a2p", Route.A2P), ("p2p", Route.LOCAL))
+    ]  # fmt: skip
+    cfg.reassembly_timeout = 2.0
+    cfg.velocity = type(cfg.velocity)(sender_recipients=20)
+    if broker is None:
+        cfg.mqtt.enabled = False
+    else:
+        cfg.mqtt.host, cfg.mqtt.port = broker.host, broker.port
+    return cfg
+
+
+class Subscriber:
+    """Counts alerts by id on `fraudgate/alerts/#` (QoS 1, persistent session)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.alerts: list[dict[str, Any]] = []
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    self.host, self.port, identifier="e2e-sub", clean_session=False
+                ) as c:
+                    await c.subscribe("fraudgate/alerts/#", qos=1)
+                    self.ready.set()
+                    async for m in c.messages:
+                        self.alerts.append(json.loads(bytes(m.payload)))  # type: ignore[arg-type]
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.2)
+
+    def kinds(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for a in self.alerts:
+            out[a["kind"]] = out.get(a["kind"], 0) + 1
+        return out
+
+
+async def eventually(cond: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+def submit(src: str, dst: str, text: str, *, ton: int = 1) -> list[SubmitSm]:
+    coding, bodies = split_for_sms(text, ref=42)
+    multi = len(bodies) > 1
+    return [
+        SubmitSm(source_addr=src, source_addr_ton=ton, source_addr_npi=0 if ton == 5 else 1,
+                 destination_addr=dst, dest_addr_ton=1, dest_addr_npi=1, data_coding=coding,
+                 esm_class=EsmClass.UDHI if multi else 0, short_message=b)
+        for b in bodies
+    ]  # fmt: skip
+
+
+async def send(port: int, account: str, pdus: list[SubmitSm]) -> list[int]:
+    cfg = EsmeConfig("127.0.0.1", port, account, "pw", BindType.TRANSMITTER)
+    async with EsmeClient(cfg, _Quiet()) as link:
+        return [(await link.request(p)).status for p in pdus]
+
+
+class Running:
+    def __init__(self, gateway: Gateway, task: asyncio.Task[RunReport], stop: asyncio.Event):
+        self.gateway, self.task, self.stop = gateway, task, stop
+        self.inspected: list[Inspected] = []
+
+    async def finish(self) -> RunReport:
+        self.stop.set()
+        return await asyncio.wait_for(self.task, 30)
+
+
+async def start_gateway(cfg: GatewayConfig) -> Running:
+    stop = asyncio.Event()
+    holder: list[Inspected] = []
+    gw = Gateway(cfg, on_inspected=holder.append)
+    task = asyncio.create_task(gw.run(stop))
+    await asyncio.wait_for(gw.ready.wait(), 30)
+    for sup in gw.supervisors:
+        await sup.wait_bound(10)
+    running = Running(gw, task, stop)
+    running.inspected = holder
+    return running
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def smsc() -> AsyncIterator[SimulatedSmsc]:
+    async with SimulatedSmsc(smsc_config()) as sim:
+        yield sim
+
+
+async def test_smishing_spoofing_and_fanout_alerted_normal_traffic_not(
+    smsc: SimulatedSmsc, store_url: str, tmp_path: Path, mosquitto: Any
+) -> None:
+    sub = Subscriber(mosquitto.host, mosquitto.port)
+    sub_task = asyncio.create_task(sub.run())
+    await asyncio.wait_for(sub.ready.wait(), 10)
+    gw = await start_gateway(gateway_config(smsc.port, tmp_path, store_url, mosquitto))
+    # normal traffic first: nothing may be alerted
+    for i, text in enumerate(NORMAL):
+        assert await send(smsc.port, "subs", submit(f"7701000000{i}", "77017654321", text)) == [0]
+    # a smishing message in Kazakh: UCS2, three parts
+    parts = submit("77051112233", "77019998877", KAZ_SMISHING)
+    assert len(parts) == 3 and parts[0].data_coding == 8
+    assert await send(smsc.port, "subs", parts) == [0, 0, 0]
+    # a spoofed bank sender arriving on the aggregator bind
+    spoof = submit(
+        "KASPI", "77013334455", "Ваша карта заблокирована. Подробнее: kaspi-kz.top/unlock", ton=5
+    )
+    assert await send(smsc.port, "agg", spoof) == [0]
+    # a fan-out burst: one SIM to 30 distinct recipients
+    burst = [
+        p
+        for i in range(30)
+        for p in submit("77757770000", f"7702{i:07d}", "Привет! Посмотри фото vk.cc/abc")
+    ]
+    assert len(await send(smsc.port, "subs", burst)) == 30
+    await asyncio.wait_for(smsc.wait_idle(), 20)
+    await eventually(lambda: sub.kinds().get("fanout", 0) >= 1 and sub.kinds().get("sms", 0) >= 3)
+    report = await gw.finish()
+    sub_task.cancel()
+
+    sms_alerts = [a for a in sub.alerts if a["kind"] == "sms"]
+    by_source = {a["source"]: a for a in sms_alerts}
+    assert "77051112233" in by_source and by_source["77051112233"]["decision"] == "block"
+    assert by_source["77051112233"]["parts"] == 3
+    assert "KASPI" in by_source and any(
+        r.startswith("sender.") for r in by_source["KASPI"]["rule_ids"]
+    )
+    assert not any(a["source"].startswith("7701000000") for a in sms_alerts)  # normal: none
+    fanout = [a for a in sub.alerts if a["kind"] == "fanout"]
+    assert [a["sender"] for a in fanout] == ["77757770000"]
+    assert len({a["id"] for a in sub.alerts}) == len(sub.alerts)  # none doubled
+    for a in sub.alerts:  # personal data never leaves unmasked
+        assert "iin" not in json.dumps(a).lower()
+        if "dest" in a:
+            assert "***" in a["dest"]
+    async with await Store.open(store_url) as store:
+        counts = await store.counts()
+    assert counts["messages"] == len(NORMAL) + 1 + 1 + 30
+    assert counts["alerts_pending"] == 0 and counts["alerts_sent"] == len(sub.alerts)
+    assert report.store_failures == 0
+    # enforcing: the blocked smishing parts were rejected with 0x66 -> UNDELIV at the SMSC
+    undeliv = [m for m in smsc.messages.values() if m.error == Status.ESME_RX_R_APPN]
+    assert len(undeliv) >= 3
+
+
+async def test_broker_outage_delays_alerts_none_lost_none_doubled(
+    smsc: SimulatedSmsc, tmp_path: Path, mosquitto: Any
+) -> None:
+    sub = Subscriber(mosquitto.host, mosquitto.port)
+    sub_task = asyncio.create_task(sub.run())
+    await asyncio.wait_for(sub.ready.wait(), 10)
+    gw = await start_gateway(gateway_config(smsc.port, tmp_path, "", mosquitto))
+    fraud = "Ваша карта заблокирована! Назовите код из SMS оператору: +7 701 555 44 33"
+    await send(smsc.port, "subs", submit("77050000001", "77011110001", fraud))
+    await eventually(lambda: len(sub.alerts) >= 1)
+    mosquitto.stop()
+    for i in range(5):  # alerts recorded while the broker is away
+        await send(smsc.port, "subs", submit(f"7705000001{i}", f"770111100{i + 2:02d}", fraud))
+    await asyncio.wait_for(smsc.wait_idle(), 20)
+    await asyncio.sleep(0.5)
+    assert len(sub.alerts) == 1
+    mosquitto.start()
+    await eventually(lambda: len(sub.alerts) >= 6, timeout=30)
+    await gw.finish()
+    await asyncio.sleep(0.3)
+    sub_task.cancel()
+    ids = [a["id"] for a in sub.alerts if a["kind"] == "sms"]
+    assert len(ids) == 6 and len(set(ids)) == 6
+
+
+async def test_smsc_link_cut_mid_stream_loses_nothing(tmp_path: Path) -> None:
+    async with SimulatedSmsc(smsc_config(Faults(disconnect_after=7))) as sim:
+        gw = await start_gateway(gateway_config(sim.port, tmp_path))
+        texts = [f"Сообщение номер {i}" for i in range(20)]
+        for i, t in enumerate(texts):
+            await send(sim.port, "subs", submit(f"7701200{i:04d}", "77017654321", t))
+        await asyncio.wait_for(sim.wait_idle(), 30)
+        await gw.finish()
+    async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'fraudgate.db'}") as store:
+        counts = await store.counts()
+    recorded = {i.sms.text for i in gw.inspected}
+    assert recorded == set(texts)  # every message recorded (a redelivered one maybe twice)
+    assert counts["messages"] >= len(texts)
+    assert sum(m.state == 2 for m in sim.messages.values()) == len(texts)  # all DELIVERED
+
+
+async def test_bad_input_gets_a_verdict_with_a_reason_never_a_crash(
+    smsc: SimulatedSmsc, tmp_path: Path
+) -> None:
+    gw = await start_gateway(gateway_config(smsc.port, tmp_path))
+    bad = [
+        SubmitSm(source_addr="77010000001", destination_addr="77010000002", data_coding=8,
+                 short_message=b"\x04\x10\x04"),  # odd-length UCS2
+        SubmitSm(source_addr="77010000001", destination_addr="77010000003", short_message=b""),
+        SubmitSm(source_addr="77010000001", destination_addr="77010000004",
+                 tlvs=[Tlv.of(Tag.MESSAGE_PAYLOAD, b"A" * 65000)]),
+        SubmitSm(source_addr="77010000001", destination_addr="77010000005",
+                 esm_class=EsmClass.UDHI, short_message=b"\x09\x00\x03\x01hello"),  # broken UDH
+        SubmitSm(source_addr="77010000001", destination_addr="77010000006", data_coding=0,
+                 short_message=encode_text("ok", 0) + b"\x80\xff"),  # bytes outside GSM 7-bit
+    ]  # fmt: skip
+    assert await send(smsc.port, "subs", bad) == [0] * len(bad)
+    await asyncio.wait_for(smsc.wait_idle(), 20)
+    report = await gw.finish()
+    by_dest = {i.sms.dest: i for i in gw.inspected}
+    assert set(by_dest) == {f"7701000000{n}" for n in range(2, 7)}
+    assert "encoding.invalid" in by_dest["77010000002"].verdict.rule_ids
+    assert "encoding.empty" in by_dest["77010000003"].verdict.rule_ids
+    assert len(by_dest["77010000004"].sms.text) == 65000
+    assert "encoding.invalid" in by_dest["77010000005"].verdict.rule_ids
+    assert "encoding.invalid" in by_dest["77010000006"].verdict.rule_ids
+    assert report.store_failures == 0
+
+
+async def test_database_down_answers_retry_status_and_records_after(
+    postgres_server: Any, postgres_url: str, tmp_path: Path
+) -> None:
+    async with SimulatedSmsc(smsc_config()) as sim:
+        gw = await start_gateway(gateway_config(sim.port, tmp_path, postgres_url))
+        await send(sim.port, "subs", submit("77013000001", "77017654321", "до сбоя"))
+        await asyncio.wait_for(sim.wait_idle(), 20)
+        postgres_server.stop()
+        try:
+            await send(sim.port, "subs", submit("77013000002", "77017654321", "во время сбоя"))
+            await eventually(lambda: sim.stats.retries >= 1)  # answered 0x14: the SMSC retries
+        finally:
+            postgres_server.start()
+        await asyncio.wait_for(sim.wait_idle(), 60)
+        report = await gw.finish()
+    assert report.store_failures >= 1
+    async with await Store.open(postgres_url) as store:
+        assert (await store.counts())["messages"] == 2
+
+
+def test_gateway_killed_and_restarted_loses_no_message_and_no_alert(
+    tmp_path: Path, mosquitto: Any
+) -> None:
+    """SIGKILL mid-stream: what the SMSC saw acknowledged is recorded; the rest is redelivered
+    after the restart; alerts recorded before the kill still go out."""
+    asyncio.run(_kill_restart(tmp_path, mosquitto))
+
+
+async def _kill_restart(tmp_path: Path, mosquitto: Any) -> None:
+    async with SimulatedSmsc(smsc_config(window=1)) as sim:
+        conf = tmp_path / "gw.toml"
+        conf.write_text(
+            # small, slow batches so that the kill lands mid-stream
+            f'[gateway]\nmode = "monitor"\ndata_dir = "{tmp_path}"\n'
+            f"batch_max = 4\nbatch_delay = 0.05\n"
+            f'[mqtt]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\n'
+            f'[[smsc]]\nname = "smsc-p2p"\naddress = "127.0.0.1:{sim.port}"\n'
+            f'system_id = "gw-p2p"\npassword = "pw"\nroute = "local"\n'
+            f'[[smsc]]\nname = "smsc-a2p"\naddress = "127.0.0.1:{sim.port}"\n'
+            f'system_id = "gw-a2p"\npassword = "pw"\nroute = "a2p"\n'
+        )
+
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "run", "-c", str(conf)],
+                cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
+
+        fraud = "Сіздің картаңыз бұғатталды, кодты айтыңыз: +77015554433"
+        texts = [f"{fraud} #{i}" for i in range(40)]
+        proc = start()
+        sender = asyncio.create_task(
+            send(
+                sim.port,
+                "subs",
+                [p for i, t in enumerate(texts) for p in submit(f"7705{i:07d}", "77019990000", t)],
+            )
+        )
+        await eventually(lambda: sim.stats.delivered >= 10, timeout=60)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert sim.pending() > 0, "the kill should land mid-stream"
+        await sender
+        proc = start()
+        try:
+            await eventually(lambda: len(sim.accounts["gw-p2p"].links) == 1, timeout=60)
+            await asyncio.wait_for(sim.wait_idle(), 90)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+    async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'fraudgate.db'}") as store:
+        counts = await store.counts()
+        pending = await store.pending_alerts(1000)
+    assert counts["messages"] >= len(texts)  # none lost (a redelivered one may be recorded twice)
+    assert counts["block"] + counts["flag"] >= len(texts)
+    assert pending == []  # every alert published
