@@ -30,19 +30,38 @@ from smsc.client import EsmeConfig
 from smsc.session import BindType, SessionConfig
 
 
-def _smsc_process(port_q: Any, count: int, scenario: str, done: Any) -> None:
+def _mix(scenario: str, count: int, fraud_share: float) -> list[Any]:
+    """`count` messages of the scenario with `fraud_share` of them fraud (the rest normal)."""
     from simulators.scenario import load_scenario
+
+    pool = load_scenario(scenario).messages(count=count * 3, seed=7)
+    fraud = [m for m in pool if m.label != "normal"]
+    normal = [m for m in pool if m.label == "normal"]
+    n_fraud = round(count * fraud_share)
+    picked = fraud[:n_fraud] + normal[: count - n_fraud]
+    step = max(1, len(picked) // max(n_fraud, 1))
+    # spread the fraud through the stream instead of front-loading it
+    out: list[Any] = []
+    f, n = iter(picked[:n_fraud]), iter(picked[n_fraud:])
+    for i in range(len(picked)):
+        out.append(next(f, None) if i % step == 0 else next(n, None))
+    return [m for m in out if m is not None] + [m for m in f] + [m for m in n]
+
+
+def _smsc_process(
+    port_q: Any, count: int, scenario: str, done: Any, fraud_share: float = 0.05, window: int = 50
+) -> None:
     from smsc.simulator import Account, SimulatedSmsc, SmscConfig
     from smsc.simulator import Route as SimRoute
 
     async def main() -> None:
         cfg = SmscConfig(
             port=0,
-            accounts=[Account("gateway", "secret", window=50)],
+            accounts=[Account("gateway", "secret", window=window)],
             routes=[SimRoute("", "gateway")],
         )
         async with SimulatedSmsc(cfg) as smsc:
-            msgs = load_scenario(scenario).messages(count=count, seed=7)
+            msgs = _mix(scenario, count, fraud_share)
             for m in msgs:
                 for pdu in m.pdus:
                     smsc.inject(
@@ -60,17 +79,24 @@ def _smsc_process(port_q: Any, count: int, scenario: str, done: Any) -> None:
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--count", type=int, default=20000, help="messages (default 20000)")
     p.add_argument("--store-url", default="", help="database URL (default: a temporary SQLite)")
+    p.add_argument(
+        "--fraud-share", type=float, default=0.05,
+        help="share of fraud in the traffic (default 0.05; the demo scenario's own mix is 0.5)",
+    )  # fmt: skip
     p.add_argument("--senders", type=int, default=1_000_000, help="for the velocity memory")
+    p.add_argument("--window", type=int, default=50, help="deliver_sm in flight (default 50)")
     p.add_argument("--json", action="store_true")
 
 
-async def _gateway(port: int, count: int, store_url: str, data_dir: Path) -> dict[str, Any]:
+async def _gateway(
+    port: int, count: int, store_url: str, data_dir: Path, window: int = 50
+) -> dict[str, Any]:
     from gateway.daemon import Gateway
 
     cfg = GatewayConfig(data_dir=data_dir, store_url=store_url)
     cfg.mqtt.enabled = False
     esme = EsmeConfig("127.0.0.1", port, "gateway", "secret", BindType.RECEIVER,
-                      session=SessionConfig(window=50), name="bench")  # fmt: skip
+                      session=SessionConfig(window=window), name="bench")  # fmt: skip
     cfg.smsc = [SmscLink(esme, Route.LOCAL)]
     done = asyncio.Event()
     seen = 0
@@ -132,18 +158,23 @@ def run(args: argparse.Namespace) -> int:
     port_q = ctx.Queue()
     done = ctx.Event()
     scenario = str(Path(__file__).resolve().parent.parent / "config/scenarios/demo.toml")
-    proc = ctx.Process(target=_smsc_process, args=(port_q, args.count, scenario, done))
+    proc = ctx.Process(
+        target=_smsc_process,
+        args=(port_q, args.count, scenario, done, args.fraud_share, args.window),
+    )
     proc.start()
     try:
         port, pdus = port_q.get(timeout=300)
         with tempfile.TemporaryDirectory() as tmp:
-            result = asyncio.run(_gateway(port, args.count, args.store_url, Path(tmp)))
+            result = asyncio.run(_gateway(port, args.count, args.store_url, Path(tmp), args.window))
     finally:
         done.set()
         proc.join(10)
         if proc.is_alive():
             proc.kill()
     result["pdus"] = pdus
+    result["fraud_share"] = args.fraud_share
+    result["window"] = args.window
     result["store"] = args.store_url.split(":")[0] if args.store_url else "sqlite"
     result.update(velocity_memory(args.senders))
     result["machine"] = f"{os.cpu_count()} CPUs, CPython {platform.python_version()}"

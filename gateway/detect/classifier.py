@@ -2,23 +2,26 @@
 
 Method (chosen by 5-fold cross-validation on the UCI SMS Spam Collection, see docs/classifier.md):
 
-* text normalised (`normalise`): lower case, ё → е, a link → `_url_` followed by its host name, a
-  phone number (9+ digits) → `_tel_`, every other digit → 0;
+* text normalised (`normalise`): the first MAX_CHARS characters, lower case, ё → е, a link →
+  `zzurl` and its host name, a phone number (9-15 digits) → `zztel`, any other run of digits → 0;
 * two feature blocks, each TF-IDF with sublinear tf (1 + ln tf) and its own L2 norm:
-  character n-grams 1-5 inside word boundaries (`char_wb`: each whitespace-separated word padded
+  character 1- to 5-grams inside word boundaries (`char_wb`: each whitespace-separated word padded
   with a space) and word uni- and bi-grams (words stripped of punctuation). Character n-grams
   carry Russian and Kazakh Cyrillic as well as English, misspellings and inflections;
 * logistic regression (liblinear, C = 30, balanced class weights); the decision threshold is a
   fixed rule, p >= 0.5, never tuned on test data (balanced weights put it where the false
-  positive rate is about 0.15 % on UCI).
+  positive rate is about 0.1 % on UCI). A `Reason` is emitted only at p >= threshold, so every
+  finding is enough to FLAG on its own under the default `Thresholds` (0.5), and p >= 0.8 BLOCKs.
 
 Training uses scikit-learn (imported only by `train`); inference is this module's own code
-(`TextClassifier.predict_batch`): the n-grams of each distinct word are looked up once and cached,
-and a batch is scored with a handful of numpy operations, with the same arithmetic as
-scikit-learn's transform + decision_function (checked after every training run).
+(`TextClassifier.predict_batch`): each distinct word's feature indices are looked up once and
+cached, a batch is scored with a handful of numpy operations, with the same arithmetic as
+scikit-learn's transform + decision_function (checked after every training run), and the logits
+of recently seen normalised texts are remembered (templated A2P and campaigns repeat).
 
 Model files are not pickles: a ZIP archive of `header.json`, `features.json` and two `.npy` arrays
-(read with allow_pickle=False); `load_model` validates every part and names what is wrong.
+(read with allow_pickle=False); `load_model` validates every part and names what is wrong. The
+format is documented in docs/classifier.md.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ SMALL_CORPUS: Final = 100
 BATCH: Final = 1024  # predict_batch scores longer lists in chunks of this size
 WORD_CACHE: Final = 1 << 15  # distinct words whose feature indices are kept per model
 MAX_CHARS: Final = 2000  # only the start of a longer text is read (10 SMS parts are ~1,530)
+MAX_NORMALISED: Final = 2 * MAX_CHARS
 MEMO: Final = 1 << 14  # distinct normalised texts whose scores are kept per model
 MAX_MEMBER_BYTES: Final = 512 << 20
 _MEMBERS: Final = ("header.json", "features.json", "idf.npy", "coef.npy")
@@ -114,7 +118,7 @@ def normalise(text: str) -> str:
         if digits >= 9:
             t = _PHONE_RE.sub(f" {PHONE_TOKEN} ", t)
         t = _DIGITS_RE.sub("0", t)
-    return t
+    return t[:MAX_NORMALISED]  # links written as "zzurl host" may have made it longer
 
 
 def char_ngrams(word: str) -> list[str]:
@@ -158,9 +162,10 @@ def _sigmoid(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-# (1 + ln n, (1 + ln n)^2) for a term seen n times: a text is cut at MAX_CHARS, so no feature
-# occurs more than 2 * MAX_CHARS times (1-gram " ": two per word).
-_TF_ONE: Final = 1.0 + np.log(np.arange(1, 2 * MAX_CHARS + 2, dtype=np.float64))
+# (1 + ln n, (1 + ln n)^2) for a term seen n times. A normalised text has at most
+# MAX_NORMALISED characters, so no feature occurs more than 3 * MAX_NORMALISED times (every
+# character position starts at most one n-gram of each length, plus two padding spaces a word).
+_TF_ONE: Final = 1.0 + np.log(np.arange(1, 3 * MAX_NORMALISED + 2, dtype=np.float64))
 _TF: Final = np.column_stack(
     (np.concatenate(([0.0], _TF_ONE)), np.concatenate(([0.0], _TF_ONE**2)))
 )
@@ -259,8 +264,9 @@ class TextClassifier:
         total = sum(map(len, map(_FIRST, entries)))
         tokens = list(filter(None, map(_SECOND, entries)))
         if len(tokens) > 1:
-            pairs = [j for j in map(self._pair_vocab.get, itertools.pairwise(tokens)) if j]
-            if pairs:  # (index 0 is a character feature, never a bigram)
+            get = self._pair_vocab.get
+            pairs = [j for j in map(get, itertools.pairwise(tokens)) if j is not None]
+            if pairs:
                 parts.append(np.array(pairs, dtype=np.int32))
                 total += len(pairs)
         return total
