@@ -19,7 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "smsc": ("smsc.simulator_cli", "run the simulated SMSC (SMPP 3.4 server)"),
     "traffic": ("simulators.traffic", "play a traffic scenario into an SMSC as an ESME"),
     "listen": ("simulators.listener", "bind to an SMSC and print every message received"),
-    "bench": ("smsc.bench", "benchmarks that print figures (smpp, pipeline)"),
+    "bench": ("gateway.bench_cli", "benchmarks that print figures (smpp, pipeline)"),
 }  # fmt: skip
 
 

@@ -91,7 +91,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Measure round trips/s and latency of the SMPP stack over loopback, with the ESME and "
         "the SMSC in separate processes."
     )
-    parser.add_argument("target", choices=TARGETS, help="what to benchmark")
     parser.add_argument(
         "--count",
         type=_int_at_least(1),
@@ -128,9 +127,6 @@ def default_warmup(count: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.target != "smpp":  # pragma: no cover - argparse choices
-        print(f"unknown bench target {args.target!r}", file=sys.stderr)
-        return 2
     try:
         report = run_smpp(args.windows, args.count, args.warmup, profile_dir=args.profile)
     except BenchError as exc:
@@ -167,7 +163,6 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "platform": platform.platform(),
-        "event_loop": "asyncio (default selector loop)",
     }
 
 
@@ -185,6 +180,24 @@ def host_cpu_seconds() -> tuple[float, float]:
     tick = os.sysconf("SC_CLK_TCK")
     user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
     return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def peak_rss() -> dict[str, int]:
+    """This process's peak resident set size, in bytes.
+
+    `peak_rss_bytes` is VmHWM from /proc/self/status: the high-water mark of this process's own
+    memory since it exec'd. `resource.getrusage(RUSAGE_SELF).ru_maxrss` is also given, but Linux
+    carries it over exec: a process spawned from a 60 MiB parent reports at least 60 MiB there
+    whatever it uses itself. Without /proc, peak_rss_bytes falls back to ru_maxrss.
+    """
+    ru_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    hwm = 0
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) * 1024
+                break
+    return {"peak_rss_bytes": hwm or ru_maxrss, "ru_maxrss_bytes": ru_maxrss}
 
 
 @dataclass
@@ -259,10 +272,10 @@ def run_smpp(
     try:
         smsc = _spawn(ctx, "smsc", _smsc_process, profile_dir, max_window)
         children.append(smsc)
-        port = smsc.expect(CHILD_START_TIMEOUT)["port"]
-        esme = _spawn(ctx, "esme", _esme_process, profile_dir, port, max_window)
+        smsc_ready = smsc.expect(CHILD_START_TIMEOUT)
+        esme = _spawn(ctx, "esme", _esme_process, profile_dir, smsc_ready["port"], max_window)
         children.append(esme)
-        esme.expect(CHILD_START_TIMEOUT)
+        esme_ready = esme.expect(CHILD_START_TIMEOUT)
         phases = [("submit_sm", esme, smsc), ("deliver_sm", smsc, esme)]
         for operation, sender, answerer in phases:
             for window in windows:
@@ -287,16 +300,24 @@ def run_smpp(
         # ESME first: it unbinds cleanly while the SMSC still listens.
         for child in reversed(children):
             finals[child.name] = child.stop()
-    parent_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    parent = peak_rss()
     return {
         "target": "smpp",
         "transport": f"TCP loopback {HOST}, one transceiver bind",
+        "event_loop": {"esme": esme_ready["event_loop"], "smsc": smsc_ready["event_loop"]},
         "machine": machine_info(),
         "results": results,
         "peak_rss_bytes": {
             "esme": (finals.get("esme") or {}).get("peak_rss_bytes", 0),
             "smsc": (finals.get("smsc") or {}).get("peak_rss_bytes", 0),
-            "parent": parent_rss,
+            "parent": parent["peak_rss_bytes"],
+        },
+        # getrusage's ru_maxrss as reported; Linux keeps it across exec, so a spawned process
+        # starts from its parent's (see peak_rss).
+        "ru_maxrss_bytes": {
+            "esme": (finals.get("esme") or {}).get("ru_maxrss_bytes", 0),
+            "smsc": (finals.get("smsc") or {}).get("ru_maxrss_bytes", 0),
+            "parent": parent["ru_maxrss_bytes"],
         },
     }
 
@@ -312,6 +333,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"machine: {m['cpu_count']} CPUs ({m['cpu_model'] or 'unknown model'}), "
         f"{m['mem_total_bytes'] / 2**30:.1f} GiB RAM, "
         f"{m['python_implementation']} {m['python']}, {m['platform']}",
+        f"event loop: esme {report['event_loop']['esme']}, smsc {report['event_loop']['smsc']}",
         "",
         f"{'round trip':<32} {'window':>6} {'count':>7} {'trips/s':>9} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'esme cpu s':>10} {'smsc cpu s':>10} {'other cpu s':>11}",
@@ -353,8 +375,7 @@ def _stats(counters: _Counters) -> dict[str, Any]:
 
 
 def _final(counters: _Counters) -> dict[str, Any]:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    return {"answered": counters.answered, "peak_rss_bytes": rss}
+    return {"answered": counters.answered, **peak_rss()}
 
 
 class _SmscHandler:
@@ -519,6 +540,11 @@ async def _serve_commands(
             raise BenchError(f"unknown command {command!r}")
 
 
+def _loop_name() -> str:
+    loop = type(asyncio.get_running_loop())
+    return f"{loop.__module__}.{loop.__qualname__}"
+
+
 def _session_config(window: int) -> SessionConfig:
     # Our window is set by the number of tasks; the session's must not be the limit.
     return SessionConfig(window=max(window, SessionConfig().window))
@@ -536,7 +562,7 @@ async def _smsc_main(conn: Connection[Any, Any], window: int) -> None:
         lambda: _SmscHandler(counters), HOST, 0, session_config=_session_config(window)
     )
     async with server:
-        conn.send(("ok", {"port": server.port}))
+        conn.send(("ok", {"port": server.port, "event_loop": _loop_name()}))
         await _serve_commands(conn, counters, bound_link)
     conn.send(("ok", _final(counters)))
 
@@ -553,7 +579,7 @@ async def _esme_main(conn: Connection[Any, Any], port: int, window: int) -> None
         name="bench-esme",
     )
     async with EsmeClient(config, _EsmeHandler(counters)) as link:
-        conn.send(("ok", {}))
+        conn.send(("ok", {"event_loop": _loop_name()}))
         await _serve_commands(conn, counters, lambda: link)
     conn.send(("ok", _final(counters)))
 

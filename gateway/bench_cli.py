@@ -1,0 +1,24 @@
+"""`fraudgate bench smpp|pipeline`: benchmarks that print figures (see docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+TARGETS = {
+    "smpp": ("smsc.bench", "SMPP round trips/s and latency, ESME and SMSC in separate processes"),
+    "pipeline": ("gateway.bench_pipeline", "SMS/s through the gateway to committed verdicts"),
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="target", required=True)
+    for name, (module, help_text) in TARGETS.items():
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(_bench=module)
+        importlib.import_module(module).configure(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    result: int = importlib.import_module(args._bench).run(args)
+    return result

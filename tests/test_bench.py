@@ -1,0 +1,104 @@
+"""`fraudgate bench smpp` end to end, with a small count: the figures are there and sane.
+
+Speed is not asserted: that is what the benchmark is for (docs/benchmarks.md), not a test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gateway import cli
+from smsc import bench
+
+COUNT = 500
+
+
+@pytest.fixture
+def bench_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Only the bench subcommand: this test must not depend on the other subsystems' modules.
+    monkeypatch.setattr(cli, "SUBCOMMANDS", {"bench": cli.SUBCOMMANDS["bench"]})
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers  # cli.main's basicConfig points at the captured stderr
+    root.setLevel(level)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert cli.main(["bench", *argv]) == 0
+    return capsys.readouterr().out
+
+
+def test_bench_smpp_json(bench_cli: None, capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_cli(capsys, "smpp", "--count", str(COUNT), "--windows", "1,50", "--json")
+    report: dict[str, Any] = json.loads(out)
+
+    assert report["target"] == "smpp"
+    machine = report["machine"]
+    assert machine["cpu_count"] >= 1
+    assert machine["mem_total_bytes"] > 0
+    assert machine["python"] == platform.python_version()
+
+    results = report["results"]
+    assert [(r["operation"], r["window"]) for r in results] == [
+        ("submit_sm", 1),
+        ("submit_sm", 50),
+        ("deliver_sm", 1),
+        ("deliver_sm", 50),
+    ]
+    for r in results:
+        where = f"{r['operation']} window {r['window']}"
+        assert r["count"] == COUNT, where
+        assert r["warmup"] == bench.default_warmup(COUNT), where
+        assert r["peer_answered"] == COUNT, where  # the other process answered each one
+        assert r["elapsed_s"] > 0, where
+        assert r["throughput_per_s"] > 0, where
+        assert r["throughput_per_s"] == pytest.approx(COUNT / r["elapsed_s"], rel=0.01), where
+        assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"], where
+        assert r["mean_ms"] > 0, where
+        for key in ("esme_cpu_s", "smsc_cpu_s", "other_cpu_s", "steal_s"):
+            assert r[key] >= 0, (where, key)
+
+    rss = report["peak_rss_bytes"]
+    for process in ("esme", "smsc", "parent"):
+        assert rss[process] > 1 << 20, process
+
+
+def test_bench_smpp_text(bench_cli: None, capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_cli(capsys, "smpp", "--count", "200", "--windows", "4")
+    assert "CPUs" in out and "GiB RAM" in out
+    assert "submit_sm -> submit_sm_resp" in out
+    assert "deliver_sm -> deliver_sm_resp" in out
+    assert "peak RSS: esme" in out
+
+
+@pytest.mark.parametrize("windows", ["0", "1,x", ""])
+def test_bench_rejects_bad_windows(bench_cli: None, windows: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "smpp", "--windows", windows])
+    assert exc.value.code == 2
+
+
+def test_percentile_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert bench._percentile(values, 0.50) == 50.0
+    assert bench._percentile(values, 0.99) == 99.0
+    assert bench._percentile([7.0], 0.99) == 7.0
+
+
+def test_bench_pipeline_prints_figures_for_committed_verdicts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from gateway.cli import main
+
+    assert main(["bench", "pipeline", "--count", "300", "--senders", "2000", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["messages"] == 300 and out["committed"] == 300
+    assert out["sms_per_s"] > 0 and 0 < out["p50_ms"] <= out["p99_ms"]
+    assert out["senders"] == 2000 and out["velocity_mib"] > 0
