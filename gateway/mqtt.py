@@ -31,7 +31,14 @@ from typing import Self
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
-from gateway.domain import Alert, AlertKind, Complaint, SmsEvent, Verdict
+from gateway.alerts import (
+    complaint_alert_payload,
+    fanout_alert_payload,
+    iso_utc,
+    mask_msisdn,
+    sms_alert_payload,
+)
+from gateway.domain import Alert, AlertKind
 
 log = logging.getLogger(__name__)
 
@@ -154,75 +161,7 @@ def assert_no_personal_data(payload: object, path: str = "payload") -> None:
                 raise PersonalDataError(f"{path}: value holds an IIN ({match.group()[:4]}********)")
 
 
-# -- payloads -------------------------------------------------------------------------------------
-
-
-def iso_utc(ts: float) -> str:
-    """Epoch seconds as ISO 8601 UTC with milliseconds: 2026-11-23T21:08:46.711Z."""
-    moment = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def mask_msisdn(number: str) -> str:
-    """A subscriber number with its middle hidden: 77011234567 -> 7701***4567 (a leading '+'
-    kept). Shorter numbers keep less: 2 digits each side from 6 digits on, none under 6."""
-    plus = "+" if number.startswith("+") else ""
-    digits = number[len(plus) :]
-    if len(digits) >= 10:
-        keep = 4
-    elif len(digits) >= 6:
-        keep = 2
-    else:
-        return plus + "***"
-    return f"{plus}{digits[:keep]}***{digits[-keep:]}"
-
-
-def sms_alert_payload(sms: SmsEvent, verdict: Verdict) -> dict[str, object]:
-    """The payload of an `sms` alert (a flagged or blocked SMS). The text is not published:
-    analysts read it from the store by message_id while it is retained."""
-    return {
-        "message_id": sms.id,
-        "decision": str(verdict.decision.value),
-        "score": verdict.score,
-        "rule_ids": verdict.rule_ids,
-        "reasons": [
-            {
-                "detector": r.detector,
-                "rule_id": r.rule_id,
-                "score": r.score,
-                "description": r.description,
-            }
-            for r in verdict.reasons
-        ],
-        "source": sms.source,
-        "dest": mask_msisdn(sms.dest),
-        "smsc": sms.smsc,
-        "route": str(sms.route.value),
-        "received_at": iso_utc(sms.received_at),
-    }
-
-
-def fanout_alert_payload(
-    sender: str, window: float, count: int, distinct_recipients: int
-) -> dict[str, object]:
-    """The payload of a `fanout` alert: `sender` sent `count` SMS to `distinct_recipients`
-    different numbers within the last `window` seconds."""
-    return {
-        "sender": sender,
-        "window": window,
-        "count": count,
-        "distinct_recipients": distinct_recipients,
-    }
-
-
-def complaint_alert_payload(complaint: Complaint) -> dict[str, object]:
-    """The payload of a `complaint` alert (the forwarded text is not published)."""
-    return {
-        "complaint_id": complaint.id,
-        "complainant": mask_msisdn(complaint.complainant),
-        "suspected_sender": complaint.suspected_sender,
-        "received_at": iso_utc(complaint.received_at),
-    }
+# -- payloads: built in gateway.alerts, re-exported here ---------------------------------------
 
 
 ENVELOPE_KEYS = ("id", "kind", "created_at")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.alerts import complaint_alert_payload, fanout_alert_payload, sms_alert_payload
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import (
     Alert,
@@ -45,13 +46,6 @@ log = logging.getLogger("fraudgate.pipeline")
 
 # --------------------------------------------------------------------------------------------
 # Inspection (synchronous, no I/O)
-
-
-def mask_msisdn(address: str) -> str:
-    """7701***4567: enough for an analyst to match, not to dial (alerts are broadcast)."""
-    if len(address) < 8 or not address.lstrip("+").isdigit():
-        return address
-    return f"{address[:4]}***{address[-4:]}"
 
 
 def event_from_sms(sms: Sms, smsc: str, route: Route, now: float) -> SmsEvent:
@@ -135,15 +129,17 @@ class Inspector:
                     if learn is not None:
                         learn(sms, verdict, now)
         if self.velocity is not None:
+            limits = self.velocity.limits
             for sender, when, distinct in self.velocity.take_fanout_crossings():
-                payload: dict[str, object] = {
-                    "sender": sender,
-                    "window_s": self.velocity.limits.window,
-                    "distinct_recipients": distinct,
-                    "threshold": self.velocity.limits.sender_recipients,
-                    "smsc": sms.smsc,
-                    "route": sms.route.value,
-                }
+                payload = fanout_alert_payload(
+                    sender,
+                    limits.window,
+                    self.velocity.sent(sender, when),
+                    distinct,
+                    threshold=limits.sender_recipients,
+                    smsc=sms.smsc,
+                    route=sms.route.value,
+                )
                 alerts.append(Alert(AlertKind.FANOUT, payload, when))
         return Inspected(sms, verdict, alerts)
 
@@ -161,15 +157,7 @@ class Inspector:
             Decision.ALLOW,
             [Reason("complaint", "complaint.forwarded", 0.0, "forwarded to the complaint number")],
         )
-        payload: dict[str, object] = {
-            "complaint_id": complaint.id,
-            "message_id": sms.id,
-            "complainant": mask_msisdn(sms.source),
-            "suspected_sender": complaint.suspected_sender,
-            "forwarded_score": forwarded.score,
-            "forwarded_rule_ids": forwarded.rule_ids,
-            "received_at": now,
-        }
+        payload = complaint_alert_payload(complaint, forwarded)
         return Inspected(sms, verdict, [Alert(AlertKind.COMPLAINT, payload, now)], complaint)
 
 
@@ -183,32 +171,6 @@ def _suspected_sender(text: str) -> str:
         return "7" + digits[1:] if len(digits) == 11 else digits
     m = re.search(r"(?i)(?:от|from|кімнен)\s*[:\-]?\s*([A-Za-z0-9.\- ]{2,11})", text)
     return m.group(1).strip() if m else ""
-
-
-def sms_alert_payload(sms: SmsEvent, verdict: Verdict) -> dict[str, object]:
-    return {
-        "message_id": sms.id,
-        "decision": verdict.decision.value,
-        "score": verdict.score,
-        "rule_ids": verdict.rule_ids,
-        "reasons": [
-            {
-                "detector": r.detector,
-                "rule_id": r.rule_id,
-                "score": r.score,
-                "description": r.description,
-                "matched": [s.text for s in r.spans][:5],
-            }
-            for r in verdict.reasons
-        ],
-        "source": sms.source,
-        "dest": mask_msisdn(sms.dest),
-        "smsc": sms.smsc,
-        "route": sms.route.value,
-        "parts": sms.parts,
-        "complete": sms.complete,
-        "received_at": sms.received_at,
-    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import jsonschema
 import pytest
 
 from gateway.config import GatewayConfig, SmscLink
@@ -218,6 +219,10 @@ async def test_smishing_spoofing_and_fanout_alerted_normal_traffic_not(
     fanout = [a for a in sub.alerts if a["kind"] == "fanout"]
     assert [a["sender"] for a in fanout] == ["77757770000"]
     assert len({a["id"] for a in sub.alerts}) == len(sub.alerts)  # none doubled
+    schema = json.loads((ROOT / "docs" / "mqtt-alert.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    for a in sub.alerts:  # every published alert is what docs/mqtt.md documents
+        validator.validate(a)
     for a in sub.alerts:  # personal data never leaves unmasked
         assert "iin" not in json.dumps(a).lower()
         if "dest" in a:

@@ -201,6 +201,11 @@ class VelocityDetector:
         out, self._fanout_crossings = self._fanout_crossings, []
         return out
 
+    def sent(self, sender: str, now: float) -> int:
+        """Messages from `sender` in the sliding window ending at `now` (0 when untracked)."""
+        win = self.senders.keys.get(hash(sender))
+        return 0 if win is None else max(1, round(win.count(now, self.limits.window)))
+
     @property
     def tracked(self) -> dict[str, int]:
         return {"senders": len(self.senders), "dests": len(self.dests), "smscs": len(self.smscs)}
