@@ -36,6 +36,8 @@ from smsc.session import (
 
 log = logging.getLogger("fraudgate.smpp")
 
+RECEIVE_SLICE = 8  # PDUs handled per write when a read brings many (see data_received)
+
 
 class LinkClosedError(SmppError):
     """The link closed before the operation could complete."""
@@ -105,9 +107,16 @@ class Link(asyncio.Protocol):
         self._arm_timer()
 
     def data_received(self, data: bytes) -> None:
-        events = self.session.receive_data(data, self.loop.time())
+        # A read may hold a whole window of PDUs. Handling them in slices and writing after each
+        # lets the peer work on the first answers while we handle the rest; handling the whole
+        # read before writing makes the two ends take turns, each idle half of the time.
+        now = self.loop.time()
+        events = self.session.receive_data(data, now, max_pdus=RECEIVE_SLICE)
         self._dispatch(events)
         self._flush()
+        while self.session.pdu_ready:
+            self._dispatch(self.session.receive_data(b"", now, max_pdus=RECEIVE_SLICE))
+            self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f"connection lost: {exc}" if exc else "connection closed by peer"

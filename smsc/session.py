@@ -388,7 +388,12 @@ class Session:
         return seq
 
     # ------------------------------------------------------------------ input
-    def receive_data(self, data: bytes, now: float | None = None) -> list[Event]:
+    def receive_data(
+        self, data: bytes, now: float | None = None, *, max_pdus: int | None = None
+    ) -> list[Event]:
+        """Frame and handle the PDUs in `data` (added to what is buffered). With `max_pdus`,
+        stop after that many and keep the rest buffered: `pdu_ready` tells whether another
+        complete PDU waits (call again with b"")."""
         if now is not None:
             self.now = now
         if self.state == State.CLOSED:
@@ -398,6 +403,7 @@ class Session:
         buf += data
         events: list[Event] = []
         offset, size = 0, len(buf)
+        handled = 0
         max_size = self.config.max_pdu_size
         while size - offset >= 4:
             length = int.from_bytes(buf[offset : offset + 4], "big")
@@ -423,10 +429,23 @@ class Session:
             raw = bytes(buf[offset : offset + length])
             offset += length
             events.extend(self._handle_pdu(raw))
-            if self.closed:
+            handled += 1
+            if self.closed or handled == max_pdus:
                 break
         del buf[:offset]
         return events
+
+    @property
+    def pdu_ready(self) -> bool:
+        """A complete PDU (or a bad command_length) waits in the receive buffer."""
+        buf = self._buf
+        if self.state == State.CLOSED or len(buf) < 4:
+            return False
+        length = int.from_bytes(buf[0:4], "big")
+        if length > self.config.max_pdu_size:
+            # receive_data waits for the whole header so the nack can carry the sequence
+            return len(buf) >= HEADER_SIZE
+        return len(buf) >= length or length < HEADER_SIZE
 
     def _handle_pdu(self, raw: bytes) -> list[Event]:
         try:

@@ -1,0 +1,121 @@
+"""A read holding many PDUs is handled in slices, with a write after each slice.
+
+`Session.receive_data(max_pdus=...)` stops after that many PDUs and keeps the rest buffered
+(`pdu_ready` tells whether another complete one waits); `Link.data_received` uses it so the
+peer gets the first answers while the rest of a window is still being handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from smsc.link import RECEIVE_SLICE, Link
+from smsc.pdu import BindTransceiver, Pdu, SubmitSm, decode_pdu
+from smsc.session import BindRequested, BindType, RequestReceived, Role, Session
+
+BIND = BindTransceiver(sequence=1, system_id="esme", password="pw").encode()
+
+
+def submits(n: int, first_seq: int = 2) -> bytes:
+    return b"".join(
+        SubmitSm(sequence=first_seq + i, destination_addr="4915112345678").encode()
+        for i in range(n)
+    )
+
+
+def bound_smsc() -> Session:
+    session = Session(Role.SMSC)
+    [event] = session.receive_data(BIND)
+    assert isinstance(event, BindRequested)
+    session.accept_bind(event.pdu, "smsc")
+    session.data_to_send()
+    return session
+
+
+def test_receive_data_stops_after_max_pdus_and_keeps_the_rest() -> None:
+    session = bound_smsc()
+    first = session.receive_data(submits(20), max_pdus=8)
+    assert [e.pdu.sequence for e in first if isinstance(e, RequestReceived)] == list(range(2, 10))
+    assert session.pdu_ready
+    assert len(session.receive_data(b"", max_pdus=8)) == 8
+    assert session.pdu_ready
+    assert len(session.receive_data(b"", max_pdus=8)) == 4
+    assert not session.pdu_ready
+
+
+def test_without_max_pdus_everything_is_handled() -> None:
+    session = bound_smsc()
+    assert len(session.receive_data(submits(20))) == 20
+    assert not session.pdu_ready
+
+
+def test_pdu_ready_is_false_for_a_partial_pdu() -> None:
+    session = bound_smsc()
+    raw = submits(1)
+    assert session.receive_data(raw[:10], max_pdus=8) == []
+    assert not session.pdu_ready
+    assert len(session.receive_data(raw[10:], max_pdus=8)) == 1
+
+
+class _Answering:
+    def on_request(self, link: Link, pdu: Pdu) -> None:
+        link.respond(pdu.response(message_id=f"id{pdu.sequence}"))
+
+    def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:
+        link.accept_bind(pdu, "smsc")
+
+    def on_closed(self, link: Link, reason: str, clean: bool) -> None:
+        pass
+
+
+class _RecordingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+def split_pdus(data: bytes) -> list[Pdu]:
+    pdus, offset = [], 0
+    while offset < len(data):
+        length = int.from_bytes(data[offset : offset + 4], "big")
+        pdus.append(decode_pdu(data[offset : offset + length]))
+        offset += length
+    return pdus
+
+
+async def test_link_writes_the_answers_after_each_slice() -> None:
+    link = Link(Role.SMSC, _Answering())
+    transport = _RecordingTransport()
+    link.connection_made(transport)
+    link.data_received(BIND)
+    assert link.session.bound
+    transport.writes.clear()
+
+    link.data_received(submits(20))
+
+    assert len(transport.writes) == -(-20 // RECEIVE_SLICE)  # one write per slice
+    answers = [pdu for chunk in transport.writes for pdu in split_pdus(chunk)]
+    assert [a.sequence for a in answers] == list(range(2, 22))
+    link.abort("test over")
+
+
+def test_an_oversized_header_not_yet_complete_is_not_ready() -> None:
+    session = bound_smsc()
+    head = (1_000_000).to_bytes(4, "big") + b"\x00\x00\x00\x04"  # 8 of the 16 header octets
+    assert session.receive_data(head, max_pdus=8) == []
+    assert not session.pdu_ready  # Link.data_received would otherwise spin
+    events = session.receive_data(b"\x00" * 4 + (77).to_bytes(4, "big"), max_pdus=8)
+    assert session.closed and events
