@@ -291,7 +291,12 @@ async def _mt_through_kannel(
     # What the simulator stored from Kannel's submit_sm: registered_delivery asked, origin kannel.
     from_kannel = [m for m in smsc.messages.values() if m.origin == "kannel"]
     assert len(from_kannel) == 5
-    assert all(m.state == MessageState.DELIVERED for m in from_kannel)
+    # the last deliver_sm_resp may still be on its way back to the simulator
+    await wait_for(
+        lambda: all(m.state == MessageState.DELIVERED for m in from_kannel),
+        timeout=10,
+        what="every message from Kannel DELIVERED",
+    )
     with_dlr = [m for m in from_kannel if not m.esm_class & EsmClass.UDHI]
     assert all(m.registered_delivery & 0x01 for m in with_dlr)
     ids = {m.data_coding: m.id for m in with_dlr}
