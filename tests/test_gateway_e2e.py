@@ -382,3 +382,49 @@ async def _kill_restart(tmp_path: Path, mosquitto: Any) -> None:
     assert counts["messages"] >= len(texts)  # none lost (a redelivered one may be recorded twice)
     assert counts["block"] + counts["flag"] >= len(texts)
     assert pending == []  # every alert published
+
+
+def test_sighup_reloads_rules_without_a_restart(tmp_path: Path) -> None:
+    """A new content rule added to the file while the daemon runs applies after SIGHUP."""
+    asyncio.run(_sighup(tmp_path))
+
+
+async def _sighup(tmp_path: Path) -> None:
+    import shutil
+
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "config" / "rules", rules)
+    novel = "Ваш тариф изменён, подтвердите словом ЖЕЛТЫЙКИТ"  # no shipped rule knows this word
+    async with SimulatedSmsc(smsc_config()) as sim:
+        conf = tmp_path / "gw.toml"
+        conf.write_text(
+            f'[gateway]\nmode = "enforce"\ndata_dir = "{tmp_path}"\n'
+            f'[detectors]\nrules_dir = "{rules}"\n[mqtt]\nenabled = false\n'
+            f'[[smsc]]\nname = "smsc-p2p"\naddress = "127.0.0.1:{sim.port}"\n'
+            f'system_id = "gw-p2p"\npassword = "pw"\nroute = "local"\n'
+        )
+        proc = subprocess.Popen(  # noqa: ASYNC220 - a daemon under test, reaped in finally
+            [sys.executable, "-m", "gateway.cli", "run", "-c", str(conf)],
+            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        try:
+            await eventually(lambda: len(sim.accounts["gw-p2p"].links) == 1, timeout=60)
+            await send(sim.port, "subs", submit("77011230001", "77019990001", novel))
+            await asyncio.wait_for(sim.wait_idle(), 20)
+            before = [m for m in sim.messages.values() if m.dest == "77019990001"]
+            assert [m.state for m in before] == [2]  # delivered: not blocked yet
+            with (rules / "content.toml").open("a", encoding="utf-8") as f:
+                f.write(
+                    '\n[[rule]]\nid = "content.ru.test_reload"\nlang = "ru"\ntheme = "test"\n'
+                    'score = 0.95\nblock = true\ndescription = "added while running"\n'
+                    "patterns = ['желтыйкит']\n"
+                )
+            proc.send_signal(signal.SIGHUP)
+            await asyncio.sleep(1.0)
+            await send(sim.port, "subs", submit("77011230001", "77019990002", novel))
+            await asyncio.wait_for(sim.wait_idle(), 20)
+            after = [m for m in sim.messages.values() if m.dest == "77019990002"]
+            assert [m.error for m in after] == [Status.ESME_RX_R_APPN]  # now stopped inline
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
