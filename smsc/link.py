@@ -271,6 +271,11 @@ class Link(asyncio.Protocol):
                 self._on_closed(ev)
 
     def _on_closed(self, ev: Closed) -> None:
+        peer = f"{self.peer[0]}:{self.peer[1]}" if self.peer else "?"
+        if ev.clean:
+            log.info("%s: session with %s closed: %s", self.name, peer, ev.reason)
+        else:
+            log.warning("%s: session with %s closed: %s", self.name, peer, ev.reason)
         if not self._bound.done():
             self._bound.set_exception(LinkClosedError(ev.reason))
             self._bound.exception()  # mark retrieved: nobody may be waiting

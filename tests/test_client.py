@@ -135,3 +135,20 @@ async def test_tls_bind_and_submit(tls_files: tuple[Path, Path]) -> None:
                 EsmeConfig("127.0.0.1", srv.port, "u", "pw", tls=TlsConfig()), Esme()
             ):
                 pass
+
+
+async def test_an_oversized_pdu_closes_the_session_with_a_clear_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="fraudgate.smpp")
+    async with SmppServer(Smsc, port=0) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write((10_000_000).to_bytes(4, "big") + bytes(12))  # command_length 10 MB
+        await writer.drain()
+        nack = await asyncio.wait_for(reader.read(16), 5)
+        assert nack[4:12] == bytes.fromhex("80000000 00000002")  # generic_nack ESME_RINVCMDLEN
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # then closed
+        writer.close()
+    closed = [r for r in caplog.records if "closed: command_length 10000000" in r.getMessage()]
+    assert closed and closed[0].levelno == logging.WARNING
+    assert "limit" in closed[0].getMessage()
