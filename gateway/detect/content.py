@@ -35,6 +35,7 @@ from gateway.config_check import ConfigError
 from gateway.detect.rules import (
     DEFAULT_RULES_DIR,
     Normalised,
+    RuleBacked,
     RuleFile,
     Table,
     compile_pattern,
@@ -252,14 +253,8 @@ def _trusted_domains(brands: Path | None) -> frozenset[str]:
     return parsed.trusted | parsed.trusted_extra
 
 
-class ContentDetector:
+class ContentDetector(RuleBacked[ContentRules]):
     name = "content"
-
-    def __init__(
-        self, rules: ContentRules, *, rule_file: RuleFile[ContentRules] | None = None
-    ) -> None:
-        self._rules = rules
-        self._file = rule_file
 
     @classmethod
     def from_file(
@@ -277,23 +272,6 @@ class ContentDetector:
 
         rf = RuleFile(path, parse)
         return cls(rf.current, rule_file=rf)
-
-    @property
-    def rules(self) -> ContentRules:
-        return self._rules
-
-    def reload(self) -> None:
-        """Re-read the rule file; on error the old rules stay and ConfigError is raised."""
-        if self._file is None:
-            raise ConfigError("content detector: built without a rule file")
-        self._rules = self._file.reload()
-
-    def maybe_reload(self) -> bool:
-        """Reload if the file changed since the last (attempted) load; True when reloaded."""
-        if self._file is None or not self._file.changed():
-            return False
-        self.reload()
-        return True
 
     def inspect(self, sms: SmsEvent, now: float) -> Sequence[Reason]:
         text = sms.text

@@ -463,3 +463,33 @@ def trie_regex(words: Iterable[str]) -> str:
         return body
 
     return build(trie)
+
+
+class RuleBacked(Generic[T]):
+    """A detector whose rules come from a RuleFile: `rules`, `reload()`, `maybe_reload()`.
+
+    Reloading swaps the parsed rules in one assignment; a broken file keeps the old rules and
+    raises ConfigError naming the key (RuleFile.reload)."""
+
+    name: str
+
+    def __init__(self, rules: T, *, rule_file: RuleFile[T] | None = None) -> None:
+        self._rules = rules
+        self._file = rule_file
+
+    @property
+    def rules(self) -> T:
+        return self._rules
+
+    def reload(self) -> None:
+        """Re-read the rule file; on error the old rules stay and ConfigError is raised."""
+        if self._file is None:
+            raise ConfigError(f"{self.name} detector: built without a rule file")
+        self._rules = self._file.reload()
+
+    def maybe_reload(self) -> bool:
+        """Reload if the file changed since the last (attempted) load; True when reloaded."""
+        if self._file is None or not self._file.changed():
+            return False
+        self.reload()
+        return True

@@ -26,6 +26,7 @@ from typing import Final
 from gateway.config_check import ConfigError
 from gateway.detect.rules import (
     DEFAULT_RULES_DIR,
+    RuleBacked,
     RuleFile,
     Table,
     route_list,
@@ -298,14 +299,8 @@ def _claim(table: dict[str, ProtectedSender], key: str, p: ProtectedSender, wher
 # The detector
 
 
-class SenderDetector:
+class SenderDetector(RuleBacked[SenderConfig]):
     name = "sender"
-
-    def __init__(
-        self, config: SenderConfig, *, rule_file: RuleFile[SenderConfig] | None = None
-    ) -> None:
-        self._config = config
-        self._file = rule_file
 
     @classmethod
     def from_file(cls, path: str | Path = DEFAULT_SENDERS) -> SenderDetector:
@@ -314,21 +309,10 @@ class SenderDetector:
 
     @property
     def config(self) -> SenderConfig:
-        return self._config
-
-    def reload(self) -> None:
-        if self._file is None:
-            raise ConfigError("sender detector: built without a rule file")
-        self._config = self._file.reload()
-
-    def maybe_reload(self) -> bool:
-        if self._file is None or not self._file.changed():
-            return False
-        self.reload()
-        return True
+        return self._rules
 
     def inspect(self, sms: SmsEvent, now: float) -> Sequence[Reason]:
-        cfg = self._config
+        cfg = self._rules
         source = sms.source
         ton = sms.source_ton
         out: list[Reason] = []

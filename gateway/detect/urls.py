@@ -41,6 +41,7 @@ import tldextract
 from gateway.config_check import ConfigError
 from gateway.detect.rules import (
     DEFAULT_RULES_DIR,
+    RuleBacked,
     RuleFile,
     Table,
     fold,
@@ -463,36 +464,20 @@ def _distance(a: str, b: str, limit: int) -> int:
 # The detector
 
 
-class UrlDetector:
+class UrlDetector(RuleBacked[UrlRules]):
     """Scores the links of a message. `remember_campaign` feeds it the domains of blocked
     messages; `reload` / `maybe_reload` re-read brands.toml (the campaign memory is kept)."""
 
     name = "url"
 
     def __init__(self, rules: UrlRules, *, rule_file: RuleFile[UrlRules] | None = None) -> None:
-        self._rules = rules
-        self._file = rule_file
+        super().__init__(rules, rule_file=rule_file)
         self._campaigns: OrderedDict[str, float] = OrderedDict()  # registrable -> expiry
 
     @classmethod
     def from_file(cls, path: str | Path = DEFAULT_BRANDS) -> UrlDetector:
         rf = RuleFile(Path(path), parse_url_rules)
         return cls(rf.current, rule_file=rf)
-
-    @property
-    def rules(self) -> UrlRules:
-        return self._rules
-
-    def reload(self) -> None:
-        if self._file is None:
-            raise ConfigError("url detector: built without a rule file")
-        self._rules = self._file.reload()
-
-    def maybe_reload(self) -> bool:
-        if self._file is None or not self._file.changed():
-            return False
-        self.reload()
-        return True
 
     # -- campaign memory ------------------------------------------------------------------
 
