@@ -24,6 +24,7 @@ Matches on the normalised text are mapped back to positions in the original text
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -197,6 +198,20 @@ class Normalised:
 
 
 def normalise(text: str) -> Normalised:
+    """The rules' view of `text`. Normalised is immutable, so results of SMS-sized texts are
+    shared (the content and grey-route detectors normalise the same message, and campaigns
+    repeat texts); long texts are not cached, so the cache stays under a few MiB."""
+    if len(text) <= 640:
+        return _normalise_cached(text)
+    return _normalise(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalise_cached(text: str) -> Normalised:
+    return _normalise(text)
+
+
+def _normalise(text: str) -> Normalised:
     t = fold(text)
     if _LEET_RE.search(t) is not None:
         t = _LEET_RE.sub(lambda m: _LEET[m.group()], t)
