@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Protocol
 
 from smsc.constants import status_name
@@ -306,12 +305,3 @@ class Link(asyncio.Protocol):
         self._timer_at = float("inf")
         self._dispatch(self.session.handle_timers(self.loop.time()))
         self._flush()
-
-
-def make_factory(
-    role: Role,
-    handler_factory: Callable[[], LinkHandler],
-    config: SessionConfig | None,
-    name: str,
-) -> Callable[[], Link]:
-    return lambda: Link(role, handler_factory(), config, name=name)

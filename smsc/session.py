@@ -22,7 +22,6 @@ command_status values pass through unchanged in both directions, vendor codes in
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -598,9 +597,6 @@ class Session:
         self._outstanding.clear()
         self._enquire_seq = None
         return [*failed, Closed(reason, clean)]
-
-    def pending_requests(self) -> Iterable[Pdu]:
-        return (o.pdu for o in self._outstanding.values())
 
 
 def _response_for(command_id: int, sequence: int, status: int) -> Pdu:

@@ -185,7 +185,6 @@ class SimulatedSmsc:
         self.messages: dict[str, Message] = {}
         self.stats = Stats()
         self._ids = itertools.count(1)
-        self._tasks: set[asyncio.Task[None]] = set()
         self._workers: dict[Link, list[asyncio.Task[None]]] = {}
         self._link_pdus: dict[Link, int] = {}
         self._link_delivers: dict[Link, int] = {}
@@ -220,8 +219,6 @@ class SimulatedSmsc:
         for tasks in self._workers.values():
             for t in tasks:
                 t.cancel()
-        for t in list(self._tasks):
-            t.cancel()
         if self._sweeper is not None:
             self._sweeper.cancel()
         await self.server.close()
