@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.config_check import ConfigError, Table
+from gateway.config_check import ConfigError, Table, parse_hostport
 from gateway.detect.velocity import VelocityLimits
 from gateway.domain import Route, Thresholds
 from smsc.client import EsmeConfig, TlsConfig
@@ -108,9 +108,7 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any
 
 def _smsc(t: Table) -> SmscLink:
     host_port = t.get("address", str)
-    host, sep, port = host_port.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"{t.key('address')}: expected HOST:PORT, got {host_port!r}")
+    host, port = parse_hostport(host_port, t.key("address"))
     try:
         bind = BindType(t.get("bind", str, "receiver"))
         route = Route(t.get("route", str, "local"))
@@ -131,8 +129,8 @@ def _smsc(t: Table) -> SmscLink:
     tls_t.done()
     name = t.get("name", str, host_port)
     esme = EsmeConfig(
-        host=host.strip("[]") or "127.0.0.1",
-        port=int(port),
+        host=host,
+        port=port,
         system_id=t.get("system_id", str),
         password=t.get("password", str),
         bind_type=bind,

@@ -71,3 +71,14 @@ class Table:
         unknown = sorted(set(self.data) - self.seen)
         if unknown:
             raise ConfigError(f"{self.key(unknown[0])}: unknown key")
+
+
+def parse_hostport(text: str, what: str, *, listen: bool = False) -> tuple[str, int]:
+    """'HOST:PORT' or '[v6addr]:PORT' -> (host, port). For a listening address (`listen`) the
+    host may be empty (127.0.0.1) and port 0 picks a free port; to connect, both are needed."""
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    lowest = 0 if listen else 1
+    if not sep or not port.isdigit() or not lowest <= int(port) <= 65535 or not (host or listen):
+        raise ConfigError(f"{what}: expected HOST:PORT, got {text!r}")
+    return host or "127.0.0.1", int(port)

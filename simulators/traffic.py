@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.config_check import ConfigError, parse_hostport
 from simulators.scenario import GeneratedMessage, Scenario, ScenarioError, load_scenario
 from smsc.client import EsmeClient, EsmeConfig
 from smsc.constants import CommandId, Status, status_name
@@ -66,12 +67,11 @@ NO_RESPONSE = -1
 
 
 def parse_smsc(text: str) -> tuple[str, int]:
-    """'HOST:PORT' (or '[v6addr]:PORT') -> (host, port)."""
-    host, sep, port = text.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:2775")
-    return host, int(port)
+    """'HOST:PORT' (or '[v6addr]:PORT') -> (host, port), for argparse."""
+    try:
+        return parse_hostport(text, "--smsc")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, e.g. 127.0.0.1:2775") from exc
 
 
 def parse_account(text: str) -> tuple[str, str]:

@@ -19,19 +19,11 @@ import signal
 import tomllib
 from pathlib import Path
 
-from gateway.config_check import ConfigError, Table
+from gateway.config_check import ConfigError, Table, parse_hostport
 from smsc.session import BindType
 from smsc.simulator import Account, Faults, Route, SimulatedSmsc, SmscConfig
 
 log = logging.getLogger("fraudgate.smsc")
-
-
-def parse_hostport(text: str, what: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{what}: expected HOST:PORT, got {text!r}")
-    host = host.removeprefix("[").removesuffix("]")  # [::1]:2775
-    return host or "127.0.0.1", int(port)
 
 
 def _faults(t: Table) -> Faults:
@@ -88,7 +80,9 @@ def _account(t: Table) -> Account:
 def config_from_toml(data: dict[str, object]) -> SmscConfig:
     root = Table(data, "")
     server = root.table("server")
-    host, port = parse_hostport(server.get("listen", str, "127.0.0.1:2775"), "server.listen")
+    host, port = parse_hostport(
+        server.get("listen", str, "127.0.0.1:2775"), "server.listen", listen=True
+    )
     cfg = SmscConfig(
         host=host,
         port=port,

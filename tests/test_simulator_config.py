@@ -220,3 +220,13 @@ def test_cli_configuration_errors_exit_2(
     caplog.set_level(logging.ERROR, logger="fraudgate.smsc")
     assert cli.main(argv) == 2
     assert f"configuration: {reason}" in caplog.text
+
+
+def test_one_hostport_parser_for_listening_and_connecting() -> None:
+    from gateway.config_check import parse_hostport
+
+    assert parse_hostport("[::1]:2775", "x") == ("::1", 2775)
+    assert parse_hostport(":0", "x", listen=True) == ("127.0.0.1", 0)  # free port, loopback
+    for bad in (":2775", "host:0", "host:65536", "host"):  # connecting needs host and port
+        with pytest.raises(ConfigError, match="x: expected HOST:PORT"):
+            parse_hostport(bad, "x")
