@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -163,8 +164,6 @@ class Inspector:
 
 def _suspected_sender(text: str) -> str:
     """A phone number or an 'from X' sender found in a forwarded text, best effort."""
-    import re
-
     m = re.search(r"(?:\+?7|8)[\s(-]*7\d{2}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}", text)
     if m:
         digits = re.sub(r"\D", "", m.group(0))

@@ -30,7 +30,7 @@ from gateway.config import GatewayConfig, SmscLink
 from gateway.daemon import Gateway
 from gateway.domain import Decision, Inspected, Route
 from simulators.broker import BrokerError, Mosquitto
-from simulators.scenario import GeneratedMessage, ScenarioError, load_scenario
+from simulators.scenario import GeneratedMessage, Scenario, ScenarioError, load_scenario
 from simulators.traffic import TrafficReport, play
 from smsc.client import EsmeConfig
 from smsc.session import BindType
@@ -185,16 +185,13 @@ async def demo(args: argparse.Namespace) -> int:
 
 
 async def _play(
-    scenario: object,
+    scenario: Scenario,
     port: int,
     args: argparse.Namespace,
     stop: asyncio.Event,
     board: Board,
     reports: tuple[TrafficReport, TrafficReport],
 ) -> None:
-    from simulators.scenario import Scenario
-
-    assert isinstance(scenario, Scenario)
     seed = scenario.effective_seed(args.seed)
     a2p = (m for m in scenario.generate(seed) if m.source_ton == 5)
     p2p = (m for m in scenario.generate(seed) if m.source_ton != 5)
@@ -222,10 +219,7 @@ async def _play(
     )  # fmt: skip
 
 
-def _alnum_stream(scenario: object, name: str) -> bool:
-    from simulators.scenario import Scenario
-
-    assert isinstance(scenario, Scenario)
+def _alnum_stream(scenario: Scenario, name: str) -> bool:
     stream = next(s for s in scenario.streams if s.name == name)
     return stream.source_ton == 5  # alphanumeric sender ids travel the A2P flow
 
