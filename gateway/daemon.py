@@ -24,6 +24,7 @@ from gateway.config import DEFAULT_CONFIG, GatewayConfig, load
 from gateway.config_check import ConfigError
 from gateway.domain import Inspected
 from gateway.pipeline import GatewayHandler, Inspector, PipelineStats, Policy, Recorder
+from gateway.store.errors import StoreError
 from gateway.wiring import (
     DispatcherPort,
     StorePort,
@@ -124,10 +125,14 @@ class Gateway:
     async def _housekeeping(self, store: StorePort) -> None:
         retention = self.cfg.text_retention_days * 86400
         while True:
-            with contextlib.suppress(Exception):
+            try:
                 purged = await store.purge_text(time.time() - retention)
-                if purged:
-                    log.info("text retention: erased the text of %d messages", purged)
+            except StoreError as exc:  # retention is a legal duty: say so, retry sooner
+                log.warning("text retention not applied (retrying in 5 min): %s", exc)
+                await asyncio.sleep(300)
+                continue
+            if purged:
+                log.info("text retention: erased the text of %d messages", purged)
             await asyncio.sleep(3600)
 
     def reload_rules(self) -> None:

@@ -428,3 +428,24 @@ async def _sighup(tmp_path: Path) -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0
+
+
+async def test_text_retention_erases_old_texts_and_keeps_the_verdicts(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fraudgate.db'}"
+    async with SimulatedSmsc(smsc_config()) as sim:
+        gw = await start_gateway(gateway_config(sim.port, tmp_path))
+        await send(sim.port, "subs", submit("77014000001", "77017654321", "Купи хлеб"))
+        await asyncio.wait_for(sim.wait_idle(), 20)
+        await gw.finish()
+        async with await Store.open(url) as store:
+            assert (await store.counts())["texts"] == 1
+        cfg = gateway_config(sim.port, tmp_path)
+        cfg.text_retention_days = 0.0  # everything recorded so far is past retention
+        gw = await start_gateway(cfg)
+        async with await Store.open(url) as store:
+            deadline = time.monotonic() + 10
+            while (counts := await store.counts())["texts"] and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        await gw.finish()
+    assert counts["messages"] == 1 and counts["verdicts"] == 1
+    assert counts["texts"] == 0
