@@ -5,11 +5,12 @@ to and from these types at the boundary.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
+
+from gateway.ids import new_id
 
 
 class Decision(StrEnum):
@@ -68,7 +69,7 @@ class SmsEvent:
     complete: bool = True
     decode_errors: tuple[str, ...] = ()
     received_at: float = 0.0  # epoch seconds
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=new_id)
 
 
 @dataclass(slots=True)
@@ -129,7 +130,7 @@ class Alert:
     kind: AlertKind
     payload: dict[str, object]
     created_at: float
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)  # idempotency key for consumers
+    id: str = field(default_factory=new_id)  # idempotency key for consumers
 
 
 @dataclass(slots=True)
@@ -141,7 +142,7 @@ class Complaint:
     received_at: float
     message_id: str  # the SmsEvent.id of the forwarding SMS
     suspected_sender: str = ""  # a sender address found in the forwarded text, if any
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=new_id)
 
 
 @dataclass(slots=True)
