@@ -336,3 +336,90 @@ async def test_record_throughput(store: Store, batch: int) -> None:
     # Far below the measured figures (thousands per second): catches a commit per row or a
     # statement per row, not a slow machine.
     assert result.rate > 500
+
+
+# -- the SQLite writer thread (record() on a SQLite file) ------------------------------------
+
+
+async def test_sqlite_writer_and_engine_share_the_database(tmp_path: Path) -> None:
+    """record() writes through its own thread and connection; reads and the outbox's updates go
+    through SQLAlchemy. Both see one database: JSON columns read back as SQLAlchemy wrote them."""
+    async with await Store.open(sqlite_url(tmp_path)) as st:
+        await st.migrate()
+        await st.record([inspected(1, complaint=True), inspected(2, flagged=False)])
+        [pending] = await st.pending_alerts(10)
+        assert pending.payload == {"message_id": "msg-000001", "n": 1}
+        await st.mark_alerts_sent([pending.id], T0 + 9)
+        await st.record([inspected(3)])  # the writer again, after the engine wrote
+        async with st.engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(verdicts).where(verdicts.c.message_id == "msg-000001"))
+            ).one()
+            msg = (
+                await conn.execute(sa.select(messages).where(messages.c.id == "msg-000001"))
+            ).one()
+        assert row.rule_ids == ["content.ru.card_blocked", "sender.spoofed_bank"]
+        assert row.reasons[0]["spans"] == [{"start": 5, "end": 10}]
+        assert msg.decode_errors == ["ucs2: odd length"] and msg.complete is True
+        counts = await st.counts()
+        assert counts["messages"] == 3 and counts["alerts_sent"] == 1
+        assert counts["alerts_pending"] == 1 and counts["complaints"] == 1
+
+
+async def test_sqlite_locked_by_another_writer_is_unavailable(tmp_path: Path) -> None:
+    """Another process holding the write lock past the busy timeout: StoreUnavailable (the
+    pipeline answers 0x14 and the SMSC retries), nothing half-written, and it works after."""
+    import sqlite3
+
+    url = sqlite_url(tmp_path)
+    async with await Store.open(url, connect_timeout=0.3) as st:
+        await st.migrate()
+        other = sqlite3.connect(tmp_path / "fraudgate.sqlite3", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreUnavailable, match="locked"):
+                await st.record([inspected(1)])
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert (await st.counts())["messages"] == 0
+        await st.record([inspected(1)])
+        assert (await st.counts())["messages"] == 1
+
+
+async def test_sqlite_writer_checkpoints_and_truncates_the_wal_at_close(tmp_path: Path) -> None:
+    from gateway.store import sqlite_writer
+
+    wal = tmp_path / "fraudgate.sqlite3-wal"
+    st = await Store.open(sqlite_url(tmp_path))
+    async with st:
+        await st.migrate()
+        for i in range(20):
+            await st.record([inspected(i * 10 + k) for k in range(10)])
+        assert wal.exists() and wal.stat().st_size > 0
+        writer = st._writer
+        assert writer is not None
+        writer._last_checkpoint -= sqlite_writer.CHECKPOINT_EVERY  # as if a second had passed
+        await st.record([inspected(999)])
+        assert writer._checkpoint is not None
+        await asyncio.wrap_future(writer._checkpoint)
+        assert writer.checkpoint_errors == 0
+    assert not wal.exists() or wal.stat().st_size == 0  # TRUNCATE checkpoint at close
+    async with await Store.open(sqlite_url(tmp_path)) as again:
+        assert (await again.counts())["messages"] == 201  # everything is in the database file
+
+
+def test_record_ids_are_uuid7_in_creation_order() -> None:
+    import uuid
+
+    from gateway.ids import new_id
+
+    ids = [new_id() for _ in range(20000)]  # several milliseconds, many ids per millisecond
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for value in (ids[0], ids[-1]):
+        parsed = uuid.UUID(value)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and len(value) == 32
+    import time
+
+    ms = int(ids[-1][:12], 16)
+    assert abs(ms - time.time() * 1000) < 5000  # the first 48 bits are the Unix time in ms

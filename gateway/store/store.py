@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ from gateway.domain import Alert, AlertKind, Inspected, Reason
 
 from .errors import StoreError, StoreUnavailable
 from .models import alerts, complaints, messages, metadata, verdicts
+from .sqlite_writer import RowBuilders, SqliteWriter
 from .urls import normalize_url
 
 log = logging.getLogger(__name__)
@@ -55,12 +57,18 @@ _PG_TRANSIENT_STATES = ("08", "53", "57P01", "57P02", "57P03")
 class Store:
     """The gateway's database. Open with `await Store.open(url)`; `async with` closes it."""
 
-    def __init__(self, engine: AsyncEngine, url: str) -> None:
+    def __init__(self, engine: AsyncEngine, url: str, *, connect_timeout: float = 5.0) -> None:
         self._engine = engine
         self._url = url
         self.url = make_url(url).render_as_string(hide_password=True)  # safe to log
         self.dialect: str = engine.dialect.name
         self._closed = False
+        # A SQLite file gets its own writer thread for record() (see sqlite_writer); an
+        # in-memory database exists only in SQLAlchemy's connection, so it keeps that path.
+        self._writer: SqliteWriter | None = None
+        database = make_url(url).database
+        if self.dialect == "sqlite" and database and database != ":memory:":
+            self._writer = SqliteWriter(database, _sqlite_row_builders(), timeout=connect_timeout)
         insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         # Built once: constructing a statement costs more than executing a cached one. RETURNING
         # makes SQLAlchemy send one multi-row INSERT per batch ("insertmanyvalues") instead of a
@@ -118,7 +126,7 @@ class Store:
                     "server_settings": {"application_name": "fraudgate"},
                 },
             )
-        store = cls(engine, url)
+        store = cls(engine, url, connect_timeout=connect_timeout)
         try:
             with store._errors("connect"):
                 async with engine.connect() as conn:
@@ -131,7 +139,14 @@ class Store:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._engine.dispose()
+            try:
+                if self._writer is not None:
+                    try:
+                        await self._writer.close()
+                    except sqlite3.Error as e:
+                        log.warning("closing the SQLite writer of %s: %s", self.url, e)
+            finally:
+                await self._engine.dispose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -174,6 +189,10 @@ class Store:
         transaction. Idempotent on the message id: an SMS already recorded (or repeated within
         the batch) is skipped with its alerts and complaint."""
         if not items:
+            return
+        if self._writer is not None:
+            with self._errors("record"):
+                await self._writer.record(items)
             return
         first: dict[str, Inspected] = {}
         for item in items:
@@ -343,6 +362,8 @@ def _translate(e: BaseException, operation: str, dialect: str, where: str) -> St
 
 
 def _is_transient(e: BaseException, dialect: str) -> bool:
+    if isinstance(e, sqlite3.OperationalError):  # raised by the SQLite writer thread
+        return bool(_SQLITE_TRANSIENT.search(str(e)))
     if isinstance(e, OSError | TimeoutError | exc.TimeoutError | exc.DisconnectionError):
         return True
     if isinstance(e, exc.DBAPIError):
@@ -511,6 +532,26 @@ def _complaint_row(item: Inspected) -> dict[str, Any]:
         "suspected_sender": _text(c.suspected_sender),
         "status": "new",
     }
+
+
+def _with_json(row: dict[str, Any], *keys: str) -> dict[str, Any]:
+    for key in keys:
+        row[key] = _json_dumps(row[key])
+    return row
+
+
+def _sqlite_row_builders() -> RowBuilders:
+    """The same rows as the SQLAlchemy path, JSON columns serialised as SQLAlchemy's JSON type
+    stores them on SQLite (so reads through SQLAlchemy see no difference)."""
+    return RowBuilders(
+        message=lambda it: _with_json(_message_row(it), "decode_errors"),
+        verdict=lambda it: _with_json(_verdict_row(it), "rule_ids", "reasons"),
+        alert=lambda a: _with_json(_alert_row(a), "payload"),
+        complaint=_complaint_row,
+        columns={
+            t.name: [c.name for c in t.columns] for t in (messages, verdicts, alerts, complaints)
+        },
+    )
 
 
 __all__ = ["MIGRATIONS_DIR", "Store", "metadata", "reason_json"]
