@@ -90,6 +90,8 @@ class Link(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._flush_scheduled = False
+        self._continue_scheduled = False
+        self._reading_paused = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._bound: asyncio.Future[Bound] = self.loop.create_future()
@@ -106,16 +108,29 @@ class Link(asyncio.Protocol):
         self._arm_timer()
 
     def data_received(self, data: bytes) -> None:
-        # A read may hold a whole window of PDUs. Handling them in slices and writing after each
-        # lets the peer work on the first answers while we handle the rest; handling the whole
-        # read before writing makes the two ends take turns, each idle half of the time.
-        now = self.loop.time()
-        events = self.session.receive_data(data, now, max_pdus=RECEIVE_SLICE)
-        self._dispatch(events)
+        # A read may hold a whole window of PDUs. They are handled a slice at a time with a
+        # write after each, and the rest waits for the next loop tick: the peer works on the
+        # first answers while we handle the rest, and other tasks (the recorder committing the
+        # first slice's verdicts, other links) run in between instead of after the whole read.
+        # Reading pauses while complete PDUs wait, so a peer cannot fill our memory.
+        self._receive(data)
+
+    def _receive(self, data: bytes = b"") -> None:
+        self._continue_scheduled = False
+        self._dispatch(self.session.receive_data(data, self.loop.time(), max_pdus=RECEIVE_SLICE))
         self._flush()
-        while self.session.pdu_ready:
-            self._dispatch(self.session.receive_data(b"", now, max_pdus=RECEIVE_SLICE))
-            self._flush()
+        transport = self.transport
+        if self.session.pdu_ready and not self.session.closed:
+            if not self._continue_scheduled:
+                self._continue_scheduled = True
+                self.loop.call_soon(self._receive)
+            if transport is not None and not self._reading_paused:
+                self._reading_paused = True
+                transport.pause_reading()
+        elif self._reading_paused:
+            self._reading_paused = False
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f"connection lost: {exc}" if exc else "connection closed by peer"

@@ -73,6 +73,15 @@ class _RecordingTransport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.writes: list[bytes] = []
+        self.reading = True
+        self.pauses = 0
+
+    def pause_reading(self) -> None:
+        self.reading = False
+        self.pauses += 1
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
     def write(self, data: Any) -> None:
         self.writes.append(bytes(data))
@@ -96,20 +105,75 @@ def split_pdus(data: bytes) -> list[Pdu]:
     return pdus
 
 
-async def test_link_writes_the_answers_after_each_slice() -> None:
+async def _bound_link() -> tuple[Link, _RecordingTransport]:
     link = Link(Role.SMSC, _Answering())
     transport = _RecordingTransport()
     link.connection_made(transport)
     link.data_received(BIND)
     assert link.session.bound
     transport.writes.clear()
+    return link, transport
+
+
+async def test_link_writes_the_answers_after_each_slice() -> None:
+    link, transport = await _bound_link()
 
     link.data_received(submits(20))
+    assert len(transport.writes) == 1  # the first slice is answered at once
+    for _ in range(5):
+        await asyncio.sleep(0)  # the rest, a slice per loop tick
 
     assert len(transport.writes) == -(-20 // RECEIVE_SLICE)  # one write per slice
     answers = [pdu for chunk in transport.writes for pdu in split_pdus(chunk)]
     assert [a.sequence for a in answers] == list(range(2, 22))
     link.abort("test over")
+
+
+async def test_other_tasks_run_between_slices() -> None:
+    """A window's worth of PDUs does not monopolise the loop: a task that became ready while
+    the first slice was handled runs before the second slice (the recorder commits the first
+    verdicts while the rest are inspected)."""
+    link, transport = await _bound_link()
+    order: list[str] = []
+
+    async def other() -> None:
+        order.append(f"other after {len(transport.writes)} writes")
+
+    link.data_received(submits(3 * RECEIVE_SLICE))
+    task = asyncio.create_task(other())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    await task
+    assert order == ["other after 2 writes"]  # slice 1 in data_received, slice 2 next tick
+    assert len(transport.writes) == 3
+    link.abort("test over")
+
+
+async def test_reading_pauses_while_complete_pdus_wait() -> None:
+    """Backpressure: while PDUs already read wait for their slice, the socket is not read, so
+    a peer ignoring the window fills its own send buffer, not our memory."""
+    link, transport = await _bound_link()
+    link.data_received(submits(3 * RECEIVE_SLICE))
+    assert not transport.reading and transport.pauses == 1
+    link.data_received(submits(RECEIVE_SLICE, first_seq=100))  # already in flight: still taken
+    assert transport.pauses == 1  # paused once, not again
+    for _ in range(6):
+        await asyncio.sleep(0)
+    assert transport.reading
+    answers = [pdu for chunk in transport.writes for pdu in split_pdus(chunk)]
+    assert len(answers) == 4 * RECEIVE_SLICE
+    assert [a.sequence for a in answers] == sorted(a.sequence for a in answers)  # in order
+    link.abort("test over")
+
+
+async def test_a_link_closed_between_slices_handles_nothing_more() -> None:
+    link, transport = await _bound_link()
+    link.data_received(submits(3 * RECEIVE_SLICE))
+    link.abort("peer gone")
+    for _ in range(5):
+        await asyncio.sleep(0)
+    answers = [pdu for chunk in transport.writes for pdu in split_pdus(chunk)]
+    assert len(answers) == RECEIVE_SLICE  # only the slice handled before the close
 
 
 def test_an_oversized_header_not_yet_complete_is_not_ready() -> None:
