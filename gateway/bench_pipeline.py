@@ -2,15 +2,22 @@
 verdicts, verdict latency p50/p99, and the memory of the velocity state for 1 million senders.
 
 The simulated SMSC runs in its own process with N messages of the demo scenario queued for the
-gateway's account; the gateway (this process) binds, inspects with every detector, records on a
-real SQLite file (or --store-url) and answers each deliver_sm after its batch is committed.
-Latency is measured in the gateway from the arrival of a message's last part to its response.
+gateway, split as an operator splits them (and as `fraudgate demo` does): alphanumeric senders
+on the A2P bind, the rest on the P2P bind. The gateway (this process) binds twice, inspects with
+every detector, records on a real SQLite file (or --store-url) and answers each deliver_sm after
+its batch is committed.
+
+Latency twice: `p50_ms`/`p99_ms` in the gateway, from reading a message's last part to its
+response; `smsc_p50_ms`/`smsc_p99_ms` at the SMSC, from each deliver_sm sent to its
+deliver_sm_resp, which adds the time a PDU waits in socket buffers while the gateway is busy.
+The SMSC's figure is the one an SMSC operator sees, and the one the target is judged by.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -28,6 +35,8 @@ from gateway.detect.velocity import VelocityDetector, VelocityLimits
 from gateway.domain import Route, SmsEvent
 from smsc.client import EsmeConfig
 from smsc.session import BindType, SessionConfig
+
+FLOWS = {"a2p": Route.A2P, "p2p": Route.LOCAL}  # SMSC account gw-<flow> -> the gateway's route
 
 
 def _mix(scenario: str, count: int, fraud_share: float) -> list[Any]:
@@ -49,7 +58,7 @@ def _mix(scenario: str, count: int, fraud_share: float) -> list[Any]:
 
 
 def _smsc_process(
-    port_q: Any, count: int, scenario: str, done: Any, fraud_share: float = 0.05, window: int = 50
+    port_q: Any, count: int, scenario: str, done: Any, fraud_share: float = 0.05, window: int = 32
 ) -> None:
     from smsc.simulator import Account, SimulatedSmsc, SmscConfig
     from smsc.simulator import Route as SimRoute
@@ -57,8 +66,8 @@ def _smsc_process(
     async def main() -> None:
         cfg = SmscConfig(
             port=0,
-            accounts=[Account("gateway", "secret", window=window)],
-            routes=[SimRoute("", "gateway")],
+            accounts=[Account(f"gw-{flow}", "secret", window=window) for flow in FLOWS],
+            routes=[SimRoute("", f"gw-{flow}", origin=flow) for flow in FLOWS],
         )
         async with SimulatedSmsc(cfg) as smsc:
             msgs = _mix(scenario, count, fraud_share)
@@ -69,9 +78,15 @@ def _smsc_process(
                         data_coding=pdu.data_coding, esm_class=pdu.esm_class,
                         tlvs=list(pdu.tlvs), source_ton=pdu.source_addr_ton,
                         source_npi=pdu.source_addr_npi,
+                        origin="a2p" if pdu.source_addr_ton == 5 else "p2p",
                     )  # fmt: skip
+            smsc.round_trips = []
             port_q.put((smsc.port, sum(len(m.pdus) for m in msgs)))
+            cpu = time.process_time()
             await asyncio.get_running_loop().run_in_executor(None, done.wait)
+            report = _percentiles(smsc.round_trips, "smsc_")
+            report["smsc_cpu_s"] = round(time.process_time() - cpu, 2)  # the simulator's share
+            port_q.put(report)
 
     asyncio.run(main())
 
@@ -84,20 +99,62 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="share of fraud in the traffic (default 0.05; the demo scenario's own mix is 0.5)",
     )  # fmt: skip
     p.add_argument("--senders", type=int, default=1_000_000, help="for the velocity memory")
-    p.add_argument("--window", type=int, default=50, help="deliver_sm in flight (default 50)")
+    p.add_argument(
+        "--window", type=int, default=32,
+        help="deliver_sm in flight per bind (default 32; two binds). Latency grows with it: "
+        "about in flight / throughput (Little's law)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true")
 
 
+def _percentiles(seconds: list[float], prefix: str = "") -> dict[str, float]:
+    lat = sorted(seconds) or [0.0]
+    return {
+        f"{prefix}p50_ms": round(statistics.median(lat) * 1000, 3),
+        f"{prefix}p99_ms": round(lat[max(int(len(lat) * 0.99) - 1, 0)] * 1000, 3),
+    }
+
+
+def contracted_a2p_senders(scenario: str) -> frozenset[str]:
+    """The scenario's legitimate alphanumeric senders (taxi, food, operators' own notices). An
+    operator lists its contracted A2P senders in `velocity.exempt_senders`: each one reaches
+    thousands of subscribers a minute by design, which is fan-out only for a phone number."""
+    from simulators.scenario import load_scenario
+
+    pool = load_scenario(scenario).messages(count=2000, seed=7)
+    return frozenset(
+        m.pdus[0].source_addr
+        for m in pool
+        if m.label == "normal" and m.pdus[0].source_addr_ton == 5
+    )
+
+
 async def _gateway(
-    port: int, count: int, store_url: str, data_dir: Path, window: int = 50
+    port: int, count: int, store_url: str, data_dir: Path, window: int = 32, scenario: str = ""
 ) -> dict[str, Any]:
     from gateway.daemon import Gateway
 
     cfg = GatewayConfig(data_dir=data_dir, store_url=store_url)
     cfg.mqtt.enabled = False
-    esme = EsmeConfig("127.0.0.1", port, "gateway", "secret", BindType.RECEIVER,
-                      session=SessionConfig(window=window), name="bench")  # fmt: skip
-    cfg.smsc = [SmscLink(esme, Route.LOCAL)]
+    if scenario:
+        cfg.velocity = dataclasses.replace(
+            cfg.velocity, exempt_senders=contracted_a2p_senders(scenario)
+        )
+    cfg.smsc = [
+        SmscLink(
+            EsmeConfig(
+                "127.0.0.1",
+                port,
+                f"gw-{flow}",
+                "secret",
+                BindType.RECEIVER,
+                session=SessionConfig(window=window),
+                name=f"bench-{flow}",
+            ),
+            route,
+        )
+        for flow, route in FLOWS.items()
+    ]
     done = asyncio.Event()
     seen = 0
     first: float | None = None
@@ -113,22 +170,20 @@ async def _gateway(
     await gw.ready.wait()
     for h in gw.handlers:
         h.measure = True
-    handler = gw.handlers[0]
-    while len(handler.latencies) < count:  # noqa: ASYNC110 - a 20 Hz poll of a counter
+    while sum(len(h.latencies) for h in gw.handlers) < count:  # noqa: ASYNC110 - a 20 Hz poll
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - (first or time.perf_counter())
     done.set()
     report = await task
-    lat = sorted(handler.latencies)
+    lat = [x for h in gw.handlers for x in h.latencies]
     return {
         "messages": count,
         "seconds": round(elapsed, 3),
         "sms_per_s": round(count / elapsed, 1),
-        "p50_ms": round(statistics.median(lat) * 1000, 3),
-        "p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 3),
+        **_percentiles(lat),
         "committed": report.committed,
-        "flagged": handler.stats.flagged,
-        "blocked": handler.stats.blocked,
+        "flagged": sum(h.stats.flagged for h in gw.handlers),
+        "blocked": sum(h.stats.blocked for h in gw.handlers),
         "gateway_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
@@ -166,7 +221,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         port, pdus = port_q.get(timeout=300)
         with tempfile.TemporaryDirectory() as tmp:
-            result = asyncio.run(_gateway(port, args.count, args.store_url, Path(tmp), args.window))
+            result = asyncio.run(
+                _gateway(port, args.count, args.store_url, Path(tmp), args.window, scenario)
+            )
+        done.set()
+        result.update(port_q.get(timeout=30))  # the SMSC's view: deliver_sm -> deliver_sm_resp
     finally:
         done.set()
         proc.join(10)

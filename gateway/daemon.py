@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -109,6 +110,10 @@ class Gateway:
             links = [
                 tg.create_task(s.run(), name=f"smsc {s.config.label}") for s in self.supervisors
             ]
+            # Everything built so far (rules, the classifier, imported modules) lives as long as
+            # the process: out of the collector's sight, so its full passes stay short.
+            gc.collect()
+            gc.freeze()
             self.ready.set()
             mode = "enforcing" if self.cfg.enforcing else "monitor-only"
             log.info("gateway running (%s) with %d SMSC bind(s)", mode, len(self.supervisors))

@@ -184,6 +184,9 @@ class SimulatedSmsc:
         self.routes = sorted(routes, key=lambda r: (bool(r.origin), len(r.prefix)), reverse=True)
         self.messages: dict[str, Message] = {}
         self.stats = Stats()
+        # Set to a list to collect each deliver_sm's round trip (seconds from the request
+        # leaving to its response arriving): the receiving ESME's latency as the SMSC sees it.
+        self.round_trips: list[float] | None = None
         self._ids = itertools.count(1)
         self._workers: dict[Link, list[asyncio.Task[None]]] = {}
         self._link_pdus: dict[Link, int] = {}
@@ -411,8 +414,10 @@ class SimulatedSmsc:
         tlvs: list[Tlv] | None = None,
         source_ton: int = 1,
         source_npi: int = 1,
+        origin: str = "",
     ) -> Message:
-        """Route a message as if it came from the radio network (MO), not from an ESME."""
+        """Route a message as if it came from the radio network (MO), not from an ESME; with
+        `origin`, as if submitted by that account (routes by origin apply)."""
         pdu = SubmitSm(
             source_addr_ton=source_ton,
             source_addr_npi=source_npi,
@@ -423,7 +428,7 @@ class SimulatedSmsc:
             short_message=short_message,
             tlvs=tlvs or [],
         )
-        msg, status = self._accept(pdu, "", dest, 1, 1)
+        msg, status = self._accept(pdu, origin, dest, 1, 1)
         if msg is None:
             raise ValueError(f"no route for {dest}: 0x{status:02X}")
         return msg
@@ -522,8 +527,11 @@ class SimulatedSmsc:
         if faults.garbage_after and delivered == faults.garbage_after and link.transport:
             log.info("fault: garbage bytes to %s", link.name)
             link.transport.write(b"\x00\x00\x00\x05garbage!!")  # command_length 5: unframeable
+        started = time.perf_counter()
         try:
             resp = await link.request(self._deliver_pdu(msg))
+            if self.round_trips is not None:
+                self.round_trips.append(time.perf_counter() - started)
         except (RequestFailedError, LinkClosedError) as exc:
             log.debug("deliver %s via %s failed: %s; will retry", msg.id, link.name, exc)
             self._retry(state, msg, immediate=isinstance(exc, LinkClosedError))

@@ -102,4 +102,7 @@ def test_bench_pipeline_prints_figures_for_committed_verdicts(
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["messages"] == 300 and out["committed"] == 300
     assert out["sms_per_s"] > 0 and 0 < out["p50_ms"] <= out["p99_ms"]
+    # the SMSC's view of the same responses: measured there, so never shorter than the gateway's
+    assert 0 < out["smsc_p50_ms"] <= out["smsc_p99_ms"] and out["smsc_p50_ms"] >= out["p50_ms"]
+    assert out["smsc_cpu_s"] > 0
     assert out["senders"] == 2000 and out["velocity_mib"] > 0

@@ -204,6 +204,7 @@ def test_is_kz_mobile() -> None:
 
 def test_kz_mobile_pattern_agrees_with_phonenumbers() -> None:
     import phonenumbers
+
     for n in range(700, 800):
         number = f"+7{n}1234567"
         parsed = phonenumbers.parse(number)
