@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from gateway.domain import Complaint, SmsEvent, Verdict
+from gateway.simbox import Finding
 
 
 def iso_utc(ts: float) -> str:
@@ -99,4 +100,28 @@ def complaint_alert_payload(
     if forwarded is not None:
         payload["forwarded_score"] = forwarded.score
         payload["forwarded_rule_ids"] = forwarded.rule_ids
+    return payload
+
+
+def finding_alert_payload(f: Finding) -> dict[str, object]:
+    """The payload of a `simbox` or `route` alert: one probe test's result. `number` is the local
+    number the test named as a SIM-box SIM (the suspect, published whole like an SMS sender);
+    the probe is the operator's own SIM."""
+    payload: dict[str, object] = {
+        "finding_id": f.id,
+        "outcome": str(f.outcome.value),
+        "confidence": f.confidence,
+        "probe": f.probe,
+        "observed": f.observed,
+        "at": iso_utc(f.at),
+        "description": f.description,
+    }
+    if f.number:
+        payload["number"] = f.number
+    if f.expected is not None:
+        payload["test_id"] = f.expected.id
+        payload["kind"] = f.expected.kind
+        payload["a_number"] = f.expected.a_number
+        payload["route"] = f.expected.route
+        payload["window"] = [iso_utc(f.expected.start), iso_utc(f.expected.end)]
     return payload

@@ -120,6 +120,9 @@ class AlertKind(StrEnum):
     SMS_VERDICT = "sms"  # a flagged or blocked SMS
     FANOUT = "fanout"  # a sender crossed a velocity / fan-out threshold
     COMPLAINT = "complaint"  # a subscriber forwarded a suspicious SMS to the short number
+    SIMBOX = "simbox"  # a probe test named a local number as a SIM box / SIM farm SIM
+    ROUTE = "route"  # a probe test showed a suspicious route (CLI stripped or replaced) or failed
+    PROBE = "probe"  # a probe modem is unreachable, unregistered or silent
 
 
 @dataclass(slots=True)

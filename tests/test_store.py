@@ -237,10 +237,10 @@ async def test_migrate_twice_is_a_no_op(db_url: str) -> None:
     async with await Store.open(db_url) as st:
         assert await st.schema_revision() is None
         await st.migrate()
-        assert await st.schema_revision() == "0001"
+        assert await st.schema_revision() == "0002"
         await st.record([inspected(1)])
         await st.migrate()
-        assert await st.schema_revision() == "0001"
+        assert await st.schema_revision() == "0002"
         assert (await st.counts())["messages"] == 1
     async with await Store.open(db_url) as st:  # a restart migrates again: still nothing to do
         await st.migrate()
@@ -257,7 +257,10 @@ async def test_migrations_match_the_models(store: Store) -> None:
     async with store.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
         tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
-    assert tables == {"messages", "verdicts", "alerts", "complaints", "alembic_version"}
+    assert tables == {
+        "messages", "verdicts", "alerts", "complaints", "probe_findings", "simbox_numbers",
+        "alembic_version",
+    }  # fmt: skip
 
 
 async def test_errors_are_typed(store: Store) -> None:
@@ -423,3 +426,44 @@ def test_record_ids_are_uuid7_in_creation_order() -> None:
 
     ms = int(ids[-1][:12], 16)
     assert abs(ms - time.time() * 1000) < 5000  # the first 48 bits are the Unix time in ms
+
+
+# -- probe findings and SIM-box numbers ---------------------------------------------------------
+
+
+async def test_findings_keep_every_sighting_of_a_simbox_number(store: Store) -> None:
+    from gateway.alerts import finding_alert_payload
+    from gateway.simbox import Expected, TestCallMatcher
+    from gsm_probe.events import IncomingCall
+
+    m = TestCallMatcher()
+    tests = [Expected("p1", "+4915112345678", T0 + i * 100, T0 + i * 100 + 60, route=f"r{i}")
+             for i in range(3)]  # fmt: skip
+    m.expect(tests)
+    f1 = m.on_call(IncomingCall("p1", "+77011234567", 145, 0, T0 + 10))
+    f2 = m.on_call(IncomingCall("p1", "+77011234567", 145, 0, T0 + 110))
+    clean = m.on_call(IncomingCall("p1", "+4915112345678", 145, 0, T0 + 210))
+    alerts = [Alert(AlertKind.SIMBOX, finding_alert_payload(f), f.at) for f in (f1, f2)]
+    await store.record_findings([f2, clean], alerts[1:])  # out of order on purpose
+    await store.record_findings([f1], alerts[:1])
+    await store.record_findings([f1], [])  # a retry after a lost acknowledgement: no change
+    [row] = await store.simbox_numbers()
+    assert row["number"] == "77011234567" and row["sightings"] == 2
+    assert (row["first_seen"], row["last_seen"]) == (T0 + 10, T0 + 110)
+    assert row["outcome"] == "simbox" and row["last_route"] in ("r0", "r1")
+    sightings = await store.probe_findings(number="77011234567")
+    assert [s["route"] for s in sightings] == ["r1", "r0"]  # latest first
+    assert len(await store.probe_findings()) == 3
+    assert (await store.counts())["alerts_pending"] == 2
+
+
+async def test_one_result_per_announced_test(store: Store) -> None:
+    from gateway.simbox import Expected, Finding, Outcome
+
+    test = Expected("p1", "+4915112345678", T0, T0 + 60, id="plan-7")
+    first = Finding(Outcome.SIMBOX, "p1", T0 + 1, "+77011234567", 1, test, number="77011234567")
+    second = Finding(Outcome.CLEAN, "p1", T0 + 2, "+4915112345678", 1, test)
+    await store.record_findings([first], [])
+    await store.record_findings([second], [])  # a second result for the same test is dropped
+    [row] = await store.probe_findings()
+    assert row["outcome"] == "simbox" and row["test_id"] == "plan-7"

@@ -96,3 +96,35 @@ complaints = sa.Table(
     sa.Column("suspected_sender", sa.Text(), nullable=False),
     sa.Column("status", sa.String(16), nullable=False, server_default=sa.text("'new'")),
 )
+
+# -- probes: test-call results and the SIM-box numbers they name ------------------------------
+
+probe_findings = sa.Table(
+    "probe_findings",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("at", TIME, nullable=False, index=True),
+    sa.Column("probe", sa.Text(), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("confidence", sa.Double(), nullable=False),
+    sa.Column("observed", sa.Text(), nullable=False),  # CLI / originator as received
+    sa.Column("observed_ton", sa.SmallInteger(), nullable=False),
+    sa.Column("number", sa.Text(), nullable=False, index=True),  # E.164 named, "" for none
+    sa.Column("test_id", ID, nullable=True),  # NULL for an unannounced event
+    sa.Column("test_kind", sa.String(8), nullable=True),
+    sa.Column("a_number", sa.Text(), nullable=True),
+    sa.Column("route", sa.Text(), nullable=True),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.UniqueConstraint("test_id"),  # one result per announced test
+)
+
+simbox_numbers = sa.Table(
+    "simbox_numbers",
+    metadata,
+    sa.Column("number", sa.String(32), primary_key=True),  # E.164 digits
+    sa.Column("first_seen", TIME, nullable=False),
+    sa.Column("last_seen", TIME, nullable=False),
+    sa.Column("sightings", sa.Integer(), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # of the latest sighting
+    sa.Column("last_route", sa.Text(), nullable=False),
+)

@@ -32,9 +32,18 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.domain import Alert, AlertKind, Inspected, Reason
+from gateway.simbox import Finding
 
 from .errors import StoreError, StoreUnavailable
-from .models import alerts, complaints, messages, metadata, verdicts
+from .models import (
+    alerts,
+    complaints,
+    messages,
+    metadata,
+    probe_findings,
+    simbox_numbers,
+    verdicts,
+)
 from .sqlite_writer import RowBuilders, SqliteWriter
 from .urls import normalize_url
 
@@ -223,6 +232,51 @@ class Store:
         batch = list(rows)
         if batch:
             await conn.execute(self._insert_new[table.name], batch)
+
+    async def record_findings(
+        self, findings: Sequence[Finding], new_alerts: Sequence[Alert]
+    ) -> None:
+        """Probe findings (test-call results), the SIM-box numbers they name (one row per number:
+        first and last sighting, how many) and their alerts, in one transaction. Idempotent on
+        the finding id and on the announced test (one result per test)."""
+        if not findings and not new_alerts:
+            return
+        insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        with self._errors("record_findings"):
+            async with self._engine.begin() as conn:
+                fresh: list[Finding] = []
+                for f in findings:
+                    done = await conn.execute(
+                        insert(probe_findings)
+                        .on_conflict_do_nothing()
+                        .returning(probe_findings.c.id),
+                        [_finding_row(f)],
+                    )
+                    if done.first() is not None:
+                        fresh.append(f)
+                for f in fresh:
+                    if f.number:
+                        await conn.execute(_sighting(insert, f))
+                if new_alerts:
+                    await self._insert_ignoring(conn, alerts, map(_alert_row, new_alerts))
+
+    async def simbox_numbers(self) -> list[dict[str, Any]]:
+        """The local numbers probe tests named as SIM-box / SIM-farm SIMs, latest first."""
+        with self._errors("simbox_numbers"):
+            async with self._engine.connect() as conn:
+                rows = await conn.execute(
+                    sa.select(simbox_numbers).order_by(simbox_numbers.c.last_seen.desc())
+                )
+                return [dict(r._mapping) for r in rows]
+
+    async def probe_findings(self, *, number: str = "", limit: int = 1000) -> list[dict[str, Any]]:
+        """Test results, latest first; with `number`, that number's sightings."""
+        query = sa.select(probe_findings).order_by(probe_findings.c.at.desc()).limit(limit)
+        if number:
+            query = query.where(probe_findings.c.number == number)
+        with self._errors("probe_findings"):
+            async with self._engine.connect() as conn:
+                return [dict(r._mapping) for r in await conn.execute(query)]
 
     async def mark_alerts_sent(self, ids: Iterable[str], now: float) -> None:
         """The broker acknowledged these alerts at `now` (epoch seconds)."""
@@ -518,6 +572,51 @@ def _alert_row(a: Alert) -> dict[str, Any]:
         "last_error": None,
         "failed_at": None,
     }
+
+
+def _finding_row(f: Finding) -> dict[str, Any]:
+    t = f.expected
+    return {
+        "id": f.id,
+        "at": f.at,
+        "probe": _text(f.probe),
+        "outcome": str(f.outcome.value),
+        "confidence": f.confidence,
+        "observed": _text(f.observed),
+        "observed_ton": f.observed_ton,
+        "number": f.number,
+        "test_id": t.id if t else None,
+        "test_kind": t.kind if t else None,
+        "a_number": _text(t.a_number) if t else None,
+        "route": _text(t.route) if t else None,
+        "description": _text(f.description),
+    }
+
+
+def _sighting(insert: Any, f: Finding) -> Any:
+    route = f.expected.route if f.expected else ""
+    stmt = insert(simbox_numbers).values(
+        number=f.number,
+        first_seen=f.at,
+        last_seen=f.at,
+        sightings=1,
+        outcome=str(f.outcome.value),
+        last_route=_text(route),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[simbox_numbers.c.number],
+        set_={
+            "first_seen": sa.func.min(simbox_numbers.c.first_seen, stmt.excluded.first_seen)
+            if insert is sqlite.insert
+            else sa.func.least(simbox_numbers.c.first_seen, stmt.excluded.first_seen),
+            "last_seen": sa.func.max(simbox_numbers.c.last_seen, stmt.excluded.last_seen)
+            if insert is sqlite.insert
+            else sa.func.greatest(simbox_numbers.c.last_seen, stmt.excluded.last_seen),
+            "sightings": simbox_numbers.c.sightings + 1,
+            "outcome": stmt.excluded.outcome,
+            "last_route": stmt.excluded.last_route,
+        },
+    )
 
 
 def _complaint_row(item: Inspected) -> dict[str, Any]:
