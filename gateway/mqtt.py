@@ -240,6 +240,10 @@ class MqttConfig:
     def status_topic(self) -> str:
         return f"{self.topic_prefix}/status"
 
+    def probe_topic(self, probe: str) -> str:
+        """Retained health of one probe modem (docs/mqtt.md)."""
+        return f"{self.topic_prefix}/probes/{probe}"
+
     def alert_topic(self, kind: AlertKind | str) -> str:
         return f"{self.topic_prefix}/alerts/{AlertKind(kind).value}"
 
@@ -432,6 +436,13 @@ class AlertPublisher:
         not be published, BrokerUnavailable when the connection is lost or times out."""
         body = encode_alert(alert)
         await self._send(self.config.alert_topic(alert.kind), body, retain=False)
+
+    async def publish_state(self, topic: str, payload: dict[str, object]) -> None:
+        """Publish a retained state document (e.g. a probe's health) on `topic`; same checks
+        and acknowledgement as alerts."""
+        assert_no_personal_data(payload)
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        await self._send(topic, body, retain=True)
 
     async def _send(
         self, topic: str, body: bytes, *, retain: bool, client: aiomqtt.Client | None = None

@@ -95,12 +95,26 @@ class OutboxDispatcher:
         self._requested = 0
         self._drained_upto = -1
         self._drained = asyncio.Event()
+        # retained state documents (probe health): the latest per topic, published when it
+        # changes and again after every reconnection (a broker restarted without persistence
+        # would otherwise forget them)
+        self._states: dict[str, dict[str, object]] = {}
+        self._states_dirty: set[str] = set()
 
     # -- control --------------------------------------------------------------------------------
 
     def notify(self) -> None:
         """New alerts are in the outbox: publish them now (call from the event loop's thread)."""
         self._requested += 1
+        self._wake.set()
+
+    def set_state(self, topic: str, payload: dict[str, object]) -> None:
+        """Keep `payload` as the retained document of `topic`; published as soon as possible.
+        Only the latest document per topic is kept (state, not events: nothing to replay)."""
+        if self._states.get(topic) == payload:
+            return
+        self._states[topic] = payload
+        self._states_dirty.add(topic)
         self._wake.set()
 
     async def flush(self, timeout: float) -> None:
@@ -178,9 +192,11 @@ class OutboxDispatcher:
 
     async def _serve(self, publisher: AlertPublisher) -> None:
         store_backoff = Backoff(initial=self.backoff.initial, cap=self.backoff.cap)
+        self._states_dirty.update(self._states)  # a new connection: publish every state again
         while not self._stop.is_set():
             seen = self._requested
             self._wake.clear()
+            await self._publish_states(publisher)
             try:
                 batch = await self.store.pending_alerts(self.batch_size)
                 if batch:
@@ -229,6 +245,17 @@ class OutboxDispatcher:
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
+
+    async def _publish_states(self, publisher: AlertPublisher) -> None:
+        for topic in sorted(self._states_dirty):
+            payload = self._states[topic]
+            try:
+                await publisher.publish_state(topic, payload)
+            except AlertRejected as e:
+                log.error("state for %s not published: %s", topic, e)
+            self._states_dirty.discard(topic)  # a newer one may have arrived meanwhile
+            if self._states.get(topic) is not payload:
+                self._states_dirty.add(topic)
 
     async def _idle(self, publisher: AlertPublisher, timeout: float) -> None:
         """Wait for notify(), stop(), the timeout, or the loss of the connection (raised)."""
