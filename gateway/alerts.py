@@ -120,7 +120,7 @@ def finding_alert_payload(f: Finding) -> dict[str, object]:
         payload["number"] = f.number
     if f.expected is not None:
         payload["test_id"] = f.expected.id
-        payload["kind"] = f.expected.kind
+        payload["test_kind"] = f.expected.kind
         payload["a_number"] = f.expected.a_number
         payload["route"] = f.expected.route
         payload["window"] = [iso_utc(f.expected.start), iso_utc(f.expected.end)]
