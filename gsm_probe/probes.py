@@ -76,6 +76,9 @@ RunnerFactory = Callable[
 ]
 
 
+PLAN_POLL = 2.0  # seconds between looks at the plan files for new or changed ones
+
+
 @dataclass(frozen=True, slots=True)
 class HealthLimits:
     down_after: float = 60.0  # unreachable or unregistered this long -> `probe` alert
@@ -140,19 +143,45 @@ class ProbeManager:
         self._wake = asyncio.Event()
         self._runners: list[ProbeRunner] = []
         self._stopping = False
+        self._plan_stamps: dict[Path, int] = {}
+        self._plans_checked = 0.0
 
     # -- the plan ------------------------------------------------------------------------------
-    def load_plans(self) -> int:
-        """(Re)load the test plan files; tests already known by id are kept as they are.
-        A bad file is logged and skipped: the tests already announced stay."""
-        new = 0
+    def plan_files(self) -> list[Path]:
+        """The configured plan files, and the *.toml / *.json / *.csv files in configured
+        directories (a drop folder the test-call partner's schedule is copied into)."""
+        files: list[Path] = []
         for path in self.plans:
+            if path.is_dir():
+                files += sorted(
+                    p for p in path.iterdir() if p.suffix.lower() in (".toml", ".json", ".csv")
+                )
+            else:
+                files.append(path)
+        return files
+
+    def load_plans(self, *, changed_only: bool = False) -> int:
+        """(Re)load the test plans; tests already known by id are kept as they are. With
+        `changed_only`, only files new or modified since they were last read. A bad file is
+        logged and skipped (and read again once it changes): announced tests stay."""
+        new = 0
+        for path in self.plan_files():
             try:
-                new += self.matcher.expect(load_plan(path))
+                stamp = path.stat().st_mtime_ns
+            except OSError:
+                stamp = None
+            if changed_only and stamp is not None and self._plan_stamps.get(path) == stamp:
+                continue
+            if stamp is not None:
+                self._plan_stamps[path] = stamp
+            try:
+                added = self.matcher.expect(load_plan(path))
             except TestPlanError as e:
                 log.error("test plan not loaded: %s", e)
-        if new:
-            log.info("%d test(s) announced from %d plan file(s)", new, len(self.plans))
+                continue
+            if added:
+                log.info("%d test(s) announced by %s", added, path)
+            new += added
         self._wake.set()
         return new
 
@@ -258,6 +287,9 @@ class ProbeManager:
         backoff = Backoff(initial=0.5, cap=30.0)
         while not self._stopping:
             now = self.clock()
+            if self.plans and now - self._plans_checked >= PLAN_POLL:
+                self._plans_checked = now
+                self.load_plans(changed_only=True)
             for f in self.matcher.expire(now):
                 self._found(f)
             for probe in self.health:

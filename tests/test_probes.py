@@ -232,3 +232,40 @@ async def test_a_probe_that_stays_unregistered_is_alerted_once_then_recovers(
     assert [a.payload["ok"] for a in pending] == [False, True]
     assert "not registered" in str(pending[0].payload["problem"])
     assert states[-1]["ok"] is True and states[0]["problem"] == "not registered (+CREG stat 3)"
+
+
+async def test_plans_dropped_into_a_folder_are_picked_up(tmp_path: Path) -> None:
+    store = await Store.open(sqlite_url(tmp_path / "db"))
+    await store.migrate()
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    now = time.time()
+
+    def plan(name: str, test_id: str) -> None:
+        (folder / name).write_text(
+            json.dumps(
+                [{"id": test_id, "probe": "p1", "a_number": DE, "start": now - 1, "end": now + 600}]
+            ),
+            encoding="utf-8",
+        )
+
+    class Pub:
+        def notify(self) -> None:
+            pass
+
+        def set_state(self, topic: str, payload: dict[str, object]) -> None:
+            pass
+
+    plan("a.json", "t-a")
+    manager = ProbeManager(["p1"], store, Pub(), ScriptedProbe, plans=[folder])
+    async with store:
+        task = asyncio.create_task(manager.run())
+        await wait_until(lambda: len(manager.matcher.open_tests) == 1, 5, "first plan")
+        (folder / "broken.toml").write_text("[[test]\n", encoding="utf-8")  # logged, skipped
+        plan("b.json", "t-b")
+        await wait_until(lambda: len(manager.matcher.open_tests) == 2, 10, "dropped plan")
+        plan("a.json", "t-a")  # rewritten unchanged: nothing announced twice
+        await asyncio.sleep(2.5)
+        assert sorted(t.id for t in manager.matcher.open_tests) == ["t-a", "t-b"]
+        manager.stop()
+        await task
