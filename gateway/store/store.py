@@ -44,6 +44,7 @@ from .models import (
     simbox_numbers,
     verdicts,
 )
+from .pg_writer import RECORD_SQL, record_args
 from .sqlite_writer import RowBuilders, SqliteWriter
 from .urls import normalize_url
 
@@ -75,9 +76,10 @@ class Store:
         # A SQLite file gets its own writer thread for record() (see sqlite_writer); an
         # in-memory database exists only in SQLAlchemy's connection, so it keeps that path.
         self._writer: SqliteWriter | None = None
+        self._rows = _json_row_builders()
         database = make_url(url).database
         if self.dialect == "sqlite" and database and database != ":memory:":
-            self._writer = SqliteWriter(database, _sqlite_row_builders(), timeout=connect_timeout)
+            self._writer = SqliteWriter(database, self._rows, timeout=connect_timeout)
         insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         # Built once: constructing a statement costs more than executing a cached one. RETURNING
         # makes SQLAlchemy send one multi-row INSERT per batch ("insertmanyvalues") instead of a
@@ -203,6 +205,9 @@ class Store:
             with self._errors("record"):
                 await self._writer.record(items)
             return
+        if self.dialect == "postgresql":
+            await self._record_pg(items)
+            return
         first: dict[str, Inspected] = {}
         for item in items:
             first.setdefault(item.sms.id, item)
@@ -219,6 +224,17 @@ class Store:
                 await self._insert_ignoring(
                     conn, complaints, (_complaint_row(it) for it in fresh if it.complaint)
                 )
+
+    async def _record_pg(self, items: Sequence[Inspected]) -> None:
+        first: dict[str, Inspected] = {}
+        for item in items:
+            first.setdefault(item.sms.id, item)
+        args = record_args(list(first.values()), self._rows)
+        with self._errors("record"):
+            async with self._engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                driver: Any = raw.driver_connection  # asyncpg: autocommit, one statement
+                await driver.fetchval(RECORD_SQL, *args)
 
     async def _insert_new_messages(self, conn: AsyncConnection, items: list[Inspected]) -> set[str]:
         result = await conn.execute(
@@ -639,9 +655,10 @@ def _with_json(row: dict[str, Any], *keys: str) -> dict[str, Any]:
     return row
 
 
-def _sqlite_row_builders() -> RowBuilders:
+def _json_row_builders() -> RowBuilders:
     """The same rows as the SQLAlchemy path, JSON columns serialised as SQLAlchemy's JSON type
-    stores them on SQLite (so reads through SQLAlchemy see no difference)."""
+    stores them (so reads through SQLAlchemy see no difference): the SQLite writer thread and
+    the PostgreSQL one-statement path use these."""
     return RowBuilders(
         message=lambda it: _with_json(_message_row(it), "decode_errors"),
         verdict=lambda it: _with_json(_verdict_row(it), "rule_ids", "reasons"),
