@@ -1,0 +1,1256 @@
+"""The probe modem driver: one serial link, the AT engine of `gsm_probe.at` pumped by asyncio.
+
+    async with Modem(ModemConfig(name="p1", url="/dev/ttyUSB2")) as modem:
+        print(modem.identity, await modem.signal_dbm())
+        async for event in modem:                 # IncomingCall, SmsReceived, RegistrationChanged
+            ...
+
+`ModemSupervisor` keeps one probe up for as long as it runs: it opens the `Modem`, polls its
+health every `poll_interval`, forwards events, and reopens with capped exponential backoff and
+jitter when the modem is gone (unplugged, refused) or hung; it logs once down and once back.
+
+Transport: `serial_asyncio_fast.create_serial_connection`. For device paths (ttyUSB, a pty or a
+symlink to one) it opens `serial.serial_for_url(url)` itself and reads it with `loop.add_reader`
+on the descriptor; for `socket://host:port` it builds the instance with `do_not_open=True` and
+connects an ordinary asyncio TCP transport. Both are used as they are; nothing of our own.
+
+Incoming SMS: AT+CNMI=2,1,0,1,0 (TS 27.005 §3.4.1, mt=1): the modem stores each SMS and says
++CMTI; the driver reads it (AT+CMGR), hands it on, then deletes it (AT+CMGD). Nothing is lost
+while the driver is down, reconnecting or busy, because the message waits on the SIM until it has
+been handed on (at start, AT+CMGL=4 reads whatever is stored). With mt=2 (+CMT, routed to the TE
+and not stored) a message arriving while the port is closed or the driver restarts is gone: with
+AT+CSMS=0 the modem acknowledges it to the network by itself. +CMT is still handled, for modems
+configured so (`ModemConfig.cnmi`). Parts of a concatenated SMS that came from storage stay there
+until the whole message is handed on, so a restart re-reads them; delivery is at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import serial_asyncio_fast
+
+from gateway.backoff import Backoff
+from gsm_probe.at import (
+    ESC,
+    AtError,
+    AtParseError,
+    AtSession,
+    CmeError,
+    CmsError,
+    CommandCompleted,
+    CommandTimedOut,
+    Event,
+    Garbage,
+    Prompt,
+    Unsolicited,
+    first_value,
+    params,
+    parse_clip,
+    parse_cmgs,
+    parse_cmti,
+    parse_cnum,
+    parse_cops,
+    parse_creg,
+    parse_csq,
+    parse_stored_pdus,
+    rssi_to_dbm,
+)
+from gsm_probe.events import (
+    IncomingCall,
+    ProbeEvent,
+    ProbeHealth,
+    RegistrationChanged,
+    SmsReceived,
+)
+from gsm_probe.ts23040 import (
+    Address,
+    SmsDeliver,
+    SmsStatusReport,
+    TpduError,
+    decode_mt,
+    join_parts,
+    submit_parts,
+    tpdu_length,
+)
+
+log = logging.getLogger("fraudgate.modem")
+T = TypeVar("T")
+
+# +CREG <stat> (TS 27.007 §7.2) meaning registered: 1 home, 5 roaming (6/7 SMS-only, 9/10 CSFB
+# not preferred are registered too).
+REGISTERED = frozenset({1, 5, 6, 7, 9, 10})
+# Boot notices: the modem restarted under us and lost its settings (ATE0, +CNMI …).
+BOOT_URCS = frozenset({"RDY", "START", "^SYSSTART", "*ATREADY"})
+# Transient "not yet" answers worth a retry during init: SIM busy (TS 27.007 §9.2.1 14,
+# TS 27.005 §3.2.5 314) and the SIMCom / Huawei "please wait" (515).
+_RETRY_CODES = frozenset({14, 314, 515})
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+class ModemError(Exception):
+    """A failure of the modem link (the AT-level failures are `gsm_probe.at.AtError`)."""
+
+
+class ModemGone(ModemError):
+    """The link is lost or cannot be opened (unplugged: EIO; socket:// refused or closed)."""
+
+
+class ModemHung(ModemGone):
+    """The modem stopped answering and neither ESC + AT nor a reopen brought it back."""
+
+
+class ModemTimeout(ModemError):
+    """One command got no final result code in time."""
+
+
+class SimLocked(ModemError):
+    """+CPIN: the SIM wants a PIN that is not configured, or a PUK."""
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration and results
+
+
+@dataclass
+class ModemConfig:
+    name: str
+    url: str  # pyserial URL: /dev/ttyUSB2, a pty (or a symlink to it), socket://host:port
+    baudrate: int = 115200
+    command_timeout: float = 5.0
+    sms_timeout: float = 60.0  # AT+CMGS, +CMGR, +CMGL (network round trips, big listings)
+    pin: str | None = None
+    poll_interval: float = 30.0  # health polling by the supervisor
+    hangup_after_cli: bool = True  # reject a test call once its CLI is read: no charge
+    reinit_after_timeouts: int = 2  # this many timeouts in a row: the modem is hung
+    cnmi: str = "2,1,0,1,0"  # TS 27.005 §3.4.1; see the module docstring
+    ring_timeout: float = 8.0  # RINGs come every ~5 s; none for this long: the call ended
+    cli_timeout: float = 2.0  # +CLIP follows its RING at once; none by then: no CLI
+    concat_timeout: float = 120.0  # parts of a long SMS wait this long for the missing ones
+    open_timeout: float = 10.0
+    init_attempts: int = 3  # AT probes at start; retries of a busy SIM
+    retry_delay: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ModemIdentity:
+    manufacturer: str = ""
+    model: str = ""
+    revision: str = ""
+    imei: str = ""
+    imsi: str = ""
+    msisdn: str = ""  # AT+CNUM; empty when the SIM does not carry it
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """+CREG (TS 27.007 §7.2): stat, and LAC / CI in hex when the network gave them."""
+
+    stat: int
+    lac: str = ""
+    cell_id: str = ""
+
+    @property
+    def registered(self) -> bool:
+        return self.stat in REGISTERED
+
+
+@dataclass(frozen=True, slots=True)
+class ServingCell:
+    rat: str  # "GSM", "WCDMA", "LTE"; "" when only +CREG told
+    lac: str  # LAC (2G/3G) or TAC (LTE), hex
+    cell_id: str  # hex
+    plmn: str = ""  # MCC-MNC
+    source: str = ""  # "+CPSI" (SIMCom), "+QENG" (Quectel), "+CREG"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSms:
+    """A message in the modem's storage (+CMGL / +CMGR, TS 27.005 §3.4.2, §3.4.3)."""
+
+    index: int
+    stat: int  # 0 received unread, 1 received read, 2 stored unsent, 3 stored sent
+    pdu: bytes
+    message: SmsDeliver | SmsStatusReport | None  # None when the TPDU does not decode
+    error: str = ""
+
+
+Slot = tuple[str, int]  # (storage, index) of a message still on the SIM
+
+
+@dataclass
+class _Partial:
+    """Parts of one concatenated SMS (TS 23.040 §9.2.3.24.1) waiting for the rest."""
+
+    total: int
+    parts: dict[int, SmsDeliver] = field(default_factory=dict)
+    slots: list[Slot] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass
+class _Call:
+    reported: bool = False
+    timer: asyncio.TimerHandle | None = None  # the end: ring_timeout after the last RING
+    cli_timer: asyncio.TimerHandle | None = None  # no +CLIP by then: report without a CLI
+
+
+def _masked(number: str) -> str:
+    """For logs: +77011234567 -> +7701***4567 (DESIGN.md §7: no numbers in clear)."""
+    digits = number.lstrip("+")
+    if not digits:
+        return "-"
+    if len(digits) < 6:
+        return "***"
+    return f"{number[: len(number) - len(digits)]}{digits[:4]}***{digits[-4:]}"
+
+
+def _shown(command: str) -> str:
+    return 'AT+CPIN="****"' if command.upper().startswith("AT+CPIN=") else command
+
+
+# --------------------------------------------------------------------------------------------
+# The pump
+
+
+class _Link(asyncio.Protocol):
+    """One open port: bytes to the session, its events to the modem, one pending waiter."""
+
+    def __init__(self, modem: Modem, session: AtSession) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.modem = modem
+        self.session = session
+        self.transport: asyncio.Transport | None = None
+        self.lost: asyncio.Future[None] = self.loop.create_future()
+        self._waiter: asyncio.Future[CommandCompleted] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._dispatch(self.session.receive(data, self.loop.time()))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        reason = f"link lost: {exc}" if exc else "link closed by peer"
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(ModemGone(reason))
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.modem._link_lost(self, reason)
+
+    @property
+    def open(self) -> bool:
+        return not self.lost.done()
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if data and transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def execute(
+        self, command: str, expect: str | None, pdu: bytes | None, timeout: float
+    ) -> asyncio.Future[CommandCompleted]:
+        if not self.open:
+            raise ModemGone("link closed")
+        data = self.session.send(
+            command, expect=expect, pdu=pdu, now=self.loop.time(), timeout=timeout
+        )
+        self._waiter = self.loop.create_future()
+        self.write(data)
+        self._arm()
+        return self._waiter
+
+    async def idle(self) -> None:
+        """Wait out a command left pending by a cancelled caller (it ends by its timeout)."""
+        waiter = self._waiter
+        if self.session.pending is not None and waiter is not None and not waiter.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(waiter)
+
+    def abort(self) -> None:
+        transport = self.transport
+        if transport is None:
+            if not self.lost.done():
+                self.lost.set_result(None)
+        elif not transport.is_closing():
+            transport.abort()
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, CommandCompleted):
+                self._resolve(event)
+            elif isinstance(event, CommandTimedOut):
+                self._resolve(ModemTimeout(f"{_shown(event.command)}: no final result"))
+            elif isinstance(event, Unsolicited):
+                self.modem._on_urc(event)
+            elif isinstance(event, Garbage):
+                self.modem._on_garbage(event)
+            elif isinstance(event, Prompt):
+                self.write(self.session.data_to_send())
+        self._arm()
+
+    def _resolve(self, outcome: CommandCompleted | ModemTimeout) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if isinstance(outcome, ModemTimeout):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.session.next_deadline
+        if deadline is not None and self.open:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._dispatch(self.session.check_timeout(self.loop.time()))
+
+
+Job = Callable[[], Coroutine[Any, Any, None]]
+
+
+# --------------------------------------------------------------------------------------------
+# The modem
+
+
+class Modem:
+    """One probe modem on one serial link (see the module docstring)."""
+
+    def __init__(self, config: ModemConfig, *, clock: Callable[[], float] = time.time) -> None:
+        if config.reinit_after_timeouts < 1:
+            raise ValueError("reinit_after_timeouts must be at least 1")
+        self.config = config
+        self.clock = clock
+        self.identity = ModemIdentity()
+        self.vendor = ""  # "simcom", "quectel" or ""
+        self.events: asyncio.Queue[ProbeEvent] = asyncio.Queue()
+        self.garbage = 0  # Garbage events seen
+        self.reopens = 0  # hard recoveries that worked
+        self.last_event_at: float | None = None
+        self._lock = asyncio.Lock()
+        self._link: _Link | None = None
+        self._closed: asyncio.Future[None] | None = None
+        self._failure: ModemError | None = None
+        self._closing = False
+        self._ready = False
+        self._timeouts = 0
+        self._no_recovery = 0  # > 0 while initialising or recovering
+        self._mem: str | None = None  # +CPMS <mem1>: where +CMGR / +CMGD read
+        self._registration: Registration | None = None
+        self._call: _Call | None = None
+        self._partials: dict[tuple[str, int, int], _Partial] = {}
+        self._taken: set[Slot] = set()  # stored messages handed on or held, not yet deleted
+        self._jobs: asyncio.Queue[Job] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._mr = random.randrange(256)  # TP-MR (modems usually set their own)
+        self._concat_ref = random.randrange(256)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> Modem:
+        self._closed = asyncio.get_running_loop().create_future()
+        await self._open()
+        try:
+            with self._recovery_off():
+                await self._initialise()
+        except BaseException:
+            await self._close_link()
+            raise
+        self._worker = asyncio.create_task(self._work(), name=f"modem-{self.config.name}")
+        log.info(
+            "%s: ready (%s %s, %s)",
+            self.config.name,
+            self.identity.manufacturer,
+            self.identity.model,
+            self.config.url,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop the worker and timers, hand on unfinished +CMT parts, close the port."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        self._end_call_timers()
+        self._flush_partials(stored_too=False)
+        await self._close_link()
+        self._resolve_closed()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is None or self._closed.done()
+
+    @property
+    def failure(self) -> ModemError | None:
+        """Why the modem closed by itself (ModemGone / ModemHung), None after close()."""
+        return self._failure
+
+    async def wait_closed(self) -> ModemError | None:
+        assert self._closed is not None, "not entered"
+        await asyncio.shield(self._closed)
+        return self._failure
+
+    def __aiter__(self) -> Modem:
+        return self
+
+    async def __anext__(self) -> ProbeEvent:
+        """The next event; iteration stops once the modem is closed and nothing is queued."""
+        if not self.events.empty():
+            return self.events.get_nowait()
+        assert self._closed is not None, "not entered"
+        if self._closed.done():
+            raise StopAsyncIteration
+        getter = asyncio.ensure_future(self.events.get())
+        waiters: set[asyncio.Future[Any]] = {getter, self._closed}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            return getter.result()
+        getter.cancel()
+        if not self.events.empty():
+            return self.events.get_nowait()
+        raise StopAsyncIteration
+
+    async def _open(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        link = _Link(self, AtSession(command_timeout=cfg.command_timeout))
+        try:
+            transport, _ = await asyncio.wait_for(
+                serial_asyncio_fast.create_serial_connection(
+                    loop, lambda: link, cfg.url, baudrate=cfg.baudrate, exclusive=True
+                ),
+                cfg.open_timeout,
+            )
+        except (OSError, TimeoutError, ValueError) as exc:  # SerialException is an OSError
+            raise ModemGone(f"{cfg.url}: cannot open: {exc}") from exc
+        link.transport = transport
+        self._link = link
+
+    async def _close_link(self) -> None:
+        link, self._link = self._link, None
+        if link is None:
+            return
+        link.abort()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(link.lost), 2.0)
+
+    def _link_lost(self, link: _Link, reason: str) -> None:
+        if link is self._link and not self._closing:
+            self._fail(ModemGone(f"{self.config.url}: {reason}"))
+
+    def _fail(self, failure: ModemError) -> None:
+        """The modem is unusable: fail what waits, close, and let the supervisor reopen."""
+        if self._failure is not None or self._closing:
+            return
+        self._failure = failure
+        log.debug("%s: %s", self.config.name, failure)
+        if self._worker is not None and self._worker is not asyncio.current_task():
+            self._worker.cancel()
+        self._end_call_timers()
+        self._flush_partials(stored_too=False)
+        link, self._link = self._link, None
+        if link is not None:
+            link.abort()
+        self._resolve_closed()
+
+    def _resolve_closed(self) -> None:
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+
+    @contextlib.contextmanager
+    def _recovery_off(self) -> Iterator[None]:
+        self._no_recovery += 1
+        try:
+            yield
+        finally:
+            self._no_recovery -= 1
+
+    # ------------------------------------------------------------------ commands
+    async def command(
+        self,
+        cmd: str,
+        *,
+        expect: str | None = None,
+        timeout: float | None = None,
+        pdu: bytes | None = None,
+    ) -> list[str]:
+        """Run one AT command; its information lines, or the typed failure raised (AtError,
+        ModemTimeout, ModemGone). Commands run one at a time."""
+        async with self._lock:
+            return await self._exchange(cmd, expect=expect, timeout=timeout, pdu=pdu)
+
+    async def _exchange(
+        self,
+        cmd: str,
+        *,
+        expect: str | None = None,
+        timeout: float | None = None,
+        pdu: bytes | None = None,
+    ) -> list[str]:
+        link = self._usable_link()
+        await link.idle()
+        link = self._usable_link()
+        waiter = link.execute(cmd, expect, pdu, timeout or self.config.command_timeout)
+        try:
+            # shielded: a cancelled caller leaves the command to finish (see _Link.idle)
+            completed = await asyncio.shield(waiter)
+        except ModemTimeout:
+            if pdu is not None:
+                link.write(ESC)  # leave the "> " input state (TS 27.005 §3.5.1)
+            await self._timed_out(cmd)
+            raise
+        self._timeouts = 0
+        return completed.check()
+
+    def _usable_link(self) -> _Link:
+        if self._failure is not None:
+            raise self._failure
+        if self._link is None or not self._link.open:
+            raise ModemGone(f"{self.config.name}: closed")
+        return self._link
+
+    async def _timed_out(self, cmd: str) -> None:
+        self._timeouts += 1
+        log.debug("%s: %s timed out (%d in a row)", self.config.name, _shown(cmd), self._timeouts)
+        if self._timeouts >= self.config.reinit_after_timeouts and not self._no_recovery:
+            await self._recover()
+
+    async def _recover(self) -> None:
+        """Hung: ESC and AT first (a lost prompt, a busy moment); else reopen and re-init; else
+        fail with ModemHung so the supervisor takes over with backoff."""
+        name = self.config.name
+        with self._recovery_off():
+            log.warning("%s: %d commands timed out in a row", name, self._timeouts)
+            if await self._resync():
+                log.warning("%s: answering again after ESC", name)
+                self._timeouts = 0
+                return
+            try:
+                await self._close_link()
+                await self._open()
+                await self._initialise()
+            except (ModemError, AtError) as exc:
+                # ModemGone: the port vanished, or AT was not answered (ModemHung)
+                gone = exc if isinstance(exc, ModemGone) else None
+                self._fail(gone or ModemHung(f"{name}: not answering: {exc}"))
+                return
+        self._timeouts = 0
+        self.reopens += 1
+        log.warning("%s: reopened and re-initialised", name)
+
+    async def _resync(self) -> bool:
+        """ESC then AT. Not Ctrl-Z: at a "> " prompt it would send whatever half PDU the modem
+        holds as an SMS; ESC cancels it (TS 27.005 §3.5.1) and is ignored in command mode."""
+        link = self._link
+        if link is None or not link.open:
+            return False
+        link.write(ESC)
+        try:
+            await self._exchange("AT")
+        except (ModemError, AtError):
+            return False
+        return True
+
+    # ------------------------------------------------------------------ init
+    async def _initialise(self) -> None:
+        await self._sync()
+        await self._setup()
+        self.identity = await self._read_identity()
+        self.vendor = _vendor(self.identity.manufacturer)
+        self._mem = await self._read_mem()
+        with contextlib.suppress(AtError, ModemTimeout):
+            await self._query_registration()
+        self._ready = True
+        await self._take_stored_all()
+
+    async def _sync(self) -> None:
+        """AT until OK, ESC before each retry (a "> " prompt left open by a previous run).
+        Garbage the modem sends meanwhile comes out of the parser as Garbage, and a command
+        line it garbled answers ERROR: both just cost a retry."""
+        link = self._usable_link()
+        for attempt in range(self.config.init_attempts):
+            if attempt:
+                link.write(ESC)
+            try:
+                await self._exchange("AT")
+                return
+            except (ModemTimeout, AtError):
+                await asyncio.sleep(self.config.retry_delay)
+        raise ModemHung(f"{self.config.name}: no answer to AT")
+
+    async def _setup(self) -> None:
+        await self._step("ATE0")  # echo off (V.250 §6.2.4); the parser drops echo anyway
+        await self._step("AT+CMEE=2")  # verbose +CME ERROR (TS 27.007 §9.1)
+        await self._unlock_sim()
+        await self._step("AT+CLIP=1")  # caller line identity on (TS 27.007 §7.6)
+        await self._step("AT+CRC=1", required=False)  # +CRING: VOICE (TS 27.007 §6.11)
+        await self._step("AT+CMGF=0")  # PDU mode (TS 27.005 §3.2.3)
+        await self._step(f"AT+CNMI={self.config.cnmi}")  # new SMS indications (§3.4.1)
+        await self._step("AT+CREG=2")  # +CREG URCs with LAC and CI (TS 27.007 §7.2)
+
+    async def _step(self, cmd: str, *, required: bool = True) -> list[str]:
+        for attempt in range(self.config.init_attempts):
+            try:
+                return await self._exchange(cmd)
+            except (CmeError, CmsError) as exc:
+                if exc.code not in _RETRY_CODES or attempt + 1 == self.config.init_attempts:
+                    if required:
+                        raise
+                    log.info("%s: %s refused: %s", self.config.name, cmd, exc)
+                    return []
+                await asyncio.sleep(self.config.retry_delay)
+            except AtError as exc:
+                if required:
+                    raise
+                log.info("%s: %s refused: %s", self.config.name, cmd, exc)
+                return []
+        return []
+
+    async def _unlock_sim(self) -> None:
+        status = await self._sim_status()
+        if status == "READY":
+            return
+        if status == "SIM PIN" and self.config.pin:
+            await self._exchange(f'AT+CPIN="{self.config.pin}"')  # TS 27.007 §8.3
+            for _ in range(self.config.init_attempts):
+                await asyncio.sleep(self.config.retry_delay)
+                if await self._sim_status() == "READY":
+                    return
+        raise SimLocked(f"{self.config.name}: SIM wants {status or 'something unknown'}")
+
+    async def _sim_status(self) -> str:
+        lines = await self._step("AT+CPIN?")
+        return first_value(lines, "+CPIN").strip().strip('"').upper()
+
+    async def _read_identity(self) -> ModemIdentity:
+        # TS 27.007 §5.1-§5.6 (+CGMI, +CGMM, +CGMR, +CGSN, +CIMI) and §7.1 (+CNUM).
+        return ModemIdentity(
+            manufacturer=await self._info("AT+CGMI"),
+            model=await self._info("AT+CGMM"),
+            revision=(await self._info("AT+CGMR")).removeprefix("Revision:").strip(),
+            imei=await self._info("AT+CGSN"),
+            imsi=await self._info("AT+CIMI"),
+            msisdn=await self._own_number(),
+        )
+
+    async def _info(self, cmd: str) -> str:
+        """The first information line with any "+NAME:" prefix removed; "" on failure."""
+        try:
+            lines = await self._exchange(cmd, expect="")
+        except (AtError, ModemTimeout) as exc:
+            log.info("%s: %s: %s", self.config.name, cmd, exc)
+            return ""
+        text = lines[0] if lines else ""
+        name = cmd[2:].upper() + ":"
+        return text[len(name) :].strip() if text.upper().startswith(name) else text.strip()
+
+    async def _own_number(self) -> str:
+        try:
+            lines = await self._exchange("AT+CNUM")
+            return parse_cnum(first_value(lines, "+CNUM"))[1]
+        except (AtError, ModemTimeout):
+            return ""  # many SIMs do not carry their MSISDN
+
+    async def _read_mem(self) -> str | None:
+        try:
+            lines = await self._exchange("AT+CPMS?")  # TS 27.005 §3.2.2
+            return params(first_value(lines, "+CPMS"))[0] or None
+        except (AtError, ModemTimeout):
+            return None
+
+    # ------------------------------------------------------------------ queries
+    async def signal_dbm(self) -> int | None:
+        """+CSQ rssi in dBm (TS 27.007 §8.5), None when unknown (99)."""
+        rssi, _ = parse_csq(first_value(await self.command("AT+CSQ"), "+CSQ"))
+        return rssi_to_dbm(rssi)
+
+    async def registration(self) -> Registration:
+        async with self._lock:
+            return await self._query_registration()
+
+    async def _query_registration(self) -> Registration:
+        _, stat, lac, ci = parse_creg(first_value(await self._exchange("AT+CREG?"), "+CREG"))
+        return self._registered(stat, lac, ci)
+
+    async def operator(self) -> str:
+        """The registered network's name (+COPS, TS 27.007 §7.3); "" when none."""
+        return parse_cops(first_value(await self.command("AT+COPS?"), "+COPS"))[2]
+
+    async def serving_cell(self) -> ServingCell:
+        """AT+CPSI? on SIMCom, AT+QENG="servingcell" on Quectel, else LAC / CI of +CREG."""
+        cell: ServingCell | None = None
+        try:
+            if self.vendor == "simcom":
+                cell = _parse_cpsi(first_value(await self.command("AT+CPSI?"), "+CPSI"))
+            elif self.vendor == "quectel":
+                cell = _parse_qeng(await self.command('AT+QENG="servingcell"'))
+        except AtError as exc:
+            log.debug("%s: serving cell query: %s", self.config.name, exc)
+        if cell is not None:
+            return cell
+        reg = await self.registration()
+        return ServingCell("", reg.lac, reg.cell_id, source="+CREG")
+
+    async def health(self) -> ProbeHealth:
+        """Signal, registration and operator now; what fails is named in `error`."""
+        if self.closed or self._failure is not None:
+            return self._health_down()
+        errors: list[str] = []
+        dbm = await self._try(self.signal_dbm(), errors)
+        reg = await self._try(self.registration(), errors)
+        oper = await self._try(self.operator(), errors)
+        if self._failure is not None:
+            return self._health_down()
+        reg = reg or self._registration or Registration(0)
+        ident = self.identity
+        return ProbeHealth(
+            probe=self.config.name,
+            connected=True,
+            registered=reg.registered,
+            registration=reg.stat,
+            signal_dbm=dbm,
+            operator=oper or "",
+            lac=reg.lac,
+            cell_id=reg.cell_id,
+            imei=ident.imei,
+            imsi=ident.imsi,
+            msisdn=ident.msisdn,
+            last_event_at=self.last_event_at,
+            error="; ".join(errors),
+            extra=self._extra(),
+        )
+
+    def _health_down(self) -> ProbeHealth:
+        return ProbeHealth(
+            probe=self.config.name,
+            connected=False,
+            imei=self.identity.imei,
+            imsi=self.identity.imsi,
+            msisdn=self.identity.msisdn,
+            last_event_at=self.last_event_at,
+            error=str(self._failure or "closed"),
+            extra=self._extra(),
+        )
+
+    def _extra(self) -> dict[str, str]:
+        ident = self.identity
+        return {
+            "manufacturer": ident.manufacturer,
+            "model": ident.model,
+            "revision": ident.revision,
+            "vendor": self.vendor,
+            "garbage": str(self.garbage),
+            "reopens": str(self.reopens),
+        }
+
+    @staticmethod
+    async def _try(work: Awaitable[T], errors: list[str]) -> T | None:
+        try:
+            return await work
+        except (AtError, ModemTimeout, ModemGone) as exc:
+            errors.append(str(exc))
+            return None
+
+    # ------------------------------------------------------------------ SMS
+    async def send_sms(self, number: str, text: str) -> list[int]:
+        """Send `text` to `number` ("+7701…" international, else as dialled) in PDU mode,
+        GSM 7-bit or UCS2, in as many parts as it needs; the TP-MR of each part (+CMGS)."""
+        self._mr = (self._mr + 1) & 0xFF
+        self._concat_ref = (self._concat_ref + 1) & 0xFF
+        pdus = submit_parts(_address(number), text, reference=self._mr, concat_ref=self._concat_ref)
+        refs: list[int] = []
+        for pdu in pdus:
+            # TS 27.005 §3.5.1: <length> counts the TPDU only, not the SMSC prefix.
+            lines = await self.command(
+                f"AT+CMGS={tpdu_length(pdu)}", pdu=pdu, timeout=self.config.sms_timeout
+            )
+            refs.append(parse_cmgs(first_value(lines, "+CMGS")))
+        log.info("%s: SMS to %s sent in %d part(s)", self.config.name, _masked(number), len(refs))
+        return refs
+
+    async def list_sms(self, stat: int = 4) -> list[StoredSms]:
+        """AT+CMGL=<stat> (TS 27.005 §3.4.2; 4 = all) in the current storage."""
+        lines = await self.command(f"AT+CMGL={stat}", timeout=self.config.sms_timeout)
+        return [_stored(i or 0, s, pdu) for i, s, pdu in parse_stored_pdus(lines, "+CMGL")]
+
+    async def read_sms(self, index: int, mem: str | None = None) -> StoredSms | None:
+        """AT+CMGR=<index> (TS 27.005 §3.4.3); None for an empty slot."""
+        async with self._lock:
+            return await self._read_locked(index, mem)
+
+    async def _read_locked(self, index: int, mem: str | None) -> StoredSms | None:
+        await self._select_mem(mem)
+        lines = await self._exchange(f"AT+CMGR={index}", timeout=self.config.sms_timeout)
+        found = parse_stored_pdus(lines, "+CMGR")
+        return _stored(index, found[0][1], found[0][2]) if found else None
+
+    async def delete_sms(self, index: int, mem: str | None = None) -> None:
+        """AT+CMGD=<index> (TS 27.005 §3.5.4)."""
+        async with self._lock:
+            await self._select_mem(mem)
+            await self._exchange(f"AT+CMGD={index}")
+
+    async def _select_mem(self, mem: str | None) -> None:
+        # +CMTI names the storage; +CMGR / +CMGD read <mem1> (TS 27.005 §3.2.2).
+        if mem is None or self._mem is None or mem.upper() == self._mem.upper():
+            return
+        await self._exchange(f'AT+CPMS="{mem}"')
+        self._mem = mem
+
+    async def hangup(self) -> None:
+        """ATH (V.250 §6.3.6); AT+CHUP (TS 27.007 §6.5) when ATH is refused."""
+        try:
+            await self.command("ATH")
+        except AtError:
+            await self.command("AT+CHUP")
+
+    # ------------------------------------------------------------------ URCs
+    def _on_urc(self, urc: Unsolicited) -> None:
+        handler = _URC_HANDLERS.get(urc.name)
+        if handler is not None:
+            handler(self, urc)
+        elif urc.name in BOOT_URCS and self._ready:
+            log.warning("%s: modem restarted (%s); re-initialising", self.config.name, urc.name)
+            self._schedule(self._reinit)
+        else:
+            log.debug("%s: URC %s", self.config.name, urc.name)
+
+    def _on_garbage(self, garbage: Garbage) -> None:
+        self.garbage += 1
+        log.debug("%s: %s (%d bytes)", self.config.name, garbage.reason, len(garbage.data))
+
+    def _emit(self, event: ProbeEvent) -> None:
+        self.last_event_at = event.at
+        self.events.put_nowait(event)
+
+    def _schedule(self, job: Job) -> None:
+        self._jobs.put_nowait(job)
+
+    async def _work(self) -> None:
+        """Runs the commands URCs call for (read an SMS, hang up), one after the other."""
+        while True:
+            job = await self._jobs.get()
+            try:
+                await job()
+            except ModemGone:
+                return
+            except (ModemError, AtError, TpduError) as exc:
+                log.warning("%s: %s", self.config.name, exc)
+
+    async def _reinit(self) -> None:
+        """After a modem restart: settings again, and what arrived while it rebooted."""
+        async with self._lock:
+            with self._recovery_off():
+                await self._setup()
+                await self._take_stored_all()
+
+    # ---------------- calls: one IncomingCall per call
+    def _on_ring(self, urc: Unsolicited) -> None:
+        call = self._call_now()
+        if call.cli_timer is None and not call.reported:
+            loop = asyncio.get_running_loop()
+            call.cli_timer = loop.call_later(self.config.cli_timeout, self._no_cli, call)
+
+    def _no_cli(self, call: _Call) -> None:
+        if call is self._call and not call.reported:
+            self._report_call(call, "", 129, 2)  # it rings and no +CLIP: CLI not available
+
+    def _on_clip(self, urc: Unsolicited) -> None:
+        try:
+            number, ton, validity = parse_clip(urc.value)
+        except AtParseError as exc:
+            log.warning("%s: %s", self.config.name, exc)
+            return
+        call = self._call_now()
+        if not call.reported:
+            self._report_call(call, number, ton, validity)
+
+    def _on_call_end(self, urc: Unsolicited) -> None:
+        self._end_call()
+
+    def _call_now(self) -> _Call:
+        call = self._call
+        if call is None:
+            call = self._call = _Call()
+        if call.timer is not None:
+            call.timer.cancel()
+        loop = asyncio.get_running_loop()
+        call.timer = loop.call_later(self.config.ring_timeout, self._end_call)
+        return call
+
+    def _report_call(self, call: _Call, number: str, ton: int, validity: int) -> None:
+        call.reported = True
+        if call.cli_timer is not None:
+            call.cli_timer.cancel()
+        event = IncomingCall(self.config.name, number, ton, validity, self.clock())
+        log.info("%s: call from %s (ton %d)", self.config.name, _masked(number), ton)
+        self._emit(event)
+        if self.config.hangup_after_cli:
+            self._schedule(self._hangup_call)
+
+    async def _hangup_call(self) -> None:
+        call = self._call
+        if call is not None:
+            await self.hangup()
+            if self._call is call:
+                self._end_call()  # we ended it: the next RING is the next call
+
+    def _end_call(self) -> None:
+        self._end_call_timers()
+        call, self._call = self._call, None
+        if call is None:
+            return
+        if not call.reported:
+            self._report_call(call, "", 129, 2)
+
+    def _end_call_timers(self) -> None:
+        call = self._call
+        for timer in (call.timer, call.cli_timer) if call is not None else ():
+            if timer is not None:
+                timer.cancel()
+
+    # ---------------- registration
+    def _on_creg(self, urc: Unsolicited) -> None:
+        try:
+            _, stat, lac, ci = parse_creg(urc.value)
+        except AtParseError as exc:
+            log.warning("%s: %s", self.config.name, exc)
+            return
+        self._registered(stat, lac, ci)
+
+    def _registered(self, stat: int, lac: str, ci: str) -> Registration:
+        old = self._registration
+        if old is not None and stat == old.stat and not (lac or ci):
+            lac, ci = old.lac, old.cell_id  # +CREG: 1 after AT+CREG=1: the cell is unchanged
+        reg = Registration(stat, lac, ci)
+        if reg != old:
+            self._registration = reg
+            self._emit(RegistrationChanged(self.config.name, stat, lac, ci, self.clock()))
+        return reg
+
+    # ---------------- SMS
+    def _on_cmt(self, urc: Unsolicited) -> None:
+        if urc.pdu is not None:
+            self._take_pdu(urc.pdu, None)
+
+    def _on_cmti(self, urc: Unsolicited) -> None:
+        try:
+            mem, index = parse_cmti(urc.value)
+        except AtParseError as exc:
+            log.warning("%s: %s", self.config.name, exc)
+            return
+        self._schedule(lambda: self._fetch(mem, index))
+
+    def _on_cdsi(self, urc: Unsolicited) -> None:
+        with contextlib.suppress(AtParseError):
+            mem, index = parse_cmti(urc.value)
+            self._schedule(lambda: self._delete_slots([(mem, index)]))  # a report: not needed
+
+    async def _fetch(self, mem: str, index: int) -> None:
+        async with self._lock:
+            stored = await self._read_locked(index, mem)
+        if stored is not None:
+            self._take_pdu(stored.pdu, (mem.upper(), index))
+
+    async def _take_stored_all(self) -> None:
+        """Whatever the storage holds at start (TS 27.005 §3.4.2, stat 4 = all)."""
+        try:
+            lines = await self._exchange("AT+CMGL=4", timeout=self.config.sms_timeout)
+            stored = parse_stored_pdus(lines, "+CMGL")
+        except (AtError, ModemTimeout) as exc:
+            log.warning("%s: stored SMS not listed: %s", self.config.name, exc)
+            return
+        for index, _, pdu in stored:
+            self._take_pdu(pdu, ((self._mem or "").upper(), index or 0))
+
+    def _take_pdu(self, pdu: bytes, slot: Slot | None) -> None:
+        if slot is not None:
+            if slot in self._taken:
+                return  # +CMTI and a listing both saw it: once is enough
+            self._taken.add(slot)
+        try:
+            message = decode_mt(pdu)
+        except TpduError as exc:
+            # Kept on the SIM for an engineer: deleting it would lose it.
+            log.warning("%s: SMS PDU (%d octets) not decoded: %s", self.config.name, len(pdu), exc)
+            return
+        if isinstance(message, SmsStatusReport):
+            log.info("%s: status report for TP-MR %d", self.config.name, message.reference)
+            if slot is not None:
+                self._schedule(lambda: self._delete_slots([slot]))
+            return
+        self._collect(message, slot)
+
+    def _collect(self, sms: SmsDeliver, slot: Slot | None) -> None:
+        slots = [slot] if slot is not None else []
+        concat = sms.concat
+        if concat is None or concat.total <= 1:
+            self._hand_on([sms], slots)
+            return
+        key = (str(sms.originator), concat.ref, concat.total)
+        partial = self._partials.get(key)
+        if partial is None:
+            partial = self._partials[key] = _Partial(concat.total)
+            loop = asyncio.get_running_loop()
+            partial.timer = loop.call_later(self.config.concat_timeout, self._expire_partial, key)
+        partial.parts.setdefault(concat.seq, sms)  # a repeated part: its slot is freed too
+        partial.slots += slots
+        if len(partial.parts) == partial.total:
+            self._finish_partial(key)
+
+    def _finish_partial(self, key: tuple[str, int, int]) -> None:
+        partial = self._partials.pop(key)
+        if partial.timer is not None:
+            partial.timer.cancel()
+        parts = [partial.parts[seq] for seq in sorted(partial.parts)]
+        if len(parts) < partial.total:
+            log.warning(
+                "%s: SMS handed on with %d of %d parts",
+                self.config.name,
+                len(parts),
+                partial.total,
+            )
+        self._hand_on(parts, partial.slots)
+
+    def _expire_partial(self, key: tuple[str, int, int]) -> None:
+        if key in self._partials:
+            self._finish_partial(key)
+
+    def _flush_partials(self, *, stored_too: bool) -> None:
+        """At close: parts that came by +CMT exist nowhere else, hand them on now; stored ones
+        stay on the SIM and are read again at the next start."""
+        for key, partial in list(self._partials.items()):
+            if stored_too or not partial.slots:
+                self._finish_partial(key)
+            elif partial.timer is not None:
+                partial.timer.cancel()
+
+    def _hand_on(self, parts: list[SmsDeliver], slots: list[Slot]) -> None:
+        first = parts[0]
+        try:
+            text = join_parts(parts)
+        except TpduError:
+            text = "".join(p.text for p in parts)  # incomplete: what arrived, in order
+        self._emit(
+            SmsReceived(
+                probe=self.config.name,
+                originator=str(first.originator),
+                originator_ton=first.originator.ton,
+                text=text,
+                smsc=str(first.smsc) if first.smsc is not None else "",
+                sent_at=first.timestamp.timestamp(),
+                parts=len(parts),
+                at=self.clock(),
+            )
+        )
+        log.info(
+            "%s: SMS from %s, %d part(s)",
+            self.config.name,
+            _masked(str(first.originator)),
+            len(parts),
+        )
+        if slots and not self._closing and self._failure is None:
+            self._schedule(lambda: self._delete_slots(slots))
+
+    async def _delete_slots(self, slots: list[Slot]) -> None:
+        for mem, index in slots:
+            await self.delete_sms(index, mem or None)
+            self._taken.discard((mem, index))
+
+
+_URC_HANDLERS: dict[str, Callable[[Modem, Unsolicited], None]] = {
+    "RING": Modem._on_ring,
+    "+CRING": Modem._on_ring,
+    "+CLIP": Modem._on_clip,
+    "NO CARRIER": Modem._on_call_end,
+    "+CREG": Modem._on_creg,
+    "+CMT": Modem._on_cmt,
+    "+CMTI": Modem._on_cmti,
+    "+CDSI": Modem._on_cdsi,
+}
+
+
+def _vendor(manufacturer: str) -> str:
+    upper = manufacturer.upper()
+    if "SIMCOM" in upper:
+        return "simcom"
+    if "QUECTEL" in upper:
+        return "quectel"
+    return ""
+
+
+def _address(number: str) -> Address:
+    """ "+7701…" is international (TON 1, TS 23.040 §9.1.2.5); anything else as dialled."""
+    if number.startswith("+"):
+        return Address(number[1:], ton=1)
+    return Address(number, ton=0)
+
+
+def _stored(index: int, stat: int, pdu: bytes) -> StoredSms:
+    try:
+        return StoredSms(index, stat, pdu, decode_mt(pdu))
+    except TpduError as exc:
+        return StoredSms(index, stat, pdu, None, str(exc))
+
+
+def _hex_id(field: str) -> str:
+    """A cell id given as "0x1A2B" or decimal, as hex (the +CREG form)."""
+    field = field.strip()
+    if field.lower().startswith("0x"):
+        return field[2:].upper()
+    return f"{int(field):X}" if field.isdigit() else field.upper()
+
+
+def _parse_cpsi(value: str) -> ServingCell | None:
+    """SIMCom +CPSI: <mode>,<op mode>,<MCC>-<MNC>,<LAC|TAC>,<cell id>,… (SIM7500/7600 AT
+    manual §4.2.17); None without service."""
+    fields = params(value)
+    if len(fields) < 5 or fields[0].upper() in ("NO SERVICE", ""):
+        return None
+    return ServingCell(
+        fields[0].upper(), _hex_id(fields[3]), _hex_id(fields[4]), fields[2], "+CPSI"
+    )
+
+
+def _parse_qeng(lines: list[str]) -> ServingCell | None:
+    """Quectel +QENG: "servingcell",<state>,"LTE",<is_tdd>,<mcc>,<mnc>,<cellid>,…,<tac>,… and
+    "GSM"/"WCDMA",<mcc>,<mnc>,<lac>,<cellid>,… (EC25/BG96 AT manual, AT+QENG); None in
+    SEARCH / LIMSRV without a cell."""
+    fields: list[str] = []
+    for line in lines:
+        if line.upper().startswith("+QENG:"):
+            fields += params(line.split(":", 1)[1])
+    if len(fields) < 7 or fields[0].lower() != "servingcell":
+        return None
+    rat = fields[2].upper()
+    if rat == "LTE" and len(fields) > 12:
+        return ServingCell(
+            rat, fields[12].upper(), fields[6].upper(), f"{fields[4]}-{fields[5]}", "+QENG"
+        )
+    if rat in ("GSM", "WCDMA"):
+        return ServingCell(
+            rat, fields[5].upper(), fields[6].upper(), f"{fields[3]}-{fields[4]}", "+QENG"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Supervisor
+
+EventCallback = Callable[[ProbeEvent], Awaitable[None] | None]
+HealthCallback = Callable[[ProbeHealth], Awaitable[None] | None]
+
+
+async def _call(callback: Callable[[T], Awaitable[None] | None], arg: T) -> None:
+    result = callback(arg)
+    if inspect.isawaitable(result):
+        await result
+
+
+class ModemSupervisor:
+    """Keeps one probe modem open for as long as `run()` runs (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: ModemConfig,
+        on_event: EventCallback,
+        on_health: HealthCallback,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.config = config
+        self.on_event = on_event
+        self.on_health = on_health
+        self.backoff = backoff or Backoff(initial=1.0, cap=60.0)
+        self.modem: Modem | None = None
+        self.connects = 0  # successful opens, for status and tests
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask `run()` to close the modem (queued events still forwarded) and return."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        name = self.config.name
+        loop = asyncio.get_running_loop()
+        down_since: float | None = None
+        while not self._stop.is_set():
+            try:
+                async with Modem(self.config) as modem:
+                    self.modem = modem
+                    self.connects += 1
+                    self.backoff.reset()
+                    if down_since is not None:
+                        log.info("%s: modem back after %.1fs", name, loop.time() - down_since)
+                    down_since = None
+                    await self._serve(modem)
+            except (ModemError, AtError) as exc:
+                self.modem = None
+                if down_since is None:
+                    down_since = loop.time()
+                    log.warning("%s: modem down (%s); reopening with backoff", name, exc)
+                    await _call(self.on_health, ProbeHealth(name, connected=False, error=str(exc)))
+                else:
+                    log.debug("%s: reopen failed: %s", name, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.backoff.next_delay())
+        self.modem = None
+
+    async def _serve(self, modem: Modem) -> None:
+        """Forward events and poll health until stop() or the modem fails (raised). An
+        exception of on_event / on_health is a bug: it ends run()."""
+        forward = asyncio.create_task(self._forward(modem))
+        try:
+            await self._poll(modem, forward)
+        finally:
+            await modem.close()  # ends the event iteration once the queue is drained
+            await forward
+        if modem.failure is not None:
+            raise modem.failure
+
+    async def _forward(self, modem: Modem) -> None:
+        async for event in modem:
+            await _call(self.on_event, event)
+
+    async def _poll(self, modem: Modem, forward: asyncio.Task[None]) -> None:
+        stop = asyncio.ensure_future(self._stop.wait())
+        closed = asyncio.ensure_future(modem.wait_closed())
+        ends: set[asyncio.Future[Any]] = {stop, closed, forward}
+        try:
+            while True:
+                health = await modem.health()
+                if modem.failure is not None:
+                    return  # run() reports it down, once
+                await _call(self.on_health, health)
+                interval = self.config.poll_interval
+                done, _ = await asyncio.wait(ends, timeout=interval, return_when="FIRST_COMPLETED")
+                if done:
+                    return
+        finally:
+            stop.cancel()
+            closed.cancel()
