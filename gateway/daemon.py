@@ -4,7 +4,9 @@ The root is one `asyncio.TaskGroup` of supervisors: one `EsmeSupervisor` per SMS
 reconnects with backoff), the Recorder (group commit), the outbox dispatcher (MQTT, reconnects
 with backoff) and housekeeping (text retention, rule reloads). SIGTERM / SIGINT drain: every SMS
 already received is inspected, recorded and answered, then each bind unbinds, then the alerts
-still in the outbox get a last chance to go out. SIGHUP reloads the rule files.
+still in the outbox get a last chance to go out. SIGHUP reloads the rule files and test plans.
+With `[[probes.probe]]` configured, the probe manager (gsm_probe.probes) runs in the same group:
+one modem supervisor per probe, test-call findings through the same store and outbox.
 """
 
 from __future__ import annotations
@@ -25,14 +27,17 @@ from gateway.config import DEFAULT_CONFIG, GatewayConfig, load
 from gateway.config_check import ConfigError
 from gateway.domain import Inspected
 from gateway.pipeline import GatewayHandler, Inspector, PipelineStats, Policy, Recorder
+from gateway.simbox import Finding
 from gateway.store.errors import StoreError
 from gateway.wiring import (
     DispatcherPort,
     StorePort,
     build_inspector,
+    build_probe_manager,
     open_dispatcher,
     open_store,
 )
+from gsm_probe.probes import ProbeManager
 from smsc.client import EsmeSupervisor
 
 log = logging.getLogger("fraudgate.daemon")
@@ -55,10 +60,13 @@ class Gateway:
         *,
         inspector: Inspector | None = None,
         on_inspected: Callable[[Inspected], None] | None = None,
+        on_finding: Callable[[Finding], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.inspector = inspector or build_inspector(cfg)
         self.on_inspected = on_inspected
+        self.on_finding = on_finding
+        self.probes: ProbeManager | None = None
         self.handlers: list[GatewayHandler] = []
         self.supervisors: list[EsmeSupervisor] = []
         self.ready = asyncio.Event()
@@ -90,6 +98,7 @@ class Gateway:
                     self.handlers.append(handler)
                     self.supervisors.append(EsmeSupervisor(link.esme, handler))
                     self.report.stats[link.esme.label] = handler.stats
+                self.probes = build_probe_manager(cfg, store, dispatcher, self.on_finding)
                 await self._run_tasks(stop, recorder, dispatcher, store)
                 self.report.committed = recorder.committed
                 self.report.store_failures = recorder.failed
@@ -110,6 +119,8 @@ class Gateway:
             links = [
                 tg.create_task(s.run(), name=f"smsc {s.config.label}") for s in self.supervisors
             ]
+            if self.probes is not None:
+                links.append(tg.create_task(self.probes.run(), name="probes"))
             # Everything built so far (rules, the classifier, imported modules) lives as long as
             # the process: out of the collector's sight, so its full passes stay short.
             gc.collect()
@@ -122,6 +133,8 @@ class Gateway:
             await asyncio.gather(*(h.drain(10.0) for h in self.handlers))
             for s in self.supervisors:
                 s.stop()
+            if self.probes is not None:
+                self.probes.stop()  # the findings in hand are recorded before it returns
             await asyncio.gather(*links)
             await dispatcher.flush(5.0)
             for t in core:
@@ -139,6 +152,12 @@ class Gateway:
             if purged:
                 log.info("text retention: erased the text of %d messages", purged)
             await asyncio.sleep(3600)
+
+    def reload(self) -> None:
+        """SIGHUP: rule files, and the probes' test plans."""
+        self.reload_rules()
+        if self.probes is not None:
+            self.probes.load_plans(changed_only=True)
 
     def reload_rules(self) -> None:
         for det in self.inspector.detectors + self.inspector.text_detectors:
@@ -162,8 +181,12 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"fraudgate run: configuration error: {exc}", file=sys.stderr)
         return 2
-    if not cfg.smsc:
-        print("fraudgate run: configuration error: no [[smsc]] bind configured", file=sys.stderr)
+    if not cfg.smsc and not cfg.probes.probes:
+        print(
+            "fraudgate run: configuration error: nothing to do: no [[smsc]] bind and no "
+            "[[probes.probe]] configured",
+            file=sys.stderr,
+        )
         return 2
 
     async def main() -> None:
@@ -172,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, gateway.reload_rules)
+        loop.add_signal_handler(signal.SIGHUP, gateway.reload)
         report = await gateway.run(stop)
         for name, st in report.stats.items():
             log.info(

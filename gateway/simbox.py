@@ -220,8 +220,8 @@ class TestCallMatcher:
 
     # events --------------------------------------------------------------------------------
     def on_call(self, call: IncomingCall) -> Finding:
-        test = self._take(call.probe, "call", call.at)
         ton = clip_ton(call.ton)
+        test = self._take(call.probe, "call", call.at, call.number, ton)
         if test is None:
             return Finding(
                 Outcome.UNEXPECTED, call.probe, call.at, call.number, ton, None,
@@ -235,7 +235,7 @@ class TestCallMatcher:
         )  # fmt: skip
 
     def on_sms(self, sms: SmsReceived) -> Finding:
-        test = self._take(sms.probe, "sms", sms.at)
+        test = self._take(sms.probe, "sms", sms.at, sms.originator, sms.originator_ton)
         if test is None:
             return Finding(
                 Outcome.UNEXPECTED, sms.probe, sms.at, sms.originator, sms.originator_ton, None,
@@ -272,13 +272,29 @@ class TestCallMatcher:
         ends = [t.end + self.grace for t in self._open.values()]
         return min(ends) if ends else None
 
-    def _take(self, probe: str, kind: str, at: float) -> Expected | None:
-        for test in self.open_tests:
-            in_window = test.start <= at <= test.end + self.grace
-            if test.probe == probe and test.kind == kind and in_window:
-                del self._open[test.id]
-                return test
-        return None
+    def _take(self, probe: str, kind: str, at: float, observed: str, ton: int) -> Expected | None:
+        """The announced test an event answers. Windows of one probe should not overlap (the
+        partner calls a probe one call at a time); when they do, a test whose A-number is what
+        the probe saw wins, else the one that started last: an earlier test still open is more
+        likely lost than overtaken."""
+        candidates = [
+            t
+            for t in self._open.values()
+            if t.probe == probe and t.kind == kind and t.start <= at <= t.end + self.grace
+        ]
+        if not candidates:
+            return None
+        same = [t for t in candidates if _same_party(t, observed, ton)]
+        test = max(same or candidates, key=lambda t: (t.start, t.id))
+        del self._open[test.id]
+        return test
+
+
+def _same_party(test: Expected, observed: str, ton: int) -> bool:
+    if test.kind == "sms" and not observed.strip("+").isdigit():
+        return observed.strip().casefold() == test.a_number.strip().casefold()
+    got = _e164(observed, ton)
+    return got is not None and got == _e164(test.a_number, 1)
 
 
 def _describe(outcome: Outcome, test: Expected, seen: str) -> str:

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from gateway.config import GatewayConfig
 from gateway.detect.velocity import VelocityDetector
-from gateway.domain import Detector, Inspected
+from gateway.domain import Alert, Detector, Inspected
 from gateway.outbox import OutboxStore
 from gateway.pipeline import Inspector
+from gateway.simbox import Finding
+from gsm_probe.events import ProbeEvent, ProbeHealth
+from gsm_probe.probes import HealthLimits, ProbeManager
 
 log = logging.getLogger("fraudgate.wiring")
 
@@ -22,6 +25,10 @@ class StorePort(OutboxStore, Protocol):
     """What the daemon needs of its database (gateway.store.Store implements it)."""
 
     async def record(self, items: Sequence[Inspected]) -> None: ...
+
+    async def record_findings(
+        self, findings: Sequence[Finding], new_alerts: Sequence[Alert]
+    ) -> None: ...
 
     async def purge_text(self, older_than: float) -> int: ...
 
@@ -34,6 +41,8 @@ class DispatcherPort(Protocol):
     async def run(self) -> None: ...
 
     def notify(self) -> None: ...
+
+    def set_state(self, topic: str, payload: dict[str, object]) -> None: ...
 
     async def flush(self, timeout: float) -> None: ...
 
@@ -111,5 +120,51 @@ class NullDispatcher:
     def notify(self) -> None:
         return
 
+    def set_state(self, topic: str, payload: dict[str, object]) -> None:
+        return
+
     async def flush(self, timeout: float) -> None:
         return
+
+
+def build_probe_manager(
+    cfg: GatewayConfig,
+    store: StorePort,
+    dispatcher: DispatcherPort,
+    on_finding: Callable[[Finding], None] | None = None,
+) -> ProbeManager | None:
+    """The probe manager with a ModemSupervisor per configured probe (None without probes)."""
+    p = cfg.probes
+    if not p.probes:
+        return None
+    from gsm_probe.modem import ModemConfig, ModemSupervisor
+
+    settings = {s.name: s for s in p.probes}
+
+    def runner(
+        name: str, on_event: Callable[[ProbeEvent], None], on_health: Callable[[ProbeHealth], None]
+    ) -> ModemSupervisor:
+        s = settings[name]
+        modem = ModemConfig(
+            name=s.name,
+            url=s.url,
+            baudrate=s.baudrate,
+            pin=s.pin or None,
+            command_timeout=s.command_timeout,
+            poll_interval=s.poll_interval,
+            hangup_after_cli=s.hangup_after_cli,
+        )
+        return ModemSupervisor(modem, on_event, on_health)
+
+    prefix = cfg.mqtt.topic_prefix
+    return ProbeManager(
+        list(settings),
+        store,
+        dispatcher,
+        runner,
+        plans=p.plans,
+        topic=lambda name: f"{prefix}/probes/{name}",
+        limits=HealthLimits(down_after=p.down_after, silent_after=p.silent_after),
+        grace=p.grace,
+        on_finding=on_finding,
+    )

@@ -200,6 +200,15 @@ class ProbeManager:
             self._found(self.matcher.on_call(event))
         elif isinstance(event, SmsReceived):
             self._found(self.matcher.on_sms(event))
+        elif h is not None:  # RegistrationChanged: act on it now, not at the next poll
+            self.health[event.probe] = dataclasses.replace(
+                self.health[event.probe],
+                registered=event.stat in (1, 5),
+                registration=event.stat,
+                lac=event.lac or h.lac,
+                cell_id=event.cell_id or h.cell_id,
+            )
+            self._check_health(event.probe, self.clock())
 
     def on_health(self, health: ProbeHealth) -> None:
         old = self.health.get(health.probe)

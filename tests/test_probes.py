@@ -91,12 +91,17 @@ async def test_simbox_call_is_alerted_within_seconds_and_health_is_retained(
     plan = tmp_path / "plan.toml"
     plan.write_text(
         "".join(
-            f'[[test]]\nid = "t{i}"\nprobe = "{probe}"\na_number = "{DE}"\nkind = "{kind}"\n'
+            f'[[test]]\nid = "t{i}"\nprobe = "{probe}"\na_number = "{a}"\nkind = "{kind}"\n'
             f'start = {now - 5}\nend = {now + end}\nroute = "carrier-{i}"\n'
-            for i, (probe, kind, end) in enumerate(
-                [("p1", "call", 60), ("p2", "call", 60), ("p1", "sms", 60), ("p2", "call", 0.5)]
+            for i, (probe, a, kind, end) in enumerate(
+                [
+                    ("p1", DE, "call", 60),
+                    ("p2", DE, "call", 60),
+                    ("p1", "KaspiBank", "sms", 60),
+                    ("p2", "+905321234567", "call", 0.5),  # never placed: no_arrival
+                ]
             )
-        ).replace(f'a_number = "{DE}"\nkind = "sms"', 'a_number = "KaspiBank"\nkind = "sms"'),
+        ),
         encoding="utf-8",
     )
     cfg = config(mosquitto.port)

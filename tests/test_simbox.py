@@ -179,3 +179,17 @@ def test_unreadable_or_unknown_plan_files(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("[[test]\n")
     with pytest.raises(TestPlanError, match=r"bad\.toml"):
         load_plan(tmp_path / "bad.toml")
+
+
+def test_overlapping_windows_prefer_the_same_a_number_then_the_latest_test() -> None:
+    m = TestCallMatcher(grace=0)
+    lost = Expected("p1", "+905321234567", T0, T0 + 100, id="a-lost")
+    second = Expected("p1", "+971501234567", T0 + 10, T0 + 100, id="b")
+    third = Expected("p1", DE, T0 + 20, T0 + 100, id="c")
+    m.expect([lost, second, third])
+    clean = m.on_call(call("+971501234567", T0 + 30))  # the CLI names its test
+    assert clean.outcome is Outcome.CLEAN and clean.expected == second
+    box = m.on_call(call("+77011234567", T0 + 31))  # no CLI match: the latest started
+    assert box.outcome is Outcome.SIMBOX and box.expected == third
+    [gone] = m.expire(T0 + 101)
+    assert gone.expected == lost and gone.outcome is Outcome.NO_ARRIVAL
