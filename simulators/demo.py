@@ -8,6 +8,11 @@ recording on SQLite and alerting on MQTT. Every message caught is printed with i
 MQTT subscriber counts the alerts; the summary compares what was caught with the scenario's
 labels. Ctrl-C stops everything cleanly; `--duration S` runs unattended and exits 0 after the
 summary.
+
+Beside the SMS traffic, two probe modems (the modem simulator on ptys) are driven by the
+gateway over their serial devices, and a test-call partner calls them from abroad over routes
+of which some end in a SIM box (`simulators/simbox.py`): the gateway names the SIM box's SIMs.
+`--no-probes` leaves that out.
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from gateway.config import GatewayConfig, SmscLink
+from gateway.config import GatewayConfig, ProbeSettings, SmscLink
 from gateway.daemon import Gateway
 from gateway.domain import Decision, Inspected, Route
+from gateway.simbox import Finding, Outcome
 from simulators.broker import BrokerError, Mosquitto
+from simulators.modem import ModemProfile, ModemSimulator
 from simulators.scenario import GeneratedMessage, Scenario, ScenarioError, load_scenario
+from simulators.simbox import Partner, PlannedTest
 from simulators.traffic import TrafficReport, play
 from smsc.client import EsmeConfig
 from smsc.session import BindType
@@ -49,6 +57,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, help="keep the SQLite database here")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--no-probes", action="store_true", help="no probe modems / SIM-box part")
 
 
 def smsc_config() -> SmscConfig:
@@ -97,6 +106,24 @@ class Board:
         self.by_label: dict[str, Counter[str]] = defaultdict(Counter)
         self.alerts: Counter[str] = Counter()
         self.alert_ids: set[str] = set()
+        self.findings: list[Finding] = []
+
+    def on_finding(self, f: Finding) -> None:
+        self.findings.append(f)
+        if self.out is None or f.outcome is Outcome.UNEXPECTED:
+            return
+        tag = {"clean": "CLEAN", "simbox": "SIMBOX", "simfarm": "SIMBOX", "local_cli": "SIMBOX",
+               "no_arrival": "LOST"}.get(f.outcome.value, "ROUTE")  # fmt: skip
+        route = f.expected.route if f.expected else "?"
+        seen = f.observed or "no CLI"
+        named = f" -> SIM-box SIM {f.number}" if f.number and f.outcome is not Outcome.CLEAN else ""
+        print(
+            f"{tag:6} probe {f.probe}: test {f.expected.kind if f.expected else '?'} from "
+            f"{f.expected.a_number if f.expected else '?'} via {route} arrived as {seen}"
+            f"{named} ({f.outcome.value})",
+            file=self.out,
+            flush=True,
+        )
 
     def remember(self, messages: Iterator[GeneratedMessage]) -> Iterator[GeneratedMessage]:
         for m in messages:
@@ -154,7 +181,14 @@ async def demo(args: argparse.Namespace) -> int:
         data_dir = args.data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         smsc = await stack.enter_async_context(SimulatedSmsc(smsc_config()))
         cfg = gateway_config(smsc.port, broker, data_dir, enforce=not args.monitor)
-        gateway = Gateway(cfg, on_inspected=board.on_inspected)
+        probes: dict[str, ModemSimulator] = {}
+        partner: Partner | None = None
+        tests: list[PlannedTest] = []
+        if not args.no_probes:
+            probes = await _start_probes(stack, data_dir)
+            if probes:
+                partner, tests = _plan_tests(probes, cfg, data_dir, args, scenario)
+        gateway = Gateway(cfg, on_inspected=board.on_inspected, on_finding=board.on_finding)
         gw_stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             sub_ready = asyncio.Event()
@@ -171,7 +205,14 @@ async def demo(args: argparse.Namespace) -> int:
                 f"scenario {scenario.name} at {args.rate:g} submit_sm/s; Ctrl-C to stop",
                 flush=True,
             )
+            calls = (
+                tg.create_task(partner.place(tests, probes, clock=time.time, ring_interval=1.0))
+                if partner is not None
+                else None
+            )
             await _play(scenario, smsc.port, args, stop, board, reports)
+            if calls is not None:
+                await _finish_tests(calls, tests, board, stop)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(smsc.wait_idle(), 10.0)
             gw_stop.set()
@@ -181,7 +222,98 @@ async def demo(args: argparse.Namespace) -> int:
                 subscriber.cancel()
     rejected = sum(st.rejected for st in run_report.stats.values())
     print(summary(board, reports, run_report.committed, rejected, time.monotonic() - started))
+    if partner is not None:
+        print(probe_summary(board, partner, tests))
     return 0
+
+
+PROBES = {
+    "almaty-1": ModemProfile(imsi="401021000000101", msisdn="+77010000101"),
+    "astana-1": ModemProfile(
+        imsi="401771000000102",
+        msisdn="+77770000102",
+        operator="Beeline KZ",
+        operator_numeric="40177",
+    ),
+}
+TEST_SPACING = 4.0  # seconds between test calls (alternating probes)
+
+
+async def _start_probes(
+    stack: contextlib.AsyncExitStack, data_dir: Path
+) -> dict[str, ModemSimulator]:
+    """Two probe modems on ptys (symlinks under data_dir/dev), or none if ptys are refused."""
+    probes: dict[str, ModemSimulator] = {}
+    try:
+        for name, profile in PROBES.items():
+            sim = ModemSimulator(profile, name=name, link_dir=data_dir / "dev")
+            probes[name] = await stack.enter_async_context(sim)
+    except OSError as exc:
+        print(f"# no probe modems ({exc}); SIM-box part skipped", file=sys.stderr)
+        return {}
+    return probes
+
+
+def _plan_tests(
+    probes: dict[str, ModemSimulator],
+    cfg: GatewayConfig,
+    data_dir: Path,
+    args: argparse.Namespace,
+    scenario: Scenario,
+) -> tuple[Partner, list[PlannedTest]]:
+    """Probes in the gateway's configuration, and the partner's plan in a drop folder."""
+    (data_dir / "dev").mkdir(exist_ok=True)
+    cfg.probes.probes = [ProbeSettings(n, str(s.url), poll_interval=2.0) for n, s in probes.items()]
+    cfg.probes.grace = 2.0
+    plans = data_dir / "plans"
+    plans.mkdir(exist_ok=True)
+    cfg.probes.plans = [plans]
+    seconds = args.duration or scenario.pass_length / max(args.rate, 1.0)
+    count = max(int(seconds / TEST_SPACING), 4)
+    partner = Partner(list(probes), window=TEST_SPACING * 1.5, seed=args.seed or 7)
+    tests = partner.plan(count, start=time.time() + 8.0, spacing=TEST_SPACING)
+    (plans / "partner.json").write_text(partner.plan_file(), encoding="utf-8")
+    return partner, tests
+
+
+async def _finish_tests(
+    calls: asyncio.Task[None], tests: list[PlannedTest], board: Board, stop: asyncio.Event
+) -> None:
+    """Let the partner place its remaining calls and the gateway conclude each test (the last
+    window has to close for a lost call to count as lost), unless the user stops the demo."""
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({calls, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            calls.cancel()
+            return
+        ids = {t.expected.id for t in tests}
+        deadline = time.monotonic() + max(t.expected.end for t in tests) - time.time() + 10
+        while time.monotonic() < deadline and not stop.is_set():
+            done = {f.expected.id for f in board.findings if f.expected is not None}
+            if ids <= done:
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        stopped.cancel()
+
+
+def probe_summary(board: Board, partner: Partner, tests: list[PlannedTest]) -> str:
+    found = Counter(f.outcome.value for f in board.findings if f.expected is not None)
+    truth = partner.expected_outcomes()
+    lines = [
+        f"# probes: {len(tests)} test calls / SMS announced by the partner",
+        f"  {'outcome':14} {'expected':>8} {'found':>6}",
+    ]
+    for outcome in sorted(set(truth) | set(found)):
+        lines.append(f"  {outcome:14} {truth[outcome]:>8} {found[outcome]:>6}")
+    named = sorted(
+        {f.number for f in board.findings if f.number and f.outcome is not Outcome.CLEAN}
+    )
+    used = sorted({t.cli.lstrip("+") for t in tests if t.route in ("simbox", "simfarm")})
+    lines.append(f"  SIM-box / SIM-farm numbers named: {', '.join(named) or 'none'}")
+    lines.append(f"  numbers the SIM box and farm used: {', '.join(used) or 'none'}")
+    return "\n".join(lines)
 
 
 async def _play(
@@ -245,6 +377,7 @@ def summary(
 
 def run(args: argparse.Namespace) -> int:
     logging.getLogger("fraudgate.smpp").setLevel(logging.WARNING)
+    logging.getLogger("fraudgate.modem").setLevel(logging.WARNING)  # the board shows calls
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(demo(args))
     return 0
