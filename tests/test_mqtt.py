@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +93,7 @@ class Received:
     body: dict[str, Any]
     retain: bool
     qos: int
+    at: float = field(default_factory=time.time)  # when the subscriber got it
 
 
 class Subscriber:

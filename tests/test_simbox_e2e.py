@@ -20,7 +20,7 @@ from gateway.daemon import Gateway
 from gateway.simbox import Finding
 from gateway.store import Store
 from simulators.modem import ModemProfile, ModemSimulator
-from simulators.simbox import SIMBOX_SIMS, Partner
+from simulators.simbox import SIMBOX_SIMS, Partner, PlannedTest
 
 if TYPE_CHECKING:
     from fixtures_services import MosquittoBroker
@@ -69,8 +69,15 @@ async def test_simbox_sims_are_named_on_mqtt_and_clean_calls_raise_nothing(
                 lambda: all(h.registered for h in gateway.probes.health.values()),  # type: ignore[union-attr]
                 15, "probes up",
             )  # fmt: skip
-            await partner.place(tests, {"almaty-1": p1, "astana-1": p2}, clock=time.time,
-                                ring_interval=0.3)  # fmt: skip
+            placed: dict[str, float] = {}
+
+            def mark(t: PlannedTest) -> None:
+                placed[t.expected.id] = time.time()
+
+            await partner.place(
+                tests, {"almaty-1": p1, "astana-1": p2}, clock=time.time, ring_interval=0.3,
+                on_placed=mark,
+            )  # fmt: skip
             await wait_until(lambda: len(found) == len(tests), 30, "one finding per test")
             expected_alerts = len(tests) - routes["clean"]
             await wait_until(lambda: len(sub.alerts()) >= expected_alerts, 15, "alerts")
@@ -90,6 +97,10 @@ async def test_simbox_sims_are_named_on_mqtt_and_clean_calls_raise_nothing(
     named = {a["number"] for a in simbox}
     used = {t.cli.lstrip("+") for t in tests if t.route == "simbox"}
     assert named == used and named <= {s.lstrip("+") for s in SIMBOX_SIMS}
+    # from the call reaching the probe to the alert at the subscriber
+    delays = [a.at - placed[a.body["test_id"]] for a in alerts if a.body["outcome"] == "simbox"]
+    print(f"simbox alert delays: max {max(delays):.3f} s over {len(delays)} calls")
+    assert max(delays) < 3.0
     route = Counter(a.body["outcome"] for a in alerts if a.topic == "fraudgate/alerts/route")
     assert route == Counter({"cli_missing": routes["stripped"], "no_arrival": routes["lost"]})
     probe_status = [r for r in sub.received if r.topic.startswith("fraudgate/probes/")]
