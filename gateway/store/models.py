@@ -128,3 +128,6 @@ simbox_numbers = sa.Table(
     sa.Column("outcome", sa.String(16), nullable=False),  # of the latest sighting
     sa.Column("last_route", sa.Text(), nullable=False),
 )
+
+# Tables of the legal workflow live in their own modules, on the same metadata.
+from . import models_cases, models_centre, models_registry  # noqa: E402, F401
