@@ -396,6 +396,12 @@ class Store:
 
     # -- errors -------------------------------------------------------------------------------
 
+    def guard(self, operation: str) -> contextlib.AbstractContextManager[None]:
+        """`with store.guard("op"):` around SQLAlchemy work on `store.engine` raises the typed
+        StoreError / StoreUnavailable instead of driver exceptions (for the other repositories
+        built on this store's engine: registry, cases, centre outbox)."""
+        return self._errors(operation)
+
     @contextlib.contextmanager
     def _errors(self, operation: str) -> Iterator[None]:
         if self._closed:
