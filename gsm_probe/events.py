@@ -37,8 +37,13 @@ class SmsReceived:
     text: str
     smsc: str = ""
     sent_at: float | None = None  # the SMSC time stamp (TP-SCTS), when there is one
-    parts: int = 1
+    parts: int = 1  # parts received
     at: float = 0.0
+    total: int = 1  # parts announced by the UDH: parts < total when handed on incomplete
+
+    @property
+    def complete(self) -> bool:
+        return self.parts >= self.total
 
 
 @dataclass(frozen=True, slots=True)

@@ -1067,6 +1067,7 @@ class Modem:
                 sent_at=first.timestamp.timestamp(),
                 parts=len(parts),
                 at=self.clock(),
+                total=first.concat.total if first.concat is not None else 1,
             )
         )
         log.info(

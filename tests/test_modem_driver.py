@@ -516,6 +516,7 @@ async def test_multipart_ucs2_sms_via_cmti(fake: PtyModem) -> None:
         fake.responder.deliver(kz_parts())
         sms = await next_event(modem, SmsReceived)
         assert (sms.originator, sms.text, sms.parts) == (CALLER, KZ_TEXT, 3)
+        assert sms.complete and sms.total == 3
         await until(lambda: not fake.responder.storage)
 
 
@@ -534,6 +535,7 @@ async def test_incomplete_sms_handed_on_after_timeout(fake: PtyModem) -> None:
         fake.responder.deliver([parts[0], parts[2]])
         sms = await next_event(modem, SmsReceived)
         assert sms.parts == 2 and sms.text.startswith("Сәлеметсіз бе!")
+        assert sms.total == 3 and not sms.complete  # 2 of 3: marked, not mistaken for whole
         await until(lambda: not fake.responder.storage)
 
 
