@@ -1,0 +1,236 @@
+"""The centre dispatcher: delivers the outbox's reports to the centre, exactly once in effect.
+
+Reports are sent one at a time, oldest first (a suspension never overtakes its detection), each
+with `Idempotency-Key: report_id`. The attempt is counted in the row BEFORE the request goes out;
+the acknowledgement is recorded after. A crash in between leaves the report pending: it is sent
+again with the same key and the centre (which de-duplicates by it, docs/centre-api.md) answers
+with the first acknowledgement, so the centre holds one report per event (R2).
+
+While the centre is unreachable (refused, timed out, 408/429/5xx, TLS failure) the reports stay
+pending; the supervisor retries with capped exponential backoff and jitter and logs once when the
+centre goes down and once when it is back. A report the centre refuses for good (another 4xx) or
+that does not match the schema is set aside (failed_at) and logged, not retried.
+
+Log lines name the report id, kind and case id only: the payload holds names and IINs (R7).
+Run ONE dispatcher per database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from gateway.alerts import iso_utc
+from gateway.backoff import Backoff
+from gateway.store import StoreError, StoreUnavailable
+
+from .client import CentreClient
+from .config import CentreConfig
+from .errors import CentreError, CentreTlsError, CentreUnavailable, ReportRejected
+from .outbox import CentreReports, PendingReport, ReportStore, StoreLike
+from .schema import report_errors
+
+log = logging.getLogger(__name__)
+
+
+class CentreDispatcher:
+    """Supervisor loop delivering pending centre reports.
+
+    `async with CentreDispatcher(store, config) as d:` runs it in a task (or `await d.run()`
+    until `await d.stop()`). `notify()` wakes it at once (call it after the case transaction
+    committed); otherwise it polls every `poll_interval` seconds."""
+
+    def __init__(
+        self,
+        store: StoreLike,
+        config: CentreConfig,
+        *,
+        reports: ReportStore | None = None,
+        batch_size: int = 50,
+        poll_interval: float = 5.0,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if batch_size < 1 or poll_interval <= 0:
+            raise ValueError("batch_size and poll_interval must be positive")
+        self.reports: ReportStore = reports or CentreReports(store)
+        self.config = config
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.backoff = backoff or Backoff()
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        # state for the logs and for callers
+        self.centre_down = False
+        self.store_down = False
+        self.last_error: str | None = None
+        self.delivered = 0
+        self.rejected = 0
+        self.attempts = 0
+        self._down_kind = ""
+
+    # -- control --------------------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """New reports are in the outbox: deliver them now."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._stop.clear()
+            self._task = asyncio.create_task(self.run(), name="centre-dispatcher")
+
+    async def stop(self) -> None:
+        """Let the report in flight finish (up to the request timeout), then end the loop."""
+        self._stop.set()
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=self.config.timeout + 5)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Deliver, wait for more, retry after failures. Returns after stop()."""
+        while not self._stop.is_set():
+            delay = self.poll_interval
+            try:
+                async with CentreClient(self.config) as client:
+                    delay = await self._drain(client)
+            except CentreUnavailable as e:
+                self._centre_failed(e)
+                delay = self.backoff.next_delay()
+            except StoreError as e:
+                self._store_failed(e)
+                delay = self.backoff.next_delay()
+            except CentreError as e:  # configuration: retried, an operator must fix it
+                log.error("centre link unusable: %s; reports stay pending", e)
+                self.last_error = str(e)
+                delay = self.backoff.next_delay()
+            except Exception as e:  # a bug must not end the supervisor: log it, retry
+                log.exception("centre dispatcher failed; retrying")
+                self.last_error = f"{type(e).__name__}: {e}"
+                delay = self.backoff.next_delay()
+            if not self._stop.is_set():
+                await self._idle(delay)
+
+    async def _drain(self, client: CentreClient) -> float:
+        """Send every pending report; return how long to wait before looking again."""
+        while not self._stop.is_set():
+            self._wake.clear()
+            batch = await self.reports.pending(self.batch_size)
+            self._store_up()
+            for report in batch:
+                if self._stop.is_set():
+                    break
+                await self._deliver(client, report)
+            if len(batch) < self.batch_size:
+                break
+        return self.poll_interval
+
+    async def _deliver(self, client: CentreClient, report: PendingReport) -> None:
+        document = {**report.payload, "sent_at": iso_utc(self.clock())}
+        problems = report_errors(document)
+        if problems:  # a bug upstream (or bad registry data): never sent as it is
+            await self._reject(report, "schema: " + "; ".join(problems[:5]))
+            return
+        await self.reports.mark_attempt(report.id, self.clock())
+        self.attempts += 1
+        try:
+            ack = await client.send(report.id, document)
+        except ReportRejected as e:
+            await self._reject(report, str(e))
+            return
+        except CentreUnavailable as e:
+            await self.reports.mark_failed(report.id, str(e), permanent=False, now=self.clock())
+            raise
+        await self.reports.mark_acked(report.id, ack.ack_id, self.clock())
+        self.delivered += 1
+        self._centre_up()
+        log.info(
+            "centre report %s (%s, case %s) acknowledged%s",
+            report.id,
+            report.kind,
+            report.case_id,
+            " (the centre had it already)" if ack.duplicate or ack.status == 200 else "",
+        )
+
+    async def _reject(self, report: PendingReport, error: str) -> None:
+        log.error(
+            "centre report %s (%s, case %s) set aside, not retried: %s",
+            report.id,
+            report.kind,
+            report.case_id,
+            error,
+        )
+        await self.reports.mark_failed(report.id, error, permanent=True, now=self.clock())
+        self.rejected += 1
+
+    async def _idle(self, timeout: float) -> None:
+        waits = [asyncio.ensure_future(e.wait()) for e in (self._wake, self._stop)]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    # -- state changes, logged once each --------------------------------------------------------
+
+    def _centre_up(self) -> None:
+        if self.centre_down:
+            log.warning("centre %s is back: delivering the outbox", self.config.url)
+        self.centre_down = False
+        self.last_error = None
+        self.backoff.reset()
+
+    def _centre_failed(self, error: CentreUnavailable) -> None:
+        kind = type(error).__name__
+        if self.centre_down and kind == self._down_kind:
+            log.debug("centre still unavailable: %s", error)
+        elif isinstance(error, CentreTlsError):
+            log.error("%s; reports stay pending, retrying: check the TLS certificates", error)
+        else:
+            log.warning("centre unavailable: %s; reports stay pending until it returns", error)
+        self.centre_down = True
+        self._down_kind = kind
+        self.last_error = f"{kind}: {error}"
+
+    def _store_failed(self, error: StoreError) -> None:
+        if not self.store_down:
+            kind = "unavailable" if isinstance(error, StoreUnavailable) else "failing"
+            log.warning("store %s, centre outbox paused: %s", kind, error)
+        self.store_down = True
+        self.last_error = str(error)
+
+    def _store_up(self) -> None:
+        if self.store_down:
+            log.warning("store is back: centre outbox resumed")
+            self.backoff.reset()
+        self.store_down = False
+
+
+__all__ = ["CentreDispatcher"]

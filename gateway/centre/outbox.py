@@ -1,0 +1,163 @@
+"""The centre outbox: reports written with the case change that causes them, then delivered.
+
+`CentreOutbox.enqueue()` is the sink the cases module calls INSIDE its transaction (transactional
+outbox, DESIGN.md 5): the report row commits or rolls back with the case change. The unique
+(case_id, kind) makes a repeated call a no-op: one event, one report, whatever is retried.
+`CentreReports` is what the dispatcher reads and updates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.ids import new_id
+from gateway.store.models_centre import centre_reports
+
+from .reports import CaseLike, NumberLike, PersonLike, ReportKind, build_report
+from .schema import REPORT_KINDS
+
+log = logging.getLogger(__name__)
+
+
+class CentreOutbox:
+    """The sink of centre reports: `await outbox.enqueue(conn, kind, case, person, numbers)`."""
+
+    def __init__(self, operator: str, *, clock: Callable[[], float] = time.time) -> None:
+        self.operator = operator
+        self.clock = clock
+
+    async def enqueue(
+        self,
+        conn: AsyncConnection,
+        kind: str,
+        case: CaseLike,
+        person: PersonLike | None,
+        numbers: Sequence[NumberLike],
+    ) -> None:
+        """Queue the `kind` report of `case` on `conn`, in the caller's transaction. A second
+        call for the same case and kind queues nothing (unique (case_id, kind))."""
+        if kind not in REPORT_KINDS:
+            raise ValueError(f"unknown centre report kind {kind!r}")
+        now = self.clock()
+        report_id = new_id()
+        payload = build_report(
+            _kind(kind), case, person, numbers, report_id=report_id, operator=self.operator, now=now
+        )
+        insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(centre_reports).on_conflict_do_nothing(index_elements=["case_id", "kind"])
+        row = {"id": report_id, "kind": kind, "case_id": case.id, "payload": payload}
+        result = await conn.execute(stmt, {**row, "created_at": now, "attempts": 0})
+        if result.rowcount == 0:
+            log.info("centre report %s for case %s already queued", kind, case.id)
+        else:
+            log.info("centre report %s (%s) queued for case %s", report_id, kind, case.id)
+
+
+def _kind(kind: str) -> ReportKind:
+    if kind == "detection":
+        return "detection"
+    if kind == "suspended":
+        return "suspended"
+    return "not_confirmed"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReport:
+    id: str
+    kind: str
+    case_id: str
+    payload: dict[str, Any]
+    created_at: float
+    attempts: int
+
+
+class ReportStore(Protocol):
+    """What the dispatcher needs of the store (CentreReports provides it)."""
+
+    async def pending(self, limit: int) -> list[PendingReport]: ...
+
+    async def mark_attempt(self, id: str, now: float) -> None: ...
+
+    async def mark_acked(self, id: str, ack_id: str | None, now: float) -> None: ...
+
+    async def mark_failed(self, id: str, error: str, *, permanent: bool, now: float) -> None: ...
+
+
+class StoreLike(Protocol):
+    """gateway.store.Store: its engine and its error translation."""
+
+    @property
+    def engine(self) -> Any: ...
+
+    def guard(self, operation: str) -> Any: ...
+
+
+class CentreReports:
+    """The outbox table on a gateway Store (errors raised as StoreError / StoreUnavailable)."""
+
+    def __init__(self, store: StoreLike) -> None:
+        self.store = store
+
+    async def pending(self, limit: int) -> list[PendingReport]:
+        """Up to `limit` reports neither acknowledged nor refused, oldest first."""
+        t = centre_reports.c
+        query = (
+            sa.select(t.id, t.kind, t.case_id, t.payload, t.created_at, t.attempts)
+            .where(t.acked_at.is_(None), t.failed_at.is_(None))
+            .order_by(t.created_at, t.id)
+            .limit(limit)
+        )
+        with self.store.guard("centre pending"):
+            async with self.store.engine.connect() as conn:
+                rows = await conn.execute(query)
+                return [PendingReport(*r) for r in rows]
+
+    async def mark_attempt(self, id: str, now: float) -> None:
+        """Counted BEFORE the request goes out: a crash mid-request still shows the attempt."""
+        t = centre_reports.c
+        values = {"attempts": t.attempts + 1, "sent_at": sa.func.coalesce(t.sent_at, now)}
+        await self._update("centre mark_attempt", id, values)
+
+    async def mark_acked(self, id: str, ack_id: str | None, now: float) -> None:
+        values = {"acked_at": now, "ack_id": ack_id, "last_error": None}
+        await self._update("centre mark_acked", id, values)
+
+    async def mark_failed(self, id: str, error: str, *, permanent: bool, now: float) -> None:
+        values: dict[str, Any] = {"last_error": error[:2000]}
+        if permanent:
+            values["failed_at"] = now
+        await self._update("centre mark_failed", id, values)
+
+    async def _update(self, operation: str, id: str, values: dict[str, Any]) -> None:
+        t = centre_reports.c
+        stmt = centre_reports.update().where(t.id == id, t.acked_at.is_(None)).values(values)
+        with self.store.guard(operation):
+            async with self.store.engine.begin() as conn:
+                await conn.execute(stmt)
+
+    async def get(self, id: str) -> dict[str, Any] | None:
+        """One row as a dict (tests, the API)."""
+        with self.store.guard("centre get"):
+            async with self.store.engine.connect() as conn:
+                row = (
+                    await conn.execute(sa.select(centre_reports).where(centre_reports.c.id == id))
+                ).first()
+                return dict(row._mapping) if row is not None else None
+
+    async def all(self) -> list[dict[str, Any]]:
+        """Every row, oldest first (tests, audit)."""
+        query = sa.select(centre_reports).order_by(centre_reports.c.created_at)
+        with self.store.guard("centre all"):
+            async with self.store.engine.connect() as conn:
+                return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+__all__ = ["CentreOutbox", "CentreReports", "PendingReport", "ReportStore"]

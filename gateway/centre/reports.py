@@ -1,0 +1,194 @@
+"""Building the reports the operator sends to the centre (docs/centre-api.md).
+
+The cases and registry modules are written in parallel: until they exist, the sink is typed
+against these small Protocols with the attributes it reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+from gateway.alerts import iso_utc
+
+from .schema import SCHEMA_VERSION
+
+ReportKind = Literal["detection", "suspended", "not_confirmed"]
+
+NOT_CONFIRMED_DEFAULT = "signs of fraud not confirmed by the operator's verification (point 120)"
+_MAX_EVIDENCE = 50
+
+
+class PersonLike(Protocol):
+    """gateway.registry.Person: a subscriber who is an individual."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def iin(self) -> str: ...
+    @property
+    def surname(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def patronymic(self) -> str | None: ...
+
+
+class NumberLike(Protocol):
+    """gateway.registry.NumberRecord: a number and whom it is registered to."""
+
+    @property
+    def msisdn(self) -> str: ...
+    @property
+    def status(self) -> Any: ...
+
+
+class CaseLike(Protocol):
+    """gateway.cases.CaseView: the attributes a report is built from."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def source(self) -> Any: ...
+    @property
+    def numbers(self) -> Sequence[str]: ...
+    @property
+    def state(self) -> Any: ...
+    @property
+    def received_at(self) -> float: ...
+    @property
+    def decided_at(self) -> float | None: ...
+    @property
+    def evidence(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def external_id(self) -> str | None: ...
+
+
+def e164(number: str) -> str:
+    """'+' and the digits: '77011234567', '+7 701 123 45 67' -> '+77011234567'."""
+    return "+" + re.sub(r"\D", "", number)
+
+
+def build_report(
+    kind: ReportKind,
+    case: CaseLike,
+    person: PersonLike | None,
+    numbers: Sequence[NumberLike],
+    *,
+    report_id: str,
+    operator: str,
+    now: float,
+) -> dict[str, Any]:
+    """The report as stored in the outbox: everything but `sent_at`, set at each attempt.
+
+    `numbers`: for a detection, every number registered to `person` (point 118, R3); for a
+    suspension, the numbers suspended (the case's numbers when empty); unused otherwise."""
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "report_id": report_id,
+        "kind": kind,
+        "operator": operator,
+        "created_at": iso_utc(now),
+        "case_id": case.id,
+        "centre_ref": case.external_id or None,
+    }
+    case_numbers = _unique(e164(n) for n in case.numbers)
+    if kind == "detection":
+        doc |= {
+            "source": _text(case.source, 32) or "operator",
+            "numbers": case_numbers,
+            "subscriber": _subscriber(person, numbers, case_numbers),
+            "evidence": evidence_summary(case.evidence),
+            "detected_at": iso_utc(case.received_at),
+        }
+    elif kind == "suspended":
+        suspended = _unique(e164(n.msisdn) for n in numbers) or case_numbers
+        doc |= {"numbers": suspended, "suspended_at": iso_utc(case.decided_at or now)}
+    else:
+        doc |= {
+            "numbers": case_numbers,
+            "decided_at": iso_utc(case.decided_at or now),
+            "reason": _reason(case),
+        }
+    return doc
+
+
+def _subscriber(
+    person: PersonLike | None, numbers: Sequence[NumberLike], case_numbers: list[str]
+) -> dict[str, Any] | None:
+    if person is None:
+        return None
+    # R3: every number registered to the subscriber, as the registry gave them (the case's
+    # numbers only if the registry gave none: a subscriber has at least the number reported).
+    registered = _unique(e164(n.msisdn) for n in numbers) or case_numbers
+    return {
+        "surname": person.surname,
+        "name": person.name,
+        "patronymic": person.patronymic or None,
+        "iin": person.iin,
+        "numbers": registered,
+    }
+
+
+def evidence_summary(evidence: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A short, typed summary of the case's evidence: its kind, a one-line description and when.
+    Message texts are not copied (they may quote victims); the centre asks for them if needed."""
+    out: list[dict[str, Any]] = []
+    for item in list(evidence)[:_MAX_EVIDENCE]:
+        kind = _first(item, "type", "kind", "detector", "source") or "evidence"
+        summary = _first(item, "summary", "description", "rule_id", "outcome") or kind
+        at = item.get("at", item.get("received_at"))
+        out.append(
+            {
+                "type": kind[:64],
+                "summary": summary[:500],
+                "at": iso_utc(float(at)) if isinstance(at, int | float) else None,
+            }
+        )
+    return out
+
+
+def _first(item: Mapping[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = item.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
+
+
+def _reason(case: CaseLike) -> str:
+    # CaseView names no reason attribute yet: take the analyst's one if present.
+    for attr in ("decision_reason", "reason"):
+        value = getattr(case, attr, None)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:2000]
+    return NOT_CONFIRMED_DEFAULT
+
+
+def _text(value: Any, limit: int) -> str:
+    raw = getattr(value, "value", value)
+    return str(raw)[:limit] if raw is not None else ""
+
+
+def _unique(items: Any) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def parse_time(text: str) -> float:
+    """An RFC 3339 date-time ('...Z' or with an offset) as epoch seconds."""
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.timestamp()
+
+
+__all__ = [
+    "CaseLike",
+    "NumberLike",
+    "PersonLike",
+    "ReportKind",
+    "build_report",
+    "e164",
+    "evidence_summary",
+    "parse_time",
+]
