@@ -123,6 +123,8 @@ class AlertKind(StrEnum):
     SIMBOX = "simbox"  # a probe test named a local number as a SIM box / SIM farm SIM
     ROUTE = "route"  # a probe test showed a suspicious route (CLI stripped or replaced) or failed
     PROBE = "probe"  # a probe modem is unreachable, unregistered or silent
+    CASE = "case"  # a case was opened, changed state, or the switch failed it (docs/cases.md)
+    DEADLINE = "deadline"  # a case is about to miss / missed verify_by or act_by (119, 120)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,63 @@
+"""Cases: the legal workflow of points 119-120 (R4, R5, R8). See docs/cases.md.
+
+cases = Cases(store, KzCalendar(), switch=HttpSwitch(...), registry=Registry(store),
+              reports=CentreOutbox(...), policy=Policy())
+case = await cases.open(source="complaint", numbers=["+77011234567"], received_at=now)
+await cases.start_verification(case.id, analyst, "checking the forwarded SMS")
+await cases.confirm(case.id, analyst, "smishing confirmed", [Evidence("message", msg_id)])
+"""
+
+from __future__ import annotations
+
+from .model import (
+    SYSTEM,
+    TRANSITIONS,
+    Action,
+    Actor,
+    CaseError,
+    CaseFilter,
+    CaseNotFound,
+    CaseView,
+    ConcurrentUpdate,
+    Effect,
+    Evidence,
+    IllegalTransition,
+    NumberLike,
+    PersonLike,
+    Policy,
+    RegistryPort,
+    ReportSink,
+    Source,
+    State,
+    Step,
+    SwitchActionView,
+    TransitionRecord,
+)
+from .service import WORKING_DAYS, Cases
+
+__all__ = [
+    "SYSTEM",
+    "TRANSITIONS",
+    "WORKING_DAYS",
+    "Action",
+    "Actor",
+    "CaseError",
+    "CaseFilter",
+    "CaseNotFound",
+    "CaseView",
+    "Cases",
+    "ConcurrentUpdate",
+    "Effect",
+    "Evidence",
+    "IllegalTransition",
+    "NumberLike",
+    "PersonLike",
+    "Policy",
+    "RegistryPort",
+    "ReportSink",
+    "Source",
+    "State",
+    "Step",
+    "SwitchActionView",
+    "TransitionRecord",
+]

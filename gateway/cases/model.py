@@ -1,0 +1,286 @@
+"""Cases: the state table, the values the service hands out, the ports it depends on.
+
+The workflow of points 119-120 (R4, R5, R8) is ONE table, `TRANSITIONS`:
+(state, action) -> (new state, effects). A pair not in the table is an IllegalTransition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+class State(StrEnum):
+    NEW = "new"
+    VERIFYING = "verifying"
+    CONFIRMED = "confirmed"
+    NOT_CONFIRMED = "not_confirmed"
+    SUSPENDED = "suspended"
+    UNBLOCKED = "unblocked"
+    CLOSED = "closed"
+    REOPENED = "reopened"
+
+
+class Action(StrEnum):
+    START_VERIFICATION = "start_verification"
+    CONFIRM = "confirm"
+    REJECT = "reject"  # not confirmed
+    SUSPEND = "suspend"  # only once the switch has blocked every number
+    UNBLOCK = "unblock"  # only once the switch has unblocked every number
+    CLOSE = "close"
+    REOPEN = "reopen"  # on appeal
+
+
+class Effect(StrEnum):
+    """What a transition does besides changing the state, in the same transaction."""
+
+    VERIFY_DEADLINE = "verify_deadline"  # verify_by = 2 working days from now (119, R4)
+    ACT_DEADLINE = "act_deadline"  # decided_at = now, act_by = 2 working days (120, R5)
+    REPORT_DETECTION = "report_detection"  # the centre learns person + ALL numbers (118, R3)
+    REPORT_SUSPENDED = "report_suspended"  # the centre learns of the suspension (120)
+    REPORT_NOT_CONFIRMED = "report_not_confirmed"  # the centre learns "not confirmed" (120)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    to: State
+    effects: tuple[Effect, ...] = ()
+
+
+S, A, E = State, Action, Effect
+TRANSITIONS: Mapping[tuple[State, Action], Step] = {
+    (S.NEW, A.START_VERIFICATION): Step(S.VERIFYING),
+    (S.VERIFYING, A.CONFIRM): Step(S.CONFIRMED, (E.ACT_DEADLINE, E.REPORT_DETECTION)),
+    (S.VERIFYING, A.REJECT): Step(S.NOT_CONFIRMED, (E.ACT_DEADLINE, E.REPORT_NOT_CONFIRMED)),
+    (S.CONFIRMED, A.SUSPEND): Step(S.SUSPENDED, (E.REPORT_SUSPENDED,)),
+    (S.SUSPENDED, A.CLOSE): Step(S.CLOSED),
+    (S.NOT_CONFIRMED, A.CLOSE): Step(S.CLOSED),
+    (S.CLOSED, A.REOPEN): Step(S.REOPENED, (E.VERIFY_DEADLINE,)),
+    (S.REOPENED, A.START_VERIFICATION): Step(S.VERIFYING),
+    (S.SUSPENDED, A.UNBLOCK): Step(S.UNBLOCKED),
+    (S.UNBLOCKED, A.CLOSE): Step(S.CLOSED),
+}
+del S, A, E
+
+# The deadline that runs in each state (the other states owe nothing by law).
+VERIFY_STATES = frozenset({State.NEW, State.VERIFYING, State.REOPENED})
+ACT_STATES = frozenset({State.CONFIRMED})
+
+
+class Source(StrEnum):
+    DETECTION_SMS = "detection_sms"
+    DETECTION_SIMBOX = "detection_simbox"
+    COMPLAINT = "complaint"
+    CENTRE = "centre"
+
+
+class CaseError(Exception):
+    """A case operation was refused."""
+
+
+class CaseNotFound(CaseError):
+    pass
+
+
+class IllegalTransition(CaseError):
+    """`action` is not allowed in `state` (nothing was written)."""
+
+    def __init__(self, case_id: str, state: State, action: Action) -> None:
+        super().__init__(f"case {case_id}: cannot {action.value} a case in state {state.value}")
+        self.case_id = case_id
+        self.state = state
+        self.action = action
+
+
+class ConcurrentUpdate(CaseError):
+    """The case changed under us (another analyst or process): read it again and retry."""
+
+
+def step(case_id: str, state: State, action: Action) -> Step:
+    found = TRANSITIONS.get((state, action))
+    if found is None:
+        raise IllegalTransition(case_id, state, action)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    id: str  # a user id, or "system"
+    role: str  # analyst, supervisor, system, centre...
+
+
+SYSTEM = Actor("system", "system")
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A link to what a decision rests on. kind: message | probe_finding | complaint |
+    centre_report | note; ref: that record's id; attrs: facts the policy reads (outcome,
+    confirmed) and a summary for the centre report. No personal data in attrs."""
+
+    kind: str
+    ref: str
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "ref": self.ref, "attrs": dict(self.attrs)}
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    seq: int
+    from_state: State | None
+    action: str
+    to_state: State
+    actor: str
+    role: str
+    at: float
+    reason: str
+    evidence: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchActionView:
+    id: str  # the idempotency key sent to the switch
+    round: int  # the seq of the transition (confirm / suspend) this action carries out
+    action: str  # block | unblock
+    msisdn: str
+    status: str  # pending | done | rejected
+    attempts: int
+    answer: dict[str, Any] | None
+    last_error: str | None
+    error_kind: str | None  # unavailable | rejected
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    """A case as read from the store. Times are epoch seconds (UTC)."""
+
+    id: str
+    source: Source
+    state: State
+    numbers: tuple[str, ...]  # E.164 numbers the case names
+    person_id: str | None
+    external_id: str | None
+    received_at: float
+    verify_by: float
+    decided_at: float | None
+    act_by: float | None
+    created_at: float
+    updated_at: float
+    version: int
+    # Filled by Cases.get(); empty in list() results.
+    evidence: tuple[dict[str, Any], ...] = ()  # {kind, ref, at, ...attrs}
+    transitions: tuple[TransitionRecord, ...] = ()
+    switch_actions: tuple[SwitchActionView, ...] = ()
+    decision_reason: str = ""  # the reason of the latest confirm / reject
+
+    def deadline(self) -> tuple[str, float] | None:
+        """The legal deadline running now: ("verify_by", t) or ("act_by", t), else None."""
+        if self.state in VERIFY_STATES:
+            return "verify_by", self.verify_by
+        if self.state in ACT_STATES and self.act_by is not None:
+            return "act_by", self.act_by
+        return None
+
+    @property
+    def pending_switch(self) -> tuple[SwitchActionView, ...]:
+        return tuple(a for a in self.switch_actions if a.status != "done")
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFilter:
+    states: Sequence[State] = ()
+    source: Source | None = None
+    number: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Which evidence confirms a case on its own, and what suspension covers (from config)."""
+
+    confirming_probe_outcomes: frozenset[str] = frozenset({"simbox", "simfarm"})
+    centre_confirmed_confirms: bool = True  # a centre report marked confirmed
+    suspend_on_confirm: bool = True  # point 120: confirmed -> suspend (retried until done)
+    block_all_subscriber_numbers: bool = True  # also every number registered to the person
+    registry_status_blocked: str | None = "suspended"  # set in the registry after a block
+    registry_status_active: str | None = "active"  # after an unblock
+
+    def confirms(self, evidence: Evidence) -> bool:
+        if evidence.kind == "probe_finding":
+            return evidence.attrs.get("outcome") in self.confirming_probe_outcomes
+        if evidence.kind == "centre_report":
+            return self.centre_confirmed_confirms and evidence.attrs.get("confirmed") is True
+        return False
+
+
+# -- ports -----------------------------------------------------------------------------------
+
+
+class PersonLike(Protocol):
+    """gateway.registry.Person (the same Protocol as gateway.centre.reports.PersonLike)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def iin(self) -> str: ...
+    @property
+    def surname(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def patronymic(self) -> str | None: ...
+
+
+class NumberLike(Protocol):
+    """gateway.registry.NumberRecord: a number and whom it is registered to."""
+
+    @property
+    def msisdn(self) -> str: ...
+    @property
+    def status(self) -> Any: ...
+
+
+class RegistryPort(Protocol):
+    """The subscriber registry (gateway.registry.Registry)."""
+
+    async def subscriber_of(self, msisdn: str) -> tuple[Any, list[Any]] | None: ...
+
+    async def set_number_status(self, msisdn: str, status: str) -> Any: ...
+
+
+class ReportSink(Protocol):
+    """Centre reports (gateway.centre.CentreOutbox), queued INSIDE the transition's transaction
+    on `conn`: the report and the state change commit together or not at all."""
+
+    async def enqueue(
+        self,
+        conn: AsyncConnection,
+        kind: str,
+        case: CaseView,
+        person: PersonLike | None,
+        numbers: list[NumberLike],
+    ) -> None: ...
+
+
+class CentreReportLike(Protocol):
+    """gateway.centre.InboundReport: what opening a case from the centre reads."""
+
+    @property
+    def report_id(self) -> str: ...
+    @property
+    def numbers(self) -> tuple[str, ...]: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def received_at(self) -> float: ...
+
+
+def utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC)

@@ -1,0 +1,209 @@
+"""Reading cases from rows and writing the rows a transition adds (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.alerts import iso_utc, mask_msisdn
+from gateway.domain import Alert, AlertKind
+from gateway.ids import new_id
+from gateway.store.models import alerts
+from gateway.store.models_cases import (
+    case_evidence,
+    case_switch_actions,
+    case_transitions,
+    cases,
+)
+
+from .model import (
+    Actor,
+    CaseView,
+    Evidence,
+    Source,
+    State,
+    SwitchActionView,
+    TransitionRecord,
+)
+
+
+def insert_for(conn: AsyncConnection) -> Any:
+    """The dialect's INSERT (for ON CONFLICT DO NOTHING on both databases)."""
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def case_view(row: Any) -> CaseView:
+    return CaseView(
+        id=row.id,
+        source=Source(row.source),
+        state=State(row.state),
+        numbers=tuple(row.subjects),
+        person_id=row.person_id,
+        external_id=row.external_id,
+        received_at=row.received_at,
+        verify_by=row.verify_by,
+        decided_at=row.decided_at,
+        act_by=row.act_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        version=row.version,
+    )
+
+
+async def load_case(conn: AsyncConnection, case_id: str) -> CaseView | None:
+    row = (await conn.execute(sa.select(cases).where(cases.c.id == case_id))).first()
+    if row is None:
+        return None
+    view = case_view(row)
+    history = await _transitions(conn, case_id)
+    reason = next((t.reason for t in reversed(history) if t.action in ("confirm", "reject")), "")
+    return dataclasses.replace(
+        view,
+        evidence=await _evidence(conn, case_id),
+        transitions=history,
+        switch_actions=await _switch_actions(conn, case_id),
+        decision_reason=reason,
+    )
+
+
+async def _transitions(conn: AsyncConnection, case_id: str) -> tuple[TransitionRecord, ...]:
+    rows = await conn.execute(
+        sa.select(case_transitions)
+        .where(case_transitions.c.case_id == case_id)
+        .order_by(case_transitions.c.seq)
+    )
+    return tuple(
+        TransitionRecord(
+            seq=r.seq,
+            from_state=State(r.from_state) if r.from_state else None,
+            action=r.action,
+            to_state=State(r.to_state),
+            actor=r.actor,
+            role=r.role,
+            at=r.at,
+            reason=r.reason,
+            evidence=tuple(r.evidence),
+        )
+        for r in rows
+    )
+
+
+async def _evidence(conn: AsyncConnection, case_id: str) -> tuple[dict[str, Any], ...]:
+    rows = await conn.execute(
+        sa.select(case_evidence)
+        .where(case_evidence.c.case_id == case_id)
+        .order_by(case_evidence.c.added_at, case_evidence.c.kind, case_evidence.c.ref)
+    )
+    return tuple({**r.attrs, "kind": r.kind, "ref": r.ref, "at": r.added_at} for r in rows)
+
+
+async def _switch_actions(conn: AsyncConnection, case_id: str) -> tuple[SwitchActionView, ...]:
+    t = case_switch_actions
+    rows = await conn.execute(
+        sa.select(t).where(t.c.case_id == case_id).order_by(t.c.round, t.c.action, t.c.msisdn)
+    )
+    return tuple(
+        SwitchActionView(
+            id=r.id,
+            round=r.round,
+            action=r.action,
+            msisdn=r.msisdn,
+            status=r.status,
+            attempts=r.attempts,
+            answer=r.answer,
+            last_error=r.last_error,
+            error_kind=r.error_kind,
+        )
+        for r in rows
+    )
+
+
+async def add_transition(
+    conn: AsyncConnection,
+    case: CaseView,
+    *,
+    seq: int,
+    action: str,
+    to: State,
+    actor: Actor,
+    reason: str,
+    evidence: Sequence[Evidence],
+    at: float,
+) -> None:
+    """The audit row of a state change (R8) and the evidence it brings."""
+    await conn.execute(
+        case_transitions.insert().values(
+            id=new_id(),
+            case_id=case.id,
+            seq=seq,
+            from_state=None if seq == 1 else case.state.value,
+            action=action,
+            to_state=to.value,
+            actor=actor.id,
+            role=actor.role,
+            at=at,
+            reason=reason,
+            evidence=[e.as_json() for e in evidence],
+        )
+    )
+    await add_evidence(conn, case.id, evidence, actor, at)
+
+
+async def add_evidence(
+    conn: AsyncConnection, case_id: str, evidence: Sequence[Evidence], actor: Actor, at: float
+) -> None:
+    if not evidence:
+        return
+    stmt = insert_for(conn)(case_evidence).on_conflict_do_nothing()
+    await conn.execute(
+        stmt,
+        [
+            {
+                "case_id": case_id,
+                "kind": e.kind,
+                "ref": e.ref,
+                "attrs": dict(e.attrs),
+                "added_at": at,
+                "added_by": actor.id,
+            }
+            for e in evidence
+        ],
+    )
+
+
+def case_payload(case: CaseView) -> dict[str, object]:
+    """What an MQTT alert says about a case: no person, numbers masked (R7)."""
+    return {
+        "case_id": case.id,
+        "source": case.source.value,
+        "state": case.state.value,
+        "numbers": [mask_msisdn(n) for n in case.numbers],
+        "received_at": iso_utc(case.received_at),
+        "verify_by": iso_utc(case.verify_by),
+        "act_by": iso_utc(case.act_by) if case.act_by is not None else None,
+    }
+
+
+async def add_alert(
+    conn: AsyncConnection, kind: AlertKind, payload: dict[str, object], at: float
+) -> str:
+    """An alert row in the outbox, in the caller's transaction (published by the dispatcher)."""
+    alert = Alert(kind, payload, created_at=at)
+    await conn.execute(
+        alerts.insert().values(
+            id=alert.id,
+            kind=alert.kind.value,
+            payload=alert.payload,
+            created_at=alert.created_at,
+            sent_at=None,
+            attempts=0,
+            last_error=None,
+            failed_at=None,
+        )
+    )
+    return alert.id

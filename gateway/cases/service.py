@@ -1,0 +1,687 @@
+"""The case workflow over the store: points 119-120 (R4, R5), traceable (R8). docs/cases.md.
+
+Every state change is one transaction: the case row (compare-and-set on its version), the
+transition's audit row, its evidence, the centre report (ReportSink, same connection) and a
+`case` alert for the MQTT outbox. The switch is called OUTSIDE any transaction: the block rows
+are planned first (their ids are the idempotency keys), the answers recorded after, and only
+when every number is blocked does the case move to `suspended` (with the "suspended" report).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.alerts import iso_utc, mask_msisdn
+from gateway.domain import AlertKind
+from gateway.ids import new_id
+from gateway.store import Store
+from gateway.store.models_cases import case_deadline_alerts, case_switch_actions, cases
+from gateway.switch import SwitchControl, SwitchError, SwitchRejected
+from gateway.workdays import KzCalendar
+
+from . import rows
+from .model import (
+    ACT_STATES,
+    SYSTEM,
+    VERIFY_STATES,
+    Action,
+    Actor,
+    CaseFilter,
+    CaseNotFound,
+    CaseView,
+    CentreReportLike,
+    ConcurrentUpdate,
+    Effect,
+    Evidence,
+    NumberLike,
+    PersonLike,
+    Policy,
+    RegistryPort,
+    ReportSink,
+    Source,
+    State,
+    Step,
+    step,
+    utc,
+)
+
+log = logging.getLogger(__name__)
+
+WORKING_DAYS = 2  # points 119 and 120: "within 2 (two) working days"
+Moment = float | dt.datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Number:
+    """A number the registry does not know, in the shape of a NumberRecord for reports."""
+
+    msisdn: str
+    status: str = "unknown"
+
+
+Subscriber = tuple[PersonLike | None, list[NumberLike]]
+
+
+class Cases:
+    """Repository and service of cases. Times are epoch seconds or aware datetimes."""
+
+    def __init__(
+        self,
+        store: Store,
+        calendar: KzCalendar,
+        *,
+        switch: SwitchControl,
+        registry: RegistryPort,
+        reports: ReportSink | None,
+        policy: Policy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.calendar = calendar
+        self.switch = switch
+        self.registry = registry
+        self.reports = reports
+        self.policy = policy or Policy()
+        self.clock = clock
+
+    # -- opening ------------------------------------------------------------------------------
+
+    async def open(
+        self,
+        *,
+        source: Source | str,
+        numbers: Sequence[str],
+        received_at: Moment,
+        evidence: Sequence[Evidence] = (),
+        external_id: str | None = None,
+        actor: Actor = SYSTEM,
+        reason: str = "",
+    ) -> CaseView:
+        """Open a case (state new, verify_by = 2 working days after the day of receipt, R4).
+        A second open with the same (source, external_id) returns the first case, unchanged.
+        Evidence that confirms on its own (Policy) confirms and suspends at once."""
+        if not numbers:
+            raise ValueError("a case names at least one number")
+        numbers = [e164(n) for n in numbers]
+        src = Source(source)
+        existing = await self._by_external(src, external_id)
+        if existing is not None:
+            return existing
+        person_id = await self._person_id(numbers)
+        case_id = await self._insert(src, numbers, _ts(received_at), external_id, person_id)
+        if case_id is None:  # lost a race with the same delivery
+            found = await self._by_external(src, external_id)
+            assert found is not None
+            return found
+        view = await self._opened(case_id, actor, reason or f"opened from {src.value}", evidence)
+        confirming = [e for e in evidence if self.policy.confirms(e)]
+        if confirming:
+            return await self._auto_confirm(view, confirming)
+        return view
+
+    async def open_from_centre(self, report: CentreReportLike) -> str:
+        """The centre link's CaseOpener: one case per centre report id (point 119)."""
+        view = await self.open(
+            source=Source.CENTRE,
+            numbers=list(report.numbers),
+            received_at=report.received_at,
+            external_id=report.report_id,
+            evidence=[Evidence("centre_report", report.report_id, {"category": report.category})],
+            actor=Actor("centre", "centre"),
+        )
+        return view.id
+
+    async def _insert(
+        self,
+        source: Source,
+        numbers: Sequence[str],
+        received_at: float,
+        external_id: str | None,
+        person_id: str | None,
+    ) -> str | None:
+        verify_by = self._deadline(received_at)
+        now = self.clock()
+        values = {
+            "id": new_id(),
+            "source": source.value,
+            "state": State.NEW.value,
+            "subjects": list(dict.fromkeys(numbers)),
+            "person_id": person_id,
+            "external_id": external_id,
+            "received_at": received_at,
+            "verify_by": verify_by,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        async with self._tx("open") as conn:
+            stmt = rows.insert_for(conn)(cases).values(values)
+            stmt = stmt.on_conflict_do_nothing().returning(cases.c.id)
+            found = (await conn.execute(stmt)).scalar_one_or_none()
+        return str(found) if found is not None else None
+
+    async def _opened(
+        self, case_id: str, actor: Actor, reason: str, evidence: Sequence[Evidence]
+    ) -> CaseView:
+        view = await self.get(case_id)
+        async with self._tx("open") as conn:
+            await rows.add_transition(
+                conn,
+                view,
+                seq=1,
+                action="open",
+                to=State.NEW,
+                actor=actor,
+                reason=reason,
+                evidence=evidence,
+                at=self.clock(),
+            )
+            await rows.add_alert(conn, AlertKind.CASE, _event(view, "opened"), self.clock())
+        return await self.get(case_id)
+
+    async def _auto_confirm(self, view: CaseView, confirming: Sequence[Evidence]) -> CaseView:
+        what = ", ".join(f"{e.kind} {e.ref}" for e in confirming)
+        await self.start_verification(view.id, SYSTEM, "policy: evidence confirms on its own")
+        return await self.confirm(view.id, SYSTEM, f"policy: confirmed by {what}", confirming)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def get(self, case_id: str) -> CaseView:
+        with self.store.guard("cases.get"):
+            async with self.store.engine.connect() as conn:
+                view = await rows.load_case(conn, case_id)
+        if view is None:
+            raise CaseNotFound(f"no case {case_id}")
+        return view
+
+    async def list(self, flt: CaseFilter | None = None) -> builtins.list[CaseView]:
+        """Cases, newest first, without their history (get() has it)."""
+        f = flt or CaseFilter()
+        query = sa.select(cases).order_by(cases.c.received_at.desc()).limit(f.limit)
+        if f.states:
+            query = query.where(cases.c.state.in_([s.value for s in f.states]))
+        if f.source is not None:
+            query = query.where(cases.c.source == f.source.value)
+        with self.store.guard("cases.list"):
+            async with self.store.engine.connect() as conn:
+                found = [rows.case_view(r) for r in await conn.execute(query)]
+        return [c for c in found if f.number is None or f.number in c.numbers]
+
+    async def overdue(self, now: Moment) -> builtins.list[CaseView]:
+        """Cases whose running deadline (verify_by / act_by) has passed."""
+        t = _ts(now)
+        return [c for c in await self._running(t) if _due(c) < t]
+
+    async def due_soon(self, now: Moment, within: dt.timedelta) -> builtins.list[CaseView]:
+        """Cases whose running deadline falls in [now, now + within]."""
+        t = _ts(now)
+        return [c for c in await self._running(t + within.total_seconds()) if _due(c) >= t]
+
+    async def _running(self, until: float) -> builtins.list[CaseView]:
+        verify = sa.and_(
+            cases.c.state.in_([s.value for s in VERIFY_STATES]), cases.c.verify_by <= until
+        )
+        act = sa.and_(cases.c.state.in_([s.value for s in ACT_STATES]), cases.c.act_by <= until)
+        query = sa.select(cases).where(sa.or_(verify, act)).order_by(cases.c.received_at)
+        with self.store.guard("cases.deadlines"):
+            async with self.store.engine.connect() as conn:
+                return [rows.case_view(r) for r in await conn.execute(query)]
+
+    # -- analyst actions ----------------------------------------------------------------------
+
+    async def start_verification(
+        self, case_id: str, actor: Actor, reason: str = "", evidence: Sequence[Evidence] = ()
+    ) -> CaseView:
+        return await self._transition(case_id, Action.START_VERIFICATION, actor, reason, evidence)
+
+    async def confirm(
+        self, case_id: str, actor: Actor, reason: str, evidence: Sequence[Evidence] = ()
+    ) -> CaseView:
+        """Fraud confirmed: the centre gets the "detection" report (person, ALL numbers, R3)
+        and, by policy, the numbers are suspended at once (point 120)."""
+        view = await self._transition(case_id, Action.CONFIRM, actor, reason, evidence)
+        if self.policy.suspend_on_confirm:
+            return await self.suspend(case_id, SYSTEM, f"point 120: confirmed by {actor.id}")
+        return view
+
+    async def reject(
+        self, case_id: str, actor: Actor, reason: str, evidence: Sequence[Evidence] = ()
+    ) -> CaseView:
+        """Not confirmed: the centre gets the "not_confirmed" notice (point 120)."""
+        return await self._transition(case_id, Action.REJECT, actor, reason, evidence)
+
+    async def close(
+        self, case_id: str, actor: Actor, reason: str, evidence: Sequence[Evidence] = ()
+    ) -> CaseView:
+        return await self._transition(case_id, Action.CLOSE, actor, reason, evidence)
+
+    async def reopen(
+        self, case_id: str, actor: Actor, reason: str, evidence: Sequence[Evidence] = ()
+    ) -> CaseView:
+        """On appeal: verify again within 2 working days of the appeal."""
+        return await self._transition(case_id, Action.REOPEN, actor, reason, evidence)
+
+    # -- the switch ---------------------------------------------------------------------------
+
+    async def suspend(self, case_id: str, actor: Actor = SYSTEM, reason: str = "") -> CaseView:
+        """Block every number (the case's, and the subscriber's when the policy says so) on
+        the switch; when all are blocked the case becomes `suspended` and the centre is told.
+        A switch failure leaves the case `confirmed` with the error on its switch actions
+        (SwitchUnavailable: retried by retry_pending; SwitchRejected: until suspend() again)."""
+        view = await self.get(case_id)
+        step(case_id, view.state, Action.SUSPEND)  # IllegalTransition before any write
+        targets = await self._targets(view)
+        round_ = view.transitions[-1].seq
+        await self._plan(view, "block", round_, targets, actor, reason, retry_rejected=True)
+        return await self._complete(case_id, Action.SUSPEND, "block", actor, reason)
+
+    async def unblock(
+        self, case_id: str, actor: Actor, reason: str, evidence: Sequence[Evidence] = ()
+    ) -> CaseView:
+        """A decision lifts the suspension: unblock every number blocked for this case."""
+        view = await self.get(case_id)
+        step(case_id, view.state, Action.UNBLOCK)
+        blocked = self._blocked(view)
+        round_ = view.transitions[-1].seq
+        await self._plan(view, "unblock", round_, blocked, actor, reason, retry_rejected=True)
+        return await self._complete(case_id, Action.UNBLOCK, "unblock", actor, reason, evidence)
+
+    async def retry_pending(self) -> builtins.list[CaseView]:
+        """Drive what the switch still owes: confirmed cases not yet suspended (point 120)
+        and suspended cases with unblocks pending. Returns the cases it touched."""
+        query = sa.select(cases.c.id, cases.c.state).where(
+            sa.or_(
+                cases.c.state == State.CONFIRMED.value,
+                sa.and_(
+                    cases.c.state == State.SUSPENDED.value,
+                    cases.c.id.in_(
+                        sa.select(case_switch_actions.c.case_id).where(
+                            case_switch_actions.c.status == "pending",
+                            case_switch_actions.c.action == "unblock",
+                        )
+                    ),
+                ),
+            )
+        )
+        with self.store.guard("cases.retry_pending"):
+            async with self.store.engine.connect() as conn:
+                todo = [(r.id, State(r.state)) for r in await conn.execute(query)]
+        done = []
+        for case_id, state in todo:
+            if state is State.CONFIRMED and self.policy.suspend_on_confirm:
+                done.append(await self._retry_suspend(case_id))
+            elif state is State.SUSPENDED:
+                done.append(await self._complete(case_id, Action.UNBLOCK, "unblock", SYSTEM, ""))
+        return done
+
+    async def _retry_suspend(self, case_id: str) -> CaseView:
+        view = await self.get(case_id)
+        if not any(a.action == "block" for a in view.switch_actions):
+            return await self.suspend(case_id, SYSTEM, "point 120: suspension resumed")
+        return await self._complete(case_id, Action.SUSPEND, "block", SYSTEM, "retry")
+
+    @staticmethod
+    def _blocked(view: CaseView) -> builtins.list[str]:
+        """The numbers the latest block round blocked."""
+        blocks = [a for a in view.switch_actions if a.action == "block"]
+        last = max((a.round for a in blocks), default=0)
+        return [a.msisdn for a in blocks if a.round == last and a.status == "done"]
+
+    async def _targets(self, view: CaseView) -> builtins.list[str]:
+        numbers = list(view.numbers)
+        if self.policy.block_all_subscriber_numbers:
+            for _person, records in await self._subscribers(view):
+                numbers += [e164(r.msisdn) for r in records if r.status != "terminated"]
+        return list(dict.fromkeys(numbers))
+
+    async def _plan(
+        self,
+        view: CaseView,
+        action: str,
+        round_: int,
+        numbers: Sequence[str],
+        actor: Actor,
+        reason: str,
+        *,
+        retry_rejected: bool,
+    ) -> None:
+        """One row per number for this round (kept if there: its id is the idempotency key)."""
+        t = case_switch_actions
+        now = self.clock()
+        async with self._tx("cases.plan") as conn:
+            stmt = rows.insert_for(conn)(t).on_conflict_do_nothing()
+            for n in numbers:
+                await conn.execute(
+                    stmt, [_action_row(view.id, round_, action, n, actor, reason, now)]
+                )
+            if retry_rejected:
+                await conn.execute(
+                    t.update()
+                    .where(t.c.case_id == view.id, t.c.round == round_, t.c.action == action)
+                    .where(t.c.status == "rejected")
+                    .values(status="pending")
+                )
+
+    async def _complete(
+        self,
+        case_id: str,
+        action: Action,
+        switch_action: str,
+        actor: Actor,
+        reason: str,
+        evidence: Sequence[Evidence] = (),
+    ) -> CaseView:
+        """Call the switch for the pending rows; when none is left, make the transition."""
+        view = await self.get(case_id)
+        round_ = view.transitions[-1].seq  # the rows of this round: planned after the decision
+        mine = [a for a in view.switch_actions if a.action == switch_action and a.round == round_]
+        for a in mine:
+            if a.status == "pending":
+                await self._call_switch(view, a.id, switch_action, a.msisdn, reason)
+        view = await self.get(case_id)
+        mine = [a for a in view.switch_actions if a.action == switch_action and a.round == round_]
+        if not mine or any(a.status != "done" for a in mine):
+            return view
+        done = [Evidence("switch_action", a.id, {"msisdn": a.msisdn}) for a in mine]
+        text = reason or f"switch: {switch_action} done for {len(mine)} number(s)"
+        return await self._transition(case_id, action, actor, text, [*evidence, *done])
+
+    async def _call_switch(
+        self, view: CaseView, key: str, action: str, msisdn: str, reason: str
+    ) -> None:
+        op = self.switch.block if action == "block" else self.switch.unblock
+        try:
+            result = await op(msisdn, reason=reason or action, case_id=view.id, idempotency_key=key)
+        except SwitchError as e:
+            await self._switch_failed(view, key, msisdn, e)
+            return
+        await self._switch_done(key, result.as_json())
+        status = (
+            self.policy.registry_status_blocked
+            if action == "block"
+            else self.policy.registry_status_active
+        )
+        if status is not None:
+            await self._registry_status(msisdn, status)
+
+    async def _switch_done(self, key: str, answer: dict[str, Any]) -> None:
+        t = case_switch_actions
+        async with self._tx("cases.switch") as conn:
+            await conn.execute(
+                t.update()
+                .where(t.c.id == key)
+                .values(
+                    status="done",
+                    answer=answer,
+                    done_at=self.clock(),
+                    attempts=t.c.attempts + 1,
+                    last_error=None,
+                    error_kind=None,
+                )
+            )
+
+    async def _switch_failed(
+        self, view: CaseView, key: str, msisdn: str, error: SwitchError
+    ) -> None:
+        kind = "rejected" if isinstance(error, SwitchRejected) else "unavailable"
+        log.warning(
+            "case %s: switch %s for %s (%s)",
+            view.id,
+            kind,
+            mask_msisdn(msisdn),
+            type(error).__name__,
+        )
+        t = case_switch_actions
+        async with self._tx("cases.switch") as conn:
+            await conn.execute(
+                t.update()
+                .where(t.c.id == key)
+                .values(
+                    status="rejected" if kind == "rejected" else "pending",
+                    attempts=t.c.attempts + 1,
+                    last_error=str(error)[:2000],
+                    error_kind=kind,
+                )
+            )
+            payload = _event(view, "switch_error") | {
+                "number": mask_msisdn(msisdn),
+                "error_kind": kind,
+            }
+            await rows.add_alert(conn, AlertKind.CASE, payload, self.clock())
+
+    async def _registry_status(self, msisdn: str, status: str) -> None:
+        """Best effort: the switch is the truth; a registry that refuses is logged."""
+        try:
+            await self.registry.set_number_status(msisdn, status)
+        except Exception as e:  # the registry's typed errors; never undo a done block
+            log.warning("registry status of %s not set: %s", mask_msisdn(msisdn), type(e).__name__)
+
+    # -- transitions --------------------------------------------------------------------------
+
+    async def _transition(
+        self,
+        case_id: str,
+        action: Action,
+        actor: Actor,
+        reason: str,
+        evidence: Sequence[Evidence],
+    ) -> CaseView:
+        """One step of the table in one transaction; IllegalTransition writes nothing."""
+        view = await self.get(case_id)
+        st = step(case_id, view.state, action)
+        subscribers = await self._subscribers(view) if self._reports_in(st) else []
+        now = self.clock()
+        async with self._tx(f"cases.{action.value}") as conn:
+            new = await self._apply(conn, view, st, now, reason, evidence)
+            await rows.add_transition(
+                conn,
+                view,
+                seq=view.transitions[-1].seq + 1,
+                action=action.value,
+                to=st.to,
+                actor=actor,
+                reason=reason,
+                evidence=evidence,
+                at=now,
+            )
+            await self._report(conn, st, new, subscribers)
+            await rows.add_alert(conn, AlertKind.CASE, _event(new, action.value), now)
+        return await self.get(case_id)
+
+    async def _apply(
+        self,
+        conn: AsyncConnection,
+        view: CaseView,
+        st: Step,
+        now: float,
+        reason: str,
+        evidence: Sequence[Evidence],
+    ) -> CaseView:
+        values: dict[str, Any] = {"state": st.to.value, "updated_at": now}
+        if Effect.ACT_DEADLINE in st.effects:  # point 120: 2 working days from the decision
+            values |= {"decided_at": now, "act_by": self._deadline(now)}
+        if Effect.VERIFY_DEADLINE in st.effects:  # point 119 again, from the appeal
+            values |= {"verify_by": self._deadline(now)}
+        result = await conn.execute(
+            cases.update()
+            .where(cases.c.id == view.id, cases.c.version == view.version)
+            .values({**values, "version": cases.c.version + 1})
+        )
+        if result.rowcount != 1:
+            raise ConcurrentUpdate(f"case {view.id} changed meanwhile; read it again")
+        extra = tuple({**e.attrs, "kind": e.kind, "ref": e.ref, "at": now} for e in evidence)
+        return dataclasses.replace(
+            view,
+            state=st.to,
+            updated_at=now,
+            version=view.version + 1,
+            decided_at=values.get("decided_at", view.decided_at),
+            act_by=values.get("act_by", view.act_by),
+            verify_by=values.get("verify_by", view.verify_by),
+            evidence=view.evidence + extra,
+            decision_reason=reason if st.to in (State.CONFIRMED, State.NOT_CONFIRMED) else "",
+        )
+
+    def _reports_in(self, st: Step) -> bool:
+        return self.reports is not None and any(e.value.startswith("report") for e in st.effects)
+
+    async def _report(
+        self,
+        conn: AsyncConnection,
+        st: Step,
+        case: CaseView,
+        subscribers: builtins.list[Subscriber],
+    ) -> None:
+        if self.reports is None:
+            return
+        person, numbers = subscribers[0] if subscribers else (None, [])
+        if Effect.REPORT_DETECTION in st.effects:  # point 118, R3: the person, ALL numbers
+            await self.reports.enqueue(conn, "detection", case, person, numbers)
+        if Effect.REPORT_NOT_CONFIRMED in st.effects:
+            await self.reports.enqueue(conn, "not_confirmed", case, person, numbers)
+        if Effect.REPORT_SUSPENDED in st.effects:
+            blocked = [
+                _Number(a.msisdn, "blocked")
+                for a in case.switch_actions
+                if a.action == "block" and a.status == "done"
+            ]
+            await self.reports.enqueue(conn, "suspended", case, person, list(blocked))
+
+    async def _subscribers(self, view: CaseView) -> builtins.list[Subscriber]:
+        """The registered subscribers of the case's numbers (first the case's person)."""
+        found: builtins.list[Subscriber] = []
+        seen: set[str] = set()
+        for n in view.numbers:
+            hit = await self.registry.subscriber_of(n)
+            if hit is None or str(hit[0].id) in seen:
+                continue
+            seen.add(str(hit[0].id))
+            found.append((hit[0], list(hit[1])))
+        found.sort(key=lambda sub: sub[0] is None or str(sub[0].id) != view.person_id)
+        return found
+
+    async def _person_id(self, numbers: Sequence[str]) -> str | None:
+        for n in numbers:
+            hit = await self.registry.subscriber_of(n)
+            if hit is not None:
+                return str(hit[0].id)
+        return None
+
+    async def _by_external(self, source: Source, external_id: str | None) -> CaseView | None:
+        if external_id is None:
+            return None
+        query = sa.select(cases.c.id).where(
+            cases.c.source == source.value, cases.c.external_id == external_id
+        )
+        with self.store.guard("cases.open"):
+            async with self.store.engine.connect() as conn:
+                found = (await conn.execute(query)).scalar_one_or_none()
+        return await self.get(found) if found is not None else None
+
+    # -- deadline watch -----------------------------------------------------------------------
+
+    async def deadline_alerts(
+        self, now: Moment, warn_before: dt.timedelta = dt.timedelta(hours=4)
+    ) -> int:
+        """Put `deadline` alerts in the MQTT outbox for cases whose verify_by / act_by is less
+        than `warn_before` away ("warning") or past ("overdue"): once per case, deadline and
+        stage (case_deadline_alerts remembers, across restarts). Returns how many were added."""
+        t = _ts(now)
+        due = await self._running(t + warn_before.total_seconds())
+        added = 0
+        async with self._tx("cases.deadline_alerts") as conn:
+            for case in due:
+                added += await self._deadline_alert(conn, case, t)
+        return added
+
+    async def _deadline_alert(self, conn: AsyncConnection, case: CaseView, now: float) -> int:
+        running = case.deadline()
+        if running is None:
+            return 0
+        name, due = running
+        stage = "overdue" if now > due else "warning"
+        alert_id = new_id()
+        stmt = rows.insert_for(conn)(case_deadline_alerts).on_conflict_do_nothing()
+        result = await conn.execute(
+            stmt.values(
+                case_id=case.id,
+                key=f"{name}:{stage}:{round(due * 1000)}",
+                alert_id=alert_id,
+                created_at=now,
+            )
+        )
+        if result.rowcount != 1:
+            return 0
+        payload = rows.case_payload(case) | {
+            "deadline": name,
+            "stage": stage,
+            "due": iso_utc(due),
+            "point": "119" if name == "verify_by" else "120",
+        }
+        await rows.add_alert(conn, AlertKind.DEADLINE, payload, now)
+        return 1
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _deadline(self, start: float) -> float:
+        return self.calendar.add_working_days(utc(start), WORKING_DAYS).timestamp()
+
+    @contextlib.asynccontextmanager
+    async def _tx(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        """One transaction on the store's engine; database errors typed by Store.guard."""
+        with self.store.guard(operation):
+            async with self.store.engine.begin() as conn:
+                yield conn
+
+
+def _action_row(
+    case_id: str, round_: int, action: str, msisdn: str, actor: Actor, reason: str, now: float
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "case_id": case_id,
+        "round": round_,
+        "action": action,
+        "msisdn": msisdn,
+        "status": "pending",
+        "requested_by": actor.id,
+        "reason": reason,
+        "requested_at": now,
+        "attempts": 0,
+    }
+
+
+def e164(number: str) -> str:
+    """'+' and the digits: '77011234567', '+7 701 123-45-67' -> '+77011234567'; the national
+    form 8 701... becomes +7 701...."""
+    digits = "".join(c for c in number if c.isdigit())
+    if len(digits) == 11 and digits.startswith("8") and not number.strip().startswith("+"):
+        digits = "7" + digits[1:]
+    return "+" + digits
+
+
+def _event(case: CaseView, event: str) -> dict[str, object]:
+    return rows.case_payload(case) | {"event": event}
+
+
+def _due(case: CaseView) -> float:
+    running = case.deadline()
+    return running[1] if running is not None else float("inf")
+
+
+def _ts(moment: Moment) -> float:
+    if isinstance(moment, dt.datetime):
+        if moment.tzinfo is None:
+            raise ValueError(f"a time-zone aware datetime is needed, not {moment!r}")
+        return moment.timestamp()
+    return float(moment)

@@ -1,0 +1,135 @@
+"""`fraudgate cases list|show|confirm|reject|unblock`: the analyst's commands, thin over Cases.
+
+The database comes from the configuration (-c, like `fraudgate run`). Numbers are printed
+masked (R7); the subscriber's name and IIN are never printed. The switch (for confirm, which
+suspends at once, and unblock) is --switch-url with the token in FRAUDGATE_SWITCH_TOKEN; without
+it, a confirmed case waits with its block actions pending for the daemon's retry_pending().
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from gateway.alerts import iso_utc, mask_msisdn
+from gateway.cases import Actor, CaseError, CaseFilter, Cases, CaseView, State
+from gateway.config import DEFAULT_CONFIG, load
+from gateway.config_check import ConfigError
+from gateway.store import Store, StoreError
+from gateway.switch import HttpSwitch, SwitchResult, SwitchUnavailable
+from gateway.workdays import KzCalendar
+
+
+class _NoSwitch:
+    """No switch configured: every request waits (SwitchUnavailable) for the daemon."""
+
+    async def block(
+        self, msisdn: str, *, reason: str, case_id: str, idempotency_key: str | None = None
+    ) -> SwitchResult:
+        raise SwitchUnavailable("no switch configured (--switch-url)")
+
+    async def unblock(
+        self, msisdn: str, *, reason: str, case_id: str, idempotency_key: str | None = None
+    ) -> SwitchResult:
+        raise SwitchUnavailable("no switch configured (--switch-url)")
+
+    async def status(self, msisdn: str) -> str:
+        return "unknown"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help="TOML file")
+    p.add_argument("--switch-url", default="", help="switch API (token: FRAUDGATE_SWITCH_TOKEN)")
+    p.add_argument("--operator", default=os.environ.get("FRAUDGATE_OPERATOR", "operator"))
+    sub = p.add_subparsers(dest="action", required=True)
+    ls = sub.add_parser("list", help="cases, newest first")
+    ls.add_argument("--state", action="append", choices=[s.value for s in State], default=[])
+    ls.add_argument("--limit", type=int, default=50)
+    sub.add_parser("show", help="one case with its history").add_argument("case_id")
+    for name in ("confirm", "reject", "unblock"):
+        q = sub.add_parser(name, help=f"{name} a case")
+        q.add_argument("case_id")
+        q.add_argument("--actor", required=True, help="your user id")
+        q.add_argument("--role", default="analyst")
+        q.add_argument("--reason", required=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load(args.config)
+    except ConfigError as exc:
+        print(f"fraudgate cases: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_main(args, cfg.database_url))
+    except (StoreError, CaseError, ValueError) as exc:
+        print(f"fraudgate cases: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _main(args: argparse.Namespace, url: str) -> int:
+    from gateway.centre import CentreOutbox
+    from gateway.registry import Registry
+
+    async with await Store.open(url) as store:
+        await store.migrate()
+        switch = (
+            HttpSwitch(args.switch_url, os.environ.get("FRAUDGATE_SWITCH_TOKEN", ""))
+            if args.switch_url
+            else _NoSwitch()
+        )
+        cases = Cases(
+            store,
+            KzCalendar(),
+            switch=switch,
+            registry=Registry(store),
+            reports=CentreOutbox(args.operator),
+        )
+        try:
+            return await _act(cases, args)
+        finally:
+            if isinstance(switch, HttpSwitch):
+                await switch.close()
+
+
+async def _act(cases: Cases, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        states = [State(s) for s in args.state]
+        for case in await cases.list(CaseFilter(states=states, limit=args.limit)):
+            print(_line(case))
+        return 0
+    if args.action == "show":
+        _show(await cases.get(args.case_id))
+        return 0
+    actor = Actor(args.actor, args.role)
+    op = {"confirm": cases.confirm, "reject": cases.reject, "unblock": cases.unblock}
+    case = await op[args.action](args.case_id, actor, args.reason)
+    _show(case)
+    return 0
+
+
+def _line(case: CaseView) -> str:
+    numbers = ",".join(mask_msisdn(n) for n in case.numbers)
+    due = case.deadline()
+    deadline = f"{due[0]} {iso_utc(due[1])}" if due else "-"
+    return f"{case.id}  {case.state.value:<13} {case.source.value:<16} {numbers}  {deadline}"
+
+
+def _show(case: CaseView) -> None:
+    print(_line(case))
+    print(f"  received {iso_utc(case.received_at)}  verify_by {iso_utc(case.verify_by)}")
+    if case.act_by is not None:
+        print(f"  act_by {iso_utc(case.act_by)}  external_id {case.external_id or '-'}")
+    for t in case.transitions:
+        was = t.from_state.value if t.from_state else "-"
+        print(f"  {iso_utc(t.at)} {t.actor} ({t.role}) {t.action}: {was} -> {t.to_state.value}")
+        if t.reason:
+            print(f"      {t.reason}")
+    for e in case.evidence:
+        print(f"  evidence {e['kind']} {e['ref']}")
+    for a in case.switch_actions:
+        error = f" [{a.error_kind}]" if a.error_kind else ""
+        print(f"  switch {a.action} {mask_msisdn(a.msisdn)}: {a.status}{error}")

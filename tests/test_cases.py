@@ -1,0 +1,456 @@
+"""Cases (points 119-120, R4 R5 R8) on SQLite and PostgreSQL, with the real registry and the
+simulated switch on a loopback port."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.cases import (
+    TRANSITIONS,
+    Action,
+    Actor,
+    Cases,
+    CaseView,
+    Evidence,
+    IllegalTransition,
+    NumberLike,
+    PersonLike,
+    Policy,
+    Source,
+    State,
+)
+from gateway.mqtt import assert_no_personal_data
+from gateway.registry import Registry
+from gateway.store import Store, sqlite_url
+from gateway.store.models import alerts
+from gateway.store.models_cases import case_transitions, cases
+from gateway.switch import HttpSwitch
+from gateway.workdays import KzCalendar
+from simulators.switch import SwitchSimulator
+
+ALMATY = ZoneInfo("Asia/Almaty")
+IIN = "900101300017"  # synthetic (docs: KAZAKHSTAN.md)
+MINE = ["+77011234567", "+77051234567", "+77071234567"]  # all registered to IIN
+OTHER = "+77781234567"  # not in the registry
+ANALYST = Actor("u-aigerim", "analyst")
+# Friday 2025-11-14 10:00 Almaty: verify_by is Tuesday 2025-11-18 23:59:59.999 Almaty.
+FRIDAY = dt.datetime(2025, 11, 14, 10, 0, tzinfo=ALMATY).timestamp()
+TUESDAY_END = dt.datetime(2025, 11, 18, 23, 59, 59, 999_000, tzinfo=ALMATY).timestamp()
+
+report_meta = sa.MetaData()
+test_reports = sa.Table(
+    "test_reports",
+    report_meta,
+    sa.Column("n", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(64)),
+    sa.Column("kind", sa.String(16)),
+    sa.Column("person_id", sa.String(64), nullable=True),
+    sa.Column("numbers", sa.JSON()),
+)
+
+
+class TableSink:
+    """ReportSink writing to test_reports on the caller's connection; `fail` raises after the
+    insert, to show that the report and the transition roll back together."""
+
+    def __init__(self) -> None:
+        self.fail = False
+
+    async def enqueue(
+        self,
+        conn: AsyncConnection,
+        kind: str,
+        case: CaseView,
+        person: PersonLike | None,
+        numbers: Sequence[NumberLike],
+    ) -> None:
+        await conn.execute(
+            test_reports.insert().values(
+                case_id=case.id,
+                kind=kind,
+                person_id=person.id if person else None,
+                numbers=sorted(n.msisdn for n in numbers),
+            )
+        )
+        if self.fail:
+            raise RuntimeError("sink failed after the insert")
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "data")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    st = await Store.open(db_url)
+    try:
+        await st.migrate()
+        async with st.engine.begin() as conn:
+            await conn.run_sync(report_meta.create_all)
+        yield st
+    finally:
+        await st.close()
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SwitchSimulator]:
+    async with SwitchSimulator(token="tok", known={*MINE, OTHER}) as s:
+        yield s
+
+
+@pytest.fixture
+async def registry(store: Store) -> Registry:
+    reg = Registry(store)
+    await reg.register_person(IIN, "Testova", "Aigerim")
+    for n in MINE:
+        await reg.register_number(IIN, n)
+    return reg
+
+
+@pytest.fixture
+async def env(
+    store: Store, sim: SwitchSimulator, registry: Registry
+) -> AsyncIterator[tuple[Cases, TableSink, Clock]]:
+    sink, clock = TableSink(), Clock(FRIDAY)
+    async with HttpSwitch(sim.url, "tok", timeout=2.0) as switch:
+        cases_ = Cases(
+            store, KzCalendar(), switch=switch, registry=registry, reports=sink, clock=clock
+        )
+        yield cases_, sink, clock
+
+
+async def reports(store: Store) -> list[tuple[str, str | None, list[str]]]:
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(sa.select(test_reports).order_by(test_reports.c.n))
+        return [(r.kind, r.person_id, r.numbers) for r in rows]
+
+
+async def count(store: Store, table: sa.Table) -> int:
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar())
+
+
+# -- lifecycle ----------------------------------------------------------------------------------
+
+
+async def test_complaint_lifecycle(
+    env: tuple[Cases, TableSink, Clock], sim: SwitchSimulator, registry: Registry, store: Store
+) -> None:
+    cases_, _sink, clock = env
+    case = await cases_.open(
+        source="complaint",
+        numbers=["8 701 123 45 67"],
+        received_at=FRIDAY,
+        evidence=[Evidence("complaint", "cmp-1")],
+    )
+    assert (case.state, case.numbers, case.verify_by) == (State.NEW, (MINE[0],), TUESDAY_END)
+    found = await registry.subscriber_of(MINE[0])
+    assert found is not None and case.person_id == found[0].id
+    clock.t += 3600
+    await cases_.start_verification(case.id, ANALYST, "reading the forwarded SMS")
+    clock.t += 3600
+    done = await cases_.confirm(case.id, ANALYST, "smishing", [Evidence("message", "msg-1")])
+    # R3: the detection report names the person and ALL their numbers; then R5: suspended.
+    person_id = found[0].id
+    digits = sorted(n.lstrip("+") for n in MINE)
+    assert (await reports(store))[0] == ("detection", person_id, digits)
+    assert done.state is State.SUSPENDED
+    assert (
+        done.act_by
+        == KzCalendar().add_working_days(dt.datetime.fromtimestamp(clock.t, dt.UTC), 2).timestamp()
+    )
+    assert sorted(a.msisdn for a in done.switch_actions) == MINE
+    assert all(a.status == "done" and a.answer for a in done.switch_actions)
+    for n in MINE:
+        assert sim.state[n] == "blocked"
+        assert await cases_.switch.status(n) == "blocked"
+    assert (await reports(store))[1] == ("suspended", person_id, MINE)
+    again = await registry.subscriber_of(MINE[1])
+    assert again is not None and {r.status for r in again[1]} == {"suspended"}
+    actions = [(t.action, t.actor, t.role) for t in done.transitions]
+    assert actions == [
+        ("open", "system", "system"),
+        ("start_verification", ANALYST.id, "analyst"),
+        ("confirm", ANALYST.id, "analyst"),
+        ("suspend", "system", "system"),
+    ]
+    assert {(e["kind"], e["ref"]) for e in done.evidence} >= {
+        ("complaint", "cmp-1"),
+        ("message", "msg-1"),
+    }
+    lifted = await cases_.unblock(case.id, Actor("u-boss", "supervisor"), "appeal granted")
+    assert lifted.state is State.UNBLOCKED
+    assert all(sim.state[n] == "active" for n in MINE)
+    closed = await cases_.close(case.id, ANALYST, "done")
+    assert closed.state is State.CLOSED
+    clock.t = FRIDAY + 7 * 86400  # the appeal, a week later: verify again from then
+    reopened = await cases_.reopen(case.id, ANALYST, "appeal")
+    assert reopened.state is State.REOPENED and reopened.verify_by > case.verify_by
+
+
+async def test_not_confirmed_path(env: tuple[Cases, TableSink, Clock], store: Store) -> None:
+    cases_, _sink, clock = env
+    case = await cases_.open(source="centre", numbers=[OTHER], received_at=FRIDAY)
+    assert case.person_id is None
+    await cases_.start_verification(case.id, ANALYST)
+    clock.t = FRIDAY + 86400 * 3  # Monday 2025-11-17: act_by Wednesday 19th
+    rejected = await cases_.reject(case.id, ANALYST, "legitimate sender")
+    assert rejected.state is State.NOT_CONFIRMED and rejected.decision_reason == "legitimate sender"
+    assert rejected.act_by == dt.datetime(2025, 11, 19, 23, 59, 59, 999_000, ALMATY).timestamp()
+    assert await reports(store) == [("not_confirmed", None, [])]
+    assert rejected.switch_actions == ()
+    assert (await cases_.close(case.id, ANALYST, "centre informed")).state is State.CLOSED
+
+
+async def test_switch_down_then_retry_pending(
+    env: tuple[Cases, TableSink, Clock], sim: SwitchSimulator, store: Store
+) -> None:
+    cases_, _sink, _clock = env
+    case = await cases_.open(source="complaint", numbers=[MINE[0]], received_at=FRIDAY)
+    await cases_.start_verification(case.id, ANALYST)
+    await sim.down()
+    stuck = await cases_.confirm(case.id, ANALYST, "confirmed")
+    assert stuck.state is State.CONFIRMED
+    assert len(stuck.switch_actions) == 3
+    assert {(a.status, a.error_kind) for a in stuck.switch_actions} == {("pending", "unavailable")}
+    assert all(a.last_error for a in stuck.switch_actions)
+    assert [r[0] for r in await reports(store)] == ["detection"]
+    await sim.start()
+    [retried] = await cases_.retry_pending()
+    assert retried.state is State.SUSPENDED
+    assert all(sim.state[n] == "blocked" for n in MINE)
+    assert [r[0] for r in await reports(store)] == ["detection", "suspended"]
+    assert await cases_.retry_pending() == []
+
+
+async def test_rejected_number_waits_for_an_analyst(
+    env: tuple[Cases, TableSink, Clock], sim: SwitchSimulator
+) -> None:
+    cases_, _sink, _clock = env
+    sim.known = {OTHER}  # the switch does not know MINE[0]: rejected for good
+    case = await cases_.open(source="complaint", numbers=["+77011112233"], received_at=FRIDAY)
+    await cases_.start_verification(case.id, ANALYST)
+    stuck = await cases_.confirm(case.id, ANALYST, "confirmed")
+    assert stuck.state is State.CONFIRMED
+    assert [(a.status, a.error_kind) for a in stuck.switch_actions] == [("rejected", "rejected")]
+    assert (await cases_.retry_pending())[0].state is State.CONFIRMED
+    sim.known = None
+    assert (await cases_.suspend(case.id, ANALYST, "number provisioned")).state is State.SUSPENDED
+
+
+async def test_auto_confirm_from_simbox_finding(
+    env: tuple[Cases, TableSink, Clock], sim: SwitchSimulator, store: Store
+) -> None:
+    cases_, _sink, _clock = env
+    finding = Evidence("probe_finding", "f-1", {"outcome": "simbox"})
+    case = await cases_.open(
+        source=Source.DETECTION_SIMBOX, numbers=[OTHER], received_at=FRIDAY, evidence=[finding]
+    )
+    assert case.state is State.SUSPENDED and sim.state[OTHER] == "blocked"
+    assert [t.actor for t in case.transitions] == ["system"] * 4
+    weak = Evidence("probe_finding", "f-2", {"outcome": "cli_missing"})
+    other = await cases_.open(
+        source=Source.DETECTION_SIMBOX, numbers=[MINE[0]], received_at=FRIDAY, evidence=[weak]
+    )
+    assert other.state is State.NEW
+
+
+async def test_duplicate_centre_report_opens_one_case(
+    env: tuple[Cases, TableSink, Clock], store: Store
+) -> None:
+    cases_, _sink, _clock = env
+    first = await cases_.open(
+        source="centre", numbers=[MINE[0]], received_at=FRIDAY, external_id="nb-42"
+    )
+    second = await cases_.open(
+        source="centre", numbers=[MINE[0]], received_at=FRIDAY + 60, external_id="nb-42"
+    )
+    assert second.id == first.id and second.received_at == FRIDAY
+    assert await count(store, cases) == 1
+
+
+async def test_sink_failure_rolls_back_report_and_transition(
+    env: tuple[Cases, TableSink, Clock], store: Store
+) -> None:
+    cases_, sink, _clock = env
+    case = await cases_.open(source="complaint", numbers=[MINE[0]], received_at=FRIDAY)
+    await cases_.start_verification(case.id, ANALYST)
+    before = (await count(store, case_transitions), await count(store, alerts))
+    sink.fail = True
+    with pytest.raises(RuntimeError, match="sink failed"):
+        await cases_.confirm(case.id, ANALYST, "confirmed")
+    assert await reports(store) == []
+    assert (await cases_.get(case.id)).state is State.VERIFYING
+    assert (await count(store, case_transitions), await count(store, alerts)) == before
+
+
+# -- the state table ----------------------------------------------------------------------------
+
+
+async def test_state_table(env: tuple[Cases, TableSink, Clock], store: Store) -> None:
+    """Every (state, action) pair: allowed ones move to the table's state, the others raise
+    IllegalTransition naming both and write nothing."""
+    cases_, _sink, _clock = env
+    for state, action in itertools.product(State, Action):
+        case = await cases_.open(source="complaint", numbers=[OTHER], received_at=FRIDAY)
+        async with store.engine.begin() as conn:
+            await conn.execute(
+                cases.update().where(cases.c.id == case.id).values(state=state.value)
+            )
+        before = (await count(store, case_transitions), await count(store, alerts))
+        allowed = TRANSITIONS.get((state, action))
+        if allowed is None:
+            with pytest.raises(IllegalTransition) as info:
+                await cases_._transition(case.id, action, ANALYST, "try", [])
+            assert state.value in str(info.value) and action.value in str(info.value)
+            after = (await count(store, case_transitions), await count(store, alerts))
+            assert after == before
+            assert (await cases_.get(case.id)).state is state
+        else:
+            done = await cases_._transition(case.id, action, ANALYST, "try", [])
+            assert done.state is allowed.to
+            assert done.transitions[-1].action == action.value
+    assert len(TRANSITIONS) == 10
+
+
+async def test_public_methods_refuse_illegal_steps(env: tuple[Cases, TableSink, Clock]) -> None:
+    cases_, _sink, _clock = env
+    case = await cases_.open(source="complaint", numbers=[OTHER], received_at=FRIDAY)
+    for call in (
+        cases_.confirm(case.id, ANALYST, "x"),
+        cases_.suspend(case.id, ANALYST, "x"),
+        cases_.unblock(case.id, ANALYST, "x"),
+        cases_.reopen(case.id, ANALYST, "x"),
+    ):
+        with pytest.raises(IllegalTransition, match="state new"):
+            await call
+    assert len((await cases_.get(case.id)).transitions) == 1
+
+
+# -- deadlines and restarts ---------------------------------------------------------------------
+
+
+async def test_deadline_alerts_once_each_and_after_restart(
+    db_url: str, env: tuple[Cases, TableSink, Clock], store: Store
+) -> None:
+    cases_, _sink, _clock = env
+    case = await cases_.open(source="complaint", numbers=[MINE[0]], received_at=FRIDAY)
+    early = TUESDAY_END - 86400
+    assert await cases_.deadline_alerts(early) == 0
+    warn = TUESDAY_END - 3600
+    assert [c.id for c in await cases_.due_soon(warn, dt.timedelta(hours=4))] == [case.id]
+    assert await cases_.overdue(warn) == []
+    assert await cases_.deadline_alerts(warn, dt.timedelta(hours=4)) == 1
+    assert await cases_.deadline_alerts(warn + 60, dt.timedelta(hours=4)) == 0
+    late = TUESDAY_END + 60
+    assert [c.id for c in await cases_.overdue(late)] == [case.id]
+    assert await cases_.deadline_alerts(late) == 1
+    async with await Store.open(db_url) as again:  # a restart: what was sent is remembered
+        other = Cases(
+            again,
+            KzCalendar(),
+            switch=cases_.switch,
+            registry=cases_.registry,
+            reports=None,
+            policy=Policy(),
+        )
+        assert await other.deadline_alerts(late + 60) == 0
+    pending = [a for a in await store.pending_alerts(100) if a.kind.value == "deadline"]
+    assert [a.payload["stage"] for a in pending] == ["warning", "overdue"]
+    for a in await store.pending_alerts(100):
+        assert_no_personal_data(a.payload)
+        assert MINE[0] not in str(a.payload) and IIN not in str(a.payload)
+    assert pending[0].payload["numbers"] == ["+7701***4567"]
+
+
+async def test_restart_keeps_state_and_deadlines(
+    db_url: str, env: tuple[Cases, TableSink, Clock], sim: SwitchSimulator, registry: Registry
+) -> None:
+    cases_, _sink, _clock = env
+    case = await cases_.open(source="complaint", numbers=[MINE[0]], received_at=FRIDAY)
+    await cases_.start_verification(case.id, ANALYST)
+    await sim.down()
+    before = await cases_.confirm(case.id, ANALYST, "confirmed")
+    await sim.start()
+    async with await Store.open(db_url) as again, HttpSwitch(sim.url, "tok") as switch:
+        fresh = Cases(again, KzCalendar(), switch=switch, registry=Registry(again), reports=None)
+        after = await fresh.get(case.id)
+        assert after == before
+        assert (after.verify_by, after.act_by) == (before.verify_by, before.act_by)
+        [done] = await fresh.retry_pending()
+        assert done.state is State.SUSPENDED
+
+
+async def test_list_and_filters(env: tuple[Cases, TableSink, Clock]) -> None:
+    cases_, _sink, _clock = env
+    a = await cases_.open(source="complaint", numbers=[MINE[0]], received_at=FRIDAY)
+    b = await cases_.open(source="centre", numbers=[OTHER], received_at=FRIDAY + 1)
+    from gateway.cases import CaseFilter
+
+    assert [c.id for c in await cases_.list()] == [b.id, a.id]
+    assert [c.id for c in await cases_.list(CaseFilter(source=Source.CENTRE))] == [b.id]
+    assert [c.id for c in await cases_.list(CaseFilter(number=MINE[0]))] == [a.id]
+    assert await cases_.list(CaseFilter(states=[State.CLOSED])) == []
+
+
+def test_cli_list_show_confirm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from gateway.cli import main
+
+    url = sqlite_url(tmp_path / "data")
+    config = tmp_path / "fraudgate.toml"
+    config.write_text(f'[store]\nurl = "{url}"\n')
+
+    async def seed() -> str:
+        async with await Store.open(url) as st:
+            await st.migrate()
+            reg = Registry(st)
+            sim_less = Cases(st, KzCalendar(), switch=_Down(), registry=reg, reports=None)
+            case = await sim_less.open(source="complaint", numbers=[OTHER], received_at=FRIDAY)
+            await sim_less.start_verification(case.id, ANALYST)
+            return case.id
+
+    case_id = asyncio.run(seed())
+    assert main(["cases", "-c", str(config), "list"]) == 0
+    out = capsys.readouterr().out
+    assert case_id in out and "+7778***4567" in out and OTHER not in out
+    with pytest.raises(SystemExit):  # --actor is required
+        main(["cases", "-c", str(config), "confirm", case_id, "--reason", "r"])
+    capsys.readouterr()
+    args = ["cases", "-c", str(config), "confirm", case_id, "--actor", "u1", "--reason", "smishing"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "confirmed" in out and "[unavailable]" in out and OTHER not in out
+    assert main(["cases", "-c", str(config), "show", "nope"]) == 1
+
+
+class _Down:
+    async def block(self, msisdn: str, **_: Any) -> Any:
+        raise AssertionError("not called")
+
+    unblock = block
+
+    async def status(self, msisdn: str) -> str:
+        return "unknown"
