@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from jsonschema import Draft202012Validator
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.cases import (
@@ -28,7 +30,7 @@ from gateway.cases import (
     Source,
     State,
 )
-from gateway.mqtt import assert_no_personal_data
+from gateway.mqtt import alert_message, assert_no_personal_data
 from gateway.registry import Registry
 from gateway.store import Store, sqlite_url
 from gateway.store.models import alerts
@@ -36,6 +38,8 @@ from gateway.store.models_cases import case_transitions, cases
 from gateway.switch import HttpSwitch
 from gateway.workdays import KzCalendar
 from simulators.switch import SwitchSimulator
+
+SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "mqtt-alert.schema.json"
 
 ALMATY = ZoneInfo("Asia/Almaty")
 IIN = "900101300017"  # synthetic (docs: KAZAKHSTAN.md)
@@ -378,9 +382,11 @@ async def test_deadline_alerts_once_each_and_after_restart(
         assert await other.deadline_alerts(late + 60) == 0
     pending = [a for a in await store.pending_alerts(100) if a.kind.value == "deadline"]
     assert [a.payload["stage"] for a in pending] == ["warning", "overdue"]
+    validator = Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
     for a in await store.pending_alerts(100):
         assert_no_personal_data(a.payload)
         assert MINE[0] not in str(a.payload) and IIN not in str(a.payload)
+        validator.validate(alert_message(a))  # case and deadline alerts as docs/mqtt.md says
     assert pending[0].payload["numbers"] == ["+7701***4567"]
 
 
