@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import logging
 import re
@@ -39,6 +38,7 @@ from gateway.alerts import (
     sms_alert_payload,
 )
 from gateway.domain import Alert, AlertKind
+from gateway.iin import iin_check_digit, is_valid_iin
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,6 @@ class PersonalDataError(AlertRejected):
 
 # -- personal data guard ------------------------------------------------------------------------
 
-_W1 = tuple(range(1, 12))
-_W2 = (3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2)
 _TWELVE_DIGITS = re.compile(r"(?<!\d)\d{12}(?!\d)")
 
 # Keys that name personal data, compared with case, spaces, '_' and '-' removed.
@@ -106,33 +104,6 @@ PERSONAL_KEYS = frozenset(
 # Words that make any key personal wherever they appear in it ("subscriber_iin", "iin_hash").
 _PERSONAL_WORDS = frozenset({"iin", "surname", "patronymic", "fio", "иин", "жсн", "фио"})
 _KEY_WORDS = re.compile(r"[^\W_]+")
-
-
-def iin_check_digit(first11: str) -> int | None:
-    """The 12th digit of an IIN/BIN whose first 11 digits are `first11` (None: no valid one)."""
-    d = [int(c) for c in first11]
-    r = sum(x * w for x, w in zip(d, _W1, strict=True)) % 11
-    if r == 10:
-        r = sum(x * w for x, w in zip(d, _W2, strict=True)) % 11
-        if r == 10:
-            return None
-    return r
-
-
-def is_valid_iin(value: str) -> bool:
-    """True when `value` is 12 digits forming a plausible IIN: a real birth date YYMMDD, the
-    century/sex digit 1-6 and the check digit (see shared/domain/KAZAKHSTAN.md). A company BIN
-    (5th digit 4-6, so no valid day) is not an IIN."""
-    if len(value) != 12 or not value.isascii() or not value.isdigit():
-        return False
-    century = {"1": 1800, "2": 1800, "3": 1900, "4": 1900, "5": 2000, "6": 2000}.get(value[6])
-    if century is None:
-        return False
-    try:
-        dt.date(century + int(value[0:2]), int(value[2:4]), int(value[4:6]))
-    except ValueError:
-        return False
-    return iin_check_digit(value[:11]) == int(value[11])
 
 
 def _personal_key(key: str) -> bool:
