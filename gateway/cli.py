@@ -21,6 +21,8 @@ SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "traffic": ("simulators.traffic", "play a traffic scenario into an SMSC as an ESME"),
     "listen": ("simulators.listener", "bind to an SMSC and print every message received"),
     "bench": ("gateway.bench_cli", "benchmarks that print figures (smpp, pipeline)"),
+    "cases": ("gateway.cases_cli", "list, show and decide cases (points 119-120)"),
+    "registry": ("gateway.registry_cli", "subscriber registry: import, over-limit, check (R6)"),
 }  # fmt: skip
 
 

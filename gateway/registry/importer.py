@@ -1,0 +1,321 @@
+"""Import of CRM/billing exports into the registry: one row = one number and its holder.
+
+Rows are checked one by one, then written in batches, one transaction per batch. A rejected row
+writes nothing (not even its holder); a batch the database fails on is rolled back whole.
+Re-importing a file changes nothing and counts its rows as unchanged. An export states what is,
+so the ten-number limit (55-1) is not enforced here: `Registry.over_limit()` reports the holders
+above it. Duplicate numbers within one file are found through a temporary table on the import's
+connection, so memory stays bounded however long the file is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.alerts import mask_msisdn
+from gateway.ids import new_id
+from gateway.store.models_registry import individuals, numbers
+
+from .errors import RegistryError
+from .readers import Unreadable
+from .values import (
+    NumberStatus,
+    check_imsi,
+    check_msisdn,
+    check_name,
+    check_status,
+    check_text,
+    parse_date,
+    valid_iin,
+)
+
+MAX_LISTED_REJECTIONS = 10_000  # more are counted, not listed (bounded memory)
+
+_scratch = sa.MetaData()
+# Numbers already seen in this file, with their line (a TEMPORARY table: per connection).
+seen_table = sa.Table(
+    "registry_import_seen",
+    _scratch,
+    sa.Column("msisdn", sa.String(15), primary_key=True),
+    sa.Column("line", sa.Integer(), nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+class Rejection(NamedTuple):
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    read: int = 0  # rows of committed batches (rejected ones included)
+    inserted: int = 0  # rows whose number was new
+    updated: int = 0  # rows that changed their number or its holder's names
+    unchanged: int = 0
+    rejected: list[Rejection] = field(default_factory=list)  # the first MAX_LISTED_REJECTIONS
+    rejected_count: int = 0
+    lines_done: int = 0  # the last source line of the last committed batch
+    complete: bool = False  # the whole source was read and committed
+
+    def add(self, other: ImportReport) -> None:
+        self.read += other.read
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.rejected_count += other.rejected_count
+        room = MAX_LISTED_REJECTIONS - len(self.rejected)
+        self.rejected.extend(other.rejected[: max(room, 0)])
+        self.lines_done = max(self.lines_done, other.lines_done)
+
+    def summary(self) -> str:
+        state = "complete" if self.complete else f"stopped after line {self.lines_done}"
+        return (
+            f"read {self.read}, inserted {self.inserted}, updated {self.updated}, "
+            f"unchanged {self.unchanged}, rejected {self.rejected_count} ({state})"
+        )
+
+
+@dataclass(slots=True)
+class Row:
+    line: int
+    iin: str
+    surname: str
+    name: str
+    patronymic: str
+    msisdn: str
+    imsi: str
+    status: str
+    contract_date: dt.date | None
+    contract_id: str
+
+
+def _text(raw: Mapping[str, object], key: str) -> str:
+    value = raw.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise RegistryError(f"{key}: expected text")
+
+
+def parse_row(line: int, raw: Mapping[str, object]) -> Row:
+    """The checked row; RegistryError names the first problem (IINs and numbers masked)."""
+    return Row(
+        line=line,
+        iin=valid_iin(_text(raw, "iin")),
+        msisdn=check_msisdn(_text(raw, "msisdn")),
+        surname=check_name("surname", _text(raw, "surname")),
+        name=check_name("name", _text(raw, "name")),
+        patronymic=check_name("patronymic", _text(raw, "patronymic"), required=False),
+        status=str(check_status(_text(raw, "status"))),
+        imsi=check_imsi(_text(raw, "imsi")),
+        contract_date=parse_date("contract_date", _text(raw, "contract_date")),
+        contract_id=check_text("contract_id", _text(raw, "contract_id"), required=False, limit=64),
+    )
+
+
+def parse_rows(
+    batch: Sequence[tuple[int, Mapping[str, object] | Unreadable]], report: ImportReport
+) -> list[Row]:
+    rows: list[Row] = []
+    for line, raw in batch:
+        if isinstance(raw, Unreadable):
+            reject(report, line, raw.reason)
+            continue
+        try:
+            rows.append(parse_row(line, raw))
+        except RegistryError as e:
+            reject(report, line, str(e))
+    return rows
+
+
+def reject(report: ImportReport, line: int, reason: str) -> None:
+    report.rejected_count += 1
+    if len(report.rejected) < MAX_LISTED_REJECTIONS:
+        report.rejected.append(Rejection(line, reason))
+
+
+# -- one batch -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Holder:
+    id: str
+    iin: str
+    names: tuple[str, str, str]
+    new: bool
+    changed: bool = False
+
+
+@dataclass
+class _Writes:
+    new_numbers: list[dict[str, Any]] = field(default_factory=list)
+    changed_numbers: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def apply_batch(
+    conn: AsyncConnection, rows: list[Row], report: ImportReport, now: float
+) -> None:
+    """Check `rows` against the file so far and the database, then write them (the caller holds
+    the transaction)."""
+    rows = await _drop_duplicates(conn, rows, report)
+    if not rows:
+        return
+    people = await _holders(conn, {r.iin for r in rows})
+    owned = {
+        r.msisdn: r
+        for r in await conn.execute(
+            sa.select(numbers).where(numbers.c.msisdn.in_([r.msisdn for r in rows]))
+        )
+    }
+    writes = _Writes()
+    for row in rows:
+        _plan_row(row, people, owned, writes, report, now)
+    await _write(conn, people, writes, now)
+
+
+async def _drop_duplicates(
+    conn: AsyncConnection, rows: list[Row], report: ImportReport
+) -> list[Row]:
+    first: dict[str, int] = {}
+    unique: list[Row] = []
+    for row in rows:
+        if row.msisdn in first:
+            reject(
+                report, row.line, f"duplicate msisdn in file (first on line {first[row.msisdn]})"
+            )
+        else:
+            first[row.msisdn] = row.line
+            unique.append(row)
+    if not unique:
+        return []
+    earlier = dict(
+        (
+            await conn.execute(
+                sa.select(seen_table.c.msisdn, seen_table.c.line).where(
+                    seen_table.c.msisdn.in_(list(first))
+                )
+            )
+        ).all()
+    )
+    kept = []
+    for row in unique:
+        if row.msisdn in earlier:
+            reject(
+                report, row.line, f"duplicate msisdn in file (first on line {earlier[row.msisdn]})"
+            )
+        else:
+            kept.append(row)
+    if kept:
+        await conn.execute(
+            seen_table.insert(), [{"msisdn": r.msisdn, "line": r.line} for r in kept]
+        )
+    return kept
+
+
+async def _holders(conn: AsyncConnection, iins: set[str]) -> dict[str, _Holder]:
+    result = await conn.execute(sa.select(individuals).where(individuals.c.iin.in_(iins)))
+    return {
+        r.iin: _Holder(r.id, r.iin, (r.surname, r.name, r.patronymic or ""), new=False)
+        for r in result
+    }
+
+
+def _plan_row(
+    row: Row,
+    people: dict[str, _Holder],
+    owned: dict[str, Any],
+    writes: _Writes,
+    report: ImportReport,
+    now: float,
+) -> None:
+    holder = people.get(row.iin)
+    current = owned.get(row.msisdn)
+    if (
+        current is not None
+        and current.status != NumberStatus.TERMINATED
+        and (holder is None or current.person_id != holder.id)
+    ):
+        reject(
+            report,
+            row.line,
+            f"msisdn {mask_msisdn(row.msisdn)}: already registered to another individual",
+        )
+        return
+    names = (row.surname, row.name, row.patronymic)
+    renamed = False
+    if holder is None:
+        holder = people[row.iin] = _Holder(new_id(), row.iin, names, new=True)
+    elif holder.names != names:
+        holder.names, holder.changed, renamed = names, True, True
+    values = _number_values(row, holder.id)
+    if current is None:
+        writes.new_numbers.append({**values, "created_at": now, "updated_at": now})
+        report.inserted += 1
+    elif any(getattr(current, k) != v for k, v in values.items()):
+        writes.changed_numbers.append({**values, "key": row.msisdn, "updated_at": now})
+        report.updated += 1
+    elif renamed:
+        report.updated += 1
+    else:
+        report.unchanged += 1
+
+
+def _person_values(holder: _Holder, now: float) -> dict[str, Any]:
+    surname, name, patronymic = holder.names
+    return {
+        "id": holder.id,
+        "iin": holder.iin,
+        "surname": surname,
+        "name": name,
+        "patronymic": patronymic or None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _number_values(row: Row, person_id: str) -> dict[str, Any]:
+    return {
+        "msisdn": row.msisdn,
+        "imsi": row.imsi,
+        "status": row.status,
+        "contract_date": row.contract_date,
+        "contract_id": row.contract_id,
+        "person_id": person_id,
+    }
+
+
+async def _write(
+    conn: AsyncConnection, people: dict[str, _Holder], writes: _Writes, now: float
+) -> None:
+    new_people = [_person_values(h, now) for h in people.values() if h.new]
+    if new_people:
+        await conn.execute(individuals.insert(), new_people)
+    renamed = [
+        {"key": h.id, "surname": h.names[0], "name": h.names[1], "patronymic": h.names[2] or None}
+        for h in people.values()
+        if h.changed and not h.new
+    ]
+    if renamed:
+        await conn.execute(
+            individuals.update()
+            .where(individuals.c.id == sa.bindparam("key"))
+            .values(updated_at=now),
+            renamed,
+        )
+    if writes.new_numbers:
+        await conn.execute(numbers.insert(), writes.new_numbers)
+    if writes.changed_numbers:
+        await conn.execute(
+            numbers.update().where(numbers.c.msisdn == sa.bindparam("key")),
+            [{k: v for k, v in d.items() if k != "msisdn"} for d in writes.changed_numbers],
+        )
