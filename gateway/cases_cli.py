@@ -19,25 +19,8 @@ from gateway.cases import Actor, CaseError, CaseFilter, Cases, CaseView, State
 from gateway.config import DEFAULT_CONFIG, load
 from gateway.config_check import ConfigError
 from gateway.store import Store, StoreError
-from gateway.switch import HttpSwitch, SwitchResult, SwitchUnavailable
+from gateway.switch import HttpSwitch, NoSwitch
 from gateway.workdays import KzCalendar
-
-
-class _NoSwitch:
-    """No switch configured: every request waits (SwitchUnavailable) for the daemon."""
-
-    async def block(
-        self, msisdn: str, *, reason: str, case_id: str, idempotency_key: str | None = None
-    ) -> SwitchResult:
-        raise SwitchUnavailable("no switch configured (--switch-url)")
-
-    async def unblock(
-        self, msisdn: str, *, reason: str, case_id: str, idempotency_key: str | None = None
-    ) -> SwitchResult:
-        raise SwitchUnavailable("no switch configured (--switch-url)")
-
-    async def status(self, msisdn: str) -> str:
-        return "unknown"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -79,7 +62,7 @@ async def _main(args: argparse.Namespace, url: str) -> int:
         switch = (
             HttpSwitch(args.switch_url, os.environ.get("FRAUDGATE_SWITCH_TOKEN", ""))
             if args.switch_url
-            else _NoSwitch()
+            else NoSwitch()
         )
         cases = Cases(
             store,

@@ -73,6 +73,32 @@ class ProbesConfig:
 
 
 @dataclass
+class WorkflowSettings:
+    """The legal workflow: cases, the switch, the anti-fraud centre (docs/cases.md,
+    docs/centre-api.md)."""
+
+    enabled: bool = True
+    interval: float = 5.0  # seconds between rounds: new complaints/findings, retries, deadlines
+    warn_before_hours: float = 4.0
+    extra_days_off: tuple[str, ...] = ()  # YYYY-MM-DD, decree days off the holidays package lacks
+    extra_working_days: tuple[str, ...] = ()
+    block_all_subscriber_numbers: bool = True
+    confirming_probe_outcomes: tuple[str, ...] = ("simbox", "simfarm")
+    switch_url: str = ""  # empty: no switch, block actions wait (retried once configured)
+    switch_token: str = ""
+    switch_timeout: float = 5.0
+    centre_url: str = ""  # empty: reports stay queued in the database
+    operator: str = "operator"
+    centre_client_cert: str = ""
+    centre_client_key: str = ""
+    centre_ca: str = ""
+    endpoint_listen: str = ""  # HOST:PORT of the inbound mTLS endpoint; empty: none
+    endpoint_cert: str = ""
+    endpoint_key: str = ""
+    endpoint_client_ca: str = ""
+
+
+@dataclass
 class GatewayConfig:
     mode: str = "monitor"  # "monitor": acknowledge all, record; "enforce": reject blocked ones
     block_status: int = Status.ESME_RX_R_APPN  # 0x66: permanent, no retry (smpp/NOTES.md)
@@ -91,6 +117,7 @@ class GatewayConfig:
     smsc: list[SmscLink] = field(default_factory=list)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
+    workflow: WorkflowSettings = field(default_factory=WorkflowSettings)
 
     @property
     def enforcing(self) -> bool:
@@ -210,6 +237,64 @@ def _probes(root: Table, base: Path) -> ProbesConfig:
     return cfg
 
 
+def _dates(t: Table, name: str) -> tuple[str, ...]:
+    import datetime as dt
+
+    values = t.get(name, list, [])
+    for v in values:
+        try:
+            dt.date.fromisoformat(str(v))
+        except ValueError:
+            raise ConfigError(f"{t.key(name)}: {v!r} is not a YYYY-MM-DD date") from None
+    return tuple(str(v) for v in values)
+
+
+def _path(t: Table, name: str, base: Path) -> str:
+    value = t.get(name, str, "")
+    return str(base / value) if value else ""
+
+
+def _workflow(root: Table, base: Path) -> WorkflowSettings:
+    c, sw, ce = root.table("cases"), root.table("switch"), root.table("centre")
+    ep = ce.table("endpoint")
+    w = WorkflowSettings(
+        enabled=c.get("enabled", bool, True),
+        interval=c.number("interval", 5.0, minimum=0.1),
+        warn_before_hours=c.number("warn_before_hours", 4.0),
+        extra_days_off=_dates(c, "extra_days_off"),
+        extra_working_days=_dates(c, "extra_working_days"),
+        block_all_subscriber_numbers=c.get("block_all_subscriber_numbers", bool, True),
+        confirming_probe_outcomes=tuple(
+            c.get("confirming_probe_outcomes", list, ["simbox", "simfarm"])
+        ),
+        switch_url=sw.get("url", str, ""),
+        switch_token=sw.get("token", str, ""),
+        switch_timeout=sw.number("timeout", 5.0, minimum=0.1),
+        centre_url=ce.get("url", str, ""),
+        operator=ce.get("operator", str, "operator"),
+        centre_client_cert=_path(ce, "client_cert", base),
+        centre_client_key=_path(ce, "client_key", base),
+        centre_ca=_path(ce, "ca", base),
+        endpoint_listen=ep.get("listen", str, ""),
+        endpoint_cert=_path(ep, "cert", base),
+        endpoint_key=_path(ep, "key", base),
+        endpoint_client_ca=_path(ep, "client_ca", base),
+    )
+    if w.switch_url and not w.switch_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{sw.key('url')}: an http(s):// URL")
+    if w.centre_url and not w.centre_url.startswith("https://"):
+        raise ConfigError(f"{ce.key('url')}: the centre is reached over https:// only")
+    if w.centre_url and not (w.centre_client_cert and w.centre_client_key and w.centre_ca):
+        raise ConfigError(f"{ce.path}: client_cert, client_key and ca are needed with url")
+    if w.endpoint_listen:
+        parse_hostport(w.endpoint_listen, ep.key("listen"), listen=True)
+        if not (w.endpoint_cert and w.endpoint_key and w.endpoint_client_ca):
+            raise ConfigError(f"{ep.path}: cert, key and client_ca are needed with listen")
+    for t in (ep, c, sw, ce):
+        t.done()
+    return w
+
+
 def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfig:
     root = Table(data, "")
     g = root.table("gateway")
@@ -280,6 +365,7 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     )
     m.done()
     cfg.probes = _probes(root, base)
+    cfg.workflow = _workflow(root, base)
     root.done()
     return cfg
 

@@ -36,7 +36,9 @@ from gateway.wiring import (
     build_probe_manager,
     open_dispatcher,
     open_store,
+    open_workflow,
 )
+from gateway.workflow import Workflow
 from gsm_probe.probes import ProbeManager
 from smsc.client import EsmeSupervisor
 
@@ -67,6 +69,7 @@ class Gateway:
         self.on_inspected = on_inspected
         self.on_finding = on_finding
         self.probes: ProbeManager | None = None
+        self.workflow: Workflow | None = None
         self.handlers: list[GatewayHandler] = []
         self.supervisors: list[EsmeSupervisor] = []
         self.ready = asyncio.Event()
@@ -99,7 +102,9 @@ class Gateway:
                     self.supervisors.append(EsmeSupervisor(link.esme, handler))
                     self.report.stats[link.esme.label] = handler.stats
                 self.probes = build_probe_manager(cfg, store, dispatcher, self.on_finding)
-                await self._run_tasks(stop, recorder, dispatcher, store)
+                async with open_workflow(cfg, store, dispatcher) as workflow:
+                    self.workflow = workflow
+                    await self._run_tasks(stop, recorder, dispatcher, store)
                 self.report.committed = recorder.committed
                 self.report.store_failures = recorder.failed
                 self.report.alerts_published = dispatcher.published
@@ -121,6 +126,8 @@ class Gateway:
             ]
             if self.probes is not None:
                 links.append(tg.create_task(self.probes.run(), name="probes"))
+            if self.workflow is not None:
+                links.append(tg.create_task(self.workflow.run(), name="cases"))
             # Everything built so far (rules, the classifier, imported modules) lives as long as
             # the process: out of the collector's sight, so its full passes stay short.
             gc.collect()
@@ -135,6 +142,8 @@ class Gateway:
                 s.stop()
             if self.probes is not None:
                 self.probes.stop()  # the findings in hand are recorded before it returns
+            if self.workflow is not None:
+                self.workflow.stop()
             await asyncio.gather(*links)
             await dispatcher.flush(5.0)
             for t in core:

@@ -180,3 +180,21 @@ __all__ = [
     "SwitchResult",
     "SwitchUnavailable",
 ]
+
+
+class NoSwitch:
+    """No switch configured: every block / unblock waits (SwitchUnavailable) and is retried by
+    the case workflow once a switch is configured; the cases stay confirmed meanwhile."""
+
+    async def block(
+        self, msisdn: str, *, reason: str, case_id: str, idempotency_key: str | None = None
+    ) -> SwitchResult:
+        raise SwitchUnavailable("no switch configured ([switch] url)")
+
+    async def unblock(
+        self, msisdn: str, *, reason: str, case_id: str, idempotency_key: str | None = None
+    ) -> SwitchResult:
+        raise SwitchUnavailable("no switch configured ([switch] url)")
+
+    async def status(self, msisdn: str) -> str:
+        return "unknown"

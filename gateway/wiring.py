@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.config import GatewayConfig
 from gateway.detect.velocity import VelocityDetector
@@ -17,6 +17,9 @@ from gateway.pipeline import Inspector
 from gateway.simbox import Finding
 from gsm_probe.events import ProbeEvent, ProbeHealth
 from gsm_probe.probes import HealthLimits, ProbeManager
+
+if TYPE_CHECKING:
+    from gateway.workflow import Workflow
 
 log = logging.getLogger("fraudgate.wiring")
 
@@ -168,3 +171,74 @@ def build_probe_manager(
         grace=p.grace,
         on_finding=on_finding,
     )
+
+
+@contextlib.asynccontextmanager
+async def open_workflow(
+    cfg: GatewayConfig, store: StorePort, dispatcher: DispatcherPort
+) -> AsyncIterator[Workflow | None]:
+    """Cases with their switch, registry and centre link, fed by the Workflow (None when
+    [cases] is disabled or the store is not the SQLAlchemy Store)."""
+    import datetime as dt
+    from pathlib import Path
+
+    from gateway.cases import Cases, Policy
+    from gateway.centre import (
+        CentreConfig,
+        CentreDispatcher,
+        CentreEndpoint,
+        CentreOutbox,
+        EndpointConfig,
+        StoreJournal,
+    )
+    from gateway.config_check import parse_hostport
+    from gateway.registry import Registry
+    from gateway.store import Store
+    from gateway.switch import HttpSwitch, NoSwitch, SwitchControl
+    from gateway.workdays import KzCalendar
+    from gateway.workflow import Waker, Workflow
+
+    w = cfg.workflow
+    if not w.enabled or not isinstance(store, Store):
+        yield None
+        return
+    async with contextlib.AsyncExitStack() as stack:
+        switch: SwitchControl = NoSwitch()
+        if w.switch_url:
+            switch = await stack.enter_async_context(
+                HttpSwitch(w.switch_url, w.switch_token, w.switch_timeout)
+            )
+        calendar = KzCalendar(
+            extra_days_off=[dt.date.fromisoformat(d) for d in w.extra_days_off],
+            extra_working_days=[dt.date.fromisoformat(d) for d in w.extra_working_days],
+        )
+        policy = Policy(
+            confirming_probe_outcomes=frozenset(w.confirming_probe_outcomes),
+            block_all_subscriber_numbers=w.block_all_subscriber_numbers,
+        )
+        cases = Cases(
+            store, calendar, switch=switch, registry=Registry(store),
+            reports=CentreOutbox(w.operator), policy=policy,
+        )  # fmt: skip
+        wake: list[Waker] = [dispatcher]
+        if w.centre_url:
+            centre = CentreConfig(
+                w.centre_url, w.operator, Path(w.centre_client_cert),
+                Path(w.centre_client_key), Path(w.centre_ca),
+            )  # fmt: skip
+            wake.append(await stack.enter_async_context(CentreDispatcher(store, centre)))
+        else:
+            log.warning("no [centre] url: reports to the anti-fraud centre stay queued")
+        if w.endpoint_listen:
+            host, port = parse_hostport(w.endpoint_listen, "centre.endpoint.listen", listen=True)
+            endpoint = EndpointConfig(
+                Path(w.endpoint_cert), Path(w.endpoint_key), Path(w.endpoint_client_ca),
+                host=host, port=port,
+            )  # fmt: skip
+            await stack.enter_async_context(
+                CentreEndpoint(endpoint, cases, journal=StoreJournal(store))
+            )
+        yield Workflow(
+            store, cases, interval=w.interval,
+            warn_before=dt.timedelta(hours=w.warn_before_hours), wake=wake,
+        )  # fmt: skip

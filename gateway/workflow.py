@@ -1,0 +1,173 @@
+"""The legal workflow in the daemon: cases fed from what the gateway records, and kept moving.
+
+    complaints (the short number, pipeline)   --\\
+    probe findings naming a SIM-box SIM        ---> Cases.open (once each: external id) -->
+    reports from the centre (CentreEndpoint)  --/     verify in 2 working days (R4) ...
+
+Every `interval` seconds: open a case for each new complaint that names a number and for each
+probe finding that names a SIM-box / SIM-farm SIM (a finding the policy trusts confirms and
+suspends at once), retry the switch actions still pending, queue deadline alerts, and wake the
+centre dispatcher. Each source record's id is the case's external id, so a crash between opening
+and marking the record opens no second case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from gateway.cases import Cases, CaseView, Evidence, Source
+from gateway.detect.sender import normalise_msisdn
+from gateway.simbox import NAMES_A_NUMBER
+from gateway.store import Store, StoreError
+from gateway.store.models import complaints, probe_findings
+from gateway.store.models_cases import cases as cases_table
+
+log = logging.getLogger("fraudgate.workflow")
+
+
+class Waker(Protocol):
+    def notify(self) -> None: ...
+
+
+class Workflow:
+    def __init__(
+        self,
+        store: Store,
+        cases: Cases,
+        *,
+        interval: float = 5.0,
+        warn_before: dt.timedelta = dt.timedelta(hours=4),
+        wake: list[Waker] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.cases = cases
+        self.interval = interval
+        self.warn_before = warn_before
+        self.wake = wake or []
+        self.clock = clock
+        self.opened = 0
+        self._failing = False
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            await self.step()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def step(self) -> None:
+        """One round; a database that fails is logged once and tried again next round."""
+        try:
+            opened = await self.feed_complaints() + await self.feed_findings()
+            await self.cases.retry_pending()
+            alerts = await self.cases.deadline_alerts(self.clock(), self.warn_before)
+        except StoreError as e:
+            if not self._failing:
+                log.warning("case workflow paused, store failing: %s", e)
+            self._failing = True
+            return
+        if self._failing:
+            log.warning("store is back: case workflow resumed")
+        self._failing = False
+        self.opened += opened
+        if opened or alerts:
+            for w in self.wake:
+                w.notify()
+
+    async def feed_complaints(self) -> int:
+        """A case per new complaint naming a number; complaints naming none are marked
+        `no_number` (the help line completes them through the API)."""
+        c, k = complaints, cases_table
+        query = (
+            sa.select(c.c.id, c.c.suspected_sender, c.c.received_at, c.c.message_id)
+            .select_from(
+                c.outerjoin(
+                    k, sa.and_(k.c.source == Source.COMPLAINT.value, k.c.external_id == c.c.id)
+                )
+            )
+            .where(c.c.status == "new", k.c.id.is_(None))
+            .order_by(c.c.received_at)
+            .limit(500)
+        )
+        rows = await self._read(query, "workflow.complaints")
+        opened = 0
+        for row in rows:
+            cid, sender, message_id = str(row[0]), str(row[1] or ""), str(row[3])
+            received_at = float(row[2])
+            number = normalise_msisdn(sender)
+            if number is None:
+                await self._mark(cid, "no_number")
+                continue
+            await self.cases.open(
+                source=Source.COMPLAINT,
+                numbers=[number],
+                received_at=received_at,
+                evidence=[Evidence("complaint", cid, {"message_id": message_id})],
+                external_id=cid,
+                reason="subscriber complaint to the short number (point 52, 4)",
+            )
+            await self._mark(cid, "case")
+            opened += 1
+        return opened
+
+    async def feed_findings(self) -> int:
+        """A case per probe finding that names a local SIM (SIM box, SIM farm, local CLI)."""
+        f, k = probe_findings, cases_table
+        query = (
+            sa.select(f.c.id, f.c.number, f.c.at, f.c.outcome, f.c.route, f.c.probe)
+            .select_from(
+                f.outerjoin(
+                    k,
+                    sa.and_(k.c.source == Source.DETECTION_SIMBOX.value, k.c.external_id == f.c.id),
+                )
+            )
+            .where(f.c.number != "", f.c.outcome.in_([o.value for o in NAMES_A_NUMBER]))
+            .where(k.c.id.is_(None))
+            .order_by(f.c.at)
+            .limit(500)
+        )
+        opened = 0
+        for row in await self._read(query, "workflow.findings"):
+            fid, number, outcome, route, probe = (str(x or "") for x in (row[0], row[1], *row[3:]))
+            at = float(row[2])
+            view: CaseView = await self.cases.open(
+                source=Source.DETECTION_SIMBOX,
+                numbers=[number],
+                received_at=at,
+                evidence=[
+                    Evidence(
+                        "probe_finding",
+                        fid,
+                        {"outcome": outcome, "route": route or "", "probe": probe},
+                    )
+                ],
+                external_id=fid,
+                reason=f"probe test: {outcome}",
+            )
+            log.info("case %s opened from probe finding %s (%s)", view.id, fid, outcome)
+            opened += 1
+        return opened
+
+    async def _read(self, query: sa.Select[Any], op: str) -> list[Any]:
+        with self.store.guard(op):
+            async with self.store.engine.connect() as conn:
+                return list(await conn.execute(query))
+
+    async def _mark(self, complaint_id: object, status: str) -> None:
+        with self.store.guard("workflow.mark_complaint"):
+            async with self.store.engine.begin() as conn:
+                await conn.execute(
+                    complaints.update().where(complaints.c.id == complaint_id).values(status=status)
+                )

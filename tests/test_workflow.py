@@ -1,0 +1,64 @@
+"""The case workflow's feeders on a real SQLite store with the simulated switch: a probe
+finding naming a SIM-box SIM opens a case that the policy confirms and suspends at once; a
+complaint naming no number is set aside; each source record opens one case, also when the
+round is repeated (a crash between opening and marking)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from gateway.cases import CaseFilter, Cases, Source, State
+from gateway.domain import Complaint, Inspected, Reason, SmsEvent, Thresholds, combine
+from gateway.registry import Registry
+from gateway.simbox import Expected, TestCallMatcher
+from gateway.store import Store, sqlite_url
+from gateway.store.models import complaints
+from gateway.workdays import KzCalendar
+from gateway.workflow import Workflow
+from gsm_probe.events import IncomingCall
+from simulators.switch import SwitchSimulator
+
+
+def complaint_sms(i: int, text: str, suspected: str) -> Inspected:
+    sms = SmsEvent(source=f"7707000000{i}", dest="1490", text=text, received_at=time.time())
+    verdict = combine([Reason("complaint", "complaint.forwarded", 0.0, "")], Thresholds())
+    c = Complaint(sms.source, text, sms.received_at, sms.id, suspected)
+    return Inspected(sms, verdict, [], c)
+
+
+async def test_simbox_finding_is_confirmed_and_suspended_and_fed_once(tmp_path: Path) -> None:
+    async with await Store.open(sqlite_url(tmp_path)) as store, SwitchSimulator() as sw:
+        await store.migrate()
+        from gateway.switch import HttpSwitch
+
+        async with HttpSwitch(sw.url, sw.token) as switch:
+            cases = Cases(
+                store, KzCalendar(), switch=switch, registry=Registry(store), reports=None
+            )
+            flow = Workflow(store, cases)
+            m = TestCallMatcher()
+            now = time.time()
+            m.expect([Expected("p1", "+4915112345678", now - 5, now + 60)])
+            finding = m.on_call(IncomingCall("p1", "+77011234567", 145, 0, now))
+            await store.record_findings([finding], [])
+            no_number = complaint_sms(1, "Звонили из банка", "")
+            named = complaint_sms(2, "Код от +7 705 555 99 99", "77055559999")
+            await store.record([no_number, named])
+            await flow.step()
+            await flow.step()  # a repeated round opens nothing more
+            all_cases = await cases.list(CaseFilter())
+            assert len(all_cases) == 2 and flow.opened == 2
+            [simbox] = [c for c in all_cases if c.source is Source.DETECTION_SIMBOX]
+            assert simbox.state is State.SUSPENDED  # the policy trusts a SIM-box test call
+            assert sw.state.get("+77011234567") == "blocked"
+            [complaint_case] = [c for c in all_cases if c.source is Source.COMPLAINT]
+            assert complaint_case.state is State.NEW and complaint_case.numbers == ("+77055559999",)
+            async with store.engine.connect() as conn:
+                statuses = sorted(
+                    r[0]
+                    for r in await conn.execute(
+                        complaints.select().with_only_columns(complaints.c.status)
+                    )
+                )
+            assert statuses == ["case", "no_number"]
