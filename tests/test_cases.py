@@ -240,6 +240,12 @@ async def test_switch_down_then_retry_pending(
     assert {(a.status, a.error_kind) for a in stuck.switch_actions} == {("pending", "unavailable")}
     assert all(a.last_error for a in stuck.switch_actions)
     assert [r[0] for r in await reports(store)] == ["detection"]
+    for _ in range(3):  # rounds while the switch stays down: no new alert each time
+        await cases_.retry_pending()
+    errors = [
+        a for a in await store.pending_alerts(100) if a.payload.get("event") == "switch_error"
+    ]
+    assert len(errors) == 3  # one per number, not one per round
     await sim.start()
     [retried] = await cases_.retry_pending()
     assert retried.state is State.SUSPENDED

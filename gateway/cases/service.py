@@ -433,16 +433,15 @@ class Cases:
     async def _switch_failed(
         self, view: CaseView, key: str, msisdn: str, error: SwitchError
     ) -> None:
+        """Record the failure. The log line and the `switch_error` alert come once per action
+        and kind of failure: a switch down for an hour is retried every round, and must not
+        raise an alert each time."""
         kind = "rejected" if isinstance(error, SwitchRejected) else "unavailable"
-        log.warning(
-            "case %s: switch %s for %s (%s)",
-            view.id,
-            kind,
-            mask_msisdn(msisdn),
-            type(error).__name__,
-        )
         t = case_switch_actions
         async with self._tx("cases.switch") as conn:
+            before = (
+                await conn.execute(sa.select(t.c.error_kind).where(t.c.id == key))
+            ).scalar_one_or_none()
             await conn.execute(
                 t.update()
                 .where(t.c.id == key)
@@ -452,6 +451,16 @@ class Cases:
                     last_error=str(error)[:2000],
                     error_kind=kind,
                 )
+            )
+            if before == kind:
+                log.debug("case %s: switch still %s for %s", view.id, kind, mask_msisdn(msisdn))
+                return
+            log.warning(
+                "case %s: switch %s for %s (%s); retried every round",
+                view.id,
+                kind,
+                mask_msisdn(msisdn),
+                type(error).__name__,
             )
             payload = _event(view, "switch_error") | {
                 "number": mask_msisdn(msisdn),
