@@ -7,8 +7,9 @@
 Every `interval` seconds: open a case for each new complaint that names a number and for each
 probe finding that names a SIM-box / SIM-farm SIM (a finding the policy trusts confirms and
 suspends at once), retry the switch actions still pending, queue deadline alerts, and wake the
-centre dispatcher. Each source record's id is the case's external id, so a crash between opening
-and marking the record opens no second case.
+centre dispatcher. A complaint's id, or a SIM-box SIM's number, is the case's external id, so a
+crash between opening and marking opens no second case, and a SIM seen by ten test calls is one
+case.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ from gateway.store.models import complaints, probe_findings
 from gateway.store.models_cases import cases as cases_table
 
 log = logging.getLogger("fraudgate.workflow")
+
+# A SIM-box SIM gets one case however many test calls name it (its sightings are counted in
+# simbox_numbers): the case's external id is the number.
+NUMBER_KEY = "number:"
 
 
 class Waker(Protocol):
@@ -130,7 +135,10 @@ class Workflow:
             .select_from(
                 f.outerjoin(
                     k,
-                    sa.and_(k.c.source == Source.DETECTION_SIMBOX.value, k.c.external_id == f.c.id),
+                    sa.and_(
+                        k.c.source == Source.DETECTION_SIMBOX.value,
+                        k.c.external_id == sa.literal(NUMBER_KEY) + f.c.number,
+                    ),
                 )
             )
             .where(f.c.number != "", f.c.outcome.in_([o.value for o in NAMES_A_NUMBER]))
@@ -139,9 +147,13 @@ class Workflow:
             .limit(500)
         )
         opened = 0
+        seen: set[str] = set()
         for row in await self._read(query, "workflow.findings"):
             fid, number, outcome, route, probe = (str(x or "") for x in (row[0], row[1], *row[3:]))
             at = float(row[2])
+            if number in seen:
+                continue  # a second sighting in the same round: the first opens the case
+            seen.add(number)
             view: CaseView = await self.cases.open(
                 source=Source.DETECTION_SIMBOX,
                 numbers=[number],
@@ -153,7 +165,7 @@ class Workflow:
                         {"outcome": outcome, "route": route or "", "probe": probe},
                     )
                 ],
-                external_id=fid,
+                external_id=NUMBER_KEY + number,  # one case per SIM, however often it is seen
                 reason=f"probe test: {outcome}",
             )
             log.info("case %s opened from probe finding %s (%s)", view.id, fid, outcome)

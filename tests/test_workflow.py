@@ -39,9 +39,11 @@ async def test_simbox_finding_is_confirmed_and_suspended_and_fed_once(tmp_path: 
             flow = Workflow(store, cases)
             m = TestCallMatcher()
             now = time.time()
-            m.expect([Expected("p1", "+4915112345678", now - 5, now + 60)])
+            m.expect([Expected("p1", "+4915112345678", now - 5, now + 60),
+                      Expected("p2", "+4915112345678", now - 5, now + 60)])  # fmt: skip
             finding = m.on_call(IncomingCall("p1", "+77011234567", 145, 0, now))
-            await store.record_findings([finding], [])
+            again = m.on_call(IncomingCall("p2", "+77011234567", 145, 0, now + 1))  # same SIM
+            await store.record_findings([finding, again], [])
             no_number = complaint_sms(1, "Звонили из банка", "")
             named = complaint_sms(2, "Код от +7 705 555 99 99", "77055559999")
             await store.record([no_number, named])

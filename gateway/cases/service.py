@@ -473,7 +473,11 @@ class Cases:
         try:
             await self.registry.set_number_status(msisdn, status)
         except Exception as e:  # the registry's typed errors; never undo a done block
-            log.warning("registry status of %s not set: %s", mask_msisdn(msisdn), type(e).__name__)
+            # a number of another operator (a SIM box holds any SIMs) is not in our registry
+            level = logging.INFO if type(e).__name__ == "UnknownNumber" else logging.WARNING
+            log.log(
+                level, "registry status of %s not set: %s", mask_msisdn(msisdn), type(e).__name__
+            )
 
     # -- transitions --------------------------------------------------------------------------
 
