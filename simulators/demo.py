@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,14 +32,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from gateway.cases import CaseFilter
 from gateway.config import GatewayConfig, ProbeSettings, SmscLink
 from gateway.daemon import Gateway
 from gateway.domain import Decision, Inspected, Route
 from gateway.simbox import Finding, Outcome
 from simulators.broker import BrokerError, Mosquitto
+from simulators.centre import CentreSimulator, make_certs
 from simulators.modem import ModemProfile, ModemSimulator
 from simulators.scenario import GeneratedMessage, Scenario, ScenarioError, load_scenario
 from simulators.simbox import Partner, PlannedTest
+from simulators.switch import SwitchSimulator
 from simulators.traffic import TrafficReport, play
 from smsc.client import EsmeConfig
 from smsc.session import BindType
@@ -188,6 +192,7 @@ async def demo(args: argparse.Namespace) -> int:
             probes = await _start_probes(stack, data_dir)
             if probes:
                 partner, tests = _plan_tests(probes, cfg, data_dir, args, scenario)
+        switch, centre = await _start_workflow_peers(stack, cfg, data_dir)
         gateway = Gateway(cfg, on_inspected=board.on_inspected, on_finding=board.on_finding)
         gw_stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
@@ -215,6 +220,7 @@ async def demo(args: argparse.Namespace) -> int:
                 await _finish_tests(calls, tests, board, stop)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(smsc.wait_idle(), 10.0)
+            workflow_report = await _workflow_summary(gateway, switch, centre)
             gw_stop.set()
             run_report = await gw
             await asyncio.sleep(0.5)  # the last alerts reach the subscriber
@@ -224,7 +230,65 @@ async def demo(args: argparse.Namespace) -> int:
     print(summary(board, reports, run_report.committed, rejected, time.monotonic() - started))
     if partner is not None:
         print(probe_summary(board, partner, tests))
+    if workflow_report:
+        print(workflow_report)
     return 0
+
+
+async def _start_workflow_peers(
+    stack: contextlib.AsyncExitStack, cfg: GatewayConfig, data_dir: Path
+) -> tuple[SwitchSimulator | None, CentreSimulator | None]:
+    """The simulated switch and anti-fraud centre the case workflow talks to (docs/cases.md,
+    docs/centre-api.md); without openssl the centre is left out and its reports stay queued."""
+    w = cfg.workflow
+    w.interval = 1.0
+    switch = await stack.enter_async_context(SwitchSimulator())
+    w.switch_url, w.switch_token = switch.url, switch.token
+    try:
+        certs = make_certs(data_dir / "pki")
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"# no anti-fraud centre simulator ({exc})", file=sys.stderr)
+        return switch, None
+    centre = await stack.enter_async_context(CentreSimulator(certs))
+    w.centre_url, w.operator = centre.url, "demo-operator"
+    cert, key = certs.cert("operator", "client")
+    w.centre_client_cert, w.centre_client_key, w.centre_ca = (
+        str(cert),
+        str(key),
+        str(certs.centre_ca),
+    )
+    return switch, centre
+
+
+async def _workflow_summary(
+    gateway: Gateway, switch: SwitchSimulator | None, centre: CentreSimulator | None
+) -> str:
+    """Cases opened during the demo, what the switch blocked, what reached the centre."""
+    if gateway.workflow is None:
+        return ""
+    await asyncio.sleep(2.5)  # a last workflow round: findings of the last tests become cases
+    cases = await gateway.workflow.cases.list(CaseFilter(limit=1000))
+    if centre is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_settled(centre), 5.0)
+    by = Counter((c.source.value, c.state.value) for c in cases)
+    lines = ["# cases (order No. 554/НҚ workflow)", f"  {'source':18} {'state':12} {'cases':>5}"]
+    lines += [f"  {src:18} {state:12} {n:>5}" for (src, state), n in sorted(by.items())]
+    blocked = sorted(n for n, st in (switch.state if switch else {}).items() if st == "blocked")
+    lines.append(f"  blocked on the switch: {', '.join(blocked) or 'none'}")
+    if centre is not None:
+        kinds = Counter(r.document["kind"] for r in centre.reports.values())
+        sent = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"
+        lines.append(f"  reports received by the anti-fraud centre (mutual TLS): {sent}")
+    lines.append("  complaint cases wait for an analyst: fraudgate cases list | confirm | reject")
+    return "\n".join(lines)
+
+
+async def _settled(centre: CentreSimulator) -> None:
+    seen = -1
+    while len(centre.reports) != seen:
+        seen = len(centre.reports)
+        await asyncio.sleep(1.0)
 
 
 PROBES = {
