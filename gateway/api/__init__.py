@@ -1,0 +1,34 @@
+"""The HTTP API for analysts, the help line, supervisors and auditors (R4, R5, R7, R8).
+
+    tokens = {hash_token(secret): ("u-aigerim", "analyst")}   # configure hashes, not secrets
+    app = build_api(cases, registry, store, tokens, clock=time.time)
+    async with ApiServer(ApiConfig(port=8443, cert=cert, key=key), app):
+        ...
+
+Roles, masking, audit and examples: docs/api.md; the contract: docs/openapi.json
+(`python -m gateway.api.openapi > docs/openapi.json` regenerates it).
+"""
+
+from __future__ import annotations
+
+from .app import build_api
+from .audit import AuditEntry, AuditLog, AuditQuery
+from .auth import PERMISSIONS, Permission, Principal, Role, TokenConfigError, TokenTable, hash_token
+from .server import ApiConfig, ApiConfigError, ApiServer
+
+__all__ = [
+    "PERMISSIONS",
+    "ApiConfig",
+    "ApiConfigError",
+    "ApiServer",
+    "AuditEntry",
+    "AuditLog",
+    "AuditQuery",
+    "Permission",
+    "Principal",
+    "Role",
+    "TokenConfigError",
+    "TokenTable",
+    "build_api",
+    "hash_token",
+]

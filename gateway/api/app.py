@@ -1,0 +1,294 @@
+"""The FastAPI application: cases, help-line complaints, subscriber look-up, the audit log.
+
+    app = build_api(cases, registry, store, {sha256_hex: ("u-aigerim", "analyst")}, clock=time.time)
+
+Every route names the permission it needs (auth.PERMISSIONS maps roles to permissions). A
+response with personal data unmasked is audited before it is sent (audit.AuditLog).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gateway.alerts import mask_msisdn
+from gateway.cases import Actor, CaseFilter, Cases, CaseView, Source, State
+from gateway.cases.service import e164
+from gateway.registry import Registry, normalize_msisdn
+from gateway.store import Store
+
+from . import errors, schemas, views
+from .audit import AuditLog, AuditQuery
+from .auth import Permission, Principal, TokenTable
+from .complaints import Complaints
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+The fraud analysts', help line's and supervisors' API of fraudgate (Rules points 52 4), 119, 120;
+requirements R4, R5, R7, R8). Bearer tokens carry a user and a role: **analyst**, **helpline**,
+**supervisor**, **auditor**. Personal data (IIN, names, numbers linked to a person) is masked
+unless the role may see it, and every response that carries it unmasked is audited.
+See docs/api.md.
+"""
+
+TAGS = [
+    {"name": "cases", "description": "The verification workflow of points 119-120."},
+    {"name": "complaints", "description": "Reports taken by the help line (point 52 4))."},
+    {"name": "subscribers", "description": "The registry: who holds a number (R3)."},
+    {"name": "audit", "description": "Who saw personal data and who decided what (R7, R8)."},
+]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A token issued to one user; the gateway keeps only its SHA-256.",
+)
+
+Decide = Callable[[str, Actor, str], Awaitable[CaseView]]
+
+
+class Api:
+    """The services the routes use."""
+
+    def __init__(
+        self,
+        cases: Cases,
+        registry: Registry,
+        store: Store,
+        clock: Callable[[], float],
+    ) -> None:
+        self.cases = cases
+        self.registry = registry
+        self.audit = AuditLog(store, clock=clock)
+        self.complaints = Complaints(cases, store, clock=clock)
+
+
+def _authenticated(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The token's user and role; 401 alike for a missing, malformed or unknown token."""
+    tokens: TokenTable = request.app.state.tokens
+    found = tokens.lookup(creds.credentials) if creds is not None else None
+    if found is None:
+        raise errors.unauthorized()
+    return found
+
+
+def require(permission: Permission) -> Callable[..., Principal]:
+    """A dependency: the caller, when their role has `permission` (else 403)."""
+
+    def check(who: Annotated[Principal, Depends(_authenticated)]) -> Principal:
+        if not who.may(permission):
+            raise errors.forbidden()
+        return who
+
+    return check
+
+
+Caller = Annotated[Principal, Depends(_authenticated)]
+CaseReader = Annotated[Principal, Depends(require(Permission.CASES_READ))]
+HelpLine = Annotated[Principal, Depends(require(Permission.COMPLAINTS_CREATE))]
+SubscriberReader = Annotated[Principal, Depends(require(Permission.SUBSCRIBERS_READ))]
+Auditor = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else ""
+
+
+def build_api(
+    cases: Cases,
+    registry: Registry,
+    store: Store,
+    tokens: Mapping[str, tuple[str, str]],
+    *,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """The ASGI application. `tokens`: {sha256 hex of a token: (user_id, role)}."""
+    api = Api(cases, registry, store, clock)
+    app = FastAPI(
+        title="fraudgate analyst API",
+        version="1",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        responses={
+            401: {"model": schemas.Error, "description": "Missing or unknown token"},
+            403: {"model": schemas.Error, "description": "The role may not do this"},
+            503: {"model": schemas.Error, "description": "The database is unavailable"},
+        },
+    )
+    app.state.tokens = TokenTable(tokens)
+    errors.install(app)
+    app.include_router(_cases_router(api), prefix="/v1")
+    app.include_router(_decisions_router(api), prefix="/v1")
+    app.include_router(_other_router(api), prefix="/v1")
+    return app
+
+
+# -- cases --------------------------------------------------------------------------------------
+
+
+def _cases_router(api: Api) -> APIRouter:
+    r = APIRouter(tags=["cases"])
+
+    @r.get("/cases", summary="List cases, newest first")
+    async def list_cases(
+        request: Request,
+        who: CaseReader,
+        state: Annotated[list[State] | None, Query(description="Repeat for several")] = None,
+        source: Source | None = None,
+        number: Annotated[str | None, Query(description="A number the case names")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[schemas.CaseSummary]:
+        flt = CaseFilter(
+            states=state or (), source=source, number=e164(number) if number else None, limit=limit
+        )
+        found = await api.cases.list(flt)
+        masked = not who.may(Permission.PERSONAL_DATA)
+        if not masked:
+            target = flt.number or ""
+            await _audit(api, request, who, "cases.read", "cases", target, personal=True)
+        return [views.case_summary(c, masked=masked) for c in found]
+
+    @r.get(
+        "/cases/{case_id}",
+        summary="One case with its evidence and history",
+        responses={404: {"model": schemas.Error}},
+    )
+    async def get_case(request: Request, case_id: str, who: CaseReader) -> schemas.CaseDetail:
+        case = await api.cases.get(case_id)
+        masked = not who.may(Permission.PERSONAL_DATA)
+        if not masked:
+            await _audit(api, request, who, "case.read", "case", case.id, personal=True)
+        return views.case_detail(case, masked=masked)
+
+    return r
+
+
+def _decisions_router(api: Api) -> APIRouter:
+    r = APIRouter(tags=["cases"])
+    c = api.cases
+    decisions: list[tuple[str, Decide, Permission, str]] = [
+        ("start_verification", c.start_verification, Permission.CASES_DECIDE, "new, reopened"),
+        ("confirm", c.confirm, Permission.CASES_DECIDE, "verifying; then suspends (point 120)"),
+        ("reject", c.reject, Permission.CASES_DECIDE, "verifying (not confirmed, point 120)"),
+        ("close", c.close, Permission.CASES_DECIDE, "suspended, not_confirmed, unblocked"),
+        ("reopen", c.reopen, Permission.CASES_DECIDE, "closed (an appeal)"),
+        ("unblock", c.unblock, Permission.CASES_UNBLOCK, "suspended (supervisors only)"),
+    ]
+    for name, op, permission, allowed_in in decisions:
+        _decision_route(r, api, name, op, permission, allowed_in)
+    return r
+
+
+def _decision_route(
+    r: APIRouter, api: Api, name: str, op: Decide, permission: Permission, allowed_in: str
+) -> None:
+    async def decide(
+        request: Request,
+        case_id: str,
+        body: schemas.DecisionIn,
+        who: Caller,
+    ) -> schemas.CaseDetail:
+        case = await op(case_id, Actor(who.user_id, who.role.value), body.reason)
+        log.info("case %s: %s by %s (%s)", case.id, name, who.user_id, who.role.value)
+        await _audit(api, request, who, f"case.{name}", "case", case.id, personal=True)
+        return views.case_detail(case, masked=False)
+
+    r.add_api_route(
+        f"/cases/{{case_id}}/{name}",
+        decide,
+        methods=["POST"],
+        name=name,
+        dependencies=[Depends(require(permission))],  # 403 before the body is validated
+        summary=f"{name.replace('_', ' ').capitalize()} a case",
+        description=f"Allowed in state: {allowed_in}. The token's user and role are recorded.",
+        responses={404: {"model": schemas.Error}, 409: {"model": schemas.Error}},
+    )
+
+
+# -- complaints, subscribers, audit -------------------------------------------------------------
+
+
+def _other_router(api: Api) -> APIRouter:
+    r = APIRouter()
+
+    @r.post(
+        "/complaints",
+        tags=["complaints"],
+        status_code=201,
+        summary="Record a caller's report; opens a case (source complaint)",
+    )
+    async def post_complaint(
+        request: Request,
+        body: schemas.ComplaintIn,
+        who: HelpLine,
+    ) -> schemas.ComplaintOut:
+        complaint_id, case = await api.complaints.take(body, who)
+        log.info("help-line complaint %s -> case %s", complaint_id, case.id)
+        await _audit(api, request, who, "complaint.create", "case", case.id, personal=False)
+        masked = not who.may(Permission.PERSONAL_DATA)
+        return schemas.ComplaintOut(
+            complaint_id=complaint_id, case=views.case_detail(case, masked=masked)
+        )
+
+    @r.get(
+        "/subscribers/{msisdn}",
+        tags=["subscribers"],
+        summary="Who holds a number, and all their numbers",
+        responses={404: {"model": schemas.Error}},
+    )
+    async def get_subscriber(
+        request: Request,
+        msisdn: str,
+        who: SubscriberReader,
+    ) -> schemas.Subscriber:
+        number = normalize_msisdn(msisdn)
+        found = await api.registry.subscriber_of(number) if number else None
+        if number is None or found is None:
+            raise errors.ApiError(404, "not_found")
+        masked = not who.may(Permission.PERSONAL_DATA)
+        target = "+" + number
+        await _audit(api, request, who, "subscriber.read", "msisdn", target, personal=not masked)
+        log.info("subscriber of %s read by %s", mask_msisdn(target), who.user_id)
+        return views.subscriber(found[0], found[1], masked=masked)
+
+    @r.get("/audit", tags=["audit"], summary="The access and decision audit, newest first")
+    async def get_audit(
+        request: Request,
+        who: Auditor,
+        user_id: str | None = None,
+        action: str | None = None,
+        target: Annotated[str | None, Query(description="Exact; a number as +7...")] = None,
+        since: Annotated[float | None, Query(description="Epoch seconds")] = None,
+        until: Annotated[float | None, Query(description="Epoch seconds")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[schemas.AuditRow]:
+        q = AuditQuery(user_id, action, target, since, until, limit)
+        rows = await api.audit.find(q)
+        await _audit(api, request, who, "audit.read", "audit", "", personal=False)
+        return [views.audit_row(e.masked()) for e in rows]
+
+    return r
+
+
+async def _audit(
+    api: Api,
+    request: Request,
+    who: Principal,
+    action: str,
+    kind: str,
+    target: str,
+    *,
+    personal: bool,
+) -> None:
+    await api.audit.record(
+        who, action, kind, target, personal_data=personal, client=_client(request)
+    )

@@ -1,0 +1,106 @@
+"""Bearer tokens and roles (R7 access control).
+
+The configuration holds SHA-256 hashes of the tokens, never the tokens: a leaked configuration
+file or backup opens nothing. A presented token is hashed and compared with EVERY configured
+hash by `hmac.compare_digest`, so the time taken tells nothing about which hash came close.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ANALYST = "analyst"
+    HELPLINE = "helpline"
+    SUPERVISOR = "supervisor"
+    AUDITOR = "auditor"
+
+
+class Permission(StrEnum):
+    CASES_READ = "cases:read"
+    CASES_DECIDE = "cases:decide"  # start_verification, confirm, reject, close, reopen
+    CASES_UNBLOCK = "cases:unblock"
+    COMPLAINTS_CREATE = "complaints:create"
+    SUBSCRIBERS_READ = "subscribers:read"
+    PERSONAL_DATA = "personal_data"  # responses unmasked (IIN, names, numbers, person links)
+    AUDIT_READ = "audit:read"
+
+
+P = Permission
+PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
+    Role.ANALYST: frozenset(
+        {P.CASES_READ, P.CASES_DECIDE, P.SUBSCRIBERS_READ, P.PERSONAL_DATA},
+    ),
+    Role.HELPLINE: frozenset({P.CASES_READ, P.COMPLAINTS_CREATE, P.SUBSCRIBERS_READ}),
+    Role.SUPERVISOR: frozenset(Permission),
+    Role.AUDITOR: frozenset({P.AUDIT_READ}),
+}
+del P
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+class TokenConfigError(ValueError):
+    """A token entry is unusable (the message names the entry by user id, never the hash)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the token's user and role."""
+
+    user_id: str
+    role: Role
+
+    def may(self, permission: Permission) -> bool:
+        return permission in PERMISSIONS[self.role]
+
+
+def hash_token(token: str) -> str:
+    """The hex SHA-256 of a token: what the configuration holds."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class TokenTable:
+    """{sha256 hex of the token: (user_id, role)}, checked at construction."""
+
+    def __init__(self, hashes: Mapping[str, tuple[str, str]]) -> None:
+        self._entries: list[tuple[bytes, Principal]] = []
+        for digest, (user_id, role) in hashes.items():
+            self._entries.append((_digest(digest, user_id), _principal(user_id, role)))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, token: str) -> Principal | None:
+        """The principal of `token`, or None. Every entry is compared (no early exit)."""
+        presented = hashlib.sha256(token.encode("utf-8")).digest()
+        found: Principal | None = None
+        for digest, principal in self._entries:
+            if hmac.compare_digest(presented, digest):
+                found = principal
+        return found
+
+
+def _digest(value: str, user_id: str) -> bytes:
+    text = value.strip().lower()
+    if not _HASH.fullmatch(text):
+        raise TokenConfigError(f"token of {user_id!r}: not a SHA-256 hex digest (64 hex digits)")
+    return bytes.fromhex(text)
+
+
+def _principal(user_id: str, role: str) -> Principal:
+    if not user_id.strip():
+        raise TokenConfigError("a token has an empty user id")
+    try:
+        return Principal(user_id, Role(role))
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise TokenConfigError(
+            f"token of {user_id!r}: role {role!r} is not one of {allowed}"
+        ) from None

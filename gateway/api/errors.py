@@ -1,0 +1,91 @@
+"""Typed API errors and the handlers that turn domain errors into HTTP answers.
+
+No answer echoes what the client sent: a validation error lists where and why (loc, msg,
+type), never the value (it may be an IIN, a name or a number).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from gateway.cases import CaseNotFound, ConcurrentUpdate, IllegalTransition
+from gateway.store import StoreError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An answer other than 2xx: status, a stable error code, optional extra fields."""
+
+    def __init__(self, status: int, error: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.headers = headers
+
+
+def unauthorized() -> ApiError:
+    """Missing, malformed or unknown token: the same answer for each (no hint which)."""
+    return ApiError(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
+
+
+def forbidden() -> ApiError:
+    return ApiError(403, "forbidden")
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _api_error(_r: Request, e: Exception) -> JSONResponse:
+    assert isinstance(e, ApiError)
+    return _json(e.status, {"error": e.error}, e.headers)
+
+
+async def _not_found(_r: Request, _e: Exception) -> JSONResponse:
+    return _json(404, {"error": "not_found"})
+
+
+async def _illegal(_r: Request, e: Exception) -> JSONResponse:
+    assert isinstance(e, IllegalTransition)
+    body = {"error": "illegal_transition", "state": e.state.value, "action": e.action.value}
+    return _json(409, body | {"detail": str(e)})
+
+
+async def _concurrent(_r: Request, _e: Exception) -> JSONResponse:
+    return _json(409, {"error": "concurrent_update", "detail": "the case changed; read it again"})
+
+
+async def _unavailable(r: Request, e: Exception) -> JSONResponse:
+    log.warning("%s %s: store unavailable (%s)", r.method, r.url.path, type(e).__name__)
+    return _json(503, {"error": "unavailable"}, {"Retry-After": "5"})
+
+
+async def _store_error(r: Request, e: Exception) -> JSONResponse:
+    log.error("%s %s: store error (%s)", r.method, r.url.path, type(e).__name__)
+    return _json(500, {"error": "store_error"})
+
+
+async def _invalid(_r: Request, e: Exception) -> JSONResponse:
+    assert isinstance(e, RequestValidationError)
+    detail = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in e.errors()
+    ]
+    return _json(422, {"detail": detail})
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers (a subclass is matched before its base: StoreUnavailable first)."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(CaseNotFound, _not_found)
+    app.add_exception_handler(IllegalTransition, _illegal)
+    app.add_exception_handler(ConcurrentUpdate, _concurrent)
+    app.add_exception_handler(StoreUnavailable, _unavailable)
+    app.add_exception_handler(StoreError, _store_error)
+    app.add_exception_handler(RequestValidationError, _invalid)

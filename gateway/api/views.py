@@ -1,0 +1,130 @@
+"""Domain values to response bodies, masked or not (R7: minimum exposure).
+
+Masked means: numbers as 7701***4567, no person id, no free text (reasons), evidence without
+its attributes, the subscriber's surname as an initial, the IIN as 9001******17.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.alerts import iso_utc, mask_msisdn
+from gateway.cases import CaseView, SwitchActionView, TransitionRecord
+from gateway.iin import mask_iin
+from gateway.registry import NumberRecord
+from gateway.registry import Person as RegistryPerson
+
+from . import schemas
+from .audit import AuditEntry
+
+
+def _time(ts: float | None) -> str | None:
+    return None if ts is None else iso_utc(ts)
+
+
+def _number(n: str, masked: bool) -> str:
+    return mask_msisdn(n) if masked else n
+
+
+def case_summary(case: CaseView, *, masked: bool) -> schemas.CaseSummary:
+    running = case.deadline()
+    return schemas.CaseSummary(
+        id=case.id,
+        source=case.source.value,
+        state=case.state.value,
+        numbers=[_number(n, masked) for n in case.numbers],
+        person_id=None if masked else case.person_id,
+        external_id=case.external_id,
+        received_at=iso_utc(case.received_at),
+        verify_by=iso_utc(case.verify_by),
+        decided_at=_time(case.decided_at),
+        act_by=_time(case.act_by),
+        deadline=schemas.Deadline(name=running[0], due=iso_utc(running[1])) if running else None,
+        updated_at=iso_utc(case.updated_at),
+        version=case.version,
+    )
+
+
+def case_detail(case: CaseView, *, masked: bool) -> schemas.CaseDetail:
+    summary = case_summary(case, masked=masked)
+    return schemas.CaseDetail(
+        **summary.model_dump(),
+        evidence=[_evidence(e, masked) for e in case.evidence],
+        transitions=[_transition(t, masked) for t in case.transitions],
+        switch_actions=[_switch(a, masked) for a in case.switch_actions],
+        decision_reason=None if masked else case.decision_reason,
+    )
+
+
+def _evidence(e: dict[str, Any], masked: bool) -> dict[str, Any]:
+    if not masked:
+        return {**e, "at": _time(e.get("at"))} if "at" in e else dict(e)
+    return {"kind": e.get("kind"), "ref": e.get("ref"), "at": _time(e.get("at"))}
+
+
+def _transition(t: TransitionRecord, masked: bool) -> schemas.Transition:
+    return schemas.Transition(
+        seq=t.seq,
+        from_state=t.from_state.value if t.from_state else None,
+        action=t.action,
+        to_state=t.to_state.value,
+        actor=t.actor,
+        role=t.role,
+        at=iso_utc(t.at),
+        reason=None if masked else t.reason,
+        evidence=None if masked else [dict(e) for e in t.evidence],
+    )
+
+
+def _switch(a: SwitchActionView, masked: bool) -> schemas.SwitchAction:
+    return schemas.SwitchAction(
+        round=a.round,
+        action=a.action,
+        msisdn=_number(a.msisdn, masked),
+        status=a.status,
+        attempts=a.attempts,
+        error_kind=a.error_kind,
+    )
+
+
+def subscriber(
+    person: RegistryPerson, numbers: Sequence[NumberRecord], *, masked: bool
+) -> schemas.Subscriber:
+    return schemas.Subscriber(
+        masked=masked,
+        person=_person(person, masked),
+        numbers=[
+            schemas.NumberOut(
+                msisdn=_number("+" + n.msisdn, masked),
+                status=n.status,
+                contract_date=None if masked else n.contract_date,
+            )
+            for n in numbers
+        ],
+    )
+
+
+def _person(p: RegistryPerson, masked: bool) -> schemas.Person:
+    if masked:
+        initial = f"{p.surname[:1]}." if p.surname else ""
+        return schemas.Person(
+            id=None, surname=initial, name=p.name, patronymic=None, iin=mask_iin(p.iin)
+        )
+    return schemas.Person(
+        id=p.id, surname=p.surname, name=p.name, patronymic=p.patronymic or None, iin=p.iin
+    )
+
+
+def audit_row(e: AuditEntry) -> schemas.AuditRow:
+    return schemas.AuditRow(
+        id=e.id,
+        at=iso_utc(e.at),
+        user_id=e.user_id,
+        role=e.role,
+        action=e.action,
+        target_kind=e.target_kind,
+        target=e.target,
+        personal_data=e.personal_data,
+        client=e.client,
+    )
