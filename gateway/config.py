@@ -96,6 +96,10 @@ class WorkflowSettings:
     endpoint_cert: str = ""
     endpoint_key: str = ""
     endpoint_client_ca: str = ""
+    api_listen: str = ""  # HOST:PORT of the HTTP API (docs/api.md); empty: no API
+    api_cert: str = ""
+    api_key: str = ""
+    api_tokens: tuple[tuple[str, str, str], ...] = ()  # (sha256 hex of the token, user, role)
 
 
 @dataclass
@@ -290,7 +294,22 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
         parse_hostport(w.endpoint_listen, ep.key("listen"), listen=True)
         if not (w.endpoint_cert and w.endpoint_key and w.endpoint_client_ca):
             raise ConfigError(f"{ep.path}: cert, key and client_ca are needed with listen")
-    for t in (ep, c, sw, ce):
+    a = root.table("api")
+    w.api_listen = a.get("listen", str, "")
+    w.api_cert, w.api_key = _path(a, "cert", base), _path(a, "key", base)
+    if w.api_listen:
+        parse_hostport(w.api_listen, a.key("listen"), listen=True)
+    tokens = []
+    for t in a.tables("token"):
+        digest, user, role = t.get("sha256", str), t.get("user", str), t.get("role", str)
+        if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+            raise ConfigError(f"{t.key('sha256')}: the SHA-256 hex of the token, not the token")
+        if role not in ("analyst", "helpline", "supervisor", "auditor"):
+            raise ConfigError(f"{t.key('role')}: analyst, helpline, supervisor or auditor")
+        t.done()
+        tokens.append((digest, user, role))
+    w.api_tokens = tuple(tokens)
+    for t in (ep, c, sw, ce, a):
         t.done()
     return w
 

@@ -238,6 +238,19 @@ async def open_workflow(
             await stack.enter_async_context(
                 CentreEndpoint(endpoint, cases, journal=StoreJournal(store))
             )
+        if w.api_listen:
+            from gateway.api import ApiConfig, ApiServer, build_api
+
+            host, port = parse_hostport(w.api_listen, "api.listen", listen=True)
+            tokens = {digest: (user, role) for digest, user, role in w.api_tokens}
+            app = build_api(cases, Registry(store), store, tokens)
+            api = ApiConfig(
+                host=host, port=port,
+                cert=Path(w.api_cert) if w.api_cert else None,
+                key=Path(w.api_key) if w.api_key else None,
+            )  # fmt: skip
+            await stack.enter_async_context(ApiServer(api, app))
+            log.info("HTTP API on %s (%d tokens)", w.api_listen, len(tokens))
         yield Workflow(
             store, cases, interval=w.interval,
             warn_before=dt.timedelta(hours=w.warn_before_hours), wake=wake,

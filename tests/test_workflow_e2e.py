@@ -9,9 +9,11 @@ gateway's mTLS endpoint and opens a case, once."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fixtures_services import free_port
 from test_mqtt import wait_until
 
@@ -31,6 +33,7 @@ from smsc.simulator import Route as SmscRoute
 IIN = "900101300017"  # synthetic (domain/KAZAKHSTAN.md)
 FRAUDSTER = ["77015551234", "77015551235", "77475551236"]  # all registered to IIN
 ANALYST = Actor("a.nurlanova", "analyst")
+TOKEN = "analyst-token-for-the-test"
 
 
 async def seed_registry(url: str) -> None:
@@ -69,6 +72,9 @@ async def test_complaint_to_suspension_and_centre_reports(tmp_path: Path) -> Non
         w.endpoint_listen = f"127.0.0.1:{endpoint_port}"
         w.endpoint_cert, w.endpoint_key = map(str, certs.cert("operator", "server"))
         w.endpoint_client_ca = str(certs.centre_ca)
+        api_port = free_port()
+        w.api_listen = f"127.0.0.1:{api_port}"
+        w.api_tokens = ((hashlib.sha256(TOKEN.encode()).hexdigest(), ANALYST.id, "analyst"),)
         stop = asyncio.Event()
         gateway = Gateway(cfg)
         run = asyncio.create_task(gateway.run(stop))
@@ -89,11 +95,24 @@ async def test_complaint_to_suspension_and_centre_reports(tmp_path: Path) -> Non
         fraud, other = by_number["+77015551234"], by_number["+77055559999"]
         assert fraud.state is State.NEW and fraud.person_id is not None
 
-        await cases.start_verification(fraud.id, ANALYST, "reviewing the forwarded text")
-        confirmed = await cases.confirm(fraud.id, ANALYST, "smishing: fake bank security call")
-        await cases.start_verification(other.id, ANALYST, "reviewing")
-        await cases.reject(other.id, ANALYST, "a genuine lottery notice")
-        assert confirmed.state is State.SUSPENDED  # point 120: suspended on confirmation
+        # the analyst decides through the HTTP API
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{api_port}", headers=headers
+        ) as api:
+            for case_id, step, reason in [
+                (fraud.id, "start_verification", "reviewing the forwarded text"),
+                (fraud.id, "confirm", "smishing: fake bank security call"),
+                (other.id, "start_verification", "reviewing"),
+                (other.id, "reject", "a genuine lottery notice"),
+            ]:
+                r = await api.post(f"/v1/cases/{case_id}/{step}", json={"reason": reason})
+                assert r.status_code == 200, r.text
+            detail = (await api.get(f"/v1/cases/{fraud.id}")).json()
+        assert detail["state"] == "suspended"  # point 120: suspended on confirmation
+        confirmed = await cases.get(fraud.id)
+        assert confirmed.state is State.SUSPENDED
+        assert [t.actor for t in confirmed.transitions][-3:-1] == [ANALYST.id, ANALYST.id]
 
         # every number of the subscriber is blocked on the switch, not only the one named
         assert {n: switch.state.get("+" + n) for n in FRAUDSTER} == {
