@@ -2,7 +2,8 @@
 
     complaints (the short number, pipeline)   --\\
     probe findings naming a SIM-box SIM        ---> Cases.open (once each: external id) -->
-    reports from the centre (CentreEndpoint)  --/     verify in 2 working days (R4) ...
+    local numbers whose SMS were blocked       --/     verify in 2 working days (R4) ...
+    reports from the centre (CentreEndpoint)  -/
 
 Every `interval` seconds: open a case for each new complaint that names a number and for each
 probe finding that names a SIM-box / SIM-farm SIM (a finding the policy trusts confirms and
@@ -25,10 +26,10 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from gateway.cases import Cases, CaseView, Evidence, Source
-from gateway.detect.sender import normalise_msisdn
+from gateway.detect.sender import KZ_MOBILE_RE, TON_ALPHANUMERIC, normalise_msisdn
 from gateway.simbox import NAMES_A_NUMBER
 from gateway.store import Store, StoreError
-from gateway.store.models import complaints, probe_findings
+from gateway.store.models import complaints, messages, probe_findings, verdicts
 from gateway.store.models_cases import cases as cases_table
 
 log = logging.getLogger("fraudgate.workflow")
@@ -75,7 +76,11 @@ class Workflow:
     async def step(self) -> None:
         """One round; a database that fails is logged once and tried again next round."""
         try:
-            opened = await self.feed_complaints() + await self.feed_findings()
+            opened = (
+                await self.feed_complaints()
+                + await self.feed_findings()
+                + await self.feed_blocked_senders()
+            )
             await self.cases.retry_pending()
             alerts = await self.cases.deadline_alerts(self.clock(), self.warn_before)
         except StoreError as e:
@@ -169,6 +174,47 @@ class Workflow:
                 reason=f"probe test: {outcome}",
             )
             log.info("case %s opened from probe finding %s (%s)", view.id, fid, outcome)
+            opened += 1
+        return opened
+
+    async def feed_blocked_senders(self) -> int:
+        """A case per local mobile number whose SMS the gateway blocked (smishing, spoofing,
+        SIM-farm fan-out from a subscriber's SIM: R1 detections). Analysts decide them: a
+        verdict alone does not confirm (Policy)."""
+        m, v, k = messages, verdicts, cases_table
+        key = sa.literal(NUMBER_KEY) + m.c.source
+        query = (
+            sa.select(
+                m.c.source, sa.func.min(m.c.received_at), sa.func.count(), sa.func.min(m.c.id)
+            )
+            .select_from(
+                m.join(v, v.c.message_id == m.c.id).outerjoin(
+                    k, sa.and_(k.c.source == Source.DETECTION_SMS.value, k.c.external_id == key)
+                )
+            )
+            .where(v.c.decision == "block", m.c.source_ton != TON_ALPHANUMERIC, k.c.id.is_(None))
+            .group_by(m.c.source)
+            .limit(500)
+        )
+        opened = 0
+        for row in await self._read(query, "workflow.blocked"):
+            source, first_at, count, message_id = (
+                str(row[0]),
+                float(row[1]),
+                int(row[2]),
+                str(row[3]),
+            )
+            number = normalise_msisdn(source)
+            if number is None or not KZ_MOBILE_RE.fullmatch(number):
+                continue  # not a subscriber of ours to suspend (short code, foreign number)
+            await self.cases.open(
+                source=Source.DETECTION_SMS,
+                numbers=[number],
+                received_at=first_at,
+                evidence=[Evidence("message", message_id, {"blocked_messages": count})],
+                external_id=NUMBER_KEY + source,
+                reason=f"{count} SMS from this number blocked by the gateway",
+            )
             opened += 1
         return opened
 

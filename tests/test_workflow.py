@@ -64,3 +64,32 @@ async def test_simbox_finding_is_confirmed_and_suspended_and_fed_once(tmp_path: 
                     )
                 )
             assert statuses == ["case", "no_number"]
+
+
+async def test_local_numbers_whose_sms_were_blocked_become_cases(tmp_path: Path) -> None:
+    def blocked(source: str, ton: int, i: int) -> Inspected:
+        sms = SmsEvent(source=source, dest=f"7705000000{i}", text="Ваша карта заблокирована",
+                       source_ton=ton, received_at=time.time() + i)  # fmt: skip
+        verdict = combine([Reason("content", "content.ru.card_blocked", 0.9, "")], Thresholds())
+        return Inspected(sms, verdict)
+
+    async with await Store.open(sqlite_url(tmp_path)) as store, SwitchSimulator() as sw:
+        await store.migrate()
+        from gateway.switch import HttpSwitch
+
+        async with HttpSwitch(sw.url, sw.token) as switch:
+            cases = Cases(
+                store, KzCalendar(), switch=switch, registry=Registry(store), reports=None
+            )
+            flow = Workflow(store, cases)
+            await store.record([blocked("77011112233", 1, i) for i in range(3)])
+            await store.record([blocked("KASPI", 5, 5), blocked("+4915112345678", 1, 6)])
+            await flow.step()
+            await flow.step()
+            [case] = await cases.list(CaseFilter())
+            assert case.source is Source.DETECTION_SMS and case.numbers == ("+77011112233",)
+            assert case.state is State.NEW  # a verdict alone does not confirm: an analyst decides
+            detail = await cases.get(case.id)
+            [evidence] = detail.evidence
+            assert evidence["kind"] == "message" and evidence["blocked_messages"] == 3
+            assert sw.state == {}  # nothing blocked on the switch before a decision
