@@ -224,7 +224,7 @@ class Policy:
 
 
 class PersonLike(Protocol):
-    """gateway.registry.Person (the same Protocol as gateway.centre.reports.PersonLike)."""
+    """gateway.registry.Person, as the cases and the centre reports read it."""
 
     @property
     def id(self) -> str: ...

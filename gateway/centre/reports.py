@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from gateway.alerts import iso_utc
+from gateway.cases.model import NumberLike, PersonLike
 
 from .schema import SCHEMA_VERSION
 
@@ -19,30 +20,6 @@ ReportKind = Literal["detection", "suspended", "not_confirmed"]
 
 NOT_CONFIRMED_DEFAULT = "signs of fraud not confirmed by the operator's verification (point 120)"
 _MAX_EVIDENCE = 50
-
-
-class PersonLike(Protocol):
-    """gateway.registry.Person: a subscriber who is an individual."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def iin(self) -> str: ...
-    @property
-    def surname(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def patronymic(self) -> str | None: ...
-
-
-class NumberLike(Protocol):
-    """gateway.registry.NumberRecord: a number and whom it is registered to."""
-
-    @property
-    def msisdn(self) -> str: ...
-    @property
-    def status(self) -> Any: ...
 
 
 class CaseLike(Protocol):
