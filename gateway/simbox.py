@@ -199,16 +199,22 @@ class TestCallMatcher:
     def __init__(self, grace: float = GRACE) -> None:
         self.grace = grace
         self._open: dict[str, Expected] = {}
+        self._done: set[str] = set()  # concluded tests (ids): a reloaded plan repeats them
 
     # the plan ------------------------------------------------------------------------------
-    def expect(self, tests: Iterable[Expected]) -> int:
+    def expect(self, tests: Iterable[Expected], now: float | None = None) -> int:
         """Announce tests; one already known by id is kept as it is (a plan reloaded twice
-        does not reset the tests in it). Returns how many were new."""
+        does not reset the tests in it), one already concluded is not announced again, and with
+        `now` one whose window closed before it was announced is skipped (nobody watched it:
+        concluding "no arrival" would be false). Returns how many were new."""
         new = 0
         for t in tests:
-            if t.id not in self._open:
-                self._open[t.id] = t
-                new += 1
+            if t.id in self._open or t.id in self._done:
+                continue
+            if now is not None and t.end + self.grace < now:
+                continue
+            self._open[t.id] = t
+            new += 1
         return new
 
     def cancel(self, test_id: str) -> bool:
@@ -253,6 +259,7 @@ class TestCallMatcher:
         out: list[Finding] = []
         for test in [t for t in self.open_tests if t.end + self.grace < now]:
             del self._open[test.id]
+            self._done.add(test.id)
             what = "test call" if test.kind == "call" else "test SMS"
             out.append(
                 Finding(
@@ -287,6 +294,7 @@ class TestCallMatcher:
         same = [t for t in candidates if _same_party(t, observed, ton)]
         test = max(same or candidates, key=lambda t: (t.start, t.id))
         del self._open[test.id]
+        self._done.add(test.id)
         return test
 
 
@@ -322,9 +330,9 @@ def load_plan(path: Path) -> list[Expected]:
     sms, default call), route, id (default: a new one; give ids so a reloaded plan is not
     announced twice)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise TestPlanError(f"cannot read the test plan {path}: {e}") from e
+        text = path.read_text(encoding="utf-8-sig")  # a BOM from Excel is not data
+    except (OSError, UnicodeDecodeError) as e:
+        raise TestPlanError(f"cannot read the test plan {path} (UTF-8 expected): {e}") from e
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
@@ -332,7 +340,7 @@ def load_plan(path: Path) -> list[Expected]:
         elif suffix == ".json":
             rows = json.loads(text)
         elif suffix == ".csv":
-            rows = list(csv.DictReader(io.StringIO(text)))
+            rows = _csv_rows(text)
         else:
             raise TestPlanError(f"{path}: a test plan is .toml, .json or .csv")
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, csv.Error) as e:
@@ -340,6 +348,15 @@ def load_plan(path: Path) -> list[Expected]:
     if not isinstance(rows, list):
         raise TestPlanError(f"{path}: expected a list of tests")
     return [parse_test(row, f"{path.name} entry {i + 1}") for i, row in enumerate(rows)]
+
+
+def _csv_rows(text: str) -> list[dict[str, Any]]:
+    rows = []
+    for i, row in enumerate(csv.DictReader(io.StringIO(text))):
+        if None in row:  # more fields than the header names
+            raise TestPlanError(f"line {i + 2}: more fields than the header has")
+        rows.append(row)
+    return rows
 
 
 def parse_test(row: Any, where: str = "test") -> Expected:

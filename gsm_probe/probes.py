@@ -153,9 +153,12 @@ class ProbeManager:
         files: list[Path] = []
         for path in self.plans:
             if path.is_dir():
-                files += sorted(
-                    p for p in path.iterdir() if p.suffix.lower() in (".toml", ".json", ".csv")
-                )
+                try:
+                    names = sorted(path.iterdir())
+                except OSError as e:  # the folder went away (an unmounted share)
+                    log.error("test plan folder %s unreadable: %s", path, e)
+                    continue
+                files += [p for p in names if p.suffix.lower() in (".toml", ".json", ".csv")]
             else:
                 files.append(path)
         return files
@@ -175,7 +178,7 @@ class ProbeManager:
             if stamp is not None:
                 self._plan_stamps[path] = stamp
             try:
-                added = self.matcher.expect(load_plan(path))
+                added = self.matcher.expect(load_plan(path), self.clock())
             except TestPlanError as e:
                 log.error("test plan not loaded: %s", e)
                 continue
@@ -239,7 +242,7 @@ class ProbeManager:
         silent = self.limits.silent_after
         last = h.last_event_at or self._started
         if silent and now - last > silent:
-            return f"silent for {int(now - last)} s"
+            return f"silent since {iso_utc(last)}"  # stable text: the retained doc changes once
         return ""
 
     def _check_health(self, probe: str, now: float) -> None:
@@ -312,9 +315,15 @@ class ProbeManager:
             else:
                 delay = backoff.next_delay()
             self._wake.clear()
+            if self._stopping:
+                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
-        await self._record(backoff)  # what is left, once
+        if not await self._record(backoff) and self._pending:
+            log.error(
+                "stopping with %d probe finding(s) the store refused: they are lost",
+                sum(len(f) for f, _ in self._pending),
+            )
 
     async def _record(self, backoff: Backoff) -> bool:
         while self._pending:

@@ -193,3 +193,35 @@ def test_overlapping_windows_prefer_the_same_a_number_then_the_latest_test() -> 
     assert box.outcome is Outcome.SIMBOX and box.expected == third
     [gone] = m.expire(T0 + 101)
     assert gone.expected == lost and gone.outcome is Outcome.NO_ARRIVAL
+
+
+def test_a_concluded_or_stale_test_is_not_announced_again() -> None:
+    """A reloaded plan (the partner appended a row) or a restart repeats past tests: they must
+    not come back as open tests and end as false "no arrival" findings."""
+    m = TestCallMatcher(grace=30)
+    found = Expected("p1", DE, T0, T0 + 60, id="t-found")
+    lost = Expected("p1", DE, T0 + 100, T0 + 160, id="t-lost")
+    m.expect([found, lost])
+    assert m.on_call(call(DE, T0 + 10)).outcome is Outcome.CLEAN
+    assert [f.expected for f in m.expire(T0 + 200)] == [lost]
+    assert m.expect([found, lost], T0 + 300) == 0 and m.open_tests == []
+    stale = Expected("p1", DE, T0 + 200, T0 + 260, id="t-stale")  # closed while we were away
+    fresh = Expected("p1", DE, T0 + 400, T0 + 460, id="t-fresh")
+    assert m.expect([stale, fresh], T0 + 300) == 1 and m.open_tests == [fresh]
+
+
+def test_plan_files_that_are_not_utf8_or_ragged_are_refused_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "excel.csv").write_bytes(
+        "probe,a_number,start,end,route\np1,+4915112345678,1,2,Тест\n".encode("cp1251")
+    )
+    with pytest.raises(TestPlanError, match="UTF-8"):
+        load_plan(tmp_path / "excel.csv")
+    (tmp_path / "ragged.csv").write_text(
+        "probe,a_number,start,end\np1,+4915112345678,1,2,extra\n", encoding="utf-8"
+    )
+    with pytest.raises(TestPlanError, match="more fields"):
+        load_plan(tmp_path / "ragged.csv")
+    (tmp_path / "bom.csv").write_text(
+        "\ufeffprobe,a_number,start,end\np1,+4915112345678,1,2\n", encoding="utf-8"
+    )
+    assert [t.probe for t in load_plan(tmp_path / "bom.csv")] == ["p1"]

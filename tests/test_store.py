@@ -445,7 +445,8 @@ async def test_findings_keep_every_sighting_of_a_simbox_number(store: Store) -> 
     alerts = [Alert(AlertKind.SIMBOX, finding_alert_payload(f), f.at) for f in (f1, f2)]
     await store.record_findings([f2, clean], alerts[1:])  # out of order on purpose
     await store.record_findings([f1], alerts[:1])
-    await store.record_findings([f1], [])  # a retry after a lost acknowledgement: no change
+    await store.record_findings([f1], alerts[:1])  # a retry after a lost acknowledgement:
+    await store.record_findings([f1], [Alert(AlertKind.SIMBOX, {"again": 1}, T0)])  # no change
     [row] = await store.simbox_numbers()
     assert row["number"] == "77011234567" and row["sightings"] == 2
     assert (row["first_seen"], row["last_seen"]) == (T0 + 10, T0 + 110)

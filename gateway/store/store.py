@@ -273,6 +273,8 @@ class Store:
                 for f in fresh:
                     if f.number:
                         await conn.execute(_sighting(insert, f))
+                if findings and not fresh:
+                    return  # already recorded (a retry, a test re-announced): so are its alerts
                 if new_alerts:
                     await self._insert_ignoring(conn, alerts, map(_alert_row, new_alerts))
 
