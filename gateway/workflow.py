@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from gateway.cases import Cases, CaseView, Evidence, Source
+from gateway.cases import CaseError, Cases, CaseView, Evidence, Source
 from gateway.detect.sender import KZ_MOBILE_RE, TON_ALPHANUMERIC, normalise_msisdn
 from gateway.simbox import NAMES_A_NUMBER
 from gateway.store import Store, StoreError
@@ -65,8 +65,13 @@ class Workflow:
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
+        """Rounds until stop(). A failing round is logged and the next one comes: the case
+        workflow must never take the SMS path down with it (they share the daemon's TaskGroup)."""
         while not self._stop.is_set():
-            await self.step()
+            try:
+                await self.step()
+            except Exception:
+                log.exception("case workflow round failed; trying again next round")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.interval)
 
@@ -120,7 +125,10 @@ class Workflow:
             if number is None:
                 await self._mark(cid, "no_number")
                 continue
-            await self.cases.open(
+            if not KZ_MOBILE_RE.fullmatch(number):
+                await self._mark(cid, "not_ours")  # a foreign or fixed number: not ours to suspend
+                continue
+            view = await self._open(
                 source=Source.COMPLAINT,
                 numbers=[number],
                 received_at=received_at,
@@ -128,8 +136,9 @@ class Workflow:
                 external_id=cid,
                 reason="subscriber complaint to the short number (point 52, 4)",
             )
-            await self._mark(cid, "case")
-            opened += 1
+            if view is not None:
+                await self._mark(cid, "case")
+                opened += 1
         return opened
 
     async def feed_findings(self) -> int:
@@ -159,7 +168,7 @@ class Workflow:
             if number in seen:
                 continue  # a second sighting in the same round: the first opens the case
             seen.add(number)
-            view: CaseView = await self.cases.open(
+            view = await self._open(
                 source=Source.DETECTION_SIMBOX,
                 numbers=[number],
                 received_at=at,
@@ -173,8 +182,9 @@ class Workflow:
                 external_id=NUMBER_KEY + number,  # one case per SIM, however often it is seen
                 reason=f"probe test: {outcome}",
             )
-            log.info("case %s opened from probe finding %s (%s)", view.id, fid, outcome)
-            opened += 1
+            if view is not None:
+                log.info("case %s opened from probe finding %s (%s)", view.id, fid, outcome)
+                opened += 1
         return opened
 
     async def feed_blocked_senders(self) -> int:
@@ -207,7 +217,7 @@ class Workflow:
             number = normalise_msisdn(source)
             if number is None or not KZ_MOBILE_RE.fullmatch(number):
                 continue  # not a subscriber of ours to suspend (short code, foreign number)
-            await self.cases.open(
+            view = await self._open(
                 source=Source.DETECTION_SMS,
                 numbers=[number],
                 received_at=first_at,
@@ -215,8 +225,17 @@ class Workflow:
                 external_id=NUMBER_KEY + source,
                 reason=f"{count} SMS from this number blocked by the gateway",
             )
-            opened += 1
+            opened += view is not None
         return opened
+
+    async def _open(self, **kwargs: Any) -> CaseView | None:
+        """Cases.open; a case error (a concurrent analyst decision, bad data) is logged and the
+        record stays unconsumed, tried again next round."""
+        try:
+            return await self.cases.open(**kwargs)
+        except (CaseError, ValueError) as e:
+            log.warning("case not opened for %s: %s", kwargs.get("external_id"), e)
+            return None
 
     async def _read(self, query: sa.Select[Any], op: str) -> list[Any]:
         with self.store.guard(op):

@@ -93,3 +93,48 @@ async def test_local_numbers_whose_sms_were_blocked_become_cases(tmp_path: Path)
             [evidence] = detail.evidence
             assert evidence["kind"] == "message" and evidence["blocked_messages"] == 3
             assert sw.state == {}  # nothing blocked on the switch before a decision
+
+
+async def test_complaints_naming_numbers_that_are_not_ours_open_nothing(tmp_path: Path) -> None:
+    async with await Store.open(sqlite_url(tmp_path)) as store:
+        await store.migrate()
+        from gateway.switch import NoSwitch
+
+        cases = Cases(
+            store, KzCalendar(), switch=NoSwitch(), registry=Registry(store), reports=None
+        )
+        flow = Workflow(store, cases)
+        russian = complaint_sms(1, "Звонили с +7 916 123 45 67", "79161234567")
+        fixed = complaint_sms(2, "Звонили с 8 7172 55 55 55", "77172555555")
+        await store.record([russian, fixed])
+        await flow.step()
+        assert await cases.list(CaseFilter()) == []
+        async with store.engine.connect() as conn:
+            query = complaints.select().with_only_columns(complaints.c.status)
+            assert sorted(r[0] for r in await conn.execute(query)) == ["not_ours", "not_ours"]
+
+
+async def test_a_failing_round_does_not_end_the_workflow(tmp_path: Path) -> None:
+    import asyncio
+
+    async with await Store.open(sqlite_url(tmp_path)) as store:
+        await store.migrate()
+        from gateway.switch import NoSwitch
+
+        cases = Cases(
+            store, KzCalendar(), switch=NoSwitch(), registry=Registry(store), reports=None
+        )
+        flow = Workflow(store, cases, interval=0.05)
+        rounds = 0
+
+        async def broken() -> list[object]:
+            nonlocal rounds
+            rounds += 1
+            raise RuntimeError("a bug in a round")
+
+        cases.retry_pending = broken  # type: ignore[method-assign]
+        task = asyncio.create_task(flow.run())
+        await asyncio.sleep(0.3)
+        assert not task.done() and rounds >= 3  # logged, and the next round came
+        flow.stop()
+        await task
