@@ -251,7 +251,9 @@ class OutboxDispatcher:
             payload = self._states[topic]
             try:
                 await publisher.publish_state(topic, payload)
-            except AlertRejected as e:
+            except BrokerError:
+                raise  # the connection: the topic stays dirty, published after the reconnect
+            except Exception as e:  # a document that cannot go out must not block the alerts
                 log.error("state for %s not published: %s", topic, e)
             self._states_dirty.discard(topic)  # a newer one may have arrived meanwhile
             if self._states.get(topic) is not payload:

@@ -117,7 +117,13 @@ class Link(asyncio.Protocol):
 
     def _receive(self, data: bytes = b"") -> None:
         self._continue_scheduled = False
-        self._dispatch(self.session.receive_data(data, self.loop.time(), max_pdus=RECEIVE_SLICE))
+        try:
+            events = self.session.receive_data(data, self.loop.time(), max_pdus=RECEIVE_SLICE)
+            self._dispatch(events)
+        except Exception:  # a handler bug: the link must not stay paused with PDUs buffered
+            log.exception("%s: error handling received PDUs; closing the link", self.name)
+            self.abort("internal error while handling received PDUs")
+            return
         self._flush()
         transport = self.transport
         if self.session.pdu_ready and not self.session.closed:

@@ -183,3 +183,27 @@ def test_an_oversized_header_not_yet_complete_is_not_ready() -> None:
     assert not session.pdu_ready  # Link.data_received would otherwise spin
     events = session.receive_data(b"\x00" * 4 + (77).to_bytes(4, "big"), max_pdus=8)
     assert session.closed and events
+
+
+class _Exploding(_Answering):
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def on_request(self, link: Link, pdu: Pdu) -> None:
+        self.seen += 1
+        if self.seen > RECEIVE_SLICE:  # a bug in the handler, in the second slice
+            raise RuntimeError("handler bug")
+        super().on_request(link, pdu)
+
+
+async def test_a_handler_error_in_a_later_slice_closes_the_link_instead_of_stalling() -> None:
+    handler = _Exploding()
+    link = Link(Role.SMSC, handler)
+    transport = _RecordingTransport()
+    link.connection_made(transport)
+    link.data_received(BIND)
+    link.data_received(submits(3 * RECEIVE_SLICE))
+    for _ in range(5):
+        await asyncio.sleep(0)  # the second slice raises inside a loop callback
+    assert link.session.closed  # closed (the SMSC redelivers), not paused forever
+    assert link.closed.done()
