@@ -284,10 +284,19 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
         endpoint_key=_path(ep, "key", base),
         endpoint_client_ca=_path(ep, "client_ca", base),
     )
+    from gateway.simbox import NAMES_A_NUMBER
+
+    known = {o.value for o in NAMES_A_NUMBER}
+    if not set(w.confirming_probe_outcomes) <= known:
+        raise ConfigError(
+            f"{c.key('confirming_probe_outcomes')}: outcomes among {', '.join(sorted(known))}"
+        )
     if w.switch_url and not w.switch_url.startswith(("http://", "https://")):
         raise ConfigError(f"{sw.key('url')}: an http(s):// URL")
     if w.centre_url and not w.centre_url.startswith("https://"):
         raise ConfigError(f"{ce.key('url')}: the centre is reached over https:// only")
+    if w.centre_url and w.operator == "operator":
+        raise ConfigError(f"{ce.key('operator')}: the operator id agreed with the centre")
     if w.centre_url and not (w.centre_client_cert and w.centre_client_key and w.centre_ca):
         raise ConfigError(f"{ce.path}: client_cert, client_key and ca are needed with url")
     if w.endpoint_listen:
@@ -297,8 +306,15 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
     a = root.table("api")
     w.api_listen = a.get("listen", str, "")
     w.api_cert, w.api_key = _path(a, "cert", base), _path(a, "key", base)
+    if bool(w.api_cert) != bool(w.api_key):
+        raise ConfigError(f"{a.path}: cert and key: both (TLS) or neither (plain HTTP)")
     if w.api_listen:
-        parse_hostport(w.api_listen, a.key("listen"), listen=True)
+        host, _ = parse_hostport(w.api_listen, a.key("listen"), listen=True)
+        if not w.api_cert and host not in ("", "127.0.0.1", "localhost", "::1"):
+            raise ConfigError(
+                f"{a.key('listen')}: tokens and personal data over plain HTTP only on loopback "
+                f"(behind a TLS proxy); give cert and key to listen on {host}"
+            )
     tokens = []
     for t in a.tables("token"):
         digest, user, role = t.get("sha256", str), t.get("user", str), t.get("role", str)
