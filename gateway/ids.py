@@ -1,7 +1,8 @@
 """Record ids: UUID version 7 (RFC 9562) as 32 hex digits.
 
 The first 48 bits are the Unix time in milliseconds, so ids made one after another sort one after
-another. The random bits come from `random` (reseeded in every forked child), not `os.urandom`:
+another. The random bits come from a private `random.Random` (reseeded in forked children), not
+`os.urandom`:
 ids must be unique, not unpredictable, and a system call per id cost 3 % of the pipeline. The
 databases keep messages, verdicts and alerts in B-trees keyed by these ids: a random
 key (UUID 4) lands on a random page of an index that outgrows the page cache, a time-ordered key
@@ -12,10 +13,15 @@ among ids of one process) and 62 random bits (uniqueness across processes and re
 
 from __future__ import annotations
 
+import os
 import random
 import time
 
-_bits = random.getrandbits
+# A private generator, reseeded in every forked child: a library seeding the global `random`
+# with a constant must not make two gateways sharing one database produce the same ids.
+_rng = random.Random()
+os.register_at_fork(after_in_child=_rng.seed)
+_bits = _rng.getrandbits
 _last_ms = 0
 _seq = 0
 

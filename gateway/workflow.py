@@ -203,7 +203,9 @@ class Workflow:
                 )
             )
             .where(v.c.decision == "block", m.c.source_ton != TON_ALPHANUMERIC, k.c.id.is_(None))
+            .where(sa.or_(*(m.c.source.like(p) for p in ("7%", "+7%", "87%"))))  # KZ forms
             .group_by(m.c.source)
+            .order_by(sa.func.min(m.c.received_at))
             .limit(500)
         )
         opened = 0
