@@ -233,6 +233,15 @@ async def test_purge_text_forgets_old_texts(store: Store) -> None:
     assert await store.purge_text(older_than=T0 - 86400 * 90) == 0
 
 
+async def test_purge_text_works_in_chunks(store: Store) -> None:
+    """A backlog is cleared a chunk per transaction (the write lock is never held long)."""
+    old = [inspected(i, at=T0 - 86400 * 100 + i) for i in range(7)]
+    await store.record([*old, inspected(50, at=T0)])
+    assert await store.purge_text(older_than=T0 - 86400 * 90, chunk=3) == 7  # 3 + 3 + 1
+    counts = await store.counts()
+    assert counts["texts"] == 1 and counts["messages"] == 8
+
+
 async def test_migrate_twice_is_a_no_op(db_url: str) -> None:
     async with await Store.open(db_url) as st:
         assert await st.schema_revision() is None

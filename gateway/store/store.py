@@ -327,26 +327,29 @@ class Store:
                     .values(values)
                 )
 
-    async def purge_text(self, older_than: float) -> int:
+    async def purge_text(self, older_than: float, *, chunk: int = 5000) -> int:
         """Retention: forget the text of messages received before `older_than` (an epoch-seconds
         cutoff) and of complaints received before it. Returns how many texts were cleared
-        (messages and complaints together)."""
-        with self._errors("purge_text"):
-            async with self._engine.begin() as conn:
-                m = await conn.execute(
-                    messages.update()
-                    .where(messages.c.received_at < older_than, messages.c.text.is_not(None))
-                    .values(text=None)
-                )
-                c = await conn.execute(
-                    complaints.update()
-                    .where(
-                        complaints.c.received_at < older_than,
-                        complaints.c.forwarded_text.is_not(None),
-                    )
-                    .values(forwarded_text=None)
-                )
-                return int(m.rowcount) + int(c.rowcount)
+        (messages and complaints together). Done `chunk` rows per transaction, so a backlog
+        (after a long pause) never holds the write lock long enough to stall recording."""
+        cleared = 0
+        for table, text in ((messages, messages.c.text), (complaints, complaints.c.forwarded_text)):
+            due = (
+                sa.select(table.c.id)
+                .where(table.c.received_at < older_than, text.is_not(None))
+                .limit(chunk)
+                .scalar_subquery()
+            )
+            while True:
+                with self._errors("purge_text"):
+                    async with self._engine.begin() as conn:
+                        done = await conn.execute(
+                            table.update().where(table.c.id.in_(due)).values({text.name: None})
+                        )
+                cleared += int(done.rowcount)
+                if done.rowcount < chunk:
+                    break
+        return cleared
 
     # -- reads --------------------------------------------------------------------------------
 
