@@ -20,11 +20,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from gateway.backoff import Backoff
 from gateway.domain import Alert
+from gateway.loop import BackgroundLoop
 from gateway.mqtt import (
     AlertPublisher,
     AlertRejected,
@@ -50,13 +50,15 @@ class OutboxStore(Protocol):
     ) -> None: ...
 
 
-class OutboxDispatcher:
+class OutboxDispatcher(BackgroundLoop):
     """Supervisor loop publishing the store's pending alerts to MQTT.
 
     `async with OutboxDispatcher(store, config) as d:` runs it in a task (or `await d.run()`
     until `await d.stop()`, or cancel that task). `notify()` wakes it at once; otherwise it polls
     every `poll_interval` seconds. `await d.flush(timeout)` before stopping publishes what is
     pending."""
+
+    task_name = "outbox-dispatcher"
 
     def __init__(
         self,
@@ -78,9 +80,7 @@ class OutboxDispatcher:
         self.backoff = backoff or Backoff()
         self.version = version
         self.clock = clock
-        self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(stop_grace=config.timeout + 5)  # a publish/POST in flight may finish
         # state for the logs and for callers
         self.connected = False
         self.broker_down = False
@@ -139,36 +139,6 @@ class OutboxDispatcher:
                     self.last_error or "still publishing",
                 )
                 return
-
-    async def __aenter__(self) -> Self:
-        self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._stop.clear()
-            self._task = asyncio.create_task(self.run(), name="outbox-dispatcher")
-
-    async def stop(self) -> None:
-        """Finish the batch in flight, publish the offline status, disconnect."""
-        self._stop.set()
-        self._wake.set()
-        task, self._task = self._task, None
-        if task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(task), timeout=self.config.timeout + 5)
-            except TimeoutError:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
     # -- the loop ------------------------------------------------------------------------------
 

@@ -18,15 +18,13 @@ Run ONE dispatcher per database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Self
 
 from gateway.alerts import iso_utc
 from gateway.backoff import Backoff
+from gateway.loop import BackgroundLoop
 from gateway.store import StoreError, StoreUnavailable
 
 from .client import CentreClient
@@ -38,12 +36,14 @@ from .schema import report_errors
 log = logging.getLogger(__name__)
 
 
-class CentreDispatcher:
+class CentreDispatcher(BackgroundLoop):
     """Supervisor loop delivering pending centre reports.
 
     `async with CentreDispatcher(store, config) as d:` runs it in a task (or `await d.run()`
     until `await d.stop()`). `notify()` wakes it at once (call it after the case transaction
     committed); otherwise it polls every `poll_interval` seconds."""
+
+    task_name = "centre-dispatcher"
 
     def __init__(
         self,
@@ -64,9 +64,7 @@ class CentreDispatcher:
         self.poll_interval = poll_interval
         self.backoff = backoff or Backoff()
         self.clock = clock
-        self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(stop_grace=config.timeout + 5)  # a publish/POST in flight may finish
         # state for the logs and for callers
         self.centre_down = False
         self.store_down = False
@@ -81,36 +79,6 @@ class CentreDispatcher:
     def notify(self) -> None:
         """New reports are in the outbox: deliver them now."""
         self._wake.set()
-
-    def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._stop.clear()
-            self._task = asyncio.create_task(self.run(), name="centre-dispatcher")
-
-    async def stop(self) -> None:
-        """Let the report in flight finish (up to the request timeout), then end the loop."""
-        self._stop.set()
-        self._wake.set()
-        task, self._task = self._task, None
-        if task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(task), timeout=self.config.timeout + 5)
-            except TimeoutError:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-    async def __aenter__(self) -> Self:
-        self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- the loop ------------------------------------------------------------------------------
 
