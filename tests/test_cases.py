@@ -97,14 +97,6 @@ class Clock:
         return self.t
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path / "data")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
 async def store(db_url: str) -> AsyncIterator[Store]:
     st = await Store.open(db_url)

@@ -41,24 +41,6 @@ IMEI = "490154203237518"  # the classic example IMEI: valid Luhn check digit
 M2M = DeviceSpec("m2m", "89882390000123456789", "smart meter modem, building 4")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path / "data")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    st = await Store.open(db_url)
-    try:
-        await st.migrate()
-        yield st
-    finally:
-        await st.close()
-
-
 @pytest.fixture
 def registry(store: Store) -> Registry:
     return Registry(store)

@@ -1,0 +1,30 @@
+"""The database fixtures shared by the repository tests: every test using `store` runs twice,
+on a SQLite file and on a real PostgreSQL database (fixtures_services.postgres_url)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.store import Store, sqlite_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "data")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    """A migrated store on `db_url`, closed after the test."""
+    st = await Store.open(db_url)
+    try:
+        await st.migrate()
+        yield st
+    finally:
+        await st.close()
