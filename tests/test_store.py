@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,26 +33,7 @@ if TYPE_CHECKING:
     from fixtures_services import PostgresServer
 
 
-BACKENDS = ["sqlite", "postgresql"]
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path / "data")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[Store]:
-    st = await Store.open(db_url)
-    try:
-        await st.migrate()
-        yield st
-    finally:
-        await st.close()
 
 
 def inspected(
@@ -288,6 +268,8 @@ async def test_missing_schema_says_so(tmp_path: Path) -> None:
             await st.pending_alerts(1)
     with pytest.raises(StoreError, match="unsupported database URL"):
         await Store.open("mysql://localhost/x")
+    with pytest.raises(StoreError, match="SQLite database file is needed"):
+        await Store.open("sqlite:///:memory:")
     with pytest.raises(StoreError, match="closed"):
         await st.counts()
 

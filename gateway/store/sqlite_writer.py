@@ -107,9 +107,8 @@ class SqliteWriter:
         return conn
 
     def _record(self, items: Sequence[Inspected]) -> None:
-        first: dict[str, Inspected] = {}
-        for item in items:
-            first.setdefault(item.sms.id, item)
+        """`items` have unique message ids (Store.record removes repeats)."""
+        first = {item.sms.id: item for item in items}
         if not first:
             return
         if self._conn is None:

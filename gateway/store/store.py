@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.domain import Alert, AlertKind, Inspected, Reason
 from gateway.simbox import Finding
@@ -73,29 +73,15 @@ class Store:
         self.url = make_url(url).render_as_string(hide_password=True)  # safe to log
         self.dialect: str = engine.dialect.name
         self._closed = False
-        # A SQLite file gets its own writer thread for record() (see sqlite_writer); an
-        # in-memory database exists only in SQLAlchemy's connection, so it keeps that path.
-        self._writer: SqliteWriter | None = None
+        # SQLite: record() runs in a writer thread with its own connection (sqlite_writer);
+        # PostgreSQL: one statement per batch (pg_writer). Both use the same row builders.
         self._rows = _json_row_builders()
-        database = make_url(url).database
-        if self.dialect == "sqlite" and database and database != ":memory:":
+        self._writer: SqliteWriter | None = None
+        if self.dialect == "sqlite":
+            database = make_url(url).database or ""
             self._writer = SqliteWriter(database, self._rows, timeout=connect_timeout)
         insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        # Built once: constructing a statement costs more than executing a cached one. RETURNING
-        # makes SQLAlchemy send one multi-row INSERT per batch ("insertmanyvalues") instead of a
-        # statement per row, several times faster on PostgreSQL; for messages it also tells which
-        # rows are new.
-        self._insert_new: dict[str, Any] = {
-            table.name: insert(table)
-            .on_conflict_do_nothing(index_elements=[key])
-            .returning(table.c[key])
-            for table, key in (
-                (messages, "id"),
-                (verdicts, "message_id"),
-                (alerts, "id"),
-                (complaints, "id"),
-            )
-        }
+        self._insert_alerts = insert(alerts).on_conflict_do_nothing(index_elements=["id"])
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -113,12 +99,16 @@ class Store:
         parsed = make_url(url)
         serializer = _json_dumps
         if parsed.get_backend_name() == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                directory = Path(parsed.database).parent
-                try:
-                    directory.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise StoreError(f"cannot create the data directory {directory}: {e}") from e
+            if not parsed.database or parsed.database == ":memory:":
+                raise StoreError(
+                    "an SQLite database file is needed (sqlite:///PATH): the writer thread and "
+                    "the readers each open their own connection to it"
+                )
+            directory = Path(parsed.database).parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create the data directory {directory}: {e}") from e
             engine = create_async_engine(
                 url,
                 echo=echo,
@@ -201,53 +191,15 @@ class Store:
         the batch) is skipped with its alerts and complaint."""
         if not items:
             return
-        if self._writer is not None:
-            with self._errors("record"):
-                await self._writer.record(items)
-            return
-        if self.dialect == "postgresql":
-            await self._record_pg(items)
-            return
-        first: dict[str, Inspected] = {}
-        for item in items:
-            first.setdefault(item.sms.id, item)
+        unique = unique_messages(items)
         with self._errors("record"):
-            async with self._engine.begin() as conn:
-                new_ids = await self._insert_new_messages(conn, list(first.values()))
-                fresh = [first[i] for i in first if i in new_ids]
-                if not fresh:
-                    return
-                await self._insert_ignoring(conn, verdicts, map(_verdict_row, fresh))
-                await self._insert_ignoring(
-                    conn, alerts, (_alert_row(a) for it in fresh for a in it.alerts)
-                )
-                await self._insert_ignoring(
-                    conn, complaints, (_complaint_row(it) for it in fresh if it.complaint)
-                )
-
-    async def _record_pg(self, items: Sequence[Inspected]) -> None:
-        first: dict[str, Inspected] = {}
-        for item in items:
-            first.setdefault(item.sms.id, item)
-        args = record_args(list(first.values()), self._rows)
-        with self._errors("record"):
+            if self._writer is not None:
+                await self._writer.record(unique)
+                return
             async with self._engine.connect() as conn:
                 raw = await conn.get_raw_connection()
                 driver: Any = raw.driver_connection  # asyncpg: autocommit, one statement
-                await driver.fetchval(RECORD_SQL, *args)
-
-    async def _insert_new_messages(self, conn: AsyncConnection, items: list[Inspected]) -> set[str]:
-        result = await conn.execute(
-            self._insert_new["messages"], [_message_row(it) for it in items]
-        )
-        return set(result.scalars().all())
-
-    async def _insert_ignoring(
-        self, conn: AsyncConnection, table: sa.Table, rows: Iterable[dict[str, Any]]
-    ) -> None:
-        batch = list(rows)
-        if batch:
-            await conn.execute(self._insert_new[table.name], batch)
+                await driver.fetchval(RECORD_SQL, *record_args(unique, self._rows))
 
     async def record_findings(
         self, findings: Sequence[Finding], new_alerts: Sequence[Alert]
@@ -276,7 +228,7 @@ class Store:
                 if findings and not fresh:
                     return  # already recorded (a retry, a test re-announced): so are its alerts
                 if new_alerts:
-                    await self._insert_ignoring(conn, alerts, map(_alert_row, new_alerts))
+                    await conn.execute(self._insert_alerts, [_alert_row(a) for a in new_alerts])
 
     async def simbox_numbers(self) -> list[dict[str, Any]]:
         """The local numbers probe tests named as SIM-box / SIM-farm SIMs, latest first."""
@@ -599,6 +551,15 @@ def _alert_row(a: Alert) -> dict[str, Any]:
         "last_error": None,
         "failed_at": None,
     }
+
+
+def unique_messages(items: Sequence[Inspected]) -> list[Inspected]:
+    """The batch without repeats of a message id (the first one stays): recording is
+    idempotent on the message id, within a batch as across batches."""
+    first: dict[str, Inspected] = {}
+    for item in items:
+        first.setdefault(item.sms.id, item)
+    return list(first.values())
 
 
 def _finding_row(f: Finding) -> dict[str, Any]:
