@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "bench": ("gateway.bench_cli", "benchmarks that print figures (smpp, pipeline)"),
     "cases": ("gateway.cases_cli", "list, show and decide cases (points 119-120)"),
     "registry": ("gateway.registry_cli", "subscriber registry: import, over-limit, check (R6)"),
+    "lab": ("simulators.osmo.lab_cli", "the Osmocom lab: osmo-hlr + osmo-msc, virtual phones"),
 }  # fmt: skip
 
 

@@ -1,5 +1,5 @@
 /*
- * LD_PRELOAD shim for the interop lab: SCTP over TCP on kernels without SCTP.
+ * LD_PRELOAD shim for the Osmocom lab (simulators/osmo/lab.py builds it when the kernel has no SCTP): SCTP over TCP on kernels without SCTP.
  *
  * osmo-msc refuses to start when its SGs listener cannot open an SCTP socket. Where the kernel
  * has no SCTP (socket() fails with EPROTONOSUPPORT) this library hands out a TCP socket instead

@@ -1,0 +1,1 @@
+"""The Osmocom lab: osmo-hlr + osmo-msc on loopback, virtual phones over SGs, provisioning."""
