@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import signal
 import socket
 import subprocess
@@ -171,3 +172,28 @@ def _until(predicate: Callable[[], bool], timeout: float = 10) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.05)
+
+
+async def test_a_failure_inside_the_lab_leaves_nothing(tmp_path: Path) -> None:
+    """An exception in the body of `async with Lab(...)` (a failing test) still stops both
+    programs and frees every port before it propagates."""
+    smpp, sgs = free_ports(2)
+    lab = Lab(LabConfig(tmp_path / "lab", smpp_port=smpp, sgs_port=sgs))
+    with pytest.raises(RuntimeError, match="the test failed"):
+        async with lab:
+            pids = [p.pid for p in lab.procs.values()]
+            assert len(pids) == 2
+            raise RuntimeError("the test failed")
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in pids)  # noqa: ASYNC240
+    assert not any(port_open(p) for p in [*FIXED_PORTS, smpp, sgs])
+    assert not lab.state_path.exists()
+
+
+async def test_a_program_dying_is_reported_with_its_log(osmo_lab: OsmoLab) -> None:
+    lab = await osmo_lab()
+    msc = lab.procs["osmo-msc"]
+    msc.kill()
+    msc.wait()
+    dead = r"(?s)osmo-msc exited with -9; its log:\n.*SMPP at 127.0.0.1"
+    with pytest.raises(LabError, match=dead):
+        lab.check_alive()
