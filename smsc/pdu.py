@@ -223,6 +223,7 @@ class Pdu:
     _SPEC: ClassVar[Spec] = ()
     # Fields that may be absent from an error response (§4.1.2, §4.4.2: no body on error).
     _OPTIONAL_BODY: ClassVar[bool] = False
+    _BODY_ON_ERROR: ClassVar[bool] = False  # encode the (optional) body with an error status too
 
     sequence: int = 0
     status: int = 0
@@ -281,6 +282,7 @@ class Pdu:
     def _encode_body(self) -> bytes:
         if (
             self._OPTIONAL_BODY
+            and not self._BODY_ON_ERROR
             and self.status != 0
             and not self.tlvs  # TLVs follow the mandatory body, which must then be present
             and not self._has_body_values()
@@ -507,7 +509,13 @@ class DeliverSm(_ShortMessage):
 
 @dataclass(slots=True, kw_only=True)
 class DeliverSmResp(_MessageIdResp):
+    """§4.6.2: message_id is unused and set to NULL: the one-octet body is sent with an error
+    status too (only submit_sm_resp's body goes on error, §4.4.2). osmo-msc's libsmpp34 drops a
+    bodyless deliver_sm_resp, so a message the gateway refused would time out at the phone
+    instead of getting its RP-ERROR. A bodyless one is still read."""
+
     command_id: ClassVar[int] = CommandId.DELIVER_SM_RESP
+    _BODY_ON_ERROR: ClassVar[bool] = True
 
 
 @dataclass(slots=True, kw_only=True)

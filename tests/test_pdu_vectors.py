@@ -21,6 +21,7 @@ from smsc.pdu import (
     DataSm,
     DataSmResp,
     DeliverSm,
+    DeliverSmResp,
     DistributionList,
     EnquireLink,
     EnquireLinkResp,
@@ -834,3 +835,14 @@ ENCODE_TYPE_ERRORS = [
 def test_invalid_values_raise_pdu_error_on_encode(build: object) -> None:
     with pytest.raises(PduError):
         build()  # type: ignore[operator]
+
+
+def test_deliver_sm_resp_keeps_its_null_message_id_on_error() -> None:
+    """§4.6.2: deliver_sm_resp's message_id is NULL, sent with an error status too (osmo-msc's
+    libsmpp34 drops a bodyless one: the phone would wait instead of getting RP-ERROR);
+    submit_sm_resp goes bodyless on error (§4.4.2). Both forms are read."""
+    refused = DeliverSmResp(sequence=9, status=Status.ESME_RX_R_APPN).encode()
+    assert refused == h("00000011", "80000005", "00000066", "00000009", "00")
+    bodyless = h("00000010", "80000005", "00000066", "00000009")
+    assert decode_pdu(bodyless) == decode_pdu(refused) == DeliverSmResp(sequence=9, status=0x66)
+    assert len(SubmitSmResp(sequence=9, status=Status.ESME_RTHROTTLED).encode()) == 16
