@@ -194,7 +194,8 @@ async def open_workflow(
     from gateway.config_check import parse_hostport
     from gateway.registry import Registry
     from gateway.store import Store
-    from gateway.switch import HttpSwitch, NoSwitch, SwitchControl
+    from gateway.switch import SwitchControl
+    from gateway.switch_config import open_switch
     from gateway.workdays import KzCalendar
     from gateway.workflow import Waker, Workflow
 
@@ -203,11 +204,7 @@ async def open_workflow(
         yield None
         return
     async with contextlib.AsyncExitStack() as stack:
-        switch: SwitchControl = NoSwitch()
-        if w.switch_url:
-            switch = await stack.enter_async_context(
-                HttpSwitch(w.switch_url, w.switch_token, w.switch_timeout)
-            )
+        switch: SwitchControl = await stack.enter_async_context(open_switch(w.switch))
         calendar = KzCalendar(
             extra_days_off=[dt.date.fromisoformat(d) for d in w.extra_days_off],
             extra_working_days=[dt.date.fromisoformat(d) for d in w.extra_working_days],

@@ -37,6 +37,7 @@ from gateway.config import GatewayConfig, ProbeSettings, SmscLink
 from gateway.daemon import Gateway
 from gateway.domain import Decision, Inspected, Route
 from gateway.simbox import Finding, Outcome
+from gateway.switch_config import SwitchSettings
 from simulators.broker import BrokerError, Mosquitto
 from simulators.centre import CentreSimulator, make_certs
 from simulators.modem import ModemProfile, ModemSimulator
@@ -243,7 +244,7 @@ async def _start_workflow_peers(
     w = cfg.workflow
     w.interval = 1.0
     switch = await stack.enter_async_context(SwitchSimulator())
-    w.switch_url, w.switch_token = switch.url, switch.token
+    w.switch = SwitchSettings.http(switch.url, switch.token)
     try:
         certs = make_certs(data_dir / "pki")
     except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:

@@ -23,6 +23,7 @@ from gateway.daemon import Gateway
 from gateway.domain import Route
 from gateway.registry import Registry
 from gateway.store import Store
+from gateway.switch_config import SwitchSettings
 from simulators.centre import CentreSimulator, inbound_report, make_certs
 from simulators.switch import SwitchSimulator
 from smsc.client import EsmeConfig
@@ -65,7 +66,7 @@ async def test_complaint_to_suspension_and_centre_reports(tmp_path: Path) -> Non
         ]
         w = cfg.workflow
         w.interval = 0.2
-        w.switch_url, w.switch_token = switch.url, switch.token
+        w.switch = SwitchSettings.http(switch.url, switch.token)
         w.centre_url, w.operator = centre.url, "kcell"
         w.centre_client_cert, w.centre_client_key = map(str, certs.cert("operator", "client"))
         w.centre_ca = str(certs.centre_ca)
