@@ -20,6 +20,7 @@ from typing import Any
 from gateway.config_check import ConfigError, Table, parse_hostport
 from gateway.detect.velocity import VelocityLimits
 from gateway.domain import Route, Thresholds
+from gateway.switch_config import SwitchSettings, parse_switch
 from smsc.client import EsmeConfig, TlsConfig
 from smsc.constants import Status
 from smsc.session import BindType, SessionConfig
@@ -33,6 +34,8 @@ DEFAULT_CONFIG = PROJECT_DIR / "config" / "fraudgate.toml"
 class SmscLink:
     esme: EsmeConfig
     route: Route
+    forward: bool = False  # inline: submit accepted MO onward on this bind (docs/inline.md)
+    forward_timeout: float = 3.0  # seconds for the onward submit_sm_resp (osmo-msc waits 5 s)
 
 
 @dataclass
@@ -84,9 +87,8 @@ class WorkflowSettings:
     extra_working_days: tuple[str, ...] = ()
     block_all_subscriber_numbers: bool = True
     confirming_probe_outcomes: tuple[str, ...] = ("simbox", "simfarm")
-    switch_url: str = ""  # empty: no switch, block actions wait (retried once configured)
-    switch_token: str = ""
-    switch_timeout: float = 5.0
+    # kind "none": no switch, block actions wait (retried once configured); docs/switch.md
+    switch: SwitchSettings = field(default_factory=SwitchSettings)
     centre_url: str = ""  # empty: reports stay queued in the database
     operator: str = "operator"
     centre_client_cert: str = ""
@@ -107,6 +109,7 @@ class GatewayConfig:
     mode: str = "monitor"  # "monitor": acknowledge all, record; "enforce": reject blocked ones
     block_status: int = Status.ESME_RX_R_APPN  # 0x66: permanent, no retry (smpp/NOTES.md)
     store_error_status: int = Status.ESME_RMSGQFUL  # 0x14: the SMSC retries later
+    forward_error_status: int = Status.ESME_RMSGQFUL  # forward mode: onward submit unanswered
     data_dir: Path = PROJECT_DIR / "var"
     store_url: str = ""  # default: SQLite under data_dir
     text_retention_days: float = 30.0
@@ -172,6 +175,13 @@ def _smsc(t: Table) -> SmscLink:
         raise ConfigError(
             f"{t.key('bind')}: a transmitter receives nothing; use receiver or transceiver"
         )
+    forward = t.get("forward", bool, False)
+    if forward and bind is not BindType.TRANSCEIVER:
+        raise ConfigError(
+            f"{t.key('forward')}: forwarding submits onward on the same bind: "
+            f'it needs bind = "transceiver"'
+        )
+    forward_timeout = t.number("forward_timeout", 3.0, minimum=0.1)
     tls_t = t.table("tls")
     tls = TlsConfig(
         ca_file=tls_t.get("ca", str, "") or None,
@@ -198,7 +208,7 @@ def _smsc(t: Table) -> SmscLink:
         name=name,
     )
     t.done()
-    return SmscLink(esme, route)
+    return SmscLink(esme, route, forward, forward_timeout)
 
 
 def _probe(t: Table) -> ProbeSettings:
@@ -271,9 +281,7 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
         confirming_probe_outcomes=tuple(
             c.get("confirming_probe_outcomes", list, ["simbox", "simfarm"])
         ),
-        switch_url=sw.get("url", str, ""),
-        switch_token=sw.get("token", str, ""),
-        switch_timeout=sw.number("timeout", 5.0, minimum=0.1),
+        switch=parse_switch(sw),
         centre_url=ce.get("url", str, ""),
         operator=ce.get("operator", str, "operator"),
         centre_client_cert=_path(ce, "client_cert", base),
@@ -291,8 +299,6 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
         raise ConfigError(
             f"{c.key('confirming_probe_outcomes')}: outcomes among {', '.join(sorted(known))}"
         )
-    if w.switch_url and not w.switch_url.startswith(("http://", "https://")):
-        raise ConfigError(f"{sw.key('url')}: an http(s):// URL")
     if w.centre_url and not w.centre_url.startswith("https://"):
         raise ConfigError(f"{ce.key('url')}: the centre is reached over https:// only")
     if w.centre_url and w.operator == "operator":
@@ -340,6 +346,9 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     cfg.block_status = g.integer("block_status", cfg.block_status, minimum=1, maximum=0xFFFFFFFF)
     cfg.store_error_status = g.integer(
         "store_error_status", cfg.store_error_status, minimum=1, maximum=0xFFFFFFFF
+    )
+    cfg.forward_error_status = g.integer(
+        "forward_error_status", cfg.forward_error_status, minimum=1, maximum=0xFFFFFFFF
     )
     cfg.data_dir = base / g.get("data_dir", str, "var")
     cfg.text_retention_days = g.number("text_retention_days", 30.0)

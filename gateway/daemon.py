@@ -25,6 +25,7 @@ from pathlib import Path
 
 from gateway.config import DEFAULT_CONFIG, GatewayConfig, load
 from gateway.config_check import ConfigError
+from gateway.delivery import DeliveryStore, DeliveryWriter
 from gateway.domain import Inspected
 from gateway.pipeline import GatewayHandler, Inspector, PipelineStats, Policy, Recorder
 from gateway.simbox import Finding
@@ -87,8 +88,18 @@ class Gateway:
                     batch_delay=cfg.batch_delay,
                     on_committed=lambda n: dispatcher.notify(),
                 )
-                policy = Policy(cfg.enforcing, cfg.block_status, cfg.store_error_status)
+                policy = Policy(
+                    cfg.enforcing,
+                    cfg.block_status,
+                    cfg.store_error_status,
+                    cfg.forward_error_status,
+                )
                 for link in cfg.smsc:
+                    deliveries = (
+                        DeliveryWriter(store, time.time)
+                        if link.forward and isinstance(store, DeliveryStore)
+                        else None
+                    )
                     handler = GatewayHandler(
                         link.esme.label,
                         link.route,
@@ -97,6 +108,9 @@ class Gateway:
                         policy,
                         reassembly_timeout=cfg.reassembly_timeout,
                         on_inspected=self.on_inspected,
+                        forward=link.forward,
+                        forward_timeout=link.forward_timeout,
+                        deliveries=deliveries,
                     )
                     self.handlers.append(handler)
                     self.supervisors.append(EsmeSupervisor(link.esme, handler))

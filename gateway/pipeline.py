@@ -6,6 +6,9 @@
 
 A response goes out only after its message and verdict are committed; when the database cannot
 record, the SMSC gets `store_error_status` (0x14 by default), which SMSCs retry: nothing is lost.
+In forward mode (an SMSC that hands every MO SMS to the gateway first, docs/inline.md) an accepted
+message is first submitted onward on the same bind, and the deliver_sm is answered with the
+outcome of that submit_sm; delivery receipts of the onward messages go to a ReceiptCorrelator.
 No task per message: the Inspector is synchronous and the response is a callback on the
 Recorder's future, so the per-message cost is the detectors' plus one commit share.
 """
@@ -18,9 +21,19 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from gateway.alerts import complaint_alert_payload, fanout_alert_payload, sms_alert_payload
+from gateway.delivery import (
+    DeliveryWriter,
+    OnwardStatus,
+    Outcome,
+    ReceiptCorrelator,
+    Submitted,
+    onward_submit,
+    receipt_of,
+    receipt_wanted,
+)
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import (
     Alert,
@@ -36,11 +49,12 @@ from gateway.domain import (
     Verdict,
     combine,
 )
-from smsc.constants import Status
-from smsc.link import Link, LinkClosedError
-from smsc.pdu import DataSm, DeliverSm, Pdu
+from smsc.constants import Status, status_name
+from smsc.link import Link, LinkClosedError, RequestFailedError
+from smsc.pdu import DataSm, DeliverSm, DeliverSmResp, Pdu
 from smsc.session import BindType
-from smsc.sms import Sms, SmsAssembler
+from smsc.sms import Sms, SmsAssembler, split_part
+from smsc.text import decode_text
 
 log = logging.getLogger("fraudgate.pipeline")
 
@@ -253,11 +267,28 @@ class Recorder:
 # The SMPP side
 
 
+class _DeliverSmRespWithBody(DeliverSmResp):
+    """deliver_sm_resp that keeps its body (message_id NUL) on an error status. SMPP 3.4 lets an
+    error response go without one, but osmo-msc's libsmpp34 cannot parse that ("Value length
+    exceed buffer length"), drops it, and the phone gets RP-ERROR 27 from its 5 s timer instead
+    of the status's own cause (tests/osmo/test_phones.py). Every SMSC accepts the body."""
+
+    _OPTIONAL_BODY: ClassVar[bool] = False
+
+
+def _refusal(pdu: Pdu, status: int) -> Pdu:
+    if isinstance(pdu, DeliverSm):
+        return _DeliverSmRespWithBody(sequence=pdu.sequence, status=status)
+    return pdu.response(status=status)
+
+
 @dataclass
 class Policy:
     enforcing: bool
     block_status: int = Status.ESME_RX_R_APPN
     store_error_status: int = Status.ESME_RMSGQFUL
+    # forward mode: the onward submit_sm got no answer in time (the SMSC / phone retries later)
+    forward_error_status: int = Status.ESME_RMSGQFUL
 
 
 @dataclass
@@ -270,10 +301,22 @@ class PipelineStats:
     store_errors: int = 0
     receipts: int = 0
     incomplete: int = 0
+    forwarded: int = 0  # forward mode: whole SMS accepted onward (every part's submit_sm_resp 0)
+    forward_failed: int = 0  # refused onward, no answer in time, or the link closed meanwhile
+    receipts_matched: int = 0
+    receipts_unmatched: int = 0
 
 
 class GatewayHandler:
-    """LinkHandler for one SMSC bind (one per supervisor, shared by its successive links)."""
+    """LinkHandler for one SMSC bind (one per supervisor, shared by its successive links).
+
+    With `forward=True` (a transceiver bind to an SMSC that gives the gateway every MO SMS first
+    and does not deliver it itself) an answered-ROK message is submitted onward on the same link
+    before its deliver_sm is answered: ROK when every part was accepted onward, else the first
+    refusal's status, `policy.forward_error_status` when the SMSC did not answer within
+    `forward_timeout`, nothing when the link closed. Complaints to the complaint numbers end at
+    the gateway (answered ROK, not forwarded). Receipts are matched by `correlator` and their
+    outcome written through `deliveries` (when given)."""
 
     def __init__(
         self,
@@ -286,6 +329,10 @@ class GatewayHandler:
         reassembly_timeout: float = 30.0,
         clock: Callable[[], float] = time.time,
         on_inspected: Callable[[Inspected], None] | None = None,
+        forward: bool = False,
+        forward_timeout: float = 3.0,
+        correlator: ReceiptCorrelator | None = None,
+        deliveries: DeliveryWriter | None = None,
     ) -> None:
         self.name = name
         self.route = route
@@ -295,6 +342,7 @@ class GatewayHandler:
         self.clock = clock
         self.on_inspected = on_inspected
         self.assembler = SmsAssembler(timeout=reassembly_timeout)
+        self.assembler_timeout = reassembly_timeout
         self.stats = PipelineStats()
         self.latencies: list[float] = []  # seconds from last part to response, when measuring
         self.measure = False
@@ -302,6 +350,17 @@ class GatewayHandler:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self.forward = forward
+        self.forward_timeout = forward_timeout
+        self.correlator = correlator or ReceiptCorrelator()
+        self.deliveries = deliveries
+        self._tasks: set[asyncio.Task[None]] = set()
+        # messages being submitted onward: an outcome that comes before their row is written
+        # waits here (the row's insert must precede its update)
+        self._submitting: dict[str, Outcome | None] = {}
+        # forward mode: the text so far of concatenated messages, by (link, source, dest, ref)
+        self._partial: dict[tuple[int, str, str, int, int], tuple[float, dict[int, str]]] = {}
+        self._unmatched_logged = -60.0
 
     # LinkHandler ------------------------------------------------------------------------
     def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:  # pragma: no cover
@@ -317,8 +376,13 @@ class GatewayHandler:
         if pdu.esm_class & 0x04:  # a delivery receipt is not a message to inspect
             self.stats.receipts += 1
             link.respond(pdu.response())
+            if self.forward:
+                self._on_receipt(pdu)
             return
         started = time.perf_counter()
+        if self.forward:  # every part is answered on its own (see _part)
+            self._process(link, self._part(link, pdu), started)
+            return
         sms = self.assembler.feed(pdu, self._loop_time(), scope=id(link))
         if sms is not None:
             self._process(link, sms, started)
@@ -361,20 +425,27 @@ class GatewayHandler:
         fut: asyncio.Future[None],
         started: float,
     ) -> None:
-        self._in_flight -= 1
-        if not self._in_flight:
-            self._idle.set()
         if fut.exception() is not None:
             status = self.policy.store_error_status
             self.stats.store_errors += 1
         elif self.policy.enforcing and inspected.verdict.decision is Decision.BLOCK:
             status = self.policy.block_status
             self.stats.rejected += 1
+        elif self.forward and inspected.complaint is None:
+            task = asyncio.get_running_loop().create_task(
+                self._forward(link, sms, inspected, started)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return  # answered by _forward, still in flight
         else:
             status = Status.ESME_ROK
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._idle.set()
         try:
             for pdu in sms.pdus:
-                link.respond(pdu.response(status=status))
+                link.respond(_refusal(pdu, status) if status else pdu.response())
         except LinkClosedError:
             log.debug(
                 "%s: link closed before the verdict on %s; the SMSC redelivers",
@@ -383,6 +454,169 @@ class GatewayHandler:
             )
         if self.measure:
             self.latencies.append(time.perf_counter() - started)
+
+    # forward mode -----------------------------------------------------------------------
+    def _part(self, link: Link, pdu: DeliverSm | DataSm) -> Sms:
+        """One part as the SMS to inspect, answer and forward. A phone sends the parts of a
+        long SMS one RP-DATA at a time and waits for each RP-ACK; osmo-msc gives the ESME 5 s
+        per deliver_sm. Holding part 1 until the last part arrives would time every long SMS
+        out, so each part is decided when it arrives, on the text received so far (part 1's
+        text, then parts 1-2, ...): a bait in the first part stops the first part."""
+        part = split_part(pdu)
+        decoded = decode_text(part.body, pdu.data_coding)
+        text, total, seq = decoded.text, 1, 1
+        concat = part.concat
+        if concat is not None and concat.total > 1:
+            total, seq = concat.total, concat.seq
+            now = self._loop_time()
+            key = (id(link), pdu.source_addr, pdu.destination_addr, concat.ref, concat.ref_bits)
+            _, texts = self._partial.pop(key, (now, {}))
+            texts[seq] = text
+            text = "".join(texts[k] for k in sorted(texts))
+            if len(texts) < total:
+                self._partial[key] = (now, texts)  # re-inserted: the dict stays oldest first
+            limit = self.assembler_timeout
+            while self._partial:
+                oldest = next(iter(self._partial))
+                if now - self._partial[oldest][0] <= limit and len(self._partial) <= 10_000:
+                    break
+                del self._partial[oldest]
+        return Sms(
+            source=pdu.source_addr,
+            source_ton=pdu.source_addr_ton,
+            source_npi=pdu.source_addr_npi,
+            dest=pdu.destination_addr,
+            dest_ton=pdu.dest_addr_ton,
+            dest_npi=pdu.dest_addr_npi,
+            data_coding=pdu.data_coding,
+            esm_class=pdu.esm_class,
+            text=text,
+            alphabet=decoded.alphabet,
+            body=part.body,
+            pdus=[pdu],
+            via=part.via,
+            total=total,
+            complete=True,
+            missing=(),
+            errors=[*part.errors, *decoded.errors],
+        )
+
+    async def _forward(self, link: Link, sms: Sms, inspected: Inspected, started: float) -> None:
+        try:
+            status = await self._submit_onward(link, sms, inspected)
+            if status is None:
+                log.info(
+                    "%s: link closed while forwarding %s; left unanswered (the SMSC retries)",
+                    self.name,
+                    inspected.sms.id,
+                )
+                return
+            try:
+                for pdu in sms.pdus:
+                    link.respond(_refusal(pdu, status) if status else pdu.response())
+            except LinkClosedError:
+                log.info(
+                    "%s: link closed before answering forwarded %s", self.name, inspected.sms.id
+                )
+            if self.measure:
+                self.latencies.append(time.perf_counter() - started)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _submit_onward(self, link: Link, sms: Sms, inspected: Inspected) -> int | None:
+        """Submit every part onward, in order, stopping at the first that is not accepted.
+        Returns the status to answer the deliver_sm(s) with, None when the link closed."""
+        ids: list[str] = []
+        status: int | None = Status.ESME_ROK
+        error: int | None = None
+        detail = ""
+        message_id = inspected.sms.id
+        started_at = self.clock()
+        self._submitting[message_id] = None
+        self._settled(
+            self.correlator.register(message_id, sms.source, sms.dest, len(sms.pdus), started_at)
+        )
+        for part, pdu in enumerate(sms.pdus):
+            try:
+                resp = await asyncio.wait_for(
+                    link.request(onward_submit(pdu)), self.forward_timeout
+                )
+            except LinkClosedError:
+                status, detail = None, "link closed"
+                break
+            except (TimeoutError, RequestFailedError) as exc:
+                if link.session.closed:  # requests pending at a close fail with the session
+                    status, detail = None, "link closed"
+                    break
+                status = self.policy.forward_error_status
+                detail = "timeout" if isinstance(exc, TimeoutError) else exc.reason
+                break
+            if resp.status != Status.ESME_ROK:
+                status = error = resp.status
+                detail = status_name(resp.status)
+                break
+            submit_id = str(getattr(resp, "message_id", ""))
+            ids.append(submit_id)
+            self.correlator.submitted(message_id, part, submit_id)
+        submitted = status == Status.ESME_ROK
+        if submitted:
+            self.stats.forwarded += 1
+        else:
+            self.correlator.cancel(message_id)
+            self.stats.forward_failed += 1
+            log.info("%s: %s not accepted onward: %s", self.name, inspected.sms.id, detail)
+        if self.deliveries is not None:
+            self.deliveries.submitted(
+                Submitted(
+                    message_id=inspected.sms.id,
+                    smsc=self.name,
+                    parts=len(sms.pdus),
+                    onward=OnwardStatus.SUBMITTED if submitted else OnwardStatus.FAILED,
+                    onward_error=error,
+                    detail=detail,
+                    submit_ids=tuple(ids),
+                    receipt_requested=receipt_wanted(sms.pdus),
+                    submitted_at=started_at,
+                )
+            )
+        early = self._submitting.pop(message_id, None)
+        if early is not None:
+            self._settled([early])
+        return status
+
+    def _on_receipt(self, pdu: Pdu) -> None:
+        now = self.clock()
+        receipt = receipt_of(pdu)
+        source, dest = getattr(pdu, "source_addr", ""), getattr(pdu, "destination_addr", "")
+        match = self.correlator.match(source, dest, receipt, now)
+        if match is None:
+            self.stats.receipts_unmatched += 1
+            mono = time.monotonic()
+            if mono - self._unmatched_logged >= 60.0:
+                self._unmatched_logged = mono
+                log.info(
+                    "%s: receipt id %r stat %s matches no forwarded message (%d unmatched so far)",
+                    self.name,
+                    receipt.message_id,
+                    receipt.stat,
+                    self.stats.receipts_unmatched,
+                )
+        else:
+            self.stats.receipts_matched += 1
+            if match.outcome is not None:
+                self._settled([match.outcome])
+        self._settled(self.correlator.expire(now))
+
+    def _settled(self, outcomes: list[Outcome]) -> None:
+        if self.deliveries is None:
+            return
+        for outcome in outcomes:
+            if outcome.message_id in self._submitting:
+                self._submitting[outcome.message_id] = outcome  # written after its row
+            else:
+                self.deliveries.finished(outcome)
 
     def _arm_expiry(self, link: Link) -> None:
         deadline = self.assembler.next_deadline()
@@ -404,3 +638,5 @@ class GatewayHandler:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
             log.warning("%s: %d SMS still unanswered at shutdown", self.name, self._in_flight)
+        if self.deliveries is not None:
+            await self.deliveries.flush(timeout)

@@ -104,6 +104,11 @@ class SmscConfig:
     response_timeout: float = 10.0
     enquire_link_interval: float = 30.0
     system_id: str = "fraudgate-sim"
+    # osmo-msc's ways, for inline-forwarding tests: every submit_sm_resp carries this constant
+    # instead of the message id (osmo-msc 1.9: 'msg_id_not_implemented'), and receipts carry
+    # only the Appendix B text, no receipted_message_id / message_state TLVs.
+    fixed_submit_id: str = ""
+    receipt_tlvs: bool = True
 
 
 @dataclass
@@ -351,7 +356,7 @@ class SimulatedSmsc:
             self.stats.rejected += 1
             self._respond(link, state, pdu.response(status=status))
             return
-        self._respond(link, state, pdu.response(message_id=msg.id))
+        self._respond(link, state, pdu.response(message_id=self.config.fixed_submit_id or msg.id))
 
     def _on_submit_multi(self, link: Link, state: _AccountState, pdu: SubmitMulti) -> None:
         failed: list[UnsuccessSme] = []
@@ -602,7 +607,9 @@ class SimulatedSmsc:
             tlvs=[
                 Tlv.of(Tag.RECEIPTED_MESSAGE_ID, msg.id),
                 Tlv.of(Tag.MESSAGE_STATE, int(msg.state)),
-            ],
+            ]
+            if self.config.receipt_tlvs
+            else [],
             registered_delivery=0,
             origin="",
             submitted_at=time.time(),

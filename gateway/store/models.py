@@ -130,4 +130,10 @@ simbox_numbers = sa.Table(
 )
 
 # Tables of the legal workflow live in their own modules, on the same metadata.
-from . import models_api, models_cases, models_centre, models_registry  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    models_api,
+    models_cases,
+    models_centre,
+    models_delivery,
+    models_registry,
+)

@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gateway.delivery import Outcome, Submitted
 from gateway.domain import Alert, AlertKind, Inspected, Reason
 from gateway.simbox import Finding
 
@@ -44,6 +45,7 @@ from .models import (
     simbox_numbers,
     verdicts,
 )
+from .models_delivery import deliveries
 from .pg_writer import RECORD_SQL, record_args
 from .sqlite_writer import RowBuilders, SqliteWriter
 from .urls import normalize_url
@@ -229,6 +231,60 @@ class Store:
                     return  # already recorded (a retry, a test re-announced): so are its alerts
                 if new_alerts:
                     await conn.execute(self._insert_alerts, [_alert_row(a) for a in new_alerts])
+
+    async def record_delivery(self, row: Submitted) -> None:
+        """A forwarded message's onward submission (forward mode, docs/inline.md). Written once
+        per message; a repeat of the same message id replaces the onward fields."""
+        insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        values = {
+            "message_id": row.message_id,
+            "smsc": _text(row.smsc),
+            "parts": row.parts,
+            "onward_status": str(row.onward.value),
+            "onward_error": row.onward_error,
+            "onward_detail": _text(row.detail)[:200],
+            "submit_ids": _text(" ".join(row.submit_ids))[:2000],
+            "receipt_requested": row.receipt_requested,
+            "final_state": None,
+            "receipt_id": None,
+            "submitted_at": row.submitted_at,
+            "done_at": None,
+        }
+        stmt = insert(deliveries).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[deliveries.c.message_id],
+            set_={k: stmt.excluded[k] for k in values if k != "message_id"},
+        )
+        with self._errors("record_delivery"):
+            async with self._engine.begin() as conn:
+                await conn.execute(stmt)
+
+    async def finish_delivery(self, outcome: Outcome, done_at: float) -> None:
+        """The final delivery state of a forwarded message (from its receipts, or 'unknown' when
+        none came in time). Only a pending row is updated: the first outcome stays."""
+        with self._errors("finish_delivery"):
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    deliveries.update()
+                    .where(
+                        deliveries.c.message_id == outcome.message_id,
+                        deliveries.c.final_state.is_(None),
+                    )
+                    .values(
+                        final_state=str(outcome.state.value),
+                        receipt_id=_text(" ".join(outcome.receipt_ids).strip())[:2000] or None,
+                        done_at=done_at,
+                    )
+                )
+
+    async def deliveries(self, *, message_id: str = "", limit: int = 1000) -> list[dict[str, Any]]:
+        """Forwarded messages' delivery rows, latest first; with `message_id`, that one."""
+        query = sa.select(deliveries).order_by(deliveries.c.submitted_at.desc()).limit(limit)
+        if message_id:
+            query = query.where(deliveries.c.message_id == message_id)
+        with self._errors("deliveries"):
+            async with self._engine.connect() as conn:
+                return [dict(r._mapping) for r in await conn.execute(query)]
 
     async def simbox_numbers(self) -> list[dict[str, Any]]:
         """The local numbers probe tests named as SIM-box / SIM-farm SIMs, latest first."""

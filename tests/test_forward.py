@@ -1,0 +1,363 @@
+"""Forward mode end to end: the simulated SMSC plays osmo-msc with `smpp-first` (every MO SMS goes
+to the gateway's transceiver bind first; submit_sm answered 'msg_id_not_implemented'; receipts
+carry another id and no TLVs), a receiver ESME plays the destination phones, and the gateway
+daemon runs with a real SQLite / PostgreSQL store."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+import tomllib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import DEFAULT_CONFIG, GatewayConfig, SmscLink, from_toml
+from gateway.config_check import ConfigError
+from gateway.daemon import Gateway, RunReport
+from gateway.domain import Inspected, Route
+from gateway.pipeline import GatewayHandler, Inspector
+from gateway.store import Store
+from gateway.wiring import build_inspector
+from smsc.client import EsmeClient, EsmeConfig
+from smsc.constants import MessageState, Status
+from smsc.link import Link
+from smsc.pdu import DeliverSm, Pdu
+from smsc.session import BindType
+from smsc.simulator import Account, Faults, Message, SimulatedSmsc, SmscConfig
+from smsc.simulator import Route as SmscRoute
+from smsc.text import split_for_sms
+
+A, B = "77011234567", "77021234567"
+OSMO_ID = "msg_id_not_implemented"
+HELLO = "Сәлем! Кешке кездесеміз бе?"
+FRAUD = (
+    "Ваша карта заблокирована. Для разблокировки перейдите по ссылке kaspi-bank.kz-secure.com "
+    "и введите код из SMS."
+)
+
+
+@pytest.fixture(scope="module")
+def inspector() -> Inspector:
+    return build_inspector(GatewayConfig())
+
+
+class Phones:
+    """The destination phones: a receiver ESME that answers deliver_sm with `status_of(dest)`."""
+
+    def __init__(self) -> None:
+        self.received: list[DeliverSm] = []
+        self.status_of: Callable[[str], int] = lambda dest: Status.ESME_ROK
+
+    def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:
+        pass
+
+    def on_request(self, link: Link, pdu: Pdu) -> None:
+        assert isinstance(pdu, DeliverSm)
+        self.received.append(pdu)
+        link.respond(pdu.response(status=self.status_of(pdu.destination_addr)))
+
+    def on_closed(self, link: Link, reason: str, clean: bool) -> None:
+        pass
+
+
+@dataclass
+class Lab:
+    smsc: SimulatedSmsc
+    gateway: Gateway
+    phones: Phones
+    store_url: str
+    stop_event: asyncio.Event
+    task: asyncio.Task[RunReport]
+    inspected: list[Inspected]
+
+    @property
+    def handler(self) -> GatewayHandler:
+        return self.gateway.handlers[0]
+
+    def mo(self, dest: str, text: str, source: str = A) -> list[Message]:
+        """The phone `source` sends `text`: one injected MO per part, as osmo-msc hands them."""
+        coding, bodies = split_for_sms(text, ref=0x2A)
+        esm = 0x40 if len(bodies) > 1 else 0
+        return [
+            self.smsc.inject(source, dest, body, data_coding=coding, esm_class=esm,
+                             source_ton=3, source_npi=1)
+            for body in bodies
+        ]  # fmt: skip
+
+    async def stop(self) -> RunReport:
+        self.stop_event.set()
+        return await asyncio.wait_for(asyncio.shield(self.task), 15)
+
+    async def deliveries(self) -> list[dict[str, Any]]:
+        async with await Store.open(self.store_url) as st:
+            return await st.deliveries()
+
+
+async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+def answered(msgs: list[Message]) -> bool:
+    """The SMSC has the gateway's deliver_sm_resp (or gave up) for every part."""
+    return all(m.state != MessageState.ENROUTE for m in msgs)
+
+
+LabFactory = Callable[..., Awaitable[Lab]]
+
+
+@pytest.fixture
+async def lab_factory(tmp_path: Path, inspector: Inspector) -> AsyncIterator[LabFactory]:
+    labs: list[tuple[Lab, EsmeClient]] = []
+
+    async def start(
+        *,
+        store_url: str = "",
+        mode: str = "enforce",
+        osmo_ids: bool = True,
+        gw_faults: Faults | None = None,
+        forward_timeout: float = 2.0,
+    ) -> Lab:
+        rx = frozenset({BindType.RECEIVER, BindType.TRANSCEIVER})
+        smsc = SimulatedSmsc(
+            SmscConfig(
+                port=0,
+                accounts=[
+                    Account("gw", "pw", rx, faults=gw_faults or Faults()),
+                    Account("phones", "pw", rx),
+                ],
+                # what the gateway submits goes to the phones; MO (injected) to the gateway
+                routes=[SmscRoute("", "phones", origin="gw"), SmscRoute("", "gw")],
+                retry_interval=0.2,
+                max_attempts=1,  # the gateway's first answer is what the phone gets
+                response_timeout=5.0,
+                fixed_submit_id=OSMO_ID if osmo_ids else "",
+                receipt_tlvs=not osmo_ids,
+            )
+        )
+        await smsc.__aenter__()
+        phones = Phones()
+        client = EsmeClient(
+            EsmeConfig("127.0.0.1", smsc.port, "phones", "pw", BindType.RECEIVER), phones
+        )
+        await client.__aenter__()
+        cfg = GatewayConfig(data_dir=tmp_path / "data", store_url=store_url, mode=mode)
+        cfg.smsc = [
+            SmscLink(
+                EsmeConfig("127.0.0.1", smsc.port, "gw", "pw", BindType.TRANSCEIVER, name="msc"),
+                Route.LOCAL,
+                forward=True,
+                forward_timeout=forward_timeout,
+            )
+        ]
+        cfg.workflow.enabled = False
+        cfg.mqtt.enabled = False
+        inspected: list[Inspected] = []
+        gateway = Gateway(cfg, inspector=inspector, on_inspected=inspected.append)
+        stop = asyncio.Event()
+        task = asyncio.create_task(gateway.run(stop))
+        await asyncio.wait_for(gateway.ready.wait(), 10)
+        await gateway.supervisors[0].wait_bound(5)
+        lab = Lab(smsc, gateway, phones, cfg.database_url, stop, task, inspected)
+        labs.append((lab, client))
+        return lab
+
+    yield start
+    for lab, client in reversed(labs):
+        await lab.stop()
+        await client.__aexit__(None, None, None)
+        await lab.smsc.__aexit__(None, None, None)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+async def test_an_allowed_sms_goes_onward_and_its_receipt_finds_it(
+    lab_factory: LabFactory, db_url: str
+) -> None:
+    lab = await lab_factory(store_url=db_url)
+    (mo,) = lab.mo(B, HELLO)
+    await until(lambda: answered([mo]) and lab.handler.stats.receipts_matched == 1)
+    assert (mo.state, mo.error) == (MessageState.DELIVERED, 0)  # deliver_sm_resp 0: RP-ACK
+    (got,) = lab.phones.received
+    assert (got.source_addr_ton, got.source_addr_npi, got.source_addr) == (3, 1, A)
+    assert (got.destination_addr, got.data_coding) == (B, 8)
+    assert got.short_message.decode("utf-16-be") == HELLO
+    # the phones' copy is the gateway's onward message, not the MO (which the SMSC gave us)
+    onward = [m for m in lab.smsc.messages.values() if m.origin == "gw" and m.esm_class == 0]
+    assert len(onward) == 1 and onward[0].registered_delivery == 1
+    # osmo-like ids: answered with a constant, the receipt names another id: matched by pair
+    st = lab.handler.correlator.stats
+    assert (st.matched_by_pair, st.matched_by_id, st.pending) == (1, 0, 0)
+    # a receipt of a message the gateway never sent is counted, not matched
+    lab.smsc.inject(B, A, b"id:00000099 sub:001 dlvrd:001 stat:DELIVRD err:000", esm_class=4)
+    await until(lambda: lab.handler.stats.receipts_unmatched == 1)
+    report = await lab.stop()
+    stats = report.stats["msc"]
+    assert (stats.forwarded, stats.forward_failed, stats.receipts) == (1, 0, 2)
+    (row,) = await lab.deliveries()
+    assert row["message_id"] == lab.inspected[0].sms.id  # the recorded message's id
+    assert (row["onward_status"], row["onward_error"], row["parts"]) == ("submitted", None, 1)
+    assert row["submit_ids"] == OSMO_ID and row["smsc"] == "msc"
+    assert row["final_state"] == "delivered" and row["receipt_id"] == onward[0].id
+    assert row["done_at"] >= row["submitted_at"] and row["receipt_requested"] is False
+
+
+async def test_a_well_behaved_smsc_is_matched_by_id_and_a_failed_delivery_is_recorded(
+    lab_factory: LabFactory,
+) -> None:
+    lab = await lab_factory(osmo_ids=False)
+    lab.phones.status_of = lambda dest: Status.ESME_RINVDSTADR if dest == B else 0
+    mos = lab.mo(B, HELLO) + lab.mo("77031234567", "Купи хлеб и молоко")
+    await until(lambda: answered(mos) and lab.handler.stats.receipts_matched == 2)
+    assert [m.state for m in mos] == [MessageState.DELIVERED] * 2  # both accepted onward
+    st = lab.handler.correlator.stats
+    assert (st.matched_by_id, st.matched_by_pair) == (2, 0)
+    await lab.stop()
+    rows = {r["submit_ids"]: r for r in await lab.deliveries()}
+    states = sorted(r["final_state"] for r in rows.values())
+    assert states == ["delivered", "undeliverable"]
+    for submit_id, r in rows.items():
+        assert r["receipt_id"] == submit_id  # this SMSC's receipt ids are its submit ids
+
+
+@pytest.mark.parametrize(("mode", "forwarded"), [("enforce", False), ("monitor", True)])
+async def test_a_blocked_sms_is_refused_when_enforcing_and_forwarded_in_monitor_mode(
+    lab_factory: LabFactory, mode: str, forwarded: bool
+) -> None:
+    lab = await lab_factory(mode=mode)
+    mos = lab.mo(B, FRAUD)  # two parts
+    await until(lambda: answered(mos))
+    if forwarded:
+        assert [(m.state, m.error) for m in mos] == [(MessageState.DELIVERED, 0)] * 2
+        await until(lambda: len(lab.phones.received) == 2)
+    else:  # 0x66 to osmo-msc: RP-ERROR cause 38 to the phone; nothing goes onward
+        assert [(m.state, m.error) for m in mos] == [
+            (MessageState.UNDELIVERABLE, Status.ESME_RX_R_APPN)
+        ] * 2
+        await asyncio.sleep(0.1)
+        assert lab.phones.received == []
+    report = await lab.stop()
+    # each part is decided on its own (on the text so far): both blocked
+    assert report.stats["msc"].blocked == 2
+    assert report.stats["msc"].forwarded == 2 * int(forwarded)
+    assert len(await lab.deliveries()) == 2 * int(forwarded)
+
+
+async def test_a_complaint_ends_at_the_gateway(lab_factory: LabFactory) -> None:
+    lab = await lab_factory()
+    mos = lab.mo("1490", FRAUD)
+    await until(lambda: answered(mos))
+    assert [(m.state, m.error) for m in mos] == [(MessageState.DELIVERED, 0)] * 2
+    await asyncio.sleep(0.1)
+    assert lab.phones.received == []
+    report = await lab.stop()
+    assert report.stats["msc"].forwarded == 0 and await lab.deliveries() == []
+
+
+async def test_an_onward_refusal_is_what_the_phone_gets(lab_factory: LabFactory) -> None:
+    lab = await lab_factory(gw_faults=Faults(error_status=Status.ESME_RINVDSTADR,
+                                             error_prefix="7709"))  # fmt: skip
+    (mo,) = lab.mo("77091234567", HELLO)
+    await until(lambda: answered([mo]))
+    # 0x0B to osmo-msc: RP-ERROR cause 1 'unassigned number' to the phone
+    assert (mo.state, mo.error) == (MessageState.UNDELIVERABLE, Status.ESME_RINVDSTADR)
+    assert lab.phones.received == []
+    report = await lab.stop()
+    assert (report.stats["msc"].forwarded, report.stats["msc"].forward_failed) == (0, 1)
+    (row,) = await lab.deliveries()
+    assert (row["onward_status"], row["onward_error"]) == ("failed", 0x0B)
+    assert "ESME_RINVDSTADR" in row["onward_detail"] and row["final_state"] is None
+
+
+async def test_an_unanswered_onward_submit_gets_the_temporary_status(
+    lab_factory: LabFactory,
+) -> None:
+    lab = await lab_factory(gw_faults=Faults(response_delay=1.0), forward_timeout=0.3)
+    (mo,) = lab.mo(B, HELLO)
+    started = time.monotonic()
+    await until(lambda: answered([mo]))
+    assert time.monotonic() - started < 0.9  # answered at the timeout, not at the late resp
+    # 0x14 to osmo-msc: RP-ERROR cause 42 'congestion' (the phone may retry); the simulator,
+    # with max_attempts=1, records the temporary error and stops
+    assert (mo.state, mo.error) == (MessageState.EXPIRED, Status.ESME_RMSGQFUL)
+    await lab.stop()
+    (row,) = await lab.deliveries()
+    assert (row["onward_status"], row["onward_detail"]) == ("failed", "timeout")
+
+
+async def test_a_lost_link_leaves_the_sms_unanswered(lab_factory: LabFactory) -> None:
+    lab = await lab_factory(gw_faults=Faults(disconnect_after=1))  # drops at our submit_sm
+    (mo,) = lab.mo(B, HELLO)
+    await until(lambda: lab.handler.stats.forward_failed >= 1)
+    await asyncio.sleep(0.1)
+    # never answered: the SMSC keeps it and redelivers it on the next bind (osmo-msc: the
+    # phone gets RP-ERROR from osmo-msc's own 5 s timer and retries)
+    assert (mo.state, mo.error) == (MessageState.ENROUTE, 0) and mo.attempts >= 1
+    assert lab.phones.received == []
+    report = await lab.stop()
+    assert report.stats["msc"].forwarded == 0
+    rows = await lab.deliveries()
+    assert rows and all(r["onward_detail"] == "link closed" for r in rows)
+
+
+async def test_a_long_sms_is_decided_and_forwarded_part_by_part(
+    lab_factory: LabFactory,
+) -> None:
+    lab = await lab_factory()
+    text = "Ертең сағат 10-да жиналыс, барлығы келсін. " * 4
+    mos = lab.mo(B, text)
+    assert len(mos) == 3
+    print(
+        lab.handler.stats,
+        [m.state for m in mos],
+        len(lab.phones.received),
+        lab.handler.correlator.stats,
+        [
+            (m.id, m.origin, m.esm_class, m.state, m.short_message[:60])
+            for m in lab.smsc.messages.values()
+        ],
+    )
+    await until(lambda: answered(mos) and lab.handler.stats.receipts_matched == 3)
+    assert all(m.state == MessageState.DELIVERED for m in mos)
+    got = lab.phones.received
+    assert len(got) == 3 and all(p.esm_class & 0x40 for p in got)
+    assert {p.short_message for p in got} == {m.short_message for m in mos}  # UDH and all
+    # each part was decided, answered and forwarded on its own, on the text so far
+    assert [i.sms.text for i in lab.inspected] == [text[:67], text[:134], text]
+    assert [(i.sms.parts, i.sms.total) for i in lab.inspected] == [(1, 3)] * 3
+    await lab.stop()
+    rows = await lab.deliveries()
+    assert [(r["parts"], r["final_state"]) for r in rows] == [(1, "delivered")] * 3
+
+
+def test_forward_needs_a_transceiver_bind() -> None:
+    base: dict[str, Any] = tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    data = copy.deepcopy(base)
+    data["smsc"][0]["forward"] = True
+    with pytest.raises(ConfigError, match=r"smsc\[0\]\.forward: .*transceiver"):
+        from_toml(data)
+    data["smsc"][0]["bind"] = "transceiver"
+    data["gateway"]["forward_error_status"] = 0x58
+    cfg = from_toml(data)
+    assert cfg.smsc[0].forward and cfg.smsc[0].forward_timeout == 3.0
+    assert cfg.forward_error_status == 0x58
+    assert not from_toml(copy.deepcopy(base)).smsc[0].forward
+
+
+def test_a_refused_deliver_sm_is_answered_with_a_body_osmo_msc_can_parse() -> None:
+    from gateway.pipeline import _refusal
+    from smsc.pdu import DeliverSmResp, decode_pdu
+
+    raw = _refusal(DeliverSm(sequence=5), Status.ESME_RX_R_APPN).encode()
+    assert raw == bytes.fromhex("00000011 80000005 00000066 00000005 00")
+    back = decode_pdu(raw)
+    assert isinstance(back, DeliverSmResp) and (back.status, back.sequence) == (0x66, 5)
