@@ -16,12 +16,13 @@ Recorder's future, so the per-message cost is the detectors' plus one commit sha
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
 from gateway.alerts import complaint_alert_payload, fanout_alert_payload, sms_alert_payload
 from gateway.delivery import (
@@ -302,9 +303,31 @@ class PipelineStats:
     receipts: int = 0
     incomplete: int = 0
     forwarded: int = 0  # forward mode: whole SMS accepted onward (every part's submit_sm_resp 0)
+    held: int = 0  # forward mode: parts acknowledged and held until their message is complete
+    held_dropped: int = 0  # held parts never sent onward: their message was blocked
     forward_failed: int = 0  # refused onward, no answer in time, or the link closed meanwhile
     receipts_matched: int = 0
     receipts_unmatched: int = 0
+
+
+# A concatenated message in forward mode: (link, source, destination, reference, reference bits).
+PartKey = tuple[int, str, str, int, int]
+
+
+@dataclass(slots=True)
+class _Partial:
+    """Forward mode: the parts of one concatenated message seen so far. `held`: accepted parts
+    acknowledged to the phone and waiting for the last one (sequence -> deliver_sm)."""
+
+    started: float  # loop time of the first part
+    total: int
+    texts: dict[int, str] = field(default_factory=dict)
+    held: dict[int, Pdu] = field(default_factory=dict)
+    blocked: bool = False
+    link: Link | None = None
+    last: Inspected | None = None  # the latest held part's record
+    last_sms: Sms | None = None
+    timer: asyncio.TimerHandle | None = None
 
 
 class GatewayHandler:
@@ -358,8 +381,8 @@ class GatewayHandler:
         # messages being submitted onward: an outcome that comes before their row is written
         # waits here (the row's insert must precede its update)
         self._submitting: dict[str, Outcome | None] = {}
-        # forward mode: the text so far of concatenated messages, by (link, source, dest, ref)
-        self._partial: dict[tuple[int, str, str, int, int], tuple[float, dict[int, str]]] = {}
+        # forward mode: concatenated messages being received, by (link, source, dest, ref)
+        self._partial: dict[PartKey, _Partial] = {}
         self._unmatched_logged = -60.0
 
     # LinkHandler ------------------------------------------------------------------------
@@ -381,7 +404,8 @@ class GatewayHandler:
             return
         started = time.perf_counter()
         if self.forward:  # every part is answered on its own (see _part)
-            self._process(link, self._part(link, pdu), started)
+            part, key, final = self._part(link, pdu)
+            self._process(link, part, started, key, final)
             return
         sms = self.assembler.feed(pdu, self._loop_time(), scope=id(link))
         if sms is not None:
@@ -392,7 +416,14 @@ class GatewayHandler:
     def _loop_time(self) -> float:
         return asyncio.get_running_loop().time()
 
-    def _process(self, link: Link, sms: Sms, started: float) -> None:
+    def _process(
+        self,
+        link: Link,
+        sms: Sms,
+        started: float,
+        key: PartKey | None = None,
+        final: bool = True,
+    ) -> None:
         now = self.clock()
         event = event_from_sms(sms, self.name, self.route, now)
         inspected = self.inspector.inspect(event, now)
@@ -402,7 +433,9 @@ class GatewayHandler:
         self._in_flight += 1
         self._idle.clear()
         fut = self.recorder.submit(inspected)
-        fut.add_done_callback(lambda f: self._answer(link, sms, inspected, f, started))
+        fut.add_done_callback(
+            lambda f: self._answer(link, sms, inspected, f, started, key, final)
+        )
 
     def _count(self, inspected: Inspected) -> None:
         st = self.stats
@@ -424,20 +457,31 @@ class GatewayHandler:
         inspected: Inspected,
         fut: asyncio.Future[None],
         started: float,
+        key: PartKey | None = None,
+        final: bool = True,
     ) -> None:
+        partial = self._partial.get(key) if key is not None else None
         if fut.exception() is not None:
             status = self.policy.store_error_status
             self.stats.store_errors += 1
         elif self.policy.enforcing and inspected.verdict.decision is Decision.BLOCK:
             status = self.policy.block_status
             self.stats.rejected += 1
+            if partial is not None:  # the message's held parts never go onward
+                partial.blocked = True
+                if final:
+                    self._drop(key, partial, inspected)
         elif self.forward and inspected.complaint is None:
-            task = asyncio.get_running_loop().create_task(
-                self._forward(link, sms, inspected, started)
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return  # answered by _forward, still in flight
+            if partial is not None and key is not None and not final:
+                status = Status.ESME_ROK  # acknowledged now, sent onward with the last part
+                self._hold(link, key, partial, sms, inspected)
+            else:
+                onward = sms
+                if partial is not None and key is not None:  # the last part: held ones first
+                    onward = self._release(key, partial, sms)
+                self._in_flight -= 1  # counted again by _spawn until _forward has answered
+                self._spawn(self._forward(link, onward, inspected, started, answer=sms.pdus))
+                return
         else:
             status = Status.ESME_ROK
         self._in_flight -= 1
@@ -456,31 +500,30 @@ class GatewayHandler:
             self.latencies.append(time.perf_counter() - started)
 
     # forward mode -----------------------------------------------------------------------
-    def _part(self, link: Link, pdu: DeliverSm | DataSm) -> Sms:
-        """One part as the SMS to inspect, answer and forward. A phone sends the parts of a
-        long SMS one RP-DATA at a time and waits for each RP-ACK; osmo-msc gives the ESME 5 s
-        per deliver_sm. Holding part 1 until the last part arrives would time every long SMS
-        out, so each part is decided when it arrives, on the text received so far (part 1's
-        text, then parts 1-2, ...): a bait in the first part stops the first part."""
+    def _part(self, link: Link, pdu: DeliverSm | DataSm) -> tuple[Sms, PartKey | None, bool]:
+        """One part as the SMS to inspect and answer. A phone sends the parts of a long SMS one
+        RP-DATA at a time and waits for each RP-ACK, and osmo-msc gives the ESME 5 s per
+        deliver_sm: the deliver_sm of part 1 cannot wait for the last part. So each part is
+        decided when it arrives, on the text received so far (part 1's text, then parts 1-2,
+        ...), and answered at once; an accepted part that is not the last is HELD (not sent
+        onward) until the last one decides for the whole message: allowed, every part goes
+        onward in order; blocked, none does. A bait in part 1 stops part 1 already. Returns
+        the key of a concatenated message (None for a single-part one) and whether this part
+        completed it."""
         part = split_part(pdu)
         decoded = decode_text(part.body, pdu.data_coding)
-        text, total, seq = decoded.text, 1, 1
+        text, total, key, final = decoded.text, 1, None, True
         concat = part.concat
         if concat is not None and concat.total > 1:
-            total, seq = concat.total, concat.seq
+            total = concat.total
             now = self._loop_time()
             key = (id(link), pdu.source_addr, pdu.destination_addr, concat.ref, concat.ref_bits)
-            _, texts = self._partial.pop(key, (now, {}))
-            texts[seq] = text
-            text = "".join(texts[k] for k in sorted(texts))
-            if len(texts) < total:
-                self._partial[key] = (now, texts)  # re-inserted: the dict stays oldest first
-            limit = self.assembler_timeout
-            while self._partial:
-                oldest = next(iter(self._partial))
-                if now - self._partial[oldest][0] <= limit and len(self._partial) <= 10_000:
-                    break
-                del self._partial[oldest]
+            partial = self._partial.pop(key, None) or _Partial(now, total)
+            final = concat.seq not in partial.texts and len(partial.texts) + 1 == total
+            partial.texts[concat.seq] = text
+            text = "".join(partial.texts[k] for k in sorted(partial.texts))
+            self._partial[key] = partial  # re-inserted: the dict stays oldest first
+            self._prune(now)
         return Sms(
             source=pdu.source_addr,
             source_ton=pdu.source_addr_ton,
@@ -499,9 +542,98 @@ class GatewayHandler:
             complete=True,
             missing=(),
             errors=[*part.errors, *decoded.errors],
-        )
+        ), key, final
 
-    async def _forward(self, link: Link, sms: Sms, inspected: Inspected, started: float) -> None:
+    def _prune(self, now: float) -> None:
+        """Messages whose parts stopped coming: held parts go onward (they were allowed and the
+        phone was told so), after `reassembly_timeout` or beyond 10,000 open messages."""
+        while self._partial:
+            key, oldest = next(iter(self._partial.items()))
+            if now - oldest.started <= self.assembler_timeout and len(self._partial) <= 10_000:
+                break
+            del self._partial[key]
+            self._flush(oldest)
+
+    def _hold(
+        self, link: Link, key: PartKey, partial: _Partial, sms: Sms, inspected: Inspected
+    ) -> None:
+        for pdu in sms.pdus:
+            concat = split_part(pdu).concat if isinstance(pdu, DeliverSm | DataSm) else None
+            partial.held[concat.seq if concat is not None else 1] = pdu
+        partial.link, partial.last, partial.last_sms = link, inspected, sms
+        self.stats.held += len(sms.pdus)
+        if partial.timer is None:
+            loop = asyncio.get_running_loop()
+            partial.timer = loop.call_at(
+                partial.started + self.assembler_timeout, self._stale, key, partial
+            )
+
+    def _release(self, key: PartKey, partial: _Partial, last: Sms) -> Sms:
+        """The whole message to send onward: the held parts in sequence order, then `last`."""
+        self._forget(key, partial)
+        held = [partial.held[k] for k in sorted(partial.held)]
+        return dataclasses.replace(last, pdus=[*held, *last.pdus])
+
+    def _drop(self, key: PartKey | None, partial: _Partial, inspected: Inspected) -> None:
+        if key is not None:
+            self._forget(key, partial)
+        if partial.held:
+            self.stats.held_dropped += len(partial.held)
+            log.info(
+                "%s: %d held part(s) of blocked %s not sent onward",
+                self.name,
+                len(partial.held),
+                inspected.sms.id,
+            )
+            partial.held.clear()
+
+    def _forget(self, key: PartKey, partial: _Partial) -> None:
+        if self._partial.get(key) is partial:
+            del self._partial[key]
+        if partial.timer is not None:
+            partial.timer.cancel()
+            partial.timer = None
+
+    def _stale(self, key: PartKey, partial: _Partial) -> None:
+        partial.timer = None
+        if self._partial.get(key) is partial:
+            del self._partial[key]
+            self._flush(partial)
+
+    def _flush(self, partial: _Partial) -> None:
+        """The last part never came: send onward what was held, unless the message was blocked
+        (the receiving phone gets an incomplete message, as without the gateway)."""
+        if partial.timer is not None:
+            partial.timer.cancel()
+            partial.timer = None
+        last, last_sms, link = partial.last, partial.last_sms, partial.link
+        if partial.blocked or not partial.held or last is None or last_sms is None or not link:
+            partial.held.clear()
+            return
+        held = [partial.held[k] for k in sorted(partial.held)]
+        partial.held.clear()
+        log.info("%s: %s incomplete after %.0f s: %d held part(s) sent onward", self.name,
+                 last.sms.id, self.assembler_timeout, len(held))  # fmt: skip
+        onward = dataclasses.replace(last_sms, pdus=held)
+        self._spawn(self._forward(link, onward, last, time.perf_counter(), answer=()))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _forward(
+        self,
+        link: Link,
+        sms: Sms,
+        inspected: Inspected,
+        started: float,
+        *,
+        answer: Sequence[Pdu],
+    ) -> None:
+        """Submit `sms` onward, then answer the deliver_sm(s) in `answer` with the outcome."""
         try:
             status = await self._submit_onward(link, sms, inspected)
             if status is None:
@@ -512,7 +644,7 @@ class GatewayHandler:
                 )
                 return
             try:
-                for pdu in sms.pdus:
+                for pdu in answer:
                     link.respond(_refusal(pdu, status) if status else pdu.response())
             except LinkClosedError:
                 log.info(

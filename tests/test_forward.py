@@ -79,14 +79,17 @@ class Lab:
     def handler(self) -> GatewayHandler:
         return self.gateway.handlers[0]
 
-    def mo(self, dest: str, text: str, source: str = A) -> list[Message]:
-        """The phone `source` sends `text`: one injected MO per part, as osmo-msc hands them."""
+    def mo(
+        self, dest: str, text: str, source: str = A, *, parts: slice = slice(None)
+    ) -> list[Message]:
+        """The phone `source` sends `text`: one injected MO per part, as osmo-msc hands them
+        (`parts`: only these, as when a phone gives up halfway)."""
         coding, bodies = split_for_sms(text, ref=0x2A)
         esm = 0x40 if len(bodies) > 1 else 0
         return [
             self.smsc.inject(source, dest, body, data_coding=coding, esm_class=esm,
                              source_ton=3, source_npi=1)
-            for body in bodies
+            for body in bodies[parts]
         ]  # fmt: skip
 
     async def stop(self) -> RunReport:
@@ -125,6 +128,7 @@ async def lab_factory(tmp_path: Path, inspector: Inspector) -> AsyncIterator[Lab
         osmo_ids: bool = True,
         gw_faults: Faults | None = None,
         forward_timeout: float = 2.0,
+        reassembly_timeout: float = 30.0,
     ) -> Lab:
         rx = frozenset({BindType.RECEIVER, BindType.TRANSCEIVER})
         smsc = SimulatedSmsc(
@@ -150,6 +154,7 @@ async def lab_factory(tmp_path: Path, inspector: Inspector) -> AsyncIterator[Lab
         )
         await client.__aenter__()
         cfg = GatewayConfig(data_dir=tmp_path / "data", store_url=store_url, mode=mode)
+        cfg.reassembly_timeout = reassembly_timeout
         cfg.smsc = [
             SmscLink(
                 EsmeConfig("127.0.0.1", smsc.port, "gw", "pw", BindType.TRANSCEIVER, name="msc"),
@@ -246,10 +251,11 @@ async def test_a_blocked_sms_is_refused_when_enforcing_and_forwarded_in_monitor_
         await asyncio.sleep(0.1)
         assert lab.phones.received == []
     report = await lab.stop()
-    # each part is decided on its own (on the text so far): both blocked
+    # each part is decided on its own (on the text so far): both blocked; in monitor mode the
+    # first is held and goes onward with the second, as one message
     assert report.stats["msc"].blocked == 2
-    assert report.stats["msc"].forwarded == 2 * int(forwarded)
-    assert len(await lab.deliveries()) == 2 * int(forwarded)
+    assert report.stats["msc"].forwarded == int(forwarded)
+    assert [r["parts"] for r in await lab.deliveries()] == [2] * int(forwarded)
 
 
 async def test_a_complaint_ends_at_the_gateway(lab_factory: LabFactory) -> None:
@@ -309,34 +315,67 @@ async def test_a_lost_link_leaves_the_sms_unanswered(lab_factory: LabFactory) ->
     assert rows and all(r["onward_detail"] == "link closed" for r in rows)
 
 
-async def test_a_long_sms_is_decided_and_forwarded_part_by_part(
+async def test_a_long_sms_is_held_until_its_last_part_then_forwarded_whole(
     lab_factory: LabFactory,
 ) -> None:
     lab = await lab_factory()
     text = "Ертең сағат 10-да жиналыс, барлығы келсін. " * 4
     mos = lab.mo(B, text)
     assert len(mos) == 3
-    print(
-        lab.handler.stats,
-        [m.state for m in mos],
-        len(lab.phones.received),
-        lab.handler.correlator.stats,
-        [
-            (m.id, m.origin, m.esm_class, m.state, m.short_message[:60])
-            for m in lab.smsc.messages.values()
-        ],
-    )
     await until(lambda: answered(mos) and lab.handler.stats.receipts_matched == 3)
     assert all(m.state == MessageState.DELIVERED for m in mos)
     got = lab.phones.received
     assert len(got) == 3 and all(p.esm_class & 0x40 for p in got)
-    assert {p.short_message for p in got} == {m.short_message for m in mos}  # UDH and all
-    # each part was decided, answered and forwarded on its own, on the text so far
+    assert [p.short_message for p in got] == [m.short_message for m in mos]  # in order, UDH
+    # each part was decided and answered on the text so far; parts 1-2 held for the last
     assert [i.sms.text for i in lab.inspected] == [text[:67], text[:134], text]
     assert [(i.sms.parts, i.sms.total) for i in lab.inspected] == [(1, 3)] * 3
+    st = lab.handler.stats
+    assert (st.held, st.forwarded, st.held_dropped) == (2, 1, 0)
     await lab.stop()
     rows = await lab.deliveries()
-    assert [(r["parts"], r["final_state"]) for r in rows] == [(1, "delivered")] * 3
+    assert [(r["parts"], r["final_state"]) for r in rows] == [(3, "delivered")]
+    assert rows[0]["message_id"] == lab.inspected[-1].sms.id
+
+
+async def test_a_bait_in_a_later_part_stops_the_parts_already_acknowledged(
+    lab_factory: LabFactory,
+) -> None:
+    """Parts 1-2 read as ordinary and are acknowledged to the phone; part 3 carries the bait:
+    the whole message is blocked and the held parts never reach the destination."""
+    lab = await lab_factory()
+    text = "Ертең сағат 10-да жиналыс, барлығы келсін. " * 3 + (
+        "Ваша карта заблокирована, перейдите по ссылке https://kaspi-bank.kz-secure.com/unblock"
+    )
+    mos = lab.mo(B, text)
+    assert len(mos) == 4
+    await until(lambda: answered(mos))
+    assert [(m.state, m.error) for m in mos] == [(MessageState.DELIVERED, 0)] * 2 + [
+        (MessageState.UNDELIVERABLE, Status.ESME_RX_R_APPN)
+    ] * 2
+    await asyncio.sleep(0.2)
+    assert lab.phones.received == []
+    st = lab.handler.stats
+    assert (st.held, st.held_dropped, st.forwarded, st.rejected) == (2, 2, 0, 2)
+    await lab.stop()
+    assert await lab.deliveries() == []
+
+
+async def test_held_parts_go_onward_when_the_last_part_never_comes(
+    lab_factory: LabFactory,
+) -> None:
+    """The phone gave up after 2 of 3 parts: what was acknowledged to it is not lost; it goes
+    onward after reassembly_timeout (the destination gets an incomplete message, as it would
+    without the gateway)."""
+    lab = await lab_factory(reassembly_timeout=0.5)
+    text = "Ертең сағат 10-да жиналыс, барлығы келсін. " * 4
+    mos = lab.mo(B, text, parts=slice(0, 2))
+    await until(lambda: answered(mos))
+    assert lab.phones.received == []  # held
+    await until(lambda: len(lab.phones.received) == 2, timeout=3)
+    assert [p.short_message for p in lab.phones.received] == [m.short_message for m in mos]
+    await lab.stop()
+    assert [r["parts"] for r in await lab.deliveries()] == [2]
 
 
 def test_forward_needs_a_transceiver_bind() -> None:
