@@ -4,6 +4,9 @@
     fraudgate lab up --detach        # leaves osmo-hlr / osmo-msc running; `lab down` stops them
     fraudgate lab status             # what runs (pids, ports); exit 0 only when all runs
     fraudgate lab down               # stops, by pid, what `lab up` started in the workdir
+    fraudgate lab scenario           # lab + gateway inline + virtual phones: who saw what
+    fraudgate lab scenario --no-gateway      # the same traffic with osmo-msc delivering alone
+    fraudgate lab scenario --running         # phones on a lab (and gateway) already running
 
 Settings come from config/lab.toml ([lab]); `--workdir`, `--smpp-first` / `--no-smpp-first`
 override them. `up` provisions the scenario's phones (IMSI, MSISDN, Ki) in osmo-hlr over CTRL.
@@ -86,6 +89,17 @@ def configure(p: argparse.ArgumentParser) -> None:
     up.add_argument("--scenario", type=Path, help="provision this scenario's phones")
     up.add_argument("--no-provision", action="store_true", help="start with an empty HLR")
     sub.add_parser("down", help="stop what `lab up` started (by pid)")
+    sc = sub.add_parser("scenario", help="run virtual phones through the lab (and the gateway)")
+    sc.add_argument("scenario", nargs="?", type=Path, help="default: [lab] scenario")
+    sc.add_argument("--no-gateway", action="store_true", help="osmo-msc delivers on its own")
+    sc.add_argument(
+        "--running",
+        action="store_true",
+        help="use the lab running from the workdir (and whatever ESME is bound to it)",
+    )
+    sc.add_argument(
+        "--gateway-config", type=Path, default=PROJECT_DIR / "config" / "lab-gateway.toml"
+    )
     sub.add_parser("status", help="what runs; exit 0 only when everything runs")
 
 
@@ -105,6 +119,14 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
         if args.lab_command == "up":
             return asyncio.run(_up(settings, args))
+        if args.lab_command == "scenario":
+            from simulators.osmo.lab_scenario import ERRORS, run_lab_scenario
+
+            try:
+                return asyncio.run(run_lab_scenario(settings, args))
+            except ERRORS as e:
+                print(f"fraudgate lab scenario: {e}", file=sys.stderr)
+                return 2
         if args.lab_command == "down":
             return _down(settings.lab.workdir)
         return _status(settings.lab.workdir)

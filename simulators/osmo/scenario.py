@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.config_check import ConfigError, Table
 
 if TYPE_CHECKING:
-    from simulators.osmo.mme import Phone, VirtualMme
+    from simulators.osmo.mme import AttachResult, Phone, SendResult, VirtualMme
     from simulators.osmo.provision import LabSubscriber
 
 ROLES = ("subscriber", "fraudster", "simfarm", "offline")
@@ -249,18 +249,19 @@ async def _attach(phone: Phone, report: PhoneReport) -> None:
     report.attach = _describe_attach(res)
 
 
-def _describe_attach(res: object) -> str:
-    accepted = bool(getattr(res, "accepted", False))
-    if accepted:
+def _describe_attach(res: AttachResult) -> str:
+    if res.accepted:
         return "attached"
-    cause = getattr(res, "cause", None)
-    return f"attach REJECTED (cause {cause})" if cause is not None else "attach REJECTED"
+    return f"attach REJECTED (cause {res.cause})" if res.cause is not None else "attach REJECTED"
 
 
 async def _collect(phone: Phone, report: PhoneReport) -> None:
     while True:
-        sms = await phone.next_sms(timeout=None)
-        report.received.append((str(sms.originator), str(sms.text)))
+        try:
+            sms = await phone.next_sms(timeout=3600)
+        except TimeoutError:
+            continue
+        report.received.append((sms.originator, sms.text))
 
 
 async def _play(
@@ -282,18 +283,27 @@ async def _play(
             results = await phone.send_sms(
                 number, step.text, status_report=step.status_report, timeout=timeout
             )
-            accepted = bool(results) and all(r.accepted for r in results)
+            accepted = bool(results) and all(r.ok for r in results)
             answer = "RP-ACK" if accepted else _describe_failure(results)
             report.sent.append(Sent(target, step.text, answer, accepted, step.expect))
             if step.pause:
                 await asyncio.sleep(step.pause)
 
 
-def _describe_failure(results: Sequence[Any]) -> str:
-    for r in results:
-        if not r.accepted:
-            return str(r)
-    return "no answer"
+def _describe_failure(results: Sequence[SendResult]) -> str:
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return "no answer"
+    return "; ".join(_failure(r) for r in failed)
+
+
+def _failure(r: SendResult) -> str:
+    what = {"error": "RP-ERROR", "cp-error": "CP-ERROR", "released": "released"}.get(
+        r.outcome, r.outcome
+    )
+    cause = r.rp_cause if r.rp_cause is not None else r.cp_cause or r.sgs_cause
+    part = f"part {r.part}/{r.parts} " if r.parts > 1 else ""
+    return f"{part}{what}" + (f" cause {cause}" if cause is not None else "")
 
 
 def _check(sc: Scenario, result: ScenarioResult) -> None:
