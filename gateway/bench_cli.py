@@ -1,4 +1,4 @@
-"""`fraudgate bench smpp|pipeline`: benchmarks that print figures (see docs/benchmarks.md)."""
+"""`fraudgate bench smpp|pipeline|lab`: benchmarks that print figures (see docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import importlib
 TARGETS = {
     "smpp": ("smsc.bench", "SMPP round trips/s and latency, ESME and SMSC in separate processes"),
     "pipeline": ("gateway.bench_pipeline", "SMS/s through the gateway to committed verdicts"),
+    "lab": ("simulators.osmo.bench", "Osmocom lab: SMS/s with and without the gateway inline, "
+            "block -> cut-off time"),
 }
 
 
