@@ -36,6 +36,7 @@ class SmscLink:
     route: Route
     forward: bool = False  # inline: submit accepted MO onward on this bind (docs/inline.md)
     forward_timeout: float = 3.0  # seconds for the onward submit_sm_resp (osmo-msc waits 5 s)
+    ia5_is_gsm: bool = False  # data_coding 1 carries unpacked GSM 03.38 (osmo-msc 1.9)
 
 
 @dataclass
@@ -182,6 +183,7 @@ def _smsc(t: Table) -> SmscLink:
             f'it needs bind = "transceiver"'
         )
     forward_timeout = t.number("forward_timeout", 3.0, minimum=0.1)
+    ia5_is_gsm = t.get("ia5_is_gsm", bool, False)
     tls_t = t.table("tls")
     tls = TlsConfig(
         ca_file=tls_t.get("ca", str, "") or None,
@@ -208,7 +210,7 @@ def _smsc(t: Table) -> SmscLink:
         name=name,
     )
     t.done()
-    return SmscLink(esme, route, forward, forward_timeout)
+    return SmscLink(esme, route, forward, forward_timeout, ia5_is_gsm)
 
 
 def _probe(t: Table) -> ProbeSettings:

@@ -110,6 +110,7 @@ class Gateway:
                         on_inspected=self.on_inspected,
                         forward=link.forward,
                         forward_timeout=link.forward_timeout,
+                        ia5_is_gsm=link.ia5_is_gsm,
                         deliveries=deliveries,
                     )
                     self.handlers.append(handler)

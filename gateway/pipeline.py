@@ -54,7 +54,7 @@ from smsc.constants import Status, status_name
 from smsc.link import Link, LinkClosedError, RequestFailedError
 from smsc.pdu import DataSm, DeliverSm, DeliverSmResp, Pdu
 from smsc.session import BindType
-from smsc.sms import Sms, SmsAssembler, split_part
+from smsc.sms import Sms, SmsAssembler, split_part, text_coding
 from smsc.text import decode_text
 
 log = logging.getLogger("fraudgate.pipeline")
@@ -354,6 +354,7 @@ class GatewayHandler:
         on_inspected: Callable[[Inspected], None] | None = None,
         forward: bool = False,
         forward_timeout: float = 3.0,
+        ia5_is_gsm: bool = False,
         correlator: ReceiptCorrelator | None = None,
         deliveries: DeliveryWriter | None = None,
     ) -> None:
@@ -364,7 +365,7 @@ class GatewayHandler:
         self.policy = policy
         self.clock = clock
         self.on_inspected = on_inspected
-        self.assembler = SmsAssembler(timeout=reassembly_timeout)
+        self.assembler = SmsAssembler(timeout=reassembly_timeout, ia5_is_gsm=ia5_is_gsm)
         self.assembler_timeout = reassembly_timeout
         self.stats = PipelineStats()
         self.latencies: list[float] = []  # seconds from last part to response, when measuring
@@ -511,7 +512,7 @@ class GatewayHandler:
         the key of a concatenated message (None for a single-part one) and whether this part
         completed it."""
         part = split_part(pdu)
-        decoded = decode_text(part.body, pdu.data_coding)
+        decoded = decode_text(part.body, text_coding(pdu.data_coding, self.assembler.ia5_is_gsm))
         text, total, key, final = decoded.text, 1, None, True
         concat = part.concat
         if concat is not None and concat.total > 1:

@@ -24,7 +24,7 @@ from smsc.concat import (
 )
 from smsc.constants import EsmClass, Tag
 from smsc.pdu import DataSm, DeliverSm, Pdu, SubmitSm
-from smsc.text import decode_text
+from smsc.text import DataCoding, decode_text
 
 ShortMessagePdu = DeliverSm | SubmitSm | DataSm
 _Token = tuple[ShortMessagePdu, list[str], str]  # the part's PDU, its errors, how it was split
@@ -97,23 +97,30 @@ def split_part(pdu: ShortMessagePdu) -> _Part:
 
 
 class SmsAssembler:
-    def __init__(self, *, timeout: float = 60.0, max_pending: int = 100_000) -> None:
+    """Joins the parts of concatenated messages. `ia5_is_gsm`: the peer sends the GSM 03.38
+    default alphabet (unpacked) labelled data_coding 1 (IA5), as osmo-msc 1.9 and node `smpp`
+    do; decoded as GSM so '@', '_', '$', '£' and the extension table read right."""
+
+    def __init__(
+        self, *, timeout: float = 60.0, max_pending: int = 100_000, ia5_is_gsm: bool = False
+    ) -> None:
         self._reassembler: Reassembler[_Token] = Reassembler(
             timeout=timeout, max_pending=max_pending
         )
+        self.ia5_is_gsm = ia5_is_gsm
 
     def feed(self, pdu: ShortMessagePdu, now: float, scope: Hashable = "") -> Sms | None:
         """`scope` separates sources that may reuse references (e.g. the bind it came on)."""
         part = split_part(pdu)
         if part.concat is None or part.concat.total == 1:
-            return _sms(pdu, part.body, [pdu], part.errors, part.via)
+            return _sms(pdu, part.body, [pdu], part.errors, part.via, self.ia5_is_gsm)
         key = (scope, pdu.source_addr, pdu.destination_addr)
         token = (pdu, part.errors, part.via)
         done = self._reassembler.add(key, part.concat, part.body, token, now)
-        return None if done is None else _from_group(done)
+        return None if done is None else _from_group(done, self.ia5_is_gsm)
 
     def expire(self, now: float) -> list[Sms]:
-        return [_from_group(g) for g in self._reassembler.expire(now)]
+        return [_from_group(g, self.ia5_is_gsm) for g in self._reassembler.expire(now)]
 
     def next_deadline(self) -> float | None:
         return self._reassembler.next_deadline()
@@ -123,7 +130,7 @@ class SmsAssembler:
         return self._reassembler.pending_count
 
 
-def _from_group(group: Assembled[_Token]) -> Sms:
+def _from_group(group: Assembled[_Token], ia5_is_gsm: bool = False) -> Sms:
     pdus = [pdu for pdu, _, _ in group.tokens]
     errors = [e for _, errs, _ in group.tokens for e in errs]
     if not group.complete:
@@ -131,16 +138,29 @@ def _from_group(group: Assembled[_Token]) -> Sms:
             f"incomplete: {group.parts_received}/{group.total} parts, missing {list(group.missing)}"
         )
     first, _, via = group.tokens[0]
-    sms = _sms(first, group.payload, list(pdus), errors, via)
+    sms = _sms(first, group.payload, list(pdus), errors, via, ia5_is_gsm)
     sms.total, sms.complete, sms.missing = group.total, group.complete, group.missing
     return sms
 
 
-def _sms(pdu: ShortMessagePdu, body: bytes, pdus: list[Pdu], errors: list[str], via: str) -> Sms:
+def text_coding(data_coding: int, ia5_is_gsm: bool) -> int:
+    """The data_coding to decode with: IA5 (1) read as the GSM default alphabet (0) for peers
+    that label GSM text that way."""
+    return DataCoding.DEFAULT if ia5_is_gsm and data_coding == DataCoding.IA5 else data_coding
+
+
+def _sms(
+    pdu: ShortMessagePdu,
+    body: bytes,
+    pdus: list[Pdu],
+    errors: list[str],
+    via: str,
+    ia5_is_gsm: bool = False,
+) -> Sms:
     if pdu.esm_class & EsmClass.DELIVERY_RECEIPT:  # Appendix B text is ASCII whatever the coding
         decoded = decode_text(body, 1)
     else:
-        decoded = decode_text(body, pdu.data_coding)
+        decoded = decode_text(body, text_coding(pdu.data_coding, ia5_is_gsm))
     return Sms(
         source=pdu.source_addr,
         source_ton=pdu.source_addr_ton,

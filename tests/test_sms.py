@@ -100,3 +100,26 @@ def test_receipt_text_shows_the_original_characters_as_ascii() -> None:
     r = parse_receipt(raw.decode("ascii"))
     assert (r.message_id, r.stat, r.dlvrd, r.err) == ("00A1", "DELIVRD", "001", "000")
     assert r.text == "??? 1234: ?????, ???"  # 20 characters of the text, not 20 UCS2 octets
+
+
+def test_gsm_text_labelled_ia5_is_read_as_gsm_when_the_peer_does_so() -> None:
+    """osmo-msc 1.9 (and node smpp) hand GSM 03.38 septets over as data_coding 1: with
+    `ia5_is_gsm` they read as GSM ('@' is 0x00, '_' 0x11, '€' ESC 0x65), concatenated too."""
+    body = b"pay\x00kaspi\x11bonus.top \x1b\x6550 \x01\x02"
+    pdu = DeliverSm(source_addr="77011234567", destination_addr="7701", data_coding=1,
+                    short_message=body)  # fmt: skip
+    gsm = SmsAssembler(ia5_is_gsm=True).feed(pdu, now=0.0)
+    assert gsm is not None and gsm.text == "pay@kaspi_bonus.top €50 £$" and gsm.alphabet == "gsm7"
+    ia5 = SmsAssembler().feed(pdu, now=0.0)
+    assert ia5 is not None and ia5.text != gsm.text and "@" not in ia5.text
+    # a long GSM text in two parts (8-bit UDH then septets), labelled IA5
+    head = bytes([5, 0, 3, 9, 2, 1])
+    parts = [
+        DeliverSm(source_addr="77011234567", destination_addr="7701", data_coding=1,
+                  esm_class=EsmClass.UDHI, short_message=head[:-1] + bytes([seq]) + chunk)
+        for seq, chunk in ((1, b"a\x00b"), (2, b"\x11\x1b\x3c"))
+    ]  # fmt: skip
+    asm = SmsAssembler(ia5_is_gsm=True)
+    assert asm.feed(parts[0], now=0.0) is None
+    whole = asm.feed(parts[1], now=0.1)
+    assert whole is not None and whole.text == "a@b_[" and whole.complete

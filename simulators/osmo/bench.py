@@ -85,20 +85,27 @@ class Run:
     received: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)  # send -> arrival at the receiver
+    acks: list[float] = field(default_factory=list)  # send -> RP-ACK at the sender (MO path)
 
     @property
     def rate(self) -> float:
         return self.received / self.seconds if self.seconds else 0.0
 
     def line(self, label: str) -> str:
-        lat = sorted(self.latencies)
-        p50 = statistics.median(lat) * 1000 if lat else float("nan")
-        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else float("nan")
         return (
-            f"{label:15} {self.rate:7.1f} SMS/s delivered ({self.received}/{self.sent} in "
-            f"{self.seconds:.1f} s, {self.acked} RP-ACK); phone-to-phone p50 {p50:.0f} ms, "
-            f"p99 {p99:.0f} ms"
+            f"{label:15} {self.rate:6.1f} SMS/s delivered ({self.received}/{self.sent} in "
+            f"{self.seconds:.1f} s, {self.acked} RP-ACK); MO send -> RP-ACK "
+            f"{_quantiles(self.acks)}; phone -> phone {_quantiles(self.latencies)}"
         )
+
+
+def _quantiles(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+    p50 = statistics.median(ordered) * 1000
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    return f"p50 {p50:.0f} ms p99 {p99:.0f} ms"
 
 
 def _subscribers(pairs: int) -> list[LabSubscriber]:
@@ -144,9 +151,11 @@ async def _play(senders: Sequence[Phone], receivers: Sequence[Phone], messages: 
         sender, receiver = senders[i], receivers[i]
         for n in range(share[i]):
             text = f"{TEXTS[n % len(TEXTS)]} #{i}.{n}"
-            sent_at[text] = time.perf_counter()
+            t0 = sent_at[text] = time.perf_counter()
             results = await sender.send_sms(receiver.msisdn, text, timeout=20)
-            result.acked += all(r.ok for r in results)
+            if all(r.ok for r in results):
+                result.acked += 1
+                result.acks.append(time.perf_counter() - t0)
 
     all_in = asyncio.Event()
 

@@ -51,6 +51,7 @@ SMISHING_KK = (
     "https://kaspi-bank.kz-secure.com/kz сілтемесі арқылы деректеріңізді растаңыз."
 )
 HELLO = "Сәлем! Кешке кездесеміз бе?"
+GSM_TEXT = "Meet @ 19:00, bring 50€ & the_key {room 5}"  # GSM 7-bit with extension characters
 
 
 def iin() -> str:
@@ -91,7 +92,8 @@ async def test_smishing_from_a_phone_is_stopped_inline(
     subscribed = asyncio.Event()
     listener = asyncio.create_task(alerts_of(mosquitto.port, alerts, subscribed))
     await asyncio.wait_for(subscribed.wait(), 10)
-    gateway, stop = Gateway(cfg), asyncio.Event()
+    seen: list[str] = []
+    gateway, stop = Gateway(cfg, on_inspected=lambda i: seen.append(i.sms.text)), asyncio.Event()
     run = asyncio.create_task(gateway.run(stop))
     try:
         await asyncio.wait_for(gateway.ready.wait(), 15)
@@ -115,6 +117,12 @@ async def test_smishing_from_a_phone_is_stopped_inline(
             [ok] = await fraud.send_sms(AIGERIM.msisdn, HELLO)
             assert ok.ok, ok
             assert (await aigerim.next_sms(10)).text == HELLO
+            # GSM 7-bit reaches the gateway labelled IA5: inspected as the phone wrote it
+            # (`ia5_is_gsm` in config/lab-gateway.toml) and forwarded byte for byte.
+            [ok] = await aigerim.send_sms(FRAUD_A.msisdn, GSM_TEXT)
+            assert ok.ok, ok
+            assert (await fraud.next_sms(10)).text == GSM_TEXT
+            assert seen[-1] == GSM_TEXT
 
             await eventually(
                 lambda: any(a["kind"] == "sms" and a["decision"] == "block" for a in alerts),
@@ -126,14 +134,14 @@ async def test_smishing_from_a_phone_is_stopped_inline(
             assert gateway.workflow is not None
             await eventually(lambda: _cases_opened(alerts) >= 1, what="a case for the sender")
             handler = gateway.handlers[0]
-            await eventually(lambda: handler.stats.receipts_matched == 1, what="the receipt")
+            await eventually(lambda: handler.stats.receipts_matched == 2, what="the receipts")
     finally:
         stop.set()
         report = await asyncio.wait_for(run, 30)
         listener.cancel()
     st = report.stats["osmo-msc"]
     assert (st.rejected, st.held_dropped) == (refused, 3 - refused)
-    assert st.forwarded == 1 and st.receipts_matched == 1
+    assert st.forwarded == 2 and st.receipts_matched == 2
 
 
 def _cases_opened(alerts: list[dict[str, Any]]) -> int:
