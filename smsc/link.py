@@ -254,10 +254,10 @@ class Link(asyncio.Protocol):
                 notify = getattr(self.handler, "on_notification", None)
                 if notify is not None:
                     notify(self, ev.pdu)
-                else:
-                    log.info(
-                        "%s: %s from %s", self.name, ev.pdu.name, getattr(ev.pdu, "source_addr", "")
-                    )
+                else:  # osmo-msc sends one on every attach/detach: debug, number masked
+                    source = str(getattr(ev.pdu, "source_addr", ""))
+                    masked = source[:4] + "***" + source[-4:] if len(source) > 8 else "***"
+                    log.debug("%s: %s from %s", self.name, ev.pdu.name, masked)
             elif isinstance(ev, ResponseReceived):
                 fut = self._waiters.pop(ev.request.sequence, None)
                 if fut is not None and not fut.done():

@@ -22,8 +22,10 @@ import signal
 import sys
 import time
 import tomllib
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from gateway.config_check import ConfigError, Table
 from simulators.osmo.lab import PROJECT_DIR, Lab, LabConfig, LabError, lab_down, lab_status
@@ -122,8 +124,11 @@ def run(args: argparse.Namespace) -> int:
         if args.lab_command == "scenario":
             from simulators.osmo.lab_scenario import ERRORS, run_lab_scenario
 
+            # The gateway's start-up (migrations, bind) is not what this command shows.
+            for quiet in ("alembic", "fraudgate.wiring", "fraudgate.daemon", "gateway.outbox"):
+                logging.getLogger(quiet).setLevel(logging.WARNING)
             try:
-                return asyncio.run(run_lab_scenario(settings, args))
+                return asyncio.run(_until_signal(run_lab_scenario(settings, args)))
             except ERRORS as e:
                 print(f"fraudgate lab scenario: {e}", file=sys.stderr)
                 return 2
@@ -133,6 +138,19 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, LabError) as e:
         print(f"fraudgate lab: {e}", file=sys.stderr)
         return 2
+
+
+async def _until_signal(main: Coroutine[Any, Any, int]) -> int:
+    """Run `main`; SIGTERM (like Ctrl-C) cancels it, so the lab it started is stopped."""
+    task = asyncio.ensure_future(main)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        print("interrupted: the lab is stopped", file=sys.stderr)
+        return 130
 
 
 async def _up(settings: LabSettings, args: argparse.Namespace) -> int:

@@ -197,3 +197,37 @@ async def test_a_program_dying_is_reported_with_its_log(osmo_lab: OsmoLab) -> No
     dead = r"(?s)osmo-msc exited with -9; its log:\n.*SMPP at 127.0.0.1"
     with pytest.raises(LabError, match=dead):
         lab.check_alive()
+
+
+def test_lab_scenario_stopped_by_sigterm_leaves_nothing(tmp_path: Path) -> None:
+    """SIGTERM while `lab scenario` runs (gateway bound, phones about to send) stops the
+    gateway, the broker and the lab it started."""
+    smpp, sgs = free_ports(2)
+    workdir = tmp_path / "lab"
+    cfg = tmp_path / "lab.toml"
+    cfg.write_text(f'[lab]\nworkdir = "{workdir}"\nsmpp_port = {smpp}\nsgs_port = {sgs}\n')
+    scenario = Path(__file__).resolve().parents[2] / "config" / "scenarios" / "osmocom-lab.toml"
+    with _lab_slot():
+        proc = subprocess.Popen(
+            _fraudgate("-c", str(cfg), "scenario", str(scenario)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_line(proc, "# gateway:")
+            st = lab_status(workdir)
+            assert st is not None and st.running
+            pids = [p.pid for p in st.processes]
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 130, err[-2000:]
+            assert "interrupted: the lab is stopped" in err
+            _until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pids))
+            _no_osmo_left(workdir)
+            assert not lab_status(workdir)  # the state file went with the lab
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            lab_down(workdir)
