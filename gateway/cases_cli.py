@@ -2,8 +2,9 @@
 
 The database comes from the configuration (-c, like `fraudgate run`). Numbers are printed
 masked (R7); the subscriber's name and IIN are never printed. The switch (for confirm, which
-suspends at once, and unblock) is --switch-url with the token in FRAUDGATE_SWITCH_TOKEN; without
-it, a confirmed case waits with its block actions pending for the daemon's retry_pending().
+suspends at once, and unblock) is the configuration's [switch] (docs/switch.md), or an HTTP
+switch given as --switch-url with the token in FRAUDGATE_SWITCH_TOKEN; with none configured, a
+confirmed case waits with its block actions pending for the daemon's retry_pending().
 """
 
 from __future__ import annotations
@@ -19,13 +20,17 @@ from gateway.cases import Actor, CaseError, CaseFilter, Cases, CaseView, State
 from gateway.config import DEFAULT_CONFIG, load
 from gateway.config_check import ConfigError
 from gateway.store import Store, StoreError
-from gateway.switch import HttpSwitch, NoSwitch
+from gateway.switch_config import SwitchSettings, open_switch
 from gateway.workdays import KzCalendar
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help="TOML file")
-    p.add_argument("--switch-url", default="", help="switch API (token: FRAUDGATE_SWITCH_TOKEN)")
+    p.add_argument(
+        "--switch-url",
+        default="",
+        help="an HTTP switch API instead of the config's [switch] (token: FRAUDGATE_SWITCH_TOKEN)",
+    )
     p.add_argument("--operator", default=os.environ.get("FRAUDGATE_OPERATOR", "operator"))
     sub = p.add_subparsers(dest="action", required=True)
     ls = sub.add_parser("list", help="cases, newest first")
@@ -47,23 +52,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"fraudgate cases: configuration error: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_main(args, cfg.database_url))
+        settings = cfg.workflow.switch
+        if args.switch_url:
+            token = os.environ.get("FRAUDGATE_SWITCH_TOKEN", "")
+            settings = SwitchSettings.http(args.switch_url, token)
+        return asyncio.run(_main(args, cfg.database_url, settings))
     except (StoreError, CaseError, ValueError) as exc:
         print(f"fraudgate cases: {exc}", file=sys.stderr)
         return 1
 
 
-async def _main(args: argparse.Namespace, url: str) -> int:
+async def _main(args: argparse.Namespace, url: str, settings: SwitchSettings) -> int:
     from gateway.centre import CentreOutbox
     from gateway.registry import Registry
 
-    async with await Store.open(url) as store:
+    async with await Store.open(url) as store, open_switch(settings) as switch:
         await store.migrate()
-        switch = (
-            HttpSwitch(args.switch_url, os.environ.get("FRAUDGATE_SWITCH_TOKEN", ""))
-            if args.switch_url
-            else NoSwitch()
-        )
         cases = Cases(
             store,
             KzCalendar(),
@@ -71,11 +75,7 @@ async def _main(args: argparse.Namespace, url: str) -> int:
             registry=Registry(store),
             reports=CentreOutbox(args.operator),
         )
-        try:
-            return await _act(cases, args)
-        finally:
-            if isinstance(switch, HttpSwitch):
-                await switch.close()
+        return await _act(cases, args)
 
 
 async def _act(cases: Cases, args: argparse.Namespace) -> int:

@@ -65,6 +65,9 @@ class ProvisionReport:
     updated: int = 0  # existed, and something (MSISDN, keys) had to change
     unchanged: int = 0
 
+    def __str__(self) -> str:
+        return f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
+
 
 def validate(subscribers: Sequence[LabSubscriber]) -> None:
     """Raise ProvisionError for the first bad or duplicated subscriber."""
