@@ -1,4 +1,4 @@
-"""`fraudgate cases list|show|confirm|reject|unblock`: the analyst's commands, thin over Cases.
+"""`fraudgate cases list|show|verify|confirm|reject|unblock`: the analyst's commands over Cases.
 
 The database comes from the configuration (-c, like `fraudgate run`). Numbers are printed
 masked (R7); the subscriber's name and IIN are never printed. The switch (for confirm, which
@@ -37,8 +37,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     ls.add_argument("--state", action="append", choices=[s.value for s in State], default=[])
     ls.add_argument("--limit", type=int, default=50)
     sub.add_parser("show", help="one case with its history").add_argument("case_id")
-    for name in ("confirm", "reject", "unblock"):
-        q = sub.add_parser(name, help=f"{name} a case")
+    helps = {
+        "verify": "start verifying a new or reopened case (point 119)",
+        "confirm": "confirm a case being verified: its numbers are suspended (point 120)",
+        "reject": "reject a case being verified (not confirmed)",
+        "unblock": "lift a suspension",
+    }
+    for name, text in helps.items():
+        q = sub.add_parser(name, help=text)
         q.add_argument("case_id")
         q.add_argument("--actor", required=True, help="your user id")
         q.add_argument("--role", default="analyst")
@@ -88,7 +94,12 @@ async def _act(cases: Cases, args: argparse.Namespace) -> int:
         _show(await cases.get(args.case_id))
         return 0
     actor = Actor(args.actor, args.role)
-    op = {"confirm": cases.confirm, "reject": cases.reject, "unblock": cases.unblock}
+    op = {
+        "verify": cases.start_verification,
+        "confirm": cases.confirm,
+        "reject": cases.reject,
+        "unblock": cases.unblock,
+    }
     case = await op[args.action](args.case_id, actor, args.reason)
     _show(case)
     return 0

@@ -433,7 +433,6 @@ def test_cli_list_show_confirm(tmp_path: Path, capsys: pytest.CaptureFixture[str
             reg = Registry(st)
             sim_less = Cases(st, KzCalendar(), switch=_Down(), registry=reg, reports=None)
             case = await sim_less.open(source="complaint", numbers=[OTHER], received_at=FRIDAY)
-            await sim_less.start_verification(case.id, ANALYST)
             return case.id
 
     case_id = asyncio.run(seed())
@@ -444,6 +443,10 @@ def test_cli_list_show_confirm(tmp_path: Path, capsys: pytest.CaptureFixture[str
         main(["cases", "-c", str(config), "confirm", case_id, "--reason", "r"])
     capsys.readouterr()
     args = ["cases", "-c", str(config), "confirm", case_id, "--actor", "u1", "--reason", "smishing"]
+    assert main(args) == 1  # a new case is verified first
+    assert "cannot confirm a case in state new" in capsys.readouterr().err
+    verify = ["cases", "-c", str(config), "verify", case_id, "--actor", "u1", "--reason", "call"]
+    assert main(verify) == 0 and "verifying" in capsys.readouterr().out
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "confirmed" in out and "[unavailable]" in out and OTHER not in out
