@@ -114,7 +114,9 @@ class Gateway:
                         deliveries=deliveries,
                     )
                     self.handlers.append(handler)
-                    self.supervisors.append(EsmeSupervisor(link.esme, handler))
+                    supervisor = EsmeSupervisor(link.esme, handler)
+                    handler.current_link = lambda s=supervisor: s.link
+                    self.supervisors.append(supervisor)
                     self.report.stats[link.esme.label] = handler.stats
                 self.probes = build_probe_manager(cfg, store, dispatcher, self.on_finding)
                 async with open_workflow(cfg, store, dispatcher) as workflow:

@@ -231,16 +231,22 @@ class ReceiptCorrelator:
             entry.submit_id = submit_id
             self._by_id[submit_id] = entry
 
-    def cancel(self, message_id: str) -> None:
-        """The message was not accepted onward after all: forget its pending parts."""
-        track = self._tracks.pop(message_id, None)
+    def cancel(self, message_id: str, *, from_part: int = 0) -> None:
+        """Parts `from_part`.. of the message never reached the SMSC (or were refused): forget
+        them. The parts before were accepted and their receipts will come: they stay pending,
+        or a receipt of theirs would be taken for the next message between the same numbers.
+        The message's outcome then covers the accepted parts only."""
+        track = self._tracks.get(message_id)
         if track is None:
             return
         queue = self._by_pair.get(track.pair, deque())
-        for entry in [e for e in queue if e.message_id == message_id]:
+        for entry in [e for e in queue if e.message_id == message_id and e.part >= from_part]:
             entry.live = False
             self.stats.pending -= 1
             self._unlink(entry)
+            track.left -= 1
+        if track.left <= 0:
+            del self._tracks[message_id]
 
     def _by_pair_of(self, message_id: str) -> deque[_Entry]:
         track = self._tracks.get(message_id)

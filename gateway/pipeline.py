@@ -277,6 +277,15 @@ class _DeliverSmRespWithBody(DeliverSmResp):
     _OPTIONAL_BODY: ClassVar[bool] = False
 
 
+def _seq_of_pdu(pdu: Pdu) -> int:
+    concat = split_part(pdu).concat if isinstance(pdu, DeliverSm | DataSm) else None
+    return concat.seq if concat is not None else 1
+
+
+def _seq_of(sms: Sms) -> int:
+    return _seq_of_pdu(sms.pdus[0]) if sms.pdus else 1
+
+
 def _refusal(pdu: Pdu, status: int) -> Pdu:
     if isinstance(pdu, DeliverSm):
         return _DeliverSmRespWithBody(sequence=pdu.sequence, status=status)
@@ -305,13 +314,16 @@ class PipelineStats:
     forwarded: int = 0  # forward mode: whole SMS accepted onward (every part's submit_sm_resp 0)
     held: int = 0  # forward mode: parts acknowledged and held until their message is complete
     held_dropped: int = 0  # held parts never sent onward: their message was blocked
+    held_lost: int = 0  # acknowledged parts that could not be sent onward in the end
     forward_failed: int = 0  # refused onward, no answer in time, or the link closed meanwhile
     receipts_matched: int = 0
     receipts_unmatched: int = 0
 
 
-# A concatenated message in forward mode: (link, source, destination, reference, reference bits).
-PartKey = tuple[int, str, str, int, int]
+# A concatenated message in forward mode: (source, destination, reference, reference bits). Not
+# tied to a link: parts acknowledged before a rebind go onward on the next link.
+PartKey = tuple[str, str, int, int]
+FLUSH_ATTEMPTS = 3  # timer rounds a held message waits for a bound link / accepting SMSC
 
 
 @dataclass(slots=True)
@@ -324,7 +336,7 @@ class _Partial:
     texts: dict[int, str] = field(default_factory=dict)
     held: dict[int, Pdu] = field(default_factory=dict)
     blocked: bool = False
-    link: Link | None = None
+    attempts: int = 0  # flushes tried (the last part never came)
     last: Inspected | None = None  # the latest held part's record
     last_sms: Sms | None = None
     timer: asyncio.TimerHandle | None = None
@@ -384,6 +396,10 @@ class GatewayHandler:
         self._submitting: dict[str, Outcome | None] = {}
         # forward mode: concatenated messages being received, by (link, source, dest, ref)
         self._partial: dict[PartKey, _Partial] = {}
+        self._link: Link | None = None  # the latest link a part came on
+        # the bind's current link (set by the daemon from its supervisor): held parts go
+        # onward on it after a rebind, before any new part has come
+        self.current_link: Callable[[], Link | None] | None = None
         self._unmatched_logged = -60.0
 
     # LinkHandler ------------------------------------------------------------------------
@@ -405,7 +421,8 @@ class GatewayHandler:
             return
         started = time.perf_counter()
         if self.forward:  # every part is answered on its own (see _part)
-            part, key, final = self._part(link, pdu)
+            self._link = link
+            part, key, final = self._part(pdu)
             self._process(link, part, started, key, final)
             return
         sms = self.assembler.feed(pdu, self._loop_time(), scope=id(link))
@@ -465,23 +482,33 @@ class GatewayHandler:
         if fut.exception() is not None:
             status = self.policy.store_error_status
             self.stats.store_errors += 1
-        elif self.policy.enforcing and inspected.verdict.decision is Decision.BLOCK:
+            if partial is not None:  # not acknowledged: the SMSC sends this part again
+                partial.texts.pop(_seq_of(sms), None)
+        elif self.policy.enforcing and (
+            inspected.verdict.decision is Decision.BLOCK
+            or (partial is not None and partial.blocked and final)
+        ):
             status = self.policy.block_status
             self.stats.rejected += 1
-            if partial is not None:  # the message's held parts never go onward
+            if partial is not None and key is not None:  # held parts never go onward
                 partial.blocked = True
                 if final:
                     self._drop(key, partial, inspected)
         elif self.forward and inspected.complaint is None:
             if partial is not None and key is not None and not final:
                 status = Status.ESME_ROK  # acknowledged now, sent onward with the last part
-                self._hold(link, key, partial, sms, inspected)
+                self._hold(key, partial, sms, inspected)
             else:
-                onward = sms
+                onward, release = sms, None
                 if partial is not None and key is not None:  # the last part: held ones first
-                    onward = self._release(key, partial, sms)
+                    held = [partial.held[k] for k in sorted(partial.held)]
+                    onward = dataclasses.replace(sms, pdus=[*held, *sms.pdus])
+                    release = (key, partial, _seq_of(sms))
                 self._in_flight -= 1  # counted again by _spawn until _forward has answered
-                self._spawn(self._forward(link, onward, inspected, started, answer=sms.pdus))
+                self._spawn(
+                    self._forward(link, onward, inspected, started, answer=sms.pdus,
+                                  release=release)
+                )  # fmt: skip
                 return
         else:
             status = Status.ESME_ROK
@@ -501,7 +528,7 @@ class GatewayHandler:
             self.latencies.append(time.perf_counter() - started)
 
     # forward mode -----------------------------------------------------------------------
-    def _part(self, link: Link, pdu: DeliverSm | DataSm) -> tuple[Sms, PartKey | None, bool]:
+    def _part(self, pdu: DeliverSm | DataSm) -> tuple[Sms, PartKey | None, bool]:
         """One part as the SMS to inspect and answer. A phone sends the parts of a long SMS one
         RP-DATA at a time and waits for each RP-ACK, and osmo-msc gives the ESME 5 s per
         deliver_sm: the deliver_sm of part 1 cannot wait for the last part. So each part is
@@ -518,10 +545,17 @@ class GatewayHandler:
         if concat is not None and concat.total > 1:
             total = concat.total
             now = self._loop_time()
-            key = (id(link), pdu.source_addr, pdu.destination_addr, concat.ref, concat.ref_bits)
-            partial = self._partial.pop(key, None) or _Partial(now, total)
-            final = concat.seq not in partial.texts and len(partial.texts) + 1 == total
+            key = (pdu.source_addr, pdu.destination_addr, concat.ref, concat.ref_bits)
+            partial = self._partial.pop(key, None)
+            if partial is not None and now - partial.started > self.assembler_timeout:
+                # an old message with the same reference (phones reuse them): finish it
+                self._partial[key] = partial
+                self._stale(key, partial)
+                partial = None
+            if partial is None:
+                partial = _Partial(now, total)
             partial.texts[concat.seq] = text
+            final = all(k in partial.texts for k in range(1, total + 1))
             text = "".join(partial.texts[k] for k in sorted(partial.texts))
             self._partial[key] = partial  # re-inserted: the dict stays oldest first
             self._prune(now)
@@ -552,32 +586,21 @@ class GatewayHandler:
             key, oldest = next(iter(self._partial.items()))
             if now - oldest.started <= self.assembler_timeout and len(self._partial) <= 10_000:
                 break
-            del self._partial[key]
-            self._flush(oldest)
+            self._stale(key, oldest)
 
-    def _hold(
-        self, link: Link, key: PartKey, partial: _Partial, sms: Sms, inspected: Inspected
-    ) -> None:
+    def _hold(self, key: PartKey, partial: _Partial, sms: Sms, inspected: Inspected) -> None:
         for pdu in sms.pdus:
-            concat = split_part(pdu).concat if isinstance(pdu, DeliverSm | DataSm) else None
-            partial.held[concat.seq if concat is not None else 1] = pdu
-        partial.link, partial.last, partial.last_sms = link, inspected, sms
+            partial.held[_seq_of_pdu(pdu)] = pdu
+        partial.last, partial.last_sms = inspected, sms
         self.stats.held += len(sms.pdus)
         if partial.timer is None:
-            loop = asyncio.get_running_loop()
-            partial.timer = loop.call_at(
-                partial.started + self.assembler_timeout, self._stale, key, partial
-            )
+            self._arm(key, partial, partial.started + self.assembler_timeout)
 
-    def _release(self, key: PartKey, partial: _Partial, last: Sms) -> Sms:
-        """The whole message to send onward: the held parts in sequence order, then `last`."""
+    def _arm(self, key: PartKey, partial: _Partial, when: float) -> None:
+        partial.timer = asyncio.get_running_loop().call_at(when, self._stale, key, partial)
+
+    def _drop(self, key: PartKey, partial: _Partial, inspected: Inspected) -> None:
         self._forget(key, partial)
-        held = [partial.held[k] for k in sorted(partial.held)]
-        return dataclasses.replace(last, pdus=[*held, *last.pdus])
-
-    def _drop(self, key: PartKey | None, partial: _Partial, inspected: Inspected) -> None:
-        if key is not None:
-            self._forget(key, partial)
         if partial.held:
             self.stats.held_dropped += len(partial.held)
             log.info(
@@ -596,27 +619,77 @@ class GatewayHandler:
             partial.timer = None
 
     def _stale(self, key: PartKey, partial: _Partial) -> None:
-        partial.timer = None
-        if self._partial.get(key) is partial:
-            del self._partial[key]
-            self._flush(partial)
-
-    def _flush(self, partial: _Partial) -> None:
-        """The last part never came: send onward what was held, unless the message was blocked
-        (the receiving phone gets an incomplete message, as without the gateway)."""
-        if partial.timer is not None:
-            partial.timer.cancel()
-            partial.timer = None
-        last, last_sms, link = partial.last, partial.last_sms, partial.link
-        if partial.blocked or not partial.held or last is None or last_sms is None or not link:
+        """The last part never came (or a release failed): send onward what was held, unless
+        the message was blocked (the destination gets an incomplete message, as it would
+        without the gateway). Retried on the next link while none is bound."""
+        self._forget(key, partial)
+        last, last_sms = partial.last, partial.last_sms
+        if partial.blocked or not partial.held or last is None or last_sms is None:
+            self._forget(key, partial)
             partial.held.clear()
             return
+        link = self.current_link() if self.current_link is not None else self._link
+        if link is None or link.session.closed:
+            self._retry_later(key, partial, "no bound link")
+            return
+        partial.attempts += 1
         held = [partial.held[k] for k in sorted(partial.held)]
-        partial.held.clear()
         log.info("%s: %s incomplete after %.0f s: %d held part(s) sent onward", self.name,
                  last.sms.id, self.assembler_timeout, len(held))  # fmt: skip
         onward = dataclasses.replace(last_sms, pdus=held)
-        self._spawn(self._forward(link, onward, last, time.perf_counter(), answer=()))
+        self._spawn(
+            self._forward(link, onward, last, time.perf_counter(), answer=(),
+                          release=(key, partial, None))
+        )  # fmt: skip
+
+    def _retry_later(self, key: PartKey, partial: _Partial, why: str) -> None:
+        if partial.attempts >= FLUSH_ATTEMPTS:
+            self._forget(key, partial)
+            self.stats.held_lost += len(partial.held)
+            log.error(
+                "%s: %d acknowledged part(s) of %s could not be sent onward (%s) and are lost; "
+                "their text is in the database",
+                self.name,
+                len(partial.held),
+                partial.last.sms.id if partial.last else "?",
+                why,
+            )
+            partial.held.clear()
+            return
+        if why == "no bound link":
+            partial.attempts += 1
+        partial.started = self._loop_time()  # not stale again before another timeout
+        self._partial.setdefault(key, partial)
+        if partial.timer is None:
+            self._arm(key, partial, partial.started + self.assembler_timeout)
+
+    def _released(
+        self, key: PartKey, partial: _Partial, last_seq: int | None, sent: int, ok: bool
+    ) -> None:
+        """After a release: done, or the parts not accepted onward stay held (a retried last
+        part, or the timer, sends them again; the ones accepted are not sent twice)."""
+        if ok:
+            self._forget(key, partial)
+            partial.held.clear()
+            return
+        for seq in sorted(partial.held)[:sent]:
+            del partial.held[seq]
+        if last_seq is not None:
+            partial.texts.pop(last_seq, None)  # its retry is the last part again
+        if partial.held:
+            self._retry_later(key, partial, "refused or unanswered onward")
+        else:
+            self._forget(key, partial)
+
+    def drain_held(self) -> None:
+        """At shutdown, while the link is still bound: held parts go onward now (their phones
+        were told they were accepted)."""
+        for key, partial in list(self._partial.items()):
+            if partial.held and not partial.blocked:
+                if partial.timer is not None:
+                    partial.timer.cancel()
+                partial.attempts = FLUSH_ATTEMPTS  # one try, then reported lost
+                self._stale(key, partial)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self._in_flight += 1
@@ -633,10 +706,14 @@ class GatewayHandler:
         started: float,
         *,
         answer: Sequence[Pdu],
+        release: tuple[PartKey, _Partial, int | None] | None = None,
     ) -> None:
-        """Submit `sms` onward, then answer the deliver_sm(s) in `answer` with the outcome."""
+        """Submit `sms` onward, then answer the deliver_sm(s) in `answer` with the outcome.
+        `release`: the held message this completes (its state is updated after the submit)."""
         try:
-            status = await self._submit_onward(link, sms, inspected)
+            status, sent = await self._submit_onward(link, sms, inspected)
+            if release is not None:
+                self._released(*release, sent, status == Status.ESME_ROK)
             if status is None:
                 log.info(
                     "%s: link closed while forwarding %s; left unanswered (the SMSC retries)",
@@ -658,9 +735,12 @@ class GatewayHandler:
             if not self._in_flight:
                 self._idle.set()
 
-    async def _submit_onward(self, link: Link, sms: Sms, inspected: Inspected) -> int | None:
+    async def _submit_onward(
+        self, link: Link, sms: Sms, inspected: Inspected
+    ) -> tuple[int | None, int]:
         """Submit every part onward, in order, stopping at the first that is not accepted.
-        Returns the status to answer the deliver_sm(s) with, None when the link closed."""
+        Returns the status to answer the deliver_sm(s) with (None when the link closed) and
+        how many parts were accepted onward."""
         ids: list[str] = []
         status: int | None = Status.ESME_ROK
         error: int | None = None
@@ -671,15 +751,18 @@ class GatewayHandler:
         self._settled(
             self.correlator.register(message_id, sms.source, sms.dest, len(sms.pdus), started_at)
         )
+        unsent = len(sms.pdus)  # parts from here on never reached the SMSC (or were refused)
         for part, pdu in enumerate(sms.pdus):
             try:
                 resp = await asyncio.wait_for(
                     link.request(onward_submit(pdu)), self.forward_timeout
                 )
             except LinkClosedError:
-                status, detail = None, "link closed"
+                status, detail, unsent = None, "link closed", part + 1
                 break
             except (TimeoutError, RequestFailedError) as exc:
+                # the SMSC may still have accepted this part: its receipt may come
+                unsent = part + 1
                 if link.session.closed:  # requests pending at a close fail with the session
                     status, detail = None, "link closed"
                     break
@@ -689,6 +772,7 @@ class GatewayHandler:
             if resp.status != Status.ESME_ROK:
                 status = error = resp.status
                 detail = status_name(resp.status)
+                unsent = part
                 break
             submit_id = str(getattr(resp, "message_id", ""))
             ids.append(submit_id)
@@ -697,7 +781,7 @@ class GatewayHandler:
         if submitted:
             self.stats.forwarded += 1
         else:
-            self.correlator.cancel(message_id)
+            self.correlator.cancel(message_id, from_part=unsent)
             self.stats.forward_failed += 1
             log.info("%s: %s not accepted onward: %s", self.name, inspected.sms.id, detail)
         if self.deliveries is not None:
@@ -717,7 +801,7 @@ class GatewayHandler:
         early = self._submitting.pop(message_id, None)
         if early is not None:
             self._settled([early])
-        return status
+        return status, len(ids)
 
     def _on_receipt(self, pdu: Pdu) -> None:
         now = self.clock()
@@ -766,10 +850,17 @@ class GatewayHandler:
         self._arm_expiry(link)
 
     async def drain(self, timeout: float) -> None:
-        """Wait until every inspected SMS has been answered (bounded)."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            log.warning("%s: %d SMS still unanswered at shutdown", self.name, self._in_flight)
+        """Wait until every inspected SMS has been answered and every held part has gone
+        onward (bounded). Answers first: a part being answered may still be held."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        for round_ in (1, 2):
+            try:
+                left = deadline - asyncio.get_running_loop().time()
+                await asyncio.wait_for(self._idle.wait(), max(left, 0.0))
+            except TimeoutError:
+                log.warning("%s: %d SMS still unanswered at shutdown", self.name, self._in_flight)
+                break
+            if round_ == 1:
+                self.drain_held()
         if self.deliveries is not None:
             await self.deliveries.flush(timeout)

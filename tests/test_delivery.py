@@ -212,3 +212,23 @@ def test_a_cancelled_message_leaves_nothing_behind() -> None:
     assert len(c) == 0 and not c._by_pair and not c._by_id and not c._tracks
     assert c.match(B, A, DeliveryReceipt("X1", "DELIVRD"), 1.0) is None
     assert c.expire(1e9) == []
+
+
+def test_parts_accepted_before_a_failure_keep_their_receipts() -> None:
+    """X's part 0 was accepted, part 1 refused: X's part-0 receipt must not be taken for the
+    next message between the same numbers (Y)."""
+    c = ReceiptCorrelator()
+    c.register("X", A, B, 2, 0.0)
+    c.submitted("X", 0, OSMO)
+    c.cancel("X", from_part=1)
+    assert len(c) == 1
+    reg(c, "Y", A, B, [OSMO], 1.0)
+    first = c.match(B, A, osmo_receipt(5, "UNDELIV"), 2.0)
+    assert first is not None and first.message_id == "X"
+    assert first.outcome is not None and first.outcome.parts == 2  # what was sent of X
+    second = c.match(B, A, osmo_receipt(6), 3.0)
+    assert second is not None and second.outcome is not None
+    assert (second.outcome.message_id, second.outcome.state) == ("Y", DeliveryState.DELIVERED)
+    c.register("Z", A, C, 2, 4.0)
+    c.cancel("Z")  # nothing reached the SMSC: all forgotten
+    assert len(c) == 0 and c.match(C, A, osmo_receipt(7), 5.0) is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import time
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,9 +20,9 @@ import pytest
 from gateway.config import DEFAULT_CONFIG, GatewayConfig, SmscLink, from_toml
 from gateway.config_check import ConfigError
 from gateway.daemon import Gateway, RunReport
-from gateway.domain import Inspected, Route
+from gateway.domain import Decision, Inspected, Route, Verdict
 from gateway.pipeline import GatewayHandler, Inspector
-from gateway.store import Store
+from gateway.store import Store, StoreError
 from gateway.wiring import build_inspector
 from smsc.client import EsmeClient, EsmeConfig
 from smsc.constants import MessageState, Status
@@ -129,6 +130,7 @@ async def lab_factory(tmp_path: Path, inspector: Inspector) -> AsyncIterator[Lab
         gw_faults: Faults | None = None,
         forward_timeout: float = 2.0,
         reassembly_timeout: float = 30.0,
+        inspector: Any = inspector,
     ) -> Lab:
         rx = frozenset({BindType.RECEIVER, BindType.TRANSCEIVER})
         smsc = SimulatedSmsc(
@@ -400,3 +402,105 @@ def test_a_refused_deliver_sm_is_answered_with_a_body_osmo_msc_can_parse() -> No
     assert raw == bytes.fromhex("00000011 80000005 00000066 00000005 00")
     back = decode_pdu(raw)
     assert isinstance(back, DeliverSmResp) and (back.status, back.sequence) == (0x66, 5)
+
+
+# -- held parts: what the review found (each a way acknowledged parts could be lost) ------------
+
+LONG = "Ертең сағат 10-да жиналыс, барлығы келсін. " * 4  # 3 parts
+
+
+async def test_held_parts_go_onward_at_shutdown(lab_factory: LabFactory) -> None:
+    """SIGTERM after parts 1-2 were acknowledged: they go onward before the unbind."""
+    lab = await lab_factory()
+    mos = lab.mo(B, LONG, parts=slice(0, 2))
+    await until(lambda: answered(mos))
+    assert lab.phones.received == []
+    report = await lab.stop()
+    await until(lambda: len(lab.phones.received) == 2)
+    assert report.stats["msc"].held == 2 and report.stats["msc"].held_lost == 0
+
+
+async def test_held_parts_go_onward_on_the_next_link(lab_factory: LabFactory) -> None:
+    """The link drops while parts are held: they go onward on the next bind."""
+    lab = await lab_factory(reassembly_timeout=1.0)
+    mos = lab.mo(B, LONG, parts=slice(0, 2))
+    await until(lambda: answered(mos))
+    supervisor = lab.gateway.supervisors[0]
+    old = supervisor.link
+    assert old is not None
+    old.abort("test: connection reset")
+    await until(lambda: supervisor.link not in (None, old), timeout=10)
+    await until(lambda: len(lab.phones.received) == 2, timeout=5)
+    assert lab.handler.stats.held_lost == 0
+
+
+async def test_a_store_error_on_the_last_part_keeps_it_the_last(
+    lab_factory: LabFactory,
+) -> None:
+    """The last part's record fails (answered 0x14, the SMSC retries it): the retry releases
+    the message at once instead of being held until the timeout."""
+    lab = await lab_factory(reassembly_timeout=30.0)
+    mos = lab.mo(B, LONG, parts=slice(0, 2))
+    await until(lambda: answered(mos))
+    store = lab.handler.recorder.store
+    real = store.record
+    failures = [StoreError("database down")]
+
+    async def flaky(items: Any) -> None:
+        if failures:
+            raise failures.pop()
+        await real(items)
+
+    store.record = flaky  # type: ignore[method-assign]
+    (last,) = lab.mo(B, LONG, parts=slice(2, 3))
+    await until(lambda: answered([last]))
+    assert last.error == Status.ESME_RMSGQFUL and lab.phones.received == []
+    (retry,) = lab.mo(B, LONG, parts=slice(2, 3))
+    await until(lambda: answered([retry]) and len(lab.phones.received) == 3, timeout=3)
+    assert (retry.state, retry.error) == (MessageState.DELIVERED, 0)
+
+
+async def test_a_reused_reference_starts_a_new_message(lab_factory: LabFactory) -> None:
+    """A blocked message abandoned after part 1 must not block the next message that reuses
+    its concatenation reference once it is older than reassembly_timeout."""
+    lab = await lab_factory(reassembly_timeout=0.3)
+    first = lab.mo(B, FRAUD, parts=slice(0, 1))
+    await until(lambda: answered(first))
+    assert first[0].error == Status.ESME_RX_R_APPN
+    await asyncio.sleep(0.5)
+    second = lab.mo(B, "Ертең сағат 10-да жиналыс, барлығы келсін. " * 2)  # same ref 0x2A
+    assert len(second) == 2
+    await until(lambda: answered(second) and len(lab.phones.received) == 2)
+    assert [m.error for m in second] == [0, 0]
+
+
+class _BlocksSecondCall:
+    """The real inspector, except that its 2nd verdict is BLOCK (a velocity or sender rule
+    that fires on a middle part only)."""
+
+    def __init__(self, real: Inspector) -> None:
+        self.real, self.calls = real, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def inspect(self, event: Any, now: float) -> Inspected:
+        self.calls += 1
+        inspected = self.real.inspect(event, now)
+        if self.calls == 2:
+            blocked = Verdict(score=0.99, decision=Decision.BLOCK, reasons=[])
+            inspected = dataclasses.replace(inspected, verdict=blocked)
+        return inspected
+
+
+async def test_a_blocked_middle_part_stops_the_whole_message(
+    lab_factory: LabFactory, inspector: Inspector
+) -> None:
+    lab = await lab_factory(inspector=_BlocksSecondCall(inspector))
+    mos = lab.mo(B, LONG)
+    await until(lambda: answered(mos))
+    # part 1 acknowledged (held), part 2 blocked, part 3 refused with it: nothing onward
+    assert [m.error for m in mos] == [0, Status.ESME_RX_R_APPN, Status.ESME_RX_R_APPN]
+    await asyncio.sleep(0.2)
+    assert lab.phones.received == []
+    assert lab.handler.stats.held_dropped == 1
