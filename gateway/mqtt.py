@@ -117,6 +117,16 @@ def _personal_key(key: str) -> bool:
     return any(w in _PERSONAL_WORDS for w in _KEY_WORDS.findall(folded))
 
 
+def _record_id(key: object, value: object) -> bool:
+    """An id field (`id`, `…_id`) holding one of our record ids."""
+    return (
+        isinstance(key, str)
+        and (key == "id" or key.endswith("_id"))
+        and isinstance(value, str)
+        and _RECORD_ID.fullmatch(value) is not None
+    )
+
+
 def assert_no_personal_data(payload: object, path: str = "payload") -> None:
     """Raise PersonalDataError when `payload` (any JSON-like value, walked recursively) has a
     key naming personal data (iin, name, surname, patronymic...) or a string or number holding a
@@ -126,13 +136,13 @@ def assert_no_personal_data(payload: object, path: str = "payload") -> None:
             where = f"{path}.{key}"
             if isinstance(key, str) and _personal_key(key):
                 raise PersonalDataError(f"{where}: key {key!r} names personal data")
+            if _record_id(key, value):
+                continue
             assert_no_personal_data(value, where)
     elif isinstance(payload, list | tuple | set | frozenset):
         for i, value in enumerate(payload):
             assert_no_personal_data(value, f"{path}[{i}]")
     elif isinstance(payload, str | int) and not isinstance(payload, bool):
-        if isinstance(payload, str) and _RECORD_ID.fullmatch(payload):
-            return
         for match in _TWELVE_DIGITS.finditer(str(payload)):
             if is_valid_iin(match.group()):
                 raise PersonalDataError(f"{path}: value holds an IIN ({match.group()[:4]}********)")

@@ -282,6 +282,7 @@ def test_iin_check_digit_rules() -> None:
         {"nested": {"deeper": ["ok", "000701500400"]}},
         {"message_id": "x900101300017"},  # not one of our ids: scanned
         {"message_id": "01a20ba2b900101300017c2cae8042ff0"},  # 33 hex digits: not an id
+        {"text": "01a20ba2b900101300017c2cae8042ff"},  # id-shaped, but not in an id field
     ],
 )
 def test_personal_data_is_refused(payload: dict[str, Any]) -> None:
