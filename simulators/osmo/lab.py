@@ -279,22 +279,26 @@ class Lab:
             # The started processes hold the lock now (inherited descriptor); ours goes.
             self._release_lock()
 
-    async def _acquire_lock(self) -> None:
+    async def _acquire_lock(self, timeout: float = 120.0) -> None:
+        """The machine-wide lab lock; waits (polling, so Ctrl-C and the timeout end the wait at
+        once: a thread blocked in flock could not be cancelled) while another lab holds it."""
         lock = await asyncio.to_thread(LOCK_PATH.open, "a")
+        deadline = time.monotonic() + timeout
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            # Another lab (a test, `lab up`) runs: wait for it, within reason.
-            try:
-                await asyncio.wait_for(
-                    asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX), timeout=120
-                )
-            except TimeoutError:
-                lock.close()
-                raise LabError(
-                    f"another Osmocom lab holds {LOCK_PATH} for over 120 s "
-                    "(`fraudgate lab status` / `lab down`)"
-                ) from None
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LabError(
+                            f"another Osmocom lab holds {LOCK_PATH} for over {timeout:.0f} s "
+                            "(`fraudgate lab status` / `lab down`)"
+                        ) from None
+                    await asyncio.sleep(0.2)
+        except BaseException:
+            lock.close()
+            raise
         self._lock = lock
 
     def _release_lock(self) -> None:

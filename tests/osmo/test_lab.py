@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -20,6 +21,7 @@ from conftest import OsmoLab
 from simulators.osmo.lab import (
     FIXED_PORTS,
     LOCK_PATH,
+    PROJECT_DIR,
     Lab,
     LabConfig,
     LabError,
@@ -231,3 +233,36 @@ def test_lab_scenario_stopped_by_sigterm_leaves_nothing(tmp_path: Path) -> None:
                 proc.kill()
                 proc.wait()
             lab_down(workdir)
+
+
+async def test_waiting_for_another_lab_ends_at_once_on_cancel_or_timeout(
+    osmo_lab: OsmoLab, tmp_path: Path
+) -> None:
+    """A second lab waits for the first one's lock; Ctrl-C (cancellation) or its timeout ends
+    the wait at once (a thread blocked in flock could not be cancelled and kept the process)."""
+    await osmo_lab()
+    smpp, sgs = free_ports(2)
+    script = f"""
+import asyncio, pathlib
+from simulators.osmo.lab import Lab, LabConfig
+async def main():
+    task = asyncio.create_task(Lab(LabConfig(pathlib.Path({str(tmp_path / 'second')!r}),
+                                             smpp_port={smpp}, sgs_port={sgs})).start())
+    await asyncio.sleep(0.5)
+    assert not task.done()
+    task.cancel()
+try:
+    asyncio.run(main())
+except asyncio.CancelledError:
+    pass
+"""
+    started = time.monotonic()
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script], capture_output=True, text=True,
+        timeout=30, cwd=str(PROJECT_DIR),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 5  # not until the first lab ends (teardown)
+    second = Lab(LabConfig(tmp_path / "third", smpp_port=smpp, sgs_port=sgs))
+    with pytest.raises(LabError, match="another Osmocom lab holds"):
+        await second._acquire_lock(timeout=0.3)
