@@ -5,8 +5,11 @@ Each action is an argv template, run directly (execve, never a shell):
     block  = ["/opt/prov/hlrctl", "barring", "--msisdn", "{msisdn}", "--on"]
 
 Placeholders {msisdn} {case_id} {reason} {idempotency_key} are replaced inside each argument, so
-a value is always exactly one argument whatever it holds; `{{` and `}}` are literal braces. A
-template whose program is a shell (`sh -c ...`) is refused: it would read the values as code.
+a value is always exactly one argument whatever it holds; `{{` and `}}` are literal braces.
+Free text belongs glued to its option (`--reason={reason}`): a bare reason starting with '-'
+would read as an option. A template that runs a shell (`sh -c ...`) is refused: it would read
+the values as code. That is a guard against mistakes, not a sandbox (`python3 -c`, `awk` run
+code too): templates come from the configuration, which only operators write.
 
 The exit code decides: `ok_codes` (default [0]) success; `retry_codes` -> SwitchUnavailable
 (the workflow retries with the same idempotency key); `unknown_codes` -> SwitchRejected code
@@ -17,7 +20,9 @@ Optional regexes on stdout: `expect` must match for an ok exit to count as succe
 block and unblock read the state first and do nothing when it already is the wanted one.
 
 A command still running at `timeout` gets SIGTERM, then SIGKILL 2 s later, to its whole process
-group -> SwitchUnavailable. At most `max_concurrent` commands run at once; stdout and stderr are
+group -> SwitchUnavailable. A caller cancelled while its command runs takes the command down
+too (the same SIGTERM / SIGKILL, at once if cancelled again; reaped, readers stopped) before the
+cancellation goes on. At most `max_concurrent` commands run at once; stdout and stderr are
 kept up to 64 KiB each and shown shortened in errors.
 """
 
@@ -34,7 +39,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from gateway.alerts import mask_msisdn
 from gateway.switch import SwitchRejected, SwitchResult, SwitchUnavailable
@@ -297,27 +302,80 @@ class CommandSwitch:
         try:
             code = await asyncio.wait_for(proc.wait(), s.timeout)
         except TimeoutError:
-            await _kill_group(proc)
-            readers.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await readers
+            await _abandon(proc, readers)
             partial = Completed(-1, out.text(), err.text(), time.monotonic() - started)
             raise SwitchUnavailable(
                 f"{action}: no answer in {s.timeout:g} s, process group killed: {partial.shown()}"
             ) from None
+        except BaseException as e:
+            # Our caller is gone (its task cancelled: a TaskGroup failing, shutdown): the tool
+            # must not outlive it, and nothing may be left running behind our back.
+            if isinstance(e, Exception | asyncio.CancelledError):
+                await _abandon(proc, readers)
+            else:  # KeyboardInterrupt, SystemExit: no awaiting any more
+                _kill_now(proc, readers)
+            raise
         try:
             # A child left in the background may keep the pipes open: give it a moment.
             await asyncio.wait_for(asyncio.shield(readers), 1.0)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            readers.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await readers
+            await _stop_readers(readers)
+        except BaseException:
+            _kill_now(proc, readers)  # the tool has exited; what is left of its group goes
+            raise
         return Completed(
             code, out.text(), err.text(), time.monotonic() - started,
             truncated=bool(out.dropped or err.dropped),
         )  # fmt: skip
+
+
+async def _abandon(proc: asyncio.subprocess.Process, readers: asyncio.Future[Any]) -> None:
+    """Stop a tool we no longer wait for: its process group killed (SIGTERM, SIGKILL after
+    KILL_GRACE), the leader reaped, the pipe readers cancelled and awaited. The work runs in a
+    task of its own, shielded from the caller's cancellation; a further cancellation while it
+    runs skips the grace (SIGKILL now) and is passed on."""
+    cleanup = asyncio.ensure_future(_kill_and_reap(proc, readers))
+    try:
+        await asyncio.shield(cleanup)
+    except BaseException:
+        if not cleanup.done():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        raise
+
+
+def _kill_now(proc: asyncio.subprocess.Process, readers: asyncio.Future[Any]) -> None:
+    """SIGKILL to the process group and the readers cancelled, without awaiting anything (the
+    readers end at EOF; their outcome is retrieved when they do)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    readers.add_done_callback(_retrieve)
+    readers.cancel()
+
+
+async def _kill_and_reap(proc: asyncio.subprocess.Process, readers: asyncio.Future[Any]) -> None:
+    try:
+        await _kill_group(proc)
+    finally:
+        if proc.returncode is None:  # cancelled itself (the loop shutting down): no grace
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        await _stop_readers(readers)
+
+
+async def _stop_readers(readers: asyncio.Future[Any]) -> None:
+    """Cancel the pipe readers and wait for them; their outcome is retrieved, so asyncio never
+    reports an exception "never retrieved"."""
+    readers.add_done_callback(_retrieve)  # also when our wait below is cancelled
+    readers.cancel()
+    await asyncio.wait([readers])
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:

@@ -8,7 +8,8 @@
                        expect, unchanged_pattern, blocked_pattern, active_pattern, timeout, env,
                        max_concurrent
     [switch.osmocom]   hlr_ctrl = "127.0.0.1:4259", msc_vty = "127.0.0.1:4254" ("" : HLR only),
-                       timeout (default: [switch] timeout)
+                       timeout (default: [switch] timeout),
+                       unblock_restores = ["cs", "ps"] (the flags unblock sets; ["cs"]: no PS)
 """
 
 from __future__ import annotations
@@ -128,9 +129,18 @@ def _osmocom(t: Table, timeout: float) -> OsmocomSettings:
         msc_vty_host=msc_host,
         msc_vty_port=msc_port,
         timeout=t.number("timeout", timeout, minimum=0.1),
+        unblock_restores=_restores(t),
     )
     t.done()
     return settings
+
+
+def _restores(t: Table) -> tuple[str, ...]:
+    items: list[Any] = t.get("unblock_restores", list, ["cs", "ps"])
+    if sorted(map(str, items)) not in (["cs"], ["cs", "ps"]):  # status() reads cs
+        key = t.key("unblock_restores")
+        raise ConfigError(f'{key}: ["cs", "ps"] or ["cs"], got {items!r}')
+    return tuple(items)
 
 
 @contextlib.asynccontextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from pathlib import Path
@@ -204,6 +205,86 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def group_alive(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`, from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
+def started_tool(tmp_path: Path, body: str) -> tuple[CommandSwitch, Path]:
+    """A tool that starts a background child and writes `pgid child` before it hangs."""
+    pids = tmp_path / "pids"
+    tool = script(tmp_path, "hang", f"#!/bin/sh\n{body}sleep 60 &\necho $$ $! > {pids}.tmp\n"
+                  f"mv {pids}.tmp {pids}\nsleep 60\n")  # fmt: skip
+    return CommandSwitch(CommandSettings(block=(tool,), unblock=(tool,), timeout=30)), pids
+
+
+def read_pids(path: Path) -> list[int]:
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+async def wait_for_pids(path: Path) -> list[int]:
+    for _ in range(200):
+        if pids := read_pids(path):
+            return pids
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{path} never written")
+
+
+async def test_a_cancelled_caller_takes_the_tool_down_with_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The workflow's task cancelled (TaskGroup failure, shutdown) while the tool runs: the
+    whole process group is gone when the cancellation has gone through, the readers too."""
+    sw, pids = started_tool(tmp_path, "")
+    async with sw:
+        task = asyncio.create_task(sw.block(A, reason="r", case_id="c1"))
+        pgid, child = await wait_for_pids(pids)
+        assert group_alive(pgid) and os.getpgid(pgid) == pgid
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert time.monotonic() - started < 2.0  # SIGTERM was enough, no grace used up
+        assert group_alive(pgid) == [] and not alive(child)
+        assert sw._running == set()
+    gc.collect()
+    await asyncio.sleep(0.05)
+    gc.collect()
+    assert "never retrieved" not in caplog.text
+
+
+async def test_a_second_cancellation_skips_the_grace(tmp_path: Path) -> None:
+    """A tool that ignores SIGTERM would get KILL_GRACE; cancelled again meanwhile (a second
+    signal), it gets SIGKILL at once."""
+    sw, pids = started_tool(tmp_path, "trap '' TERM\n")
+    async with sw:
+        task = asyncio.create_task(sw.block(A, reason="r", case_id="c1"))
+        pgid, _ = await wait_for_pids(pids)
+        task.cancel()
+        await asyncio.sleep(0.2)
+        assert group_alive(pgid)  # the shell ignores SIGTERM: within its grace
+        assert not task.done()  # the first cancellation waits for the cleanup
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(50):
+            if not group_alive(pgid):
+                break
+            await asyncio.sleep(0.01)
+        assert group_alive(pgid) == []
+        assert time.monotonic() - started < 1.0
 
 
 async def test_environment_is_an_allow_list(

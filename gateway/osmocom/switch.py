@@ -5,7 +5,8 @@ block(N):   GET  subscriber.by-msisdn-N.info              (IMSI, nam_cs, nam_ps:
             SET  subscriber.by-msisdn-N.cs-enabled 0      (only if it was 1)
             SET  subscriber.by-msisdn-N.ps-enabled 0      (only if it was 1)
             VTY  subscriber imsi <IMSI> expire            (osmo-msc, always)
-unblock(N): cs-enabled 1 / ps-enabled 1 (only what was 0); the phone attaches again by itself.
+unblock(N): cs-enabled 1 / ps-enabled 1 (only what was 0, and only the flags named in
+            `unblock_restores`); the phone attaches again by itself.
 status(N):  cs-enabled: 0 -> "blocked", 1 -> "active"; no such subscriber -> "unknown".
 
 Why both: `cs-enabled 0` only changes the HLR database, so the next location update is
@@ -20,12 +21,20 @@ slow -> SwitchUnavailable. If the MSC cannot be reached after the HLR change, th
 force at the HLR but an attached phone may keep service: SwitchUnavailable, so the workflow
 retries the whole block — every step is idempotent, and the retry reports `changed=False` (the
 HLR already was blocked) while doing the expiry it owes.
+
+Unblock cannot know which flags the subscriber had before the block (the port keeps no place
+for them): it sets the flags of `unblock_restores` (default both). An operator whose data-less
+subscribers must stay data-less sets ("cs",).
+
+Error texts (logged, and kept by the cases service as a row's last error) never carry a number
+or an IMSI whole: everything from osmo-hlr / osmo-msc passes `_scrubbed`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -41,6 +50,8 @@ log = logging.getLogger(__name__)
 
 NO_SUCH_SUBSCRIBER = "No such subscriber."
 NOT_ATTACHED = "% No subscriber found"  # osmo-msc 1.9: "% No subscriber found for imsi X"
+FLAGS = {"cs": "cs-enabled", "ps": "ps-enabled"}  # osmo-hlr CTRL: circuit / packet switched
+_DIGITS = re.compile(r"[0-9]{6,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +64,22 @@ class OsmocomSettings:
     msc_vty_host: str = "127.0.0.1"
     msc_vty_port: int = 4254
     timeout: float = 5.0
+    # Which flags unblock sets to 1. The pre-block flags are not stored anywhere this adapter can
+    # read them back, so a subscriber who had no data (nam_ps 0) gets PS after an unblock unless
+    # this is ("cs",). "cs" is required: status() reads cs-enabled.
+    unblock_restores: tuple[str, ...] = ("cs", "ps")
+
+    def __post_init__(self) -> None:
+        restores = self.unblock_restores
+        if (
+            not isinstance(restores, tuple)
+            or "cs" not in restores
+            or not set(restores) <= set(FLAGS)
+            or len(set(restores)) != len(restores)
+        ):
+            raise ValueError(
+                f'unblock_restores: "cs" and optionally "ps", each once; got {restores!r}'
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,16 +92,24 @@ class HlrSubscriber:
 
 
 def parse_info(text: str) -> HlrSubscriber:
-    """`\\nid\\t1\\nimsi\\t001010000000001\\nmsisdn\\t4900001\\nnam_cs\\t1\\nnam_ps\\t1...`"""
+    """`\\nid\\t1\\nimsi\\t001010000000001\\nmsisdn\\t4900001\\nnam_cs\\t1\\nnam_ps\\t1...`
+
+    An unusable answer raises SwitchUnavailable naming the keys, never their values (the text
+    holds the IMSI and the MSISDN; the error is logged and stored with the case)."""
     fields = dict(line.split("\t", 1) for line in text.strip("\n").split("\n") if "\t" in line)
-    try:
-        return HlrSubscriber(
-            imsi=fields["imsi"],
-            cs_enabled=fields["nam_cs"] != "0",
-            ps_enabled=fields["nam_ps"] != "0",
-        )
-    except KeyError as e:
-        raise SwitchUnavailable(f"osmo-hlr info without {e}: {text[:200]!r}") from None
+    missing = [key for key in ("imsi", "nam_cs", "nam_ps") if key not in fields]
+    if missing:
+        raise SwitchUnavailable(f"osmo-hlr info without {', '.join(missing)}")
+    imsi = fields["imsi"].strip()
+    bad = [] if imsi.isascii() and imsi.isdigit() and 5 <= len(imsi) <= 15 else ["imsi"]
+    bad += [key for key in ("nam_cs", "nam_ps") if fields[key].strip() not in ("0", "1")]
+    if bad:
+        raise SwitchUnavailable(f"osmo-hlr info: {', '.join(bad)} not readable")
+    return HlrSubscriber(
+        imsi=imsi,
+        cs_enabled=fields["nam_cs"].strip() == "1",
+        ps_enabled=fields["nam_ps"].strip() == "1",
+    )
 
 
 def hlr_msisdn(msisdn: str) -> str:
@@ -134,9 +169,10 @@ class OsmocomSwitch:
             async with self._lock:
                 sub = parse_info(await self._hlr_get(number, "info"))
                 changed = False
-                for flag, now in (("cs-enabled", sub.cs_enabled), ("ps-enabled", sub.ps_enabled)):
-                    if now != enable:
-                        await self._hlr_set(number, flag, str(int(enable)))
+                now = {"cs": sub.cs_enabled, "ps": sub.ps_enabled}
+                for name in self.settings.unblock_restores if enable else tuple(FLAGS):
+                    if now[name] != enable:
+                        await self._hlr_set(number, FLAGS[name], str(int(enable)))
                         changed = True
                 if not enable:
                     msc = await self._expire(sub.imsi, changed)
@@ -167,13 +203,13 @@ class OsmocomSwitch:
             done = "blocked at the HLR" if hlr_changed else "already blocked at the HLR"
             raise SwitchUnavailable(
                 f"{done}, but osmo-msc could not expire the attached phone "
-                f"({_masked(str(e), imsi)}); retry"
+                f"({_scrubbed(str(e), imsi)}); retry"
             ) from e
         if output.startswith(NOT_ATTACHED):
             return "not attached"
         if any(line.startswith("%") and "released" not in line and "in use" not in line
                for line in output.splitlines()):  # fmt: skip
-            raise SwitchUnavailable(f"osmo-msc refused the expiry: {_masked(output, imsi)}")
+            raise SwitchUnavailable(f"osmo-msc refused the expiry: {_scrubbed(output, imsi)}")
         return "expired"
 
     async def _hlr_get(self, number: str, field: str) -> str:
@@ -189,17 +225,20 @@ class OsmocomSwitch:
             raise _translated(e, number) from e
 
 
-def _masked(text: str, number: str) -> str:
-    """Error texts end up in logs: the number (or IMSI) in them is masked."""
-    return text.replace(number, mask_msisdn(number))
+def _scrubbed(text: str, known: str) -> str:
+    """Error texts end up in logs and in a case's last error: the number (or IMSI) we asked
+    about is masked, and so is any other run of 6 or more digits (an MSISDN or IMSI quoted in
+    a CTRL variable, raw CTRL bytes or VTY output) — like mask_msisdn, never whole."""
+    text = text.replace(known, mask_msisdn(known))
+    return _DIGITS.sub(lambda m: mask_msisdn(m.group(0)), text)
 
 
 def _translated(error: CtrlError, number: str) -> SwitchRejected | SwitchUnavailable:
     if isinstance(error, CtrlCommandError):
         if error.message.strip() == NO_SUCH_SUBSCRIBER:
             return SwitchRejected("osmo-hlr: no such subscriber", "unknown_subscriber")
-        return SwitchRejected(f"osmo-hlr refused: {_masked(str(error), number)}", "hlr_error")
-    return SwitchUnavailable(f"osmo-hlr: {_masked(str(error), number)}")
+        return SwitchRejected(f"osmo-hlr refused: {_scrubbed(str(error), number)}", "hlr_error")
+    return SwitchUnavailable(f"osmo-hlr: {_scrubbed(str(error), number)}")
 
 
-__all__ = ["HlrSubscriber", "OsmocomSettings", "OsmocomSwitch", "hlr_msisdn", "parse_info"]
+__all__ = ["FLAGS", "HlrSubscriber", "OsmocomSettings", "OsmocomSwitch", "hlr_msisdn", "parse_info"]

@@ -7,16 +7,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import tomllib
 from collections.abc import AsyncIterator
 
 import pytest
 from conftest import OsmoLab
 
+from gateway.config_check import ConfigError, Table
 from gateway.osmocom import ipa
 from gateway.osmocom.ctrl import CtrlClient, CtrlCommandError, CtrlConnectionError
-from gateway.osmocom.switch import OsmocomSettings, OsmocomSwitch
+from gateway.osmocom.switch import OsmocomSettings, OsmocomSwitch, parse_info
 from gateway.osmocom.vty import VtyClient, VtyCommandError
 from gateway.switch import SwitchRejected, SwitchUnavailable
+from gateway.switch_config import parse_switch
 from simulators.osmo.lab import HLR_CTRL, HLR_VTY, MSC_VTY
 from simulators.osmo.provision import LabSubscriber, ProvisionError, provision
 
@@ -273,3 +276,108 @@ async def test_provision_validates_before_sending(osmo_lab: OsmoLab, hlr: CtrlCl
     # nothing was sent for any of them, not even the valid first one
     with pytest.raises(CtrlCommandError, match="No such subscriber"):
         await hlr.get(f"subscriber.by-imsi-{DANIYAR.imsi}.info")
+
+
+# -- unblock_restores: unblock cannot know the pre-block flags -----------------------------------
+
+
+async def flags(hlr: CtrlClient, msisdn: str) -> tuple[str, str]:
+    info = await hlr.get(f"subscriber.by-msisdn-{msisdn}.info")
+    sub = parse_info(info)
+    return str(int(sub.cs_enabled)), str(int(sub.ps_enabled))
+
+
+async def test_unblock_restores_only_the_configured_flags(
+    osmo_lab: OsmoLab, hlr: CtrlClient
+) -> None:
+    """A subscriber without data (ps-enabled 0) before the block: with unblock_restores=("cs",)
+    it stays without data after the unblock; with the default, the unblock grants PS."""
+    await osmo_lab()
+    await provision(hlr, [AIGERIM, DANIYAR])
+    for sub in (AIGERIM, DANIYAR):
+        await hlr.set(f"subscriber.by-msisdn-{sub.msisdn}.ps-enabled", "0")
+        assert await flags(hlr, sub.msisdn) == ("1", "0")
+    cs_only = OsmocomSettings(timeout=2.0, unblock_restores=("cs",))
+    async with OsmocomSwitch(cs_only) as sw:
+        assert (await sw.block(AIGERIM.msisdn, reason="r", case_id="c1")).changed
+        assert await flags(hlr, AIGERIM.msisdn) == ("0", "0")
+        back = await sw.unblock(AIGERIM.msisdn, reason="appeal upheld", case_id="c1")
+        assert (back.status, back.changed) == ("active", True)
+        assert await flags(hlr, AIGERIM.msisdn) == ("1", "0")  # still no data
+        assert await sw.status(AIGERIM.msisdn) == "active"
+        assert not (await sw.unblock(AIGERIM.msisdn, reason="r", case_id="c1")).changed
+    async with OsmocomSwitch(OsmocomSettings(timeout=2.0)) as sw:  # unblock_restores cs, ps
+        assert (await sw.block(DANIYAR.msisdn, reason="r", case_id="c2")).changed
+        assert await flags(hlr, DANIYAR.msisdn) == ("0", "0")
+        assert (await sw.unblock(DANIYAR.msisdn, reason="r", case_id="c2")).changed
+        assert await flags(hlr, DANIYAR.msisdn) == ("1", "1")  # PS it never had
+
+
+def test_unblock_restores_is_validated_in_settings_and_config() -> None:
+    assert OsmocomSettings().unblock_restores == ("cs", "ps")
+    for wrong in (("ps",), (), ("cs", "cs"), ("cs", "data")):
+        with pytest.raises(ValueError, match="unblock_restores"):
+            OsmocomSettings(unblock_restores=wrong)
+
+    def parse(value: str) -> OsmocomSettings | None:
+        text = f'[switch]\nkind = "osmocom"\n[switch.osmocom]\nunblock_restores = {value}\n'
+        return parse_switch(Table(tomllib.loads(text)["switch"], "switch")).osmocom
+
+    settings = parse('["cs"]')
+    assert settings is not None and settings.unblock_restores == ("cs",)
+    for value in ('["ps"]', '["cs", "cs"]', '"cs"', '["cs", 1]', "[]"):
+        with pytest.raises(ConfigError, match=r"switch\.osmocom\.unblock_restores"):
+            parse(value)
+
+
+# -- personal data in error texts ----------------------------------------------------------------
+
+IMSI, MSISDN = "250990001234567", "77011234567"
+
+
+@pytest.mark.parametrize(
+    ("info", "names"),
+    [
+        (f"\nid\t1\nimsi\t{IMSI}\nmsisdn\t{MSISDN}\nnam_cs\t1\n", "without nam_ps"),
+        (f"\nid\t1\nmsisdn\t{MSISDN}\nnam_cs\t1\nnam_ps\t1\n", "without imsi"),
+        (f"\nimsi\t{IMSI}\nmsisdn\t{MSISDN}\nnam_cs\tyes\nnam_ps\t1\n", "nam_cs not readable"),
+        (f"\nimsi\t{IMSI} {MSISDN}\nmsisdn\t{MSISDN}\nnam_cs\t1\nnam_ps\t1\n", "imsi not readable"),
+        (f"subscriber {IMSI} ({MSISDN}): database locked", "without imsi, nam_cs, nam_ps"),
+    ],
+)
+def test_parse_info_errors_name_keys_never_values(info: str, names: str) -> None:
+    with pytest.raises(SwitchUnavailable) as error:
+        parse_info(info)
+    text = str(error.value)
+    assert names in text
+    assert IMSI not in text and MSISDN not in text and "1234567" not in text
+
+
+async def test_hlr_garbage_with_an_imsi_is_scrubbed_from_error_and_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A CTRL peer answering bytes that are not UTF-8 and quote an IMSI and an MSISDN: the
+    CtrlProtocolError quotes the raw bytes; what the switch raises and logs masks them."""
+    garbage = f"GET_REPLY 1 info \nimsi\t{IMSI}\nmsisdn\t{MSISDN}\xff".encode("latin-1")
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4096)
+        writer.write(ipa.encode_ctrl(garbage))
+        await writer.drain()
+        await reader.read(4096)
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        settings = OsmocomSettings(hlr_ctrl_port=port, msc_vty_host="", timeout=2.0)
+        async with OsmocomSwitch(settings) as sw:
+            with pytest.raises(SwitchUnavailable, match="not UTF-8") as error:
+                await sw.block(MSISDN, reason="r", case_id="c1")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert "7701***4567" in str(error.value) and "2509***4567" in str(error.value)
+    for text in (str(error.value), caplog.text):
+        assert IMSI not in text and MSISDN not in text
+    assert "switch osmocom: block 7701***4567 (case c1) failed" in caplog.text
