@@ -9,9 +9,9 @@
    adapter (HLR CTRL cs-enabled/ps-enabled 0 + MSC VTY expire) until the attached phone's next
    SMS is refused, repeated; then the re-attach rejection.
 
-The virtual phones' MME sends one SGsAP message per osmo-msc read (see simulators/osmo/mme.py:
-the lab's SCTP shim turns osmo-msc's SGs socket into a byte stream), which bounds what one SGs
-connection carries; `--mmes` spreads the phones over several connections.
+The virtual phones' MMEs frame their uplink by length for the lab's SCTP shim (simulators/osmo/
+mme.py, "Uplink framing"), so they send without pacing; `--mmes` spreads the phones over several
+SGs connections (one per MME name).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 from gateway.osmocom.ctrl import CtrlClient
 from gateway.osmocom.switch import OsmocomSettings, OsmocomSwitch
 from simulators.osmo.lab import PROJECT_DIR, Lab, LabConfig, LabError, port_bindable
-from simulators.osmo.mme import Phone, VirtualMme
+from simulators.osmo.mme import Framing, Phone, VirtualMme, shim_framing
 from simulators.osmo.provision import LabSubscriber, provision
 
 TEXTS = (
@@ -132,7 +132,11 @@ async def _throughput(workdir: Path, args: argparse.Namespace, *, inline: bool) 
     async with Lab(cfg) as lab:
         async with CtrlClient(cfg.host, lab.hlr_ctrl) as ctrl:
             await provision(ctrl, subs)
-        async with _gateway(workdir, cfg) if inline else _nothing(), _mmes(cfg, args.mmes) as mmes:
+        framing = shim_framing(lab.shim)
+        async with (
+            _gateway(workdir, cfg) if inline else _nothing(),
+            _mmes(cfg, args.mmes, framing) as mmes,
+        ):
             phones = [mmes[i % len(mmes)].phone(s.imsi, s.msisdn) for i, s in enumerate(subs)]
             for phone in phones:
                 if not (await phone.attach()).accepted:
@@ -196,14 +200,13 @@ async def _warm_up(sender: Phone, receiver: Phone) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _mmes(cfg: LabConfig, count: int) -> AsyncIterator[list[VirtualMme]]:
+async def _mmes(cfg: LabConfig, count: int, framing: Framing) -> AsyncIterator[list[VirtualMme]]:
     async with contextlib.AsyncExitStack() as stack:
         mmes = []
         for i in range(count):
             name = f"mmec{i + 1:02x}.mmegi0001.mme.epc.mnc001.mcc001.3gppnetwork.org"
-            mmes.append(
-                await stack.enter_async_context(VirtualMme(cfg.host, cfg.sgs_port, mme_name=name))
-            )
+            mme = VirtualMme(cfg.host, cfg.sgs_port, mme_name=name, framing=framing)
+            mmes.append(await stack.enter_async_context(mme))
         yield mmes
 
 
@@ -249,7 +252,10 @@ async def _block_latency(workdir: Path, rounds: int) -> str:
         async with CtrlClient(cfg.host, lab.hlr_ctrl) as ctrl:
             await provision(ctrl, [target, other])
         settings = OsmocomSettings(hlr_ctrl_host=cfg.host, msc_vty_host=cfg.host)
-        async with OsmocomSwitch(settings) as switch, VirtualMme(cfg.host, cfg.sgs_port) as mme:
+        async with (
+            OsmocomSwitch(settings) as switch,
+            VirtualMme(cfg.host, cfg.sgs_port, framing=shim_framing(lab.shim)) as mme,
+        ):
             phone, peer = mme.phone(target.imsi, target.msisdn), mme.phone(other.imsi, other.msisdn)
             await peer.attach()
             for n in range(rounds):

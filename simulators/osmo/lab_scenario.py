@@ -23,7 +23,7 @@ from gateway.osmocom.ctrl import CtrlClient, CtrlError
 from simulators.broker import Mosquitto
 from simulators.osmo.lab import STATE_FILE, Lab, LabConfig, LabError, LabState, lab_status
 from simulators.osmo.lab_cli import LabSettings
-from simulators.osmo.mme import MmeError, VirtualMme
+from simulators.osmo.mme import MmeError, VirtualMme, shim_framing
 from simulators.osmo.provision import ProvisionError, provision
 from simulators.osmo.scenario import format_result, load_scenario, run_scenario
 from simulators.osmo.sgsap import Lai
@@ -82,9 +82,12 @@ async def run_lab_scenario(settings: LabSettings, args: argparse.Namespace) -> i
         if args.running:
             lab_cfg = running_lab_config(settings.lab.workdir)
             check = lab_cfg.smpp_first and inline
+            # A lab left running may preload a shim built before the uplink framing.
+            framing = shim_framing(LabState.load(lab_cfg.workdir / STATE_FILE).shim)
         else:
             lab_cfg = dataclasses.replace(settings.lab, smpp_first=inline)
-            await stack.enter_async_context(Lab(lab_cfg))
+            lab = await stack.enter_async_context(Lab(lab_cfg))
+            framing = shim_framing(lab.shim)
             check = inline
         async with CtrlClient(lab_cfg.host, Lab.hlr_ctrl) as ctrl:
             provisioned = await provision(ctrl, [p.subscriber for p in sc.phones])
@@ -103,15 +106,16 @@ async def run_lab_scenario(settings: LabSettings, args: argparse.Namespace) -> i
             )
             gateway = Gateway(cfg)
             gw_task = asyncio.create_task(gateway.run(gw_stop))
-            await _bound(gateway, gw_task)
-            print(
+            banner = (
                 f"# gateway: {cfg.mode}, bound to osmo-msc as {lab_cfg.esme_system_id!r}, "
-                f"alerts on mosquitto 127.0.0.1:{broker.port}",
-                flush=True,
+                f"alerts on mosquitto 127.0.0.1:{broker.port}"
             )
         try:
+            if gateway is not None and gw_task is not None:
+                await _bound(gateway, gw_task)  # inside the try: stopped if it never binds
+                print(banner, flush=True)
             lai = Lai(lab_cfg.mcc, lab_cfg.mnc, lab_cfg.lac)
-            async with VirtualMme(lab_cfg.host, lab_cfg.sgs_port, lai=lai) as mme:
+            async with VirtualMme(lab_cfg.host, lab_cfg.sgs_port, lai=lai, framing=framing) as mme:
                 result = await run_scenario(sc, mme, check=check)
         finally:
             if gw_task is not None:

@@ -14,12 +14,20 @@ The SGsAP and NAS work is done by the sans-I/O codecs :mod:`.sgsap` and :mod:`.n
 :mod:`gsm_probe.ts23040`. This module is the asyncio pump: a reader task dispatching messages
 by IMSI, and a writer task.
 
-Write pacing. osmo-msc reads its SGs socket one recv() per SGsAP message (SCTP semantics; the
-lab shim turns sctp_recvmsg into a plain recv), so two messages that reach its socket buffer
-before it reads would be taken as one (the second silently lost). The writer therefore sends one
-message at a time and, before the next, waits until osmo-msc has read it: on loopback the peer
-socket's receive queue is visible in /proc/net/tcp, so it polls that (and its own unsent
-bytes, SIOCOUTQNSD) until both are empty; against a remote MSC it waits a fixed gap instead.
+Uplink framing. osmo-msc reads its SGs socket one sctp_recvmsg() per SGsAP message (SCTP keeps
+message boundaries); the lab's shim (simulators/osmo/sctp_shim.c) makes that socket TCP, and
+SGsAP has no length field. Two ways to keep osmo-msc reading whole messages (``framing``):
+
+- ``"length"`` (default): the MME opens the connection with the preamble ``FGS1`` and sends each
+  message as a 2-byte big-endian length + the message, as fast as it likes (queued messages go
+  out together, in order); the shim hands osmo-msc one message per call. Needs a shim that knows
+  the framing: :func:`shim_framing` tells from the built library.
+- ``"paced"``: no preamble, bare messages, one at a time; before the next, the writer waits
+  until osmo-msc has read the last one (its receive queue in /proc/net/tcp and our unsent bytes,
+  SIOCOUTQNSD, both empty; against a remote MSC a fixed gap). For a shim without framing.
+  Two messages that reached osmo-msc's buffer together would be read as one (the second lost).
+
+The downlink needs neither: osmo-msc's messages are split by walking their IEs (sgsap.Framer).
 
 Automatic answers (TS 29.118): PAGING-REQUEST -> SERVICE-REQUEST (service indicator as
 paged, UE EMM mode CONNECTED) for a known phone, PAGING-REJECT otherwise; LOCATION-UPDATE-ACCEPT
@@ -32,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import os
 import socket
 import struct
 import sys
@@ -70,13 +79,16 @@ from simulators.osmo.sgsap import Iei, Lai, Message, MsgType
 
 __all__ = [
     "DEFAULT_MME_NAME",
+    "FRAMING_PREAMBLE",
     "AttachResult",
+    "Framing",
     "MmeError",
     "Phone",
     "PhoneEvent",
     "ReceivedSms",
     "SendResult",
     "VirtualMme",
+    "shim_framing",
 ]
 
 # osmo-msc parses the MME name as a GUMMEI domain (TS 23.003 §19.4.2.4) and wants at least 55
@@ -88,6 +100,10 @@ CP_CAUSE_SEMANTICALLY_INCORRECT: Final = 95  # TS 24.011 §8.1.4.2
 # bytes not yet acked, would wait for the peer's delayed ACK: 40 ms per message.)
 SIOCOUTQNSD: Final = 0x894B
 HOLD_TIME: Final = 0.002  # s: how long the framer may hold a message that could still grow
+Framing = Literal["length", "paced"]
+FRAMING_PREAMBLE: Final = b"FGS1"  # opens a length-framed connection (sctp_shim.c)
+# What sctp_shim.c puts in the library when it understands FRAMING_PREAMBLE.
+SHIM_FRAMING_MARK: Final = b"fraudgate-sctp-shim: framing FGS1"
 
 T = TypeVar("T")
 
@@ -583,8 +599,32 @@ def _proc_addr(ip: str, port: int) -> str:
     return f"{word.hex().upper()}:{port:04X}"
 
 
+def shim_framing(shim: str | os.PathLike[str] | None) -> Framing:
+    """The framing for an osmo-msc run with this shim preloaded (``Lab.shim``, or
+    ``LabState.shim`` of a lab already running): ``"length"`` when the built library carries
+    the framing mark (a shim built from this source), ``"paced"`` for an older shim (a lab
+    left running with it) or none (kernel SCTP, which this TCP MME does not speak anyway)."""
+    if not shim:
+        return "paced"
+    try:
+        return "length" if SHIM_FRAMING_MARK in Path(shim).read_bytes() else "paced"
+    except OSError:
+        return "paced"
+
+
+def _frame(msg: Message) -> bytes:
+    data = msg.encode()
+    if len(data) > 0xFFFF:
+        raise MmeError(f"{msg}: {len(data)} octets do not fit a 2-byte length")
+    return len(data).to_bytes(2, "big") + data
+
+
 class VirtualMme:
-    """One SGs association to osmo-msc (an async context manager) and the phones behind it."""
+    """One SGs association to osmo-msc (an async context manager) and the phones behind it.
+
+    ``framing``: how uplink messages keep their boundaries through the lab's shim (module
+    docstring): ``"length"`` for the shim of this source, ``"paced"`` for one without framing.
+    Callers that know the lab pass ``shim_framing(lab.shim)``."""
 
     def __init__(
         self,
@@ -595,8 +635,12 @@ class VirtualMme:
         lai: Lai | None = None,
         smsc: Address | None = None,
         connect_timeout: float = 5.0,
+        framing: Framing = "length",
     ) -> None:
+        if framing not in ("length", "paced"):
+            raise ValueError(f"framing must be 'length' or 'paced', not {framing!r}")
         self.host, self.port = host, port
+        self.framing: Framing = framing
         self.mme_name = mme_name
         self.lai = lai or Lai("001", "01", 1)
         self.smsc = smsc or Address("1000", 1, 1)  # RP-DA of MO RP-DATA; osmo-msc needs one
@@ -625,13 +669,18 @@ class VirtualMme:
         self._reader, self._writer = reader, writer
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._pacer = _Pacer(sock.fileno(), sock.family, sock.getsockname(), sock.getpeername())
+        if self.framing == "length":
+            writer.write(FRAMING_PREAMBLE)  # goes out with the first message
+        else:
+            self._pacer = _Pacer(sock.fileno(), sock.family, sock.getsockname(), sock.getpeername())
         self._closed = asyncio.get_running_loop().create_future()
         self._tasks = [
             asyncio.create_task(self._read_loop(), name="sgs-reader"),
             asyncio.create_task(self._write_loop(), name="sgs-writer"),
         ]
-        self._mme_event("connected", f"{self.host}:{self.port} as {self.mme_name}")
+        self._mme_event(
+            "connected", f"{self.host}:{self.port} as {self.mme_name}, {self.framing} framing"
+        )
         return self
 
     async def __aexit__(
@@ -646,12 +695,17 @@ class VirtualMme:
         self._shutdown(MmeError("the virtual MME was closed"))
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._writer is not None:
+            # Also ends a read whose cancellation asyncio.wait_for swallowed (Python 3.11 returns
+            # the result when the read completes together with the cancel): it gets EOF.
+            self._writer.close()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2.0)
+        for task in self._tasks:  # retrieve what they ended with (nothing to report: closing)
+            if task.done() and not task.cancelled():
+                task.exception()
         self._tasks = []
         if self._writer is not None:
-            self._writer.close()
             with contextlib.suppress(OSError, TimeoutError):
                 await asyncio.wait_for(self._writer.wait_closed(), 1.0)
             self._writer = None
@@ -675,7 +729,8 @@ class VirtualMme:
 
     @property
     def slow_sends(self) -> int:
-        """Sends after which osmo-msc had not read the message within the pacing limit."""
+        """Paced framing: sends after which osmo-msc had not read the message within the pacing
+        limit (always 0 with length framing)."""
         return 0 if self._pacer is None else self._pacer.slow
 
     # ---- plumbing -----------------------------------------------------------------------------
@@ -725,21 +780,32 @@ class VirtualMme:
             Phone._fail(phone._detach, self._error)
 
     async def _write_loop(self) -> None:
-        assert self._writer is not None and self._pacer is not None
+        assert self._writer is not None
         try:
             while True:
                 msg = await self._outq.get()
-                self.trace.append((time.time(), "tx", msg))
-                self._writer.write(msg.encode())
+                if self._pacer is not None:  # paced: one message, then wait until it was read
+                    self.trace.append((time.time(), "tx", msg))
+                    self._writer.write(msg.encode())
+                    await self._writer.drain()
+                    await self._pacer.settle()
+                    continue
+                batch = [msg]  # length-framed: whatever is queued goes out in one write
+                while not self._outq.empty():
+                    batch.append(self._outq.get_nowait())
+                now = time.time()
+                self.trace.extend((now, "tx", m) for m in batch)
+                self._writer.write(b"".join(_frame(m) for m in batch))
                 await self._writer.drain()
-                await self._pacer.settle()
         except (OSError, ConnectionError) as exc:
             self._shutdown(MmeError(f"SGs link to {self.host}:{self.port} broke: {exc}"))
+        except MmeError as exc:
+            self._shutdown(exc)
 
     async def _read_loop(self) -> None:
         assert self._reader is not None
         try:
-            while True:
+            while self._error is None:  # not after close(), even if a cancel got lost
                 if self.framer.holding:  # a message that might still grow: wait a moment
                     try:
                         data = await asyncio.wait_for(self._reader.read(65536), HOLD_TIME)

@@ -19,7 +19,7 @@ from conftest import OsmoLab
 from gateway.osmocom.ctrl import CtrlClient
 from gateway.osmocom.vty import VtyClient
 from simulators.osmo.lab import Lab
-from simulators.osmo.mme import MmeError, Phone, VirtualMme
+from simulators.osmo.mme import MmeError, Phone, VirtualMme, shim_framing
 from simulators.osmo.nas import CpType, RpError, decode_cp, decode_rp
 from simulators.osmo.provision import LabSubscriber, provision
 from simulators.osmo.sgsap import Iei, Lai, MsgType
@@ -48,7 +48,8 @@ async def _hlr_set(lab: Lab, imsi: str, field: str, value: str) -> None:
 
 
 def _mme(lab: Lab) -> VirtualMme:
-    return VirtualMme(lab.cfg.host, lab.cfg.sgs_port)
+    """Length-framed uplink (the lab's shim); paced framing: tests/osmo/test_shim_framing.py."""
+    return VirtualMme(lab.cfg.host, lab.cfg.sgs_port, framing=shim_framing(lab.shim))
 
 
 async def _until(predicate: object, timeout: float = 5.0) -> None:
