@@ -49,6 +49,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mmes", type=int, default=4, help="SGs connections the phones share")
     p.add_argument("--blocks", type=int, default=5, help="block -> cut-off repetitions")
     p.add_argument("--workdir", type=Path, help="default: a temporary directory")
+    p.add_argument(
+        "--osmo-log",
+        default="info",
+        choices=("debug", "info", "notice", "error"),
+        help="osmo-msc's smpp/lsms/mm/sgs logging (debug shows every PDU; slower)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,7 +133,13 @@ def _free_port() -> int:
 
 
 async def _throughput(workdir: Path, args: argparse.Namespace, *, inline: bool) -> Run:
-    cfg = LabConfig(workdir, smpp_port=_free_port(), sgs_port=_free_port(), smpp_first=inline)
+    cfg = LabConfig(
+        workdir,
+        smpp_port=_free_port(),
+        sgs_port=_free_port(),
+        smpp_first=inline,
+        log_level=args.osmo_log,
+    )
     subs = _subscribers(args.pairs)
     async with Lab(cfg) as lab:
         async with CtrlClient(cfg.host, lab.hlr_ctrl) as ctrl:
