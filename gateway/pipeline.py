@@ -54,8 +54,7 @@ from smsc.constants import Status, status_name
 from smsc.link import Link, LinkClosedError, RequestFailedError
 from smsc.pdu import DataSm, DeliverSm, DeliverSmResp, Pdu
 from smsc.session import BindType
-from smsc.sms import Sms, SmsAssembler, split_part, text_coding
-from smsc.text import decode_text
+from smsc.sms import Sms, SmsAssembler, part_as_sms, split_part
 
 log = logging.getLogger("fraudgate.pipeline")
 
@@ -539,8 +538,9 @@ class GatewayHandler:
         the key of a concatenated message (None for a single-part one) and whether this part
         completed it."""
         part = split_part(pdu)
-        decoded = decode_text(part.body, text_coding(pdu.data_coding, self.assembler.ia5_is_gsm))
-        text, total, key, final = decoded.text, 1, None, True
+        sms = part_as_sms(pdu, part, self.assembler.ia5_is_gsm)
+        key: PartKey | None = None
+        final = True
         concat = part.concat
         if concat is not None and concat.total > 1:
             total = concat.total
@@ -554,30 +554,13 @@ class GatewayHandler:
                 partial = None
             if partial is None:
                 partial = _Partial(now, total)
-            partial.texts[concat.seq] = text
+            partial.texts[concat.seq] = sms.text
             final = all(k in partial.texts for k in range(1, total + 1))
-            text = "".join(partial.texts[k] for k in sorted(partial.texts))
+            sms.text = "".join(partial.texts[k] for k in sorted(partial.texts))
+            sms.total = total
             self._partial[key] = partial  # re-inserted: the dict stays oldest first
             self._prune(now)
-        return Sms(
-            source=pdu.source_addr,
-            source_ton=pdu.source_addr_ton,
-            source_npi=pdu.source_addr_npi,
-            dest=pdu.destination_addr,
-            dest_ton=pdu.dest_addr_ton,
-            dest_npi=pdu.dest_addr_npi,
-            data_coding=pdu.data_coding,
-            esm_class=pdu.esm_class,
-            text=text,
-            alphabet=decoded.alphabet,
-            body=part.body,
-            pdus=[pdu],
-            via=part.via,
-            total=total,
-            complete=True,
-            missing=(),
-            errors=[*part.errors, *decoded.errors],
-        ), key, final
+        return sms, key, final
 
     def _prune(self, now: float) -> None:
         """Messages whose parts stopped coming: held parts go onward (they were allowed and the

@@ -143,6 +143,11 @@ def _from_group(group: Assembled[_Token], ia5_is_gsm: bool = False) -> Sms:
     return sms
 
 
+def part_as_sms(pdu: ShortMessagePdu, part: _Part, ia5_is_gsm: bool = False) -> Sms:
+    """One part (from `split_part`) on its own as an Sms, its own text decoded."""
+    return _sms(pdu, part.body, [pdu], part.errors, part.via, ia5_is_gsm)
+
+
 def text_coding(data_coding: int, ia5_is_gsm: bool) -> int:
     """The data_coding to decode with: IA5 (1) read as the GSM default alphabet (0) for peers
     that label GSM text that way."""
