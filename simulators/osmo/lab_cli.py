@@ -141,16 +141,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _until_signal(main: Coroutine[Any, Any, int]) -> int:
-    """Run `main`; SIGTERM (like Ctrl-C) cancels it, so the lab it started is stopped."""
+    """Run `main`; SIGTERM (like Ctrl-C) cancels it, so the lab it started is stopped; each
+    further signal cancels again (on Python 3.11 a wait_for whose awaited thing completes at
+    the same moment can swallow a cancellation, and the run then ends on its own)."""
     task = asyncio.ensure_future(main)
+    signals: list[int] = []
     loop = asyncio.get_running_loop()
+
+    def interrupt(sig: int) -> None:
+        signals.append(sig)
+        task.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, interrupt, sig)
     try:
-        return await task
+        result = await task
     except asyncio.CancelledError:
+        if not signals:
+            raise
+        result = 130
+    if signals:
         print("interrupted: the lab is stopped", file=sys.stderr)
         return 130
+    return result
 
 
 async def _up(settings: LabSettings, args: argparse.Namespace) -> int:
