@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -99,6 +99,16 @@ def onward_submit(pdu: Pdu) -> SubmitSm:
     )
 
 
+def reference_of(pdu: Pdu) -> int | None:
+    """The user_message_reference TLV (0x0204) as an int, None when absent or malformed.
+    osmo-msc puts a counter of its own on every MO deliver_sm and echoes the low 8 bits of an
+    ESME's submit_sm reference in its receipt: the onward submit keeps the MO's."""
+    raw = pdu.tlv_bytes(Tag.USER_MESSAGE_REFERENCE)
+    if raw is None or not 1 <= len(raw) <= 2:
+        return None
+    return int.from_bytes(raw, "big")
+
+
 def receipt_wanted(pdus: Iterable[Pdu]) -> bool:
     """Whether the sending phone asked for a status report (registered_delivery of the MO)."""
     return any(getattr(p, "registered_delivery", 0) & 0x03 for p in pdus)
@@ -127,6 +137,7 @@ class _Entry:
     pair: tuple[str, str]  # (original source, original destination)
     submit_id: str
     at: float
+    ref: int | None = None  # low 8 bits of the onward submit's user_message_reference
     live: bool = True
 
 
@@ -147,7 +158,7 @@ class Outcome:
     state: DeliveryState  # delivered when all parts are; else the first part's that is not
     parts: int
     receipt_ids: tuple[str, ...]  # the SMSC's receipt ids, by part ("" where none came)
-    matched_by: str  # "id", "pair" or "expiry"
+    matched_by: str  # "id", "reference", "pair" or "expiry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +177,7 @@ class Match:
 class CorrelatorStats:
     registered: int = 0
     matched_by_id: int = 0
+    matched_by_ref: int = 0  # pair + user_message_reference (osmo-msc)
     matched_by_pair: int = 0
     unmatched: int = 0
     expired: int = 0
@@ -194,7 +206,13 @@ class ReceiptCorrelator:
 
     # -- registration ------------------------------------------------------------------------
     def register(
-        self, message_id: str, source: str, dest: str, parts: int, now: float
+        self,
+        message_id: str,
+        source: str,
+        dest: str,
+        parts: int,
+        now: float,
+        refs: Sequence[int | None] = (),
     ) -> list[Outcome]:
         """Expect receipts for the `parts` parts of a message about to be submitted onward. Done
         BEFORE the first submit_sm goes out: a fast SMSC's receipt may be read in the same
@@ -204,7 +222,8 @@ class ReceiptCorrelator:
         self._tracks[message_id] = _Track(pair, parts, [None] * parts, [""] * parts, parts)
         queue = self._by_pair.setdefault(pair, deque())
         for part in range(parts):
-            entry = _Entry(message_id, part, pair, "", now)
+            ref = refs[part] if part < len(refs) else None
+            entry = _Entry(message_id, part, pair, "", now, None if ref is None else ref & 0xFF)
             queue.append(entry)
             self._order.append(entry)
             self.stats.registered += 1
@@ -255,20 +274,35 @@ class ReceiptCorrelator:
         return self._by_pair.get(track.pair, deque())
 
     # -- receipts ----------------------------------------------------------------------------
-    def match(self, source: str, dest: str, receipt: DeliveryReceipt, now: float) -> Match | None:
-        """A receipt FROM `source` (the original destination) TO `dest` (the original source).
+    def match(
+        self,
+        source: str,
+        dest: str,
+        receipt: DeliveryReceipt,
+        now: float,
+        ref: int | None = None,
+    ) -> Match | None:
+        """A receipt FROM `source` (the original destination) TO `dest` (the original source),
+        with the receipt's user_message_reference `ref` when it has one. By submit id; else
+        the oldest part of the pair whose reference is `ref`; else the oldest of the pair.
         None when no pending part fits (counted in stats.unmatched)."""
         entry = self._by_id.get(receipt.message_id) if receipt.message_id else None
         how = "id"
         if entry is None:
-            how = "pair"
             queue = self._by_pair.get((_addr(dest), _addr(source)))
-            entry = queue[0] if queue else None
+            how, entry = "pair", queue[0] if queue else None
+            if queue and ref is not None:
+                low = ref & 0xFF
+                found = next((e for e in queue if e.ref == low), None)
+                if found is not None:
+                    how, entry = "reference", found
         if entry is None:
             self.stats.unmatched += 1
             return None
         if how == "id":
             self.stats.matched_by_id += 1
+        elif how == "reference":
+            self.stats.matched_by_ref += 1
         else:
             self.stats.matched_by_pair += 1
         state = final_state(receipt.stat)

@@ -34,6 +34,7 @@ from gateway.delivery import (
     onward_submit,
     receipt_of,
     receipt_wanted,
+    reference_of,
 )
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import (
@@ -732,7 +733,14 @@ class GatewayHandler:
         started_at = self.clock()
         self._submitting[message_id] = None
         self._settled(
-            self.correlator.register(message_id, sms.source, sms.dest, len(sms.pdus), started_at)
+            self.correlator.register(
+                message_id,
+                sms.source,
+                sms.dest,
+                len(sms.pdus),
+                started_at,
+                refs=[reference_of(p) for p in sms.pdus],
+            )
         )
         unsent = len(sms.pdus)  # parts from here on never reached the SMSC (or were refused)
         for part, pdu in enumerate(sms.pdus):
@@ -790,7 +798,7 @@ class GatewayHandler:
         now = self.clock()
         receipt = receipt_of(pdu)
         source, dest = getattr(pdu, "source_addr", ""), getattr(pdu, "destination_addr", "")
-        match = self.correlator.match(source, dest, receipt, now)
+        match = self.correlator.match(source, dest, receipt, now, reference_of(pdu))
         if match is None:
             self.stats.receipts_unmatched += 1
             mono = time.monotonic()

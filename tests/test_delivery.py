@@ -12,6 +12,7 @@ from gateway.delivery import (
     onward_submit,
     receipt_of,
     receipt_wanted,
+    reference_of,
 )
 from smsc.constants import Tag
 from smsc.pdu import DataSm, DeliverSm, Pdu, Tlv
@@ -232,3 +233,28 @@ def test_parts_accepted_before_a_failure_keep_their_receipts() -> None:
     c.register("Z", A, C, 2, 4.0)
     c.cancel("Z")  # nothing reached the SMSC: all forgotten
     assert len(c) == 0 and c.match(C, A, osmo_receipt(7), 5.0) is None
+
+
+def test_osmo_msc_receipts_are_matched_by_their_reference_within_the_pair() -> None:
+    """osmo-msc echoes the low 8 bits of the onward submit's user_message_reference: a message
+    it never delivers (no receipt ever) no longer takes the receipt of the next one."""
+    c = ReceiptCorrelator()
+    c.register("lost", A, B, 1, 0.0, refs=[0x0105])  # never delivered: no receipt will come
+    c.register("next", A, B, 1, 1.0, refs=[0x0106])
+    first = c.match(B, A, osmo_receipt(9), 2.0, ref=0x06)
+    assert first is not None and (first.message_id, first.matched_by) == ("next", "reference")
+    # without a reference (another SMSC) the oldest of the pair is taken, as before
+    c.register("later", A, B, 1, 3.0)
+    second = c.match(B, A, osmo_receipt(10), 4.0)
+    assert second is not None and (second.message_id, second.matched_by) == ("lost", "pair")
+    # a reference that matches nothing pending falls back to the pair's oldest
+    third = c.match(B, A, osmo_receipt(11), 5.0, ref=0x77)
+    assert third is not None and third.message_id == "later"
+    assert (c.stats.matched_by_ref, c.stats.matched_by_pair) == (1, 2)
+
+
+def test_the_reference_tlv_is_read_from_the_pdu() -> None:
+    pdu = DeliverSm(tlvs=[Tlv(Tag.USER_MESSAGE_REFERENCE, (0x1234).to_bytes(2, "big"))])
+    assert reference_of(pdu) == 0x1234
+    assert reference_of(DeliverSm()) is None
+    assert reference_of(DeliverSm(tlvs=[Tlv(Tag.USER_MESSAGE_REFERENCE, b"\x01\x02\x03")])) is None
