@@ -14,14 +14,14 @@ gone the moment they die, however they die.
 
 The state file `<workdir>/lab.json` names the pids and ports, so `fraudgate lab down` and
 `status` work from another process. Processes started in the foreground die with their parent
-(PR_SET_PDEATHSIG), so a test run killed hard leaves nothing behind.
+(PR_SET_PDEATHSIG, through util-linux `setpriv`), so a test run killed hard leaves nothing
+behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import fcntl
 import hashlib
 import json
@@ -52,7 +52,6 @@ FIXED_PORTS = {
     MSC_VTY: "osmo-msc VTY",
     MSC_CTRL: "osmo-msc CTRL",
 }
-PR_SET_PDEATHSIG = 1
 
 
 class LabError(Exception):
@@ -210,9 +209,12 @@ def render(template: str, cfg: LabConfig) -> str:
         raise LabError(f"{path}: cannot render the template ({e})") from e
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _dying_with_parent(argv: list[str]) -> list[str]:
+    """`argv` run through util-linux `setpriv --pdeathsig TERM`, which sets PR_SET_PDEATHSIG and
+    execs it: the kernel ends the program when its parent dies. (A Python preexec_fn could do
+    the same, but runs between fork and exec while other threads exist, which can deadlock.)"""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
 
 
 class Lab:
@@ -322,7 +324,7 @@ class Lab:
         lock_fd = self._lock.fileno()
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                argv,
+                argv if self.detach else _dying_with_parent(argv),
                 cwd=self.cfg.workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -330,7 +332,6 @@ class Lab:
                 env={**os.environ, **env},
                 pass_fds=(lock_fd,),
                 start_new_session=True,  # a terminal's Ctrl-C reaches us, not them
-                preexec_fn=None if self.detach else _die_with_parent,
             )
         self.procs[name] = proc
         state.processes.append(ProcessState(name, proc.pid, argv, str(log)))
