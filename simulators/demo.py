@@ -281,7 +281,7 @@ async def _workflow_summary(
         kinds = Counter(r.document["kind"] for r in centre.reports.values())
         sent = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"
         lines.append(f"  reports received by the anti-fraud centre (mutual TLS): {sent}")
-    lines.append("  complaint cases wait for an analyst: fraudgate cases list | confirm | reject")
+    lines.append("  cases wait for an analyst: fraudgate cases list | verify | confirm | reject")
     return "\n".join(lines)
 
 
