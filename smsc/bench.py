@@ -470,7 +470,7 @@ async def _drive(
         raise BenchError(f"{len(failures)} requests failed, first: {failures[0]}")
 
 
-def _percentile(sorted_values: Sequence[float], fraction: float) -> float:
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile of already sorted values."""
     rank = max(1, math.ceil(len(sorted_values) * fraction))
     return sorted_values[rank - 1]
@@ -492,8 +492,8 @@ async def _measure(link: Link, operation: str, window: int, count: int) -> Any:
         "count": count,
         "elapsed_s": round(elapsed, 4),
         "throughput_per_s": round(count / elapsed, 1),
-        "p50_ms": round(_percentile(latencies, 0.50) * 1000, 4),
-        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 4),
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 4),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 4),
         "max_ms": round(latencies[-1] * 1000, 4),
         "mean_ms": round(sum(latencies) / count * 1000, 4),
         f"{own}_cpu_s": round(cpu, 3),

@@ -88,9 +88,9 @@ def test_bench_rejects_bad_windows(bench_cli: None, windows: str) -> None:
 
 def test_percentile_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
-    assert bench._percentile(values, 0.50) == 50.0
-    assert bench._percentile(values, 0.99) == 99.0
-    assert bench._percentile([7.0], 0.99) == 7.0
+    assert bench.percentile(values, 0.50) == 50.0
+    assert bench.percentile(values, 0.99) == 99.0
+    assert bench.percentile([7.0], 0.99) == 7.0
 
 
 def test_bench_pipeline_prints_figures_for_committed_verdicts(

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,9 +30,11 @@ from pathlib import Path
 
 from gateway.osmocom.ctrl import CtrlClient
 from gateway.osmocom.switch import OsmocomSettings, OsmocomSwitch
-from simulators.osmo.lab import PROJECT_DIR, Lab, LabConfig, LabError, port_bindable
+from simulators.broker import free_port
+from simulators.osmo.lab import PROJECT_DIR, Lab, LabConfig, LabError
 from simulators.osmo.mme import Framing, Phone, VirtualMme, shim_framing
 from simulators.osmo.provision import LabSubscriber, provision
+from smsc.bench import percentile
 
 TEXTS = (
     "Сәлем! Кешке кездесеміз бе?",
@@ -108,10 +109,7 @@ class Run:
 def _quantiles(values: list[float]) -> str:
     if not values:
         return "n/a"
-    ordered = sorted(values)
-    p50 = statistics.median(ordered) * 1000
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
-    return f"p50 {p50:.0f} ms p99 {p99:.0f} ms"
+    return f"p50 {_ms(values, 0.5, 0)} p99 {_ms(values, 0.99, 0)}"
 
 
 def _subscribers(pairs: int) -> list[LabSubscriber]:
@@ -121,22 +119,11 @@ def _subscribers(pairs: int) -> list[LabSubscriber]:
     ]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    if not port_bindable(port):
-        raise LabError("no free port")
-    return port
-
-
 async def _throughput(workdir: Path, args: argparse.Namespace, *, inline: bool) -> Run:
     cfg = LabConfig(
         workdir,
-        smpp_port=_free_port(),
-        sgs_port=_free_port(),
+        smpp_port=free_port(),
+        sgs_port=free_port(),
         smpp_first=inline,
         log_level=args.osmo_log,
     )
@@ -257,7 +244,7 @@ async def _gateway(workdir: Path, cfg: LabConfig) -> AsyncIterator[None]:
 
 
 async def _block_latency(workdir: Path, rounds: int) -> str:
-    cfg = LabConfig(workdir, smpp_port=_free_port(), sgs_port=_free_port())
+    cfg = LabConfig(workdir, smpp_port=free_port(), sgs_port=free_port())
     target, other = LabSubscriber("001010000000666", "77470000666"), _subscribers(1)[0]
     calls, cutoffs, rejects = [], [], []
     async with Lab(cfg) as lab:
@@ -292,6 +279,5 @@ async def _block_latency(workdir: Path, rounds: int) -> str:
     )
 
 
-def _ms(values: list[float], q: float = 0.5) -> str:
-    ordered = sorted(values)
-    return f"{ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000:.1f} ms"
+def _ms(values: list[float], q: float = 0.5, digits: int = 1) -> str:
+    return f"{percentile(sorted(values), q) * 1000:.{digits}f} ms"
