@@ -73,6 +73,11 @@ class LabConfig:
     start_timeout: float = 10.0
     log_level: str = "info"  # osmo-msc's smpp, lsms, mm and sgs categories (debug shows PDUs)
 
+    @property
+    def ports(self) -> list[int]:
+        """Every port the lab listens on: the fixed ones and SMPP, SGs."""
+        return [*FIXED_PORTS, self.smpp_port, self.sgs_port]
+
     def __post_init__(self) -> None:
         for name in ("smpp_port", "sgs_port"):
             port = getattr(self, name)
@@ -114,6 +119,13 @@ class LabState:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
         tmp.replace(path)
+
+    def lab_config(self) -> LabConfig:
+        """The recorded settings (the ESME password is not recorded: the default stands in)."""
+        try:
+            return LabConfig(**{**self.config, "workdir": Path(self.workdir)})
+        except TypeError as e:
+            raise LabError(f"{self.workdir}/{STATE_FILE}: settings not understood ({e})") from e
 
     @classmethod
     def load(cls, path: Path) -> LabState:
@@ -377,12 +389,9 @@ class Lab:
             await asyncio.to_thread(_terminate, proc.pid, timeout, proc)
         self._release_lock()
         if procs:
-            await asyncio.to_thread(_await_ports_free, self._all_ports(), self.cfg.host, timeout)
+            await asyncio.to_thread(_await_ports_free, self.cfg.ports, self.cfg.host, timeout)
             with contextlib.suppress(FileNotFoundError):
                 self.state_path.unlink()
-
-    def _all_ports(self) -> list[int]:
-        return [*FIXED_PORTS, self.cfg.smpp_port, self.cfg.sgs_port]
 
 
 def _terminate(pid: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -469,11 +478,9 @@ def lab_status(workdir: Path) -> LabStatus | None:
     procs = tuple(
         ProcessStatus(p.name, p.pid, pid_alive(p.pid, p.name), p.log) for p in state.processes
     )
-    cfg = state.config
-    ports = [*FIXED_PORTS, int(cfg["smpp_port"]), int(cfg["sgs_port"])]
-    host = str(cfg.get("host", "127.0.0.1"))
+    cfg = state.lab_config()
     return LabStatus(
-        state.workdir, procs, {p: port_open(p, host, 0.2) for p in ports}, state.started_at
+        state.workdir, procs, {p: port_open(p, cfg.host, 0.2) for p in cfg.ports}, state.started_at
     )
 
 
@@ -488,8 +495,7 @@ def lab_down(workdir: Path, timeout: float = 5.0) -> list[str]:
         if pid_alive(p.pid, p.name):
             _terminate(p.pid, timeout)
             stopped.append(f"{p.name} (pid {p.pid})")
-    cfg = state.config
-    ports = [*FIXED_PORTS, int(cfg["smpp_port"]), int(cfg["sgs_port"])]
-    _await_ports_free(ports, str(cfg.get("host", "127.0.0.1")), timeout)
+    cfg = state.lab_config()
+    _await_ports_free(cfg.ports, cfg.host, timeout)
     path.unlink()
     return stopped

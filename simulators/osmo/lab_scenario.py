@@ -57,18 +57,7 @@ def running_lab_config(workdir: Path) -> LabConfig:
     st = lab_status(workdir)
     if st is None or not st.running:
         raise LabError(f"no lab runs from {workdir} (`fraudgate lab up --detach` first)")
-    state = LabState.load(workdir / STATE_FILE)
-    c = state.config
-    return LabConfig(
-        workdir=workdir,
-        host=str(c["host"]),
-        smpp_port=int(c["smpp_port"]),
-        sgs_port=int(c["sgs_port"]),
-        smpp_first=bool(c["smpp_first"]),
-        mcc=str(c["mcc"]),
-        mnc=str(c["mnc"]),
-        lac=int(c["lac"]),
-    )
+    return LabState.load(workdir / STATE_FILE).lab_config()
 
 
 async def run_lab_scenario(settings: LabSettings, args: argparse.Namespace) -> int:
