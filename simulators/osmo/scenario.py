@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.config_check import ConfigError, Table
+from simulators.osmo.provision import LabSubscriber
 
 if TYPE_CHECKING:
     from simulators.osmo.mme import AttachResult, Phone, SendResult, VirtualMme
-    from simulators.osmo.provision import LabSubscriber
 
 ROLES = ("subscriber", "fraudster", "simfarm", "offline")
 EXPECTS = ("", "delivered", "rejected", "accepted")
@@ -49,21 +49,26 @@ ACTIONS = ("sms", "attach", "detach", "wait")
 
 @dataclass(frozen=True, slots=True)
 class PhoneSpec:
-    name: str
-    imsi: str
-    msisdn: str
-    ki: str = ""
+    """A scenario's phone: its SIM as provisioned in osmo-hlr, and its role."""
+
+    subscriber: LabSubscriber
     role: str = "subscriber"
+
+    @property
+    def name(self) -> str:
+        return self.subscriber.name
+
+    @property
+    def imsi(self) -> str:
+        return self.subscriber.imsi
+
+    @property
+    def msisdn(self) -> str:
+        return self.subscriber.msisdn
 
     @property
     def attaches(self) -> bool:
         return self.role != "offline"
-
-    @property
-    def subscriber(self) -> LabSubscriber:
-        from simulators.osmo.provision import LabSubscriber
-
-        return LabSubscriber(imsi=self.imsi, msisdn=self.msisdn, ki=self.ki, name=self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,19 +138,15 @@ def parse_scenario(data: dict[str, Any], where: str) -> Scenario:
 
 
 def _phone(t: Table) -> PhoneSpec:
-    spec = PhoneSpec(
-        name=t.get("name", str),
+    sim = LabSubscriber(
         imsi=t.get("imsi", str),
         msisdn=t.get("msisdn", str),
         ki=t.get("ki", str, ""),
-        role=t.get("role", str, "subscriber"),
+        name=t.get("name", str),
     )
-    if not (spec.imsi.isdigit() and len(spec.imsi) == 15):
-        raise ConfigError(f"{t.key('imsi')}: 15 digits expected, got {spec.imsi!r}")
-    if not (spec.msisdn.isdigit() and 3 <= len(spec.msisdn) <= 15):
-        raise ConfigError(f"{t.key('msisdn')}: 3-15 digits expected, got {spec.msisdn!r}")
-    if spec.ki and not (len(spec.ki) == 32 and all(c in "0123456789abcdefABCDEF" for c in spec.ki)):
-        raise ConfigError(f"{t.key('ki')}: 32 hex digits expected")
+    if problems := sim.problems():  # the rules provisioning applies
+        raise ConfigError(f"{t.path}: {'; '.join(problems)}")
+    spec = PhoneSpec(sim, t.get("role", str, "subscriber"))
     if spec.role not in ROLES:
         raise ConfigError(f"{t.key('role')}: one of {', '.join(ROLES)}, got {spec.role!r}")
     t.done()
