@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import eventually
 
 from gateway.config import DEFAULT_CONFIG, GatewayConfig, SmscLink, from_toml
 from gateway.config_check import ConfigError
@@ -102,14 +103,6 @@ class Lab:
             return await st.deliveries()
 
 
-async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
 def answered(msgs: list[Message]) -> bool:
     """The SMSC has the gateway's deliver_sm_resp (or gave up) for every part."""
     return all(m.state != MessageState.ENROUTE for m in msgs)
@@ -192,7 +185,7 @@ async def test_an_allowed_sms_goes_onward_and_its_receipt_finds_it(
 ) -> None:
     lab = await lab_factory(store_url=db_url)
     (mo,) = lab.mo(B, HELLO)
-    await until(lambda: answered([mo]) and lab.handler.stats.receipts_matched == 1)
+    await eventually(lambda: answered([mo]) and lab.handler.stats.receipts_matched == 1)
     assert (mo.state, mo.error) == (MessageState.DELIVERED, 0)  # deliver_sm_resp 0: RP-ACK
     (got,) = lab.phones.received
     assert (got.source_addr_ton, got.source_addr_npi, got.source_addr) == (3, 1, A)
@@ -206,7 +199,7 @@ async def test_an_allowed_sms_goes_onward_and_its_receipt_finds_it(
     assert (st.matched_by_pair, st.matched_by_id, st.pending) == (1, 0, 0)
     # a receipt of a message the gateway never sent is counted, not matched
     lab.smsc.inject(B, A, b"id:00000099 sub:001 dlvrd:001 stat:DELIVRD err:000", esm_class=4)
-    await until(lambda: lab.handler.stats.receipts_unmatched == 1)
+    await eventually(lambda: lab.handler.stats.receipts_unmatched == 1)
     report = await lab.stop()
     stats = report.stats["msc"]
     assert (stats.forwarded, stats.forward_failed, stats.receipts) == (1, 0, 2)
@@ -224,7 +217,7 @@ async def test_a_well_behaved_smsc_is_matched_by_id_and_a_failed_delivery_is_rec
     lab = await lab_factory(osmo_ids=False)
     lab.phones.status_of = lambda dest: Status.ESME_RINVDSTADR if dest == B else 0
     mos = lab.mo(B, HELLO) + lab.mo("77031234567", "Купи хлеб и молоко")
-    await until(lambda: answered(mos) and lab.handler.stats.receipts_matched == 2)
+    await eventually(lambda: answered(mos) and lab.handler.stats.receipts_matched == 2)
     assert [m.state for m in mos] == [MessageState.DELIVERED] * 2  # both accepted onward
     st = lab.handler.correlator.stats
     assert (st.matched_by_id, st.matched_by_pair) == (2, 0)
@@ -242,10 +235,10 @@ async def test_a_blocked_sms_is_refused_when_enforcing_and_forwarded_in_monitor_
 ) -> None:
     lab = await lab_factory(mode=mode)
     mos = lab.mo(B, FRAUD)  # two parts
-    await until(lambda: answered(mos))
+    await eventually(lambda: answered(mos))
     if forwarded:
         assert [(m.state, m.error) for m in mos] == [(MessageState.DELIVERED, 0)] * 2
-        await until(lambda: len(lab.phones.received) == 2)
+        await eventually(lambda: len(lab.phones.received) == 2)
     else:  # 0x66 to osmo-msc: RP-ERROR cause 38 to the phone; nothing goes onward
         assert [(m.state, m.error) for m in mos] == [
             (MessageState.UNDELIVERABLE, Status.ESME_RX_R_APPN)
@@ -263,7 +256,7 @@ async def test_a_blocked_sms_is_refused_when_enforcing_and_forwarded_in_monitor_
 async def test_a_complaint_ends_at_the_gateway(lab_factory: LabFactory) -> None:
     lab = await lab_factory()
     mos = lab.mo("1490", FRAUD)
-    await until(lambda: answered(mos))
+    await eventually(lambda: answered(mos))
     assert [(m.state, m.error) for m in mos] == [(MessageState.DELIVERED, 0)] * 2
     await asyncio.sleep(0.1)
     assert lab.phones.received == []
@@ -275,7 +268,7 @@ async def test_an_onward_refusal_is_what_the_phone_gets(lab_factory: LabFactory)
     lab = await lab_factory(gw_faults=Faults(error_status=Status.ESME_RINVDSTADR,
                                              error_prefix="7709"))  # fmt: skip
     (mo,) = lab.mo("77091234567", HELLO)
-    await until(lambda: answered([mo]))
+    await eventually(lambda: answered([mo]))
     # 0x0B to osmo-msc: RP-ERROR cause 1 'unassigned number' to the phone
     assert (mo.state, mo.error) == (MessageState.UNDELIVERABLE, Status.ESME_RINVDSTADR)
     assert lab.phones.received == []
@@ -292,7 +285,7 @@ async def test_an_unanswered_onward_submit_gets_the_temporary_status(
     lab = await lab_factory(gw_faults=Faults(response_delay=1.0), forward_timeout=0.3)
     (mo,) = lab.mo(B, HELLO)
     started = time.monotonic()
-    await until(lambda: answered([mo]))
+    await eventually(lambda: answered([mo]))
     assert time.monotonic() - started < 0.9  # answered at the timeout, not at the late resp
     # 0x14 to osmo-msc: RP-ERROR cause 42 'congestion' (the phone may retry); the simulator,
     # with max_attempts=1, records the temporary error and stops
@@ -305,7 +298,7 @@ async def test_an_unanswered_onward_submit_gets_the_temporary_status(
 async def test_a_lost_link_leaves_the_sms_unanswered(lab_factory: LabFactory) -> None:
     lab = await lab_factory(gw_faults=Faults(disconnect_after=1))  # drops at our submit_sm
     (mo,) = lab.mo(B, HELLO)
-    await until(lambda: lab.handler.stats.forward_failed >= 1)
+    await eventually(lambda: lab.handler.stats.forward_failed >= 1)
     await asyncio.sleep(0.1)
     # never answered: the SMSC keeps it and redelivers it on the next bind (osmo-msc: the
     # phone gets RP-ERROR from osmo-msc's own 5 s timer and retries)
@@ -324,7 +317,7 @@ async def test_a_long_sms_is_held_until_its_last_part_then_forwarded_whole(
     text = "Ертең сағат 10-да жиналыс, барлығы келсін. " * 4
     mos = lab.mo(B, text)
     assert len(mos) == 3
-    await until(lambda: answered(mos) and lab.handler.stats.receipts_matched == 3)
+    await eventually(lambda: answered(mos) and lab.handler.stats.receipts_matched == 3)
     assert all(m.state == MessageState.DELIVERED for m in mos)
     got = lab.phones.received
     assert len(got) == 3 and all(p.esm_class & 0x40 for p in got)
@@ -351,7 +344,7 @@ async def test_a_bait_in_a_later_part_stops_the_parts_already_acknowledged(
     )
     mos = lab.mo(B, text)
     assert len(mos) == 4
-    await until(lambda: answered(mos))
+    await eventually(lambda: answered(mos))
     assert [(m.state, m.error) for m in mos] == [(MessageState.DELIVERED, 0)] * 2 + [
         (MessageState.UNDELIVERABLE, Status.ESME_RX_R_APPN)
     ] * 2
@@ -372,9 +365,9 @@ async def test_held_parts_go_onward_when_the_last_part_never_comes(
     lab = await lab_factory(reassembly_timeout=0.5)
     text = "Ертең сағат 10-да жиналыс, барлығы келсін. " * 4
     mos = lab.mo(B, text, parts=slice(0, 2))
-    await until(lambda: answered(mos))
+    await eventually(lambda: answered(mos))
     assert lab.phones.received == []  # held
-    await until(lambda: len(lab.phones.received) == 2, timeout=3)
+    await eventually(lambda: len(lab.phones.received) == 2, timeout=3)
     assert [p.short_message for p in lab.phones.received] == [m.short_message for m in mos]
     await lab.stop()
     assert [r["parts"] for r in await lab.deliveries()] == [2]
@@ -413,10 +406,10 @@ async def test_held_parts_go_onward_at_shutdown(lab_factory: LabFactory) -> None
     """SIGTERM after parts 1-2 were acknowledged: they go onward before the unbind."""
     lab = await lab_factory()
     mos = lab.mo(B, LONG, parts=slice(0, 2))
-    await until(lambda: answered(mos))
+    await eventually(lambda: answered(mos))
     assert lab.phones.received == []
     report = await lab.stop()
-    await until(lambda: len(lab.phones.received) == 2)
+    await eventually(lambda: len(lab.phones.received) == 2)
     assert report.stats["msc"].held == 2 and report.stats["msc"].held_lost == 0
 
 
@@ -424,13 +417,13 @@ async def test_held_parts_go_onward_on_the_next_link(lab_factory: LabFactory) ->
     """The link drops while parts are held: they go onward on the next bind."""
     lab = await lab_factory(reassembly_timeout=1.0)
     mos = lab.mo(B, LONG, parts=slice(0, 2))
-    await until(lambda: answered(mos))
+    await eventually(lambda: answered(mos))
     supervisor = lab.gateway.supervisors[0]
     old = supervisor.link
     assert old is not None
     old.abort("test: connection reset")
-    await until(lambda: supervisor.link not in (None, old), timeout=10)
-    await until(lambda: len(lab.phones.received) == 2, timeout=5)
+    await eventually(lambda: supervisor.link not in (None, old), timeout=10)
+    await eventually(lambda: len(lab.phones.received) == 2, timeout=5)
     assert lab.handler.stats.held_lost == 0
 
 
@@ -441,7 +434,7 @@ async def test_a_store_error_on_the_last_part_keeps_it_the_last(
     the message at once instead of being held until the timeout."""
     lab = await lab_factory(reassembly_timeout=30.0)
     mos = lab.mo(B, LONG, parts=slice(0, 2))
-    await until(lambda: answered(mos))
+    await eventually(lambda: answered(mos))
     store = lab.handler.recorder.store
     real = store.record
     failures = [StoreError("database down")]
@@ -453,10 +446,10 @@ async def test_a_store_error_on_the_last_part_keeps_it_the_last(
 
     store.record = flaky  # type: ignore[method-assign]
     (last,) = lab.mo(B, LONG, parts=slice(2, 3))
-    await until(lambda: answered([last]))
+    await eventually(lambda: answered([last]))
     assert last.error == Status.ESME_RMSGQFUL and lab.phones.received == []
     (retry,) = lab.mo(B, LONG, parts=slice(2, 3))
-    await until(lambda: answered([retry]) and len(lab.phones.received) == 3, timeout=3)
+    await eventually(lambda: answered([retry]) and len(lab.phones.received) == 3, timeout=3)
     assert (retry.state, retry.error) == (MessageState.DELIVERED, 0)
 
 
@@ -465,12 +458,12 @@ async def test_a_reused_reference_starts_a_new_message(lab_factory: LabFactory) 
     its concatenation reference once it is older than reassembly_timeout."""
     lab = await lab_factory(reassembly_timeout=0.3)
     first = lab.mo(B, FRAUD, parts=slice(0, 1))
-    await until(lambda: answered(first))
+    await eventually(lambda: answered(first))
     assert first[0].error == Status.ESME_RX_R_APPN
     await asyncio.sleep(0.5)
     second = lab.mo(B, "Ертең сағат 10-да жиналыс, барлығы келсін. " * 2)  # same ref 0x2A
     assert len(second) == 2
-    await until(lambda: answered(second) and len(lab.phones.received) == 2)
+    await eventually(lambda: answered(second) and len(lab.phones.received) == 2)
     assert [m.error for m in second] == [0, 0]
 
 
@@ -498,7 +491,7 @@ async def test_a_blocked_middle_part_stops_the_whole_message(
 ) -> None:
     lab = await lab_factory(inspector=_BlocksSecondCall(inspector))
     mos = lab.mo(B, LONG)
-    await until(lambda: answered(mos))
+    await eventually(lambda: answered(mos))
     # part 1 acknowledged (held), part 2 blocked, part 3 refused with it: nothing onward
     assert [m.error for m in mos] == [0, Status.ESME_RX_R_APPN, Status.ESME_RX_R_APPN]
     await asyncio.sleep(0.2)

@@ -7,13 +7,13 @@ back to the original message by address pair."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from conftest import OsmoLab
+from waiting import eventually
 
 from gateway.config import GatewayConfig, SmscLink
 from gateway.daemon import Gateway, RunReport
@@ -43,13 +43,6 @@ FRAUD = (
 @pytest.fixture(scope="module")
 def inspector() -> Inspector:
     return build_inspector(GatewayConfig())
-
-
-async def until(check: Callable[[], bool], timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager
@@ -97,7 +90,7 @@ async def test_phones_through_the_forwarding_gateway(
         assert sent.ok, sent
         got = await bob.next_sms(10)
         assert got.text == HELLO and got.originator.lstrip("+") == ALICE[1]
-        await until(lambda: handler.stats.receipts_matched == 1)
+        await eventually(lambda: handler.stats.receipts_matched == 1)
 
         # Blocked while enforcing: deliver_sm_resp 0x66 -> RP-ERROR cause 38, nothing onward.
         blocked = await alice.send_sms(BOB[1], FRAUD)
@@ -108,7 +101,7 @@ async def test_phones_through_the_forwarding_gateway(
         assert [r.outcome for r in long] == ["ack"] * 3
         got = await bob.next_sms(10)
         assert got.text == KAZAKH_LONG and len(got.parts) == 3
-        await until(lambda: handler.stats.receipts_matched == 4)
+        await eventually(lambda: handler.stats.receipts_matched == 4)
 
         with pytest.raises(TimeoutError):  # the blocked message never reached Bob
             await bob.next_sms(1.0)

@@ -16,7 +16,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 from _procs import free_ports
 from conftest import OsmoLab
+from waiting import eventually
 
 from gateway.cases import Actor, Cases, State
 from gateway.centre import CentreOutbox
@@ -61,13 +61,6 @@ def iin() -> str:
         if digit is not None:
             return first + str(digit)
     raise AssertionError("no serial with a check digit")  # pragma: no cover
-
-
-async def eventually(cond: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def alerts_of(port: int, out: list[dict[str, Any]], ready: asyncio.Event) -> None:

@@ -15,6 +15,7 @@ from typing import ClassVar
 import pytest
 from _esme import Recorder
 from conftest import OsmoLab
+from waiting import eventually
 
 from gateway.osmocom.ctrl import CtrlClient
 from gateway.osmocom.vty import VtyClient
@@ -50,14 +51,6 @@ async def _hlr_set(lab: Lab, imsi: str, field: str, value: str) -> None:
 def _mme(lab: Lab) -> VirtualMme:
     """Length-framed uplink (the lab's shim); paced framing: tests/osmo/test_shim_framing.py."""
     return VirtualMme(lab.cfg.host, lab.cfg.sgs_port, framing=shim_framing(lab.shim))
-
-
-async def _until(predicate: object, timeout: float = 5.0) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def _kinds(phone: Phone) -> list[str]:
@@ -164,7 +157,7 @@ async def test_phone_refusing_mt_with_memory_full(osmo_lab: OsmoLab) -> None:
         bob.mt_rp_error = 22  # memory capacity exceeded
         [sent] = await alice.send_sms(BOB[1], RUSSIAN)
         assert sent.ok  # store and forward: the sender's RP-ACK does not wait for delivery
-        await _until(lambda: "sms-refused" in _kinds(bob))
+        await eventually(lambda: "sms-refused" in _kinds(bob))
         assert bob.inbox.empty()
         answers = [
             decode_cp(m.require(Iei.NAS_CONTAINER))
@@ -224,7 +217,7 @@ async def test_esme_submit_sm_pages_phone_and_gets_receipt(osmo_lab: OsmoLab) ->
         assert got.status_report_indication  # registered_delivery 1 -> TP-SRI set
         assert _kinds(bob)[1:3] == ["paged", "sms-received"]
 
-        await _until(lambda: any(d.esm_class == 0x04 for d in esme.delivers))
+        await eventually(lambda: any(d.esm_class == 0x04 for d in esme.delivers))
         [receipt] = [d for d in esme.delivers if d.esm_class == 0x04]
     assert (receipt.source_addr_ton, receipt.source_addr_npi, receipt.source_addr) == (3, 1, BOB[1])
     assert (receipt.dest_addr_ton, receipt.dest_addr_npi, receipt.destination_addr) == (
