@@ -26,7 +26,7 @@ from typing import Protocol, runtime_checkable
 
 from smsc.constants import EsmClass, Tag
 from smsc.pdu import DataSm, DeliverSm, Pdu, SubmitSm, Tlv
-from smsc.receipt import DeliveryReceipt, parse_receipt
+from smsc.receipt import DeliveryReceipt
 
 log = logging.getLogger("fraudgate.delivery")
 
@@ -112,14 +112,6 @@ def reference_of(pdu: Pdu) -> int | None:
 def receipt_wanted(pdus: Iterable[Pdu]) -> bool:
     """Whether the sending phone asked for a status report (registered_delivery of the MO)."""
     return any(getattr(p, "registered_delivery", 0) & 0x03 for p in pdus)
-
-
-def receipt_of(pdu: Pdu) -> DeliveryReceipt:
-    """The receipt a deliver_sm / data_sm with esm_class 0x04 carries."""
-    body = pdu.tlv_bytes(Tag.MESSAGE_PAYLOAD)
-    if body is None:
-        body = getattr(pdu, "short_message", b"")
-    return parse_receipt(body.decode("latin-1"), pdu)
 
 
 def _addr(address: str) -> str:

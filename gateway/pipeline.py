@@ -32,7 +32,6 @@ from gateway.delivery import (
     ReceiptCorrelator,
     Submitted,
     onward_submit,
-    receipt_of,
     receipt_wanted,
     reference_of,
 )
@@ -54,6 +53,7 @@ from gateway.domain import (
 from smsc.constants import Status, status_name
 from smsc.link import Link, LinkClosedError, RequestFailedError
 from smsc.pdu import DataSm, DeliverSm, DeliverSmResp, Pdu
+from smsc.receipt import DeliveryReceipt, is_receipt_type, parse_receipt, receipt_in
 from smsc.session import BindType
 from smsc.sms import Sms, SmsAssembler, part_as_sms, split_part
 
@@ -135,6 +135,8 @@ class Inspector:
             )
         if not sms.text.strip() and not sms.decode_errors:
             reasons.append(Reason("encoding", "encoding.empty", 0.05, "empty message text"))
+        if is_receipt_type(sms.esm_class):  # it reached inspection: not a receipt we expected
+            reasons.append(_false_receipt(sms.text))
         verdict = combine(reasons, self.thresholds)
         alerts: list[Alert] = []
         if verdict.decision is not Decision.ALLOW:
@@ -175,6 +177,18 @@ class Inspector:
         )
         payload = complaint_alert_payload(complaint, forwarded)
         return Inspected(sms, verdict, [Alert(AlertKind.COMPLAINT, payload, now)], complaint)
+
+
+def _false_receipt(text: str) -> Reason:
+    """A message whose esm_class claims a delivery receipt. Well-formed but matching nothing
+    we sent onward (forward mode: a receipt for a message from before a restart, or a forgery):
+    weak evidence. Not a receipt at all: a text dressed as one to slip past inspection."""
+    receipt = parse_receipt(text)
+    if receipt.message_id and receipt.stat:
+        return Reason("smpp", "smpp.receipt_unmatched", 0.2,
+                      "delivery receipt matching no message sent onward")  # fmt: skip
+    return Reason("smpp", "smpp.receipt_malformed", 0.6,
+                  "esm_class says delivery receipt but the text is not one")  # fmt: skip
 
 
 def _suspected_sender(text: str) -> str:
@@ -310,6 +324,7 @@ class PipelineStats:
     rejected: int = 0  # answered with block_status (enforcing)
     store_errors: int = 0
     receipts: int = 0
+    false_receipts: int = 0  # esm_class said receipt, but it was not one (or matched nothing)
     incomplete: int = 0
     forwarded: int = 0  # forward mode: whole SMS accepted onward (every part's submit_sm_resp 0)
     held: int = 0  # forward mode: parts acknowledged and held until their message is complete
@@ -413,12 +428,17 @@ class GatewayHandler:
         if not isinstance(pdu, DeliverSm | DataSm):
             link.respond(pdu.response(status=Status.ESME_RINVCMDID))
             return
-        if pdu.esm_class & 0x04:  # a delivery receipt is not a message to inspect
-            self.stats.receipts += 1
-            link.respond(pdu.response())
-            if self.forward:
-                self._on_receipt(pdu)
-            return
+        if is_receipt_type(pdu.esm_class):
+            # A receipt is answered without inspection only when it is one: it parses as
+            # Appendix B / the receipt TLVs and, in forward mode, matches a message we sent
+            # onward. Anything else claiming to be a receipt is inspected like any message
+            # (a smishing text with esm_class 0x04 must not pass uninspected).
+            receipt = receipt_in(pdu)
+            if receipt is not None and (not self.forward or self._on_receipt(pdu, receipt)):
+                self.stats.receipts += 1
+                link.respond(pdu.response())
+                return
+            self.stats.false_receipts += 1
         started = time.perf_counter()
         if self.forward:  # every part is answered on its own (see _part)
             self._link = link
@@ -494,7 +514,7 @@ class GatewayHandler:
                 partial.blocked = True
                 if final:
                     self._drop(key, partial, inspected)
-        elif self.forward and inspected.complaint is None:
+        elif self.forward and inspected.complaint is None and not is_receipt_type(sms.esm_class):
             if partial is not None and key is not None and not final:
                 status = Status.ESME_ROK  # acknowledged now, sent onward with the last part
                 self._hold(key, partial, sms, inspected)
@@ -794,9 +814,10 @@ class GatewayHandler:
             self._settled([early])
         return status, len(ids)
 
-    def _on_receipt(self, pdu: Pdu) -> None:
+    def _on_receipt(self, pdu: Pdu, receipt: DeliveryReceipt) -> bool:
+        """Forward mode: match a receipt with a message sent onward. False when it matches
+        none: it is then inspected and recorded like a message (never sent onward)."""
         now = self.clock()
-        receipt = receipt_of(pdu)
         source, dest = getattr(pdu, "source_addr", ""), getattr(pdu, "destination_addr", "")
         match = self.correlator.match(source, dest, receipt, now, reference_of(pdu))
         if match is None:
@@ -816,6 +837,7 @@ class GatewayHandler:
             if match.outcome is not None:
                 self._settled([match.outcome])
         self._settled(self.correlator.expire(now))
+        return match is not None
 
     def _settled(self, outcomes: list[Outcome]) -> None:
         if self.deliveries is None:

@@ -6,9 +6,9 @@ Every deliver_sm / data_sm is answered with status 0 as it arrives. Concatenated
 reassembled by `smsc.sms.SmsAssembler`, whichever way they were split: a UDH (esm_class UDHI,
 TS 23.040 §9.2.3.24) or the sar_* TLVs (SMPP 3.4 §5.3.2.22-24); a message_payload TLV carries
 the whole text (§5.3.2.32). Parts still missing when the reassembly timeout passes are printed
-with what did arrive, marked INCOMPLETE. Delivery receipts (esm_class 0x04, the Appendix B text)
-are printed as receipts. The bind is kept up by `EsmeSupervisor`, which reconnects with backoff;
-pending parts survive a reconnect.
+with what did arrive, marked INCOMPLETE. Delivery receipts (esm_class 0x04 and a text that
+parses as Appendix B) are printed as receipts. The bind is kept up by `EsmeSupervisor`, which
+reconnects with backoff; pending parts survive a reconnect.
 
 `MessagePrinter` is the reusable part: a `LinkHandler` with an `on_message` hook, so that the
 demo and tests can count what arrives.
@@ -33,7 +33,7 @@ from smsc.client import EsmeConfig, EsmeSupervisor
 from smsc.constants import Status
 from smsc.link import Link
 from smsc.pdu import AlertNotification, DataSm, DeliverSm, Pdu, SmppError
-from smsc.receipt import DeliveryReceipt, parse_receipt
+from smsc.receipt import DeliveryReceipt, receipt_in
 from smsc.session import BindType, SessionConfig
 from smsc.sms import Sms, SmsAssembler
 
@@ -199,7 +199,7 @@ class MessagePrinter:
 
 def _received(sms: Sms) -> ReceivedMessage:
     first = sms.pdus[0]
-    receipt = parse_receipt(sms.text, first) if sms.is_receipt else None
+    receipt = receipt_in(first)
     return ReceivedMessage(
         received_at=datetime.now().astimezone(),
         command="data_sm" if isinstance(first, DataSm) else "deliver_sm",

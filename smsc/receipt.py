@@ -8,8 +8,17 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from smsc.constants import MessageState, Tag
+from smsc.constants import EsmClass, MessageState, Tag
 from smsc.pdu import Pdu
+
+# esm_class message types (bits 2-5, SMPP 3.4 §5.2.12) that carry a receipt rather than a
+# message: SMSC Delivery Receipt (xx0001xx) and Intermediate Delivery Notification (xx1000xx).
+# Other values with bit 2 set (xx0011xx, xx0101xx...) are reserved: NOT receipts.
+RECEIPT_TYPES = frozenset({EsmClass.DELIVERY_RECEIPT, 0x20})
+# The stat values of Appendix B (and the message_state names of §5.2.28).
+RECEIPT_STATS = frozenset(
+    {"DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "ACCEPTD", "UNKNOWN", "REJECTD", "ENROUTE"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +71,31 @@ def parse_receipt(body: str, pdu: Pdu | None = None) -> DeliveryReceipt:
         text=fields.get("text", ""),
         message_state=state,
     )
+
+
+def is_receipt_type(esm_class: int) -> bool:
+    """esm_class says "delivery receipt" (or intermediate notification). Only a claim: a peer
+    can set these bits on any text, so `receipt_in` decides whether the PDU really is one."""
+    return esm_class & EsmClass.TYPE_MASK in RECEIPT_TYPES
+
+
+def receipt_in(pdu: Pdu) -> DeliveryReceipt | None:
+    """The receipt a deliver_sm / data_sm carries, or None when it is not one: esm_class must
+    say receipt AND the PDU must parse as one: a message id (receipted_message_id or the
+    text's `id:`) and a known state (`stat:` of Appendix B or a message_state TLV 1-8).
+    A smishing text sent with esm_class 0x04 is not a receipt and must be inspected."""
+    if not is_receipt_type(getattr(pdu, "esm_class", 0)):
+        return None
+    body = pdu.tlv_bytes(Tag.MESSAGE_PAYLOAD)
+    if body is None:
+        body = getattr(pdu, "short_message", b"")
+    if len(body) > 512 or not body.isascii():  # Appendix B text is short ASCII
+        return None
+    receipt = parse_receipt(body.decode("ascii"), pdu)
+    state_ok = receipt.message_state is not None and 1 <= receipt.message_state <= 8
+    stat_ok = receipt.stat.upper() in RECEIPT_STATS
+    id_ok = 0 < len(receipt.message_id) <= 65 and receipt.message_id.isprintable()
+    return receipt if id_ok and (stat_ok or state_ok) else None
 
 
 STAT_OF_STATE: dict[int, str] = {

@@ -24,6 +24,7 @@ from smsc.concat import (
 )
 from smsc.constants import EsmClass, Tag
 from smsc.pdu import DataSm, DeliverSm, Pdu, SubmitSm
+from smsc.receipt import receipt_in
 from smsc.text import DataCoding, decode_text
 
 ShortMessagePdu = DeliverSm | SubmitSm | DataSm
@@ -52,7 +53,8 @@ class Sms:
 
     @property
     def is_receipt(self) -> bool:
-        return bool(self.esm_class & EsmClass.DELIVERY_RECEIPT)
+        """A delivery receipt: esm_class says so and the text parses as one (`receipt_in`)."""
+        return bool(self.pdus) and receipt_in(self.pdus[0]) is not None
 
 
 @dataclass(slots=True)
@@ -74,7 +76,7 @@ def split_part(pdu: ShortMessagePdu) -> _Part:
             errors.append("both short_message and message_payload present; payload used (§5.2.21)")
         body, via = payload, "payload"
     concat = None
-    if pdu.esm_class & EsmClass.UDHI and not pdu.esm_class & EsmClass.DELIVERY_RECEIPT:
+    if pdu.esm_class & EsmClass.UDHI and receipt_in(pdu) is None:
         try:
             elements, body = parse_udh(body)
             concat = concat_from_udh(elements)
@@ -162,7 +164,7 @@ def _sms(
     via: str,
     ia5_is_gsm: bool = False,
 ) -> Sms:
-    if pdu.esm_class & EsmClass.DELIVERY_RECEIPT:  # Appendix B text is ASCII whatever the coding
+    if receipt_in(pdu) is not None:  # Appendix B text is ASCII whatever the coding
         decoded = decode_text(body, 1)
     else:
         decoded = decode_text(body, text_coding(pdu.data_coding, ia5_is_gsm))

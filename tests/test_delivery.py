@@ -10,13 +10,12 @@ from gateway.delivery import (
     ReceiptCorrelator,
     final_state,
     onward_submit,
-    receipt_of,
     receipt_wanted,
     reference_of,
 )
 from smsc.constants import Tag
 from smsc.pdu import DataSm, DeliverSm, Pdu, Tlv
-from smsc.receipt import DeliveryReceipt, parse_receipt
+from smsc.receipt import DeliveryReceipt, parse_receipt, receipt_in
 
 A, B, C = "77011234567", "77021234567", "77771234567"
 OSMO = "msg_id_not_implemented"
@@ -190,8 +189,8 @@ def test_receipt_text_in_the_payload_or_the_short_message() -> None:
         DataSm(esm_class=4, tlvs=[Tlv.of(Tag.MESSAGE_PAYLOAD, body)]),
     ]
     for pdu in pdus:
-        r = receipt_of(pdu)
-        assert (r.message_id, r.stat) == ("00000042", "DELIVRD")
+        r = receipt_in(pdu)
+        assert r is not None and (r.message_id, r.stat) == ("00000042", "DELIVRD")
 
 
 def test_a_receipt_read_before_the_submit_resp_is_matched_by_pair() -> None:

@@ -197,12 +197,16 @@ async def test_an_allowed_sms_goes_onward_and_its_receipt_finds_it(
     # osmo-like ids: answered with a constant, the receipt names another id: matched by pair
     st = lab.handler.correlator.stats
     assert (st.matched_by_pair, st.matched_by_id, st.pending) == (1, 0, 0)
-    # a receipt of a message the gateway never sent is counted, not matched
+    # a receipt of a message the gateway never sent matches nothing: it is inspected and
+    # recorded like a message (never sent onward), not waved through as a receipt
     lab.smsc.inject(B, A, b"id:00000099 sub:001 dlvrd:001 stat:DELIVRD err:000", esm_class=4)
     await eventually(lambda: lab.handler.stats.receipts_unmatched == 1)
     report = await lab.stop()
     stats = report.stats["msc"]
-    assert (stats.forwarded, stats.forward_failed, stats.receipts) == (1, 0, 2)
+    assert (stats.forwarded, stats.forward_failed, stats.receipts) == (1, 0, 1)
+    assert stats.false_receipts == 1
+    assert lab.inspected[-1].verdict.rule_ids == ["smpp.receipt_unmatched"]
+    assert len([m for m in lab.smsc.messages.values() if m.origin == "gw"]) == 1
     (row,) = await lab.deliveries()
     assert row["message_id"] == lab.inspected[0].sms.id  # the recorded message's id
     assert (row["onward_status"], row["onward_error"], row["parts"]) == ("submitted", None, 1)
