@@ -35,6 +35,7 @@ from gateway.delivery import (
     receipt_wanted,
     reference_of,
 )
+from gateway.detect.sender import ProtectedSender, SenderDetector
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import (
     Alert,
@@ -107,6 +108,7 @@ class Inspector:
         # subscriber forwards to the complaint number, whose sender is the complainant.
         self.text_detectors = list(text_detectors)
         self.velocity = next((d for d in detectors if isinstance(d, VelocityDetector)), None)
+        self.sender = next((d for d in detectors if isinstance(d, SenderDetector)), None)
         self._failed: set[str] = set()
 
     def _run(self, detectors: Sequence[Detector], sms: SmsEvent, now: float) -> list[Reason]:
@@ -137,7 +139,7 @@ class Inspector:
             reasons.append(Reason("encoding", "encoding.empty", 0.05, "empty message text"))
         if is_receipt_type(sms.esm_class):  # it reached inspection: not a receipt we expected
             reasons.append(_false_receipt(sms.text))
-        verdict = combine(reasons, self.thresholds)
+        verdict = protect(combine(reasons, self.thresholds), self._protected(sms))
         alerts: list[Alert] = []
         if verdict.decision is not Decision.ALLOW:
             alerts.append(Alert(AlertKind.SMS_VERDICT, sms_alert_payload(sms, verdict), now))
@@ -161,6 +163,14 @@ class Inspector:
                 alerts.append(Alert(AlertKind.FANOUT, payload, when))
         return Inspected(sms, verdict, alerts)
 
+    def _protected(self, sms: SmsEvent) -> ProtectedSender | None:
+        if self.sender is None or sms.route is not Route.A2P:
+            return None
+        try:
+            return self.sender.protected(sms)
+        except Exception:  # the sender rules' bug must not stop the traffic (logged there)
+            return None
+
     def _complaint(self, sms: SmsEvent, now: float) -> Inspected:
         forwarded = combine(self._run(self.text_detectors, sms, now), self.thresholds)
         complaint = Complaint(
@@ -177,6 +187,21 @@ class Inspector:
         )
         payload = complaint_alert_payload(complaint, forwarded)
         return Inspected(sms, verdict, [Alert(AlertKind.COMPLAINT, payload, now)], complaint)
+
+
+def protect(verdict: Verdict, sender: ProtectedSender | None) -> Verdict:
+    """Protected A2P: a registered sender on its contracted bind is never blocked; whatever its
+    findings, the most they do is flag the message for an analyst (a bank's notice that reads
+    like fraud to a classifier must still reach the customer)."""
+    if sender is None or verdict.decision is not Decision.BLOCK:
+        return verdict
+    note = Reason(
+        "sender",
+        f"sender.protected.{sender.id}",
+        0.0,
+        "registered A2P sender on its contracted bind: flagged, never blocked",
+    )
+    return Verdict(verdict.score, Decision.FLAG, [*verdict.reasons, note])
 
 
 def _false_receipt(text: str) -> Reason:

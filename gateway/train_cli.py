@@ -26,30 +26,38 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, cast
 
+from gateway.config import GatewayConfig
+from gateway.config_check import ConfigError
 from gateway.detect.classifier import (
     DEFAULT_C,
     ClassifierDetector,
+    CvResult,
     Metrics,
     ModelError,
     TextClassifier,
     confusion,
     cross_validate,
+    cv_models,
     default_model,
     load_model,
     train,
 )
 from gateway.detect.corpus import FORMATS, CorpusError, CorpusReport, Format, read_corpus
-from gateway.domain import Decision, Detector, Reason, SmsEvent, Thresholds, combine
+from gateway.domain import Decision, Detector, Inspected, Reason, SmsEvent, Thresholds, combine
+from gateway.evaluation import Breakdown, Row, breakdown, decide
 
 # In a traffic scenario, the labels whose text is legitimate: grey-route OTPs are genuine
 # one-time codes (the fraud is the route, which the sender / route detectors see, not the text).
 SCENARIO_HAM_LABELS = frozenset({"normal", "greyroute"})
 BENCH_BATCH = 64
+_NONE: Mapping[str, str] = MappingProxyType({})
+_ROW_FIELDS = frozenset({"source", "route", "lang", "theme", "channel", "publisher"})
 
 
 @dataclass(slots=True)
@@ -59,12 +67,24 @@ class Corpus:
     names: list[str] = field(default_factory=list)  # the label as written
     groups: list[str] = field(default_factory=list)  # built-in texts: the template's id
     sources: list[dict[str, Any]] = field(default_factory=list)
+    meta: list[Mapping[str, str]] = field(default_factory=list)  # optional CSV columns
 
-    def add(self, text: str, fraud: bool, name: str, group: str = "") -> None:
+    def add(
+        self, text: str, fraud: bool, name: str, group: str = "", meta: Mapping[str, str] = _NONE
+    ) -> None:
         self.texts.append(text)
         self.labels.append(fraud)
         self.names.append(name)
         self.groups.append(group)
+        self.meta.append(meta)
+
+    def rows(self) -> list[Row]:
+        return [
+            Row(text, fraud, name, **{k: v for k, v in meta.items() if k in _ROW_FIELDS})
+            for text, fraud, name, meta in zip(
+                self.texts, self.labels, self.names, self.meta, strict=True
+            )
+        ]
 
 
 class UsageError(Exception):
@@ -123,9 +143,24 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
 
 
 def configure_eval(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Measure the text classifier on a labelled corpus."
+    parser.description = (
+        "Measure what the gateway decides on a labelled corpus: every detector the "
+        "configuration builds, combined as the pipeline combines them (--classifier-only: the "
+        "text classifier alone)."
+    )
     _corpus_arguments(parser, scenario=True)
     parser.add_argument("--model", metavar="MODEL", help="model file (default: the default model)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="the daemon's configuration whose detectors to measure (default: built-in defaults)",
+    )
+    parser.add_argument(
+        "--classifier-only",
+        action="store_true",
+        help="measure the text classifier alone (p >= its threshold), not the whole stack",
+    )
     parser.add_argument(
         "--cv", type=int, default=0, metavar="K", help="stratified K-fold cross-validation"
     )
@@ -168,7 +203,7 @@ def load(args: argparse.Namespace, *, default_builtin: bool) -> Corpus:
             path, cast(Format, fmt), strict=not args.skip_malformed, report=report
         )
         for ex in examples:
-            corpus.add(ex.text, ex.fraud, ex.label)
+            corpus.add(ex.text, ex.fraud, ex.label, meta=ex.meta)
         if report.skipped:
             print(f"fraudgate: {report.summary(path)}", file=sys.stderr)
         added = corpus.labels[before:]
@@ -201,7 +236,9 @@ def _load_scenario(path: str, corpus: Corpus) -> None:
         raise UsageError(str(exc)) from None
     messages = scenario.messages()  # one pass, the file's seed
     for m in messages:
-        corpus.add(m.text, m.label not in SCENARIO_HAM_LABELS, m.label)
+        route = "a2p" if m.source_ton == 5 else "local"
+        meta = {"source": m.source, "route": route, "theme": m.stream}
+        corpus.add(m.text, m.label not in SCENARIO_HAM_LABELS, m.label, meta=meta)
     corpus.sources.append({"source": path, "format": "scenario", "messages": len(messages)})
 
 
@@ -270,9 +307,13 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _groups(corpus: Corpus) -> list[str] | None:
-    """Built-in texts are template variants: keep each template's variants in one fold."""
+    """Built-in texts are template variants: keep each template's variants in one fold; a
+    corpus naming each row's publisher keeps each publisher's texts in one fold."""
     if all(corpus.groups):
         return corpus.groups
+    publishers = [m.get("publisher", "") for m in corpus.meta]
+    if all(publishers):
+        return publishers
     return None
 
 
@@ -313,53 +354,118 @@ def _eval(args: argparse.Namespace) -> int:
     corpus = load(args, default_builtin=False)
     if args.cv and args.model:
         raise UsageError("--cv trains its own models: give --cv or --model, not both")
-    out: dict[str, Any]
-    scores: Sequence[float]
     started = time.perf_counter()
     model: TextClassifier | None = None
-    if args.cv:
-        result = cross_validate(
-            corpus.texts, corpus.labels, k=args.cv, seed=args.seed, c=args.c, groups=_groups(corpus)
-        )
-        metrics, scores = result.metrics, result.scores
-        threshold = 0.5
+    result: CvResult | None = None
+    found: Breakdown | None = None
+    decisions: list[Decision] | None = None
+    rules: list[list[str]] | None = None
+    if args.classifier_only:
+        scores, threshold, out, model, result = _classifier_scores(args, corpus)
         flags = [p >= threshold for p in scores]
-        out = {"mode": "cv", "k": args.cv, "seed": args.seed}
     else:
-        model = load_model(args.model) if args.model else default_model()
-        threshold = model.threshold
-        scores = model.predict_batch(corpus.texts)
-        flags = [p >= threshold for p in scores]
-        extra = extra_detectors(args)
-        if extra:
-            flags = detector_flags([ClassifierDetector(model), *extra], corpus.texts)
-        metrics = confusion(corpus.labels, flags)
-        out = {"mode": "model" if args.model else "default", "model": model.name}
+        inspected = _stack_inspected(args, corpus)
+        decisions = [i.verdict.decision for i in inspected]
+        scores = [i.verdict.score for i in inspected]
+        flags = [d is not Decision.ALLOW for d in decisions]
+        threshold = _stack_config(args).thresholds.flag
+        found = breakdown(corpus.rows(), decisions)
+        out = {"mode": "cv" if args.cv else "model" if args.model else "default"}
+        if args.cv:
+            out |= {"k": args.cv, "seed": args.seed}
+        rules = [i.verdict.rule_ids for i in inspected]
+    metrics = confusion(corpus.labels, flags)
     out = {
         **metrics.as_dict(),
-        **out,
+        **{k: v for k, v in out.items() if v is not None},
+        "stack": "classifier" if args.classifier_only else "whole",
         "threshold": threshold,
         "corpus": corpus.sources,
-        "by_label": _by_label(corpus, flags),
+        "by_label": _by_label(corpus, flags, decisions),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    if args.cv:
+    if found is not None:
+        t = found.total
+        out |= {"legit_blocked": t.legit_blocked, "block_rate": t.block_rate or 0.0}
+        out |= found.as_dict()
+    if result is not None:
         out["folds"] = [m.as_dict() for m in result.folds]
     if args.bench:
         out["bench"] = bench(model or default_model(), corpus.texts)
     if args.json:
         print(json.dumps(out, ensure_ascii=False))
         return 0
-    _print_report(args, corpus, out, metrics, scores, flags)
+    _print_report(args, corpus, out, metrics, scores, flags, rules)
     return 0
 
 
-def _by_label(corpus: Corpus, flags: Sequence[bool]) -> dict[str, dict[str, int]]:
+def _classifier_scores(
+    args: argparse.Namespace, corpus: Corpus
+) -> tuple[Sequence[float], float, dict[str, Any], TextClassifier | None, CvResult | None]:
+    """The text classifier alone: scores, threshold, report keys, the model, the CV result."""
+    if args.cv:
+        result = cross_validate(
+            corpus.texts, corpus.labels, k=args.cv, seed=args.seed, c=args.c, groups=_groups(corpus)
+        )
+        return result.scores, 0.5, {"mode": "cv", "k": args.cv, "seed": args.seed}, None, result
+    model = load_model(args.model) if args.model else default_model()
+    scores = model.predict_batch(corpus.texts)
+    extra = extra_detectors(args)
+    if extra:  # the hook: more detectors with the classifier (none by default)
+        flags = detector_flags([ClassifierDetector(model), *extra], corpus.texts)
+        scores = [1.0 if f else 0.0 for f in flags]
+    out = {"mode": "model" if args.model else "default", "model": model.name}
+    return scores, model.threshold, out, model, None
+
+
+def _stack_config(args: argparse.Namespace) -> GatewayConfig:
+    from gateway.config import load as load_config
+
+    if not args.config:
+        return GatewayConfig()
+    try:
+        return load_config(Path(args.config))
+    except ConfigError as exc:
+        raise UsageError(f"{args.config}: {exc}") from None
+
+
+def _stack_inspected(args: argparse.Namespace, corpus: Corpus) -> list[Inspected]:
+    """Every row inspected by the detectors the configuration builds (with each fold's model
+    under --cv, else --model's or the configured one)."""
+    from gateway.wiring import build_inspector
+
+    cfg = _stack_config(args)
+    rows = corpus.rows()
+    if not args.cv:
+        model = load_model(args.model) if args.model else None
+        inspector = build_inspector(cfg, model)
+        return decide(inspector.inspect, rows, _binds(inspector))
+    done: dict[int, Inspected] = {}
+    folds = cv_models(
+        corpus.texts, corpus.labels, k=args.cv, seed=args.seed, c=args.c, groups=_groups(corpus)
+    )
+    for fold_model, idx in folds:
+        inspector = build_inspector(cfg, fold_model)
+        fold = decide(inspector.inspect, [rows[i] for i in idx], _binds(inspector))
+        done.update(zip((int(i) for i in idx), fold, strict=True))
+    return [done[i] for i in range(len(rows))]
+
+
+def _binds(inspector: Any) -> Callable[[str], str | None] | None:
+    sender = getattr(inspector, "sender", None)
+    return None if sender is None else sender.contracted_bind
+
+
+def _by_label(
+    corpus: Corpus, flags: Sequence[bool], decisions: Sequence[Decision] | None = None
+) -> dict[str, dict[str, int]]:
     table: dict[str, dict[str, int]] = {}
-    for name, flag in zip(corpus.names, flags, strict=True):
+    for i, (name, flag) in enumerate(zip(corpus.names, flags, strict=True)):
         row = table.setdefault(name, {"n": 0, "flagged": 0})
         row["n"] += 1
         row["flagged"] += int(flag)
+        if decisions is not None:
+            row["blocked"] = row.get("blocked", 0) + int(decisions[i] is Decision.BLOCK)
     return dict(sorted(table.items()))
 
 
@@ -377,27 +483,28 @@ def _print_report(
     metrics: Metrics,
     scores: Sequence[float],
     flags: Sequence[bool],
+    rules: Sequence[list[str]] | None = None,
 ) -> None:
-    how = (
-        f"{args.cv}-fold cross-validation (seed {args.seed})"
-        if args.cv
-        else f"model {out['model']!r} ({out['mode']})"
-    )
-    print(f"{how}, threshold {out['threshold']:.2f}, {out['seconds']:.1f} s")
+    if args.cv:
+        how = f"{args.cv}-fold cross-validation (seed {args.seed})"
+    elif out["stack"] == "whole":
+        how = f"every detector, combined as the gateway does ({out['mode']} model)"
+    else:
+        how = f"model {out['model']!r} ({out['mode']})"
+    print(f"{how}, flag at {out['threshold']:.2f}, {out['seconds']:.1f} s")
     print(_line(metrics))
-    if len(out["by_label"]) > 2 or any(k not in ("ham", "spam", "fraud") for k in out["by_label"]):
+    if "legit_blocked" in out:
+        legit = metrics.fp + metrics.tn
+        print(f"legitimate blocked: {out['legit_blocked']} of {legit} ({out['block_rate']:.2%})")
+        for dim in ("lang", "channel", "route", "theme"):
+            _print_cells(dim, out.get(f"by_{dim}", {}))
+    elif len(out["by_label"]) > 2 or any(
+        k not in ("ham", "spam", "fraud") for k in out["by_label"]
+    ):
         for name, row in out["by_label"].items():
             print(f"  {name:<12} {row['flagged']:>6} / {row['n']:<6} flagged")
     if args.errors:
-        wrong = [
-            (p, y, t)
-            for t, y, p, f in zip(corpus.texts, corpus.labels, scores, flags, strict=True)
-            if f != y
-        ]
-        wrong.sort(key=lambda w: (w[1], -w[0] if not w[1] else w[0]))
-        for p, y, t in wrong[: args.errors]:
-            kind = "missed fraud" if y else "false positive"
-            print(f"  {kind:<14} p={p:.2f}  {t[:120]!r}")
+        _print_errors(args.errors, corpus, scores, flags, rules)
     if "bench" in out:
         b = out["bench"]
         print(
@@ -411,6 +518,37 @@ def _print_report(
             f"one pass one at a time from empty caches with the score memo on (repeated texts "
             f"are remembered): {b['memo_single_us']:.1f} µs/message"
         )
+
+
+def _print_cells(dimension: str, cells: Mapping[str, Mapping[str, Any]]) -> None:
+    if len(cells) < 2 and dimension != "lang":
+        return
+    print(f"  by {dimension}: {'':<14} fraud caught        legit flagged / blocked")
+    for name, c in cells.items():
+        caught = f"{c['caught']:>5} / {c['fraud']:<5} {c['recall']:>6.1%}" if c["fraud"] else ""
+        legit = (
+            f"{c['legit_flagged']:>5} / {c['legit_blocked']:<4} of {c['legit']:<5} "
+            f"{c['flag_rate']:>6.2%}"
+            if c["legit"]
+            else ""
+        )
+        print(f"    {name[:28]:<28} {caught:<22} {legit}")
+
+
+def _print_errors(
+    count: int,
+    corpus: Corpus,
+    scores: Sequence[float],
+    flags: Sequence[bool],
+    rules: Sequence[list[str]] | None,
+) -> None:
+    rows = zip(corpus.texts, corpus.labels, scores, flags, strict=True)
+    wrong = [(p, y, t, rules[i] if rules else []) for i, (t, y, p, f) in enumerate(rows) if f != y]
+    wrong.sort(key=lambda w: (w[1], -w[0] if not w[1] else w[0]))
+    for p, y, t, ids in wrong[:count]:
+        kind = "missed fraud" if y else "false positive"
+        why = f" [{', '.join(ids)}]" if ids else ""
+        print(f"  {kind:<14} p={p:.2f}{why}  {t[:120]!r}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from gsm_probe.events import ProbeEvent, ProbeHealth
 from gsm_probe.probes import HealthLimits, ProbeManager
 
 if TYPE_CHECKING:
+    from gateway.detect.classifier import TextClassifier
     from gateway.workflow import Workflow
 
 log = logging.getLogger("fraudgate.wiring")
@@ -50,8 +51,11 @@ class DispatcherPort(Protocol):
     async def flush(self, timeout: float) -> None: ...
 
 
-def build_detectors(cfg: GatewayConfig) -> tuple[list[Detector], list[Detector]]:
-    """(all detectors, the text-only ones used on texts forwarded to the complaint number)."""
+def build_detectors(
+    cfg: GatewayConfig, model: TextClassifier | None = None
+) -> tuple[list[Detector], list[Detector]]:
+    """(all detectors, the text-only ones used on texts forwarded to the complaint number).
+    `model`: the classifier's model instead of the configured one (evaluation folds)."""
     from gateway.detect.classifier import ClassifierDetector, load_model
     from gateway.detect.content import ContentDetector
     from gateway.detect.greyroute import GreyRouteDetector
@@ -62,16 +66,19 @@ def build_detectors(cfg: GatewayConfig) -> tuple[list[Detector], list[Detector]]
     content = ContentDetector.from_file(rules / "content.toml")
     urls = UrlDetector.from_file(rules / "brands.toml")
     sender = SenderDetector.from_file(rules / "senders.toml")
-    classifier = (
-        ClassifierDetector(load_model(cfg.model)) if cfg.model else ClassifierDetector.default()
-    )
+    if model is not None:
+        classifier = ClassifierDetector(model)
+    elif cfg.model:
+        classifier = ClassifierDetector(load_model(cfg.model))
+    else:
+        classifier = ClassifierDetector.default()
     text_only: list[Detector] = [content, urls, classifier]
     detectors = [*text_only, sender, GreyRouteDetector(), VelocityDetector(cfg.velocity)]
     return detectors, text_only
 
 
-def build_inspector(cfg: GatewayConfig) -> Inspector:
-    detectors, text_only = build_detectors(cfg)
+def build_inspector(cfg: GatewayConfig, model: TextClassifier | None = None) -> Inspector:
+    detectors, text_only = build_detectors(cfg, model)
     return Inspector(
         detectors,
         cfg.thresholds,

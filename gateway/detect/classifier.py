@@ -38,7 +38,7 @@ import string
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -744,7 +744,7 @@ class CvResult:
     seconds: float
 
 
-def cross_validate(
+def cv_models(
     texts: Sequence[str],
     labels: Sequence[bool],
     *,
@@ -753,11 +753,11 @@ def cross_validate(
     c: float = DEFAULT_C,
     threshold: float = DEFAULT_THRESHOLD,
     groups: Sequence[str] | None = None,
-) -> CvResult:
-    """Stratified k-fold cross-validation: each fold is scored by a model trained on the others
-    (vocabulary, idf and weights from the training folds only; the threshold is the fixed rule).
-
-    `groups`: texts of one group (variants of one template) are kept in the same fold."""
+) -> Iterator[tuple[TextClassifier, npt.NDArray[np.intp]]]:
+    """For each of k stratified folds: (a model trained on the other folds, the fold's indices).
+    `groups`: texts of one group (a template's variants, one publisher's texts) stay in one
+    fold. `cross_validate` scores the classifier with them; `fraudgate eval --cv` the whole
+    stack of detectors with each fold's model."""
     from sklearn.model_selection import (  # type: ignore[import-untyped, unused-ignore]
         StratifiedGroupKFold,
         StratifiedKFold,
@@ -769,10 +769,7 @@ def cross_validate(
     fewest = int(min(y.sum(), (~y).sum()))
     if fewest < k:
         raise ValueError(f"{k}-fold cross-validation needs at least {k} messages of each class")
-    started = time.perf_counter()
     docs = [analyze(t) for t in texts]
-    scores = np.zeros(len(texts), dtype=np.float64)
-    folds: list[Metrics] = []
     if groups is None:
         splits = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(
             np.zeros(len(y)), y
@@ -792,6 +789,29 @@ def cross_validate(
             threshold=threshold,
             check_texts=[texts[i] for i in train_idx[:64]],
         )
+        yield model, test_idx
+
+
+def cross_validate(
+    texts: Sequence[str],
+    labels: Sequence[bool],
+    *,
+    k: int = 5,
+    seed: int = 0,
+    c: float = DEFAULT_C,
+    threshold: float = DEFAULT_THRESHOLD,
+    groups: Sequence[str] | None = None,
+) -> CvResult:
+    """Stratified k-fold cross-validation: each fold is scored by a model trained on the others
+    (vocabulary, idf and weights from the training folds only; the threshold is the fixed rule).
+
+    `groups`: texts of one group (variants of one template) are kept in the same fold."""
+    y = np.array([bool(v) for v in labels], dtype=bool)
+    started = time.perf_counter()
+    scores = np.zeros(len(texts), dtype=np.float64)
+    folds: list[Metrics] = []
+    for model, test_idx in cv_models(texts, labels, k=k, seed=seed, c=c, threshold=threshold,
+                                     groups=groups):  # fmt: skip
         p = model.predict_batch([texts[i] for i in test_idx])
         scores[test_idx] = p
         folds.append(confusion(y[test_idx].tolist(), [v >= threshold for v in p]))

@@ -7,8 +7,10 @@ Two formats, both UTF-8 (a byte-order mark is ignored), read as a stream (one me
   is one of `label`, `labels`, `class`, `category`, `type`, `v1` (any case). Blank lines are
   ignored.
 * `csv`: RFC 4180 CSV (quoted fields may hold commas, quotes and line breaks) whose first row is a
-  header naming the columns `label` and `text` (any case, any position); other columns are
-  ignored.
+  header naming the columns `label` and `text` (any case, any position). Optional columns
+  describe the traffic and the row (`fraudgate eval` uses them): `source` (sender address),
+  `route` (local / international / a2p), `lang`, `theme`, `channel`, `publisher` (where the
+  text was published: the unit a held-out split keeps on one side); other columns are ignored.
 
 Labels: `ham` (any case) is a legitimate message; every other label (`spam`, `fraud`,
 `smishing`, ...) is fraud / spam.
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final, Literal
@@ -33,6 +35,7 @@ Format = Literal["uci", "csv"]
 FORMATS: Final = ("uci", "csv")
 HAM: Final = "ham"
 HEADER_LABELS: Final = frozenset({"label", "labels", "class", "category", "type", "v1"})
+META_COLUMNS: Final = ("source", "route", "lang", "theme", "channel", "publisher")
 
 
 class CorpusError(ValueError):
@@ -52,6 +55,7 @@ class Example:
     fraud: bool
     label: str  # as written in the file
     line: int  # where the message starts
+    meta: Mapping[str, str] = field(default_factory=dict)  # the optional CSV columns given
 
 
 @dataclass(slots=True)
@@ -137,9 +141,11 @@ class _Sink:
             raise CorpusError(self.origin, line, reason)
         self.report.skipped.append((line, reason))
 
-    def good(self, label: str, text: str, line: int) -> Example:
+    def good(
+        self, label: str, text: str, line: int, meta: Mapping[str, str] | None = None
+    ) -> Example:
         self.report.read += 1
-        return Example(text=text, fraud=is_fraud(label), label=label, line=line)
+        return Example(text=text, fraud=is_fraud(label), label=label, line=line, meta=meta or {})
 
 
 def read_uci(
@@ -194,6 +200,7 @@ def read_csv(
                 f"(columns: {', '.join(repr(c) for c in header) or 'none'})",
             )
         at_label, at_text = columns.index("label"), columns.index("text")
+        at_meta = {c: columns.index(c) for c in META_COLUMNS if c in columns}
         need = max(at_label, at_text) + 1
         start = counted.count + 1
         for row in reader:
@@ -209,7 +216,8 @@ def read_csv(
             elif not text.strip():
                 sink.bad(line, "empty text")
             else:
-                yield sink.good(label, text, line)
+                meta = {c: row[i].strip() for c, i in at_meta.items() if i < len(row)}
+                yield sink.good(label, text, line, {c: v for c, v in meta.items() if v})
     except csv.Error as exc:
         raise CorpusError(origin, counted.count, f"CSV: {exc}") from None
 

@@ -311,6 +311,23 @@ class SenderDetector(RuleBacked[SenderConfig]):
     def config(self) -> SenderConfig:
         return self._rules
 
+    def protected(self, sms: SmsEvent) -> ProtectedSender | None:
+        """The registered sender this message comes from, when it arrives where its contract
+        says (its id exactly, on an allowed bind and route): protected A2P, which content and
+        classifier findings may flag for an analyst but never block."""
+        hit = self._rules.match(sms.source) if sms.source else None
+        if hit is None or hit[0] != "exact" or not hit[1].allows(sms.smsc, sms.route):
+            return None
+        return hit[1]
+
+    def contracted_bind(self, address: str) -> str | None:
+        """The first bind a registered sender id is contracted on (None: not registered, or
+        allowed on any bind)."""
+        hit = self._rules.match(address)
+        if hit is None or hit[0] != "exact" or not hit[1].allowed_smsc:
+            return None
+        return min(hit[1].allowed_smsc)
+
     def inspect(self, sms: SmsEvent, now: float) -> Sequence[Reason]:
         cfg = self._rules
         source = sms.source
