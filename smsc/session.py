@@ -10,6 +10,8 @@ What the session does by itself, so every user gets it right:
   with the status the decoder gives for a malformed body;
 - bind state checks from one transition table (§2.3, §2.4): a request not allowed in the state
   gets ESME_RINVBNDSTS (ESME_RALYBND for a second bind);
+- a peer request reusing the sequence number of one still unanswered is answered at once with
+  ESME_RSYSERR and not handed on (§5.1.4: two answers under one number could not be told apart);
 - sequence numbers, a window of in-flight requests with per-request response timeouts, and
   enquire_link both ways: answered at once; sent after `enquire_link_interval` of silence;
   its missing answer declares the link dead;
@@ -107,6 +109,15 @@ REQUESTS_ALLOWED: dict[tuple[Role, State], frozenset[int]] = {
     (Role.ESME, State.PEER_UNBINDING): frozenset(),
     (Role.SMSC, State.PEER_UNBINDING): frozenset(),
 }
+
+# A peer request reusing the sequence_number of one of its requests we have not answered yet.
+# Both cannot be pending: a response carries its request's sequence_number and nothing else
+# (§5.1.4), so the peer could not tell the two answers apart. The repeat is answered at once with
+# its own response PDU, not generic_nack, which is for a header that cannot be used (bad
+# command_length or command_id, §4.3.1); its status is ESME_RSYSERR, a temporary error peers
+# retry, so a distinct message the peer numbered wrongly is resent under a fresh number rather
+# than lost. The first request stays pending and gets the application's answer.
+DUPLICATE_STATUS = Status.ESME_RSYSERR
 
 # Bind transitions: (state, input) -> new state. Anything missing is refused.
 TRANSITIONS: dict[tuple[State, str], State] = {
@@ -505,6 +516,8 @@ class Session:
         if cid == C.ENQUIRE_LINK:  # link level: answered here, in any state
             self._out.append(pdu.response().encode())
             return []
+        if pdu.sequence in self._pending_in and cid not in NO_RESPONSE:
+            return self._refuse(pdu, DUPLICATE_STATUS, f"sequence {pdu.sequence} is still pending")
         peer = Role.SMSC if self.role == Role.ESME else Role.ESME
         if cid in _BIND_TYPE_OF and self.role == Role.SMSC:
             if self.state != State.OPEN:

@@ -9,11 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import raw_smpp
 
 from gateway.backoff import Backoff
 from smsc.client import EsmeClient, EsmeConfig, EsmeSupervisor, TlsConfig
+from smsc.constants import Status
 from smsc.link import BindError, Link
-from smsc.pdu import Pdu, SubmitSm
+from smsc.pdu import DeliverSm, Pdu, SubmitSm
 from smsc.server import SmppServer
 from smsc.session import BindType
 
@@ -152,3 +154,52 @@ async def test_an_oversized_pdu_closes_the_session_with_a_clear_log(
     closed = [r for r in caplog.records if "closed: command_length 10000000" in r.getMessage()]
     assert closed and closed[0].levelno == logging.WARNING
     assert "limit" in closed[0].getMessage()
+
+
+class LateEsme:
+    """Answers each deliver_sm 0.1 s later (as the gateway does once its verdict is recorded)."""
+
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+
+    def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:  # pragma: no cover
+        raise AssertionError("an ESME is never asked to accept a bind")
+
+    def on_request(self, link: Link, pdu: Pdu) -> None:
+        assert isinstance(pdu, DeliverSm)
+        self.got.append(pdu.short_message)
+        link.loop.call_later(0.1, link.respond, pdu.response())
+
+    def on_closed(self, link: Link, reason: str, clean: bool) -> None:
+        pass
+
+
+async def test_an_smsc_repeating_a_pending_sequence_number_gets_both_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A misbehaving SMSC sends two deliver_sm under one sequence_number before the first is
+    answered: the repeat is answered ESME_RSYSERR at once (a temporary error: the SMSC retries
+    it under a fresh number), the first gets the application's answer, nothing raises."""
+    answers: asyncio.Queue[Pdu | None] = asyncio.Queue()
+
+    async def bad_smsc(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        bind = await raw_smpp.read_pdu(reader)
+        assert bind is not None
+        writer.write(bind.response(system_id="bad-smsc").encode())
+        for text in (b"first", b"again"):
+            writer.write(DeliverSm(sequence=7, source_addr="1", destination_addr="2",
+                                   short_message=text).encode())  # fmt: skip
+        for _ in range(2):
+            await answers.put(await raw_smpp.read_pdu(reader))
+        await raw_smpp.read_pdu(reader)  # the client's unbind
+        writer.close()
+
+    server = await asyncio.start_server(bad_smsc, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    handler = LateEsme()
+    async with server, EsmeClient(EsmeConfig("127.0.0.1", port, "u", "pw"), handler) as link:
+        got = [await asyncio.wait_for(answers.get(), 5) for _ in range(2)]
+        link.abort("test done")
+    assert [(p.sequence, p.status) for p in got if p] == [(7, Status.ESME_RSYSERR), (7, 0)]
+    assert handler.got == [b"first"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import raw_smpp
 
 from gateway.backoff import Backoff
 from smsc.client import EsmeClient, EsmeConfig, EsmeSupervisor
 from smsc.constants import EsmClass, MessageState, Status, Tag
 from smsc.link import BindError, Link, LinkClosedError, RequestFailedError
 from smsc.pdu import (
+    BindTransceiver,
     CancelSm,
     DeliverSm,
     Pdu,
@@ -644,3 +647,29 @@ async def test_origin_routes_keep_a2p_and_subscriber_traffic_apart(lab: Lab) -> 
     await eventually(lambda: len(a2p.got) == 1 and len(p2p.got) == 1)
     assert a2p.texts() == Counter([b"from the aggregator"])
     assert p2p.texts() == Counter([b"from a subscriber"])
+
+
+# ---- a peer that repeats a pending sequence number ------------------------------------------
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.2])
+async def test_a_repeated_sequence_number_is_answered_and_nothing_raises(
+    lab: Lab, caplog: pytest.LogCaptureFixture, delay: float
+) -> None:
+    """Two submit_sm under one sequence_number while the first is pending (in one read, or
+    while its answer is delayed): the repeat is answered ESME_RSYSERR at once, the first gets
+    its own answer, only the first is stored, and no callback raises."""
+    sim = await lab.smsc(acc("tx", faults=Faults(response_delay=delay)), acc("rx"),
+                         routes=(("7", "rx"),))  # fmt: skip
+    reader, writer = await raw_smpp.connect(sim.port)
+    writer.write(BindTransceiver(sequence=1, system_id="tx", password="pw").encode())
+    assert (bound := await raw_smpp.read_pdu(reader)) is not None and bound.status == 0
+    writer.write(sm("77015550000", b"first", sequence=5).encode())
+    if delay:
+        await asyncio.sleep(0.05)
+    writer.write(sm("77015550000", b"again", sequence=5).encode())
+    resps = await raw_smpp.read_pdus(reader, 2)
+    writer.close()
+    assert sorted((r.sequence, r.status) for r in resps) == [(5, 0), (5, Status.ESME_RSYSERR)]
+    assert [m.short_message for m in sim.messages.values()] == [b"first"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
