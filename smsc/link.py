@@ -64,7 +64,8 @@ class LinkHandler(Protocol):
     def on_request(self, link: Link, pdu: Pdu) -> None: ...
 
     def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:
-        """SMSC side only: call link.accept_bind / link.reject_bind, now or later."""
+        """SMSC side only: call link.accept_bind / link.reject_bind, now or later (the peer may
+        have left by then: accept_bind returns False, neither raises)."""
 
     def on_closed(self, link: Link, reason: str, clean: bool) -> None: ...
 
@@ -195,13 +196,34 @@ class Link(asyncio.Protocol):
         self._dispatch(self.session.send_response(response))
         self._schedule_flush()
 
-    def accept_bind(self, pdu: Pdu, system_id: str) -> None:
+    def accept_bind(self, pdu: Pdu, system_id: str) -> bool:
+        """Answer a bind with success. False, and nothing sent, when the link closed before the
+        answer (any peer can send a bind and leave): the handler must not set the bind up."""
+        if self.session.closed:
+            self._bind_unanswered(pdu)
+            return False
         self._dispatch(self.session.accept_bind(pdu, system_id))
         self._schedule_flush()
+        return True
 
     def reject_bind(self, pdu: Pdu, status: int) -> None:
+        if self.session.closed:
+            self._bind_unanswered(pdu)
+            return
         self.session.reject_bind(pdu, status)
         self._schedule_flush()
+
+    def _bind_unanswered(self, pdu: Pdu) -> None:
+        # Debug only: a client that sends a bind and closes (or sends garbage after it) is
+        # ordinary on an open port, and a line per occurrence would let anyone flood the log.
+        peer = f"{self.peer[0]}:{self.peer[1]}" if self.peer else "?"
+        log.debug(
+            "%s: bind seq %d from %s: the session closed before it was answered (%s)",
+            self.name,
+            pdu.sequence,
+            peer,
+            self.session.close_reason,
+        )
 
     async def bind(
         self,
@@ -269,7 +291,10 @@ class Link(asyncio.Protocol):
                     fut.set_exception(RequestFailedError(ev.request, ev.reason))
                 self._window_open.set()
             elif isinstance(ev, BindRequested):
-                self.handler.on_bind(self, ev.pdu, ev.bind_type)
+                if self.session.closed:  # the same read closed it (garbage after the bind)
+                    self._bind_unanswered(ev.pdu)
+                else:
+                    self.handler.on_bind(self, ev.pdu, ev.bind_type)
             elif isinstance(ev, Bound):
                 if not self._bound.done():
                     self._bound.set_result(ev)

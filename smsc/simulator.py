@@ -260,7 +260,8 @@ class SimulatedSmsc:
         link.name = f"sim-smsc/{system_id}"
         link.session.config.window = state.account.window
         link.session.config.incoming_window = state.account.window
-        link.accept_bind(pdu, self.config.system_id)
+        if not link.accept_bind(pdu, self.config.system_id):
+            return  # the client left before the answer
         self._link_pdus[link] = 0
         self._link_delivers[link] = 0
         if bind_type in (BindType.RECEIVER, BindType.TRANSCEIVER):

@@ -15,7 +15,7 @@ from gateway.backoff import Backoff
 from smsc.client import EsmeClient, EsmeConfig, EsmeSupervisor, TlsConfig
 from smsc.constants import Status
 from smsc.link import BindError, Link
-from smsc.pdu import DeliverSm, Pdu, SubmitSm
+from smsc.pdu import BindTransceiver, DeliverSm, Pdu, SubmitSm
 from smsc.server import SmppServer
 from smsc.session import BindType
 
@@ -203,3 +203,28 @@ async def test_an_smsc_repeating_a_pending_sequence_number_gets_both_answers(
     assert [(p.sequence, p.status) for p in got if p] == [(7, Status.ESME_RSYSERR), (7, 0)]
     assert handler.got == [b"first"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+class SlowSmsc(Smsc):
+    """Decides binds 0.05 s after they arrive (an A2P proxy asking its upstream first)."""
+
+    def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:
+        link.loop.call_later(0.05, super().on_bind, link, pdu, bind_type)
+
+
+@pytest.mark.parametrize("password", ["pw", "bad"])
+async def test_a_bind_answered_after_the_peer_left_logs_no_traceback(
+    caplog: pytest.LogCaptureFixture, password: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with SmppServer(SlowSmsc, port=0) as srv:
+        for _ in range(3):
+            _, writer = await raw_smpp.connect(srv.port)
+            writer.write(BindTransceiver(sequence=1, system_id="u", password=password).encode())
+            await writer.drain()
+            writer.close()
+        await asyncio.sleep(0.2)
+        assert not srv.links
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    quiet = [r for r in caplog.records if "closed before it was answered" in r.getMessage()]
+    assert len(quiet) == 3 and all(r.levelno == logging.DEBUG for r in quiet)

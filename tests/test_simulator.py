@@ -673,3 +673,25 @@ async def test_a_repeated_sequence_number_is_answered_and_nothing_raises(
     assert sorted((r.sequence, r.status) for r in resps) == [(5, 0), (5, Status.ESME_RSYSERR)]
     assert [m.short_message for m in sim.messages.values()] == [b"first"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# ---- a bind whose session closes before it is answered --------------------------------------
+
+
+async def test_a_bind_followed_by_garbage_in_one_read_logs_no_traceback(
+    lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The session closes on the unframeable bytes before the bind reaches the SMSC: the bind is
+    dropped quietly (a debug line), not answered on a closed session with a traceback."""
+    caplog.set_level(logging.DEBUG, logger="fraudgate")
+    sim = await lab.smsc(acc("gw"))
+    for _ in range(3):
+        reader, writer = await raw_smpp.connect(sim.port)
+        bind = BindTransceiver(sequence=1, system_id="gw", password="pw").encode()
+        writer.write(bind + b"\x00\x00\x00\x05garbage!!")  # command_length 5: unframeable
+        assert await raw_smpp.closed_by_peer(reader)
+        writer.close()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not sim.server.links and not sim.accounts["gw"].links
+    quiet = [r for r in caplog.records if "closed before it was answered" in r.getMessage()]
+    assert len(quiet) == 3 and all(r.levelno == logging.DEBUG for r in quiet)
