@@ -2,8 +2,10 @@
 
 `Link` is an `asyncio.Protocol`: bytes from the socket go to the session, events come back and are
 dispatched, bytes the session wants sent are written once per loop tick (so a burst of requests
-or responses becomes one write). Timers are one `call_at` handle re-armed to the session's next
-deadline. Nothing here knows SMPP rules: they all live in `smsc.session`.
+or responses becomes one write). Reading from the peer pauses while it leaves our writes unread
+(write backpressure), so a peer that never reads costs a bounded buffer; one that does so before
+binding is dropped. Timers are one `call_at` handle re-armed to the session's next deadline.
+Nothing here knows SMPP rules: they all live in `smsc.session`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,16 @@ from smsc.session import (
 log = logging.getLogger("fraudgate.smpp")
 
 RECEIVE_SLICE = 8  # PDUs handled per write when a read brings many (see data_received)
+# Write backpressure. Every request read makes an answer, so a peer that sends and never reads
+# would have us buffer answers without end (45 MiB from one unbound client). Past the high-water
+# mark the transport calls pause_writing and we stop reading that peer; below the low-water mark
+# resume_writing lets it in again. A peer that reads is slowed, not stalled (a full window of
+# 50 typical PDUs is about 15 KiB), and one that does not read stops costing us more than this.
+WRITE_HIGH_WATER = 256 * 1024
+WRITE_LOW_WATER = 64 * 1024
+# A closing link keeps its socket until the queued bytes are sent; a peer that stopped reading
+# would hold it for ever, so it is aborted after this many seconds.
+CLOSE_GRACE = 5.0
 
 
 class LinkClosedError(SmppError):
@@ -93,6 +105,7 @@ class Link(asyncio.Protocol):
         self._flush_scheduled = False
         self._continue_scheduled = False
         self._reading_paused = False
+        self._disconnected = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._bound: asyncio.Future[Bound] = self.loop.create_future()
@@ -103,6 +116,7 @@ class Link(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1]) if isinstance(peer, tuple) else None
         self.session.now = self.loop.time()
@@ -113,7 +127,8 @@ class Link(asyncio.Protocol):
         # write after each, and the rest waits for the next loop tick: the peer works on the
         # first answers while we handle the rest, and other tasks (the recorder committing the
         # first slice's verdicts, other links) run in between instead of after the whole read.
-        # Reading pauses while complete PDUs wait, so a peer cannot fill our memory.
+        # Reading pauses while complete PDUs wait, and while the peer leaves our answers unread
+        # (pause_writing), so a peer cannot fill our memory.
         self._receive(data)
 
     def _receive(self, data: bytes = b"") -> None:
@@ -126,29 +141,48 @@ class Link(asyncio.Protocol):
             self.abort("internal error while handling received PDUs")
             return
         self._flush()
+        backlog = self.session.pdu_ready and not self.session.closed
+        writable = self._writable.is_set()
+        if backlog and writable and not self._continue_scheduled:
+            self._continue_scheduled = True
+            self.loop.call_soon(self._receive)
+        self._set_reading(writable and not backlog)
+
+    def _set_reading(self, on: bool) -> None:
         transport = self.transport
-        if self.session.pdu_ready and not self.session.closed:
-            if not self._continue_scheduled:
-                self._continue_scheduled = True
-                self.loop.call_soon(self._receive)
-            if transport is not None and not self._reading_paused:
-                self._reading_paused = True
-                transport.pause_reading()
-        elif self._reading_paused:
-            self._reading_paused = False
-            if transport is not None and not transport.is_closing():
-                transport.resume_reading()
+        reading = not self._reading_paused
+        if transport is None or reading == on:
+            return
+        self._reading_paused = not on
+        if on:
+            transport.resume_reading()
+        else:
+            transport.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._disconnected = True
         reason = f"connection lost: {exc}" if exc else "connection closed by peer"
         self._dispatch(self.session.connection_lost(reason))
         self._writable.set()
 
     def pause_writing(self) -> None:
         self._writable.clear()
+        if self.session.before_bind and not self.session.closed:
+            # Nobody yet, and already leaving our answers unread: not worth a buffer.
+            self.abort(f"write buffer over {WRITE_HIGH_WATER} bytes before a bind: not reading")
+            return
+        self._set_reading(False)
 
     def resume_writing(self) -> None:
         self._writable.set()
+        if self.session.closed:
+            return
+        if self.session.pdu_ready:  # what was read before the pause goes first
+            if not self._continue_scheduled:
+                self._continue_scheduled = True
+                self.loop.call_soon(self._receive)
+        else:
+            self._set_reading(True)
 
     # ------------------------------------------------------------------ sending
     def _schedule_flush(self) -> None:
@@ -161,9 +195,23 @@ class Link(asyncio.Protocol):
         data = self.session.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
-        if self.session.closed and self.transport is not None:
-            self.transport.close()
+        if self.session.closed:
+            self._close_transport()
         self._arm_timer()
+
+    def _close_transport(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not self._writable.is_set():  # the peer does not read: the queue would never go
+            transport.abort()
+            return
+        transport.close()  # after what is queued (a bind_resp, a generic_nack) is sent
+        self.loop.call_later(CLOSE_GRACE, self._abort_if_connected, transport)
+
+    def _abort_if_connected(self, transport: asyncio.Transport) -> None:
+        if not self._disconnected:
+            transport.abort()
 
     async def request(self, pdu: Pdu, *, timeout: float | None = None) -> Pdu:
         """Send a request, wait for its response (any command_status) and return it."""

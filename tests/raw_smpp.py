@@ -5,6 +5,8 @@ own Link would hide or get right)."""
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Callable
 
 from smsc.pdu import BindTransceiver, Pdu, decode_pdu
 
@@ -63,3 +65,40 @@ async def bind_status(port: int, system_id: str, password: str, source: str = "1
         return -1 if resp is None else resp.status
     finally:
         writer.close()
+
+
+def non_reading_socket() -> socket.socket:
+    """A client socket that will never read: its receive buffer is shrunk before connecting (so
+    TCP advertises a small window) and the kernel cannot hide what the server keeps buffered."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    return sock
+
+
+def shrink_send_buffer(transport: asyncio.BaseTransport | None) -> None:
+    """Shrink the server's kernel send buffer for this connection (a slow path instead of
+    loopback's megabytes), so what the server buffers shows up in its own write buffer."""
+    assert transport is not None
+    transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+
+async def flood(
+    sock: socket.socket, data: bytes, seconds: float, sample: Callable[[], object]
+) -> tuple[int, bool]:
+    """Send `data` over and over without ever reading, calling `sample()` after each send,
+    until the peer closes or resets the connection or `seconds` pass: (bytes sent, closed)."""
+    loop = asyncio.get_running_loop()
+    sent = 0
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        try:
+            await asyncio.wait_for(loop.sock_sendall(sock, data), 0.2)
+        except TimeoutError:  # the server stopped reading: keep pushing, see if it holds
+            pass
+        except OSError:  # EPIPE / ECONNRESET: the server closed the connection
+            return sent, True
+        else:
+            sent += len(data)
+        sample()
+    return sent, False

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 import raw_smpp
+from waiting import eventually
 
 from gateway.backoff import Backoff
 from smsc.client import EsmeClient, EsmeConfig, EsmeSupervisor, TlsConfig
 from smsc.constants import Status
-from smsc.link import BindError, Link
-from smsc.pdu import BindTransceiver, DeliverSm, Pdu, SubmitSm
+from smsc.link import WRITE_HIGH_WATER, BindError, Link
+from smsc.pdu import BindTransceiver, DeliverSm, EnquireLink, Pdu, SubmitSm
 from smsc.server import SmppServer
-from smsc.session import BindType
+from smsc.session import BindType, SessionConfig
 
 
 class Smsc:
@@ -228,3 +229,33 @@ async def test_a_bind_answered_after_the_peer_left_logs_no_traceback(
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     quiet = [r for r in caplog.records if "closed before it was answered" in r.getMessage()]
     assert len(quiet) == 3 and all(r.levelno == logging.DEBUG for r in quiet)
+
+
+async def test_an_unbound_peer_that_never_reads_is_dropped_at_the_high_water_mark(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without the limit on PDUs before a bind, an unbound client flooding requests and never
+    reading is still dropped: the first time the write buffer passes the high-water mark."""
+    config = SessionConfig(max_pdus_before_bind=None)
+    async with SmppServer(Smsc, port=0, session_config=config) as srv:
+        sock = raw_smpp.non_reading_socket()
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", srv.port))
+        await eventually(lambda: any(link.transport for link in srv.links))
+        (link,) = srv.links
+        raw_smpp.shrink_send_buffer(link.transport)
+        peak = 0
+
+        def sample() -> None:
+            nonlocal peak
+            if link.transport is not None:
+                peak = max(peak, link.transport.get_write_buffer_size())
+
+        _, closed = await raw_smpp.flood(
+            sock, EnquireLink(sequence=3).encode() * 1000, 10.0, sample
+        )
+        sock.close()
+    assert closed
+    assert peak <= WRITE_HIGH_WATER + 64 * 1024, peak
+    reason, _ = await link.closed
+    assert reason.startswith(f"write buffer over {WRITE_HIGH_WATER} bytes before a bind")
+    assert len([r for r in caplog.records if "before a bind" in r.getMessage()]) == 1

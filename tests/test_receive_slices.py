@@ -86,6 +86,9 @@ class _RecordingTransport(asyncio.Transport):
     def write(self, data: Any) -> None:
         self.writes.append(bytes(data))
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass  # nothing is buffered here: pause_writing is never called
+
     def is_closing(self) -> bool:
         return False
 
@@ -207,3 +210,21 @@ async def test_a_handler_error_in_a_later_slice_closes_the_link_instead_of_stall
         await asyncio.sleep(0)  # the second slice raises inside a loop callback
     assert link.session.closed  # closed (the SMSC redelivers), not paused forever
     assert link.closed.done()
+
+
+async def test_reading_pauses_while_the_peer_leaves_our_writes_unread() -> None:
+    link, transport = await _bound_link()
+
+    def answered() -> int:
+        return len(split_pdus(b"".join(transport.writes)))
+
+    link.pause_writing()  # the transport's buffer passed the high-water mark
+    assert not transport.reading
+    link.data_received(submits(20))  # already read: one slice is handled, the rest waits
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert answered() == RECEIVE_SLICE and not transport.reading
+    link.resume_writing()  # below the low-water mark: the rest, then reading again
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert answered() == 20 and transport.reading

@@ -548,3 +548,27 @@ def test_an_unbind_reusing_a_pending_sequence_does_not_break_the_drain() -> None
     (resp,) = split_pdus(wire.smsc.data_to_send())
     assert isinstance(resp, UnbindResp) and resp.status == Status.ESME_RSYSERR
     assert wire.smsc.send_response(events[0].pdu.response(message_id="m")) == []  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------------------------
+# A peer that floods before binding
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_more_pdus_than_allowed_before_a_bind_close_the_session(chunked: bool) -> None:
+    smsc = Session(Role.SMSC, SessionConfig(max_pdus_before_bind=3))
+    pdus = [EnquireLink(sequence=i).encode() for i in range(1, 6)]
+    events: list[Event] = []
+    for data in pdus if chunked else [b"".join(pdus)]:
+        events += smsc.receive_data(data, 1.0)
+    assert events == [Closed("more than 3 PDUs before a bind: dropped", clean=False)]
+    assert [p.sequence for p in split_pdus(smsc.data_to_send())] == [1, 2, 3]  # 4th not answered
+
+
+def test_pdus_after_the_bind_do_not_count_toward_the_limit() -> None:
+    wire = Wire(SessionConfig(max_pdus_before_bind=2))
+    wire.bind(BindType.TRANSCEIVER)  # bind and bind_resp: one PDU on each side
+    for _ in range(5):
+        wire.esme.enquire_link()
+    wire.pump()
+    assert wire.smsc.bound and wire.esme.bound

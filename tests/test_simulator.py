@@ -17,11 +17,12 @@ import raw_smpp
 from gateway.backoff import Backoff
 from smsc.client import EsmeClient, EsmeConfig, EsmeSupervisor
 from smsc.constants import EsmClass, MessageState, Status, Tag
-from smsc.link import BindError, Link, LinkClosedError, RequestFailedError
+from smsc.link import WRITE_HIGH_WATER, BindError, Link, LinkClosedError, RequestFailedError
 from smsc.pdu import (
     BindTransceiver,
     CancelSm,
     DeliverSm,
+    EnquireLink,
     Pdu,
     QuerySm,
     ReplaceSm,
@@ -695,3 +696,66 @@ async def test_a_bind_followed_by_garbage_in_one_read_logs_no_traceback(
     assert not sim.server.links and not sim.accounts["gw"].links
     quiet = [r for r in caplog.records if "closed before it was answered" in r.getMessage()]
     assert len(quiet) == 3 and all(r.levelno == logging.DEBUG for r in quiet)
+
+
+# ---- clients that send and never read --------------------------------------------------------
+
+FLOOD = EnquireLink(sequence=7).encode() * 1000
+
+
+class _Peak:
+    """The largest write buffer seen on the server's link for a connection."""
+
+    def __init__(self, sim: SimulatedSmsc) -> None:
+        self.sim, self.bytes = sim, 0
+        self.link: Link | None = None
+
+    def __call__(self) -> None:
+        links = [link for link in self.sim.server.links if link.transport is not None]
+        if self.link is None and links:
+            (self.link,) = links
+            raw_smpp.shrink_send_buffer(self.link.transport)
+        if self.link is not None and self.link.transport is not None:
+            self.bytes = max(self.bytes, self.link.transport.get_write_buffer_size())
+
+
+async def test_an_unbound_client_flooding_requests_is_dropped(
+    lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    """100k enquire_link before any bind, never reading the answers: the SMSC drops the
+    connection after a few (it used to answer them all, 45 MiB buffered for a bigger flood)."""
+    sim = await lab.smsc(acc("gw"))
+    sock = raw_smpp.non_reading_socket()
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", sim.port))
+    peak = _Peak(sim)
+    await eventually(lambda: peak() or peak.link is not None)
+    link = peak.link
+    assert link is not None
+    _, closed = await raw_smpp.flood(sock, FLOOD * 100, 5.0, peak)  # 100k enquire_link
+    sock.close()
+    assert closed and link.session.closed
+    assert peak.bytes < 4096, peak.bytes
+    reason, _ = await link.closed
+    assert "before a bind" in reason
+    drops = [r for r in caplog.records if "before a bind" in r.getMessage()]
+    assert len(drops) == 1  # one line for the drop, none per PDU
+
+
+async def test_a_bound_client_that_never_reads_is_paused_then_dropped(lab: Lab) -> None:
+    """A bound client floods enquire_link and never reads: the SMSC stops reading it once its
+    write buffer passes the high-water mark (it used to buffer every answer), then its own
+    enquire_link goes unanswered and the link is dropped, the unsent answers discarded."""
+    sim = await lab.smsc(acc("gw"), enquire_link_interval=0.5, response_timeout=0.5)
+    sock = raw_smpp.non_reading_socket()
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", sim.port))
+    await loop.sock_sendall(
+        sock, BindTransceiver(sequence=1, system_id="gw", password="pw").encode()
+    )
+    await eventually(lambda: any(link.session.bound for link in sim.server.links))
+    peak = _Peak(sim)
+    sent, closed = await raw_smpp.flood(sock, FLOOD, 10.0, peak)
+    sock.close()
+    assert sent >= 100_000 * 16, sent
+    assert closed
+    assert peak.bytes <= WRITE_HIGH_WATER + 64 * 1024, peak.bytes
