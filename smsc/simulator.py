@@ -79,6 +79,16 @@ class Account:
     throughput: float = 0.0  # submits per second, 0 = unlimited
     faults: Faults = field(default_factory=Faults)
 
+    def admits(self, address: str | None) -> bool:
+        """Whether a bind may come from this source address (any, without an allow-list)."""
+        if not self.allow_ips:
+            return True
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in net for net in self.allow_ips)
+
 
 @dataclass
 class Route:
@@ -238,14 +248,14 @@ class SimulatedSmsc:
         if state is None:
             return Status.ESME_RINVSYSID
         acc = state.account
+        # The source address before the password: from outside the allow-list every password
+        # gets the same answer, or the answer would tell a right password from a wrong one.
+        if not acc.admits(link.peer[0] if link.peer else None):
+            return Status.ESME_RBINDFAIL
         if getattr(pdu, "password", "") != acc.password:
             return Status.ESME_RINVPASWD
         if bind_type not in acc.bind_types:
             return Status.ESME_RBINDFAIL
-        if acc.allow_ips:
-            ip = ipaddress.ip_address(link.peer[0]) if link.peer else None
-            if ip is None or not any(ip in net for net in acc.allow_ips):
-                return Status.ESME_RBINDFAIL
         return Status.ESME_ROK
 
     def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:

@@ -759,3 +759,16 @@ async def test_a_bound_client_that_never_reads_is_paused_then_dropped(lab: Lab) 
     assert sent >= 100_000 * 16, sent
     assert closed
     assert peak.bytes <= WRITE_HIGH_WATER + 64 * 1024, peak.bytes
+
+
+# ---- bind guard ------------------------------------------------------------------------------
+
+
+async def test_outside_the_allow_list_the_answer_does_not_depend_on_the_password(lab: Lab) -> None:
+    """The source address is checked before the password: from outside an account's allow-list
+    the right and a wrong password get the same ESME_RBINDFAIL (it used to be 0x0D for the right
+    one and 0x0E for a wrong one: a password oracle)."""
+    sim = await lab.smsc(acc("far", allow_ips=(ipaddress.ip_network("10.0.0.0/8"),)))
+    right = await raw_smpp.bind_status(sim.port, "far", "pw")
+    wrong = await raw_smpp.bind_status(sim.port, "far", "guess")
+    assert right == wrong == Status.ESME_RBINDFAIL
