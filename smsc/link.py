@@ -106,6 +106,7 @@ class Link(asyncio.Protocol):
         self._continue_scheduled = False
         self._reading_paused = False
         self._disconnected = False
+        self._quiet_close = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._bound: asyncio.Future[Bound] = self.loop.create_future()
@@ -254,11 +255,17 @@ class Link(asyncio.Protocol):
         self._schedule_flush()
         return True
 
-    def reject_bind(self, pdu: Pdu, status: int) -> None:
+    def reject_bind(self, pdu: Pdu, status: int, *, close: bool = False) -> None:
+        """Answer a bind with an error status; with `close`, close the connection once the
+        answer is sent, so a client gets one guess per connection (what it sent after the bind
+        is not read). That close is logged at debug: the handler logs refusals its own way."""
         if self.session.closed:
             self._bind_unanswered(pdu)
             return
         self.session.reject_bind(pdu, status)
+        if close:
+            self._quiet_close = True
+            self._dispatch(self.session.close(f"bind refused ({status_name(status)})"))
         self._schedule_flush()
 
     def _bind_unanswered(self, pdu: Pdu) -> None:
@@ -365,10 +372,10 @@ class Link(asyncio.Protocol):
 
     def _on_closed(self, ev: Closed) -> None:
         peer = f"{self.peer[0]}:{self.peer[1]}" if self.peer else "?"
-        if ev.clean:
-            log.info("%s: session with %s closed: %s", self.name, peer, ev.reason)
-        else:
-            log.warning("%s: session with %s closed: %s", self.name, peer, ev.reason)
+        level = logging.INFO if ev.clean else logging.WARNING
+        if self._quiet_close:
+            level = logging.DEBUG
+        log.log(level, "%s: session with %s closed: %s", self.name, peer, ev.reason)
         if not self._bound.done():
             self._bound.set_exception(LinkClosedError(ev.reason))
             self._bound.exception()  # mark retrieved: nobody may be waiting

@@ -611,6 +611,13 @@ class Session:
             self._last_rx = now  # the next probe comes one interval later
         return events
 
+    def close(self, reason: str) -> list[Event]:
+        """End the session from our side now: what is queued still goes out (a bind_resp),
+        nothing more is read. The caller closes the socket on the Closed event."""
+        if self.state == State.CLOSED:
+            return []
+        return self._close(reason, clean=False)
+
     def connection_lost(self, reason: str = "connection lost") -> list[Event]:
         if self.state == State.CLOSED:
             return []

@@ -263,8 +263,7 @@ class SimulatedSmsc:
         system_id = getattr(pdu, "system_id", "")
         if status:
             log.info("bind %s from %s refused: 0x%02X", system_id, link.peer, status)
-            link.reject_bind(pdu, status)
-            link.loop.call_later(0.2, link.abort, "bind refused")
+            link.reject_bind(pdu, status, close=True)
             return
         state = self.accounts[system_id]
         link.name = f"sim-smsc/{system_id}"

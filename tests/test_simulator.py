@@ -17,7 +17,14 @@ import raw_smpp
 from gateway.backoff import Backoff
 from smsc.client import EsmeClient, EsmeConfig, EsmeSupervisor
 from smsc.constants import EsmClass, MessageState, Status, Tag
-from smsc.link import WRITE_HIGH_WATER, BindError, Link, LinkClosedError, RequestFailedError
+from smsc.link import (
+    RECEIVE_SLICE,
+    WRITE_HIGH_WATER,
+    BindError,
+    Link,
+    LinkClosedError,
+    RequestFailedError,
+)
 from smsc.pdu import (
     BindTransceiver,
     CancelSm,
@@ -772,3 +779,18 @@ async def test_outside_the_allow_list_the_answer_does_not_depend_on_the_password
     right = await raw_smpp.bind_status(sim.port, "far", "pw")
     wrong = await raw_smpp.bind_status(sim.port, "far", "guess")
     assert right == wrong == Status.ESME_RBINDFAIL
+
+
+async def test_a_refused_bind_is_answered_then_the_connection_closed(lab: Lab) -> None:
+    """One guess per connection: 2,001 binds written at once get one password check, the
+    refusal, and the close (all 2,001 used to be answered, a password checked for each)."""
+    sim = await lab.smsc(acc("gw"))
+    reader, writer = await raw_smpp.connect(sim.port)
+    guesses = [BindTransceiver(sequence=i, system_id="gw", password=f"g{i}") for i in range(2001)]
+    writer.write(b"".join(p.encode() for p in guesses[:-1]) + guesses[-1].encode())
+    answers = await raw_smpp.read_pdus(reader, 2001)
+    writer.close()
+    checked = [p for p in answers if p.status == Status.ESME_RINVPASWD]
+    assert len(checked) == 1 and checked[0].sequence == 0
+    assert len(answers) <= RECEIVE_SLICE  # the rest of the first read: ESME_RALYBND, unchecked
+    assert {p.status for p in answers if p not in checked} <= {Status.ESME_RALYBND}
