@@ -15,6 +15,7 @@ import pytest
 import raw_smpp
 
 from gateway.backoff import Backoff
+from smsc.bindguard import BindGuardConfig
 from smsc.client import EsmeClient, EsmeConfig, EsmeSupervisor
 from smsc.constants import EsmClass, MessageState, Status, Tag
 from smsc.link import (
@@ -794,3 +795,45 @@ async def test_a_refused_bind_is_answered_then_the_connection_closed(lab: Lab) -
     assert len(checked) == 1 and checked[0].sequence == 0
     assert len(answers) <= RECEIVE_SLICE  # the rest of the first read: ESME_RALYBND, unchecked
     assert {p.status for p in answers if p not in checked} <= {Status.ESME_RALYBND}
+
+
+async def test_brute_force_from_one_address_gets_a_handful_of_guesses(
+    lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An attacker at 127.0.0.2 reconnects and guesses as fast as it can for 1.5 s: five
+    passwords are checked, then the address is locked out (the right password included, same
+    answer as a guess), one log line, no password in the log; the real client at 127.0.0.1
+    binds all along. Before: every guess checked, about 1,100 a second."""
+    caplog.set_level(logging.DEBUG)
+    sim = await lab.smsc(acc("gw"))
+    loop = asyncio.get_running_loop()
+    answers: Counter[int] = Counter()
+    end = loop.time() + 1.5
+    while loop.time() < end:
+        guess = f"g{answers.total()}"  # at most 8 octets (§5.2.2)
+        answers[await raw_smpp.bind_status(sim.port, "gw", guess, source="127.0.0.2")] += 1
+    assert answers[Status.ESME_RINVPASWD] == 5  # BindGuardConfig.address_failures
+    assert set(answers) == {Status.ESME_RINVPASWD, Status.ESME_RBINDFAIL}
+    assert answers.total() > 50  # it kept trying
+    right = await raw_smpp.bind_status(sim.port, "gw", "pw", source="127.0.0.2")
+    assert right == Status.ESME_RBINDFAIL
+    assert (await lab.bind("gw")).session.bound  # the legitimate client, elsewhere
+    assert sim.stats.binds_refused == answers.total() + 1
+    assert sim.stats.binds_locked_out == answers.total() + 1 - 5
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    refusals = [m for m in lines if "refused" in m]
+    assert len(refusals) == 1 and "127.0.0.2" in refusals[0], refusals
+    assert not [r for r in caplog.records if re.search(r"\bg\d+\b", r.getMessage())]
+
+
+async def test_guessing_from_many_addresses_locks_the_system_id_but_not_its_client(
+    lab: Lab,
+) -> None:
+    sim = await lab.smsc(acc("gw"), bind_guard=BindGuardConfig(system_id_failures=3))
+    assert (await lab.bind("gw")).session.bound  # the real client, from 127.0.0.1
+    for i in range(3):  # one guess from each address: none reaches its own limit
+        guess = await raw_smpp.bind_status(sim.port, "gw", "guess", source=f"127.0.0.{10 + i}")
+        assert guess == Status.ESME_RINVPASWD
+    stranger = await raw_smpp.bind_status(sim.port, "gw", "pw", source="127.0.0.20")
+    assert stranger == Status.ESME_RBINDFAIL  # locked, even with the password
+    assert (await lab.bind("gw")).session.bound  # the client that has bound before
