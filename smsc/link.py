@@ -216,15 +216,16 @@ class Link(asyncio.Protocol):
 
     async def request(self, pdu: Pdu, *, timeout: float | None = None) -> Pdu:
         """Send a request, wait for its response (any command_status) and return it."""
-        while True:
+        while True:  # each wait may end with the link closed or the window taken
             if self.session.closed:
                 raise LinkClosedError(self.session.close_reason or "closed")
-            if self.session.window_free > 0:
+            if not self._writable.is_set():  # the peer is behind reading what we sent
+                await self._writable.wait()
+            elif self.session.window_free > 0:
                 break
-            self._window_open.clear()
-            await self._window_open.wait()
-        if not self._writable.is_set():
-            await self._writable.wait()
+            else:
+                self._window_open.clear()
+                await self._window_open.wait()
         fut = self.send(pdu)
         if timeout is None:
             return await fut

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from smsc.link import RECEIVE_SLICE, Link
-from smsc.pdu import BindTransceiver, Pdu, SubmitSm, decode_pdu
+import pytest
+
+from smsc.link import RECEIVE_SLICE, Link, LinkClosedError
+from smsc.pdu import BindTransceiver, DeliverSm, Pdu, SubmitSm, decode_pdu
 from smsc.session import BindRequested, BindType, RequestReceived, Role, Session
 
 BIND = BindTransceiver(sequence=1, system_id="esme", password="pw").encode()
@@ -228,3 +230,13 @@ async def test_reading_pauses_while_the_peer_leaves_our_writes_unread() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
     assert answered() == 20 and transport.reading
+
+
+async def test_a_request_waiting_for_the_peer_to_read_fails_cleanly_when_the_link_drops() -> None:
+    link, _ = await _bound_link()
+    link.pause_writing()
+    waiting = asyncio.ensure_future(link.request(DeliverSm(destination_addr="77010000001")))
+    await asyncio.sleep(0)
+    link.connection_lost(None)
+    with pytest.raises(LinkClosedError):
+        await waiting
