@@ -287,7 +287,9 @@ class SimulatedSmsc:
         self.stats.binds_refused += 1
         self.stats.binds_locked_out += decision.locked_out
         if decision.log:  # once per address per interval: a guessing client cannot flood it
-            extra = f"; {decision.unlogged} more since the last line" if decision.unlogged else ""
+            extra = ""
+            if decision.unlogged:
+                extra += f"; {decision.unlogged} more from this address since the last line"
             if decision.locked_for:
                 extra += f"; address locked out for {decision.locked_for:.0f} s"
             log.warning(
