@@ -2,8 +2,10 @@
 
 `Link` is an `asyncio.Protocol`: bytes from the socket go to the session, events come back and are
 dispatched, bytes the session wants sent are written once per loop tick (so a burst of requests
-or responses becomes one write). Timers are one `call_at` handle re-armed to the session's next
-deadline. Nothing here knows SMPP rules: they all live in `smsc.session`.
+or responses becomes one write). Reading from the peer pauses while it leaves our writes unread
+(write backpressure), so a peer that never reads costs a bounded buffer; one that does so before
+binding is dropped. Timers are one `call_at` handle re-armed to the session's next deadline.
+Nothing here knows SMPP rules: they all live in `smsc.session`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,16 @@ from smsc.session import (
 log = logging.getLogger("fraudgate.smpp")
 
 RECEIVE_SLICE = 8  # PDUs handled per write when a read brings many (see data_received)
+# Write backpressure. Every request read makes an answer, so a peer that sends and never reads
+# would have us buffer answers without end (45 MiB from one unbound client). Past the high-water
+# mark the transport calls pause_writing and we stop reading that peer; below the low-water mark
+# resume_writing lets it in again. A peer that reads is slowed, not stalled (a full window of
+# 50 typical PDUs is about 15 KiB), and one that does not read stops costing us more than this.
+WRITE_HIGH_WATER = 256 * 1024
+WRITE_LOW_WATER = 64 * 1024
+# A closing link keeps its socket until the queued bytes are sent; a peer that stopped reading
+# would hold it for ever, so it is aborted after this many seconds.
+CLOSE_GRACE = 5.0
 
 
 class LinkClosedError(SmppError):
@@ -64,7 +76,8 @@ class LinkHandler(Protocol):
     def on_request(self, link: Link, pdu: Pdu) -> None: ...
 
     def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:
-        """SMSC side only: call link.accept_bind / link.reject_bind, now or later."""
+        """SMSC side only: call link.accept_bind / link.reject_bind, now or later (the peer may
+        have left by then: accept_bind returns False, neither raises)."""
 
     def on_closed(self, link: Link, reason: str, clean: bool) -> None: ...
 
@@ -92,6 +105,8 @@ class Link(asyncio.Protocol):
         self._flush_scheduled = False
         self._continue_scheduled = False
         self._reading_paused = False
+        self._disconnected = False
+        self._quiet_close = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._bound: asyncio.Future[Bound] = self.loop.create_future()
@@ -102,6 +117,7 @@ class Link(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1]) if isinstance(peer, tuple) else None
         self.session.now = self.loop.time()
@@ -112,7 +128,8 @@ class Link(asyncio.Protocol):
         # write after each, and the rest waits for the next loop tick: the peer works on the
         # first answers while we handle the rest, and other tasks (the recorder committing the
         # first slice's verdicts, other links) run in between instead of after the whole read.
-        # Reading pauses while complete PDUs wait, so a peer cannot fill our memory.
+        # Reading pauses while complete PDUs wait, and while the peer leaves our answers unread
+        # (pause_writing), so a peer cannot fill our memory.
         self._receive(data)
 
     def _receive(self, data: bytes = b"") -> None:
@@ -125,29 +142,48 @@ class Link(asyncio.Protocol):
             self.abort("internal error while handling received PDUs")
             return
         self._flush()
+        backlog = self.session.pdu_ready and not self.session.closed
+        writable = self._writable.is_set()
+        if backlog and writable and not self._continue_scheduled:
+            self._continue_scheduled = True
+            self.loop.call_soon(self._receive)
+        self._set_reading(writable and not backlog)
+
+    def _set_reading(self, on: bool) -> None:
         transport = self.transport
-        if self.session.pdu_ready and not self.session.closed:
-            if not self._continue_scheduled:
-                self._continue_scheduled = True
-                self.loop.call_soon(self._receive)
-            if transport is not None and not self._reading_paused:
-                self._reading_paused = True
-                transport.pause_reading()
-        elif self._reading_paused:
-            self._reading_paused = False
-            if transport is not None and not transport.is_closing():
-                transport.resume_reading()
+        reading = not self._reading_paused
+        if transport is None or reading == on:
+            return
+        self._reading_paused = not on
+        if on:
+            transport.resume_reading()
+        else:
+            transport.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._disconnected = True
         reason = f"connection lost: {exc}" if exc else "connection closed by peer"
         self._dispatch(self.session.connection_lost(reason))
         self._writable.set()
 
     def pause_writing(self) -> None:
         self._writable.clear()
+        if self.session.before_bind and not self.session.closed:
+            # Nobody yet, and already leaving our answers unread: not worth a buffer.
+            self.abort(f"write buffer over {WRITE_HIGH_WATER} bytes before a bind: not reading")
+            return
+        self._set_reading(False)
 
     def resume_writing(self) -> None:
         self._writable.set()
+        if self.session.closed:
+            return
+        if self.session.pdu_ready:  # what was read before the pause goes first
+            if not self._continue_scheduled:
+                self._continue_scheduled = True
+                self.loop.call_soon(self._receive)
+        else:
+            self._set_reading(True)
 
     # ------------------------------------------------------------------ sending
     def _schedule_flush(self) -> None:
@@ -160,21 +196,36 @@ class Link(asyncio.Protocol):
         data = self.session.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
-        if self.session.closed and self.transport is not None:
-            self.transport.close()
+        if self.session.closed:
+            self._close_transport()
         self._arm_timer()
+
+    def _close_transport(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not self._writable.is_set():  # the peer does not read: the queue would never go
+            transport.abort()
+            return
+        transport.close()  # after what is queued (a bind_resp, a generic_nack) is sent
+        self.loop.call_later(CLOSE_GRACE, self._abort_if_connected, transport)
+
+    def _abort_if_connected(self, transport: asyncio.Transport) -> None:
+        if not self._disconnected:
+            transport.abort()
 
     async def request(self, pdu: Pdu, *, timeout: float | None = None) -> Pdu:
         """Send a request, wait for its response (any command_status) and return it."""
-        while True:
+        while True:  # each wait may end with the link closed or the window taken
             if self.session.closed:
                 raise LinkClosedError(self.session.close_reason or "closed")
-            if self.session.window_free > 0:
+            if not self._writable.is_set():  # the peer is behind reading what we sent
+                await self._writable.wait()
+            elif self.session.window_free > 0:
                 break
-            self._window_open.clear()
-            await self._window_open.wait()
-        if not self._writable.is_set():
-            await self._writable.wait()
+            else:
+                self._window_open.clear()
+                await self._window_open.wait()
         fut = self.send(pdu)
         if timeout is None:
             return await fut
@@ -195,13 +246,40 @@ class Link(asyncio.Protocol):
         self._dispatch(self.session.send_response(response))
         self._schedule_flush()
 
-    def accept_bind(self, pdu: Pdu, system_id: str) -> None:
+    def accept_bind(self, pdu: Pdu, system_id: str) -> bool:
+        """Answer a bind with success. False, and nothing sent, when the link closed before the
+        answer (any peer can send a bind and leave): the handler must not set the bind up."""
+        if self.session.closed:
+            self._bind_unanswered(pdu)
+            return False
         self._dispatch(self.session.accept_bind(pdu, system_id))
         self._schedule_flush()
+        return True
 
-    def reject_bind(self, pdu: Pdu, status: int) -> None:
+    def reject_bind(self, pdu: Pdu, status: int, *, close: bool = False) -> None:
+        """Answer a bind with an error status; with `close`, close the connection once the
+        answer is sent, so a client gets one guess per connection (what it sent after the bind
+        is not read). That close is logged at debug: the handler logs refusals its own way."""
+        if self.session.closed:
+            self._bind_unanswered(pdu)
+            return
         self.session.reject_bind(pdu, status)
+        if close:
+            self._quiet_close = True
+            self._dispatch(self.session.close(f"bind refused ({status_name(status)})"))
         self._schedule_flush()
+
+    def _bind_unanswered(self, pdu: Pdu) -> None:
+        # Debug only: a client that sends a bind and closes (or sends garbage after it) is
+        # ordinary on an open port, and a line per occurrence would let anyone flood the log.
+        peer = f"{self.peer[0]}:{self.peer[1]}" if self.peer else "?"
+        log.debug(
+            "%s: bind seq %d from %s: the session closed before it was answered (%s)",
+            self.name,
+            pdu.sequence,
+            peer,
+            self.session.close_reason,
+        )
 
     async def bind(
         self,
@@ -269,7 +347,10 @@ class Link(asyncio.Protocol):
                     fut.set_exception(RequestFailedError(ev.request, ev.reason))
                 self._window_open.set()
             elif isinstance(ev, BindRequested):
-                self.handler.on_bind(self, ev.pdu, ev.bind_type)
+                if self.session.closed:  # the same read closed it (garbage after the bind)
+                    self._bind_unanswered(ev.pdu)
+                else:
+                    self.handler.on_bind(self, ev.pdu, ev.bind_type)
             elif isinstance(ev, Bound):
                 if not self._bound.done():
                     self._bound.set_result(ev)
@@ -292,10 +373,10 @@ class Link(asyncio.Protocol):
 
     def _on_closed(self, ev: Closed) -> None:
         peer = f"{self.peer[0]}:{self.peer[1]}" if self.peer else "?"
-        if ev.clean:
-            log.info("%s: session with %s closed: %s", self.name, peer, ev.reason)
-        else:
-            log.warning("%s: session with %s closed: %s", self.name, peer, ev.reason)
+        level = logging.INFO if ev.clean else logging.WARNING
+        if self._quiet_close:
+            level = logging.DEBUG
+        log.log(level, "%s: session with %s closed: %s", self.name, peer, ev.reason)
         if not self._bound.done():
             self._bound.set_exception(LinkClosedError(ev.reason))
             self._bound.exception()  # mark retrieved: nobody may be waiting

@@ -9,7 +9,10 @@ What the session does by itself, so every user gets it right:
 - generic_nack ESME_RINVCMDID for an unknown command_id (§5.1.2), the request's own response
   with the status the decoder gives for a malformed body;
 - bind state checks from one transition table (§2.3, §2.4): a request not allowed in the state
-  gets ESME_RINVBNDSTS (ESME_RALYBND for a second bind);
+  gets ESME_RINVBNDSTS (ESME_RALYBND for a second bind); a peer that sends more than a few
+  PDUs before a bind succeeds is dropped (`max_pdus_before_bind`);
+- a peer request reusing the sequence number of one still unanswered is answered at once with
+  ESME_RSYSERR and not handed on (§5.1.4: two answers under one number could not be told apart);
 - sequence numbers, a window of in-flight requests with per-request response timeouts, and
   enquire_link both ways: answered at once; sent after `enquire_link_interval` of silence;
   its missing answer declares the link dead;
@@ -85,6 +88,7 @@ _BOUND_STATE = {
     BindType.RECEIVER: State.BOUND_RX,
     BindType.TRANSCEIVER: State.BOUND_TRX,
 }
+_BEFORE_BIND = frozenset({State.OPEN, State.BINDING})
 
 C = CommandId
 # Requests that have no response PDU (SMPP 3.4 §4.1.7 outbind, §4.12 alert_notification).
@@ -107,6 +111,15 @@ REQUESTS_ALLOWED: dict[tuple[Role, State], frozenset[int]] = {
     (Role.ESME, State.PEER_UNBINDING): frozenset(),
     (Role.SMSC, State.PEER_UNBINDING): frozenset(),
 }
+
+# A peer request reusing the sequence_number of one of its requests we have not answered yet.
+# Both cannot be pending: a response carries its request's sequence_number and nothing else
+# (§5.1.4), so the peer could not tell the two answers apart. The repeat is answered at once with
+# its own response PDU, not generic_nack, which is for a header that cannot be used (bad
+# command_length or command_id, §4.3.1); its status is ESME_RSYSERR, a temporary error peers
+# retry, so a distinct message the peer numbered wrongly is resent under a fresh number rather
+# than lost. The first request stays pending and gets the application's answer.
+DUPLICATE_STATUS = Status.ESME_RSYSERR
 
 # Bind transitions: (state, input) -> new state. Anything missing is refused.
 TRANSITIONS: dict[tuple[State, str], State] = {
@@ -231,6 +244,10 @@ class SessionConfig:
     # `overflow_status` (a throttling SMSC). None: no limit.
     incoming_window: int | None = None
     overflow_status: int = Status.ESME_RTHROTTLED
+    # PDUs a peer may send before a bind succeeds (the bind, its answer, an enquire_link or
+    # two); past it the session closes. An unbound peer is nobody yet, and each of its requests
+    # costs an answer: one that floods them is not binding. None: no limit.
+    max_pdus_before_bind: int | None = 10
 
 
 @dataclass
@@ -249,6 +266,7 @@ class Session:
         self._outstanding: dict[int, _Outstanding] = {}
         self._pending_in: dict[int, int] = {}  # sequence -> command_id of peer requests
         self._last_rx = self.now
+        self._pdus_before_bind = 0
         self._enquire_seq: int | None = None
         self.close_reason: str | None = None
 
@@ -266,6 +284,11 @@ class Session:
     @property
     def bound(self) -> bool:
         return self.state in (State.BOUND_TX, State.BOUND_RX, State.BOUND_TRX)
+
+    @property
+    def before_bind(self) -> bool:
+        """No bind has succeeded on this connection yet (the peer is not authenticated)."""
+        return self.state in _BEFORE_BIND
 
     @property
     def in_flight(self) -> int:
@@ -447,6 +470,11 @@ class Session:
         return len(buf) >= length or length < HEADER_SIZE
 
     def _handle_pdu(self, raw: bytes) -> list[Event]:
+        if self.state in _BEFORE_BIND:
+            self._pdus_before_bind += 1
+            limit = self.config.max_pdus_before_bind
+            if limit is not None and self._pdus_before_bind > limit:
+                return self._close(f"more than {limit} PDUs before a bind: dropped", clean=False)
         try:
             pdu = decode_pdu(raw)
         except InvalidLengthError as exc:  # pragma: no cover - framing checked the length
@@ -505,6 +533,8 @@ class Session:
         if cid == C.ENQUIRE_LINK:  # link level: answered here, in any state
             self._out.append(pdu.response().encode())
             return []
+        if pdu.sequence in self._pending_in and cid not in NO_RESPONSE:
+            return self._refuse(pdu, DUPLICATE_STATUS, f"sequence {pdu.sequence} is still pending")
         peer = Role.SMSC if self.role == Role.ESME else Role.ESME
         if cid in _BIND_TYPE_OF and self.role == Role.SMSC:
             if self.state != State.OPEN:
@@ -580,6 +610,13 @@ class Session:
                 self.enquire_link()
             self._last_rx = now  # the next probe comes one interval later
         return events
+
+    def close(self, reason: str) -> list[Event]:
+        """End the session from our side now: what is queued still goes out (a bind_resp),
+        nothing more is read. The caller closes the socket on the Closed event."""
+        if self.state == State.CLOSED:
+            return []
+        return self._close(reason, clean=False)
 
     def connection_lost(self, reason: str = "connection lost") -> list[Event]:
         if self.state == State.CLOSED:

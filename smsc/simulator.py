@@ -2,6 +2,8 @@
 
 What it does, as an operator's SMSC would (the parts an anti-fraud gateway meets):
 - accounts with password, allowed bind types, source-IP allow-list, window and throughput limit;
+  binds decided by `smsc.bindguard` (source address before password, lockouts per address and
+  per system_id, one guess per connection, refusals logged once per address per interval);
 - routing by longest destination prefix to an account; each message goes as deliver_sm to one
   of that account's bound receivers/transceivers (round robin over their links);
 - message ids, delivery receipts when registered_delivery asks (§5.2.17, Appendix B format),
@@ -26,7 +28,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from smsc.constants import CommandId, EsmClass, MessageState, Status, Tag
+from smsc.bindguard import BindDecision, BindGuard, BindGuardConfig
+from smsc.constants import CommandId, EsmClass, MessageState, Status, Tag, status_name
 from smsc.link import Link, LinkClosedError, RequestFailedError
 from smsc.pdu import (
     CancelSm,
@@ -79,6 +82,16 @@ class Account:
     throughput: float = 0.0  # submits per second, 0 = unlimited
     faults: Faults = field(default_factory=Faults)
 
+    def admits(self, address: str | None) -> bool:
+        """Whether a bind may come from this source address (any, without an allow-list)."""
+        if not self.allow_ips:
+            return True
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in net for net in self.allow_ips)
+
 
 @dataclass
 class Route:
@@ -109,6 +122,7 @@ class SmscConfig:
     # only the Appendix B text, no receipted_message_id / message_state TLVs.
     fixed_submit_id: str = ""
     receipt_tlvs: bool = True
+    bind_guard: BindGuardConfig = field(default_factory=BindGuardConfig)
 
 
 @dataclass
@@ -143,6 +157,8 @@ class Stats:
     retries: int = 0
     receipts: int = 0
     throttled: int = 0
+    binds_refused: int = 0  # every bind refused, lockouts included
+    binds_locked_out: int = 0  # of those, refused by a lockout (no password checked)
 
 
 class _TokenBucket:
@@ -189,6 +205,7 @@ class SimulatedSmsc:
         self.routes = sorted(routes, key=lambda r: (bool(r.origin), len(r.prefix)), reverse=True)
         self.messages: dict[str, Message] = {}
         self.stats = Stats()
+        self.bind_guard = BindGuard(config.bind_guard)
         # Set to a list to collect each deliver_sm's round trip (seconds from the request
         # leaving to its response arriving): the receiving ESME's latency as the SMSC sees it.
         self.round_trips: list[float] | None = None
@@ -232,35 +249,30 @@ class SimulatedSmsc:
         await self.server.close()
 
     # ------------------------------------------------------------------ binds
-    def bind_status(self, link: Link, pdu: Pdu, bind_type: BindType) -> int:
+    def bind_decision(self, link: Link, pdu: Pdu, bind_type: BindType) -> BindDecision:
         system_id = getattr(pdu, "system_id", "")
         state = self.accounts.get(system_id)
-        if state is None:
-            return Status.ESME_RINVSYSID
-        acc = state.account
-        if getattr(pdu, "password", "") != acc.password:
-            return Status.ESME_RINVPASWD
-        if bind_type not in acc.bind_types:
-            return Status.ESME_RBINDFAIL
-        if acc.allow_ips:
-            ip = ipaddress.ip_address(link.peer[0]) if link.peer else None
-            if ip is None or not any(ip in net for net in acc.allow_ips):
-                return Status.ESME_RBINDFAIL
-        return Status.ESME_ROK
+        return self.bind_guard.authenticate(
+            link.loop.time(),
+            link.peer[0] if link.peer else None,
+            system_id,
+            getattr(pdu, "password", ""),
+            bind_type,
+            state.account if state else None,
+        )
 
     def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:
-        status = self.bind_status(link, pdu, bind_type)
-        system_id = getattr(pdu, "system_id", "")
-        if status:
-            log.info("bind %s from %s refused: 0x%02X", system_id, link.peer, status)
-            link.reject_bind(pdu, status)
-            link.loop.call_later(0.2, link.abort, "bind refused")
+        decision = self.bind_decision(link, pdu, bind_type)
+        if decision.status:
+            self._refuse_bind(link, pdu, decision)
             return
+        system_id = getattr(pdu, "system_id", "")
         state = self.accounts[system_id]
         link.name = f"sim-smsc/{system_id}"
         link.session.config.window = state.account.window
         link.session.config.incoming_window = state.account.window
-        link.accept_bind(pdu, self.config.system_id)
+        if not link.accept_bind(pdu, self.config.system_id):
+            return  # the client left before the answer
         self._link_pdus[link] = 0
         self._link_delivers[link] = 0
         if bind_type in (BindType.RECEIVER, BindType.TRANSCEIVER):
@@ -270,6 +282,26 @@ class SimulatedSmsc:
                 for _ in range(state.account.window)
             ]
         log.info("bound %s as %s from %s", system_id, bind_type.value, link.peer)
+
+    def _refuse_bind(self, link: Link, pdu: Pdu, decision: BindDecision) -> None:
+        self.stats.binds_refused += 1
+        self.stats.binds_locked_out += decision.locked_out
+        if decision.log:  # once per address per interval: a guessing client cannot flood it
+            extra = ""
+            if decision.unlogged:
+                extra += f"; {decision.unlogged} more from this address since the last line"
+            if decision.locked_for:
+                extra += f"; address locked out for {decision.locked_for:.0f} s"
+            log.warning(
+                "bind as %r from %s refused: %s (%s)%s",
+                getattr(pdu, "system_id", ""),
+                link.peer[0] if link.peer else "?",
+                decision.reason,
+                status_name(decision.status),
+                extra,
+            )
+        # Answered, then closed: one guess per connection, nothing after the bind is read.
+        link.reject_bind(pdu, decision.status, close=True)
 
     def on_closed(self, link: Link) -> None:
         for task in self._workers.pop(link, []):

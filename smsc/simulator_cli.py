@@ -20,6 +20,7 @@ import tomllib
 from pathlib import Path
 
 from gateway.config_check import ConfigError, Table, parse_hostport
+from smsc.bindguard import BindGuardConfig
 from smsc.session import BindType
 from smsc.simulator import Account, Faults, Route, SimulatedSmsc, SmscConfig
 
@@ -42,6 +43,25 @@ def _faults(t: Table) -> Faults:
             raise ConfigError(f"{t.key(name)}: a fraction, at most 1")
     t.done()
     return f
+
+
+def _bind_guard(t: Table) -> BindGuardConfig:
+    d = BindGuardConfig()
+    cfg = BindGuardConfig(
+        address_failures=t.integer("address_failures", d.address_failures, minimum=1),
+        system_id_failures=t.integer("system_id_failures", d.system_id_failures, minimum=1),
+        lockout=t.number("lockout", d.lockout, minimum=0.1),
+        max_lockout=t.number("max_lockout", d.max_lockout, minimum=0.1),
+        forget_after=t.number("forget_after", d.forget_after, minimum=1.0),
+        log_interval=t.number("log_interval", d.log_interval, minimum=0.0),
+    )
+    if cfg.max_lockout < cfg.lockout:
+        raise ConfigError(
+            f"{t.key('max_lockout')}: must be at least {t.key('lockout')} ({cfg.lockout}), "
+            f"got {cfg.max_lockout}"
+        )
+    t.done()
+    return cfg
 
 
 def _account(t: Table) -> Account:
@@ -97,6 +117,7 @@ def config_from_toml(data: dict[str, object]) -> SmscConfig:
     cfg.validity = delivery.number("validity", 24 * 3600.0, minimum=1.0)
     cfg.store_limit = delivery.integer("store_limit", 1_000_000, minimum=1)
     delivery.done()
+    cfg.bind_guard = _bind_guard(root.table("bind_guard"))
     cfg.accounts = [_account(t) for t in root.tables("account")]
     if not cfg.accounts:
         raise ConfigError("account: at least one [[account]] is required")
@@ -197,12 +218,15 @@ def run(args: argparse.Namespace) -> int:
         smsc = await serve(cfg, stop)
         s = smsc.stats
         log.info(
-            "stopped: %d submitted, %d delivered, %d failed, %d receipts, %d retries",
+            "stopped: %d submitted, %d delivered, %d failed, %d receipts, %d retries; "
+            "%d binds refused (%d of them locked out)",
             s.submitted,
             s.delivered,
             s.failed,
             s.receipts,
             s.retries,
+            s.binds_refused,
+            s.binds_locked_out,
         )
 
     with contextlib.suppress(KeyboardInterrupt):

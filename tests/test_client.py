@@ -9,13 +9,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import raw_smpp
+from waiting import eventually
 
 from gateway.backoff import Backoff
 from smsc.client import EsmeClient, EsmeConfig, EsmeSupervisor, TlsConfig
-from smsc.link import BindError, Link
-from smsc.pdu import Pdu, SubmitSm
+from smsc.constants import Status
+from smsc.link import WRITE_HIGH_WATER, BindError, Link
+from smsc.pdu import BindTransceiver, DeliverSm, EnquireLink, Pdu, SubmitSm
 from smsc.server import SmppServer
-from smsc.session import BindType
+from smsc.session import BindType, SessionConfig
 
 
 class Smsc:
@@ -152,3 +155,107 @@ async def test_an_oversized_pdu_closes_the_session_with_a_clear_log(
     closed = [r for r in caplog.records if "closed: command_length 10000000" in r.getMessage()]
     assert closed and closed[0].levelno == logging.WARNING
     assert "limit" in closed[0].getMessage()
+
+
+class LateEsme:
+    """Answers each deliver_sm 0.1 s later (as the gateway does once its verdict is recorded)."""
+
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+
+    def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:  # pragma: no cover
+        raise AssertionError("an ESME is never asked to accept a bind")
+
+    def on_request(self, link: Link, pdu: Pdu) -> None:
+        assert isinstance(pdu, DeliverSm)
+        self.got.append(pdu.short_message)
+        link.loop.call_later(0.1, link.respond, pdu.response())
+
+    def on_closed(self, link: Link, reason: str, clean: bool) -> None:
+        pass
+
+
+async def test_an_smsc_repeating_a_pending_sequence_number_gets_both_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A misbehaving SMSC sends two deliver_sm under one sequence_number before the first is
+    answered: the repeat is answered ESME_RSYSERR at once (a temporary error: the SMSC retries
+    it under a fresh number), the first gets the application's answer, nothing raises."""
+    answers: asyncio.Queue[Pdu | None] = asyncio.Queue()
+
+    async def bad_smsc(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        bind = await raw_smpp.read_pdu(reader)
+        assert bind is not None
+        writer.write(bind.response(system_id="bad-smsc").encode())
+        for text in (b"first", b"again"):
+            writer.write(DeliverSm(sequence=7, source_addr="1", destination_addr="2",
+                                   short_message=text).encode())  # fmt: skip
+        for _ in range(2):
+            await answers.put(await raw_smpp.read_pdu(reader))
+        await raw_smpp.read_pdu(reader)  # the client's unbind
+        writer.close()
+
+    server = await asyncio.start_server(bad_smsc, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    handler = LateEsme()
+    async with server, EsmeClient(EsmeConfig("127.0.0.1", port, "u", "pw"), handler) as link:
+        got = [await asyncio.wait_for(answers.get(), 5) for _ in range(2)]
+        link.abort("test done")
+    assert [(p.sequence, p.status) for p in got if p] == [(7, Status.ESME_RSYSERR), (7, 0)]
+    assert handler.got == [b"first"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+class SlowSmsc(Smsc):
+    """Decides binds 0.05 s after they arrive (an A2P proxy asking its upstream first)."""
+
+    def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:
+        link.loop.call_later(0.05, super().on_bind, link, pdu, bind_type)
+
+
+@pytest.mark.parametrize("password", ["pw", "bad"])
+async def test_a_bind_answered_after_the_peer_left_logs_no_traceback(
+    caplog: pytest.LogCaptureFixture, password: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with SmppServer(SlowSmsc, port=0) as srv:
+        for _ in range(3):
+            _, writer = await raw_smpp.connect(srv.port)
+            writer.write(BindTransceiver(sequence=1, system_id="u", password=password).encode())
+            await writer.drain()
+            writer.close()
+        await asyncio.sleep(0.2)
+        assert not srv.links
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    quiet = [r for r in caplog.records if "closed before it was answered" in r.getMessage()]
+    assert len(quiet) == 3 and all(r.levelno == logging.DEBUG for r in quiet)
+
+
+async def test_an_unbound_peer_that_never_reads_is_dropped_at_the_high_water_mark(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without the limit on PDUs before a bind, an unbound client flooding requests and never
+    reading is still dropped: the first time the write buffer passes the high-water mark."""
+    config = SessionConfig(max_pdus_before_bind=None)
+    async with SmppServer(Smsc, port=0, session_config=config) as srv:
+        sock = raw_smpp.non_reading_socket()
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", srv.port))
+        await eventually(lambda: any(link.transport for link in srv.links))
+        (link,) = srv.links
+        raw_smpp.shrink_send_buffer(link.transport)
+        peak = 0
+
+        def sample() -> None:
+            nonlocal peak
+            if link.transport is not None:
+                peak = max(peak, link.transport.get_write_buffer_size())
+
+        _, closed = await raw_smpp.flood(
+            sock, EnquireLink(sequence=3).encode() * 1000, 10.0, sample
+        )
+        sock.close()
+    assert closed
+    assert peak <= WRITE_HIGH_WATER + 64 * 1024, peak
+    reason, _ = await link.closed
+    assert reason.startswith(f"write buffer over {WRITE_HIGH_WATER} bytes before a bind")
+    assert len([r for r in caplog.records if "before a bind" in r.getMessage()]) == 1

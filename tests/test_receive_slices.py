@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from smsc.link import RECEIVE_SLICE, Link
-from smsc.pdu import BindTransceiver, Pdu, SubmitSm, decode_pdu
+import pytest
+
+from smsc.link import RECEIVE_SLICE, Link, LinkClosedError
+from smsc.pdu import BindTransceiver, DeliverSm, Pdu, SubmitSm, decode_pdu
 from smsc.session import BindRequested, BindType, RequestReceived, Role, Session
 
 BIND = BindTransceiver(sequence=1, system_id="esme", password="pw").encode()
@@ -85,6 +87,9 @@ class _RecordingTransport(asyncio.Transport):
 
     def write(self, data: Any) -> None:
         self.writes.append(bytes(data))
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass  # nothing is buffered here: pause_writing is never called
 
     def is_closing(self) -> bool:
         return False
@@ -207,3 +212,31 @@ async def test_a_handler_error_in_a_later_slice_closes_the_link_instead_of_stall
         await asyncio.sleep(0)  # the second slice raises inside a loop callback
     assert link.session.closed  # closed (the SMSC redelivers), not paused forever
     assert link.closed.done()
+
+
+async def test_reading_pauses_while_the_peer_leaves_our_writes_unread() -> None:
+    link, transport = await _bound_link()
+
+    def answered() -> int:
+        return len(split_pdus(b"".join(transport.writes)))
+
+    link.pause_writing()  # the transport's buffer passed the high-water mark
+    assert not transport.reading
+    link.data_received(submits(20))  # already read: one slice is handled, the rest waits
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert answered() == RECEIVE_SLICE and not transport.reading
+    link.resume_writing()  # below the low-water mark: the rest, then reading again
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert answered() == 20 and transport.reading
+
+
+async def test_a_request_waiting_for_the_peer_to_read_fails_cleanly_when_the_link_drops() -> None:
+    link, _ = await _bound_link()
+    link.pause_writing()
+    waiting = asyncio.ensure_future(link.request(DeliverSm(destination_addr="77010000001")))
+    await asyncio.sleep(0)
+    link.connection_lost(None)
+    with pytest.raises(LinkClosedError):
+        await waiting

@@ -24,6 +24,7 @@ from smsc.pdu import (
     Pdu,
     SubmitSm,
     SubmitSmResp,
+    Unbind,
     UnbindResp,
     decode_pdu,
 )
@@ -507,3 +508,67 @@ def test_incoming_window_overflow_answers_with_the_overflow_status() -> None:
     assert ev.response.status == Status.ESME_RTHROTTLED
     assert ev.request.short_message == b"2"  # type: ignore[attr-defined]
     assert ev.response.command_id == CommandId.SUBMIT_SM_RESP
+
+
+# --------------------------------------------------------------------------------------------
+# A peer reusing the sequence number of a request still pending (§5.1.4)
+
+
+@pytest.mark.parametrize("side", ["smsc", "esme"])
+def test_a_request_reusing_a_pending_sequence_is_answered_at_once(side: str) -> None:
+    """A response carries its request's sequence_number (§5.1.4), so two requests pending under
+    one number could not both be answered: the repeat gets its own response with ESME_RSYSERR
+    at once (not generic_nack: its header is valid, §4.3.1), never reaches the application, and
+    the first stays answerable."""
+    wire = bound()
+    receiver = wire.smsc if side == "smsc" else wire.esme
+    kind = SubmitSm if side == "smsc" else DeliverSm
+    first = kind(sequence=42, source_addr="1", destination_addr="2", short_message=b"first")
+    again = kind(sequence=42, source_addr="1", destination_addr="2", short_message=b"again")
+    events = receiver.receive_data(first.encode() + again.encode(), 1.0)
+    assert [type(e) for e in events] == [RequestReceived, ProtocolViolation]
+    assert "sequence 42" in events[1].reason  # type: ignore[union-attr]
+    (resp,) = split_pdus(receiver.data_to_send())
+    assert resp.command_id == kind.command_id | 0x80000000
+    assert (resp.sequence, resp.status) == (42, Status.ESME_RSYSERR)
+    assert receiver.pending_incoming == 1
+    receiver.send_response(events[0].pdu.response())  # type: ignore[union-attr]
+    (resp,) = split_pdus(receiver.data_to_send())
+    assert (resp.sequence, resp.status) == (42, 0)
+    # answered: the number is free again
+    assert [type(e) for e in receiver.receive_data(again.encode(), 2.0)] == [RequestReceived]
+
+
+def test_an_unbind_reusing_a_pending_sequence_does_not_break_the_drain() -> None:
+    wire = bound()
+    submit = SubmitSm(sequence=9, source_addr="1", destination_addr="2")
+    events = wire.smsc.receive_data(submit.encode() + Unbind(sequence=9).encode(), 1.0)
+    assert [type(e) for e in events] == [RequestReceived, ProtocolViolation]
+    assert wire.smsc.bound  # the unbind was refused, not taken
+    (resp,) = split_pdus(wire.smsc.data_to_send())
+    assert isinstance(resp, UnbindResp) and resp.status == Status.ESME_RSYSERR
+    assert wire.smsc.send_response(events[0].pdu.response(message_id="m")) == []  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------------------------
+# A peer that floods before binding
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_more_pdus_than_allowed_before_a_bind_close_the_session(chunked: bool) -> None:
+    smsc = Session(Role.SMSC, SessionConfig(max_pdus_before_bind=3))
+    pdus = [EnquireLink(sequence=i).encode() for i in range(1, 6)]
+    events: list[Event] = []
+    for data in pdus if chunked else [b"".join(pdus)]:
+        events += smsc.receive_data(data, 1.0)
+    assert events == [Closed("more than 3 PDUs before a bind: dropped", clean=False)]
+    assert [p.sequence for p in split_pdus(smsc.data_to_send())] == [1, 2, 3]  # 4th not answered
+
+
+def test_pdus_after_the_bind_do_not_count_toward_the_limit() -> None:
+    wire = Wire(SessionConfig(max_pdus_before_bind=2))
+    wire.bind(BindType.TRANSCEIVER)  # bind and bind_resp: one PDU on each side
+    for _ in range(5):
+        wire.esme.enquire_link()
+    wire.pump()
+    assert wire.smsc.bound and wire.esme.bound

@@ -5,20 +5,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import raw_smpp
 
 from gateway.backoff import Backoff
+from smsc.bindguard import BindGuardConfig
 from smsc.client import EsmeClient, EsmeConfig, EsmeSupervisor
 from smsc.constants import EsmClass, MessageState, Status, Tag
-from smsc.link import BindError, Link, LinkClosedError, RequestFailedError
+from smsc.link import (
+    RECEIVE_SLICE,
+    WRITE_HIGH_WATER,
+    BindError,
+    Link,
+    LinkClosedError,
+    RequestFailedError,
+)
 from smsc.pdu import (
+    BindTransceiver,
     CancelSm,
     DeliverSm,
+    EnquireLink,
     Pdu,
     QuerySm,
     ReplaceSm,
@@ -644,3 +656,184 @@ async def test_origin_routes_keep_a2p_and_subscriber_traffic_apart(lab: Lab) -> 
     await eventually(lambda: len(a2p.got) == 1 and len(p2p.got) == 1)
     assert a2p.texts() == Counter([b"from the aggregator"])
     assert p2p.texts() == Counter([b"from a subscriber"])
+
+
+# ---- a peer that repeats a pending sequence number ------------------------------------------
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.2])
+async def test_a_repeated_sequence_number_is_answered_and_nothing_raises(
+    lab: Lab, caplog: pytest.LogCaptureFixture, delay: float
+) -> None:
+    """Two submit_sm under one sequence_number while the first is pending (in one read, or
+    while its answer is delayed): the repeat is answered ESME_RSYSERR at once, the first gets
+    its own answer, only the first is stored, and no callback raises."""
+    sim = await lab.smsc(acc("tx", faults=Faults(response_delay=delay)), acc("rx"),
+                         routes=(("7", "rx"),))  # fmt: skip
+    reader, writer = await raw_smpp.connect(sim.port)
+    writer.write(BindTransceiver(sequence=1, system_id="tx", password="pw").encode())
+    assert (bound := await raw_smpp.read_pdu(reader)) is not None and bound.status == 0
+    writer.write(sm("77015550000", b"first", sequence=5).encode())
+    if delay:
+        await asyncio.sleep(0.05)
+    writer.write(sm("77015550000", b"again", sequence=5).encode())
+    resps = await raw_smpp.read_pdus(reader, 2)
+    writer.close()
+    assert sorted((r.sequence, r.status) for r in resps) == [(5, 0), (5, Status.ESME_RSYSERR)]
+    assert [m.short_message for m in sim.messages.values()] == [b"first"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# ---- a bind whose session closes before it is answered --------------------------------------
+
+
+async def test_a_bind_followed_by_garbage_in_one_read_logs_no_traceback(
+    lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The session closes on the unframeable bytes before the bind reaches the SMSC: the bind is
+    dropped quietly (a debug line), not answered on a closed session with a traceback."""
+    caplog.set_level(logging.DEBUG, logger="fraudgate")
+    sim = await lab.smsc(acc("gw"))
+    for _ in range(3):
+        reader, writer = await raw_smpp.connect(sim.port)
+        bind = BindTransceiver(sequence=1, system_id="gw", password="pw").encode()
+        writer.write(bind + b"\x00\x00\x00\x05garbage!!")  # command_length 5: unframeable
+        assert await raw_smpp.closed_by_peer(reader)
+        writer.close()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not sim.server.links and not sim.accounts["gw"].links
+    quiet = [r for r in caplog.records if "closed before it was answered" in r.getMessage()]
+    assert len(quiet) == 3 and all(r.levelno == logging.DEBUG for r in quiet)
+
+
+# ---- clients that send and never read --------------------------------------------------------
+
+FLOOD = EnquireLink(sequence=7).encode() * 1000
+
+
+class _Peak:
+    """The largest write buffer seen on the server's link for a connection."""
+
+    def __init__(self, sim: SimulatedSmsc) -> None:
+        self.sim, self.bytes = sim, 0
+        self.link: Link | None = None
+
+    def __call__(self) -> None:
+        links = [link for link in self.sim.server.links if link.transport is not None]
+        if self.link is None and links:
+            (self.link,) = links
+            raw_smpp.shrink_send_buffer(self.link.transport)
+        if self.link is not None and self.link.transport is not None:
+            self.bytes = max(self.bytes, self.link.transport.get_write_buffer_size())
+
+
+async def test_an_unbound_client_flooding_requests_is_dropped(
+    lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    """100k enquire_link before any bind, never reading the answers: the SMSC drops the
+    connection after a few (it used to answer them all, 45 MiB buffered for a bigger flood)."""
+    sim = await lab.smsc(acc("gw"))
+    sock = raw_smpp.non_reading_socket()
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", sim.port))
+    peak = _Peak(sim)
+    await eventually(lambda: peak() or peak.link is not None)
+    link = peak.link
+    assert link is not None
+    _, closed = await raw_smpp.flood(sock, FLOOD * 100, 5.0, peak)  # 100k enquire_link
+    sock.close()
+    assert closed and link.session.closed
+    assert peak.bytes < 4096, peak.bytes
+    reason, _ = await link.closed
+    assert "before a bind" in reason
+    drops = [r for r in caplog.records if "before a bind" in r.getMessage()]
+    assert len(drops) == 1  # one line for the drop, none per PDU
+
+
+async def test_a_bound_client_that_never_reads_is_paused_then_dropped(lab: Lab) -> None:
+    """A bound client floods enquire_link and never reads: the SMSC stops reading it once its
+    write buffer passes the high-water mark (it used to buffer every answer), then its own
+    enquire_link goes unanswered and the link is dropped, the unsent answers discarded."""
+    sim = await lab.smsc(acc("gw"), enquire_link_interval=0.5, response_timeout=0.5)
+    sock = raw_smpp.non_reading_socket()
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", sim.port))
+    await loop.sock_sendall(
+        sock, BindTransceiver(sequence=1, system_id="gw", password="pw").encode()
+    )
+    await eventually(lambda: any(link.session.bound for link in sim.server.links))
+    peak = _Peak(sim)
+    sent, closed = await raw_smpp.flood(sock, FLOOD, 10.0, peak)
+    sock.close()
+    assert sent >= 100_000 * 16, sent
+    assert closed
+    assert peak.bytes <= WRITE_HIGH_WATER + 64 * 1024, peak.bytes
+
+
+# ---- bind guard ------------------------------------------------------------------------------
+
+
+async def test_outside_the_allow_list_the_answer_does_not_depend_on_the_password(lab: Lab) -> None:
+    """The source address is checked before the password: from outside an account's allow-list
+    the right and a wrong password get the same ESME_RBINDFAIL (it used to be 0x0D for the right
+    one and 0x0E for a wrong one: a password oracle)."""
+    sim = await lab.smsc(acc("far", allow_ips=(ipaddress.ip_network("10.0.0.0/8"),)))
+    right = await raw_smpp.bind_status(sim.port, "far", "pw")
+    wrong = await raw_smpp.bind_status(sim.port, "far", "guess")
+    assert right == wrong == Status.ESME_RBINDFAIL
+
+
+async def test_a_refused_bind_is_answered_then_the_connection_closed(lab: Lab) -> None:
+    """One guess per connection: 2,001 binds written at once get one password check, the
+    refusal, and the close (all 2,001 used to be answered, a password checked for each)."""
+    sim = await lab.smsc(acc("gw"))
+    reader, writer = await raw_smpp.connect(sim.port)
+    guesses = [BindTransceiver(sequence=i, system_id="gw", password=f"g{i}") for i in range(2001)]
+    writer.write(b"".join(p.encode() for p in guesses[:-1]) + guesses[-1].encode())
+    answers = await raw_smpp.read_pdus(reader, 2001)
+    writer.close()
+    checked = [p for p in answers if p.status == Status.ESME_RINVPASWD]
+    assert len(checked) == 1 and checked[0].sequence == 0
+    assert len(answers) <= RECEIVE_SLICE  # the rest of the first read: ESME_RALYBND, unchecked
+    assert {p.status for p in answers if p not in checked} <= {Status.ESME_RALYBND}
+
+
+async def test_brute_force_from_one_address_gets_a_handful_of_guesses(
+    lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An attacker at 127.0.0.2 reconnects and guesses as fast as it can for 1.5 s: five
+    passwords are checked, then the address is locked out (the right password included, same
+    answer as a guess), one log line, no password in the log; the real client at 127.0.0.1
+    binds all along. Before: every guess checked, about 1,100 a second."""
+    caplog.set_level(logging.DEBUG)
+    sim = await lab.smsc(acc("gw"))
+    loop = asyncio.get_running_loop()
+    answers: Counter[int] = Counter()
+    end = loop.time() + 1.5
+    while loop.time() < end:
+        guess = f"g{answers.total()}"  # at most 8 octets (§5.2.2)
+        answers[await raw_smpp.bind_status(sim.port, "gw", guess, source="127.0.0.2")] += 1
+    assert answers[Status.ESME_RINVPASWD] == 5  # BindGuardConfig.address_failures
+    assert set(answers) == {Status.ESME_RINVPASWD, Status.ESME_RBINDFAIL}
+    assert answers.total() > 50  # it kept trying
+    right = await raw_smpp.bind_status(sim.port, "gw", "pw", source="127.0.0.2")
+    assert right == Status.ESME_RBINDFAIL
+    assert (await lab.bind("gw")).session.bound  # the legitimate client, elsewhere
+    assert sim.stats.binds_refused == answers.total() + 1
+    assert sim.stats.binds_locked_out == answers.total() + 1 - 5
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    refusals = [m for m in lines if "refused" in m]
+    assert len(refusals) == 1 and "127.0.0.2" in refusals[0], refusals
+    assert not [r for r in caplog.records if re.search(r"\bg\d+\b", r.getMessage())]
+
+
+async def test_guessing_from_many_addresses_locks_the_system_id_but_not_its_client(
+    lab: Lab,
+) -> None:
+    sim = await lab.smsc(acc("gw"), bind_guard=BindGuardConfig(system_id_failures=3))
+    assert (await lab.bind("gw")).session.bound  # the real client, from 127.0.0.1
+    for i in range(3):  # one guess from each address: none reaches its own limit
+        guess = await raw_smpp.bind_status(sim.port, "gw", "guess", source=f"127.0.0.{10 + i}")
+        assert guess == Status.ESME_RINVPASWD
+    stranger = await raw_smpp.bind_status(sim.port, "gw", "pw", source="127.0.0.20")
+    assert stranger == Status.ESME_RBINDFAIL  # locked, even with the password
+    assert (await lab.bind("gw")).session.bound  # the client that has bound before

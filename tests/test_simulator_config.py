@@ -13,6 +13,7 @@ import pytest
 
 from gateway import cli
 from gateway.config_check import ConfigError
+from smsc.bindguard import BindGuardConfig
 from smsc.client import EsmeClient, EsmeConfig
 from smsc.pdu import Pdu
 from smsc.session import BindType
@@ -37,6 +38,7 @@ def test_documented_example_loads() -> None:
     assert loadgen.bind_types == {BindType.TRANSMITTER, BindType.TRANSCEIVER}
     assert loadgen.faults == Faults()  # every fault shown at its default: all off
     assert cfg.routes == [Route("7", "gateway"), Route("", "gateway")]
+    assert cfg.bind_guard == BindGuardConfig()  # every key shown at its default
 
 
 class _Esme:
@@ -112,6 +114,20 @@ ROUTE_OK = {"prefix": "7", "account": "gw"}
         ({**_with_account(), "delivery": {"store_limit": 0}}, "delivery.store_limit: must be >= 1"),
         ({**_with_account(), "delivery": {"retries": 3}}, "delivery.retries: unknown key"),
         ({**_with_account(), "routes": []}, "routes: unknown key"),
+        ({**_with_account(), "bind_guard": {"address_failures": 0}},
+         "bind_guard.address_failures: must be >= 1"),
+        ({**_with_account(), "bind_guard": {"system_id_failures": 2.5}},
+         "bind_guard.system_id_failures: expected int"),
+        ({**_with_account(), "bind_guard": {"lockout": "1m"}},
+         "bind_guard.lockout: expected float"),
+        ({**_with_account(), "bind_guard": {"lockout": 120, "max_lockout": 60}},
+         "bind_guard.max_lockout: must be at least bind_guard.lockout (120.0), got 60.0"),
+        ({**_with_account(), "bind_guard": {"forget_after": 0}},
+         "bind_guard.forget_after: must be at least 1.0"),
+        ({**_with_account(), "bind_guard": {"log_interval": -1}},
+         "bind_guard.log_interval: must be at least 0.0"),
+        ({**_with_account(), "bind_guard": {"tries": 3}}, "bind_guard.tries: unknown key"),
+        ({**_with_account(), "bind_guard": 5}, "bind_guard: expected a table"),
         ({"account": {"system_id": "gw", "password": "pw"}}, "account: expected an array"),
         ({}, "account: at least one [[account]] is required"),
     ],
@@ -141,6 +157,14 @@ def test_minimal_config_defaults() -> None:
     assert cfg.routes == [Route("", "gw")]  # without routes: everything to the first account
     (gw,) = cfg.accounts
     assert (gw.window, gw.throughput, gw.allow_ips, gw.faults) == (50, 0.0, (), Faults())
+
+
+def test_bind_guard_is_read() -> None:
+    guard = {"address_failures": 3, "system_id_failures": 10, "lockout": 30, "max_lockout": 600,
+             "forget_after": 900, "log_interval": 10}  # fmt: skip
+    cfg = config_from_toml({**_with_account(), "bind_guard": guard})
+    assert cfg.bind_guard == BindGuardConfig(3, 10, 30.0, 600.0, 900.0, 10.0)
+    assert config_from_toml(_with_account()).bind_guard == BindGuardConfig()
 
 
 def test_faults_are_read() -> None:
