@@ -118,6 +118,7 @@ class GatewayConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
     rules_dir: Path = PROJECT_DIR / "config" / "rules"
     model: Path | None = None
+    classifier_weight: float = 0.5  # a classifier finding scores p(fraud) x this
     velocity: VelocityLimits = field(default_factory=VelocityLimits)
     reassembly_timeout: float = 30.0
     batch_max: int = 200  # SMS per database transaction (group commit)
@@ -371,6 +372,9 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     cfg.rules_dir = base / d.get("rules_dir", str, "config/rules")
     model = d.get("model", str, "")
     cfg.model = base / model if model else None
+    cfg.classifier_weight = d.number("classifier_weight", cfg.classifier_weight, minimum=0.01)
+    if cfg.classifier_weight > 1:
+        raise ConfigError("detectors.classifier_weight: a factor in (0, 1]")
     th = d.table("thresholds")
     cfg.thresholds = Thresholds(flag=th.number("flag", 0.5), block=th.number("block", 0.8))
     if not 0 < cfg.thresholds.flag <= cfg.thresholds.block <= 1:

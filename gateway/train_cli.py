@@ -112,7 +112,8 @@ def _corpus_arguments(parser: argparse.ArgumentParser, *, scenario: bool) -> Non
     parser.add_argument(
         "--builtin",
         action="store_true",
-        help="the project's own training texts (gateway/detect/seed_texts.py)",
+        help="the default model's training texts (config/corpus/real-train.csv, "
+        "config/corpus/tg-spam-ru/, gateway/detect/seed_texts.py)",
     )
     parser.add_argument(
         "--skip-malformed",
@@ -217,11 +218,11 @@ def load(args: argparse.Namespace, *, default_builtin: bool) -> Corpus:
             }
         )
     if args.builtin or (default_builtin and not args.corpus):
-        from gateway.detect.seed_texts import builtin_examples, describe
+        from gateway.detect.default_corpus import default_examples, describe
 
-        for text, fraud, group in builtin_examples():
+        for text, fraud, group in default_examples():
             corpus.add(text, fraud, "fraud" if fraud else "ham", group)
-        corpus.sources.append(describe())
+        corpus.sources.extend(describe())
     if not corpus.texts:
         raise UsageError("the corpus holds no message")
     return corpus

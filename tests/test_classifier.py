@@ -383,10 +383,20 @@ def test_default_model_flags_smishing_and_passes_everyday_messages() -> None:
 
 
 def test_default_model_is_reproducible_from_the_shipped_texts() -> None:
-    from gateway.detect.seed_texts import builtin_corpus
+    """The default model is trained from files in the repository (the real texts' training
+    side, real messenger spam and chat, the project's templates): the same weights anywhere,
+    and never a held-out row."""
+    from gateway.detect.default_corpus import REAL_TRAIN, default_examples
 
-    texts, labels = builtin_corpus()
-    assert labels.count(False) >= 300 and labels.count(True) >= 200
+    examples = default_examples()
+    texts = [t for t, _, _ in examples]
+    labels = [f for _, f, _ in examples]
+    groups = {g for _, _, g in examples}
+    assert labels.count(False) >= 1500 and labels.count(True) >= 500
+    assert "tg-spam" in groups and any(g.startswith("github:") for g in groups)
+    assert "real-heldout" not in str(REAL_TRAIN)
+    heldout = (REAL_TRAIN.parent / "real-heldout.csv").read_text(encoding="utf-8")
+    assert not {t for t in texts if len(t) > 40 and t in heldout}  # no held-out text trains
     again = train(texts, labels, name="builtin")
     first = ClassifierDetector.default().model
     assert again.char_features == first.char_features

@@ -827,23 +827,33 @@ def cross_validate(
 
 @functools.cache
 def default_model() -> TextClassifier:
-    """The model trained on the project's own texts (`gateway.detect.seed_texts`), once per
-    process (about a second; `fraudgate train --builtin` writes the same model to a file)."""
-    from gateway.detect.seed_texts import builtin_corpus, describe
+    """The default model (`gateway.detect.default_corpus`: the real texts' training side, real
+    messenger spam and chat, the project's templates), trained once per process (about two
+    seconds; `fraudgate train --builtin` writes the same model to a file)."""
+    from gateway.detect.default_corpus import default_examples, describe
 
-    texts, labels = builtin_corpus()
-    return train(texts, labels, name="builtin", metadata={"trained_on": [describe()]})
+    examples = default_examples()
+    texts = [text for text, _, _ in examples]
+    labels = [fraud for _, fraud, _ in examples]
+    return train(texts, labels, name="builtin", metadata={"trained_on": describe()})
 
 
 class ClassifierDetector:
     """The Detector for the text classifier: one Reason when p(fraud) >= the threshold."""
 
-    def __init__(self, model: TextClassifier, threshold: float | None = None) -> None:
+    def __init__(
+        self, model: TextClassifier, threshold: float | None = None, weight: float = 1.0
+    ) -> None:
         self.name = "classifier"
         self.model = model
         self.threshold = model.threshold if threshold is None else float(threshold)
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold {self.threshold} must be in (0, 1)")
+        # The finding's score is p(fraud) x weight: with weight < 1 a statistical guess alone
+        # flags only when it is sure, and blocks only with a rule's or a link's evidence.
+        if not 0.0 < weight <= 1.0:
+            raise ValueError(f"weight {weight} must be in (0, 1]")
+        self.weight = float(weight)
         self.rule_id = f"classifier.{model.name}"
 
     @classmethod
@@ -874,7 +884,7 @@ class ClassifierDetector:
             Reason(
                 detector=self.name,
                 rule_id=self.rule_id,
-                score=round(p, 4),
+                score=round(p * self.weight, 4),
                 description=(
                     f"text classifier {self.model.name!r}: p(fraud) {p:.2f} "
                     f">= threshold {self.threshold:.2f}"
