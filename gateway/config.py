@@ -99,10 +99,16 @@ class WorkflowSettings:
     endpoint_cert: str = ""
     endpoint_key: str = ""
     endpoint_client_ca: str = ""
+    endpoint_max_connections: int = 16  # the centre posts one report at a time
+    endpoint_client_timeout: float = 10.0
     api_listen: str = ""  # HOST:PORT of the HTTP API (docs/api.md); empty: no API
     api_cert: str = ""
     api_key: str = ""
     api_tokens: tuple[tuple[str, str, str], ...] = ()  # (sha256 hex of the token, user, role)
+    # what one client may ask of the API (docs/api.md "Limits"; gateway.api.ApiLimits)
+    api_max_body: int = 64 * 1024
+    api_max_connections: int = 32
+    api_client_timeout: float = 10.0
 
 
 @dataclass
@@ -270,6 +276,24 @@ def _path(t: Table, name: str, base: Path) -> str:
     return str(base / value) if value else ""
 
 
+def _number(t: Table, name: str, default: float, low: float, high: float) -> float:
+    value = t.number(name, default, minimum=low)
+    if value > high:
+        raise ConfigError(f"{t.key(name)}: must be at most {high:g}, got {value}")
+    return value
+
+
+def _timeout(t: Table) -> float:
+    return _number(t, "client_timeout", 10.0, 0.1, 300.0)
+
+
+def _api_limits(a: Table, w: WorkflowSettings) -> None:
+    """[api] limits; the ranges are gateway.api.ApiLimits's."""
+    w.api_max_body = a.integer("max_body", 64 * 1024, minimum=1024, maximum=16 * 1024 * 1024)
+    w.api_max_connections = a.integer("max_connections", 32, minimum=2, maximum=10_000)
+    w.api_client_timeout = _timeout(a)
+
+
 def _workflow(root: Table, base: Path) -> WorkflowSettings:
     c, sw, ce = root.table("cases"), root.table("switch"), root.table("centre")
     ep = ce.table("endpoint")
@@ -293,6 +317,8 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
         endpoint_cert=_path(ep, "cert", base),
         endpoint_key=_path(ep, "key", base),
         endpoint_client_ca=_path(ep, "client_ca", base),
+        endpoint_max_connections=ep.integer("max_connections", 16, minimum=2, maximum=10_000),
+        endpoint_client_timeout=_timeout(ep),
     )
     from gateway.simbox import NAMES_A_NUMBER
 
@@ -312,6 +338,7 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
         if not (w.endpoint_cert and w.endpoint_key and w.endpoint_client_ca):
             raise ConfigError(f"{ep.path}: cert, key and client_ca are needed with listen")
     a = root.table("api")
+    _api_limits(a, w)
     w.api_listen = a.get("listen", str, "")
     w.api_cert, w.api_key = _path(a, "cert", base), _path(a, "key", base)
     if bool(w.api_cert) != bool(w.api_key):

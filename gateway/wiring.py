@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, WorkflowSettings
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import Alert, Detector, Inspected
 from gateway.outbox import OutboxStore
@@ -19,6 +19,10 @@ from gsm_probe.events import ProbeEvent, ProbeHealth
 from gsm_probe.probes import HealthLimits, ProbeManager
 
 if TYPE_CHECKING:
+    from gateway.api import ApiServer
+    from gateway.cases import Cases
+    from gateway.centre import CentreEndpoint
+    from gateway.store import Store
     from gateway.workflow import Workflow
 
 log = logging.getLogger("fraudgate.wiring")
@@ -183,15 +187,7 @@ async def open_workflow(
     from pathlib import Path
 
     from gateway.cases import Cases, Policy
-    from gateway.centre import (
-        CentreConfig,
-        CentreDispatcher,
-        CentreEndpoint,
-        CentreOutbox,
-        EndpointConfig,
-        StoreJournal,
-    )
-    from gateway.config_check import parse_hostport
+    from gateway.centre import CentreConfig, CentreDispatcher, CentreOutbox
     from gateway.registry import Registry
     from gateway.store import Store
     from gateway.switch import SwitchControl
@@ -227,28 +223,50 @@ async def open_workflow(
         else:
             log.warning("no [centre] url: reports to the anti-fraud centre stay queued")
         if w.endpoint_listen:
-            host, port = parse_hostport(w.endpoint_listen, "centre.endpoint.listen", listen=True)
-            endpoint = EndpointConfig(
-                Path(w.endpoint_cert), Path(w.endpoint_key), Path(w.endpoint_client_ca),
-                host=host, port=port,
-            )  # fmt: skip
-            await stack.enter_async_context(
-                CentreEndpoint(endpoint, cases, journal=StoreJournal(store))
-            )
+            await stack.enter_async_context(centre_endpoint(w, cases, store))
         if w.api_listen:
-            from gateway.api import ApiConfig, ApiServer, build_api
-
-            host, port = parse_hostport(w.api_listen, "api.listen", listen=True)
-            tokens = {digest: (user, role) for digest, user, role in w.api_tokens}
-            app = build_api(cases, Registry(store), store, tokens)
-            api = ApiConfig(
-                host=host, port=port,
-                cert=Path(w.api_cert) if w.api_cert else None,
-                key=Path(w.api_key) if w.api_key else None,
-            )  # fmt: skip
-            await stack.enter_async_context(ApiServer(api, app))
-            log.info("HTTP API on %s (%d tokens)", w.api_listen, len(tokens))
+            await stack.enter_async_context(api_server(w, cases, store))
+            log.info("HTTP API on %s (%d tokens)", w.api_listen, len(w.api_tokens))
         yield Workflow(
             store, cases, interval=w.interval,
             warn_before=dt.timedelta(hours=w.warn_before_hours), wake=wake,
         )  # fmt: skip
+
+
+def centre_endpoint(w: WorkflowSettings, cases: Cases, store: Store) -> CentreEndpoint:
+    """The centre's inbound endpoint as the daemon serves it ([centre.endpoint])."""
+    from pathlib import Path
+
+    from gateway.centre import CentreEndpoint, EndpointConfig, StoreJournal
+    from gateway.config_check import parse_hostport
+
+    host, port = parse_hostport(w.endpoint_listen, "centre.endpoint.listen", listen=True)
+    endpoint = EndpointConfig(
+        Path(w.endpoint_cert), Path(w.endpoint_key), Path(w.endpoint_client_ca),
+        host=host, port=port, max_connections=w.endpoint_max_connections,
+        client_timeout=w.endpoint_client_timeout,
+    )  # fmt: skip
+    return CentreEndpoint(endpoint, cases, journal=StoreJournal(store))
+
+
+def api_server(w: WorkflowSettings, cases: Cases, store: Store) -> ApiServer:
+    """The HTTP API as the daemon serves it ([api]: address, TLS, tokens, limits)."""
+    from pathlib import Path
+
+    from gateway.api import ApiConfig, ApiLimits, ApiServer, build_api
+    from gateway.config_check import parse_hostport
+    from gateway.registry import Registry
+
+    host, port = parse_hostport(w.api_listen, "api.listen", listen=True)
+    limits = ApiLimits(
+        max_body=w.api_max_body, max_connections=w.api_max_connections,
+        client_timeout=w.api_client_timeout,
+    )  # fmt: skip
+    tokens = {digest: (user, role) for digest, user, role in w.api_tokens}
+    app = build_api(cases, Registry(store), store, tokens, limits=limits)
+    config = ApiConfig(
+        host=host, port=port,
+        cert=Path(w.api_cert) if w.api_cert else None,
+        key=Path(w.api_key) if w.api_key else None, limits=limits,
+    )  # fmt: skip
+    return ApiServer(config, app)

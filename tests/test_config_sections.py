@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway.api import ApiLimits
 from gateway.config import DEFAULT_CONFIG, from_toml
 from gateway.config_check import ConfigError
 
@@ -50,6 +51,14 @@ def test_the_shipped_file_loads_with_probes_and_workflow_defaults() -> None:
         (with_("api", token=[{"sha256": "secret", "user": "u", "role": "analyst"}]), "SHA-256"),
         (with_("api", token=[{"sha256": "a" * 64, "user": "u", "role": "root"}]), "role"),
         (with_("cases", colour="red"), r"cases\.colour: unknown key"),
+        # the API's limits (docs/api.md "Limits")
+        (with_("api", max_body=100), r"api\.max_body: must be 1024\.\.16777216"),
+        (with_("api", max_body="64k"), r"api\.max_body: expected int"),
+        (with_("api", max_connections=1), r"api\.max_connections"),
+        (with_("api", client_timeout=0), r"api\.client_timeout: must be at least 0\.1"),
+        (with_("api", client_timeout=3600), r"api\.client_timeout: must be at most 300"),
+        (with_("centre.endpoint", max_connections=0), r"centre\.endpoint\.max_connections"),
+        (with_("centre.endpoint", client_timeout=-1), r"centre\.endpoint\.client_timeout"),
     ],
 )  # fmt: skip
 def test_mistakes_are_refused_naming_the_key(data: dict[str, Any], message: str) -> None:
@@ -64,3 +73,15 @@ def test_a_loopback_api_without_tls_and_hashed_tokens_load() -> None:
     assert w.api_listen == "127.0.0.1:8080" and w.api_tokens == (
         ("ab" * 32, "a.nurlanova", "analyst"),
     )
+
+
+def test_the_api_limits_default_as_in_the_code_and_load() -> None:
+    w = from_toml(copy.deepcopy(BASE)).workflow
+    shipped = ApiLimits(
+        max_body=w.api_max_body,
+        max_connections=w.api_max_connections,
+        client_timeout=w.api_client_timeout,
+    )
+    assert shipped == ApiLimits()  # the file shows the defaults (its header says so)
+    w = from_toml(with_("api", max_body=4096, client_timeout=3)).workflow
+    assert (w.api_max_body, w.api_client_timeout) == (4096, 3.0)

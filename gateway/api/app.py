@@ -4,6 +4,11 @@
 
 Every route names the permission it needs (auth.PERMISSIONS maps roles to permissions). A
 response with personal data unmasked is audited before it is sent (audit.AuditLog).
+
+The token is checked before anything else, in front of FastAPI (gateway/http_guard.py): an
+unknown caller gets 401 before one byte of the body is read, and bodies are bounded, so no
+request can make the event loop that answers the SMSC read or parse without limit. The
+routes check the token again (and the role).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,6 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gateway.alerts import mask_msisdn
 from gateway.cases import Actor, CaseFilter, Cases, CaseView, Source, State
 from gateway.cases.service import e164
+from gateway.http_guard import RequestGuard
 from gateway.registry import Registry, normalize_msisdn
 from gateway.store import Store
 
@@ -26,6 +32,7 @@ from . import errors, schemas, views
 from .audit import AuditLog, AuditQuery
 from .auth import Permission, Principal, TokenTable
 from .complaints import Complaints
+from .limits import ApiLimits
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,10 @@ _bearer = HTTPBearer(
 )
 
 Decide = Callable[[str, Actor, str], Awaitable[CaseView]]
+
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": schemas.Error, "description": "The body is over api.max_body"}
+}
 
 
 class Api:
@@ -110,8 +121,11 @@ def build_api(
     tokens: Mapping[str, tuple[str, str]],
     *,
     clock: Callable[[], float] = time.time,
+    limits: ApiLimits | None = None,
 ) -> FastAPI:
-    """The ASGI application. `tokens`: {sha256 hex of a token: (user_id, role)}."""
+    """The ASGI application. `tokens`: {sha256 hex of a token: (user_id, role)}; `limits`:
+    bodies (the server takes the same object for connections)."""
+    limits = limits or ApiLimits()
     api = Api(cases, registry, store, clock)
     app = FastAPI(
         title="fraudgate analyst API",
@@ -124,7 +138,14 @@ def build_api(
             503: {"model": schemas.Error, "description": "The database is unavailable"},
         },
     )
-    app.state.tokens = TokenTable(tokens)
+    table = TokenTable(tokens)
+    app.state.tokens = table
+    app.add_middleware(
+        RequestGuard,
+        max_body=limits.max_body,
+        client_timeout=limits.client_timeout,
+        authenticate=table.admits,
+    )
     errors.install(app)
     app.include_router(_cases_router(api), prefix="/v1")
     app.include_router(_decisions_router(api), prefix="/v1")
@@ -210,7 +231,7 @@ def _decision_route(
         dependencies=[Depends(require(permission))],  # 403 before the body is validated
         summary=f"{name.replace('_', ' ').capitalize()} a case",
         description=f"Allowed in state: {allowed_in}. The token's user and role are recorded.",
-        responses={404: {"model": schemas.Error}, 409: {"model": schemas.Error}},
+        responses={404: {"model": schemas.Error}, 409: {"model": schemas.Error}, **BODY_RESPONSES},
     )
 
 
@@ -225,6 +246,7 @@ def _other_router(api: Api) -> APIRouter:
         tags=["complaints"],
         status_code=201,
         summary="Record a caller's report; opens a case (source complaint)",
+        responses=BODY_RESPONSES,
     )
     async def post_complaint(
         request: Request,

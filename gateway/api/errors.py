@@ -19,6 +19,10 @@ from gateway.store import StoreError, StoreUnavailable
 log = logging.getLogger(__name__)
 
 
+class ApiConfigError(ValueError):
+    """The API cannot be set up as configured (the message says which key, why)."""
+
+
 class ApiError(Exception):
     """An answer other than 2xx: status, a stable error code, optional extra fields."""
 

@@ -6,20 +6,20 @@
 It is the embedded uvicorn server of gateway/http_server.py: the socket is bound there (errors
 raised, port 0 allowed) and the daemon root keeps the signals. TLS is server-side
 only (clients authenticate with bearer tokens); without cert and key it serves plain HTTP,
-for loopback behind a TLS-terminating proxy.
+for loopback behind a TLS-terminating proxy. `ApiConfig.limits` bounds connections and slow
+clients here; build_api takes the same limits for bodies and look-ups.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gateway.http_server import EmbeddedHttpServer
 
-
-class ApiConfigError(ValueError):
-    """The API server cannot be set up as configured (the message says which key, why)."""
+from .errors import ApiConfigError
+from .limits import ApiLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class ApiConfig:
     port: int = 8080
     cert: Path | None = None  # PEM certificate chain; TLS when cert and key are set
     key: Path | None = None
+    limits: ApiLimits = field(default_factory=ApiLimits)
 
     def __post_init__(self) -> None:
         if (self.cert is None) != (self.key is None):
@@ -52,5 +53,12 @@ class ApiServer(EmbeddedHttpServer):
         if config.cert is not None and config.key is not None:
             tls = {"ssl_certfile": str(config.cert), "ssl_keyfile": str(config.key)}
         super().__init__(
-            app, host=config.host, port=config.port, name="api", ssl=tls, error=ApiConfigError
+            app,
+            host=config.host,
+            port=config.port,
+            name="api",
+            ssl=tls,
+            error=ApiConfigError,
+            max_connections=config.limits.max_connections,
+            client_timeout=config.limits.client_timeout,
         )
