@@ -198,6 +198,8 @@ def _smsc(t: Table) -> SmscLink:
         verify=tls_t.get("verify", bool, True),
     )
     tls_enabled = tls_t.get("enabled", bool, False)
+    if tls.key_file and not tls.cert_file:  # a cert alone is fine: it may hold its key (PEM)
+        raise ConfigError(f"{tls_t.key('cert')}: needed with {tls_t.key('key')}")
     tls_t.done()
     name = t.get("name", str, host_port)
     esme = EsmeConfig(
@@ -217,6 +219,13 @@ def _smsc(t: Table) -> SmscLink:
     )
     t.done()
     return SmscLink(esme, route, forward, forward_timeout, ia5_is_gsm)
+
+
+def _pair(t: Table, a: str, a_value: str, b: str, b_value: str) -> None:
+    """Two keys set together or not at all (a client certificate and its private key)."""
+    if bool(a_value) != bool(b_value):
+        missing, given = (b, a) if a_value else (a, b)
+        raise ConfigError(f"{t.key(missing)}: needed with {t.key(given)} (set both or neither)")
 
 
 def _probe(t: Table) -> ProbeSettings:
@@ -436,6 +445,7 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
         tls_key=m.get("tls_key", str, ""),
         tls_insecure=m.get("tls_insecure", bool, False),
     )
+    _pair(m, "tls_cert", cfg.mqtt.tls_cert, "tls_key", cfg.mqtt.tls_key)
     m.done()
     cfg.probes = _probes(root, base)
     cfg.workflow = _workflow(root, base)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.config import GatewayConfig, WorkflowSettings
+from gateway.config_check import ConfigError
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import Alert, Detector, Inspected
 from gateway.outbox import OutboxStore
@@ -101,18 +102,21 @@ async def open_dispatcher(cfg: GatewayConfig, store: StorePort) -> AsyncIterator
     from gateway.outbox import OutboxDispatcher
 
     m = cfg.mqtt
-    mqtt = MqttConfig(
-        host=m.host,
-        port=m.port,
-        client_id=m.client_id,
-        username=m.username or None,
-        password=m.password or None,
-        topic_prefix=m.topic_prefix,
-        tls_ca=m.tls_ca or None,
-        tls_cert=m.tls_cert or None,
-        tls_key=m.tls_key or None,
-        tls_insecure=m.tls_insecure,
-    )
+    try:
+        mqtt = MqttConfig(
+            host=m.host,
+            port=m.port,
+            client_id=m.client_id,
+            username=m.username or None,
+            password=m.password or None,
+            topic_prefix=m.topic_prefix,
+            tls_ca=m.tls_ca or None,
+            tls_cert=m.tls_cert or None,
+            tls_key=m.tls_key or None,
+            tls_insecure=m.tls_insecure,
+        )
+    except ValueError as e:  # the adapter's own checks: report them as the file's mistakes
+        raise ConfigError(f"mqtt: {e}") from e
     yield OutboxDispatcher(store, mqtt)
 
 
@@ -246,7 +250,19 @@ def centre_endpoint(w: WorkflowSettings, cases: Cases, store: Store) -> CentreEn
         host=host, port=port, max_connections=w.endpoint_max_connections,
         client_timeout=w.endpoint_client_timeout,
     )  # fmt: skip
-    return CentreEndpoint(endpoint, cases, journal=StoreJournal(store))
+    with _files_of("centre.endpoint (cert, key, client_ca)"):
+        return CentreEndpoint(endpoint, cases, journal=StoreJournal(store))
+
+
+@contextlib.contextmanager
+def _files_of(keys: str) -> Iterator[None]:
+    """A certificate or key file that cannot be used, reported with the keys that name it."""
+    from gateway.centre import CentreConfigError
+
+    try:
+        yield
+    except CentreConfigError as e:
+        raise ConfigError(f"{keys}: {e}") from e
 
 
 def api_server(w: WorkflowSettings, cases: Cases, store: Store) -> ApiServer:

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from gateway.config_check import ConfigError
+
 
 class Role(StrEnum):
     ANALYST = "analyst"
@@ -46,7 +48,7 @@ del P
 _HASH = re.compile(r"[0-9a-f]{64}")
 
 
-class TokenConfigError(ValueError):
+class TokenConfigError(ConfigError):
     """A token entry is unusable (the message names the entry by user id, never the hash)."""
 
 

@@ -14,13 +14,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gateway.cases import CaseNotFound, ConcurrentUpdate, IllegalTransition
+from gateway.config_check import ConfigError
 from gateway.store import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 
-class ApiConfigError(ValueError):
-    """The API cannot be set up as configured (the message says which key, why)."""
+class ApiConfigError(ConfigError):
+    """The API cannot be set up as configured (the message says which key, why). A ConfigError:
+    the daemon reports it in one line at start-up, like a mistake in the file."""
 
 
 class ApiError(Exception):

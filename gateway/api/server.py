@@ -12,6 +12,7 @@ clients here; build_api takes the same limits for bodies and look-ups.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,24 @@ class ApiConfig:
         for name, path in (("api.cert", self.cert), ("api.key", self.key)):
             if path is not None and not Path(path).is_file():
                 raise ApiConfigError(f"{name}: no such file {path}")
+        if self.cert is not None and self.key is not None:
+            _check_tls_files(self.cert, self.key)
         if not 0 <= self.port <= 65535:
             raise ApiConfigError(f"api.port: {self.port} is not a TCP port")
 
     @property
     def tls(self) -> bool:
         return self.cert is not None
+
+
+def _check_tls_files(cert: Path, key: Path) -> None:
+    """Fail at start, naming the keys, rather than when uvicorn loads them (a traceback)."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise ApiConfigError(
+            f"api.cert, api.key: not a PEM certificate and its private key ({e})"
+        ) from None
 
 
 class ApiServer(EmbeddedHttpServer):
