@@ -8,7 +8,8 @@ response with personal data unmasked is audited before it is sent (audit.AuditLo
 The token is checked before anything else, in front of FastAPI (gateway/http_guard.py): an
 unknown caller gets 401 before one byte of the body is read, and bodies are bounded, so no
 request can make the event loop that answers the SMSC read or parse without limit. The
-routes check the token again (and the role).
+routes check the token again (and the role). There is no /docs page: the contract is
+docs/openapi.json, and /openapi.json is served like any route, to a token holder.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ def build_api(
             403: {"model": schemas.Error, "description": "The role may not do this"},
             503: {"model": schemas.Error, "description": "The database is unavailable"},
         },
+        docs_url=None,  # the Swagger and ReDoc pages fetch scripts from a CDN, and the
+        redoc_url=None,  # contract is docs/openapi.json; /openapi.json needs a token
     )
     table = TokenTable(tokens)
     app.state.tokens = table
