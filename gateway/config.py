@@ -109,6 +109,8 @@ class WorkflowSettings:
     api_max_body: int = 64 * 1024
     api_max_connections: int = 32
     api_client_timeout: float = 10.0
+    api_lookup_rate: float = 20.0  # per user and minute
+    api_lookup_burst: int = 10
 
 
 @dataclass
@@ -301,6 +303,8 @@ def _api_limits(a: Table, w: WorkflowSettings) -> None:
     w.api_max_body = a.integer("max_body", 64 * 1024, minimum=1024, maximum=16 * 1024 * 1024)
     w.api_max_connections = a.integer("max_connections", 32, minimum=2, maximum=10_000)
     w.api_client_timeout = _timeout(a)
+    w.api_lookup_rate = _number(a, "lookup_rate", 20.0, 0.01, 100_000.0)
+    w.api_lookup_burst = a.integer("lookup_burst", 10, minimum=1, maximum=100_000)
 
 
 def _workflow(root: Table, base: Path) -> WorkflowSettings:

@@ -276,7 +276,8 @@ def api_server(w: WorkflowSettings, cases: Cases, store: Store) -> ApiServer:
     host, port = parse_hostport(w.api_listen, "api.listen", listen=True)
     limits = ApiLimits(
         max_body=w.api_max_body, max_connections=w.api_max_connections,
-        client_timeout=w.api_client_timeout,
+        client_timeout=w.api_client_timeout, lookup_rate=w.api_lookup_rate,
+        lookup_burst=w.api_lookup_burst,
     )  # fmt: skip
     tokens = {digest: (user, role) for digest, user, role in w.api_tokens}
     app = build_api(cases, Registry(store), store, tokens, limits=limits)

@@ -66,6 +66,8 @@ def test_the_shipped_file_loads_with_probes_and_workflow_defaults() -> None:
         (with_("api", max_connections=1), r"api\.max_connections"),
         (with_("api", client_timeout=0), r"api\.client_timeout: must be at least 0\.1"),
         (with_("api", client_timeout=3600), r"api\.client_timeout: must be at most 300"),
+        (with_("api", lookup_rate=0), r"api\.lookup_rate"),
+        (with_("api", lookup_burst=0), r"api\.lookup_burst"),
         (with_("centre.endpoint", max_connections=0), r"centre\.endpoint\.max_connections"),
         (with_("centre.endpoint", client_timeout=-1), r"centre\.endpoint\.client_timeout"),
     ],
@@ -90,10 +92,12 @@ def test_the_api_limits_default_as_in_the_code_and_load() -> None:
         max_body=w.api_max_body,
         max_connections=w.api_max_connections,
         client_timeout=w.api_client_timeout,
+        lookup_rate=w.api_lookup_rate,
+        lookup_burst=w.api_lookup_burst,
     )
     assert shipped == ApiLimits()  # the file shows the defaults (its header says so)
-    w = from_toml(with_("api", max_body=4096, client_timeout=3)).workflow
-    assert (w.api_max_body, w.api_client_timeout) == (4096, 3.0)
+    w = from_toml(with_("api", max_body=4096, lookup_rate=2.5, client_timeout=3)).workflow
+    assert (w.api_max_body, w.api_lookup_rate, w.api_client_timeout) == (4096, 2.5, 3.0)
 
 
 # -- files that the configuration names, found unusable at start-up -------------------------------

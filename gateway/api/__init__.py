@@ -15,7 +15,7 @@ from .app import build_api
 from .audit import AuditEntry, AuditLog, AuditQuery
 from .auth import PERMISSIONS, Permission, Principal, Role, TokenConfigError, TokenTable, hash_token
 from .errors import ApiConfigError
-from .limits import ApiLimits
+from .limits import ApiLimits, LookupLimiter
 from .server import ApiConfig, ApiServer
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "AuditEntry",
     "AuditLog",
     "AuditQuery",
+    "LookupLimiter",
     "Permission",
     "Principal",
     "Role",
