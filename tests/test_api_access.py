@@ -1,6 +1,7 @@
 """Who may read what through the API, over a real socket: the API started as the daemon starts it
 (gateway.wiring.api_server, from a parsed [api] section) on a free loopback port. The OpenAPI
-pages need a token, look-ups are rate-limited per user and misses are audited like hits (R7)."""
+pages need a token, look-ups are rate-limited per user, misses are audited like hits, and an
+answer that carries personal data unmasked is audited as personal (R7)."""
 
 from __future__ import annotations
 
@@ -154,3 +155,18 @@ async def test_a_lookup_miss_is_audited_like_a_hit(api: httpx.AsyncClient, store
         ("u-helpline", "cases.read", UNKNOWN, False),
         ("u-helpline", "subscriber.read", "", False),  # what was typed is not kept
     ]
+
+
+# -- complaints: the answer's audit ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("role", "personal"), [("helpline", False), ("supervisor", True)])
+async def test_a_complaint_answer_is_audited_as_what_it_carries(
+    api: httpx.AsyncClient, store: Store, role: str, personal: bool
+) -> None:
+    r = await api.post("/v1/complaints", json=COMPLAINT, headers=auth(role))
+    assert r.status_code == 201
+    case = r.json()["case"]
+    assert (case["numbers"] == [MINE[0]]) is personal  # the supervisor sees the number
+    assert (case["person_id"] is not None) is personal
+    assert await audit_rows(store) == [(f"u-{role}", "complaint.create", case["id"], personal)]

@@ -278,8 +278,9 @@ def _other_router(api: Api) -> APIRouter:
     ) -> schemas.ComplaintOut:
         complaint_id, case = await api.complaints.take(body, who)
         log.info("help-line complaint %s -> case %s", complaint_id, case.id)
-        await _audit(api, request, who, "complaint.create", "case", case.id, personal=False)
         masked = not who.may(Permission.PERSONAL_DATA)
+        # the answer is the opened case: unmasked (numbers, person) to a supervisor
+        await _audit(api, request, who, "complaint.create", "case", case.id, personal=not masked)
         return schemas.ComplaintOut(
             complaint_id=complaint_id, case=views.case_detail(case, masked=masked)
         )
