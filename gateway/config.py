@@ -99,10 +99,18 @@ class WorkflowSettings:
     endpoint_cert: str = ""
     endpoint_key: str = ""
     endpoint_client_ca: str = ""
+    endpoint_max_connections: int = 16  # the centre posts one report at a time
+    endpoint_client_timeout: float = 10.0
     api_listen: str = ""  # HOST:PORT of the HTTP API (docs/api.md); empty: no API
     api_cert: str = ""
     api_key: str = ""
     api_tokens: tuple[tuple[str, str, str], ...] = ()  # (sha256 hex of the token, user, role)
+    # what one client may ask of the API (docs/api.md "Limits"; gateway.api.ApiLimits)
+    api_max_body: int = 64 * 1024
+    api_max_connections: int = 32
+    api_client_timeout: float = 10.0
+    api_lookup_rate: float = 20.0  # per user and minute
+    api_lookup_burst: int = 10
 
 
 @dataclass
@@ -193,6 +201,8 @@ def _smsc(t: Table) -> SmscLink:
         verify=tls_t.get("verify", bool, True),
     )
     tls_enabled = tls_t.get("enabled", bool, False)
+    if tls.key_file and not tls.cert_file:  # a cert alone is fine: it may hold its key (PEM)
+        raise ConfigError(f"{tls_t.key('cert')}: needed with {tls_t.key('key')}")
     tls_t.done()
     name = t.get("name", str, host_port)
     esme = EsmeConfig(
@@ -212,6 +222,13 @@ def _smsc(t: Table) -> SmscLink:
     )
     t.done()
     return SmscLink(esme, route, forward, forward_timeout, ia5_is_gsm)
+
+
+def _pair(t: Table, a: str, a_value: str, b: str, b_value: str) -> None:
+    """Two keys set together or not at all (a client certificate and its private key)."""
+    if bool(a_value) != bool(b_value):
+        missing, given = (b, a) if a_value else (a, b)
+        raise ConfigError(f"{t.key(missing)}: needed with {t.key(given)} (set both or neither)")
 
 
 def _probe(t: Table) -> ProbeSettings:
@@ -271,6 +288,26 @@ def _path(t: Table, name: str, base: Path) -> str:
     return str(base / value) if value else ""
 
 
+def _number(t: Table, name: str, default: float, low: float, high: float) -> float:
+    value = t.number(name, default, minimum=low)
+    if value > high:
+        raise ConfigError(f"{t.key(name)}: must be at most {high:g}, got {value}")
+    return value
+
+
+def _timeout(t: Table) -> float:
+    return _number(t, "client_timeout", 10.0, 0.1, 300.0)
+
+
+def _api_limits(a: Table, w: WorkflowSettings) -> None:
+    """[api] limits; the ranges are gateway.api.ApiLimits's."""
+    w.api_max_body = a.integer("max_body", 64 * 1024, minimum=1024, maximum=16 * 1024 * 1024)
+    w.api_max_connections = a.integer("max_connections", 32, minimum=2, maximum=10_000)
+    w.api_client_timeout = _timeout(a)
+    w.api_lookup_rate = _number(a, "lookup_rate", 20.0, 0.01, 100_000.0)
+    w.api_lookup_burst = a.integer("lookup_burst", 10, minimum=1, maximum=100_000)
+
+
 def _workflow(root: Table, base: Path) -> WorkflowSettings:
     c, sw, ce = root.table("cases"), root.table("switch"), root.table("centre")
     ep = ce.table("endpoint")
@@ -294,6 +331,8 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
         endpoint_cert=_path(ep, "cert", base),
         endpoint_key=_path(ep, "key", base),
         endpoint_client_ca=_path(ep, "client_ca", base),
+        endpoint_max_connections=ep.integer("max_connections", 16, minimum=2, maximum=10_000),
+        endpoint_client_timeout=_timeout(ep),
     )
     from gateway.simbox import NAMES_A_NUMBER
 
@@ -313,6 +352,7 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
         if not (w.endpoint_cert and w.endpoint_key and w.endpoint_client_ca):
             raise ConfigError(f"{ep.path}: cert, key and client_ca are needed with listen")
     a = root.table("api")
+    _api_limits(a, w)
     w.api_listen = a.get("listen", str, "")
     w.api_cert, w.api_key = _path(a, "cert", base), _path(a, "key", base)
     if bool(w.api_cert) != bool(w.api_key):
@@ -413,6 +453,7 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
         tls_key=m.get("tls_key", str, ""),
         tls_insecure=m.get("tls_insecure", bool, False),
     )
+    _pair(m, "tls_cert", cfg.mqtt.tls_cert, "tls_key", cfg.mqtt.tls_key)
     m.done()
     cfg.probes = _probes(root, base)
     cfg.workflow = _workflow(root, base)

@@ -229,6 +229,10 @@ def run(args: argparse.Namespace) -> int:
                 name, st.received, st.flagged, st.blocked, st.rejected, st.store_errors,
             )  # fmt: skip
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+    except ConfigError as exc:  # found while starting: a file the configuration names is unusable
+        print(f"fraudgate run: configuration error: {exc}", file=sys.stderr)
+        return 2
     return 0

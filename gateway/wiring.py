@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, WorkflowSettings
+from gateway.config_check import ConfigError
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import Alert, Detector, Inspected
 from gateway.outbox import OutboxStore
@@ -19,7 +20,11 @@ from gsm_probe.events import ProbeEvent, ProbeHealth
 from gsm_probe.probes import HealthLimits, ProbeManager
 
 if TYPE_CHECKING:
+    from gateway.api import ApiServer
+    from gateway.cases import Cases
+    from gateway.centre import CentreEndpoint
     from gateway.detect.classifier import TextClassifier
+    from gateway.store import Store
     from gateway.workflow import Workflow
 
 log = logging.getLogger("fraudgate.wiring")
@@ -101,18 +106,21 @@ async def open_dispatcher(cfg: GatewayConfig, store: StorePort) -> AsyncIterator
     from gateway.outbox import OutboxDispatcher
 
     m = cfg.mqtt
-    mqtt = MqttConfig(
-        host=m.host,
-        port=m.port,
-        client_id=m.client_id,
-        username=m.username or None,
-        password=m.password or None,
-        topic_prefix=m.topic_prefix,
-        tls_ca=m.tls_ca or None,
-        tls_cert=m.tls_cert or None,
-        tls_key=m.tls_key or None,
-        tls_insecure=m.tls_insecure,
-    )
+    try:
+        mqtt = MqttConfig(
+            host=m.host,
+            port=m.port,
+            client_id=m.client_id,
+            username=m.username or None,
+            password=m.password or None,
+            topic_prefix=m.topic_prefix,
+            tls_ca=m.tls_ca or None,
+            tls_cert=m.tls_cert or None,
+            tls_key=m.tls_key or None,
+            tls_insecure=m.tls_insecure,
+        )
+    except ValueError as e:  # the adapter's own checks: report them as the file's mistakes
+        raise ConfigError(f"mqtt: {e}") from e
     yield OutboxDispatcher(store, mqtt)
 
 
@@ -187,15 +195,7 @@ async def open_workflow(
     from pathlib import Path
 
     from gateway.cases import Cases, Policy
-    from gateway.centre import (
-        CentreConfig,
-        CentreDispatcher,
-        CentreEndpoint,
-        CentreOutbox,
-        EndpointConfig,
-        StoreJournal,
-    )
-    from gateway.config_check import parse_hostport
+    from gateway.centre import CentreConfig, CentreDispatcher, CentreOutbox
     from gateway.registry import Registry
     from gateway.store import Store
     from gateway.switch import SwitchControl
@@ -231,28 +231,63 @@ async def open_workflow(
         else:
             log.warning("no [centre] url: reports to the anti-fraud centre stay queued")
         if w.endpoint_listen:
-            host, port = parse_hostport(w.endpoint_listen, "centre.endpoint.listen", listen=True)
-            endpoint = EndpointConfig(
-                Path(w.endpoint_cert), Path(w.endpoint_key), Path(w.endpoint_client_ca),
-                host=host, port=port,
-            )  # fmt: skip
-            await stack.enter_async_context(
-                CentreEndpoint(endpoint, cases, journal=StoreJournal(store))
-            )
+            await stack.enter_async_context(centre_endpoint(w, cases, store))
         if w.api_listen:
-            from gateway.api import ApiConfig, ApiServer, build_api
-
-            host, port = parse_hostport(w.api_listen, "api.listen", listen=True)
-            tokens = {digest: (user, role) for digest, user, role in w.api_tokens}
-            app = build_api(cases, Registry(store), store, tokens)
-            api = ApiConfig(
-                host=host, port=port,
-                cert=Path(w.api_cert) if w.api_cert else None,
-                key=Path(w.api_key) if w.api_key else None,
-            )  # fmt: skip
-            await stack.enter_async_context(ApiServer(api, app))
-            log.info("HTTP API on %s (%d tokens)", w.api_listen, len(tokens))
+            await stack.enter_async_context(api_server(w, cases, store))
+            log.info("HTTP API on %s (%d tokens)", w.api_listen, len(w.api_tokens))
         yield Workflow(
             store, cases, interval=w.interval,
             warn_before=dt.timedelta(hours=w.warn_before_hours), wake=wake,
         )  # fmt: skip
+
+
+def centre_endpoint(w: WorkflowSettings, cases: Cases, store: Store) -> CentreEndpoint:
+    """The centre's inbound endpoint as the daemon serves it ([centre.endpoint])."""
+    from pathlib import Path
+
+    from gateway.centre import CentreEndpoint, EndpointConfig, StoreJournal
+    from gateway.config_check import parse_hostport
+
+    host, port = parse_hostport(w.endpoint_listen, "centre.endpoint.listen", listen=True)
+    endpoint = EndpointConfig(
+        Path(w.endpoint_cert), Path(w.endpoint_key), Path(w.endpoint_client_ca),
+        host=host, port=port, max_connections=w.endpoint_max_connections,
+        client_timeout=w.endpoint_client_timeout,
+    )  # fmt: skip
+    with _files_of("centre.endpoint (cert, key, client_ca)"):
+        return CentreEndpoint(endpoint, cases, journal=StoreJournal(store))
+
+
+@contextlib.contextmanager
+def _files_of(keys: str) -> Iterator[None]:
+    """A certificate or key file that cannot be used, reported with the keys that name it."""
+    from gateway.centre import CentreConfigError
+
+    try:
+        yield
+    except CentreConfigError as e:
+        raise ConfigError(f"{keys}: {e}") from e
+
+
+def api_server(w: WorkflowSettings, cases: Cases, store: Store) -> ApiServer:
+    """The HTTP API as the daemon serves it ([api]: address, TLS, tokens, limits)."""
+    from pathlib import Path
+
+    from gateway.api import ApiConfig, ApiLimits, ApiServer, build_api
+    from gateway.config_check import parse_hostport
+    from gateway.registry import Registry
+
+    host, port = parse_hostport(w.api_listen, "api.listen", listen=True)
+    limits = ApiLimits(
+        max_body=w.api_max_body, max_connections=w.api_max_connections,
+        client_timeout=w.api_client_timeout, lookup_rate=w.api_lookup_rate,
+        lookup_burst=w.api_lookup_burst,
+    )  # fmt: skip
+    tokens = {digest: (user, role) for digest, user, role in w.api_tokens}
+    app = build_api(cases, Registry(store), store, tokens, limits=limits)
+    config = ApiConfig(
+        host=host, port=port,
+        cert=Path(w.api_cert) if w.api_cert else None,
+        key=Path(w.api_key) if w.api_key else None, limits=limits,
+    )  # fmt: skip
+    return ApiServer(config, app)

@@ -267,13 +267,19 @@ async def test_subscriber_masked_for_helpline(client: httpx.AsyncClient, store: 
     )
 
 
-async def test_unknown_or_malformed_subscriber_is_404(
+async def test_unknown_or_malformed_subscriber_is_404_and_audited(
     client: httpx.AsyncClient, store: Store
 ) -> None:
     for number in (OTHER, "12345", "not-a-number"):
         r = await client.get(f"/v1/subscribers/{number}", headers=auth(Role.SUPERVISOR))
         assert (r.status_code, r.json()) == (404, {"error": "not_found"})
-    assert await audit_rows(store) == []
+    rows = [(r["action"], r["target"], r["personal_data"]) for r in await audit_rows(store)]
+    # a miss is a look-up too; what is not a number at all is not kept (it may be an IIN)
+    assert rows == [
+        ("subscriber.read", OTHER, False),
+        ("subscriber.read", "", False),
+        ("subscriber.read", "", False),
+    ]
 
 
 async def test_audit_failure_withholds_personal_data(

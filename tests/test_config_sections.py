@@ -3,14 +3,20 @@ start naming its key (the rest of the file is covered by the gateway's own confi
 
 from __future__ import annotations
 
+import argparse
 import copy
+import json
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway import daemon
+from gateway.api import ApiLimits
 from gateway.config import DEFAULT_CONFIG, from_toml
 from gateway.config_check import ConfigError
+from gateway.pipeline import Inspector
 
 BASE: dict[str, Any] = tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8"))
 
@@ -19,7 +25,7 @@ def with_(section: str, **values: Any) -> dict[str, Any]:
     data = copy.deepcopy(BASE)
     node = data
     for part in section.split("."):
-        node = node.setdefault(part, {})
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
     node.update(values)
     return data
 
@@ -50,6 +56,20 @@ def test_the_shipped_file_loads_with_probes_and_workflow_defaults() -> None:
         (with_("api", token=[{"sha256": "secret", "user": "u", "role": "analyst"}]), "SHA-256"),
         (with_("api", token=[{"sha256": "a" * 64, "user": "u", "role": "root"}]), "role"),
         (with_("cases", colour="red"), r"cases\.colour: unknown key"),
+        # a client certificate without its key (or the reverse) is refused, naming the key
+        (with_("mqtt", tls_cert="client.pem"), r"mqtt\.tls_key: needed with mqtt\.tls_cert"),
+        (with_("mqtt", tls_key="client.key"), r"mqtt\.tls_cert: needed with mqtt\.tls_key"),
+        (with_("smsc.0.tls", key="client.key"), r"smsc\[0\]\.tls\.cert: needed with"),
+        # the API's limits (docs/api.md "Limits")
+        (with_("api", max_body=100), r"api\.max_body: must be 1024\.\.16777216"),
+        (with_("api", max_body="64k"), r"api\.max_body: expected int"),
+        (with_("api", max_connections=1), r"api\.max_connections"),
+        (with_("api", client_timeout=0), r"api\.client_timeout: must be at least 0\.1"),
+        (with_("api", client_timeout=3600), r"api\.client_timeout: must be at most 300"),
+        (with_("api", lookup_rate=0), r"api\.lookup_rate"),
+        (with_("api", lookup_burst=0), r"api\.lookup_burst"),
+        (with_("centre.endpoint", max_connections=0), r"centre\.endpoint\.max_connections"),
+        (with_("centre.endpoint", client_timeout=-1), r"centre\.endpoint\.client_timeout"),
     ],
 )  # fmt: skip
 def test_mistakes_are_refused_naming_the_key(data: dict[str, Any], message: str) -> None:
@@ -64,3 +84,72 @@ def test_a_loopback_api_without_tls_and_hashed_tokens_load() -> None:
     assert w.api_listen == "127.0.0.1:8080" and w.api_tokens == (
         ("ab" * 32, "a.nurlanova", "analyst"),
     )
+
+
+def test_the_api_limits_default_as_in_the_code_and_load() -> None:
+    w = from_toml(copy.deepcopy(BASE)).workflow
+    shipped = ApiLimits(
+        max_body=w.api_max_body,
+        max_connections=w.api_max_connections,
+        client_timeout=w.api_client_timeout,
+        lookup_rate=w.api_lookup_rate,
+        lookup_burst=w.api_lookup_burst,
+    )
+    assert shipped == ApiLimits()  # the file shows the defaults (its header says so)
+    w = from_toml(with_("api", max_body=4096, lookup_rate=2.5, client_timeout=3)).workflow
+    assert (w.api_max_body, w.api_lookup_rate, w.api_client_timeout) == (4096, 2.5, 3.0)
+
+
+# -- files that the configuration names, found unusable at start-up -------------------------------
+
+
+def _toml(value: Any) -> str:
+    return json.dumps(value)  # strings, booleans and numbers are written alike in TOML
+
+
+def _start(tmp_path: Path, sections: dict[str, dict[str, Any]]) -> int:
+    """`fraudgate run -c FILE` as the command runs it (no detectors: they take seconds to
+    build and are not what is tested); it must stop before binding anything."""
+    tables = {"gateway": {"data_dir": str(tmp_path / "var")}, "mqtt": {"enabled": False}}
+    for name, values in sections.items():
+        tables[name] = tables.get(name, {}) | values
+    text = '[[smsc]]\naddress = "127.0.0.1:9"\nsystem_id = "gw"\npassword = "x"\n'
+    for name, values in tables.items():
+        text += f"[{name}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in values.items())
+    path = tmp_path / "fraudgate.toml"
+    path.write_text(text, encoding="utf-8")
+    return daemon.run(argparse.Namespace(config=path))
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"mqtt": {"enabled": True, "tls_cert": "client.pem"}}, "mqtt.tls_key: needed with"),
+        ({"api": {"listen": "127.0.0.1:0", "cert": "{junk}", "key": "{missing}"}},
+         "api.key: no such file"),
+        ({"api": {"listen": "127.0.0.1:0", "cert": "{junk}", "key": "{junk}"}},
+         "api.cert, api.key: not a PEM certificate"),
+        ({"centre.endpoint": {"listen": "127.0.0.1:0", "cert": "{junk}", "key": "{junk}",
+                              "client_ca": "{junk}"}}, "centre.endpoint (cert, key, client_ca):"),
+    ],
+    ids=["mqtt-cert-without-key", "api-key-missing", "api-not-pem", "endpoint-not-pem"],
+)  # fmt: skip
+def test_unusable_tls_files_stop_the_start_in_one_line(
+    tmp_path: Path,
+    section: dict[str, dict[str, Any]],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(daemon, "build_inspector", lambda cfg: Inspector([], cfg.thresholds))
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    files = {"{junk}": str(junk), "{missing}": str(tmp_path / "missing.pem")}
+    data = {
+        name: {k: files.get(v, v) if isinstance(v, str) else v for k, v in values.items()}
+        for name, values in section.items()
+    }
+    code = _start(tmp_path, data)  # an exception escaping it would be the traceback
+    stderr = capsys.readouterr().err
+    assert (code, stderr.count("\n")) == (2, 1), stderr
+    assert stderr.startswith("fraudgate run: configuration error: ") and message in stderr

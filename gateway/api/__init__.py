@@ -14,16 +14,20 @@ from __future__ import annotations
 from .app import build_api
 from .audit import AuditEntry, AuditLog, AuditQuery
 from .auth import PERMISSIONS, Permission, Principal, Role, TokenConfigError, TokenTable, hash_token
-from .server import ApiConfig, ApiConfigError, ApiServer
+from .errors import ApiConfigError
+from .limits import ApiLimits, LookupLimiter
+from .server import ApiConfig, ApiServer
 
 __all__ = [
     "PERMISSIONS",
     "ApiConfig",
     "ApiConfigError",
+    "ApiLimits",
     "ApiServer",
     "AuditEntry",
     "AuditLog",
     "AuditQuery",
+    "LookupLimiter",
     "Permission",
     "Principal",
     "Role",

@@ -4,6 +4,13 @@
 
 Every route names the permission it needs (auth.PERMISSIONS maps roles to permissions). A
 response with personal data unmasked is audited before it is sent (audit.AuditLog).
+
+The token is checked before anything else, in front of FastAPI (gateway/http_guard.py): an
+unknown caller gets 401 before one byte of the body is read, and bodies are bounded, so no
+request can make the event loop that answers the SMSC read or parse without limit. The
+routes check the token again (and the role); look-ups of numbers and cases are counted per
+user (limits.LookupLimiter: 429). There is no /docs page: the contract is docs/openapi.json,
+and /openapi.json is served like any route, to a token holder.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,6 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gateway.alerts import mask_msisdn
 from gateway.cases import Actor, CaseFilter, Cases, CaseView, Source, State
 from gateway.cases.service import e164
+from gateway.http_guard import RequestGuard
 from gateway.registry import Registry, normalize_msisdn
 from gateway.store import Store
 
@@ -26,6 +34,7 @@ from . import errors, schemas, views
 from .audit import AuditLog, AuditQuery
 from .auth import Permission, Principal, TokenTable
 from .complaints import Complaints
+from .limits import ApiLimits, LookupLimiter
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,16 @@ _bearer = HTTPBearer(
 )
 
 Decide = Callable[[str, Actor, str], Awaitable[CaseView]]
+
+LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": schemas.Error,
+        "description": "The user's look-ups are over api.lookup_rate; see Retry-After",
+    }
+}
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": schemas.Error, "description": "The body is over api.max_body"}
+}
 
 
 class Api:
@@ -81,21 +100,33 @@ def _authenticated(
     return found
 
 
-def require(permission: Permission) -> Callable[..., Principal]:
-    """A dependency: the caller, when their role has `permission` (else 403)."""
+def require(permission: Permission, *, lookup: bool = False) -> Callable[..., Principal]:
+    """A dependency: the caller, when their role has `permission` (else 403) and, for a
+    `lookup`, when they have not used up their look-ups (else 429, nothing read or audited)."""
 
-    def check(who: Annotated[Principal, Depends(_authenticated)]) -> Principal:
+    def check(request: Request, who: Annotated[Principal, Depends(_authenticated)]) -> Principal:
         if not who.may(permission):
             raise errors.forbidden()
+        if lookup:
+            _count_lookup(request, who)
         return who
 
     return check
 
 
+def _count_lookup(request: Request, who: Principal) -> None:
+    """One look-up of `who`'s bucket (limits.LookupLimiter), or 429 when it is empty."""
+    lookups: LookupLimiter = request.app.state.lookups
+    wait = lookups.take(who.user_id)
+    if wait > 0:
+        log.info("look-ups of %s over the rate: %.0f s to wait", who.user_id, wait)
+        raise errors.rate_limited(wait)
+
+
 Caller = Annotated[Principal, Depends(_authenticated)]
-CaseReader = Annotated[Principal, Depends(require(Permission.CASES_READ))]
+CaseReader = Annotated[Principal, Depends(require(Permission.CASES_READ, lookup=True))]
 HelpLine = Annotated[Principal, Depends(require(Permission.COMPLAINTS_CREATE))]
-SubscriberReader = Annotated[Principal, Depends(require(Permission.SUBSCRIBERS_READ))]
+SubscriberReader = Annotated[Principal, Depends(require(Permission.SUBSCRIBERS_READ, lookup=True))]
 Auditor = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
 
 
@@ -110,8 +141,11 @@ def build_api(
     tokens: Mapping[str, tuple[str, str]],
     *,
     clock: Callable[[], float] = time.time,
+    limits: ApiLimits | None = None,
 ) -> FastAPI:
-    """The ASGI application. `tokens`: {sha256 hex of a token: (user_id, role)}."""
+    """The ASGI application. `tokens`: {sha256 hex of a token: (user_id, role)}; `limits`:
+    bodies and look-ups (the server takes the same object for connections)."""
+    limits = limits or ApiLimits()
     api = Api(cases, registry, store, clock)
     app = FastAPI(
         title="fraudgate analyst API",
@@ -123,8 +157,18 @@ def build_api(
             403: {"model": schemas.Error, "description": "The role may not do this"},
             503: {"model": schemas.Error, "description": "The database is unavailable"},
         },
+        docs_url=None,  # the Swagger and ReDoc pages fetch scripts from a CDN, and the
+        redoc_url=None,  # contract is docs/openapi.json; /openapi.json needs a token
     )
-    app.state.tokens = TokenTable(tokens)
+    table = TokenTable(tokens)
+    app.state.tokens = table
+    app.state.lookups = LookupLimiter(limits.lookup_rate, limits.lookup_burst)
+    app.add_middleware(
+        RequestGuard,
+        max_body=limits.max_body,
+        client_timeout=limits.client_timeout,
+        authenticate=table.admits,
+    )
     errors.install(app)
     app.include_router(_cases_router(api), prefix="/v1")
     app.include_router(_decisions_router(api), prefix="/v1")
@@ -138,7 +182,7 @@ def build_api(
 def _cases_router(api: Api) -> APIRouter:
     r = APIRouter(tags=["cases"])
 
-    @r.get("/cases", summary="List cases, newest first")
+    @r.get("/cases", summary="List cases, newest first", responses=LOOKUP_RESPONSES)
     async def list_cases(
         request: Request,
         who: CaseReader,
@@ -152,15 +196,15 @@ def _cases_router(api: Api) -> APIRouter:
         )
         found = await api.cases.list(flt)
         masked = not who.may(Permission.PERSONAL_DATA)
-        if not masked:
+        if not masked or flt.number:  # personal data sent, or a number looked up (R7)
             target = flt.number or ""
-            await _audit(api, request, who, "cases.read", "cases", target, personal=True)
+            await _audit(api, request, who, "cases.read", "cases", target, personal=not masked)
         return [views.case_summary(c, masked=masked) for c in found]
 
     @r.get(
         "/cases/{case_id}",
         summary="One case with its evidence and history",
-        responses={404: {"model": schemas.Error}},
+        responses={404: {"model": schemas.Error}, **LOOKUP_RESPONSES},
     )
     async def get_case(request: Request, case_id: str, who: CaseReader) -> schemas.CaseDetail:
         case = await api.cases.get(case_id)
@@ -210,7 +254,7 @@ def _decision_route(
         dependencies=[Depends(require(permission))],  # 403 before the body is validated
         summary=f"{name.replace('_', ' ').capitalize()} a case",
         description=f"Allowed in state: {allowed_in}. The token's user and role are recorded.",
-        responses={404: {"model": schemas.Error}, 409: {"model": schemas.Error}},
+        responses={404: {"model": schemas.Error}, 409: {"model": schemas.Error}, **BODY_RESPONSES},
     )
 
 
@@ -225,6 +269,7 @@ def _other_router(api: Api) -> APIRouter:
         tags=["complaints"],
         status_code=201,
         summary="Record a caller's report; opens a case (source complaint)",
+        responses=BODY_RESPONSES,
     )
     async def post_complaint(
         request: Request,
@@ -233,8 +278,9 @@ def _other_router(api: Api) -> APIRouter:
     ) -> schemas.ComplaintOut:
         complaint_id, case = await api.complaints.take(body, who)
         log.info("help-line complaint %s -> case %s", complaint_id, case.id)
-        await _audit(api, request, who, "complaint.create", "case", case.id, personal=False)
         masked = not who.may(Permission.PERSONAL_DATA)
+        # the answer is the opened case: unmasked (numbers, person) to a supervisor
+        await _audit(api, request, who, "complaint.create", "case", case.id, personal=not masked)
         return schemas.ComplaintOut(
             complaint_id=complaint_id, case=views.case_detail(case, masked=masked)
         )
@@ -243,7 +289,7 @@ def _other_router(api: Api) -> APIRouter:
         "/subscribers/{msisdn}",
         tags=["subscribers"],
         summary="Who holds a number, and all their numbers",
-        responses={404: {"model": schemas.Error}},
+        responses={404: {"model": schemas.Error}, **LOOKUP_RESPONSES},
     )
     async def get_subscriber(
         request: Request,
@@ -252,11 +298,14 @@ def _other_router(api: Api) -> APIRouter:
     ) -> schemas.Subscriber:
         number = normalize_msisdn(msisdn)
         found = await api.registry.subscriber_of(number) if number else None
-        if number is None or found is None:
-            raise errors.ApiError(404, "not_found")
         masked = not who.may(Permission.PERSONAL_DATA)
-        target = "+" + number
-        await _audit(api, request, who, "subscriber.read", "msisdn", target, personal=not masked)
+        # a miss is recorded as well: who asked about which number matters, not only what they
+        # saw. Not a number at all: what was typed (maybe an IIN in the wrong field) is not kept
+        target = "+" + number if number else ""
+        personal = found is not None and not masked
+        await _audit(api, request, who, "subscriber.read", "msisdn", target, personal=personal)
+        if found is None:
+            raise errors.ApiError(404, "not_found")
         log.info("subscriber of %s read by %s", mask_msisdn(target), who.user_id)
         return views.subscriber(found[0], found[1], masked=masked)
 

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from gateway.config_check import ConfigError
+
 
 class Role(StrEnum):
     ANALYST = "analyst"
@@ -46,7 +48,7 @@ del P
 _HASH = re.compile(r"[0-9a-f]{64}")
 
 
-class TokenConfigError(ValueError):
+class TokenConfigError(ConfigError):
     """A token entry is unusable (the message names the entry by user id, never the hash)."""
 
 
@@ -77,6 +79,12 @@ class TokenTable:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def admits(self, authorization: str | None) -> bool:
+        """Whether an Authorization header's value carries a known bearer token: the check
+        made before anything else of a request is read (gateway/http_guard.py)."""
+        token = bearer_token(authorization)
+        return token is not None and self.lookup(token) is not None
+
     def lookup(self, token: str) -> Principal | None:
         """The principal of `token`, or None. Every entry is compared (no early exit)."""
         presented = hashlib.sha256(token.encode("utf-8")).digest()
@@ -85,6 +93,14 @@ class TokenTable:
             if hmac.compare_digest(presented, digest):
                 found = principal
         return found
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of `Bearer <token>` (scheme in any case), else None; split as FastAPI's
+    HTTPBearer splits it, so that the early check and the routes' check agree."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 def _digest(value: str, user_id: str) -> bytes:

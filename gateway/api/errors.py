@@ -7,6 +7,7 @@ type), never the value (it may be an IIN, a name or a number).
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,9 +15,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gateway.cases import CaseNotFound, ConcurrentUpdate, IllegalTransition
+from gateway.config_check import ConfigError
 from gateway.store import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+
+class ApiConfigError(ConfigError):
+    """The API cannot be set up as configured (the message says which key, why). A ConfigError:
+    the daemon reports it in one line at start-up, like a mistake in the file."""
 
 
 class ApiError(Exception):
@@ -36,6 +43,11 @@ def unauthorized() -> ApiError:
 
 def forbidden() -> ApiError:
     return ApiError(403, "forbidden")
+
+
+def rate_limited(wait: float) -> ApiError:
+    """Too many look-ups: `Retry-After` is whole seconds until the next one is allowed."""
+    return ApiError(429, "rate_limited", {"Retry-After": str(max(1, math.ceil(wait)))})
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:

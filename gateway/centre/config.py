@@ -48,7 +48,9 @@ class EndpointConfig:
     client_ca: Path
     host: str = "127.0.0.1"
     port: int = 0  # 0: any free port (tests); see CentreEndpoint.port
-    max_body: int = 64 * 1024
+    max_body: int = 64 * 1024  # a report is a few KiB; more: 413, counted as it arrives
+    max_connections: int = 16  # open connections at once; more: 503 (the centre retries)
+    client_timeout: float = 10.0  # seconds for a request's headers, and for its body
 
     def ssl_context(self) -> ssl.SSLContext:
         return server_context(self.cert, self.key, self.client_ca)

@@ -7,6 +7,11 @@
 through the `CaseOpener` port and is answered `202 {"case_id": ...}`; a report whose id was seen
 before is answered `200` with the same case id, without calling the opener again. Bad JSON or a
 schema violation is answered `400 {"error": ..., "paths": [...]}` and nothing is written.
+
+The client proved who it is in the TLS handshake, so the body's limits come first: the request
+guard (gateway/http_guard.py) answers 413 to a Content-Length over `max_body` without reading
+it and cuts a chunked body at `max_body`, 408 to a body not sent in time, 400 to JSON nested
+too deep; only then is the body parsed.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.dialects import postgresql, sqlite
 
+from gateway.http_guard import RequestGuard
 from gateway.store import StoreError
 from gateway.store.models_centre import centre_inbound
 
@@ -130,20 +136,22 @@ def build_app(
     journal: InboundJournal,
     *,
     max_body: int = 64 * 1024,
+    client_timeout: float = 10.0,
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
-    """The ASGI application of the inbound endpoint."""
+    """The ASGI application of the inbound endpoint, its body bounded before it is parsed."""
     app = FastAPI(title="fraudgate: reports from the anti-fraud centre", openapi_url=None)
+    app.add_middleware(
+        RequestGuard, max_body=max_body, client_timeout=client_timeout, error_body=_error_body
+    )
     lock = asyncio.Lock()  # one report at a time: look-up, open and record never interleave
 
     @app.post("/v1/reports")
     async def post_report(request: Request) -> JSONResponse:
-        body = await request.body()
-        if len(body) > max_body:
-            return _bad("too_large", [f"body over {max_body} bytes"], status=413)
+        body = await request.body()  # whole and within max_body: the guard read it
         try:
             doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, RecursionError) as e:  # nesting is bounded by the guard already
             return _bad("bad_json", [f"not JSON: {type(e).__name__}"])
         problems = inbound_errors(doc)
         if problems:
@@ -176,6 +184,11 @@ def _bad(error: str, paths: list[str], *, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": error, "paths": paths[:20]}, status_code=status)
 
 
+def _error_body(error: str, detail: str) -> dict[str, Any]:
+    """The guard's refusals in this endpoint's error shape."""
+    return {"error": error, "paths": [detail]}
+
+
 class CentreEndpoint:
     """The inbound HTTPS endpoint as one async context manager (uvicorn in this event loop)."""
 
@@ -188,7 +201,9 @@ class CentreEndpoint:
     ) -> None:
         self.config = config
         self.journal = journal or MemoryJournal()
-        self.app = build_app(opener, self.journal, max_body=config.max_body)
+        self.app = build_app(
+            opener, self.journal, max_body=config.max_body, client_timeout=config.client_timeout
+        )
         self._server = TlsHttpServer(
             self.app,
             cert=config.cert,
@@ -197,6 +212,8 @@ class CentreEndpoint:
             host=config.host,
             port=config.port,
             name="centre-endpoint",
+            max_connections=config.max_connections,
+            client_timeout=config.client_timeout,
         )
 
     @property

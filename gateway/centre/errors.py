@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gateway.config_check import ConfigError
+
 
 class CentreError(Exception):
     """Talking to the anti-fraud centre failed."""
@@ -26,8 +28,9 @@ class ReportRejected(CentreError):
         self.status = status
 
 
-class CentreConfigError(CentreError, ValueError):
-    """The centre configuration is unusable (a certificate or key file missing or invalid)."""
+class CentreConfigError(CentreError, ConfigError):
+    """The centre configuration is unusable (a certificate or key file missing or invalid). A
+    ConfigError: the daemon reports it in one line at start-up, like a mistake in the file."""
 
 
 __all__ = [

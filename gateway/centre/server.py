@@ -29,6 +29,8 @@ class TlsHttpServer(EmbeddedHttpServer):
         host: str = "127.0.0.1",
         port: int = 0,
         name: str = "https",
+        max_connections: int = 32,
+        client_timeout: float = 10.0,
     ) -> None:
         server_context(cert, key, client_ca)  # fail early, typed, on unusable files
         tls = {
@@ -37,7 +39,16 @@ class TlsHttpServer(EmbeddedHttpServer):
             "ssl_ca_certs": str(client_ca),
             "ssl_cert_reqs": ssl.CERT_REQUIRED,
         }
-        super().__init__(app, host=host, port=port, name=name, ssl=tls, error=CentreConfigError)
+        super().__init__(
+            app,
+            host=host,
+            port=port,
+            name=name,
+            ssl=tls,
+            error=CentreConfigError,
+            max_connections=max_connections,
+            client_timeout=client_timeout,
+        )
 
 
 __all__ = ["TlsHttpServer"]
