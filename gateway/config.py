@@ -131,6 +131,8 @@ class GatewayConfig:
     reassembly_timeout: float = 30.0
     batch_max: int = 200  # SMS per database transaction (group commit)
     batch_delay: float = 0.002  # seconds to wait for more SMS before committing a batch
+    commit_timeout: float = 10.0  # a batch not committed by then is answered for retry (0x14)
+    redelivery_window: float = 600.0  # seconds a redelivered SMS keeps its first id
     smsc: list[SmscLink] = field(default_factory=list)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
@@ -402,6 +404,8 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     cfg.reassembly_timeout = g.number("reassembly_timeout", 30.0, minimum=0.1)
     cfg.batch_max = g.integer("batch_max", cfg.batch_max, minimum=1)
     cfg.batch_delay = g.number("batch_delay", cfg.batch_delay)
+    cfg.commit_timeout = g.number("commit_timeout", cfg.commit_timeout, minimum=0.1)
+    cfg.redelivery_window = g.number("redelivery_window", cfg.redelivery_window, minimum=1.0)
     g.done()
 
     store = root.table("store")

@@ -75,6 +75,7 @@ class Gateway:
         self.supervisors: list[EsmeSupervisor] = []
         self.ready = asyncio.Event()
         self.report = RunReport()
+        self.database_ok = True
 
     async def run(self, stop: asyncio.Event) -> RunReport:
         cfg = self.cfg
@@ -86,7 +87,9 @@ class Gateway:
                     store,
                     batch_max=cfg.batch_max,
                     batch_delay=cfg.batch_delay,
+                    commit_timeout=cfg.commit_timeout,
                     on_committed=lambda n: dispatcher.notify(),
+                    on_health=lambda ok, why: self._database_health(dispatcher, ok, why),
                 )
                 policy = Policy(
                     cfg.enforcing,
@@ -112,6 +115,8 @@ class Gateway:
                         forward_timeout=link.forward_timeout,
                         ia5_is_gsm=link.ia5_is_gsm,
                         deliveries=deliveries,
+                        scope=f"{link.esme.system_id}@{link.esme.host}:{link.esme.port}",
+                        redelivery_window=cfg.redelivery_window,
                     )
                     self.handlers.append(handler)
                     supervisor = EsmeSupervisor(link.esme, handler)
@@ -178,6 +183,15 @@ class Gateway:
             if purged:
                 log.info("text retention: erased the text of %d messages", purged)
             await asyncio.sleep(3600)
+
+    def _database_health(self, dispatcher: DispatcherPort, ok: bool, why: str) -> None:
+        """The readiness signal of the SMS path: retained on MQTT, so operators' monitoring
+        sees a database that stopped answering (the SMSC gets 0x14 meanwhile)."""
+        self.database_ok = ok
+        state: dict[str, object] = {"state": "ok" if ok else "failing", "since": time.time()}
+        if why:
+            state["detail"] = why[:300]
+        dispatcher.set_state(f"{self.cfg.mqtt.topic_prefix}/health/database", state)
 
     def reload(self) -> None:
         """SIGHUP: rule files, and the probes' test plans."""

@@ -51,6 +51,7 @@ from gateway.domain import (
     Verdict,
     combine,
 )
+from gateway.message_ids import DEFAULT_WINDOW, derived_id, message_key, stable_ids
 from smsc.constants import Status, status_name
 from smsc.link import Link, LinkClosedError, RequestFailedError
 from smsc.pdu import DataSm, DeliverSm, DeliverSmResp, Pdu
@@ -142,7 +143,8 @@ class Inspector:
         verdict = protect(combine(reasons, self.thresholds), self._protected(sms))
         alerts: list[Alert] = []
         if verdict.decision is not Decision.ALLOW:
-            alerts.append(Alert(AlertKind.SMS_VERDICT, sms_alert_payload(sms, verdict), now))
+            payload = sms_alert_payload(sms, verdict)
+            alerts.append(Alert(AlertKind.SMS_VERDICT, payload, now, derived_id(sms.id, "sms")))
             if verdict.decision is Decision.BLOCK:
                 for det in self.detectors:
                     learn = getattr(det, "learn_blocked", None)
@@ -160,7 +162,8 @@ class Inspector:
                     smsc=sms.smsc,
                     route=sms.route.value,
                 )
-                alerts.append(Alert(AlertKind.FANOUT, payload, when))
+                alert_id = derived_id(sms.id, f"fanout/{sender}")
+                alerts.append(Alert(AlertKind.FANOUT, payload, when, alert_id))
         return Inspected(sms, verdict, alerts)
 
     def _protected(self, sms: SmsEvent) -> ProtectedSender | None:
@@ -179,6 +182,7 @@ class Inspector:
             received_at=now,
             message_id=sms.id,
             suspected_sender=_suspected_sender(sms.text),
+            id=derived_id(sms.id, "complaint"),
         )
         verdict = Verdict(
             0.0,
@@ -186,7 +190,8 @@ class Inspector:
             [Reason("complaint", "complaint.forwarded", 0.0, "forwarded to the complaint number")],
         )
         payload = complaint_alert_payload(complaint, forwarded)
-        return Inspected(sms, verdict, [Alert(AlertKind.COMPLAINT, payload, now)], complaint)
+        alert = Alert(AlertKind.COMPLAINT, payload, now, derived_id(sms.id, "complaint-alert"))
+        return Inspected(sms, verdict, [alert], complaint)
 
 
 def protect(verdict: Verdict, sender: ProtectedSender | None) -> Verdict:
@@ -231,12 +236,18 @@ def _suspected_sender(text: str) -> str:
 
 
 class RecordStore(Protocol):
-    async def record(self, items: Sequence[Inspected]) -> None: ...
+    async def record(self, items: Sequence[Inspected]) -> set[str]: ...
+
+
+Health = Callable[[bool, str], None]  # (database answering?, why not)
 
 
 class Recorder:
     """Collects inspected SMS and commits them in batches; each SMS's future resolves once its
-    batch is committed (or fails with the store's error)."""
+    batch is committed: True when it was new, False when it was recorded already (a
+    redelivery, gateway.message_ids). It fails with the store's error, or when the database
+    does not answer within `commit_timeout` (a frozen database must not hold the SMSC's
+    answers: they get the store error status, 0x14, and the SMSC retries)."""
 
     def __init__(
         self,
@@ -244,18 +255,25 @@ class Recorder:
         *,
         batch_max: int = 200,
         batch_delay: float = 0.0,
+        commit_timeout: float = 10.0,
         on_committed: Callable[[int], None] | None = None,
+        on_health: Health | None = None,
     ) -> None:
         self.store = store
         self.batch_max = batch_max
         self.batch_delay = batch_delay
+        self.commit_timeout = commit_timeout
         self.on_committed = on_committed
-        self._queue: asyncio.Queue[tuple[Inspected, asyncio.Future[None]]] = asyncio.Queue()
+        self.on_health = on_health
+        self._queue: asyncio.Queue[tuple[Inspected, asyncio.Future[bool]]] = asyncio.Queue()
         self.committed = 0
+        self.repeated = 0  # redeliveries recorded already, skipped
         self.failed = 0
+        self.failing_since: float | None = None  # monotonic time of the first failure in a row
+        self._failed_logged = 0.0
 
-    def submit(self, item: Inspected) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def submit(self, item: Inspected) -> asyncio.Future[bool]:
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((item, fut))
         return fut
 
@@ -263,13 +281,17 @@ class Recorder:
     def backlog(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def healthy(self) -> bool:
+        return self.failing_since is None
+
     async def run(self) -> None:
         while True:
             batch = [await self._queue.get()]
             await self._fill(batch)
             await self._commit(batch)
 
-    async def _fill(self, batch: list[tuple[Inspected, asyncio.Future[None]]]) -> None:
+    async def _fill(self, batch: list[tuple[Inspected, asyncio.Future[bool]]]) -> None:
         q = self._queue
         deadline = time.monotonic() + self.batch_delay
         while len(batch) < self.batch_max:
@@ -284,23 +306,59 @@ class Recorder:
             except TimeoutError:
                 return
 
-    async def _commit(self, batch: list[tuple[Inspected, asyncio.Future[None]]]) -> None:
+    async def _commit(self, batch: list[tuple[Inspected, asyncio.Future[bool]]]) -> None:
+        items = [item for item, _ in batch]
         try:
-            await self.store.record([item for item, _ in batch])
-        except Exception as exc:  # StoreError and anything else: answer, never hang
-            self.failed += len(batch)
-            log.warning("could not record %d SMS: %s", len(batch), exc)
+            repeated = await asyncio.wait_for(self.store.record(items), self.commit_timeout)
+        except Exception as exc:  # StoreError, a timeout and anything else: answer, never hang
+            if isinstance(exc, TimeoutError):
+                exc = TimeoutError(f"the database did not answer within {self.commit_timeout:g} s")
+            self._failed(len(batch), exc)
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc)
             await asyncio.sleep(0.2)  # a database that is down should not be hammered
             return
-        self.committed += len(batch)
-        for _, fut in batch:
+        self._recovered()
+        self.committed += len(batch) - len(repeated)
+        self.repeated += len(repeated)
+        for item, fut in batch:
             if not fut.done():
-                fut.set_result(None)
+                fut.set_result(item.sms.id not in repeated)
         if self.on_committed is not None and any(item.alerts for item, _ in batch):
             self.on_committed(len(batch))
+
+    def _failed(self, count: int, exc: BaseException) -> None:
+        """Logged when the failures start and then every 30 s while they last (a database down
+        for an hour must not write a line per batch), with the count answered for retry."""
+        self.failed += count
+        now = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = now
+            if self.on_health is not None:
+                self.on_health(False, str(exc))
+        if now - self._failed_logged >= 30.0:
+            self._failed_logged = now
+            log.warning(
+                "cannot record SMS (%d answered with the store error status so far, failing for "
+                "%.0f s; the SMSC retries them): %s",
+                self.failed,
+                now - self.failing_since,
+                exc,
+            )
+
+    def _recovered(self) -> None:
+        if self.failing_since is None:
+            return
+        log.warning(
+            "database answering again after %.0f s; %d SMS were answered for retry",
+            time.monotonic() - self.failing_since,
+            self.failed,
+        )
+        self.failing_since = None
+        self._failed_logged = 0.0
+        if self.on_health is not None:
+            self.on_health(True, "")
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,8 +467,13 @@ class GatewayHandler:
         ia5_is_gsm: bool = False,
         correlator: ReceiptCorrelator | None = None,
         deliveries: DeliveryWriter | None = None,
+        scope: str = "",
+        redelivery_window: float = DEFAULT_WINDOW,
     ) -> None:
         self.name = name
+        # what makes a message's id: the SMSC account it came through (docs: message_ids)
+        self.scope = scope or name
+        self.redelivery_window = redelivery_window
         self.route = route
         self.inspector = inspector
         self.recorder = recorder
@@ -489,6 +552,10 @@ class GatewayHandler:
     ) -> None:
         now = self.clock()
         event = event_from_sms(sms, self.name, self.route, now)
+        if not final:  # forward mode: a leading part, decided on the text so far
+            event.complete = False
+        identity = message_key(sms.pdus, self.scope)
+        event.id, event.prior_id = stable_ids(identity, now, self.redelivery_window)
         inspected = self.inspector.inspect(event, now)
         self._count(inspected)
         if self.on_inspected is not None:
@@ -518,7 +585,7 @@ class GatewayHandler:
         link: Link,
         sms: Sms,
         inspected: Inspected,
-        fut: asyncio.Future[None],
+        fut: asyncio.Future[bool],
         started: float,
         key: PartKey | None = None,
         final: bool = True,

@@ -33,7 +33,7 @@ log = logging.getLogger("fraudgate.wiring")
 class StorePort(OutboxStore, Protocol):
     """What the daemon needs of its database (gateway.store.Store implements it)."""
 
-    async def record(self, items: Sequence[Inspected]) -> None: ...
+    async def record(self, items: Sequence[Inspected]) -> set[str]: ...
 
     async def record_findings(
         self, findings: Sequence[Finding], new_alerts: Sequence[Alert]

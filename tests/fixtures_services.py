@@ -263,6 +263,32 @@ class PostgresServer:
             time.sleep(0.05)
         pytest.fail(f"postgres not ready after {timeout} s:\n{_tail(self.log)}")
 
+    def _processes(self) -> list[int]:
+        """The postmaster and every backend it forked (from /proc)."""
+        if self.proc is None:
+            return []
+        pids = [self.proc.pid]
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                pids.append(int(entry.name))
+        return pids
+
+    def freeze(self) -> None:
+        """SIGSTOP the server and its backends: a database that hangs without closing its
+        connections (a stuck disk, a paused VM), the worst case for a client."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
+
     def stop(self) -> None:
         """Fast shutdown (SIGINT): sessions are disconnected, the port closes."""
         _stop_process(self.proc, signal.SIGINT)

@@ -71,8 +71,11 @@ class _Params:
 def _statement() -> str:
     p = _Params()
     m_cols = ", ".join(_MESSAGE_TYPES)
+    # a message recorded under its prior id (the previous redelivery window) is a redelivery
     messages = (
-        f"INSERT INTO messages ({m_cols}) SELECT {m_cols} FROM {p.unnest(_MESSAGE_TYPES)} "
+        f"INSERT INTO messages ({m_cols}) SELECT {m_cols} "
+        f"FROM {p.unnest(_MESSAGE_TYPES, {'prior_id': 'varchar'})} "
+        "WHERE NOT EXISTS (SELECT 1 FROM messages x WHERE x.id = u.prior_id) "
         "ON CONFLICT (id) DO NOTHING RETURNING id"
     )
     v_cols = ", ".join(_VERDICT_TYPES)
@@ -94,7 +97,7 @@ def _statement() -> str:
     )
     return (
         f"WITH m AS ({messages}), v AS ({verdicts}), a AS ({alerts}), c AS ({complaints}) "
-        "SELECT count(*) FROM m"
+        "SELECT coalesce(array_agg(id), '{}') FROM m"
     )
 
 
@@ -109,6 +112,7 @@ def record_args(items: Sequence[Inspected], rows: Any) -> list[list[Any]]:
     alerts = [(rows.alert(a), it.sms.id) for it in items for a in it.alerts]
     complaints = [(rows.complaint(it), it.sms.id) for it in items if it.complaint is not None]
     args: list[list[Any]] = [[r[c] for r in messages] for c in _MESSAGE_TYPES]
+    args.append([it.sms.prior_id for it in items])
     args += [[r[c] for r in verdicts] for c in _VERDICT_TYPES]
     args += [[r[c] for r, _ in alerts] for c in _ALERT_TYPES]
     args.append([owner for _, owner in alerts])

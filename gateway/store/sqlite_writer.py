@@ -64,10 +64,12 @@ class SqliteWriter:
 
     # -- async side ---------------------------------------------------------------------------
 
-    async def record(self, items: Sequence[Inspected]) -> None:
+    async def record(self, items: Sequence[Inspected]) -> set[str]:
+        """Write the batch; returns the ids of the messages already recorded (redeliveries)."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool, self._record, items)
+        repeated = await loop.run_in_executor(self._pool, self._record, items)
         self._maybe_checkpoint()
+        return repeated
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
@@ -106,11 +108,13 @@ class SqliteWriter:
             raise
         return conn
 
-    def _record(self, items: Sequence[Inspected]) -> None:
-        """`items` have unique message ids (Store.record removes repeats)."""
+    def _record(self, items: Sequence[Inspected]) -> set[str]:
+        """`items` have unique message ids (Store.record removes repeats). A message whose id
+        or prior id (its id in the previous redelivery window) is recorded already is skipped
+        with its alerts and complaint; their ids are returned."""
         first = {item.sms.id: item for item in items}
         if not first:
-            return
+            return set()
         if self._conn is None:
             conn = self._connect()
             conn.execute("PRAGMA wal_autocheckpoint=0")
@@ -118,8 +122,11 @@ class SqliteWriter:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlock later
         try:
-            known = self._known(conn, list(first))
-            fresh = [it for key, it in first.items() if key not in known]
+            priors = [it.sms.prior_id for it in first.values() if it.sms.prior_id]
+            known = self._known(conn, [*first, *priors])
+            fresh = [
+                it for key, it in first.items() if key not in known and it.sms.prior_id not in known
+            ]
             if fresh:
                 r = self.rows
                 conn.executemany(r.messages_sql, [r.message(it) for it in fresh])
@@ -134,6 +141,7 @@ class SqliteWriter:
         except BaseException:
             self._rollback(conn)
             raise
+        return set(first) - {it.sms.id for it in fresh}
 
     @staticmethod
     def _known(conn: sqlite3.Connection, ids: list[str]) -> set[str]:

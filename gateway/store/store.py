@@ -69,8 +69,20 @@ _PG_TRANSIENT_STATES = ("08", "53", "57P01", "57P02", "57P03")
 class Store:
     """The gateway's database. Open with `await Store.open(url)`; `async with` closes it."""
 
-    def __init__(self, engine: AsyncEngine, url: str, *, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        url: str,
+        *,
+        connect_timeout: float = 5.0,
+        statement_timeout: float = 10.0,
+    ) -> None:
         self._engine = engine
+        # a batch's write on PostgreSQL (asyncpg cancels it after this): a frozen server must
+        # not hold the answers to the SMSC. Only the record path: migrations, retention and
+        # analysts' queries may take longer. SQLite's writer thread cannot be cancelled; the
+        # Recorder's commit timeout answers the SMSC meanwhile.
+        self.statement_timeout = statement_timeout
         self._url = url
         self.url = make_url(url).render_as_string(hide_password=True)  # safe to log
         self.dialect: str = engine.dialect.name
@@ -88,7 +100,14 @@ class Store:
     # -- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, url: str, *, connect_timeout: float = 5.0, echo: bool = False) -> Store:
+    async def open(
+        cls,
+        url: str,
+        *,
+        connect_timeout: float = 5.0,
+        statement_timeout: float = 10.0,
+        echo: bool = False,
+    ) -> Store:
         """Connect to the database at `url` (checked with one round trip).
 
         `sqlite+aiosqlite:///PATH` (the directory is created) or `postgresql+asyncpg://...`;
@@ -129,7 +148,9 @@ class Store:
                     "server_settings": {"application_name": "fraudgate"},
                 },
             )
-        store = cls(engine, url, connect_timeout=connect_timeout)
+        store = cls(
+            engine, url, connect_timeout=connect_timeout, statement_timeout=statement_timeout
+        )
         try:
             with store._errors("connect"):
                 async with engine.connect() as conn:
@@ -187,21 +208,25 @@ class Store:
 
     # -- writes -------------------------------------------------------------------------------
 
-    async def record(self, items: Sequence[Inspected]) -> None:
+    async def record(self, items: Sequence[Inspected]) -> set[str]:
         """Write a batch of inspected SMS (messages, verdicts, alerts, complaints) in one
-        transaction. Idempotent on the message id: an SMS already recorded (or repeated within
-        the batch) is skipped with its alerts and complaint."""
+        transaction. Idempotent on the message id (gateway.message_ids): an SMS recorded
+        already under its id or its prior id, or repeated within the batch, is skipped with its
+        alerts and complaint. Returns the ids of the messages skipped that way."""
         if not items:
-            return
+            return set()
         unique = unique_messages(items)
+        repeated = {it.sms.id for it in items} - {it.sms.id for it in unique}
         with self._errors("record"):
             if self._writer is not None:
-                await self._writer.record(unique)
-                return
+                return repeated | await self._writer.record(unique)
             async with self._engine.connect() as conn:
                 raw = await conn.get_raw_connection()
                 driver: Any = raw.driver_connection  # asyncpg: autocommit, one statement
-                await driver.fetchval(RECORD_SQL, *record_args(unique, self._rows))
+                inserted = await driver.fetchval(
+                    RECORD_SQL, *record_args(unique, self._rows), timeout=self.statement_timeout
+                )
+        return repeated | ({it.sms.id for it in unique} - set(inserted))
 
     async def record_findings(
         self, findings: Sequence[Finding], new_alerts: Sequence[Alert]
@@ -610,11 +635,13 @@ def _alert_row(a: Alert) -> dict[str, Any]:
 
 
 def unique_messages(items: Sequence[Inspected]) -> list[Inspected]:
-    """The batch without repeats of a message id (the first one stays): recording is
+    """The batch without repeats of a message id (the first one stays), nor a message whose
+    prior id is an earlier one's id (a redelivery across a window boundary): recording is
     idempotent on the message id, within a batch as across batches."""
     first: dict[str, Inspected] = {}
     for item in items:
-        first.setdefault(item.sms.id, item)
+        if item.sms.prior_id not in first:
+            first.setdefault(item.sms.id, item)
     return list(first.values())
 
 
