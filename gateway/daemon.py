@@ -27,6 +27,7 @@ from gateway.config import DEFAULT_CONFIG, GatewayConfig, load
 from gateway.config_check import ConfigError
 from gateway.delivery import DeliveryStore, DeliveryWriter
 from gateway.domain import Inspected
+from gateway.feedback.cache import ExemptionCache
 from gateway.pipeline import GatewayHandler, Inspector, PipelineStats, Policy, Recorder
 from gateway.simbox import Finding
 from gateway.store.errors import StoreError
@@ -66,7 +67,10 @@ class Gateway:
         on_finding: Callable[[Finding], None] | None = None,
     ) -> None:
         self.cfg = cfg
-        self.inspector = inspector or build_inspector(cfg)
+        # analysts' exemptions (docs/api.md "Feedback"): empty, so matching nothing, until the
+        # workflow loads them; a given inspector keeps whatever it was built with
+        self.exemptions = ExemptionCache(max_active=cfg.feedback.max_active)
+        self.inspector = inspector or build_inspector(cfg, exemptions=self.exemptions)
         self.on_inspected = on_inspected
         self.on_finding = on_finding
         self.probes: ProbeManager | None = None
@@ -119,7 +123,7 @@ class Gateway:
                     self.supervisors.append(supervisor)
                     self.report.stats[link.esme.label] = handler.stats
                 self.probes = build_probe_manager(cfg, store, dispatcher, self.on_finding)
-                async with open_workflow(cfg, store, dispatcher) as workflow:
+                async with open_workflow(cfg, store, dispatcher, self.exemptions) as workflow:
                     self.workflow = workflow
                     await self._run_tasks(stop, recorder, dispatcher, store)
                 self.report.committed = recorder.committed

@@ -11,10 +11,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from test_feedback import BANK_NOTICE, CODE, HOUR, T0, VARIANT, Words
 
 from gateway.api import Role, build_api, hash_token
 from gateway.cases import Cases
-from gateway.domain import Decision, Inspected, Reason, SmsEvent, Thresholds, Verdict
+from gateway.domain import Decision, Inspected, SmsEvent, Thresholds, Verdict
 from gateway.feedback import FeedbackLimits
 from gateway.feedback.cache import ExemptionCache
 from gateway.pipeline import Inspector
@@ -24,7 +25,6 @@ from gateway.store.models_api import api_audit
 from gateway.store.models_feedback import feedback
 from gateway.switch import NoSwitch
 from gateway.workdays import KzCalendar
-from test_feedback import BANK_NOTICE, CODE, HOUR, T0, VARIANT, Words
 
 TOKENS = {role: f"secret-{role.value}-token" for role in Role}
 SENDER = "77011112233"
