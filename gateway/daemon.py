@@ -4,7 +4,8 @@ The root is one `asyncio.TaskGroup` of supervisors: one `EsmeSupervisor` per SMS
 reconnects with backoff), the Recorder (group commit), the outbox dispatcher (MQTT, reconnects
 with backoff) and housekeeping (text retention, rule reloads). SIGTERM / SIGINT drain: every SMS
 already received is inspected, recorded and answered, then each bind unbinds, then the alerts
-still in the outbox get a last chance to go out. SIGHUP reloads the rule files and test plans.
+still in the outbox get a last chance to go out. SIGHUP reloads the rule files, the classifier's
+model file when it changed ([detectors] model) and the test plans, without touching a bind.
 With `[[probes.probe]]` configured, the probe manager (gsm_probe.probes) runs in the same group:
 one modem supervisor per probe, test-call findings through the same store and outbox.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 from gateway.config import DEFAULT_CONFIG, GatewayConfig, load
 from gateway.config_check import ConfigError
 from gateway.delivery import DeliveryStore, DeliveryWriter
+from gateway.detect.classifier import ClassifierDetector, ModelError
 from gateway.domain import Inspected
 from gateway.feedback.cache import ExemptionCache
 from gateway.pipeline import GatewayHandler, Inspector, PipelineStats, Policy, Recorder
@@ -184,8 +186,9 @@ class Gateway:
             await asyncio.sleep(3600)
 
     def reload(self) -> None:
-        """SIGHUP: rule files, and the probes' test plans."""
+        """SIGHUP: rule files, the model file, and the probes' test plans."""
         self.reload_rules()
+        self.reload_models()
         if self.probes is not None:
             self.probes.load_plans(changed_only=True)
 
@@ -199,6 +202,22 @@ class Gateway:
                 log.info("reloaded rules of %s", det.name)
             except (ConfigError, OSError) as exc:
                 log.error("rules of %s not reloaded, previous rules kept: %s", det.name, exc)
+
+    def reload_models(self) -> None:
+        """A detector reading a model file (the classifier with [detectors] model) re-reads it
+        when it changed and swaps it in between two messages; a broken file keeps the model in
+        use, in one log line naming the file and what is wrong (ModelError starts with it)."""
+        seen: set[int] = set()
+        for det in self.inspector.detectors + self.inspector.text_detectors:
+            if not isinstance(det, ClassifierDetector) or id(det) in seen:
+                continue
+            seen.add(id(det))  # the classifier is in both lists
+            try:
+                if det.maybe_reload_model():
+                    log.info("%s model reloaded from %s: rule id %s", det.name, det.path,
+                             det.rule_id)  # fmt: skip
+            except (ModelError, ValueError) as exc:
+                log.error("%s model not reloaded, keeping the one in use: %s", det.name, exc)
 
 
 def configure(p: argparse.ArgumentParser) -> None:

@@ -63,7 +63,7 @@ def build_detectors(
 ) -> tuple[list[Detector], list[Detector]]:
     """(all detectors, the text-only ones used on texts forwarded to the complaint number).
     `model`: the classifier's model instead of the configured one (evaluation folds)."""
-    from gateway.detect.classifier import ClassifierDetector, default_model, load_model
+    from gateway.detect.classifier import ClassifierDetector, default_model
     from gateway.detect.content import ContentDetector
     from gateway.detect.greyroute import GreyRouteDetector
     from gateway.detect.sender import SenderDetector
@@ -73,9 +73,13 @@ def build_detectors(
     content = ContentDetector.from_file(rules / "content.toml")
     urls = UrlDetector.from_file(rules / "brands.toml")
     sender = SenderDetector.from_file(rules / "senders.toml")
-    if model is None:
-        model = load_model(cfg.model) if cfg.model else default_model()
-    classifier = ClassifierDetector(model, weight=cfg.classifier_weight)
+    weight = cfg.classifier_weight
+    if model is not None:
+        classifier = ClassifierDetector(model, weight=weight)
+    elif cfg.model:  # re-read on SIGHUP when the file changed (Gateway.reload_models)
+        classifier = ClassifierDetector.from_file(cfg.model, weight=weight)
+    else:
+        classifier = ClassifierDetector(default_model(), weight=weight)
     text_only: list[Detector] = [content, urls, classifier]
     detectors = [*text_only, sender, GreyRouteDetector(), VelocityDetector(cfg.velocity)]
     return detectors, text_only
