@@ -114,6 +114,16 @@ class WorkflowSettings:
 
 
 @dataclass
+class FeedbackSettings:
+    """Analysts' feedback (docs/api.md "Feedback"; gateway.feedback.FeedbackLimits)."""
+
+    default_hours: float = 24.0  # an exemption's life when the analyst gives none
+    max_hours: float = 168.0  # the longest an analyst may ask for
+    max_active: int = 10_000  # exemptions in force at once, all held in memory
+    refresh: float = 5.0  # seconds between reloads of the exemptions from the database
+
+
+@dataclass
 class GatewayConfig:
     mode: str = "monitor"  # "monitor": acknowledge all, record; "enforce": reject blocked ones
     block_status: int = Status.ESME_RX_R_APPN  # 0x66: permanent, no retry (smpp/NOTES.md)
@@ -137,6 +147,7 @@ class GatewayConfig:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
     workflow: WorkflowSettings = field(default_factory=WorkflowSettings)
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
 
     @property
     def enforcing(self) -> bool:
@@ -381,6 +392,23 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
     return w
 
 
+def _feedback(root: Table) -> FeedbackSettings:
+    f = root.table("feedback")
+    settings = FeedbackSettings(
+        default_hours=_number(f, "default_hours", 24.0, 0.01, 8760.0),
+        max_hours=_number(f, "max_hours", 168.0, 0.01, 8760.0),
+        max_active=f.integer("max_active", 10_000, minimum=1, maximum=1_000_000),
+        refresh=_number(f, "refresh", 5.0, 0.1, 3600.0),
+    )
+    if settings.default_hours > settings.max_hours:
+        raise ConfigError(
+            f"{f.key('default_hours')}: {settings.default_hours:g} is over "
+            f"{f.key('max_hours')} ({settings.max_hours:g})"
+        )
+    f.done()
+    return settings
+
+
 def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfig:
     root = Table(data, "")
     g = root.table("gateway")
@@ -461,6 +489,7 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     m.done()
     cfg.probes = _probes(root, base)
     cfg.workflow = _workflow(root, base)
+    cfg.feedback = _feedback(root)
     root.done()
     return cfg
 

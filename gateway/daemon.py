@@ -4,7 +4,8 @@ The root is one `asyncio.TaskGroup` of supervisors: one `EsmeSupervisor` per SMS
 reconnects with backoff), the Recorder (group commit), the outbox dispatcher (MQTT, reconnects
 with backoff) and housekeeping (text retention, rule reloads). SIGTERM / SIGINT drain: every SMS
 already received is inspected, recorded and answered, then each bind unbinds, then the alerts
-still in the outbox get a last chance to go out. SIGHUP reloads the rule files and test plans.
+still in the outbox get a last chance to go out. SIGHUP reloads the rule files, the classifier's
+model file when it changed ([detectors] model) and the test plans, without touching a bind.
 With `[[probes.probe]]` configured, the probe manager (gsm_probe.probes) runs in the same group:
 one modem supervisor per probe, test-call findings through the same store and outbox.
 """
@@ -26,7 +27,9 @@ from pathlib import Path
 from gateway.config import DEFAULT_CONFIG, GatewayConfig, load
 from gateway.config_check import ConfigError
 from gateway.delivery import DeliveryStore, DeliveryWriter
+from gateway.detect.classifier import ClassifierDetector, ModelError
 from gateway.domain import Inspected
+from gateway.feedback.cache import ExemptionCache
 from gateway.pipeline import GatewayHandler, Inspector, PipelineStats, Policy, Recorder
 from gateway.simbox import Finding
 from gateway.store.errors import StoreError
@@ -66,7 +69,10 @@ class Gateway:
         on_finding: Callable[[Finding], None] | None = None,
     ) -> None:
         self.cfg = cfg
-        self.inspector = inspector or build_inspector(cfg)
+        # analysts' exemptions (docs/api.md "Feedback"): empty, so matching nothing, until the
+        # workflow loads them; a given inspector keeps whatever it was built with
+        self.exemptions = ExemptionCache(max_active=cfg.feedback.max_active)
+        self.inspector = inspector or build_inspector(cfg, exemptions=self.exemptions)
         self.on_inspected = on_inspected
         self.on_finding = on_finding
         self.probes: ProbeManager | None = None
@@ -124,7 +130,7 @@ class Gateway:
                     self.supervisors.append(supervisor)
                     self.report.stats[link.esme.label] = handler.stats
                 self.probes = build_probe_manager(cfg, store, dispatcher, self.on_finding)
-                async with open_workflow(cfg, store, dispatcher) as workflow:
+                async with open_workflow(cfg, store, dispatcher, self.exemptions) as workflow:
                     self.workflow = workflow
                     await self._run_tasks(stop, recorder, dispatcher, store)
                 self.report.committed = recorder.committed
@@ -194,8 +200,9 @@ class Gateway:
         dispatcher.set_state(f"{self.cfg.mqtt.topic_prefix}/health/database", state)
 
     def reload(self) -> None:
-        """SIGHUP: rule files, and the probes' test plans."""
+        """SIGHUP: rule files, the model file, and the probes' test plans."""
         self.reload_rules()
+        self.reload_models()
         if self.probes is not None:
             self.probes.load_plans(changed_only=True)
 
@@ -209,6 +216,22 @@ class Gateway:
                 log.info("reloaded rules of %s", det.name)
             except (ConfigError, OSError) as exc:
                 log.error("rules of %s not reloaded, previous rules kept: %s", det.name, exc)
+
+    def reload_models(self) -> None:
+        """A detector reading a model file (the classifier with [detectors] model) re-reads it
+        when it changed and swaps it in between two messages; a broken file keeps the model in
+        use, in one log line naming the file and what is wrong (ModelError starts with it)."""
+        seen: set[int] = set()
+        for det in self.inspector.detectors + self.inspector.text_detectors:
+            if not isinstance(det, ClassifierDetector) or id(det) in seen:
+                continue
+            seen.add(id(det))  # the classifier is in both lists
+            try:
+                if det.maybe_reload_model():
+                    log.info("%s model reloaded from %s: rule id %s", det.name, det.path,
+                             det.rule_id)  # fmt: skip
+            except (ModelError, ValueError) as exc:
+                log.error("%s model not reloaded, keeping the one in use: %s", det.name, exc)
 
 
 def configure(p: argparse.ArgumentParser) -> None:

@@ -51,6 +51,7 @@ from gateway.domain import (
     Verdict,
     combine,
 )
+from gateway.feedback.model import Exemptions, exempt
 from gateway.message_ids import DEFAULT_WINDOW, derived_id, message_key, stable_ids
 from smsc.constants import Status, status_name
 from smsc.link import Link, LinkClosedError, RequestFailedError
@@ -101,8 +102,10 @@ class Inspector:
         *,
         complaint_numbers: Iterable[str] = (),
         text_detectors: Sequence[Detector] = (),
+        exemptions: Exemptions | None = None,
     ) -> None:
         self.detectors = list(detectors)
+        self.exemptions = exemptions  # analysts' feedback: senders / templates judged wrongly
         self.thresholds = thresholds
         self.complaint_numbers = frozenset(n.lstrip("+") for n in complaint_numbers)
         # detectors that judge a text alone (content, URLs, classifier): used on the text a
@@ -141,6 +144,10 @@ class Inspector:
         if is_receipt_type(sms.esm_class):  # it reached inspection: not a receipt we expected
             reasons.append(_false_receipt(sms.text))
         verdict = protect(combine(reasons, self.thresholds), self._protected(sms))
+        if verdict.decision is not Decision.ALLOW and self.exemptions is not None:
+            found = self.exemptions.match(sms, verdict, now)
+            if found is not None:  # allowed, recorded with feedback.exempt.<id>, not alerted
+                verdict = exempt(verdict, found)
         alerts: list[Alert] = []
         if verdict.decision is not Decision.ALLOW:
             payload = sms_alert_payload(sms, verdict)

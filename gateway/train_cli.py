@@ -2,6 +2,7 @@
 
     fraudgate train --builtin --out var/builtin.npz              # the default model, as a file
     fraudgate train --corpus ../shared/datasets/uci-sms-spam/SMSSpamCollection.tsv --out uci.npz
+    fraudgate train --builtin --from-db -c config/fraudgate.toml --out var/decisions.npz
     fraudgate eval --corpus ../shared/datasets/uci-sms-spam/SMSSpamCollection.tsv --cv 5
     fraudgate eval --corpus corpus.csv --model uci.npz --json
     fraudgate eval --corpus config/scenarios/demo.toml --format scenario   # the default model
@@ -12,6 +13,10 @@ corpus (a model trained on the other folds scores each fold; fixed seed); else w
 model; else with the default model (trained on the project's own texts). `--json` prints one
 JSON object (keys precision, recall, f1, fpr, n, and more).
 
+`train --from-db` adds the texts analysts' decisions labelled in the gateway's database
+(gateway.feedback.labels: feedback, decided complaints and detection cases, texts still
+retained), counted by origin; the texts themselves are never printed or logged.
+
 Hook for the rule detectors: `extra_detectors(args)` returns the detectors evaluated together
 with the classifier (their findings combined by `gateway.domain.combine`, as the pipeline does).
 It returns none today; a `--detectors` flag that builds the content / URL / sender detectors
@@ -21,6 +26,7 @@ belongs there.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import re
@@ -32,7 +38,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
-from gateway.config import GatewayConfig
+from gateway.config import DEFAULT_CONFIG, GatewayConfig
 from gateway.config_check import ConfigError
 from gateway.detect.classifier import (
     DEFAULT_C,
@@ -51,6 +57,7 @@ from gateway.detect.classifier import (
 from gateway.detect.corpus import FORMATS, CorpusError, CorpusReport, Format, read_corpus
 from gateway.domain import Decision, Detector, Inspected, Reason, SmsEvent, Thresholds, combine
 from gateway.evaluation import Breakdown, Row, breakdown, decide
+from gateway.store.errors import StoreError
 
 # In a traffic scenario, the labels whose text is legitimate: grey-route OTPs are genuine
 # one-time codes (the fraud is the route, which the sender / route detectors see, not the text).
@@ -141,6 +148,21 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--c", type=float, default=DEFAULT_C, help=f"inverse regularisation (default {DEFAULT_C})"
     )
+    parser.add_argument(
+        "--from-db",
+        action="store_true",
+        help="also the texts analysts' decisions labelled in the gateway's database: feedback, "
+        "decided complaints and detection cases (texts still retained; docs/classifier.md)",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"--from-db: the configuration naming the database (default {DEFAULT_CONFIG})",
+    )
+    where.add_argument("--store", metavar="URL", help="--from-db: the database URL itself")
 
 
 def configure_eval(parser: argparse.ArgumentParser) -> None:
@@ -189,9 +211,9 @@ def _format_of(path: str, fmt: str | None) -> str:
     return "csv" if path.lower().endswith(".csv") else "uci"
 
 
-def load(args: argparse.Namespace, *, default_builtin: bool) -> Corpus:
+def load(args: argparse.Namespace, *, default_builtin: bool, allow_empty: bool = False) -> Corpus:
     corpus = Corpus()
-    if not args.corpus and not args.builtin and not default_builtin:
+    if not args.corpus and not args.builtin and not default_builtin and not allow_empty:
         raise UsageError("give --corpus PATH (or --builtin)")
     for path in args.corpus:
         fmt = _format_of(path, args.format)
@@ -223,7 +245,7 @@ def load(args: argparse.Namespace, *, default_builtin: bool) -> Corpus:
         for text, fraud, group in default_examples():
             corpus.add(text, fraud, "fraud" if fraud else "ham", group)
         corpus.sources.extend(describe())
-    if not corpus.texts:
+    if not corpus.texts and not allow_empty:
         raise UsageError("the corpus holds no message")
     return corpus
 
@@ -247,7 +269,7 @@ def _model_name(args: argparse.Namespace) -> str:
     if args.name:
         return str(args.name)
     if not args.corpus:
-        return "builtin"
+        return "decisions" if args.from_db else "builtin"
     stem = re.sub(r"[^a-z0-9._-]+", "-", Path(args.corpus[0]).stem.lower()).strip("-._")
     return stem[:64] or "model"
 
@@ -259,7 +281,7 @@ def _model_name(args: argparse.Namespace) -> str:
 def run_train(args: argparse.Namespace) -> int:
     try:
         return _train(args)
-    except (UsageError, CorpusError, ModelError, ValueError, OSError) as exc:
+    except (UsageError, CorpusError, ModelError, ValueError, OSError, StoreError) as exc:
         print(f"fraudgate train: {exc}", file=sys.stderr)
         return 2
 
@@ -267,7 +289,14 @@ def run_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     if args.format == "scenario" or any(p.lower().endswith(".toml") for p in args.corpus):
         raise UsageError("traffic scenarios are test traffic: training on them would be leakage")
-    corpus = load(args, default_builtin=True)
+    if (args.config or args.store) and not args.from_db:
+        raise UsageError("-c / --store name the database of --from-db: give --from-db")
+    corpus = load(args, default_builtin=not args.from_db, allow_empty=args.from_db)
+    from_db = _add_decisions(args, corpus) if args.from_db else None
+    if not corpus.texts:
+        raise UsageError("the corpus holds no message (nothing labelled in the database yet?)")
+    if from_db is not None and not args.json:
+        print(_db_line(from_db))
     metadata: dict[str, Any] = {"trained_on": corpus.sources}
     if args.cv:
         result = cross_validate(
@@ -294,6 +323,7 @@ def _train(args: argparse.Namespace) -> int:
         "seconds": round(seconds, 3),
         "bytes": Path(args.out).stat().st_size,
         **({"cv": metadata["metrics"]["cv"]} if args.cv else {}),
+        **({"from_db": from_db} if from_db is not None else {}),
     }
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
@@ -305,6 +335,49 @@ def _train(args: argparse.Namespace) -> int:
     if args.cv:
         print(f"{args.cv}-fold cross-validation: {_line(result.metrics)}")
     return 0
+
+
+def _add_decisions(args: argparse.Namespace, corpus: Corpus) -> dict[str, Any]:
+    """The texts analysts' decisions labelled, added to `corpus`; returns what came from where
+    (counts only: the texts are personal data and never printed)."""
+    from gateway.feedback import template_key
+    from gateway.feedback.labels import DecisionLabels, DecisionTexts
+    from gateway.store import Store
+
+    url = args.store or _database_url(args.config or DEFAULT_CONFIG)
+
+    async def read() -> tuple[DecisionTexts, str]:
+        async with await Store.open(url) as store:
+            return await DecisionLabels(store).read(), store.url
+
+    found, where = asyncio.run(read())
+    for item in found.texts:
+        # a template's variants stay in one cross-validation fold
+        group = "db:" + template_key(item.text)[:16]
+        corpus.add(item.text, item.fraud, "fraud" if item.fraud else "ham", group)
+    counts = {origin: t.as_dict() for origin, t in found.tally.items()}
+    corpus.sources.append({"source": "database", "store": where, **counts})
+    return {"store": where, **counts}
+
+
+def _database_url(config: Path) -> str:
+    from gateway.config import load as load_config
+
+    try:
+        return load_config(config).database_url
+    except ConfigError as exc:
+        raise UsageError(f"{config}: {exc}") from None
+
+
+def _db_line(found: dict[str, Any]) -> str:
+    parts = []
+    for origin, name in (("feedback", "feedback"), ("complaints", "complaints"),
+                         ("cases", "case messages")):  # fmt: skip
+        t = found[origin]
+        parts.append(f"{name} {t['fraud'] + t['legitimate']} ({t['fraud']} fraud, "
+                     f"{t['legitimate']} legitimate)")  # fmt: skip
+    erased = sum(found[o]["erased"] for o in ("feedback", "complaints", "cases"))
+    return f"from the database {found['store']}: {', '.join(parts)}; {erased} erased, not used"
 
 
 def _groups(corpus: Corpus) -> list[str] | None:

@@ -9,10 +9,11 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.config import GatewayConfig, WorkflowSettings
+from gateway.config import FeedbackSettings, GatewayConfig, WorkflowSettings
 from gateway.config_check import ConfigError
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import Alert, Detector, Inspected
+from gateway.feedback import Exemptions, FeedbackLimits
 from gateway.outbox import OutboxStore
 from gateway.pipeline import Inspector
 from gateway.simbox import Finding
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from gateway.cases import Cases
     from gateway.centre import CentreEndpoint
     from gateway.detect.classifier import TextClassifier
+    from gateway.feedback.cache import ExemptionCache
     from gateway.store import Store
     from gateway.workflow import Workflow
 
@@ -61,7 +63,7 @@ def build_detectors(
 ) -> tuple[list[Detector], list[Detector]]:
     """(all detectors, the text-only ones used on texts forwarded to the complaint number).
     `model`: the classifier's model instead of the configured one (evaluation folds)."""
-    from gateway.detect.classifier import ClassifierDetector, default_model, load_model
+    from gateway.detect.classifier import ClassifierDetector, default_model
     from gateway.detect.content import ContentDetector
     from gateway.detect.greyroute import GreyRouteDetector
     from gateway.detect.sender import SenderDetector
@@ -71,22 +73,41 @@ def build_detectors(
     content = ContentDetector.from_file(rules / "content.toml")
     urls = UrlDetector.from_file(rules / "brands.toml")
     sender = SenderDetector.from_file(rules / "senders.toml")
-    if model is None:
-        model = load_model(cfg.model) if cfg.model else default_model()
-    classifier = ClassifierDetector(model, weight=cfg.classifier_weight)
+    weight = cfg.classifier_weight
+    if model is not None:
+        classifier = ClassifierDetector(model, weight=weight)
+    elif cfg.model:  # re-read on SIGHUP when the file changed (Gateway.reload_models)
+        classifier = ClassifierDetector.from_file(cfg.model, weight=weight)
+    else:
+        classifier = ClassifierDetector(default_model(), weight=weight)
     text_only: list[Detector] = [content, urls, classifier]
     detectors = [*text_only, sender, GreyRouteDetector(), VelocityDetector(cfg.velocity)]
     return detectors, text_only
 
 
-def build_inspector(cfg: GatewayConfig, model: TextClassifier | None = None) -> Inspector:
+def build_inspector(
+    cfg: GatewayConfig,
+    model: TextClassifier | None = None,
+    *,
+    exemptions: Exemptions | None = None,
+) -> Inspector:
+    """`exemptions`: the analysts' feedback the Inspector consults (the daemon's cache, which
+    open_workflow keeps loaded; none for evaluation and benchmarks)."""
     detectors, text_only = build_detectors(cfg, model)
     return Inspector(
         detectors,
         cfg.thresholds,
         complaint_numbers=cfg.complaint_numbers,
         text_detectors=text_only,
+        exemptions=exemptions,
     )
+
+
+def feedback_limits(f: FeedbackSettings) -> FeedbackLimits:
+    return FeedbackLimits(
+        default_hours=f.default_hours, max_hours=f.max_hours, max_active=f.max_active,
+        refresh=f.refresh,
+    )  # fmt: skip
 
 
 async def open_store(cfg: GatewayConfig) -> StorePort:
@@ -187,15 +208,22 @@ def build_probe_manager(
 
 @contextlib.asynccontextmanager
 async def open_workflow(
-    cfg: GatewayConfig, store: StorePort, dispatcher: DispatcherPort
+    cfg: GatewayConfig,
+    store: StorePort,
+    dispatcher: DispatcherPort,
+    exemptions: ExemptionCache | None = None,
 ) -> AsyncIterator[Workflow | None]:
     """Cases with their switch, registry and centre link, fed by the Workflow (None when
-    [cases] is disabled or the store is not the SQLAlchemy Store)."""
+    [cases] is disabled or the store is not the SQLAlchemy Store). `exemptions`: the
+    Inspector's cache of analysts' exemptions, kept loaded from the database here and told
+    at once of those the API creates or revokes."""
     import datetime as dt
     from pathlib import Path
 
     from gateway.cases import Cases, Policy
     from gateway.centre import CentreConfig, CentreDispatcher, CentreOutbox
+    from gateway.feedback.cache import ExemptionRefresher
+    from gateway.feedback.repository import FeedbackRepository
     from gateway.registry import Registry
     from gateway.store import Store
     from gateway.switch import SwitchControl
@@ -230,10 +258,16 @@ async def open_workflow(
             wake.append(await stack.enter_async_context(CentreDispatcher(store, centre)))
         else:
             log.warning("no [centre] url: reports to the anti-fraud centre stay queued")
+        if exemptions is not None:
+            refresher = ExemptionRefresher(
+                exemptions, FeedbackRepository(store), interval=cfg.feedback.refresh
+            )
+            await stack.enter_async_context(refresher)
         if w.endpoint_listen:
             await stack.enter_async_context(centre_endpoint(w, cases, store))
         if w.api_listen:
-            await stack.enter_async_context(api_server(w, cases, store))
+            limits = feedback_limits(cfg.feedback)
+            await stack.enter_async_context(api_server(w, cases, store, exemptions, limits))
             log.info("HTTP API on %s (%d tokens)", w.api_listen, len(w.api_tokens))
         yield Workflow(
             store, cases, interval=w.interval,
@@ -269,8 +303,14 @@ def _files_of(keys: str) -> Iterator[None]:
         raise ConfigError(f"{keys}: {e}") from e
 
 
-def api_server(w: WorkflowSettings, cases: Cases, store: Store) -> ApiServer:
-    """The HTTP API as the daemon serves it ([api]: address, TLS, tokens, limits)."""
+def api_server(
+    w: WorkflowSettings,
+    cases: Cases,
+    store: Store,
+    exemptions: ExemptionCache | None = None,
+    feedback: FeedbackLimits | None = None,
+) -> ApiServer:
+    """The HTTP API as the daemon serves it ([api]: address, TLS, tokens, limits; [feedback])."""
     from pathlib import Path
 
     from gateway.api import ApiConfig, ApiLimits, ApiServer, build_api
@@ -284,7 +324,10 @@ def api_server(w: WorkflowSettings, cases: Cases, store: Store) -> ApiServer:
         lookup_burst=w.api_lookup_burst,
     )  # fmt: skip
     tokens = {digest: (user, role) for digest, user, role in w.api_tokens}
-    app = build_api(cases, Registry(store), store, tokens, limits=limits)
+    app = build_api(
+        cases, Registry(store), store, tokens, limits=limits, exemptions=exemptions,
+        feedback_limits=feedback,
+    )  # fmt: skip
     config = ApiConfig(
         host=host, port=port,
         cert=Path(w.api_cert) if w.api_cert else None,

@@ -166,7 +166,11 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, set[Role]]] = [
     ("POST", "/v1/complaints", complaint_body(), {Role.HELPLINE, Role.SUPERVISOR}),
     ("GET", f"/v1/subscribers/{OTHER}", None, {Role.ANALYST, Role.HELPLINE, Role.SUPERVISOR}),
     ("GET", "/v1/audit", None, {Role.AUDITOR, Role.SUPERVISOR}),
-]
+    ("POST", "/v1/messages/nope/feedback", {"verdict": "wrong", **REASON},
+     {Role.ANALYST, Role.SUPERVISOR}),
+    ("GET", "/v1/feedback", None, {Role.ANALYST, Role.SUPERVISOR}),
+    ("DELETE", "/v1/feedback/nope", REASON, {Role.ANALYST, Role.SUPERVISOR}),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -141,7 +141,7 @@ def test_unusable_tls_files_stop_the_start_in_one_line(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(daemon, "build_inspector", lambda cfg: Inspector([], cfg.thresholds))
+    monkeypatch.setattr(daemon, "build_inspector", lambda cfg, **_: Inspector([], cfg.thresholds))
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate\n")
     files = {"{junk}": str(junk), "{missing}": str(tmp_path / "missing.pem")}

@@ -26,6 +26,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gateway.alerts import mask_msisdn
 from gateway.cases import Actor, CaseFilter, Cases, CaseView, Source, State
 from gateway.cases.service import e164
+from gateway.feedback import Feedback, FeedbackLimits, Scope
+from gateway.feedback.repository import FeedbackQuery, FeedbackRepository
+from gateway.feedback.service import ExemptionSink, FeedbackService
 from gateway.http_guard import RequestGuard
 from gateway.registry import Registry, normalize_msisdn
 from gateway.store import Store
@@ -51,6 +54,10 @@ TAGS = [
     {"name": "complaints", "description": "Reports taken by the help line (point 52 4))."},
     {"name": "subscribers", "description": "The registry: who holds a number (R3)."},
     {"name": "audit", "description": "Who saw personal data and who decided what (R7, R8)."},
+    {
+        "name": "feedback",
+        "description": "Analysts' word on verdicts: training labels and bounded exemptions.",
+    },
 ]
 
 _bearer = HTTPBearer(
@@ -81,11 +88,17 @@ class Api:
         registry: Registry,
         store: Store,
         clock: Callable[[], float],
+        exemptions: ExemptionSink | None = None,
+        feedback_limits: FeedbackLimits | None = None,
     ) -> None:
         self.cases = cases
         self.registry = registry
+        self.clock = clock
         self.audit = AuditLog(store, clock=clock)
         self.complaints = Complaints(cases, store, clock=clock)
+        self.feedback = FeedbackService(
+            FeedbackRepository(store), exemptions, feedback_limits, clock=clock
+        )
 
 
 def _authenticated(
@@ -128,6 +141,7 @@ CaseReader = Annotated[Principal, Depends(require(Permission.CASES_READ, lookup=
 HelpLine = Annotated[Principal, Depends(require(Permission.COMPLAINTS_CREATE))]
 SubscriberReader = Annotated[Principal, Depends(require(Permission.SUBSCRIBERS_READ, lookup=True))]
 Auditor = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
+FeedbackReader = Annotated[Principal, Depends(require(Permission.FEEDBACK, lookup=True))]
 
 
 def _client(request: Request) -> str:
@@ -142,11 +156,14 @@ def build_api(
     *,
     clock: Callable[[], float] = time.time,
     limits: ApiLimits | None = None,
+    exemptions: ExemptionSink | None = None,
+    feedback_limits: FeedbackLimits | None = None,
 ) -> FastAPI:
     """The ASGI application. `tokens`: {sha256 hex of a token: (user_id, role)}; `limits`:
-    bodies and look-ups (the server takes the same object for connections)."""
+    bodies and look-ups (the server takes the same object for connections); `exemptions`: told
+    at once of each exemption created or revoked (the Inspector's ExemptionCache)."""
     limits = limits or ApiLimits()
-    api = Api(cases, registry, store, clock)
+    api = Api(cases, registry, store, clock, exemptions, feedback_limits)
     app = FastAPI(
         title="fraudgate analyst API",
         version="1",
@@ -173,6 +190,7 @@ def build_api(
     app.include_router(_cases_router(api), prefix="/v1")
     app.include_router(_decisions_router(api), prefix="/v1")
     app.include_router(_other_router(api), prefix="/v1")
+    app.include_router(_feedback_router(api), prefix="/v1")
     return app
 
 
@@ -326,6 +344,90 @@ def _other_router(api: Api) -> APIRouter:
         return [views.audit_row(e.masked()) for e in rows]
 
     return r
+
+
+# -- feedback ------------------------------------------------------------------------------------
+
+FEEDBACK_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": schemas.Error, "description": "No such message / feedback"},
+    409: {
+        "model": schemas.Error,
+        "description": "not_applicable, text_erased, too_many_exemptions, already_revoked",
+    },
+    **BODY_RESPONSES,
+}
+
+
+def _feedback_router(api: Api) -> APIRouter:
+    r = APIRouter(tags=["feedback"])
+    may = [Depends(require(Permission.FEEDBACK))]  # 403 before the body is validated
+
+    @r.post(
+        "/messages/{message_id}/feedback",
+        status_code=201,
+        dependencies=may,
+        summary="Say a message's verdict was wrong or right (a label; maybe an exemption)",
+        responses=FEEDBACK_ERRORS,
+    )
+    async def give_feedback(
+        request: Request, message_id: str, body: schemas.FeedbackIn, who: Caller
+    ) -> schemas.FeedbackOut:
+        item = await api.feedback.give(
+            message_id, body.verdict, body.scope, body.reason, hours=body.hours,
+            actor=who.user_id, role=who.role.value,
+        )  # fmt: skip
+        log.info("feedback %s on message %s: %s, scope %s, by %s", item.id, message_id,
+                 item.verdict.value, item.scope.value, who.user_id)  # fmt: skip
+        return (await _feedback_answer(api, request, who, "feedback.create", item.id, [item]))[0]
+
+    @r.get(
+        "/feedback",
+        summary="Feedback given, newest first",
+        responses=LOOKUP_RESPONSES,
+    )
+    async def list_feedback(
+        request: Request,
+        who: FeedbackReader,
+        message_id: str | None = None,
+        scope: Scope | None = None,
+        in_force: Annotated[bool, Query(description="Only exemptions in force now")] = False,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[schemas.FeedbackOut]:
+        at = api.clock() if in_force else None
+        found = await api.feedback.find(FeedbackQuery(message_id, scope, at, limit))
+        return await _feedback_answer(api, request, who, "feedback.read", message_id or "", found)
+
+    @r.delete(
+        "/feedback/{feedback_id}",
+        dependencies=may,
+        summary="Revoke a feedback: its exemption ends now, its label no longer trains",
+        responses=FEEDBACK_ERRORS,
+    )
+    async def revoke_feedback(
+        request: Request, feedback_id: str, body: schemas.RevokeIn, who: Caller
+    ) -> schemas.FeedbackOut:
+        item = await api.feedback.revoke(feedback_id, by=who.user_id, reason=body.reason)
+        log.info("feedback %s revoked by %s", feedback_id, who.user_id)
+        return (await _feedback_answer(api, request, who, "feedback.revoke", item.id, [item]))[0]
+
+    return r
+
+
+async def _feedback_answer(
+    api: Api,
+    request: Request,
+    who: Principal,
+    action: str,
+    target: str,
+    items: list[Feedback],
+) -> list[schemas.FeedbackOut]:
+    """The answer, audited first: every feedback call is recorded (who, when, what); the reason
+    stays in the feedback row the audit row names (free text is not for the auditors' view)."""
+    masked = not who.may(Permission.PERSONAL_DATA)
+    personal = not masked and bool(items)  # sender keys name numbers; reasons are free text
+    await _audit(api, request, who, action, "feedback", target, personal=personal)
+    now = api.clock()
+    return [views.feedback(f, masked=masked, now=now) for f in items]
 
 
 async def _audit(

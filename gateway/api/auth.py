@@ -32,12 +32,13 @@ class Permission(StrEnum):
     SUBSCRIBERS_READ = "subscribers:read"
     PERSONAL_DATA = "personal_data"  # responses unmasked (IIN, names, numbers, person links)
     AUDIT_READ = "audit:read"
+    FEEDBACK = "feedback"  # "this verdict was wrong / right", exemptions: give, list, revoke
 
 
 P = Permission
 PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.ANALYST: frozenset(
-        {P.CASES_READ, P.CASES_DECIDE, P.SUBSCRIBERS_READ, P.PERSONAL_DATA},
+        {P.CASES_READ, P.CASES_DECIDE, P.SUBSCRIBERS_READ, P.PERSONAL_DATA, P.FEEDBACK},
     ),
     Role.HELPLINE: frozenset({P.CASES_READ, P.COMPLAINTS_CREATE, P.SUBSCRIBERS_READ}),
     Role.SUPERVISOR: frozenset(Permission),

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from gateway.cases import CaseNotFound, ConcurrentUpdate, IllegalTransition
 from gateway.config_check import ConfigError
+from gateway.feedback import FeedbackInvalid, FeedbackNotFound, FeedbackRefused
 from gateway.store import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,16 @@ async def _concurrent(_r: Request, _e: Exception) -> JSONResponse:
     return _json(409, {"error": "concurrent_update", "detail": "the case changed; read it again"})
 
 
+async def _feedback_refused(_r: Request, e: Exception) -> JSONResponse:
+    assert isinstance(e, FeedbackRefused)
+    return _json(409, {"error": e.code, "detail": e.detail})
+
+
+async def _feedback_invalid(_r: Request, e: Exception) -> JSONResponse:
+    assert isinstance(e, FeedbackInvalid)
+    return _json(422, {"error": e.code, "detail": e.detail})
+
+
 async def _unavailable(r: Request, e: Exception) -> JSONResponse:
     log.warning("%s %s: store unavailable (%s)", r.method, r.url.path, type(e).__name__)
     return _json(503, {"error": "unavailable"}, {"Retry-After": "5"})
@@ -98,6 +109,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(CaseNotFound, _not_found)
     app.add_exception_handler(IllegalTransition, _illegal)
     app.add_exception_handler(ConcurrentUpdate, _concurrent)
+    app.add_exception_handler(FeedbackNotFound, _not_found)
+    app.add_exception_handler(FeedbackRefused, _feedback_refused)
+    app.add_exception_handler(FeedbackInvalid, _feedback_invalid)
     app.add_exception_handler(StoreUnavailable, _unavailable)
     app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(RequestValidationError, _invalid)

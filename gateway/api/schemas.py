@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from gateway.feedback import Judgement, Scope
+
 _PHONE = re.compile(r"\+?[0-9][0-9 ()\-]{3,24}")
 
 
@@ -52,6 +54,57 @@ class ComplaintIn(_In):
     received_at: AwareDatetime | None = Field(
         default=None, description="When the call was taken (with a time zone); default: now."
     )
+
+
+class FeedbackIn(_In):
+    """An analyst's word on a verdict (order No. 554/НҚ): it labels the message's text for
+    training; a flag or block judged wrong with scope sender or template also exempts them."""
+
+    verdict: Judgement = Field(description="wrong: the decision was a mistake; right: it was not")
+    scope: Scope = Field(
+        default=Scope.MESSAGE,
+        description="message: a label only; sender: also allow the sender's later messages on "
+        "this bind; template: also allow later messages with the same normalised text (digits, "
+        "numbers and link paths aside). sender and template only for a flag or block judged "
+        "wrong.",
+    )
+    reason: Reason = Field(description="Why; not empty.")
+    hours: float | None = Field(
+        default=None,
+        gt=0,
+        le=8760,
+        description="How long the exemption lasts (sender and template); default "
+        "feedback.default_hours (24), at most feedback.max_hours (168).",
+    )
+
+
+class RevokeIn(_In):
+    """Why the feedback is withdrawn (its exemption ends, its label no longer trains)."""
+
+    reason: Reason = Field(description="Why; not empty.")
+
+
+class FeedbackOut(BaseModel):
+    id: str
+    message_id: str
+    verdict: str = Field(description="wrong | right")
+    label: str = Field(description="fraud | legitimate: what the message's text trains as")
+    scope: str = Field(description="message | sender | template")
+    key: str | None = Field(
+        description="sender: <bind>/<address> (the address masked without personal data); "
+        "template: hex SHA-256 of the normalised text; null for scope message"
+    )
+    decision: str = Field(description="The message's decision when it was judged")
+    rules: list[str] = Field(description="The findings judged: an exemption waives these only")
+    reason: str | None = Field(description="null when masked (free text)")
+    actor: str
+    role: str
+    created_at: str
+    expires_at: str | None = Field(description="When the exemption ends; null for a label")
+    in_force: bool = Field(description="An exemption neither expired nor revoked")
+    revoked_at: str | None
+    revoked_by: str | None
+    revoke_reason: str | None = Field(description="null when masked (free text)")
 
 
 class Error(BaseModel):

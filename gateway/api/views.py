@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.alerts import iso_utc, mask_msisdn
 from gateway.cases import CaseView, SwitchActionView, TransitionRecord
+from gateway.feedback import Feedback, Scope
 from gateway.iin import mask_iin
 from gateway.registry import NumberRecord
 from gateway.registry import Person as RegistryPerson
@@ -128,3 +129,33 @@ def audit_row(e: AuditEntry) -> schemas.AuditRow:
         personal_data=e.personal_data,
         client=e.client,
     )
+
+
+def feedback(f: Feedback, *, masked: bool, now: float) -> schemas.FeedbackOut:
+    return schemas.FeedbackOut(
+        id=f.id,
+        message_id=f.message_id,
+        verdict=f.verdict.value,
+        label=f.label.value,
+        scope=f.scope.value,
+        key=_feedback_key(f, masked),
+        decision=f.decision.value,
+        rules=list(f.rules),
+        reason=None if masked else f.reason,
+        actor=f.actor,
+        role=f.role,
+        created_at=iso_utc(f.created_at),
+        expires_at=_time(f.expires_at),
+        in_force=f.in_force(now),
+        revoked_at=_time(f.revoked_at),
+        revoked_by=f.revoked_by,
+        revoke_reason=None if masked else f.revoke_reason,
+    )
+
+
+def _feedback_key(f: Feedback, masked: bool) -> str | None:
+    """A sender key names a number (`<bind>/<address>`): its address masked like any number."""
+    if f.key is None or not masked or f.scope is not Scope.SENDER:
+        return f.key
+    bind, _, address = f.key.rpartition("/")
+    return f"{bind}/{mask_msisdn(address)}"

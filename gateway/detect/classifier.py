@@ -838,56 +838,121 @@ def default_model() -> TextClassifier:
     return train(texts, labels, name="builtin", metadata={"trained_on": describe()})
 
 
+@dataclass(frozen=True, slots=True)
+class _InUse:
+    """The model a ClassifierDetector scores with, swapped as one object on reload."""
+
+    model: TextClassifier
+    threshold: float
+    rule_id: str
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime ns, size) of a file, None when it cannot be read: what tells a reload it changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
 class ClassifierDetector:
-    """The Detector for the text classifier: one Reason when p(fraud) >= the threshold."""
+    """The Detector for the text classifier: one Reason when p(fraud) >= the threshold.
+
+    Built `from_file`, it re-reads the file on `maybe_reload_model()` (the daemon's SIGHUP)
+    when its modification time or size changed, and swaps the model in one assignment: a
+    message is scored wholly by the old model or wholly by the new one, and nothing else stops
+    (the SMPP binds stay up)."""
 
     def __init__(
-        self, model: TextClassifier, threshold: float | None = None, weight: float = 1.0
+        self,
+        model: TextClassifier,
+        threshold: float | None = None,
+        weight: float = 1.0,
+        *,
+        path: str | Path | None = None,
     ) -> None:
         self.name = "classifier"
-        self.model = model
-        self.threshold = model.threshold if threshold is None else float(threshold)
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold {self.threshold} must be in (0, 1)")
+        self._threshold = threshold  # None: each model's own
         # The finding's score is p(fraud) x weight: with weight < 1 a statistical guess alone
         # flags only when it is sure, and blocks only with a rule's or a link's evidence.
         if not 0.0 < weight <= 1.0:
             raise ValueError(f"weight {weight} must be in (0, 1]")
         self.weight = float(weight)
-        self.rule_id = f"classifier.{model.name}"
+        self.path = Path(path) if path is not None else None
+        self._stamp = _file_stamp(self.path) if self.path is not None else None
+        self._in_use = self._use(model)
+
+    def _use(self, model: TextClassifier) -> _InUse:
+        threshold = model.threshold if self._threshold is None else float(self._threshold)
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold {threshold} must be in (0, 1)")
+        return _InUse(model, threshold, f"classifier.{model.name}")
+
+    @property
+    def model(self) -> TextClassifier:
+        return self._in_use.model
+
+    @property
+    def threshold(self) -> float:
+        return self._in_use.threshold
+
+    @property
+    def rule_id(self) -> str:
+        return self._in_use.rule_id
 
     @classmethod
     def default(cls) -> ClassifierDetector:
         return cls(default_model())
 
     @classmethod
-    def from_file(cls, path: str | Path) -> ClassifierDetector:
-        return cls(load_model(path))
+    def from_file(
+        cls, path: str | Path, *, threshold: float | None = None, weight: float = 1.0
+    ) -> ClassifierDetector:
+        stamp = _file_stamp(Path(path))  # before reading: a change while it is read is seen
+        detector = cls(load_model(path), threshold, weight, path=path)
+        detector._stamp = stamp
+        return detector
+
+    def maybe_reload_model(self) -> bool:
+        """Re-read the model file if it changed since the last attempt; True when a new model
+        is in use. A broken file raises ModelError (naming the file and what is wrong) and the
+        model in use stays; the same broken file is not read again until it changes."""
+        if self.path is None:
+            return False
+        stamp = _file_stamp(self.path)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        self._in_use = self._use(load_model(self.path))
+        return True
 
     def inspect(self, sms: SmsEvent, now: float) -> Sequence[Reason]:
         if not sms.text.strip():
             return ()
-        return self._reasons(self.model.predict(sms.text))
+        used = self._in_use
+        return self._reasons(used, used.model.predict(sms.text))
 
     def inspect_batch(self, messages: Sequence[SmsEvent]) -> list[Sequence[Reason]]:
         """`inspect` for many messages at once (vectorised; the same findings)."""
-        scores = self.model.predict_batch([m.text for m in messages])
+        used = self._in_use
+        scores = used.model.predict_batch([m.text for m in messages])
         return [
-            self._reasons(p) if m.text.strip() else ()
+            self._reasons(used, p) if m.text.strip() else ()
             for m, p in zip(messages, scores, strict=True)
         ]
 
-    def _reasons(self, p: float) -> Sequence[Reason]:
-        if p < self.threshold:
+    def _reasons(self, used: _InUse, p: float) -> Sequence[Reason]:
+        if p < used.threshold:
             return ()
         return (
             Reason(
                 detector=self.name,
-                rule_id=self.rule_id,
+                rule_id=used.rule_id,
                 score=round(p * self.weight, 4),
                 description=(
-                    f"text classifier {self.model.name!r}: p(fraud) {p:.2f} "
-                    f">= threshold {self.threshold:.2f}"
+                    f"text classifier {used.model.name!r}: p(fraud) {p:.2f} "
+                    f">= threshold {used.threshold:.2f}"
                 ),
             ),
         )

@@ -135,5 +135,6 @@ from . import (  # noqa: E402, F401
     models_cases,
     models_centre,
     models_delivery,
+    models_feedback,
     models_registry,
 )
