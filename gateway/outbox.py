@@ -19,8 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Protocol, TypeVar
 
 from gateway.backoff import Backoff
 from gateway.domain import Alert
@@ -34,6 +34,8 @@ from gateway.mqtt import (
     MqttConfig,
 )
 from gateway.store import StoreError, StoreUnavailable
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +72,14 @@ class OutboxDispatcher(BackgroundLoop):
         backoff: Backoff | None = None,
         version: str | None = None,
         clock: Callable[[], float] = time.time,
+        store_timeout: float = 10.0,
     ) -> None:
         if batch_size < 1 or poll_interval <= 0:
             raise ValueError("batch_size and poll_interval must be positive")
         self.store = store
+        # a database that hangs (frozen, not down) must not hang the dispatcher: the retained
+        # states (the database's health among them) still have to go out
+        self.store_timeout = store_timeout
         self.config = config
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -168,7 +174,7 @@ class OutboxDispatcher(BackgroundLoop):
             self._wake.clear()
             await self._publish_states(publisher)
             try:
-                batch = await self.store.pending_alerts(self.batch_size)
+                batch = await self._store_call(self.store.pending_alerts(self.batch_size))
                 if batch:
                     await self._publish(publisher, batch)
                 self._store_up(store_backoff)
@@ -205,7 +211,7 @@ class OutboxDispatcher(BackgroundLoop):
             raise
         try:
             if acked:
-                await self.store.mark_alerts_sent(acked, self.clock())
+                await self._store_call(self.store.mark_alerts_sent(acked, self.clock()))
                 self.published += len(acked)
             for alert, error in rejected:
                 log.error("alert %s (%s) not published: %s", alert.id, alert.kind, error)
@@ -215,6 +221,14 @@ class OutboxDispatcher(BackgroundLoop):
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
+
+    async def _store_call(self, call: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(call, self.store_timeout)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"the database did not answer within {self.store_timeout:g} s"
+            ) from None
 
     async def _publish_states(self, publisher: AlertPublisher) -> None:
         for topic in sorted(self._states_dirty):

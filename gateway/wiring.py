@@ -142,7 +142,7 @@ async def open_dispatcher(cfg: GatewayConfig, store: StorePort) -> AsyncIterator
         )
     except ValueError as e:  # the adapter's own checks: report them as the file's mistakes
         raise ConfigError(f"mqtt: {e}") from e
-    yield OutboxDispatcher(store, mqtt)
+    yield OutboxDispatcher(store, mqtt, store_timeout=cfg.commit_timeout)
 
 
 class NullDispatcher:
