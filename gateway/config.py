@@ -379,6 +379,22 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
     return w
 
 
+def _store_url(t: Table) -> str:
+    """[store] url: "" (SQLite under data_dir) or a URL of a supported database."""
+    from sqlalchemy.exc import ArgumentError
+
+    from gateway.store.urls import display_url, normalize_url
+
+    url = t.get("url", str, "")
+    t.done()
+    if url:
+        try:
+            normalize_url(url)
+        except (ArgumentError, ValueError) as exc:
+            raise ConfigError(f"{t.key('url')}: {display_url(url)}: {exc}") from None
+    return url
+
+
 def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfig:
     root = Table(data, "")
     g = root.table("gateway")
@@ -404,9 +420,7 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     cfg.batch_delay = g.number("batch_delay", cfg.batch_delay)
     g.done()
 
-    store = root.table("store")
-    cfg.store_url = store.get("url", str, "")
-    store.done()
+    cfg.store_url = _store_url(root.table("store"))
 
     d = root.table("detectors")
     cfg.rules_dir = base / d.get("rules_dir", str, "config/rules")

@@ -93,7 +93,11 @@ async def open_store(cfg: GatewayConfig) -> StorePort:
     from gateway.store import Store
 
     store = await Store.open(cfg.database_url)
-    await store.migrate()
+    try:
+        await store.migrate()
+    except BaseException:
+        await store.close()  # its connections (and aiosqlite's threads) must not outlive it
+        raise
     return store
 
 

@@ -56,6 +56,8 @@ def test_the_shipped_file_loads_with_probes_and_workflow_defaults() -> None:
         (with_("api", token=[{"sha256": "secret", "user": "u", "role": "analyst"}]), "SHA-256"),
         (with_("api", token=[{"sha256": "a" * 64, "user": "u", "role": "root"}]), "role"),
         (with_("cases", colour="red"), r"cases\.colour: unknown key"),
+        # the store's URL: its scheme checked at load, its password never repeated
+        (with_("store", url="mysql://fg:pw@db/x"), r"store\.url: mysql://fg:\*\*\*@db/x: unsup"),
         # a client certificate without its key (or the reverse) is refused, naming the key
         (with_("mqtt", tls_cert="client.pem"), r"mqtt\.tls_key: needed with mqtt\.tls_cert"),
         (with_("mqtt", tls_key="client.key"), r"mqtt\.tls_cert: needed with mqtt\.tls_key"),
