@@ -47,7 +47,8 @@ class MqttSettings:
     username: str = ""
     password: str = ""
     topic_prefix: str = "fraudgate"
-    tls_ca: str = ""
+    tls: bool = False  # TLS, verified with the system's CAs unless tls_ca is set
+    tls_ca: str = ""  # any of tls_ca, tls_cert (+ tls_key) turns TLS on as well
     tls_cert: str = ""
     tls_key: str = ""
     tls_insecure: bool = False
@@ -229,6 +230,32 @@ def _pair(t: Table, a: str, a_value: str, b: str, b_value: str) -> None:
     if bool(a_value) != bool(b_value):
         missing, given = (b, a) if a_value else (a, b)
         raise ConfigError(f"{t.key(missing)}: needed with {t.key(given)} (set both or neither)")
+
+
+def _mqtt(m: Table) -> MqttSettings:
+    """[mqtt] (docs/mqtt.md "Configuration"); the TLS files are read when the daemon starts."""
+    settings = MqttSettings(
+        enabled=m.get("enabled", bool, True),
+        host=m.get("host", str, "127.0.0.1"),
+        port=m.integer("port", 1883, minimum=1, maximum=65535),
+        client_id=m.get("client_id", str, "fraudgate"),
+        username=m.get("username", str, ""),
+        password=m.get("password", str, ""),
+        topic_prefix=m.get("topic_prefix", str, "fraudgate"),
+        tls=m.get("tls", bool, False),
+        tls_ca=m.get("tls_ca", str, ""),
+        tls_cert=m.get("tls_cert", str, ""),
+        tls_key=m.get("tls_key", str, ""),
+        tls_insecure=m.get("tls_insecure", bool, False),
+    )
+    _pair(m, "tls_cert", settings.tls_cert, "tls_key", settings.tls_key)
+    uses_tls = settings.tls or bool(settings.tls_ca or settings.tls_cert)
+    if settings.tls_insecure and not uses_tls:
+        raise ConfigError(
+            f"{m.key('tls_insecure')}: only with TLS (tls = true, or tls_ca / tls_cert set)"
+        )
+    m.done()
+    return settings
 
 
 def _probe(t: Table) -> ProbeSettings:
@@ -453,22 +480,7 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
         if n in names[:i]:
             raise ConfigError(f"smsc[{i}].name: {n!r} is used twice")
 
-    m = root.table("mqtt")
-    cfg.mqtt = MqttSettings(
-        enabled=m.get("enabled", bool, True),
-        host=m.get("host", str, "127.0.0.1"),
-        port=m.integer("port", 1883, minimum=1, maximum=65535),
-        client_id=m.get("client_id", str, "fraudgate"),
-        username=m.get("username", str, ""),
-        password=m.get("password", str, ""),
-        topic_prefix=m.get("topic_prefix", str, "fraudgate"),
-        tls_ca=m.get("tls_ca", str, ""),
-        tls_cert=m.get("tls_cert", str, ""),
-        tls_key=m.get("tls_key", str, ""),
-        tls_insecure=m.get("tls_insecure", bool, False),
-    )
-    _pair(m, "tls_cert", cfg.mqtt.tls_cert, "tls_key", cfg.mqtt.tls_key)
-    m.done()
+    cfg.mqtt = _mqtt(root.table("mqtt"))
     cfg.probes = _probes(root, base)
     cfg.workflow = _workflow(root, base)
     root.done()

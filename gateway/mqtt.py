@@ -279,6 +279,28 @@ class MqttConfig:
     def use_tls(self) -> bool:
         return self.tls or self.tls_ca is not None or self.tls_cert is not None
 
+    def check_tls_files(self) -> None:
+        """Read the TLS files once (ValueError naming the key): a missing or broken file is a
+        mistake to report at start, not a reason to fail every reconnection. Without tls_ca,
+        the system's CA store is used (paho: SSLContext.load_default_certs())."""
+        if not self.use_tls:
+            return
+        context = ssl.create_default_context()
+        if self.tls_ca is not None:
+            try:
+                context.load_verify_locations(self.tls_ca)
+            except (OSError, ssl.SSLError) as e:
+                raise ValueError(
+                    f"tls_ca {self.tls_ca}: not a readable PEM CA file ({e})"
+                ) from None
+        if self.tls_cert is not None:
+            try:
+                context.load_cert_chain(self.tls_cert, self.tls_key)
+            except (OSError, ssl.SSLError) as e:
+                raise ValueError(
+                    f"tls_cert, tls_key: not a PEM certificate and its private key ({e})"
+                ) from None
+
     @property
     def status_topic(self) -> str:
         return f"{self.topic_prefix}/status"

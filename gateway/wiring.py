@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.config import GatewayConfig, WorkflowSettings
+from gateway.config import GatewayConfig, MqttSettings, WorkflowSettings
 from gateway.config_check import ConfigError
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import Alert, Detector, Inspected
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gateway.cases import Cases
     from gateway.centre import CentreEndpoint
     from gateway.detect.classifier import TextClassifier
+    from gateway.mqtt import MqttConfig
     from gateway.store import Store
     from gateway.workflow import Workflow
 
@@ -106,10 +107,16 @@ async def open_dispatcher(cfg: GatewayConfig, store: StorePort) -> AsyncIterator
     if not cfg.mqtt.enabled:
         yield NullDispatcher()
         return
-    from gateway.mqtt import MqttConfig
     from gateway.outbox import OutboxDispatcher
 
-    m = cfg.mqtt
+    yield OutboxDispatcher(store, mqtt_config(cfg.mqtt))
+
+
+def mqtt_config(m: MqttSettings) -> MqttConfig:
+    """The MQTT adapter's settings from [mqtt]. Its own checks and its TLS files (read once
+    here) are reported as the file's mistakes, at start rather than at every reconnection."""
+    from gateway.mqtt import MqttConfig
+
     try:
         mqtt = MqttConfig(
             host=m.host,
@@ -118,14 +125,16 @@ async def open_dispatcher(cfg: GatewayConfig, store: StorePort) -> AsyncIterator
             username=m.username or None,
             password=m.password or None,
             topic_prefix=m.topic_prefix,
+            tls=m.tls,
             tls_ca=m.tls_ca or None,
             tls_cert=m.tls_cert or None,
             tls_key=m.tls_key or None,
             tls_insecure=m.tls_insecure,
         )
-    except ValueError as e:  # the adapter's own checks: report them as the file's mistakes
+        mqtt.check_tls_files()
+    except ValueError as e:
         raise ConfigError(f"mqtt: {e}") from e
-    yield OutboxDispatcher(store, mqtt)
+    return mqtt
 
 
 class NullDispatcher:

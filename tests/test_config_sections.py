@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures_services import make_tls_material
 
 from gateway import daemon
 from gateway.api import ApiLimits
 from gateway.config import DEFAULT_CONFIG, from_toml
 from gateway.config_check import ConfigError
 from gateway.pipeline import Inspector
+from gateway.wiring import mqtt_config
 
 BASE: dict[str, Any] = tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8"))
 
@@ -61,6 +63,8 @@ def test_the_shipped_file_loads_with_probes_and_workflow_defaults() -> None:
         # a client certificate without its key (or the reverse) is refused, naming the key
         (with_("mqtt", tls_cert="client.pem"), r"mqtt\.tls_key: needed with mqtt\.tls_cert"),
         (with_("mqtt", tls_key="client.key"), r"mqtt\.tls_cert: needed with mqtt\.tls_key"),
+        (with_("mqtt", tls="yes"), r"mqtt\.tls: expected bool, got str 'yes'"),
+        (with_("mqtt", tls_insecure=True), r"mqtt\.tls_insecure: only with TLS"),
         (with_("smsc.0.tls", key="client.key"), r"smsc\[0\]\.tls\.cert: needed with"),
         # the API's limits (docs/api.md "Limits")
         (with_("api", max_body=100), r"api\.max_body: must be 1024\.\.16777216"),
@@ -102,6 +106,28 @@ def test_the_api_limits_default_as_in_the_code_and_load() -> None:
     assert (w.api_max_body, w.api_lookup_rate, w.api_client_timeout) == (4096, 2.5, 3.0)
 
 
+@pytest.mark.parametrize(
+    ("values", "tls", "where"),
+    [
+        ({}, False, "mqtt://127.0.0.1:1883"),
+        ({"tls": True, "port": 8883}, True, "mqtts://127.0.0.1:8883"),  # the system's CAs
+        ({"tls": False, "tls_ca": "{ca}"}, True, "mqtts://127.0.0.1:1883"),  # tls_ca implies it
+        ({"tls": True, "tls_ca": "{ca}", "tls_insecure": True}, True, "mqtts://127.0.0.1:1883"),
+    ],
+    ids=["plain", "tls-true", "tls-ca-alone", "tls-insecure"],
+)  # fmt: skip
+def test_mqtt_tls_true_is_a_key_and_the_files_imply_it(
+    tmp_path: Path, values: dict[str, Any], tls: bool, where: str
+) -> None:
+    ca = str(make_tls_material(tmp_path).ca) if "{ca}" in values.values() else ""
+    data = with_("mqtt", **{k: ca if v == "{ca}" else v for k, v in values.items()})
+    settings = from_toml(data).mqtt
+    assert settings.tls is values.get("tls", False)
+    mqtt = mqtt_config(settings)
+    assert (mqtt.use_tls, mqtt.where, mqtt.tls_ca) == (tls, where, ca or None)
+    assert mqtt.tls_insecure is values.get("tls_insecure", False)
+
+
 # -- files that the configuration names, found unusable at start-up -------------------------------
 
 
@@ -127,6 +153,10 @@ def _start(tmp_path: Path, sections: dict[str, dict[str, Any]]) -> int:
     ("section", "message"),
     [
         ({"mqtt": {"enabled": True, "tls_cert": "client.pem"}}, "mqtt.tls_key: needed with"),
+        ({"mqtt": {"enabled": True, "tls": True, "tls_ca": "{missing}"}},
+         "not a readable PEM CA file ([Errno 2] No such file or directory)"),
+        ({"mqtt": {"enabled": True, "tls_cert": "{junk}", "tls_key": "{junk}"}},
+         "mqtt: tls_cert, tls_key: not a PEM certificate and its private key"),
         ({"api": {"listen": "127.0.0.1:0", "cert": "{junk}", "key": "{missing}"}},
          "api.key: no such file"),
         ({"api": {"listen": "127.0.0.1:0", "cert": "{junk}", "key": "{junk}"}},
@@ -134,7 +164,8 @@ def _start(tmp_path: Path, sections: dict[str, dict[str, Any]]) -> int:
         ({"centre.endpoint": {"listen": "127.0.0.1:0", "cert": "{junk}", "key": "{junk}",
                               "client_ca": "{junk}"}}, "centre.endpoint (cert, key, client_ca):"),
     ],
-    ids=["mqtt-cert-without-key", "api-key-missing", "api-not-pem", "endpoint-not-pem"],
+    ids=["mqtt-cert-without-key", "mqtt-ca-missing", "mqtt-not-pem", "api-key-missing",
+         "api-not-pem", "endpoint-not-pem"],
 )  # fmt: skip
 def test_unusable_tls_files_stop_the_start_in_one_line(
     tmp_path: Path,

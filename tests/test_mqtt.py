@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -22,6 +23,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from gateway.backoff import Backoff
+from gateway.config import from_toml
 from gateway.domain import (
     Alert,
     AlertKind,
@@ -54,6 +56,7 @@ from gateway.mqtt import (
 )
 from gateway.outbox import OutboxDispatcher
 from gateway.store import Store, sqlite_url
+from gateway.wiring import mqtt_config
 
 if TYPE_CHECKING:
     from fixtures_services import MosquittoBroker, PostgresServer, TlsMaterial
@@ -722,6 +725,39 @@ async def test_tls_with_generated_ca_and_client_certificate(
         await wait_until(lambda: len(sub.alerts()) == 1, 5, "received over TLS")
     alert_validator.validate(sub.alerts()[0].body)
     assert "require_certificate true" in broker.conf.read_text()
+
+
+async def test_tls_true_verifies_the_broker_against_the_system_ca_store(
+    mosquitto_factory: Callable[..., MosquittoBroker],
+    tls_material: TlsMaterial,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    alert_validator: Draft202012Validator,
+) -> None:
+    """`[mqtt] tls = true` without tls_ca: TLS, the broker's certificate checked against the
+    system's CA store. OpenSSL's default paths honour SSL_CERT_FILE, so the test CA stands in
+    for the system's bundle; without it the broker (signed by the test CA) is not trusted."""
+    broker = mosquitto_factory(tls=tls_material)  # TLS listener, no client certificate needed
+    data = {"mqtt": {"port": broker.port, "tls": True, "client_id": f"gw-{uuid.uuid4().hex[:8]}"}}
+    cfg = dataclasses.replace(mqtt_config(from_toml(data).mqtt), timeout=5.0)
+    assert cfg.use_tls and cfg.tls_ca is None
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(BrokerTlsError, match="certificate verify failed"):
+        async with AlertPublisher(cfg):
+            pass
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_material.ca))
+    item = flagged_sms(1)
+    await store.record([item])
+    sub_tls = aiomqtt.TLSParameters(ca_certs=str(tls_material.ca))
+    async with (
+        Subscriber(broker.port, ["fraudgate/alerts/#"], tls_params=sub_tls) as sub,
+        dispatcher(store, cfg) as d,
+    ):
+        await wait_until(lambda: d.published == 1, 10, "published over TLS")
+        await wait_until(lambda: len(sub.alerts()) == 1, 5, "received over TLS")
+    alert_validator.validate(sub.alerts()[0].body)
 
 
 async def test_store_outage_pauses_the_outbox_and_keeps_the_broker_connection(
