@@ -6,10 +6,16 @@ Environment overrides use the dotted key with `__` for the dots, upper-case:
     FRAUDGATE_STORE__URL=postgresql+asyncpg://...
     FRAUDGATE_MQTT__PORT=8883              (parsed as TOML values where they parse: 8883 is int)
     FRAUDGATE_SMSC__0__PASSWORD=...        (array items by index)
+
+Only names of that form (a section, `__`, a key) are overrides; a key or section they name that
+does not exist is refused like one in the file. Other FRAUDGATE_ variables belong to other
+tools or commands (FRAUDGATE_OPERATOR for `fraudgate cases`, FRAUDGATE_PG_BINDIR for the tests)
+and are ignored, with one debug line naming them.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -24,6 +30,8 @@ from gateway.switch_config import SwitchSettings, parse_switch
 from smsc.client import EsmeConfig, TlsConfig
 from smsc.constants import Status
 from smsc.session import BindType, SessionConfig
+
+log = logging.getLogger("fraudgate.config")
 
 ENV_PREFIX = "FRAUDGATE_"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -153,25 +161,45 @@ def _env_value(text: str) -> Any:
         return text  # a bare string
 
 
+def _override_path(name: str) -> list[str] | None:
+    """The key path FRAUDGATE_<SECTION>__<KEY>[__<KEY>...] names; None for other names."""
+    parts = name.removeprefix(ENV_PREFIX).split("__")
+    if len(parts) < 2 or not all(parts):
+        return None
+    return [p.lower() for p in parts]
+
+
 def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    ignored: list[str] = []
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
-        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
-        node: Any = data
-        for i, part in enumerate(path[:-1]):
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(f"{name}: no item {part} in {'.'.join(path[:i])}")
-                node = node[int(part)]
-            else:
-                node = node.setdefault(part, {})
-            if not isinstance(node, dict | list):
-                raise ConfigError(f"{name}: {'.'.join(path[: i + 1])} is not a table")
-        if isinstance(node, list):
-            raise ConfigError(f"{name}: give an item index after {'.'.join(path[:-1])}")
-        node[path[-1]] = _env_value(raw)
+        path = _override_path(name)
+        if path is None:
+            ignored.append(name)
+            continue
+        _override(data, name, path, raw)
+    if ignored:  # names only: a value may be a secret
+        log.debug(
+            "not configuration overrides (FRAUDGATE_<SECTION>__<KEY>): %s", ", ".join(ignored)
+        )
     return data
+
+
+def _override(data: dict[str, Any], name: str, path: list[str], raw: str) -> None:
+    node: Any = data
+    for i, part in enumerate(path[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{name}: no item {part} in {'.'.join(path[:i])}")
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, {})
+        if not isinstance(node, dict | list):
+            raise ConfigError(f"{name}: {'.'.join(path[: i + 1])} is not a table")
+    if isinstance(node, list):
+        raise ConfigError(f"{name}: give an item index after {'.'.join(path[:-1])}")
+    node[path[-1]] = _env_value(raw)
 
 
 def _smsc(t: Table) -> SmscLink:
@@ -503,4 +531,21 @@ def load(path: Path | None, environ: Mapping[str, str] | None = None) -> Gateway
     try:
         return from_toml(apply_env(data, environ))
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+        raise ConfigError(f"{where}: {_blame(str(exc), environ)}") from exc
+
+
+def _blame(message: str, environ: Mapping[str, str]) -> str:
+    """`message` ("mqtt.hostt: unknown key") naming the variable that set its key (or a key in
+    its section), if one did: a key not in the file is otherwise hard to find."""
+    key = message.split(":", 1)[0]
+    for name in environ:
+        path = _override_path(name) if name.startswith(ENV_PREFIX) else None
+        dotted = _dotted(path) if path else ""
+        if dotted == key or dotted.startswith((f"{key}.", f"{key}[")):
+            return f"{message} (set by {name})"
+    return message
+
+
+def _dotted(path: list[str]) -> str:
+    """A key path as errors write it: smsc.0.password -> smsc[0].password."""
+    return "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in path).removeprefix(".")

@@ -6,6 +6,10 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -13,9 +17,9 @@ from typing import Any
 import pytest
 from fixtures_services import make_tls_material
 
-from gateway import daemon
+from gateway import cases_cli, daemon
 from gateway.api import ApiLimits
-from gateway.config import DEFAULT_CONFIG, from_toml
+from gateway.config import DEFAULT_CONFIG, PROJECT_DIR, from_toml, load
 from gateway.config_check import ConfigError
 from gateway.pipeline import Inspector
 from gateway.wiring import mqtt_config
@@ -186,3 +190,69 @@ def test_unusable_tls_files_stop_the_start_in_one_line(
     stderr = capsys.readouterr().err
     assert (code, stderr.count("\n")) == (2, 1), stderr
     assert stderr.startswith("fraudgate run: configuration error: ") and message in stderr
+
+
+# -- environment overrides: FRAUDGATE_<SECTION>__<KEY> only -------------------------------------
+
+UNRELATED_ENV = {
+    "FRAUDGATE_HOME": "/opt/fraudgate",
+    "FRAUDGATE_SWITCH_TOKEN": "old-name-secret",  # the name docs/cases.md once gave
+    "FRAUDGATE_OPERATOR": "kcell",  # `fraudgate cases --operator` default
+    "FRAUDGATE_PG_BINDIR": "/usr/lib/postgresql/16/bin",  # the tests' PostgreSQL
+    "FRAUDGATE_": "x",
+    "FRAUDGATE__MQTT": "x",
+    "FRAUDGATE_MQTT__": "x",
+}
+
+
+def test_other_fraudgate_variables_are_ignored_with_one_debug_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="fraudgate.config")
+    overrides = {"FRAUDGATE_MQTT__PORT": "8883", "FRAUDGATE_SMSC__0__PASSWORD": "p4ss"}
+    cfg = load(DEFAULT_CONFIG, {**UNRELATED_ENV, **overrides, "PATH": "/usr/bin"})
+    assert cfg.mqtt.port == 8883 and cfg.smsc[0].esme.password == "p4ss"
+    assert cfg.workflow.switch.token == ""  # the single-underscore name is not the token
+    [line] = [r.getMessage() for r in caplog.records if r.name == "fraudgate.config"]
+    assert all(name in line for name in UNRELATED_ENV)
+    assert "old-name-secret" not in line and "PATH" not in line  # names only, ours only
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("FRAUDGATE_MQTT__HOSTT", r"mqtt\.hostt: unknown key \(set by FRAUDGATE_MQTT__HOSTT\)"),
+        ("FRAUDGATE_SMSC__0__HOSTT", r"smsc\[0\]\.hostt: unknown key \(set by FRAUDGATE_SMSC"),
+        ("FRAUDGATE_MQQT__HOST", r"mqqt: unknown key \(set by FRAUDGATE_MQQT__HOST\)"),
+        ("FRAUDGATE_SMSC__7__PASSWORD", r"FRAUDGATE_SMSC__7__PASSWORD: no item 7 in smsc"),
+    ],
+)
+def test_an_override_naming_an_unknown_key_is_refused_naming_it(name: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(DEFAULT_CONFIG, {**UNRELATED_ENV, name: "x"})
+
+
+def test_the_switch_token_is_one_variable_for_the_daemon_and_the_cases_command() -> None:
+    environ = {**UNRELATED_ENV, "FRAUDGATE_SWITCH__TOKEN": "s3cret"}
+    configured = load(DEFAULT_CONFIG, environ).workflow.switch
+    assert configured.token == "s3cret"
+    settings = cases_cli.switch_settings(configured, "http://127.0.0.1:8099")
+    assert (settings.kind, settings.url, settings.token) == (
+        "http",
+        "http://127.0.0.1:8099",
+        "s3cret",
+    )
+    assert cases_cli.switch_settings(configured, "") is configured
+
+
+def test_fraudgate_cases_runs_with_unrelated_fraudgate_variables(tmp_path: Path) -> None:
+    conf = tmp_path / "gw.toml"
+    conf.write_text(f'[gateway]\ndata_dir = "{tmp_path}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDGATE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "cases", "-c", str(conf), "list"],
+        cwd=PROJECT_DIR, env={**env, **UNRELATED_ENV}, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "error" not in result.stderr.lower()
