@@ -142,7 +142,10 @@ def _toml(value: Any) -> str:
 def _start(tmp_path: Path, sections: dict[str, dict[str, Any]]) -> int:
     """`fraudgate run -c FILE` as the command runs it (no detectors: they take seconds to
     build and are not what is tested); it must stop before binding anything."""
-    tables = {"gateway": {"data_dir": str(tmp_path / "var")}, "mqtt": {"enabled": False}}
+    tables: dict[str, dict[str, Any]] = {
+        "gateway": {"data_dir": str(tmp_path / "var")},
+        "mqtt": {"enabled": False},
+    }
     for name, values in sections.items():
         tables[name] = tables.get(name, {}) | values
     text = '[[smsc]]\naddress = "127.0.0.1:9"\nsystem_id = "gw"\npassword = "x"\n'

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from referencing import Registry, Resource
 
 from gateway.backoff import Backoff

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from smspdudecoder.codecs import GSM, UCS2
-from smspdudecoder.elements import Date, Number
-from smspdudecoder.fields import SMSDeliver, SMSSubmit
+from smspdudecoder.codecs import GSM, UCS2  # type: ignore[import-untyped]
+from smspdudecoder.elements import Date, Number  # type: ignore[import-untyped]
+from smspdudecoder.fields import SMSDeliver, SMSSubmit  # type: ignore[import-untyped]
 
 from gsm_probe.ts23040 import (
     Address,
