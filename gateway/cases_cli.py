@@ -3,8 +3,9 @@
 The database comes from the configuration (-c, like `fraudgate run`). Numbers are printed
 masked (R7); the subscriber's name and IIN are never printed. The switch (for confirm, which
 suspends at once, and unblock) is the configuration's [switch] (docs/switch.md), or an HTTP
-switch given as --switch-url with the token in FRAUDGATE_SWITCH_TOKEN; with none configured, a
-confirmed case waits with its block actions pending for the daemon's retry_pending().
+switch given as --switch-url with the configuration's switch token ([switch] token, or
+FRAUDGATE_SWITCH__TOKEN as for the daemon); with none configured, a confirmed case waits with
+its block actions pending for the daemon's retry_pending().
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--switch-url",
         default="",
-        help="an HTTP switch API instead of the config's [switch] (token: FRAUDGATE_SWITCH_TOKEN)",
+        help="an HTTP switch API instead of the config's [switch]; its token is the config's "
+        "switch token ([switch] token or FRAUDGATE_SWITCH__TOKEN)",
     )
     p.add_argument("--operator", default=os.environ.get("FRAUDGATE_OPERATOR", "operator"))
     sub = p.add_subparsers(dest="action", required=True)
@@ -58,14 +60,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"fraudgate cases: configuration error: {exc}", file=sys.stderr)
         return 2
     try:
-        settings = cfg.workflow.switch
-        if args.switch_url:
-            token = os.environ.get("FRAUDGATE_SWITCH_TOKEN", "")
-            settings = SwitchSettings.http(args.switch_url, token)
+        settings = switch_settings(cfg.workflow.switch, args.switch_url)
         return asyncio.run(_main(args, cfg.database_url, settings))
     except (StoreError, CaseError, ValueError) as exc:
         print(f"fraudgate cases: {exc}", file=sys.stderr)
         return 1
+
+
+def switch_settings(configured: SwitchSettings, switch_url: str) -> SwitchSettings:
+    """The configured switch, or an HTTP switch at `switch_url` with the configured token: one
+    variable, FRAUDGATE_SWITCH__TOKEN, holds the switch token for the daemon and this command."""
+    if not switch_url:
+        return configured
+    return SwitchSettings.http(switch_url, configured.token, configured.timeout)
 
 
 async def _main(args: argparse.Namespace, url: str, settings: SwitchSettings) -> int:

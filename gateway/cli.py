@@ -27,9 +27,31 @@ SUBCOMMANDS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+# Libraries that log SQL with its parameters (IINs, names: personal data, R7) or every driver
+# call at INFO / DEBUG. They stay at WARNING whatever -v says; --debug-logger asks for one.
+QUIET_LOGGERS = ("sqlalchemy", "aiosqlite", "asyncpg")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fraudgate", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more logging (-vv: debug). The database libraries (sqlalchemy, aiosqlite, asyncpg) "
+        "stay at WARNING: they log SQL parameters, IINs and names in clear",
+    )
+    parser.add_argument(
+        "--debug-logger",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="debug logging for the logger NAME and its children, quiet ones included "
+        "(e.g. sqlalchemy.engine: every SQL statement with its parameters, personal data in "
+        "clear); repeatable",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text, *funcs) in SUBCOMMANDS.items():
         configure, run = funcs or ("configure", "run")
@@ -39,12 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def setup_logging(verbose: int, debug_loggers: Sequence[str] = ()) -> None:
+    """Log to stderr at INFO (-vv: DEBUG), QUIET_LOGGERS at WARNING unless named in
+    `debug_loggers`, which log at DEBUG whatever `verbose` says."""
+    level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.INFO
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in debug_loggers:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    setup_logging(args.verbose, args.debug_logger)
     result: int = getattr(importlib.import_module(args._module), args._run)(args)
     return result
 

@@ -6,10 +6,16 @@ Environment overrides use the dotted key with `__` for the dots, upper-case:
     FRAUDGATE_STORE__URL=postgresql+asyncpg://...
     FRAUDGATE_MQTT__PORT=8883              (parsed as TOML values where they parse: 8883 is int)
     FRAUDGATE_SMSC__0__PASSWORD=...        (array items by index)
+
+Only names of that form (a section, `__`, a key) are overrides; a key or section they name that
+does not exist is refused like one in the file. Other FRAUDGATE_ variables belong to other
+tools or commands (FRAUDGATE_OPERATOR for `fraudgate cases`, FRAUDGATE_PG_BINDIR for the tests)
+and are ignored, with one debug line naming them.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -24,6 +30,8 @@ from gateway.switch_config import SwitchSettings, parse_switch
 from smsc.client import EsmeConfig, TlsConfig
 from smsc.constants import Status
 from smsc.session import BindType, SessionConfig
+
+log = logging.getLogger("fraudgate.config")
 
 ENV_PREFIX = "FRAUDGATE_"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -47,7 +55,8 @@ class MqttSettings:
     username: str = ""
     password: str = ""
     topic_prefix: str = "fraudgate"
-    tls_ca: str = ""
+    tls: bool = False  # TLS, verified with the system's CAs unless tls_ca is set
+    tls_ca: str = ""  # any of tls_ca, tls_cert (+ tls_key) turns TLS on as well
     tls_cert: str = ""
     tls_key: str = ""
     tls_insecure: bool = False
@@ -165,25 +174,45 @@ def _env_value(text: str) -> Any:
         return text  # a bare string
 
 
+def _override_path(name: str) -> list[str] | None:
+    """The key path FRAUDGATE_<SECTION>__<KEY>[__<KEY>...] names; None for other names."""
+    parts = name.removeprefix(ENV_PREFIX).split("__")
+    if len(parts) < 2 or not all(parts):
+        return None
+    return [p.lower() for p in parts]
+
+
 def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    ignored: list[str] = []
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
-        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
-        node: Any = data
-        for i, part in enumerate(path[:-1]):
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(f"{name}: no item {part} in {'.'.join(path[:i])}")
-                node = node[int(part)]
-            else:
-                node = node.setdefault(part, {})
-            if not isinstance(node, dict | list):
-                raise ConfigError(f"{name}: {'.'.join(path[: i + 1])} is not a table")
-        if isinstance(node, list):
-            raise ConfigError(f"{name}: give an item index after {'.'.join(path[:-1])}")
-        node[path[-1]] = _env_value(raw)
+        path = _override_path(name)
+        if path is None:
+            ignored.append(name)
+            continue
+        _override(data, name, path, raw)
+    if ignored:  # names only: a value may be a secret
+        log.debug(
+            "not configuration overrides (FRAUDGATE_<SECTION>__<KEY>): %s", ", ".join(ignored)
+        )
     return data
+
+
+def _override(data: dict[str, Any], name: str, path: list[str], raw: str) -> None:
+    node: Any = data
+    for i, part in enumerate(path[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{name}: no item {part} in {'.'.join(path[:i])}")
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, {})
+        if not isinstance(node, dict | list):
+            raise ConfigError(f"{name}: {'.'.join(path[: i + 1])} is not a table")
+    if isinstance(node, list):
+        raise ConfigError(f"{name}: give an item index after {'.'.join(path[:-1])}")
+    node[path[-1]] = _env_value(raw)
 
 
 def _smsc(t: Table) -> SmscLink:
@@ -242,6 +271,32 @@ def _pair(t: Table, a: str, a_value: str, b: str, b_value: str) -> None:
     if bool(a_value) != bool(b_value):
         missing, given = (b, a) if a_value else (a, b)
         raise ConfigError(f"{t.key(missing)}: needed with {t.key(given)} (set both or neither)")
+
+
+def _mqtt(m: Table) -> MqttSettings:
+    """[mqtt] (docs/mqtt.md "Configuration"); the TLS files are read when the daemon starts."""
+    settings = MqttSettings(
+        enabled=m.get("enabled", bool, True),
+        host=m.get("host", str, "127.0.0.1"),
+        port=m.integer("port", 1883, minimum=1, maximum=65535),
+        client_id=m.get("client_id", str, "fraudgate"),
+        username=m.get("username", str, ""),
+        password=m.get("password", str, ""),
+        topic_prefix=m.get("topic_prefix", str, "fraudgate"),
+        tls=m.get("tls", bool, False),
+        tls_ca=m.get("tls_ca", str, ""),
+        tls_cert=m.get("tls_cert", str, ""),
+        tls_key=m.get("tls_key", str, ""),
+        tls_insecure=m.get("tls_insecure", bool, False),
+    )
+    _pair(m, "tls_cert", settings.tls_cert, "tls_key", settings.tls_key)
+    uses_tls = settings.tls or bool(settings.tls_ca or settings.tls_cert)
+    if settings.tls_insecure and not uses_tls:
+        raise ConfigError(
+            f"{m.key('tls_insecure')}: only with TLS (tls = true, or tls_ca / tls_cert set)"
+        )
+    m.done()
+    return settings
 
 
 def _probe(t: Table) -> ProbeSettings:
@@ -409,6 +464,22 @@ def _feedback(root: Table) -> FeedbackSettings:
     return settings
 
 
+def _store_url(t: Table) -> str:
+    """[store] url: "" (SQLite under data_dir) or a URL of a supported database."""
+    from sqlalchemy.exc import ArgumentError
+
+    from gateway.store.urls import display_url, normalize_url
+
+    url = t.get("url", str, "")
+    t.done()
+    if url:
+        try:
+            normalize_url(url)
+        except (ArgumentError, ValueError) as exc:
+            raise ConfigError(f"{t.key('url')}: {display_url(url)}: {exc}") from None
+    return url
+
+
 def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfig:
     root = Table(data, "")
     g = root.table("gateway")
@@ -436,9 +507,7 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     cfg.redelivery_window = g.number("redelivery_window", cfg.redelivery_window, minimum=1.0)
     g.done()
 
-    store = root.table("store")
-    cfg.store_url = store.get("url", str, "")
-    store.done()
+    cfg.store_url = _store_url(root.table("store"))
 
     d = root.table("detectors")
     cfg.rules_dir = base / d.get("rules_dir", str, "config/rules")
@@ -471,22 +540,7 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
         if n in names[:i]:
             raise ConfigError(f"smsc[{i}].name: {n!r} is used twice")
 
-    m = root.table("mqtt")
-    cfg.mqtt = MqttSettings(
-        enabled=m.get("enabled", bool, True),
-        host=m.get("host", str, "127.0.0.1"),
-        port=m.integer("port", 1883, minimum=1, maximum=65535),
-        client_id=m.get("client_id", str, "fraudgate"),
-        username=m.get("username", str, ""),
-        password=m.get("password", str, ""),
-        topic_prefix=m.get("topic_prefix", str, "fraudgate"),
-        tls_ca=m.get("tls_ca", str, ""),
-        tls_cert=m.get("tls_cert", str, ""),
-        tls_key=m.get("tls_key", str, ""),
-        tls_insecure=m.get("tls_insecure", bool, False),
-    )
-    _pair(m, "tls_cert", cfg.mqtt.tls_cert, "tls_key", cfg.mqtt.tls_key)
-    m.done()
+    cfg.mqtt = _mqtt(root.table("mqtt"))
     cfg.probes = _probes(root, base)
     cfg.workflow = _workflow(root, base)
     cfg.feedback = _feedback(root)
@@ -510,4 +564,21 @@ def load(path: Path | None, environ: Mapping[str, str] | None = None) -> Gateway
     try:
         return from_toml(apply_env(data, environ))
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+        raise ConfigError(f"{where}: {_blame(str(exc), environ)}") from exc
+
+
+def _blame(message: str, environ: Mapping[str, str]) -> str:
+    """`message` ("mqtt.hostt: unknown key") naming the variable that set its key (or a key in
+    its section), if one did: a key not in the file is otherwise hard to find."""
+    key = message.split(":", 1)[0]
+    for name in environ:
+        path = _override_path(name) if name.startswith(ENV_PREFIX) else None
+        dotted = _dotted(path) if path else ""
+        if dotted == key or dotted.startswith((f"{key}.", f"{key}[")):
+            return f"{message} (set by {name})"
+    return message
+
+
+def _dotted(path: list[str]) -> str:
+    """A key path as errors write it: smsc.0.password -> smsc[0].password."""
+    return "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in path).removeprefix(".")

@@ -17,8 +17,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from gateway.feedback.cache import ExemptionCache
 from gateway.pipeline import GatewayHandler, Inspector, PipelineStats, Policy, Recorder
 from gateway.simbox import Finding
 from gateway.store.errors import StoreError
+from gateway.store.urls import display_url
 from gateway.wiring import (
     DispatcherPort,
     StorePort,
@@ -47,6 +50,11 @@ from gsm_probe.probes import ProbeManager
 from smsc.client import EsmeSupervisor
 
 log = logging.getLogger("fraudgate.daemon")
+
+# Exit statuses of `fraudgate run` (README "Commands"). A supervisor should not restart on
+# EXIT_CONFIG (nothing changes until someone edits the file) and may on EXIT_STORE.
+EXIT_CONFIG = 2  # the configuration, or a file or directory it names, is not usable
+EXIT_STORE = 3  # the database could not be opened at start-up (unreachable, refused, migration)
 
 
 @dataclass
@@ -85,7 +93,7 @@ class Gateway:
 
     async def run(self, stop: asyncio.Event) -> RunReport:
         cfg = self.cfg
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        check_data_dir(cfg.data_dir)
         store = await open_store(cfg)
         try:
             async with open_dispatcher(cfg, store) as dispatcher:
@@ -234,6 +242,18 @@ class Gateway:
                 log.error("%s model not reloaded, keeping the one in use: %s", det.name, exc)
 
 
+def check_data_dir(path: Path) -> None:
+    """Create `gateway.data_dir` if needed and make sure files can be created in it (the SQLite
+    database lives there by default); ConfigError naming the key when not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".fraudgate-write-test-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"gateway.data_dir {path}: not writable: {exc.strerror or exc}") from exc
+
+
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, help="TOML file")
 
@@ -242,15 +262,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load(args.config)
     except ConfigError as exc:
-        print(f"fraudgate run: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"configuration error: {exc}", EXIT_CONFIG)
     if not cfg.smsc and not cfg.probes.probes:
-        print(
-            "fraudgate run: configuration error: nothing to do: no [[smsc]] bind and no "
-            "[[probes.probe]] configured",
-            file=sys.stderr,
+        return _fail(
+            "configuration error: nothing to do: no [[smsc]] bind and no [[probes.probe]] "
+            "configured",
+            EXIT_CONFIG,
         )
-        return 2
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -270,6 +288,13 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(main())
     except ConfigError as exc:  # found while starting: a file the configuration names is unusable
-        print(f"fraudgate run: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"configuration error: {exc}", EXIT_CONFIG)
+    except StoreError as exc:  # opening the store, before any bind: once running, it is retried
+        return _fail(f"cannot open the store {display_url(cfg.database_url)}: {exc}", EXIT_STORE)
     return 0
+
+
+def _fail(message: str, status: int) -> int:
+    """One line on stderr (an operator's terminal or the journal), no traceback."""
+    print("fraudgate run: " + " ".join(message.split()), file=sys.stderr)
+    return status

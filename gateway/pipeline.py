@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -229,13 +228,11 @@ def _false_receipt(text: str) -> Reason:
 
 
 def _suspected_sender(text: str) -> str:
-    """A phone number or an 'from X' sender found in a forwarded text, best effort."""
-    m = re.search(r"(?:\+?7|8)[\s(-]*7\d{2}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}", text)
-    if m:
-        digits = re.sub(r"\D", "", m.group(0))
-        return "7" + digits[1:] if len(digits) == 11 else digits
-    m = re.search(r"(?i)(?:от|from|кімнен)\s*[:\-]?\s*([A-Za-z0-9.\- ]{2,11})", text)
-    return m.group(1).strip() if m else ""
+    """The phone number or sender id a forwarded text names; never a person's name or an
+    IIN-like digit run, since it is published in the complaint alert (gateway.suspect)."""
+    from gateway.suspect import suspected_sender
+
+    return suspected_sender(text)
 
 
 # --------------------------------------------------------------------------------------------

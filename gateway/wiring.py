@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.config import FeedbackSettings, GatewayConfig, WorkflowSettings
+from gateway.config import FeedbackSettings, GatewayConfig, MqttSettings, WorkflowSettings
 from gateway.config_check import ConfigError
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import Alert, Detector, Inspected
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from gateway.centre import CentreEndpoint
     from gateway.detect.classifier import TextClassifier
     from gateway.feedback.cache import ExemptionCache
+    from gateway.mqtt import MqttConfig
     from gateway.store import Store
     from gateway.workflow import Workflow
 
@@ -114,7 +115,11 @@ async def open_store(cfg: GatewayConfig) -> StorePort:
     from gateway.store import Store
 
     store = await Store.open(cfg.database_url)
-    await store.migrate()
+    try:
+        await store.migrate()
+    except BaseException:
+        await store.close()  # its connections (and aiosqlite's threads) must not outlive it
+        raise
     return store
 
 
@@ -123,10 +128,16 @@ async def open_dispatcher(cfg: GatewayConfig, store: StorePort) -> AsyncIterator
     if not cfg.mqtt.enabled:
         yield NullDispatcher()
         return
-    from gateway.mqtt import MqttConfig
     from gateway.outbox import OutboxDispatcher
 
-    m = cfg.mqtt
+    yield OutboxDispatcher(store, mqtt_config(cfg.mqtt), store_timeout=cfg.commit_timeout)
+
+
+def mqtt_config(m: MqttSettings) -> MqttConfig:
+    """The MQTT adapter's settings from [mqtt]. Its own checks and its TLS files (read once
+    here) are reported as the file's mistakes, at start rather than at every reconnection."""
+    from gateway.mqtt import MqttConfig
+
     try:
         mqtt = MqttConfig(
             host=m.host,
@@ -135,14 +146,16 @@ async def open_dispatcher(cfg: GatewayConfig, store: StorePort) -> AsyncIterator
             username=m.username or None,
             password=m.password or None,
             topic_prefix=m.topic_prefix,
+            tls=m.tls,
             tls_ca=m.tls_ca or None,
             tls_cert=m.tls_cert or None,
             tls_key=m.tls_key or None,
             tls_insecure=m.tls_insecure,
         )
-    except ValueError as e:  # the adapter's own checks: report them as the file's mistakes
+        mqtt.check_tls_files()
+    except ValueError as e:
         raise ConfigError(f"mqtt: {e}") from e
-    yield OutboxDispatcher(store, mqtt, store_timeout=cfg.commit_timeout)
+    return mqtt
 
 
 class NullDispatcher:

@@ -175,30 +175,34 @@ class SmsStatusReport:
 # TS 23.038 §4: data coding scheme
 # --------------------------------------------------------------------------------------------
 
-_GENERAL_CHARSETS: Final[tuple[Alphabet, ...]] = ("gsm7", "8bit", "ucs2", "8bit")
+# Bits 3..2 of the general groups; 11 is reserved, read as GSM 7-bit like every reserved coding.
+_GENERAL_CHARSETS: Final[tuple[Alphabet, ...]] = ("gsm7", "8bit", "ucs2", "gsm7")
 
 
 def alphabet(dcs: int) -> Alphabet:
     """The alphabet TP-DCS ``dcs`` selects (TS 23.038 §4).
 
     00xx xxxx general coding and 01xx xxxx automatic deletion: bit 5 compressed (TS 23.042, not
-    decompressed here: 8-bit), bits 3..2 the character set (00 GSM 7-bit, 01 8-bit, 10 UCS2).
-    1100 / 1101 message waiting, discard / store: GSM 7-bit; 1110 message waiting, store:
-    UCS2; 1111 data coding / message class: bit 2 set 8-bit, clear GSM 7-bit. Reserved values
-    (character set 11, groups 1000-1011) and anything else are taken as 8-bit data: their octets
-    are kept, and the text length cannot be misread as septets.
+    decompressed here: its octets are kept as 8-bit data), bits 3..2 the character set (00 GSM
+    7-bit, 01 8-bit, 10 UCS2, 11 reserved). 1000..1011: reserved coding groups. 1100 / 1101
+    message waiting, discard / store: GSM 7-bit; 1110 message waiting, store: UCS2; 1111 data
+    coding / message class: bit 2 set 8-bit, clear GSM 7-bit (bit 3 is reserved, "set to 0",
+    and does not change the coding).
+
+    §4: "Any reserved codings shall be assumed to be the GSM 7 bit default alphabet (the same as
+    codepoint 00000000) by a receiving entity": the reserved character set 11 and the reserved
+    groups are read as GSM 7-bit, their TP-UDL counting septets. Read as 8-bit, a 7-bit message
+    is one octet in eight short of its TP-UDL and fails to decode.
     """
     dcs &= 0xFF
     group = dcs >> 4
     if group <= 0x7:
         return "8bit" if dcs & 0x20 else _GENERAL_CHARSETS[(dcs >> 2) & 0x3]
-    if group in (0xC, 0xD):
-        return "gsm7"
     if group == 0xE:
         return "ucs2"
     if group == 0xF:
         return "8bit" if dcs & 0x04 else "gsm7"
-    return "8bit"
+    return "gsm7"  # 1100 and 1101 message waiting; 1000..1011 reserved
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,17 +6,23 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures_services import make_tls_material
 
-from gateway import daemon
+from gateway import cases_cli, daemon
 from gateway.api import ApiLimits
-from gateway.config import DEFAULT_CONFIG, from_toml
+from gateway.config import DEFAULT_CONFIG, PROJECT_DIR, from_toml, load
 from gateway.config_check import ConfigError
 from gateway.pipeline import Inspector
+from gateway.wiring import mqtt_config
 
 BASE: dict[str, Any] = tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8"))
 
@@ -56,9 +62,13 @@ def test_the_shipped_file_loads_with_probes_and_workflow_defaults() -> None:
         (with_("api", token=[{"sha256": "secret", "user": "u", "role": "analyst"}]), "SHA-256"),
         (with_("api", token=[{"sha256": "a" * 64, "user": "u", "role": "root"}]), "role"),
         (with_("cases", colour="red"), r"cases\.colour: unknown key"),
+        # the store's URL: its scheme checked at load, its password never repeated
+        (with_("store", url="mysql://fg:pw@db/x"), r"store\.url: mysql://fg:\*\*\*@db/x: unsup"),
         # a client certificate without its key (or the reverse) is refused, naming the key
         (with_("mqtt", tls_cert="client.pem"), r"mqtt\.tls_key: needed with mqtt\.tls_cert"),
         (with_("mqtt", tls_key="client.key"), r"mqtt\.tls_cert: needed with mqtt\.tls_key"),
+        (with_("mqtt", tls="yes"), r"mqtt\.tls: expected bool, got str 'yes'"),
+        (with_("mqtt", tls_insecure=True), r"mqtt\.tls_insecure: only with TLS"),
         (with_("smsc.0.tls", key="client.key"), r"smsc\[0\]\.tls\.cert: needed with"),
         # the API's limits (docs/api.md "Limits")
         (with_("api", max_body=100), r"api\.max_body: must be 1024\.\.16777216"),
@@ -100,6 +110,28 @@ def test_the_api_limits_default_as_in_the_code_and_load() -> None:
     assert (w.api_max_body, w.api_lookup_rate, w.api_client_timeout) == (4096, 2.5, 3.0)
 
 
+@pytest.mark.parametrize(
+    ("values", "tls", "where"),
+    [
+        ({}, False, "mqtt://127.0.0.1:1883"),
+        ({"tls": True, "port": 8883}, True, "mqtts://127.0.0.1:8883"),  # the system's CAs
+        ({"tls": False, "tls_ca": "{ca}"}, True, "mqtts://127.0.0.1:1883"),  # tls_ca implies it
+        ({"tls": True, "tls_ca": "{ca}", "tls_insecure": True}, True, "mqtts://127.0.0.1:1883"),
+    ],
+    ids=["plain", "tls-true", "tls-ca-alone", "tls-insecure"],
+)  # fmt: skip
+def test_mqtt_tls_true_is_a_key_and_the_files_imply_it(
+    tmp_path: Path, values: dict[str, Any], tls: bool, where: str
+) -> None:
+    ca = str(make_tls_material(tmp_path).ca) if "{ca}" in values.values() else ""
+    data = with_("mqtt", **{k: ca if v == "{ca}" else v for k, v in values.items()})
+    settings = from_toml(data).mqtt
+    assert settings.tls is values.get("tls", False)
+    mqtt = mqtt_config(settings)
+    assert (mqtt.use_tls, mqtt.where, mqtt.tls_ca) == (tls, where, ca or None)
+    assert mqtt.tls_insecure is values.get("tls_insecure", False)
+
+
 # -- files that the configuration names, found unusable at start-up -------------------------------
 
 
@@ -110,7 +142,10 @@ def _toml(value: Any) -> str:
 def _start(tmp_path: Path, sections: dict[str, dict[str, Any]]) -> int:
     """`fraudgate run -c FILE` as the command runs it (no detectors: they take seconds to
     build and are not what is tested); it must stop before binding anything."""
-    tables = {"gateway": {"data_dir": str(tmp_path / "var")}, "mqtt": {"enabled": False}}
+    tables: dict[str, dict[str, Any]] = {
+        "gateway": {"data_dir": str(tmp_path / "var")},
+        "mqtt": {"enabled": False},
+    }
     for name, values in sections.items():
         tables[name] = tables.get(name, {}) | values
     text = '[[smsc]]\naddress = "127.0.0.1:9"\nsystem_id = "gw"\npassword = "x"\n'
@@ -125,6 +160,10 @@ def _start(tmp_path: Path, sections: dict[str, dict[str, Any]]) -> int:
     ("section", "message"),
     [
         ({"mqtt": {"enabled": True, "tls_cert": "client.pem"}}, "mqtt.tls_key: needed with"),
+        ({"mqtt": {"enabled": True, "tls": True, "tls_ca": "{missing}"}},
+         "not a readable PEM CA file ([Errno 2] No such file or directory)"),
+        ({"mqtt": {"enabled": True, "tls_cert": "{junk}", "tls_key": "{junk}"}},
+         "mqtt: tls_cert, tls_key: not a PEM certificate and its private key"),
         ({"api": {"listen": "127.0.0.1:0", "cert": "{junk}", "key": "{missing}"}},
          "api.key: no such file"),
         ({"api": {"listen": "127.0.0.1:0", "cert": "{junk}", "key": "{junk}"}},
@@ -132,7 +171,8 @@ def _start(tmp_path: Path, sections: dict[str, dict[str, Any]]) -> int:
         ({"centre.endpoint": {"listen": "127.0.0.1:0", "cert": "{junk}", "key": "{junk}",
                               "client_ca": "{junk}"}}, "centre.endpoint (cert, key, client_ca):"),
     ],
-    ids=["mqtt-cert-without-key", "api-key-missing", "api-not-pem", "endpoint-not-pem"],
+    ids=["mqtt-cert-without-key", "mqtt-ca-missing", "mqtt-not-pem", "api-key-missing",
+         "api-not-pem", "endpoint-not-pem"],
 )  # fmt: skip
 def test_unusable_tls_files_stop_the_start_in_one_line(
     tmp_path: Path,
@@ -153,3 +193,69 @@ def test_unusable_tls_files_stop_the_start_in_one_line(
     stderr = capsys.readouterr().err
     assert (code, stderr.count("\n")) == (2, 1), stderr
     assert stderr.startswith("fraudgate run: configuration error: ") and message in stderr
+
+
+# -- environment overrides: FRAUDGATE_<SECTION>__<KEY> only -------------------------------------
+
+UNRELATED_ENV = {
+    "FRAUDGATE_HOME": "/opt/fraudgate",
+    "FRAUDGATE_SWITCH_TOKEN": "old-name-secret",  # the name docs/cases.md once gave
+    "FRAUDGATE_OPERATOR": "kcell",  # `fraudgate cases --operator` default
+    "FRAUDGATE_PG_BINDIR": "/usr/lib/postgresql/16/bin",  # the tests' PostgreSQL
+    "FRAUDGATE_": "x",
+    "FRAUDGATE__MQTT": "x",
+    "FRAUDGATE_MQTT__": "x",
+}
+
+
+def test_other_fraudgate_variables_are_ignored_with_one_debug_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="fraudgate.config")
+    overrides = {"FRAUDGATE_MQTT__PORT": "8883", "FRAUDGATE_SMSC__0__PASSWORD": "p4ss"}
+    cfg = load(DEFAULT_CONFIG, {**UNRELATED_ENV, **overrides, "PATH": "/usr/bin"})
+    assert cfg.mqtt.port == 8883 and cfg.smsc[0].esme.password == "p4ss"
+    assert cfg.workflow.switch.token == ""  # the single-underscore name is not the token
+    [line] = [r.getMessage() for r in caplog.records if r.name == "fraudgate.config"]
+    assert all(name in line for name in UNRELATED_ENV)
+    assert "old-name-secret" not in line and "PATH" not in line  # names only, ours only
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("FRAUDGATE_MQTT__HOSTT", r"mqtt\.hostt: unknown key \(set by FRAUDGATE_MQTT__HOSTT\)"),
+        ("FRAUDGATE_SMSC__0__HOSTT", r"smsc\[0\]\.hostt: unknown key \(set by FRAUDGATE_SMSC"),
+        ("FRAUDGATE_MQQT__HOST", r"mqqt: unknown key \(set by FRAUDGATE_MQQT__HOST\)"),
+        ("FRAUDGATE_SMSC__7__PASSWORD", r"FRAUDGATE_SMSC__7__PASSWORD: no item 7 in smsc"),
+    ],
+)
+def test_an_override_naming_an_unknown_key_is_refused_naming_it(name: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(DEFAULT_CONFIG, {**UNRELATED_ENV, name: "x"})
+
+
+def test_the_switch_token_is_one_variable_for_the_daemon_and_the_cases_command() -> None:
+    environ = {**UNRELATED_ENV, "FRAUDGATE_SWITCH__TOKEN": "s3cret"}
+    configured = load(DEFAULT_CONFIG, environ).workflow.switch
+    assert configured.token == "s3cret"
+    settings = cases_cli.switch_settings(configured, "http://127.0.0.1:8099")
+    assert (settings.kind, settings.url, settings.token) == (
+        "http",
+        "http://127.0.0.1:8099",
+        "s3cret",
+    )
+    assert cases_cli.switch_settings(configured, "") is configured
+
+
+def test_fraudgate_cases_runs_with_unrelated_fraudgate_variables(tmp_path: Path) -> None:
+    conf = tmp_path / "gw.toml"
+    conf.write_text(f'[gateway]\ndata_dir = "{tmp_path}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUDGATE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "cases", "-c", str(conf), "list"],
+        cwd=PROJECT_DIR, env={**env, **UNRELATED_ENV}, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "error" not in result.stderr.lower()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -18,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from referencing import Registry, Resource
 
 from gateway.backoff import Backoff
+from gateway.config import from_toml
 from gateway.domain import (
     Alert,
     AlertKind,
@@ -49,10 +51,12 @@ from gateway.mqtt import (
     is_valid_iin,
     iso_utc,
     mask_msisdn,
+    screen_personal_data,
     sms_alert_payload,
 )
 from gateway.outbox import OutboxDispatcher
 from gateway.store import Store, sqlite_url
+from gateway.wiring import mqtt_config
 
 if TYPE_CHECKING:
     from fixtures_services import MosquittoBroker, PostgresServer, TlsMaterial
@@ -276,21 +280,44 @@ def test_iin_check_digit_rules() -> None:
         {"ФИО": "x"},
         {"ИИН": "x"},
         {"reasons": [{"detector": "x", "surname": "y"}]},
-        {"note": "ИИН 900101300017 в тексте"},
-        {"reasons": [{"description": "client 850515400306"}]},
-        {"value": 900101300811},
-        {"nested": {"deeper": ["ok", "000701500400"]}},
-        {"message_id": "x900101300017"},  # not one of our ids: scanned
-        {"message_id": "01a20ba2b900101300017c2cae8042ff0"},  # 33 hex digits: not an id
-        {"text": "01a20ba2b900101300017c2cae8042ff"},  # id-shaped, but not in an id field
+        {"value": 900101300811},  # a number cannot be masked without changing its type
+        {"nested": {"deeper": [{"count": 850515400306}]}},
     ],
 )
 def test_personal_data_is_refused(payload: dict[str, Any]) -> None:
     with pytest.raises(PersonalDataError):
-        assert_no_personal_data(payload)
+        screen_personal_data(payload)
     alert = Alert(AlertKind.SMS_VERDICT, payload, created_at=T0)
     with pytest.raises(AlertRejected):
         alert_message(alert)
+
+
+@pytest.mark.parametrize(
+    ("payload", "masked"),
+    [
+        ({"note": "ИИН 900101300017 в тексте"}, "ИИН 9001******17 в тексте"),
+        ({"reasons": [{"description": "client 850515400306"}]}, "client 8505******06"),
+        ({"nested": {"deeper": ["ok", "000701500400"]}}, "0007******00"),
+        # the first 11 digits of an IIN, as a forwarded text cut it
+        ({"description": "от Aigerim Tes 90010140100 пришло"}, "от Aigerim Tes 9001*****00 пришло"),
+        ({"error": "+CMS ERROR: 900101300811"}, "+CMS ERROR: 9001******11"),
+        ({"message_id": "x900101300017"}, "x9001******17"),  # not one of our ids: screened
+        ({"message_id": "01a20ba2b900101300017c2cae8042ff0"}, "b9001******17c"),  # 33 hex digits
+        ({"text": "01a20ba2b900101300017c2cae8042ff"}, "b9001******17c"),  # not an id field
+    ],
+)
+def test_iins_in_free_text_are_masked_and_the_alert_kept(
+    payload: dict[str, Any], masked: str
+) -> None:
+    body = json.dumps(alert_message(Alert(AlertKind.SMS_VERDICT, payload, created_at=T0)))
+    assert masked in json.dumps(screen_personal_data(payload), ensure_ascii=False)
+    for iin in ("900101300017", "850515400306", "000701500400", "90010140100", "900101300811"):
+        assert iin not in body
+    with pytest.raises(PersonalDataError):  # the strict check for our own payload builders
+        assert_no_personal_data(payload)
+
+
+UKRAINIAN_IIN_SHAPED = "380501166299"  # +380 50 116 6299 (Vodafone UA) passes the IIN check
 
 
 @pytest.mark.parametrize(
@@ -303,11 +330,19 @@ def test_personal_data_is_refused(payload: dict[str, Any]) -> None:
         # in CI as a lost alert ("payload.message_id: value holds an IIN")
         {"message_id": "01a20ba2b900101300017c2cae8042ff"},
         {"text": "код 1234, счёт 1234567890123456"},
+        {"description": "номер 77011234567890"},  # 14 digits: no IIN stands alone in them
         {"detector": "content", "rule_id": "x", "smsc": "name-server-1"},
+        # addresses are published as they are, whatever their digits look like
+        {"source": "900101300017", "dest": "7701***4567"},
+        {"sender": UKRAINIAN_IIN_SHAPED, "count": 40},
+        {"suspected_sender": UKRAINIAN_IIN_SHAPED, "complainant": "7707***4567"},
+        {"observed": "+900101300017", "number": "900101300017", "a_number": "+380501166299"},
+        {"numbers": ["9001***0017"]},
     ],
 )
 def test_ordinary_payloads_pass(payload: dict[str, Any]) -> None:
     assert_no_personal_data(payload)
+    assert screen_personal_data(payload) == payload
 
 
 def test_masks() -> None:
@@ -549,6 +584,51 @@ async def test_alert_with_personal_data_is_set_aside(
     assert any("personal data" in r.getMessage() for r in caplog.records)
 
 
+async def test_alerts_about_iin_shaped_senders_reach_the_subscriber(
+    mosquitto: MosquittoBroker, store: Store, alert_validator: Draft202012Validator
+) -> None:
+    """A sender address that happens to pass the IIN check (a fraudster may choose one) does
+    not suppress its own alerts; an IIN in the free text of the same alert is masked."""
+    sms = SmsEvent(
+        source="900101300017",  # a synthetic valid IIN (shared/domain/KAZAKHSTAN.md)
+        dest="77010000001",
+        text="Ваша карта заблокирована",
+        smsc="smsc-1",
+        route=Route.INTERNATIONAL,
+        received_at=T0,
+    )
+    verdict = combine(
+        [Reason("content", "content.ru.card_blocked", 0.9, "card blocked, client 850515400306")],
+        Thresholds(),
+    )
+    complaint = Complaint("77071234567", "от +380 50 116 6299", T0 + 2, sms.id,
+                          UKRAINIAN_IIN_SHAPED)  # fmt: skip
+    item = Inspected(
+        sms, verdict, [Alert(AlertKind.SMS_VERDICT, sms_alert_payload(sms, verdict), T0)]
+    )
+    item.alerts += [
+        Alert(AlertKind.FANOUT, fanout_alert_payload(UKRAINIAN_IIN_SHAPED, 60.0, 250, 240), T0 + 1),
+        Alert(AlertKind.COMPLAINT, complaint_alert_payload(complaint), T0 + 2),
+    ]
+    await store.record([item])
+    async with (
+        Subscriber(mosquitto.port, ["fraudgate/alerts/#"]) as sub,
+        dispatcher(store, config(mosquitto.port)) as d,
+    ):
+        await wait_until(lambda: len(sub.alerts()) == 3, 10, "all three alerts")
+        await wait_until(lambda: d.published == 3, 5, "marked sent")
+    assert d.rejected == 0
+    by_kind = {r.body["kind"]: r.body for r in sub.alerts()}
+    for body in by_kind.values():
+        alert_validator.validate(body)
+    assert by_kind["sms"]["source"] == "900101300017"
+    assert by_kind["sms"]["reasons"][0]["description"] == "card blocked, client 8505******06"
+    assert by_kind["fanout"]["sender"] == UKRAINIAN_IIN_SHAPED
+    assert by_kind["complaint"]["suspected_sender"] == UKRAINIAN_IIN_SHAPED
+    counts = await store.counts()
+    assert (counts["alerts_sent"], counts["alerts_failed"]) == (3, 0)
+
+
 async def test_refused_credentials_are_reported_and_retried(
     mosquitto_factory: Callable[..., MosquittoBroker],
     store: Store,
@@ -645,6 +725,39 @@ async def test_tls_with_generated_ca_and_client_certificate(
         await wait_until(lambda: len(sub.alerts()) == 1, 5, "received over TLS")
     alert_validator.validate(sub.alerts()[0].body)
     assert "require_certificate true" in broker.conf.read_text()
+
+
+async def test_tls_true_verifies_the_broker_against_the_system_ca_store(
+    mosquitto_factory: Callable[..., MosquittoBroker],
+    tls_material: TlsMaterial,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    alert_validator: Draft202012Validator,
+) -> None:
+    """`[mqtt] tls = true` without tls_ca: TLS, the broker's certificate checked against the
+    system's CA store. OpenSSL's default paths honour SSL_CERT_FILE, so the test CA stands in
+    for the system's bundle; without it the broker (signed by the test CA) is not trusted."""
+    broker = mosquitto_factory(tls=tls_material)  # TLS listener, no client certificate needed
+    data = {"mqtt": {"port": broker.port, "tls": True, "client_id": f"gw-{uuid.uuid4().hex[:8]}"}}
+    cfg = dataclasses.replace(mqtt_config(from_toml(data).mqtt), timeout=5.0)
+    assert cfg.use_tls and cfg.tls_ca is None
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(BrokerTlsError, match="certificate verify failed"):
+        async with AlertPublisher(cfg):
+            pass
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_material.ca))
+    item = flagged_sms(1)
+    await store.record([item])
+    sub_tls = aiomqtt.TLSParameters(ca_certs=str(tls_material.ca))
+    async with (
+        Subscriber(broker.port, ["fraudgate/alerts/#"], tls_params=sub_tls) as sub,
+        dispatcher(store, cfg) as d,
+    ):
+        await wait_until(lambda: d.published == 1, 10, "published over TLS")
+        await wait_until(lambda: len(sub.alerts()) == 1, 5, "received over TLS")
+    alert_validator.validate(sub.alerts()[0].body)
 
 
 async def test_store_outage_pauses_the_outbox_and_keeps_the_broker_connection(

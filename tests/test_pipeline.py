@@ -68,3 +68,55 @@ def test_a_failing_detector_is_reported_and_the_others_still_decide() -> None:
     out = ins.inspect(SmsEvent(source="a", dest="b", text="x"), 0.0)
     assert set(out.verdict.rule_ids) == {"broken.error", "fixed.rule"}
     assert out.verdict.decision is Decision.BLOCK
+
+
+# -- the suspected sender of a complaint: published unmasked, so an address or nothing ---------
+
+
+def _complaint(text: str) -> SmsEvent:
+    return SmsEvent(source="77011234567", dest="1490", text=text, source_ton=1,
+                    route=Route.LOCAL, received_at=1000.0)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "leaked"),
+    [
+        # a name and surname after "от", then the first 11 digits of an IIN
+        ("Пишут от Aigerim Tes 90010140100, просят код из SMS", "Aigerim"),
+        ("Мне пишут от 90010140100, просят перевести деньги", "90010140100"),
+        ("от Aigerim Tes", "Aigerim"),
+        ("Сізге от Aigerim 900101300017 деп жазды", "9001013"),  # a name, then a whole IIN
+        ("ИИН 900101300017 сұрады", "900101300017"),
+        ("from: 1414", "1414"),  # a short code is not a sender id (all digits)
+    ],
+    ids=["name-and-iin-prefix", "iin-prefix", "name", "name-and-iin", "iin", "short-code"],
+)
+def test_a_name_or_an_iin_in_a_complaint_is_not_taken_as_its_sender(
+    inspector: Inspector, text: str, leaked: str
+) -> None:
+    out = inspector.inspect(_complaint(text), 1000.0)
+    assert out.complaint is not None and out.complaint.suspected_sender == ""
+    (alert,) = out.alerts
+    assert alert.payload["suspected_sender"] == ""
+    assert leaked not in str(alert.payload)
+
+
+@pytest.mark.parametrize(
+    ("text", "sender"),
+    [
+        (FORWARDED, "77051234567"),  # +7 705 123 45 67
+        ("Звонили с 8 (701) 123-45-67, представились банком", "77011234567"),
+        ("Звонили с 8 916 123-45-67 из службы безопасности", "79161234567"),  # Russia, +7 9xx
+        ("Пришло с +380 50 116 6299: вы выиграли приз", "380501166299"),  # E.164 with '+'
+        ("От: KASPI\nВаша карта заблокирована", "KASPI"),
+        ("от Kcell: ваш номер будет отключён", "Kcell"),
+        ("отправлено от eGov, код 4821", "eGov"),
+    ],
+    ids=["kz-plus7", "kz-8", "ru-8", "ua-e164", "sender-id-line", "sender-id-colon", "camel-id"],
+)
+def test_a_phone_number_or_a_sender_id_is_taken_normalised(
+    inspector: Inspector, text: str, sender: str
+) -> None:
+    out = inspector.inspect(_complaint(text), 1000.0)
+    assert out.complaint is not None and out.complaint.suspected_sender == sender
+    assert out.alerts[0].payload["suspected_sender"] == sender

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from smspdudecoder.codecs import GSM, UCS2
-from smspdudecoder.elements import Date, Number
-from smspdudecoder.fields import SMSDeliver, SMSSubmit
+from smspdudecoder.codecs import GSM, UCS2  # type: ignore[import-untyped]
+from smspdudecoder.elements import Date, Number  # type: ignore[import-untyped]
+from smspdudecoder.fields import SMSDeliver, SMSSubmit  # type: ignore[import-untyped]
 
 from gsm_probe.ts23040 import (
     Address,
@@ -243,14 +243,19 @@ def test_absolute_validity_is_skipped() -> None:
         (0x18, "ucs2"),  # UCS2, class 0
         (0x04, "8bit"),
         (0x24, "8bit"),  # compressed: kept as octets
-        (0x0C, "8bit"),  # reserved character set
+        (0x2C, "8bit"),  # compressed, reserved character set: still compressed octets
+        (0x0C, "gsm7"),  # reserved character set: GSM 7-bit (TS 23.038 §4)
         (0x48, "ucs2"),  # marked for automatic deletion, UCS2
-        (0x84, "8bit"),  # reserved coding group
+        (0x4C, "gsm7"),  # marked for automatic deletion, reserved character set
+        (0x84, "gsm7"),  # reserved coding group 1000
+        (0xB7, "gsm7"),  # reserved coding group 1011
         (0xC8, "gsm7"),  # message waiting, discard, voicemail active
         (0xD9, "gsm7"),  # message waiting, store, fax active
         (0xE0, "ucs2"),  # message waiting, store, UCS2
         (0xF0, "gsm7"),  # class 0, GSM 7-bit
         (0xF6, "8bit"),  # class 2, 8-bit (SIM data download)
+        (0xF8, "gsm7"),  # reserved bit 3 set: the coding is still bit 2's
+        (0xFC, "8bit"),
     ],
 )
 def test_dcs_groups(dcs: int, kind: str) -> None:
@@ -261,10 +266,32 @@ def test_dcs_groups(dcs: int, kind: str) -> None:
     assert decode_deliver(encode_deliver(msg)) == msg
 
 
-def test_unknown_dcs_is_8bit_data() -> None:
-    pdu = encode_deliver(SmsDeliver(SENDER, "", WHEN, dcs=0x84, user_data=b"\x00\xab\xcd"))
+# The dreamfabric "hellohello" SMS-DELIVER (10 septets packed in 9 octets, TP-UDL 0x0A) with
+# its TP-DCS octet (after TP-PID 00) replaced by reserved codings. TS 23.038 §4: "Any reserved
+# codings shall be assumed to be the GSM 7 bit default alphabet (the same as codepoint
+# 00000000) by a receiving entity." Read as 8-bit, TP-UDL 10 asks for 10 octets of 9.
+HELLOHELLO_WITH_DCS = "07917283010010F5040BC87238880900F100{:02X}993092516195800AE8329BFD4697D9EC37"
+
+
+@pytest.mark.parametrize(
+    "dcs",
+    [0x0C, 0x1F, 0x4C, 0x5D, 0x80, 0x84, 0x9A, 0xAF, 0xB0, 0xBF, 0xF8],
+    ids=lambda dcs: f"{dcs:02X}",
+)
+def test_reserved_codings_are_read_as_gsm_7bit(dcs: int) -> None:
+    pdu = bytes.fromhex(HELLOHELLO_WITH_DCS.format(dcs))
+    msg = decode_mt(pdu)  # what the probe modem driver calls for +CMT / +CMGR
+    assert isinstance(msg, SmsDeliver)
+    assert (msg.text, msg.user_data, msg.dcs) == ("hellohello", b"", dcs)
+    assert msg.originator == Address("27838890001", ton=4, npi=8)
+    assert encode_deliver(msg) == pdu  # and written back the same
+
+
+def test_eight_bit_data_is_still_octets() -> None:
+    # the same header with TP-DCS F4 (class 0, 8-bit): TP-UDL 03 counts octets
+    pdu = bytes.fromhex("07917283010010F5040BC87238880900F100F49930925161958003E8329B")
     msg = decode_deliver(pdu)
-    assert (msg.text, msg.user_data) == ("", b"\x00\xab\xcd")
+    assert (msg.text, msg.user_data) == ("", bytes.fromhex("E8329B"))
 
 
 def test_ucs2_surrogate_pairs_are_never_split() -> None:

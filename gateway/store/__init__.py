@@ -14,13 +14,14 @@ from __future__ import annotations
 from .errors import StoreError, StoreUnavailable
 from .models import metadata
 from .store import MIGRATIONS_DIR, Store, reason_json
-from .urls import normalize_url, sqlite_url
+from .urls import display_url, normalize_url, sqlite_url
 
 __all__ = [
     "MIGRATIONS_DIR",
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "display_url",
     "metadata",
     "normalize_url",
     "reason_json",

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 SQLITE_FILE = "fraudgate.sqlite3"
 
@@ -33,3 +35,12 @@ def normalize_url(url: str) -> str:
             "use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST:PORT/DB"
         )
     return parsed.render_as_string(hide_password=False)
+
+
+def display_url(url: str) -> str:
+    """`url` fit for a log line or an error message: the password replaced by ***, also when
+    the URL does not parse."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"(//[^:/@]*:).*@", r"\1***@", url)  # up to the last @
