@@ -41,7 +41,7 @@ from gateway.detect.rules import (
     compile_pattern,
     normalise,
     read_rule_file,
-    required_literals,
+    required_literal_groups,
     score_of,
     string_list,
     trie_regex,
@@ -107,16 +107,24 @@ class ContentRule:
 
 @dataclass(frozen=True, slots=True)
 class ContentRules:
-    """Compiled rules. The prefilter: every pattern needs one of a few literal strings
-    (`required_literals`); `trigger` (one trie-shaped regex of all of them) finds those in the
-    text, `by_literal` names the rules to run; `always` are rules whose patterns give no such
-    literal. A normal SMS usually runs no rule at all."""
+    """Compiled rules. The prefilter: every pattern needs one of a few literal strings from
+    each of its mandatory parts (`required_literal_groups`); `trigger` (one trie-shaped regex
+    of all of them) finds those in the text, `by_literal` names the rules that may match and
+    `conjunctions` keeps only those whose every part is present; `always` are rules whose
+    patterns give no such literal. A normal SMS usually runs no rule at all."""
 
     rules: tuple[ContentRule, ...]
     trusted: frozenset[str]  # brands' real domains: links there are not a `link` feature
     trigger: re.Pattern[str] | None = None
     by_literal: dict[str, frozenset[int]] = field(default_factory=dict)
     always: frozenset[int] = frozenset()
+    # literal -> the literals it stands for when the trigger reports it (itself and its
+    # prefixes: at one position the trie reports the longest)
+    found_with: dict[str, frozenset[str]] = field(default_factory=dict)
+    # per rule: for each of its patterns, the literal sets a match needs one string of EACH
+    # of ("назовите" AND "код"); a rule runs only when one pattern's sets are all present.
+    # None: no such sets known, the rule runs whenever triggered.
+    conjunctions: tuple[tuple[tuple[frozenset[str], ...], ...] | None, ...] = ()
 
     def is_trusted(self, host: str) -> bool:
         h = host
@@ -137,6 +145,7 @@ def parse_content_rules(root: Table, trusted: frozenset[str] = frozenset()) -> C
     rules: list[ContentRule] = []
     by_id: dict[str, ContentRule] = {}
     needs: dict[str, set[int]] = {}  # literal -> indexes of the rules needing it
+    conjunctions: list[tuple[tuple[frozenset[str], ...], ...] | None] = []
     merged: dict[tuple[str, ...], tuple[re.Pattern[str], ...]] = {}
     always: set[int] = set()
     for t in root.tables("rule"):
@@ -175,13 +184,14 @@ def parse_content_rules(root: Table, trusted: frozenset[str] = frozenset()) -> C
             compile_pattern(p, f"{t.key('unless')}[{i}]")
             for i, p in enumerate(string_list(t, "unless", []))
         ]
-        literals: set[str] | None = set()
+        conj: list[tuple[frozenset[str], ...]] | None = []
         for p in patterns:
-            req = required_literals(p)
-            if req is None or literals is None:
-                literals = None
+            groups = required_literal_groups(p)
+            if groups is None or conj is None:
+                conj = None
             else:
-                literals |= req
+                conj.append(groups)
+        literals = None if conj is None else {lit for c in conj for g in c for lit in g}
         rule = ContentRule(
             id=rid,
             lang=lang,
@@ -199,13 +209,21 @@ def parse_content_rules(root: Table, trusted: frozenset[str] = frozenset()) -> C
         else:
             for lit in literals:
                 needs.setdefault(lit, set()).add(len(rules))
+        conjunctions.append(None if conj is None else tuple(conj))
         rules.append(rule)
         by_id[rid] = rule
     if not rules:
         raise ConfigError("rule: no rules ([[rule]] tables) in the file")
     by_literal = _literal_closure(needs)
     trigger = re.compile(trie_regex(needs)) if needs else None
-    return ContentRules(tuple(rules), trusted, trigger, by_literal, frozenset(always))
+    found_with = {
+        lit: frozenset(lit[:n] for n in range(1, len(lit) + 1) if lit[:n] in needs)
+        for lit in needs
+    }
+    return ContentRules(
+        tuple(rules), trusted, trigger, by_literal, frozenset(always), found_with,
+        tuple(conjunctions),
+    )  # fmt: skip
 
 
 def _literal_closure(needs: dict[str, set[int]]) -> dict[str, frozenset[int]]:
@@ -283,21 +301,31 @@ class ContentDetector(RuleBacked[ContentRules]):
         norm = normalise(text)
         t = norm.text
         todo: set[int] = set(rules.always)
+        present: set[str] = set()
         if rules.trigger is not None:
             by_literal = rules.by_literal
+            found_with = rules.found_with
             search = rules.trigger.search
             m = search(t)
             while m is not None:  # every position: literals may overlap
-                todo |= by_literal[m.group()]
+                lit = m.group()
+                todo |= by_literal[lit]
+                present |= found_with[lit]
                 m = search(t, m.start() + 1)
         if not todo:
             return ()
+        conjunctions = rules.conjunctions
         out: list[Reason] = []
         features: frozenset[str] | None = None
         found: dict[int, tuple[Span, ...]] = {}  # id(patterns) -> spans; rules share patterns
         all_rules = rules.rules
         for i in sorted(todo):
             rule = all_rules[i]
+            conj = conjunctions[i]
+            if conj is not None and not any(
+                all(not group.isdisjoint(present) for group in groups) for groups in conj
+            ):
+                continue  # some part every match needs is absent: the regex cannot match
             if rule.requires and features is not None and not rule.requires & features:
                 continue
             key = id(rule.patterns)

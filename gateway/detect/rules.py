@@ -444,6 +444,48 @@ def _req_node(op: Any, av: Any) -> set[str] | None:
     return None
 
 
+def _req_groups(items: Any) -> list[set[str]]:
+    """Every literal set this sequence needs (each: one of its strings is in any match), not
+    only the best one: a pattern `(?:назовите|скажите) ... (?:код|пароль)` needs a verb AND a
+    noun, and a message with only the verb need not run it."""
+    groups: list[set[str]] = []
+    run: set[str] = {""}
+
+    def flush(run: set[str]) -> None:
+        if run and min(map(len, run)) >= _MIN_LITERAL:
+            groups.append(run)
+
+    for op, av in items:
+        if op is _sc.LITERAL:
+            run = {s + chr(av) for s in run}
+        elif (
+            op is _sc.IN
+            and len(av) <= 4
+            and all(o is _sc.LITERAL for o, _ in av)
+            and len(run) * len(av) <= _MAX_EXPANSION
+        ):
+            run = {s + chr(c) for s in run for _, c in av}
+        else:
+            flush(run)
+            run = {""}
+            node = _req_node(op, av)
+            if node and min(map(len, node)) >= _MIN_LITERAL:
+                groups.append(node)
+    flush(run)
+    return groups
+
+
+def required_literal_groups(pattern: re.Pattern[str]) -> tuple[frozenset[str], ...] | None:
+    """The literal sets every match of `pattern` needs one string of EACH of (None: none
+    known, the pattern must always run). See `required_literals` for the best single set."""
+    try:
+        parsed = _sp.parse(pattern.pattern, pattern.flags)
+    except Exception:  # a parser change must not break loading: then the rule always runs
+        return None
+    groups = _req_groups(parsed)
+    return tuple(frozenset(g) for g in groups) or None
+
+
 def required_literals(pattern: re.Pattern[str]) -> frozenset[str] | None:
     """Strings one of which every match of `pattern` contains (None: no useful set, i.e. the
     pattern must always be run). Works on the compiled (folded) pattern's source."""
