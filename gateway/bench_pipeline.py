@@ -57,8 +57,46 @@ def _mix(scenario: str, count: int, fraud_share: float) -> list[Any]:
     return [m for m in out if m is not None] + [m for m in f] + [m for m in n]
 
 
+def _inject(smsc: Any, m: Any) -> None:
+    for pdu in m.pdus:
+        smsc.inject(
+            pdu.source_addr, pdu.destination_addr, pdu.short_message,
+            data_coding=pdu.data_coding, esm_class=pdu.esm_class,
+            tlvs=list(pdu.tlvs), source_ton=pdu.source_addr_ton,
+            source_npi=pdu.source_addr_npi,
+            origin="a2p" if pdu.source_addr_ton == 5 else "p2p",
+        )  # fmt: skip
+
+
+async def _paced(smsc: Any, msgs: list[Any], rate: float, windows: list[dict[str, Any]]) -> None:
+    """Offer `msgs` at `rate` SMS/s (in 10 ms slices); every 5 s note the round trips of that
+    window and the backlog: messages offered and not yet answered by the gateway."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    sent = 0
+    mark, seen = start, 0
+    while sent < len(msgs):
+        due = min(len(msgs), int((loop.time() - start) * rate) + 1)
+        for m in msgs[sent:due]:
+            _inject(smsc, m)
+        sent = due
+        await asyncio.sleep(0.01)
+        if loop.time() - mark >= 5.0:
+            trips = smsc.round_trips[seen:]
+            seen = len(smsc.round_trips)
+            windows.append({"t_s": round(loop.time() - start, 1), "backlog": smsc.pending(),
+                            **_percentiles(trips, "smsc_")})  # fmt: skip
+            mark = loop.time()
+
+
 def _smsc_process(
-    port_q: Any, count: int, scenario: str, done: Any, fraud_share: float = 0.05, window: int = 32
+    port_q: Any,
+    count: int,
+    scenario: str,
+    done: Any,
+    fraud_share: float = 0.05,
+    window: int = 32,
+    rate: float = 0.0,
 ) -> None:
     from smsc.simulator import Account, SimulatedSmsc, SmscConfig
     from smsc.simulator import Route as SimRoute
@@ -71,21 +109,22 @@ def _smsc_process(
         )
         async with SimulatedSmsc(cfg) as smsc:
             msgs = _mix(scenario, count, fraud_share)
-            for m in msgs:
-                for pdu in m.pdus:
-                    smsc.inject(
-                        pdu.source_addr, pdu.destination_addr, pdu.short_message,
-                        data_coding=pdu.data_coding, esm_class=pdu.esm_class,
-                        tlvs=list(pdu.tlvs), source_ton=pdu.source_addr_ton,
-                        source_npi=pdu.source_addr_npi,
-                        origin="a2p" if pdu.source_addr_ton == 5 else "p2p",
-                    )  # fmt: skip
+            if not rate:  # everything queued: the gateway's top speed
+                for m in msgs:
+                    _inject(smsc, m)
             smsc.round_trips = []
             port_q.put((smsc.port, sum(len(m.pdus) for m in msgs)))
             cpu = time.process_time()
+            windows: list[dict[str, Any]] = []
+            if rate:
+                await _paced(smsc, msgs, rate, windows)
             await asyncio.get_running_loop().run_in_executor(None, done.wait)
-            report = _percentiles(smsc.round_trips, "smsc_")
+            report: dict[str, Any] = _percentiles(smsc.round_trips, "smsc_")
             report["smsc_cpu_s"] = round(time.process_time() - cpu, 2)  # the simulator's share
+            if windows:
+                report["windows"] = windows
+                report["worst_window_p99_ms"] = max(w["smsc_p99_ms"] for w in windows)
+                report["max_backlog"] = max(w["backlog"] for w in windows)
             port_q.put(report)
 
     asyncio.run(main())
@@ -104,6 +143,19 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="deliver_sm in flight per bind (default 32; two binds). Latency grows with it: "
         "about in flight / throughput (Little's law)",
     )  # fmt: skip
+    p.add_argument(
+        "--no-mqtt", dest="mqtt", action="store_false",
+        help="leave MQTT out (default: alerts published to a real mosquitto, as deployed)",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-cases", dest="cases", action="store_false",
+        help="leave the case workflow out (default on, as deployed: cases for blocked senders)",
+    )  # fmt: skip
+    p.add_argument(
+        "--rate", type=float, default=0.0,
+        help="offer this many SMS/s instead of queueing everything (with --duration)",
+    )  # fmt: skip
+    p.add_argument("--duration", type=float, default=0.0, help="seconds at --rate")
     p.add_argument("--json", action="store_true")
 
 
@@ -130,12 +182,22 @@ def contracted_a2p_senders(scenario: str) -> frozenset[str]:
 
 
 async def _gateway(
-    port: int, count: int, store_url: str, data_dir: Path, window: int = 32, scenario: str = ""
+    port: int,
+    count: int,
+    store_url: str,
+    data_dir: Path,
+    window: int = 32,
+    scenario: str = "",
+    broker: Any = None,
+    cases: bool = True,
 ) -> dict[str, Any]:
     from gateway.daemon import Gateway
 
     cfg = GatewayConfig(data_dir=data_dir, store_url=store_url)
-    cfg.mqtt.enabled = False
+    cfg.mqtt.enabled = broker is not None
+    if broker is not None:
+        cfg.mqtt.host, cfg.mqtt.port = broker.host, broker.port
+    cfg.workflow.enabled = cases  # no switch and no centre: their calls wait in the database
     if scenario:
         cfg.velocity = dataclasses.replace(
             cfg.velocity, exempt_senders=contracted_a2p_senders(scenario)
@@ -176,6 +238,7 @@ async def _gateway(
     done.set()
     report = await task
     lat = [x for h in gw.handlers for x in h.latencies]
+    cases_opened = gw.workflow.opened if gw.workflow is not None else 0
     return {
         "messages": count,
         "seconds": round(elapsed, 3),
@@ -184,8 +247,25 @@ async def _gateway(
         "committed": report.committed,
         "flagged": sum(h.stats.flagged for h in gw.handlers),
         "blocked": sum(h.stats.blocked for h in gw.handlers),
+        "alerts_published": report.alerts_published,
+        "cases_opened": cases_opened,
+        "gateway_cpu_s": round(time.process_time(), 1),
         "gateway_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+async def _deployed(
+    port: int, count: int, args: argparse.Namespace, data_dir: Path, scenario: str
+) -> dict[str, Any]:
+    """The gateway as deployed: with a real mosquitto for its alerts unless --no-mqtt."""
+    if not args.mqtt:
+        return await _gateway(port, count, args.store_url, data_dir, args.window, scenario,
+                              None, args.cases)  # fmt: skip
+    from simulators.broker import Mosquitto
+
+    async with Mosquitto() as broker:
+        return await _gateway(port, count, args.store_url, data_dir, args.window, scenario,
+                              broker, args.cases)  # fmt: skip
 
 
 def velocity_memory(senders: int) -> dict[str, Any]:
@@ -213,17 +293,16 @@ def run(args: argparse.Namespace) -> int:
     port_q = ctx.Queue()
     done = ctx.Event()
     scenario = str(Path(__file__).resolve().parent.parent / "config/scenarios/demo.toml")
+    count = int(args.rate * args.duration) if args.rate and args.duration else args.count
     proc = ctx.Process(
         target=_smsc_process,
-        args=(port_q, args.count, scenario, done, args.fraud_share, args.window),
+        args=(port_q, count, scenario, done, args.fraud_share, args.window, args.rate),
     )
     proc.start()
     try:
         port, pdus = port_q.get(timeout=300)
         with tempfile.TemporaryDirectory() as tmp:
-            result = asyncio.run(
-                _gateway(port, args.count, args.store_url, Path(tmp), args.window, scenario)
-            )
+            result = asyncio.run(_deployed(port, count, args, Path(tmp), scenario))
         done.set()
         result.update(port_q.get(timeout=30))  # the SMSC's view: deliver_sm -> deliver_sm_resp
     finally:
@@ -234,6 +313,10 @@ def run(args: argparse.Namespace) -> int:
     result["pdus"] = pdus
     result["fraud_share"] = args.fraud_share
     result["window"] = args.window
+    result["mqtt"] = args.mqtt
+    result["cases"] = args.cases
+    if args.rate:
+        result["offered_sms_per_s"] = args.rate
     result["store"] = args.store_url.split(":")[0] if args.store_url else "sqlite"
     result.update(velocity_memory(args.senders))
     result["machine"] = f"{os.cpu_count()} CPUs, CPython {platform.python_version()}"
@@ -242,5 +325,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("fraudgate bench pipeline: simulated SMSC (own process) -> gateway, all detectors")
         for key, value in result.items():
-            print(f"  {key:22} {value}")
+            if key != "windows":
+                print(f"  {key:22} {value}")
+        for w in result.get("windows", []):
+            print(f"    t={w['t_s']:>6}s  backlog {w['backlog']:>7}  p50 {w['smsc_p50_ms']:>8} ms"
+                  f"  p99 {w['smsc_p99_ms']:>8} ms")  # fmt: skip
     return 0

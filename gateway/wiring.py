@@ -82,7 +82,10 @@ def build_detectors(
     else:
         classifier = ClassifierDetector(default_model(), weight=weight)
     text_only: list[Detector] = [content, urls, classifier]
-    detectors = [*text_only, sender, GreyRouteDetector(), VelocityDetector(cfg.velocity)]
+    velocity = VelocityDetector(
+        cfg.velocity, registered=lambda sms: sender.protected(sms) is not None
+    )
+    detectors = [*text_only, sender, GreyRouteDetector(), velocity]
     return detectors, text_only
 
 

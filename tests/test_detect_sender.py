@@ -289,3 +289,37 @@ def test_otp_from_a_local_sim_is_grey_route_but_not_from_an_a2p_bind_or_a_bank_s
     assert det.inspect(bank, 0.0) == ()
     chat = SmsEvent(source="77025799362", dest="77011234567", text="Купи хлеб", source_ton=1)
     assert det.inspect(chat, 0.0) == ()
+
+
+def test_protected_a2p_is_judged_by_its_contract_not_by_the_p2p_fan_out() -> None:
+    """A registered sender on its contracted bind reaching 10,000 customers a minute raises no
+    fan-out (the P2P limits do not apply to it) until it passes its own max_per_minute; the
+    same id elsewhere is still impersonation."""
+    from gateway.config import GatewayConfig
+    from gateway.wiring import build_inspector
+
+    cfg = GatewayConfig()
+    inspector = build_inspector(cfg)
+    rules = inspector.sender
+    assert rules is not None
+    kaspi = next(p for p in rules.config.senders if p.id == "kaspi")
+    assert kaspi.max_per_minute == 30000
+    otp = "Код для входа в Kaspi.kz: {code}. Никому не сообщайте его"
+    decisions = set()
+    for i in range(10_000):
+        sms = SmsEvent(source="Kaspi.kz", dest=f"7701{i:07d}", text=otp.format(code=1000 + i),
+                       source_ton=5, route=Route.A2P, smsc="kaspi-a2p")  # fmt: skip
+        out = inspector.inspect(sms, 1000.0 + i * 0.005)  # 10,000 in 50 s
+        decisions.add(out.verdict.decision)
+        assert not out.alerts, out.verdict.rule_ids
+    assert decisions == {Decision.ALLOW}
+    # over its contract: flagged for an analyst, never blocked
+    det = SenderDetector.from_file(RULES / "senders.toml")
+    sms = SmsEvent(source="Kaspi.kz", dest="77011234567", text="x", source_ton=5,
+                   route=Route.A2P, smsc="kaspi-a2p")  # fmt: skip
+    found = [det.inspect(sms, 5000.0 + i * 0.001) for i in range(30_001)]
+    assert not any(found[:30_000]) and [r.rule_id for r in found[-1]] == ["sender.volume.kaspi"]
+    # spoofed from a P2P bind: impersonation, blocks
+    spoof = SmsEvent(source="Kaspi.kz", dest="77011234567", text=otp.format(code=1), source_ton=5,
+                     route=Route.LOCAL, smsc="local")  # fmt: skip
+    assert inspector.inspect(spoof, 9000.0).verdict.decision is Decision.BLOCK

@@ -104,6 +104,7 @@ KINDS: Final = {
     "lookalike": 0.85,
     "kz_mobile_international": 0.85,
     "malformed": 0.4,
+    "volume": 0.5,
 }
 
 MALFORMED: Final = {
@@ -123,6 +124,9 @@ class ProtectedSender:
     names: tuple[str, ...]  # as written in the file, for descriptions
     allowed_smsc: frozenset[str]  # empty: any bind
     allowed_routes: frozenset[Route]  # empty: any route
+    # the contracted profile: messages a minute it may send (0: not checked). Its volume is
+    # judged against this, never against the P2P fan-out limit (a bank sends thousands)
+    max_per_minute: int = 0
 
     def allows(self, smsc: str, route: Route) -> bool:
         return (not self.allowed_smsc or smsc in self.allowed_smsc) and (
@@ -252,8 +256,9 @@ def parse_sender_config(root: Table) -> SenderConfig:
             )
         fuzzy = t.get("fuzzy", bool, True)
         extra_tokens = string_list(t, "tokens", [])
+        per_minute = t.integer("max_per_minute", 0, minimum=0)
         t.done()
-        p = ProtectedSender(sid, tuple(names), smsc, routes)
+        p = ProtectedSender(sid, tuple(names), smsc, routes, per_minute)
         senders.append(p)
         for i, name in enumerate(names):
             key = f"{t.key('names')}[{i}]"
@@ -301,6 +306,11 @@ def _claim(table: dict[str, ProtectedSender], key: str, p: ProtectedSender, wher
 
 class SenderDetector(RuleBacked[SenderConfig]):
     name = "sender"
+
+    def __init__(self, rules: SenderConfig, *, rule_file: RuleFile[SenderConfig] | None = None):
+        super().__init__(rules, rule_file=rule_file)
+        # per protected sender id: (start of the current minute, messages in it)
+        self._minute: dict[str, tuple[float, int]] = {}
 
     @classmethod
     def from_file(cls, path: str | Path = DEFAULT_SENDERS) -> SenderDetector:
@@ -351,7 +361,18 @@ class SenderDetector(RuleBacked[SenderConfig]):
         hit = cfg.match(source)
         if hit is not None:
             how, p = hit
-            if not p.allows(sms.smsc, sms.route):
+            if how == "exact" and p.allows(sms.smsc, sms.route):
+                if p.max_per_minute and self._over_profile(p, now):
+                    out.append(
+                        self._reason(
+                            cfg,
+                            "volume",
+                            f"sender.volume.{p.id}",
+                            f"registered sender {p.names[0]!r} over its contracted "
+                            f"{p.max_per_minute} messages a minute",
+                        )
+                    )
+            elif not p.allows(sms.smsc, sms.route):
                 kind = "impersonation" if how == "exact" else "lookalike"
                 what = "protected sender id" if how == "exact" else "look-alike of sender id"
                 out.append(
@@ -363,6 +384,14 @@ class SenderDetector(RuleBacked[SenderConfig]):
                     )
                 )
         return out
+
+    def _over_profile(self, p: ProtectedSender, now: float) -> bool:
+        start, count = self._minute.get(p.id, (now, 0))
+        if now - start >= 60.0:
+            start, count = now, 0
+        count += 1
+        self._minute[p.id] = (start, count)
+        return count > p.max_per_minute
 
     def _reason(self, cfg: SenderConfig, kind: str, rule_id: str, description: str) -> Reason:
         return Reason(

@@ -16,10 +16,10 @@ keys (two windows old) are swept incrementally, and at the cap the least recentl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from gateway.domain import Reason, SmsEvent
+from gateway.domain import Reason, Route, SmsEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +126,16 @@ class _Table:
 class VelocityDetector:
     name = "velocity"
 
-    def __init__(self, limits: VelocityLimits | None = None) -> None:
+    def __init__(
+        self,
+        limits: VelocityLimits | None = None,
+        registered: Callable[[SmsEvent], bool] | None = None,
+    ) -> None:
         self.limits = limits or VelocityLimits()
+        # A registered A2P sender on its contracted bind (senders.toml) is judged by its own
+        # contracted profile (the sender detector), never by the per-sender P2P limits: a bank
+        # reaches thousands of customers a minute, which is fan-out only for a phone number.
+        self.registered = registered
         lim = self.limits
         self.senders = _Table(lim.window, lim.max_keys)
         self.dests = _Table(lim.window, lim.max_keys)
@@ -138,7 +146,10 @@ class VelocityDetector:
         lim = self.limits
         reasons: list[Reason] = []
         w = lim.window
-        if sms.source and sms.source not in lim.exempt_senders:
+        registered = (
+            sms.route is Route.A2P and self.registered is not None and self.registered(sms)
+        )
+        if sms.source and sms.source not in lim.exempt_senders and not registered:
             win = self.senders.touch(sms.source, now)
             win.cur += 1
             win.add_recipient(hash(sms.dest), lim.sender_recipients)
