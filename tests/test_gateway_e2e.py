@@ -42,6 +42,8 @@ KAZ_SMISHING = (
     "kaspi-bank.kz-secure.com сілтемесіне өтіп, SMS кодты енгізіңіз. Әйтпесе шотыңыз жабылады."
 )
 NORMAL = ["Мама, я задержусь, буду в 8", "Сәлем! Кешке кездесеміз бе?", "Купи хлеб и молоко"]
+MIXED_SCRIPT = "Сәлем! Привет! Hello! مرحبا 你好 Γειά σου Қазақстан 🇰🇿 kаspi.kz"
+TEN_PARTS = ("Құрметті абонент! Ертең таңертең жиналыс болады, кешікпеңіз. " * 11)[:660]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -172,12 +174,23 @@ async def test_bad_input_gets_a_verdict_with_a_reason_never_a_crash(
                  esm_class=EsmClass.UDHI, short_message=b"\x09\x00\x03\x01hello"),  # broken UDH
         SubmitSm(source_addr="77010000001", destination_addr="77010000006", data_coding=0,
                  short_message=encode_text("ok", 0) + b"\x80\xff"),  # bytes outside GSM 7-bit
+        SubmitSm(source_addr="77010000001", destination_addr="77010000007", data_coding=8,
+                 short_message="😀🎉🙏👍🔥".encode("utf-16-be")),  # emoji only
+        SubmitSm(source_addr="77010000001", destination_addr="77010000008", data_coding=8,
+                 short_message=b"\x04\x10\xd8\x00\x04\x11"),  # a lone surrogate: invalid UCS2
+        *submit("77010000001", "77010000009", MIXED_SCRIPT),
+        *submit("77010000001", "77010000010", TEN_PARTS),
     ]  # fmt: skip
     assert await send(smsc.port, "subs", bad) == [0] * len(bad)
     await asyncio.wait_for(smsc.wait_idle(), 20)
     report = await gw.finish()
     by_dest = {i.sms.dest: i for i in gw.inspected}
-    assert set(by_dest) == {f"7701000000{n}" for n in range(2, 7)}
+    assert set(by_dest) == {f"770100000{n:02d}" for n in range(2, 11)}
+    assert by_dest["77010000007"].sms.text == "😀🎉🙏👍🔥"
+    assert "encoding.invalid" in by_dest["77010000008"].verdict.rule_ids
+    assert by_dest["77010000009"].sms.text == MIXED_SCRIPT
+    ten = by_dest["77010000010"].sms
+    assert ten.parts == 10 and ten.complete and ten.text == TEN_PARTS
     assert "encoding.invalid" in by_dest["77010000002"].verdict.rule_ids
     assert "encoding.empty" in by_dest["77010000003"].verdict.rule_ids
     assert len(by_dest["77010000004"].sms.text) == 65000
