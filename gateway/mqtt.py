@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -93,6 +94,7 @@ ADDRESS_KEYS = frozenset(
 )
 # An IIN, or its first 11 digits (a forwarded text cut short), standing alone in a text.
 _IIN_CANDIDATE = re.compile(r"(?<!\d)\d{11,12}(?!\d)")
+_DIGITS_11 = re.compile(r"\d{11}")  # no IIN-like run without eleven digits in a row
 # Our own record ids (gateway.ids: UUIDv7, 32 hex digits, or its dashed form). About one in ten
 # thousand has twelve decimal digits between two letters that pass the IIN check: an id is not
 # personal data, and masking it would break the look-up by id.
@@ -129,6 +131,7 @@ _PERSONAL_WORDS = frozenset({"iin", "surname", "patronymic", "fio", "иин", "�
 _KEY_WORDS = re.compile(r"[^\W_]+")
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of distinct keys, on every alert
 def _personal_key(key: str) -> bool:
     folded = re.sub(r"([a-zа-яё])([A-ZА-ЯЁ])", r"\1_\2", key).casefold()
     if re.sub(r"[\s_\-.]", "", folded) in PERSONAL_KEYS:
@@ -139,9 +142,9 @@ def _personal_key(key: str) -> bool:
 def _record_id(key: object, value: object) -> bool:
     """An id field (`id`, `…_id`) holding one of our record ids."""
     return (
-        isinstance(key, str)
+        type(value) is str
+        and isinstance(key, str)
         and (key == "id" or key.endswith("_id"))
-        and isinstance(value, str)
         and _RECORD_ID.fullmatch(value) is not None
     )
 
@@ -173,23 +176,27 @@ def screen_personal_data(payload: Mapping[str, object], path: str = "payload") -
     (not a string) that is a valid IIN, which cannot be masked without changing its type."""
     screened: dict[str, object] = {}
     for key, value in payload.items():
-        where = f"{path}.{key}"
         if isinstance(key, str) and _personal_key(key):
-            raise PersonalDataError(f"{where}: key {key!r} names personal data")
-        if key in ADDRESS_KEYS or _record_id(key, value):
+            raise PersonalDataError(f"{path}.{key}: key {key!r} names personal data")
+        if type(value) is str:  # the common case first, without building a path
+            if key in ADDRESS_KEYS or not _DIGITS_11.search(value) or _record_id(key, value):
+                screened[key] = value
+            else:
+                screened[key] = mask_iins(value)
+        elif type(value) in (bool, float) or value is None or key in ADDRESS_KEYS:
             screened[key] = value
         else:
-            screened[key] = _screen(value, where)
+            screened[key] = _screen(value, f"{path}.{key}")
     return screened
 
 
 def _screen(value: object, path: str) -> object:
-    if isinstance(value, Mapping):
+    if type(value) is str:
+        return mask_iins(value) if _DIGITS_11.search(value) else value
+    if type(value) is dict or isinstance(value, Mapping):
         return screen_personal_data(value, path)
-    if isinstance(value, list | tuple):
+    if type(value) is list or type(value) is tuple:
         return [_screen(item, f"{path}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, str):
-        return mask_iins(value)
     if isinstance(value, int) and not isinstance(value, bool) and is_valid_iin(str(value)):
         raise PersonalDataError(f"{path}: number is an IIN ({mask_iin(str(value))})")
     return value

@@ -322,9 +322,7 @@ class ContentDetector(RuleBacked[ContentRules]):
         for i in sorted(todo):
             rule = all_rules[i]
             conj = conjunctions[i]
-            if conj is not None and not any(
-                all(not group.isdisjoint(present) for group in groups) for groups in conj
-            ):
+            if conj is not None and not _possible(conj, present):
                 continue  # some part every match needs is absent: the regex cannot match
             if rule.requires and features is not None and not rule.requires & features:
                 continue
@@ -363,6 +361,18 @@ class ContentDetector(RuleBacked[ContentRules]):
         if has_phone(text):
             found.add("phone")
         return frozenset(found)
+
+
+def _possible(conj: tuple[tuple[frozenset[str], ...], ...], present: set[str]) -> bool:
+    """Whether one of the patterns has every part it needs present (plain loops: this runs for
+    every triggered rule of every message)."""
+    for groups in conj:
+        for group in groups:
+            if group.isdisjoint(present):
+                break
+        else:
+            return True
+    return False
 
 
 def _match(patterns: tuple[re.Pattern[str], ...], norm: Normalised) -> tuple[Span, ...]:
