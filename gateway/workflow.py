@@ -37,6 +37,12 @@ log = logging.getLogger("fraudgate.workflow")
 # A SIM-box SIM gets one case however many test calls name it (its sightings are counted in
 # simbox_numbers): the case's external id is the number.
 NUMBER_KEY = "number:"
+# Senders whose blocked SMS open cases, at most, in one round; the rest come next round.
+BLOCKED_PER_ROUND = 500
+# Seconds before a round's start that the next round reads blocked SMS from again: a batch
+# received before the round began may commit after its query (the external id keeps a second
+# look from opening a second case).
+LATE_COMMIT_MARGIN = 60.0
 
 
 class Waker(Protocol):
@@ -62,6 +68,9 @@ class Workflow:
         self.clock = clock
         self.opened = 0
         self._failing = False
+        # blocked messages already looked at: each round reads only those received since the
+        # previous round began (less a margin for batches committed late), not all of them
+        self._blocked_since: float | None = None
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
@@ -193,6 +202,7 @@ class Workflow:
         verdict alone does not confirm (Policy)."""
         m, v, k = messages, verdicts, cases_table
         key = sa.literal(NUMBER_KEY) + m.c.source
+        started = self.clock()
         query = (
             sa.select(
                 m.c.source, sa.func.min(m.c.received_at), sa.func.count(), sa.func.min(m.c.id)
@@ -206,10 +216,15 @@ class Workflow:
             .where(sa.or_(*(m.c.source.like(p) for p in ("7%", "+7%", "87%"))))  # KZ forms
             .group_by(m.c.source)
             .order_by(sa.func.min(m.c.received_at))
-            .limit(500)
+            .limit(BLOCKED_PER_ROUND)
         )
+        if self._blocked_since is not None:
+            query = query.where(m.c.received_at >= self._blocked_since)
+        rows = await self._read(query, "workflow.blocked")
+        if len(rows) < BLOCKED_PER_ROUND:  # all caught up: next time only what is newer
+            self._blocked_since = started - LATE_COMMIT_MARGIN
         opened = 0
-        for row in await self._read(query, "workflow.blocked"):
+        for row in rows:
             source, first_at, count, message_id = (
                 str(row[0]),
                 float(row[1]),

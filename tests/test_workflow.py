@@ -93,6 +93,14 @@ async def test_local_numbers_whose_sms_were_blocked_become_cases(tmp_path: Path)
             [evidence] = detail.evidence
             assert evidence["kind"] == "message" and evidence["blocked_messages"] == 3
             assert sw.state == {}  # nothing blocked on the switch before a decision
+            # later rounds read only what came since the previous round (less a margin): the
+            # whole history is not grouped again every round, and new senders still open cases
+            assert flow._blocked_since is not None
+            assert flow._blocked_since >= time.time() - 120
+            await store.record([blocked("77019998877", 1, 20 + i) for i in range(2)])
+            await flow.step()
+            numbers = sorted(c.numbers[0] for c in await cases.list(CaseFilter()))
+            assert numbers == ["+77011112233", "+77019998877"]
 
 
 async def test_complaints_naming_numbers_that_are_not_ours_open_nothing(tmp_path: Path) -> None:
