@@ -55,7 +55,7 @@ Scoring (`inspect`, the Detector protocol)
     lives) every member gets `campaign.simfarm` (score 0.6: flags, never blocks alone).
     Fingerprints shorter than `min_length` (20) characters are not tracked ("ok", "Где ты?",
     "Код: #"): too short to tell a campaign from coincidence. A text with neither a link nor a
-    number is recognised only when its fingerprint has `min_plain_length` (50) characters: a
+    number is recognised only when its fingerprint has `min_plain_length` (60) characters: a
     phone's quick replies ("Извините, не могу говорить. Перезвоню позже") are sent by many
     people to many callers, and a scam needs something to act upon or words to say it.
     Holiday greetings ("С Новым годом...", "Наурыз мейрамы құтты болсын", "Happy birthday")
@@ -139,7 +139,7 @@ class CampaignLimits:
     min_recipients: int = 20  # distinct recipients within the window
     min_length: int = 20  # fingerprints shorter than this are not tracked
     similarity: float = 0.56  # estimated Jaccard (share of equal MinHash values) to join
-    min_plain_length: int = 50  # a text without link or number needs this length to count
+    min_plain_length: int = 60  # a text without link or number needs this length to count
     max_clusters: int = 50_000  # unlabelled clusters, least recently seen evicted
     max_labelled: int = 10_000  # labelled clusters, least recently seen evicted
     label_ttl: float = 7 * 86400.0  # a labelled cluster lives this long after its last use
@@ -325,7 +325,7 @@ _EMAIL: Final = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _ADDRESSEE: Final = re.compile(
     r"^(\s*)[A-ZА-ЯЁӘҒҚҢӨҰҮҺІ][\w-]*(?=\s*,)"
     r"|(?i:(?<=уважаемый )|(?<=уважаемая )|(?<=дорогой )|(?<=дорогая )|(?<=құрметті )"
-    r"|(?<=hurmetti )|(?<=dear ))[\w-]+"
+    r"|(?<=hurmetti )|(?<=dear ))[\w-]+(?:\s+[A-ZА-ЯЁӘҒҚҢӨҰҮҺІ][\w-]*){0,2}"
 )
 _SAMPLE_MAX: Final = 200
 
@@ -340,7 +340,7 @@ def mask_sample(text: str) -> str:
         text = _EMAIL.sub("***@***", text)
         text = _ADDRESSEE.sub(lambda m: (m.group(1) or "") + "***", text)
         text = _SAMPLE_DIGITS.sub(_mask_number, text)
-        text = " ".join(text.split())
+        text = " ".join(text.encode("utf-8", "replace").decode("utf-8").split())
     except Exception:  # never let a sample break inspection; say nothing rather than leak
         return "***"
     if len(text) > _SAMPLE_MAX:
@@ -647,7 +647,8 @@ class CampaignDetector:
             "sketch": _SKETCH_ID,
             "clusters": [_dump(c) for c in self._all()],
         }
-        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # ASCII escapes: a lone surrogate in an id or a sample cannot break the encoding
+        body = json.dumps(doc, ensure_ascii=True, separators=(",", ":")).encode("ascii")
         return _MAGIC + zlib.compress(body, 6)
 
     def restore(self, data: bytes, now: float) -> int:
