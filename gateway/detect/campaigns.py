@@ -319,13 +319,15 @@ def _band_keys(reps: bytes) -> list[int]:
 
 
 _SAMPLE_DIGITS: Final = re.compile(r"\+?\d[\d ()\-]*\d|\d")
+_ANY_DIGIT: Final = re.compile(r"\d")
 _EMAIL: Final = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# The addressee's name: a capitalised word opening the text before "," / "!", or the word after
-# a polite form of address.
+_CAPITAL: Final = "A-ZА-ЯЁӘҒҚҢӨҰҮҺІ"
+# The addressee's name: a capitalised word opening the text before a comma ("Айгерим, ваша
+# карта..."), or up to three words after a polite form of address.
+_OPENING_NAME: Final = re.compile(rf"\s*[{_CAPITAL}][\w-]*(?=\s*,)")
 _ADDRESSEE: Final = re.compile(
-    r"^(\s*)[A-ZА-ЯЁӘҒҚҢӨҰҮҺІ][\w-]*(?=\s*,)"
-    r"|(?i:(?<=уважаемый )|(?<=уважаемая )|(?<=дорогой )|(?<=дорогая )|(?<=құрметті )"
-    r"|(?<=hurmetti )|(?<=dear ))[\w-]+(?:\s+[A-ZА-ЯЁӘҒҚҢӨҰҮҺІ][\w-]*){0,2}"
+    rf"(?i:\b(?:уважаем(?:ый|ая)|дорог(?:ой|ая)|құрметті|hurmetti|dear)\s+)"
+    rf"([\w-]+(?:\s+[{_CAPITAL}][\w-]*){{0,2}})"
 )
 _SAMPLE_MAX: Final = 200
 
@@ -337,9 +339,12 @@ def mask_sample(text: str) -> str:
         urls = extract_urls(text)
         if urls:
             text = _cut_links(text, urls)
-        text = _EMAIL.sub("***@***", text)
-        text = _ADDRESSEE.sub(lambda m: (m.group(1) or "") + "***", text)
-        text = _SAMPLE_DIGITS.sub(_mask_number, text)
+        if "@" in text:
+            text = _EMAIL.sub("***@***", text)
+        text = _OPENING_NAME.sub("***", text, count=1) if _OPENING_NAME.match(text) else text
+        text = _ADDRESSEE.sub(lambda m: m.group()[: m.start(1) - m.start()] + "***", text)
+        if _ANY_DIGIT.search(text) is not None:
+            text = _SAMPLE_DIGITS.sub(_mask_number, text)
         text = " ".join(text.encode("utf-8", "replace").decode("utf-8").split())
     except Exception:  # never let a sample break inspection; say nothing rather than leak
         return "***"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gc
+import itertools
 import random
 import time
 import tracemalloc
@@ -151,17 +152,23 @@ def merge_quality(texts: Sequence[str], limits: CampaignLimits | None = None) ->
 # --------------------------------------------------------------------------------------------
 # Speed and memory
 
-_WORDS = tuple(
-    " ".join(
-        (
-            "привет как дела завтра встречаемся у кинотеатра в семь не опаздывай пожалуйста",
-            "мама купи хлеба молока я задержусь на работе позвони когда освободишься сәлем",
-            "қалайсың ертең кездесеміз үйге келемін кешігемін hi see you at the station",
-            "tomorrow call me back later спасибо большое за помощь очень выручил перезвоню",
-            "вечером после собрания",
-        )
-    ).split()
+_SYLLABLES = (
+    "ка ма на ра та са ла да ба па ко мо но ро то со ло до бо по ки ми ни ри ти си ли ди "
+    "ку му ну ру ту су лу ду бу пу ен ер ет ес ал ан ар ат ың ік ақ ұл ке ме не ре те се"
 )
+
+
+def _vocabulary(n: int = 20_000, seed: int = 11) -> tuple[str, ...]:
+    """Pseudo-words: person-to-person texts that share words but not sentences."""
+    rng = random.Random(seed)
+    syl = _SYLLABLES.split()
+    return tuple("".join(rng.choices(syl, k=rng.randint(1, 4))) for _ in range(n))
+
+
+_WORDS = _vocabulary()
+# Zipf-like word frequencies: a few words are everywhere, as in real text
+_WEIGHTS = tuple(1.0 / (rank + 1) for rank in range(len(_WORDS)))
+_CUM = tuple(itertools.accumulate(_WEIGHTS))
 _NAMES = ("Айгерим", "Ерлан", "Данияр", "Жанна", "Асель", "Нурлан", "Ольга", "Сергей", "Дина")
 _TEMPLATES = (
     "{n}, ваша карта Kaspi заблокирована. Для разблокировки перейдите по ссылке "
@@ -174,7 +181,8 @@ _TEMPLATES = (
 
 
 def _random_text(rng: random.Random) -> str:
-    return " ".join(rng.choice(_WORDS) for _ in range(rng.randint(8, 22)))
+    k = rng.randint(6, 24)
+    return " ".join(rng.choices(_WORDS, cum_weights=_CUM, k=k)).capitalize()
 
 
 def _campaign_text(rng: random.Random, k: int) -> str:
@@ -187,7 +195,7 @@ def _campaign_text(rng: random.Random, k: int) -> str:
 
 
 def mixed_traffic(n: int, seed: int = 1) -> Iterable[tuple[SmsEvent, float]]:
-    """n messages over n/1000 s... at 1,000 SMS/s: 60 % unique P2P texts, 15 % repeats of
+    """n messages at 1,000 SMS/s: 60 % unique P2P texts, 15 % repeats of
     recent P2P texts, 15 % SIM-farm campaigns (a new campaign every 20,000 messages), 10 %
     A2P notices."""
     rng = random.Random(seed)
@@ -243,9 +251,22 @@ def _marginal(texts: Sequence[str]) -> float:
     return _timed(det, events[-4000:])
 
 
+def _cold_texts() -> list[str]:
+    """Real texts (the corpus, and the UCI collection when present), each once; synthetic
+    ones when they are missing."""
+    texts: list[str] = []
+    if REAL_CORPORA[0].exists():
+        texts += read_real_corpus()
+    if UCI.exists():
+        texts += read_uci()
+    if len(texts) < 1000:
+        rng = random.Random(7)
+        texts += [_random_text(rng) for _ in range(10_000)]
+    return list(dict.fromkeys(t for t in texts if len(t) >= 20))
+
+
 def bench(messages: int = 1_000_000, out: Callable[[str], None] = print) -> None:
-    rng = random.Random(7)
-    unique = [_random_text(rng) + f" {i}" for i in range(20_000)]
+    unique = _cold_texts()
     lengths = [len(t) for t in unique]
     cold, warm = _cold_warm(unique)
     out(f"texts {min(lengths)}-{max(lengths)} chars (mean {sum(lengths) / len(lengths):.0f})")
