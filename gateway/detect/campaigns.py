@@ -78,9 +78,10 @@ Events, persistence
     `take_events()` returns campaigns just recognised or just labelled (once per cluster and
     label) with what a `campaign` MQTT alert needs (`CampaignEvent.payload()`).
     `snapshot()` / `restore(data, now)` save and load the clusters (versioned, compressed JSON);
-    senders and recipients are kept as 32-bit hashes, never as numbers, and no text but the
-    masked sample. A corrupt or incompatible snapshot raises `SnapshotError` and leaves the
-    detector empty.
+    no text but the masked sample; senders and recipients as 32-bit CRC hashes, never as
+    numbers. The hashes are pseudonyms, not anonymous (the numbering plan is small enough to
+    reverse them by brute force): keep snapshots where subscribers' numbers may be kept. A
+    corrupt or incompatible snapshot raises `SnapshotError` and leaves the detector empty.
 
 Limits: near-duplicates are judged on characters, so a template rewritten with other words
 (synonyms, reordered sentences) is another template; a campaign that sends one copy per SIM
@@ -175,11 +176,12 @@ class SnapshotError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class CampaignEvent:
-    """A campaign just recognised or just labelled: the content of a `campaign` alert.
-    Counts of senders and recipients are estimates past `distinct_cap` (`approximate`)."""
+    """A campaign just recognised or just labelled: the content of a `campaign` alert (kind
+    "tracked" only in `CampaignDetector.campaign`, for a cluster that is neither). Counts of
+    senders and recipients are estimates past `distinct_cap` (`approximate`)."""
 
     campaign_id: str
-    kind: Literal["recognised", "labelled"]
+    kind: Literal["recognised", "labelled", "tracked"]
     label: str | None
     messages: int
     senders: int
@@ -599,9 +601,13 @@ class CampaignDetector:
         return [] if c is None else c.recent[-self.limits.recent_ids :]
 
     def campaign(self, cluster_id: str) -> CampaignEvent | None:
-        """The cluster as an analyst sees it now (kind "recognised" when it is one)."""
+        """The cluster as an analyst sees it now (None when not tracked)."""
         c = self._get(cluster_id)
-        return None if c is None else self._event(c, "labelled" if c.label else "recognised")
+        if c is None:
+            return None
+        return self._event(
+            c, "labelled" if c.label else "recognised" if c.recognised else "tracked"
+        )
 
     @property
     def tracked(self) -> dict[str, int]:
@@ -835,7 +841,9 @@ class CampaignDetector:
             )
         return out
 
-    def _event(self, c: _Cluster, kind: Literal["recognised", "labelled"]) -> CampaignEvent:
+    def _event(
+        self, c: _Cluster, kind: Literal["recognised", "labelled", "tracked"]
+    ) -> CampaignEvent:
         return CampaignEvent(
             campaign_id=c.id,
             kind=kind,
