@@ -99,6 +99,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -294,7 +295,10 @@ def _multipliers(seed: int, n: int) -> npt.NDArray[np.uint64]:
 
 
 _MULT: Final = _multipliers(_SEED, _K)
-_TOP16: Final = np.uint64(48)
+_GRAM: Final = np.dtype("<u8")
+# The top 16 bits of each 64-bit minimum, read in place: the last uint16 of each on a
+# little-endian machine, the first on a big-endian one.
+_TOP16: Final = 3 if sys.byteorder == "little" else 0
 
 
 def sketch(fp: str) -> npt.NDArray[np.uint16]:
@@ -302,12 +306,12 @@ def sketch(fp: str) -> npt.NDArray[np.uint16]:
 
     Multiply-shift hashing (a * x mod 2^64, top bits) of each 4-gram; the 4-grams are the
     UTF-16 code units of the text read as overlapping little-endian 64-bit integers, so numpy
-    does all the work in three calls whatever the length."""
+    does all the work in a few calls whatever the length."""
     raw = fp[:_MAX_SKETCHED].encode("utf-16-le", "surrogatepass")
     n = len(raw) // 2 - 3
-    grams = np.ndarray((n,), dtype="<u8", buffer=raw, strides=(2,))
+    grams = np.ndarray((n,), dtype=_GRAM, buffer=raw, strides=(2,))
     mins = np.multiply.outer(_MULT, grams).min(axis=1)
-    sig: npt.NDArray[np.uint16] = (mins >> _TOP16).astype(np.uint16)
+    sig: npt.NDArray[np.uint16] = mins.view(np.uint16)[_TOP16::4].copy()
     return sig
 
 
@@ -525,8 +529,10 @@ class _Cluster:
 
     def matches(self, sig: npt.NDArray[np.uint16]) -> int:
         """Most MinHash values `sig` shares with one of the cluster's signatures."""
-        reps = np.frombuffer(self.reps, dtype=np.uint16).reshape(-1, _K)
-        return int((reps == sig).sum(axis=1).max())
+        reps = np.frombuffer(self.reps, dtype=np.uint16)
+        if len(reps) == _K:  # most clusters: one signature, two numpy calls
+            return int(np.count_nonzero(reps == sig))
+        return int((reps.reshape(-1, _K) == sig).sum(axis=1).max())
 
     def route_names(self) -> tuple[str, ...]:
         return tuple(r.value for r in _ROUTES if self.routes & _ROUTE_BIT[r])
