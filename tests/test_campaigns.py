@@ -287,6 +287,15 @@ def test_learn_blocked_needs_other_detectors_strong_evidence() -> None:
 # Queries, memory
 
 
+def test_cluster_ids_are_stable() -> None:
+    # derived from the first member's signature and time: the same traffic, the same ids
+    a, b = CampaignDetector(), CampaignDetector()
+    farm(a, 30)
+    farm(b, 30)
+    text = smishing(random.Random(12))
+    assert a.cluster_of(text) == b.cluster_of(text) is not None
+
+
 def test_members_are_recent_ids_oldest_first() -> None:
     det = CampaignDetector(CampaignLimits(recent_ids=50))
     text = "Тестовое сообщение одного шаблона для проверки списка участников"
