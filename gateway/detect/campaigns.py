@@ -481,6 +481,44 @@ class _Distinct:
         return self.count()
 
 
+# Most clusters never see a second sender or recipient: until then the one address is kept as
+# its hash alone (an int; NOBODY for none), last seen when the cluster was, and a _Distinct
+# (a dict and its floats: ~500 bytes more) is made at the second.
+Addresses = int | _Distinct
+NOBODY: Final = -1
+
+
+def _add(d: Addresses, h: int, now: float, last: float, cap: int) -> Addresses:
+    """`d` with address hash `h` seen at `now` (`last`: when the cluster was last seen)."""
+    if isinstance(d, int):
+        if d in (h, NOBODY):
+            return h
+        grown = _Distinct()
+        grown.seen[d] = last
+        grown.seen[h] = now
+        return grown
+    d.add(h, now, cap)
+    return d
+
+
+def _size(d: Addresses) -> int:
+    """Addresses kept exactly."""
+    return int(d != NOBODY) if isinstance(d, int) else len(d.seen)
+
+
+def _count(d: Addresses) -> int:
+    return int(d != NOBODY) if isinstance(d, int) else d.count()
+
+
+def _estimated(d: Addresses) -> bool:
+    return not isinstance(d, int) and d.hll is not None
+
+
+def _in_window(d: Addresses, cutoff: float) -> int:
+    # one address: seen with the cluster's last message, which is the one being checked
+    return int(d != NOBODY) if isinstance(d, int) else d.in_window(cutoff)
+
+
 # --------------------------------------------------------------------------------------------
 # Clusters
 
@@ -513,8 +551,8 @@ class _Cluster:
         self.first_seen = now
         self.last_seen = now
         self.count = 0
-        self.senders = _Distinct()
-        self.recipients = _Distinct()
+        self.senders: Addresses = NOBODY
+        self.recipients: Addresses = NOBODY
         self.routes = 0
         self.sample: str | None = None
         self.label: str | None = None
@@ -539,9 +577,8 @@ class _Cluster:
 
     def counts_text(self) -> str:
         s, r = self.senders, self.recipients
-        approx = s.hll is not None or r.hll is not None
-        mark = "~" if approx else ""
-        return f"{mark}{s.count()} senders to {mark}{r.count()} recipients"
+        mark = "~" if _estimated(s) or _estimated(r) else ""
+        return f"{mark}{_count(s)} senders to {mark}{_count(r)} recipients"
 
 
 def _cluster_id(sig: bytes, now: float) -> str:
@@ -777,9 +814,9 @@ class CampaignDetector:
     def _record(self, c: _Cluster, sms: SmsEvent, now: float, new_variant: bool) -> None:
         lim = self.limits
         c.count += 1
-        c.last_seen = now
-        c.senders.add(_h32(sms.source), now, lim.distinct_cap)
-        c.recipients.add(_h32(sms.dest), now, lim.distinct_cap)
+        last, c.last_seen = c.last_seen, now
+        c.senders = _add(c.senders, _h32(sms.source), now, last, lim.distinct_cap)
+        c.recipients = _add(c.recipients, _h32(sms.dest), now, last, lim.distinct_cap)
         c.routes |= _ROUTE_BIT[sms.route]
         recent = c.recent
         recent.append(sms.id)
@@ -796,12 +833,12 @@ class CampaignDetector:
 
     def _check(self, c: _Cluster, sms: SmsEvent, now: float) -> None:
         lim = self.limits
-        if len(c.senders.seen) < lim.min_senders or len(c.recipients.seen) < lim.min_recipients:
+        if _size(c.senders) < lim.min_senders or _size(c.recipients) < lim.min_recipients:
             return
         cutoff = now - lim.window
-        if c.senders.in_window(cutoff) < lim.min_senders:
+        if _in_window(c.senders, cutoff) < lim.min_senders:
             return
-        if c.recipients.in_window(cutoff) < lim.min_recipients:
+        if _in_window(c.recipients, cutoff) < lim.min_recipients:
             return
         if self._exempt(sms.text):
             c.exempt = True
@@ -855,13 +892,13 @@ class CampaignDetector:
             kind=kind,
             label=c.label,
             messages=c.count,
-            senders=c.senders.count(),
-            recipients=c.recipients.count(),
+            senders=_count(c.senders),
+            recipients=_count(c.recipients),
             first_seen=c.first_seen,
             last_seen=c.last_seen,
             routes=c.route_names(),
             sample=c.sample or "",
-            approximate=c.senders.hll is not None or c.recipients.hll is not None,
+            approximate=_estimated(c.senders) or _estimated(c.recipients),
         )
 
     def _emit(self, c: _Cluster, kind: Literal["recognised", "labelled"]) -> None:
@@ -934,8 +971,8 @@ def _dump(c: _Cluster) -> dict[str, Any]:
         "first": c.first_seen,
         "last": c.last_seen,
         "n": c.count,
-        "snd": _dump_distinct(c.senders),
-        "rcp": _dump_distinct(c.recipients),
+        "snd": _dump_distinct(c.senders, c.last_seen),
+        "rcp": _dump_distinct(c.recipients, c.last_seen),
         "routes": list(c.route_names()),
         "sample": c.sample,
         "label": c.label,
@@ -947,7 +984,9 @@ def _dump(c: _Cluster) -> dict[str, Any]:
     }
 
 
-def _dump_distinct(d: _Distinct) -> dict[str, Any]:
+def _dump_distinct(d: Addresses, last_seen: float) -> dict[str, Any]:
+    if isinstance(d, int):
+        return {"seen": [] if d == NOBODY else [[d, last_seen]], "hll": None}
     return {
         "seen": [[h, t] for h, t in d.seen.items()],
         "hll": None if d.hll is None else base64.b64encode(bytes(d.hll)).decode("ascii"),
@@ -1007,7 +1046,7 @@ def _load_cluster(d: dict[str, Any]) -> _Cluster:
     return c
 
 
-def _load_distinct(d: dict[str, Any]) -> _Distinct:
+def _load_distinct(d: dict[str, Any]) -> Addresses:
     out = _Distinct()
     for pair in _typed(d["seen"], list, "seen"):
         h, t = _typed(pair, list, "seen entry")
@@ -1018,4 +1057,6 @@ def _load_distinct(d: dict[str, Any]) -> _Distinct:
         if len(regs) != _HLL_M:
             raise SnapshotError("corrupt campaign snapshot: HyperLogLog size")
         out.hll = bytearray(regs)
+    if out.hll is None and len(out.seen) <= 1:
+        return next(iter(out.seen), NOBODY)
     return out
