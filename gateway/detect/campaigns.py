@@ -110,7 +110,6 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-import hashlib
 import json
 import math
 import re
@@ -330,9 +329,11 @@ def sketch(fp: str) -> npt.NDArray[np.uint16]:
     return sig
 
 
-def _band_keys(reps: bytes) -> list[int]:
+def _band_keys(sigs: bytes | npt.NDArray[np.uint16]) -> list[int]:
     """The band keys of one or more signatures: each 4 consecutive 16-bit values as one int."""
-    return np.frombuffer(reps, dtype=np.uint64).tolist()  # type: ignore[no-any-return]
+    if isinstance(sigs, bytes):
+        return np.frombuffer(sigs, dtype=np.uint64).tolist()  # type: ignore[no-any-return]
+    return sigs.view(np.uint64).tolist()  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------------------------
@@ -597,8 +598,8 @@ class _Cluster:
 
 
 def _cluster_id(sig: bytes, now: float) -> str:
-    """Stable id: the first signature and the time it was seen."""
-    return hashlib.blake2b(sig + repr(now).encode(), digest_size=6).hexdigest()
+    """Stable id: a CRC of the first signature, then the second it was seen (14 hex digits)."""
+    return f"{zlib.crc32(sig):08x}{int(now) & 0xFFFFFF:06x}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -616,6 +617,7 @@ class CampaignDetector:
         self._exact: dict[int, str] = {}  # hash(fingerprint) -> cluster id; oldest first
         self._events: list[CampaignEvent] = []
         self._thresh = math.ceil(self.limits.similarity * _K)
+        self._sweeps = 0
 
     # -- the Detector protocol ------------------------------------------------------------
 
@@ -650,7 +652,8 @@ class CampaignDetector:
             return None
         c = self._exact_cluster(fp)
         if c is None:
-            c = self._find(sketch(fp), len(fp))
+            sig = sketch(fp)
+            c = self._find(sig, _band_keys(sig), len(fp))
         return None if c is None else c.id
 
     def members(self, cluster_id: str) -> list[str]:
@@ -736,7 +739,7 @@ class CampaignDetector:
             if max(c.last_seen, c.labelled_at) + ttl < now:
                 continue
             (self._labelled if c.label else self._live)[c.id] = c
-            self._index(c.id, c.reps)
+            self._index(c.id, _band_keys(c.reps))
         self._evict_live()
         self._evict_labelled()
         return len(self._live) + len(self._labelled)
@@ -761,14 +764,15 @@ class CampaignDetector:
         cid = self._exact.get(hash(fp))
         return None if cid is None else self._get(cid)
 
-    def _find(self, sig: npt.NDArray[np.uint16], length: int) -> _Cluster | None:
-        """The most similar cluster sharing a band with `sig`, if similar enough (a short text
-        has few 4-grams, so a noisier estimate: it must match more)."""
+    def _find(self, sig: npt.NDArray[np.uint16], keys: list[int], length: int) -> _Cluster | None:
+        """The most similar cluster sharing a band key with `sig`, if similar enough (a short
+        text has few 4-grams, so a noisier estimate: it must match more)."""
         best: _Cluster | None = None
         best_m = self._thresh - 1 + (_SHORT_EXTRA if length < _SHORT else 0)
         tried: list[str] = []
-        for key in sig.view(np.uint64).tolist():
-            cid = self._bands.get(key)
+        bands = self._bands
+        for key in keys:
+            cid = bands.get(key)
             if cid is None or cid in tried:
                 continue
             tried.append(cid)
@@ -785,14 +789,14 @@ class CampaignDetector:
         if c is not None:
             return c, False
         sig = sketch(fp)
-        c = self._find(sig, len(fp))
+        keys = _band_keys(sig)
+        c = self._find(sig, keys, len(fp))
         added = True
         if c is None:
-            c = self._create(sig.tobytes(), now)
+            c = self._create(sig.tobytes(), keys, now)
         elif c.variants < self.limits.max_variants:
-            raw = sig.tobytes()
-            c.reps += raw
-            self._index(c.id, raw)
+            c.reps += sig.tobytes()
+            self._index(c.id, keys)
         else:
             added = False
         self._remember(key, c.id)
@@ -805,19 +809,20 @@ class CampaignDetector:
         c, _ = self._join(fp, now)
         return c
 
-    def _create(self, sig: bytes, now: float) -> _Cluster:
+    def _create(self, sig: bytes, keys: list[int], now: float) -> _Cluster:
         cid = _cluster_id(sig, now)
-        while self._get(cid) is not None:  # 48-bit ids: only a replayed time can collide
+        while self._get(cid) is not None:  # same signature in the same second: next id
             cid = _cluster_id(sig + cid.encode(), now)
         c = _Cluster(cid, sig, now)
         self._live[cid] = c
-        self._index(cid, sig)
-        self._evict_live()
+        self._index(cid, keys)
+        if len(self._live) > self.limits.max_clusters:
+            self._evict_live()
         return c
 
-    def _index(self, cid: str, reps: bytes) -> None:
+    def _index(self, cid: str, keys: list[int]) -> None:
         bands = self._bands
-        for key in _band_keys(reps):
+        for key in keys:
             bands[key] = cid
 
     def _remember(self, key: int, cid: str) -> None:
@@ -924,17 +929,22 @@ class CampaignDetector:
 
     # -- memory ---------------------------------------------------------------------------
 
-    def _sweep(self, now: float, budget: int = 2) -> None:
-        """Drop up to `budget` expired clusters of each table, oldest first (amortised O(1))."""
-        lim = self.limits
-        for table, ttl in ((self._live, lim.window), (self._labelled, lim.label_ttl)):
-            for _ in range(budget):
-                if not table:
-                    break
-                c = next(iter(table.values()))
-                if max(c.last_seen, c.labelled_at) + ttl >= now:
-                    break
-                self._drop(table, c)
+    def _sweep(self, now: float) -> None:
+        """Drop up to two expired clusters, oldest first (amortised O(1)); labelled ones (few,
+        long-lived) are looked at once every 64 messages."""
+        self._sweeps += 1
+        self._sweep_table(self._live, now - self.limits.window)
+        if not self._sweeps & 63:
+            self._sweep_table(self._labelled, now - self.limits.label_ttl)
+
+    def _sweep_table(self, table: dict[str, _Cluster], cutoff: float) -> None:
+        for _ in range(2):
+            if not table:
+                return
+            c = next(iter(table.values()))
+            if max(c.last_seen, c.labelled_at) >= cutoff:
+                return
+            self._drop(table, c)
 
     def _evict_live(self) -> None:
         while len(self._live) > self.limits.max_clusters:
