@@ -21,6 +21,7 @@ from gateway.detect.campaigns import (
     fingerprint,
     mask_sample,
     sketch,
+    sketch_many,
 )
 from gateway.detect.campaigns_bench import UCI, merge_quality, read_real_corpus, read_uci
 from gateway.domain import Decision, Reason, Route, SmsEvent, Thresholds, Verdict, combine
@@ -100,6 +101,30 @@ def test_sketch_is_stable_across_processes_and_versions() -> None:
 
 
 EXPECTED_SKETCH_PREFIX = "7000e2000200f803200285022a019000"
+
+
+def test_sketching_a_batch_gives_each_text_its_own_sketch() -> None:
+    rng = random.Random(10)
+    fps = [fingerprint(smishing(rng)) for _ in range(20)]
+    fps += ["abcd", "😀😀😀😀😀", "\ud800 lone \udfff", "Ш" * 1500, "\uffff" * 30 + "x"]
+    rows = sketch_many(fps)
+    for fp, row in zip(fps, rows, strict=True):
+        assert (row == sketch(fp)).all(), fp[:20]
+
+
+def test_prepared_batches_change_nothing_but_the_cost() -> None:
+    rng = random.Random(11)
+    events = [sms(smishing(rng), f"7705{k % 60:07d}", f"7707{k:07d}") for k in range(200)]
+    events += [sms(t, f"7708{k:07d}") for k, t in enumerate(read_real_corpus()[:300])]
+    plain, batched = CampaignDetector(), CampaignDetector()
+    out_plain = [rule_ids(plain.inspect(e, 1000.0 + k)) for k, e in enumerate(events)]
+    out_batched: list[list[str]] = []
+    for i in range(0, len(events), 8):
+        batched.prepare(events[i : i + 8])
+        for k in range(i, min(i + 8, len(events))):
+            out_batched.append(rule_ids(batched.inspect(events[k], 1000.0 + k)))
+    assert out_plain == out_batched
+    assert plain.tracked == batched.tracked
 
 
 def test_variants_join_one_cluster_unrelated_do_not() -> None:

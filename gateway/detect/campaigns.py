@@ -91,7 +91,9 @@ Events, persistence
 Cost
     A text seen before (same fingerprint) takes the exact path: a dict look-up and the
     counters. A new text is sketched (numpy: ~12 µs of this machine's CPU for a 75-character
-    fingerprint) and looked up in the band index. `python -m gateway.detect.campaigns_bench`
+    fingerprint) and looked up in the band index. Numpy's cost is mostly per call, so
+    `prepare(batch)` before inspecting a batch sketches its new texts together (~5 µs a text
+    in batches of 32), with the same results. `python -m gateway.detect.campaigns_bench`
     (or `fraudgate bench campaigns`) prints the figures; docs/benchmarks.md has the last ones.
     datasketch's MinHash was measured and not used: 400-1,000 µs a message for 32 to 128
     permutations (each 4-gram hashed with SHA-1 in Python, then permuted).
@@ -136,6 +138,7 @@ __all__ = [
     "fingerprint",
     "mask_sample",
     "sketch",
+    "sketch_many",
 ]
 
 LabelKind = Literal["confirmed_case", "complaint", "lookalike_link", "blocked"]
@@ -327,6 +330,31 @@ def sketch(fp: str) -> npt.NDArray[np.uint16]:
     mins = np.multiply.outer(_MULT, grams).min(axis=1)
     sig: npt.NDArray[np.uint16] = mins.view(np.uint16)[_TOP16::4].copy()
     return sig
+
+
+_SEP: Final = "\uffff" * 4  # between texts sketched together; 4-grams touching it are ignored
+_SEP_BYTES: Final = _SEP.encode("utf-16-le")
+_NO_GRAM: Final = np.uint64(2**64 - 1)
+_TOUCHING: Final = np.arange(-3, 4, dtype=np.int64)  # 4-grams from 3 before a text's end to 4 after
+
+
+def sketch_many(fps: Sequence[str]) -> npt.NDArray[np.uint16]:
+    """`sketch` of several fingerprints (each at least 4 characters) in one pass: row i is
+    `sketch(fps[i])`, bit for bit. Numpy's cost per call is paid once per batch, not per
+    text: on this machine 32 texts cost ~5 µs each instead of ~13."""
+    raws = [fp[:_MAX_SKETCHED].encode("utf-16-le", "surrogatepass") for fp in fps]
+    raw = _SEP_BYTES.join(raws) + _SEP_BYTES
+    n = len(raw) // 2 - 3
+    grams = np.ndarray((n,), dtype=_GRAM, buffer=raw, strides=(2,))
+    prod = np.multiply.outer(_MULT, grams)
+    units = np.fromiter((len(r) >> 1 for r in raws), dtype=np.int64, count=len(raws))
+    starts = np.zeros(len(raws), dtype=np.int64)
+    np.cumsum(units[:-1] + len(_SEP), out=starts[1:])
+    touching = ((starts + units)[:, None] + _TOUCHING).ravel()
+    prod[:, touching[touching < n]] = _NO_GRAM  # grams across texts: not any text's
+    mins = np.ascontiguousarray(np.minimum.reduceat(prod, starts, axis=1).T)
+    sigs: npt.NDArray[np.uint16] = mins.view(np.uint16)[:, _TOP16::4].copy()
+    return sigs
 
 
 def _band_keys(sigs: bytes | npt.NDArray[np.uint16]) -> list[int]:
@@ -618,6 +646,7 @@ class CampaignDetector:
         self._events: list[CampaignEvent] = []
         self._thresh = math.ceil(self.limits.similarity * _K)
         self._sweeps = 0
+        self._prepared: dict[str, npt.NDArray[np.uint16]] = {}  # fingerprint -> signature
 
     # -- the Detector protocol ------------------------------------------------------------
 
@@ -633,6 +662,23 @@ class CampaignDetector:
         if not c.recognised and not c.exempt:
             self._check(c, sms, now)
         return self._reasons(c)
+
+    def prepare(self, batch: Sequence[SmsEvent]) -> None:
+        """Optional, before inspecting a batch one message at a time: sketch the batch's new
+        texts together (`sketch_many`). Results are the same; a new text costs less. Only the
+        last batch's signatures are kept."""
+        todo: dict[str, None] = {}
+        for sms in batch:
+            if sms.route is Route.A2P:
+                continue
+            fp = self._fingerprint(sms.text)
+            if fp is not None and self._exact_cluster(fp) is None:
+                todo[fp] = None
+        try:
+            sigs = sketch_many(list(todo)) if todo else None
+        except Exception:  # inspect sketches one by one instead
+            sigs = None
+        self._prepared = {} if sigs is None else dict(zip(todo, sigs, strict=True))
 
     def learn_blocked(self, sms: SmsEvent, verdict: Verdict, now: float) -> None:
         """After a BLOCK: label the message's cluster "blocked" when other detectors' evidence
@@ -788,7 +834,9 @@ class CampaignDetector:
         c = self._exact_cluster(fp)
         if c is not None:
             return c, False
-        sig = sketch(fp)
+        sig = self._prepared.pop(fp, None)
+        if sig is None:
+            sig = sketch(fp)
         keys = _band_keys(sig)
         c = self._find(sig, keys, len(fp))
         added = True

@@ -229,6 +229,18 @@ def _timed(det: CampaignDetector, events: Sequence[tuple[SmsEvent, float]]) -> f
     return (time.process_time() - t0) / max(1, len(events)) * 1e6
 
 
+def _timed_batches(
+    det: CampaignDetector, events: Sequence[tuple[SmsEvent, float]], size: int
+) -> float:
+    t0 = time.process_time()
+    for i in range(0, len(events), size):
+        group = events[i : i + size]
+        det.prepare([sms for sms, _ in group])
+        for sms, now in group:
+            det.inspect(sms, now)
+    return (time.process_time() - t0) / max(1, len(events)) * 1e6
+
+
 def _cold_warm(texts: Sequence[str]) -> tuple[float, float, float]:
     """µs per message for never-seen texts (fingerprint and normalisation caches cleared), for
     the second sighting (exact path, and the cluster's masked sample is made) and for later
@@ -243,16 +255,27 @@ def _cold_warm(texts: Sequence[str]) -> tuple[float, float, float]:
     return cold, second, warm
 
 
-def _marginal(texts: Sequence[str]) -> float:
-    """µs per never-seen text when normalise and link extraction already ran (the content
-    and url detectors run first in the pipeline and share their cached work)."""
+def _marginal(texts: Sequence[str], batch: int = 0) -> float:
+    """CPU µs per never-seen text as in the pipeline: the content and url detectors have just
+    normalised the text and extracted its links (cached, shared), then this detector runs.
+    `batch`: texts handed to `prepare` together (0: none)."""
     det = CampaignDetector()
     campaigns._fingerprint_cached.cache_clear()
-    events = [(SmsEvent("77010000001", "77020000001", t, route=Route.LOCAL), 0.0) for t in texts]
-    for t in texts[-4000:]:
-        normalise(t)
-        extract_urls(t)
-    return _timed(det, events[-4000:])
+    events = [SmsEvent("77010000001", "77020000001", t, route=Route.LOCAL) for t in texts]
+    step = batch or 1
+    spent = 0.0
+    for i in range(0, len(events), step):
+        group = events[i : i + step]
+        for sms in group:  # the other detectors' work, not timed
+            normalise(sms.text)
+            extract_urls(sms.text)
+        t0 = time.process_time()
+        if batch:
+            det.prepare(group)
+        for sms in group:
+            det.inspect(sms, 0.0)
+        spent += time.process_time() - t0
+    return spent / max(1, len(events)) * 1e6
 
 
 def _cold_texts() -> list[str]:
@@ -282,12 +305,17 @@ def bench(messages: int = 1_000_000, out: Callable[[str], None] = print) -> None
         f"cluster's sample is made): {second:.1f} us; warm (exact path): {warm:.1f} us"
     )
     out(
-        f"  cold with normalise and link extraction already cached by the content and url "
-        f"detectors: {_marginal(texts):.1f} us"
+        f"  cold as in the pipeline (normalise and links already done by the content and url "
+        f"detectors): {_marginal(texts):.1f} us; with prepare() on batches of 8: "
+        f"{_marginal(texts, 8):.1f} us, of 32: {_marginal(texts, 32):.1f} us"
     )
-    det = CampaignDetector()
     traffic = list(mixed_traffic(min(messages, 200_000), seed=2))
-    out(f"mixed traffic ({len(traffic)} messages): {_timed(det, traffic):.1f} us/message CPU")
+    plain = _timed(CampaignDetector(), traffic)
+    batched = _timed_batches(CampaignDetector(), traffic, 32)
+    out(
+        f"mixed traffic ({len(traffic)} messages): {plain:.1f} us/message CPU; with prepare() "
+        f"on batches of 32: {batched:.1f} us/message"
+    )
     del traffic
     det = CampaignDetector()
     _clear_caches()
