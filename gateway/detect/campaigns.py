@@ -88,6 +88,17 @@ Events, persistence
     reverse them by brute force): keep snapshots where subscribers' numbers may be kept. A
     corrupt or incompatible snapshot raises `SnapshotError` and leaves the detector empty.
 
+Wiring
+    Run it after the content and url detectors: it reuses their cached normalisation and link
+    extraction. Turn `take_events()` into `campaign` alerts after each message or batch
+    (`CampaignEvent.payload()`). Label from the case workflow: `label(forwarded_text,
+    "complaint", now)` for a subscriber's complaint, `label(cluster_id or text,
+    "confirmed_case", now)` when an analyst confirms a case; `label(text, "lookalike_link",
+    now)` when the url detector finds a brand look-alike link, if the operator wants its
+    near-copies blocked too. The pipeline already calls `learn_blocked` after a BLOCK. Store
+    `snapshot()` periodically and at shutdown; at start `restore(data, now)`, and on
+    `SnapshotError` log it and go on empty. `prepare(batch)` is optional (speed only).
+
 Cost
     A text seen before (same fingerprint) takes the exact path: a dict look-up and the
     counters. A new text is sketched (numpy: ~12 µs of this machine's CPU for a 75-character
