@@ -323,15 +323,18 @@ def bench(messages: int = 1_000_000, out: Callable[[str], None] = print) -> None
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     flagged = 0
-    for sms, now in mixed_traffic(messages):
+    events = 0
+    for k, (sms, now) in enumerate(mixed_traffic(messages)):
         flagged += bool(det.inspect(sms, now))
+        if not k % 1000:  # as the pipeline does after each message: alerts are not state
+            events += len(det.take_events())
     _clear_caches()
     gc.collect()
     used = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
     n = det.tracked
     clusters = n["clusters"] + n["labelled"]
-    out(f"{messages} messages of mixed traffic: {flagged} flagged; tracked {n}")
+    out(f"{messages} messages of mixed traffic: {flagged} flagged, {events} events; tracked {n}")
     out(f"memory {used / 2**20:.1f} MiB: {used / max(1, clusters):.0f} bytes per tracked cluster "
         f"(band index and exact-path entries included)")  # fmt: skip
 
