@@ -893,9 +893,11 @@ class CampaignDetector:
         return c
 
     def _index(self, cid: str, keys: list[int]) -> None:
+        """First come, first kept: a key stays with the older cluster (a campaign's), so a
+        stray variant that made its own cluster cannot draw the next variants away."""
         bands = self._bands
         for key in keys:
-            bands[key] = cid
+            bands.setdefault(key, cid)
 
     def _remember(self, key: int, cid: str) -> None:
         exact = self._exact
