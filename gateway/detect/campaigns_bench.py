@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import gc
 import itertools
 import random
@@ -26,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse  # type: ignore[import-untyped, unused-ignore]
 
 from gateway.detect import campaigns, urls
 from gateway.detect.campaigns import CampaignDetector, CampaignLimits, fingerprint
@@ -94,6 +94,9 @@ def _grams(fp: str) -> set[str]:
 
 def _jaccard_matrix(fps: Sequence[str]) -> np.ndarray:
     """Dense Jaccard similarity of the fingerprints' 4-gram sets (sparse products)."""
+    # imported here: every `fraudgate` command builds the bench parser, few compute this
+    from scipy import sparse  # type: ignore[import-untyped, unused-ignore]
+
     vocab: dict[str, int] = {}
     rows, cols = [], []
     for i, fp in enumerate(fps):
@@ -158,17 +161,17 @@ _SYLLABLES = (
 )
 
 
-def _vocabulary(n: int = 20_000, seed: int = 11) -> tuple[str, ...]:
-    """Pseudo-words: person-to-person texts that share words but not sentences."""
+@functools.cache
+def _vocabulary(n: int = 20_000, seed: int = 11) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """Pseudo-words (person-to-person texts that share words but not sentences) and their
+    cumulative Zipf weights: a few words are everywhere, as in real text. Made on first use:
+    every `fraudgate` command imports this module to build its parser."""
     rng = random.Random(seed)
     syl = _SYLLABLES.split()
-    return tuple("".join(rng.choices(syl, k=rng.randint(1, 4))) for _ in range(n))
+    words = tuple("".join(rng.choices(syl, k=rng.randint(1, 4))) for _ in range(n))
+    return words, tuple(itertools.accumulate(1.0 / (rank + 1) for rank in range(n)))
 
 
-_WORDS = _vocabulary()
-# Zipf-like word frequencies: a few words are everywhere, as in real text
-_WEIGHTS = tuple(1.0 / (rank + 1) for rank in range(len(_WORDS)))
-_CUM = tuple(itertools.accumulate(_WEIGHTS))
 _NAMES = ("Айгерим", "Ерлан", "Данияр", "Жанна", "Асель", "Нурлан", "Ольга", "Сергей", "Дина")
 _TEMPLATES = (
     "{n}, ваша карта Kaspi заблокирована. Для разблокировки перейдите по ссылке "
@@ -182,7 +185,8 @@ _TEMPLATES = (
 
 def _random_text(rng: random.Random) -> str:
     k = rng.randint(6, 24)
-    return " ".join(rng.choices(_WORDS, cum_weights=_CUM, k=k)).capitalize()
+    words, cum = _vocabulary()
+    return " ".join(rng.choices(words, cum_weights=cum, k=k)).capitalize()
 
 
 def _campaign_text(rng: random.Random, k: int) -> str:
