@@ -119,6 +119,9 @@ A campaign that sends one copy per SIM per hour for days is seen only as long as
 coming within `window` of each other. The counts of senders and recipients in descriptions and
 events are since the cluster appeared; recognition counts only the last `window`. Whether a
 cluster is a greeting or a quick reply is decided once, when it first reaches the thresholds.
+Viral forwards with a link or a number (a news video, a charity's card number) look like
+campaigns too: they are flagged (0.6: recorded, alerted, delivered), never blocked on counts;
+only a label blocks.
 """
 
 from __future__ import annotations
@@ -156,7 +159,6 @@ __all__ = [
     "sketch_many",
 ]
 
-LabelKind = Literal["confirmed_case", "complaint", "lookalike_link", "blocked"]
 # Strength order: a label is only ever replaced by a stronger one.
 LABELS: Final[dict[str, int]] = {
     "confirmed_case": 4,
