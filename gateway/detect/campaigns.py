@@ -129,6 +129,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import itertools
 import json
 import math
 import re
@@ -1004,18 +1005,17 @@ class CampaignDetector:
     # -- memory ---------------------------------------------------------------------------
 
     def _sweep(self, now: float) -> None:
-        """Drop up to two expired clusters, oldest first (amortised O(1)); labelled ones (few,
-        long-lived) are looked at once every 64 messages."""
+        """Every 16 messages, drop up to 32 expired clusters, oldest first (amortised O(1),
+        and most messages pay one counter); labelled ones (few, long-lived) every 64."""
         self._sweeps += 1
+        if self._sweeps & 15:
+            return
         self._sweep_table(self._live, now - self.limits.window)
         if not self._sweeps & 63:
             self._sweep_table(self._labelled, now - self.limits.label_ttl)
 
     def _sweep_table(self, table: OrderedDict[str, _Cluster], cutoff: float) -> None:
-        for _ in range(2):
-            if not table:
-                return
-            c = next(iter(table.values()))
+        for c in list(itertools.islice(table.values(), 32)):
             if max(c.last_seen, c.labelled_at) >= cutoff:
                 return
             self._drop(table, c)
