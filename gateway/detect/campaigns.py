@@ -101,12 +101,12 @@ Wiring
 
 Cost (CPU time on this 2-vCPU machine, which runs `sum(range(1000))` in 14.5 µs when quiet)
     A text seen before (same fingerprint) takes the exact path: a dict look-up and the
-    counters, 4-6 µs. A new text is fingerprinted and sketched (numpy: ~12 µs for a
+    counters, 3.5-6 µs. A new text is fingerprinted and sketched (numpy: ~12 µs for a
     75-character fingerprint in a tight loop, about twice that amid other work), looked up in
-    the band index and made a cluster: 55-60 µs as the pipeline runs it (normalisation and
-    links already done by the content and url detectors), 75-95 µs on its own. Numpy's cost is
+    the band index and made a cluster: 52-58 µs as the pipeline runs it (normalisation and
+    links already done by the content and url detectors), 75-90 µs on its own. Numpy's cost is
     mostly per call, so `prepare(batch)` before inspecting a batch sketches its new texts
-    together: 37-40 µs a new text in batches of 32, same results. datasketch's MinHash was
+    together: 34-40 µs a new text in batches of 32, same results. datasketch's MinHash was
     measured and not used: 130-155 µs a text for 32-128 permutations even with the
     permutations reused (each 4-gram hashed with SHA-1 in Python), 300 µs without.
     `python -m gateway.detect.campaigns_bench` (`fraudgate bench campaigns`) prints the
