@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from gateway.detect.campaigns import CampaignEvent
 from gateway.domain import Complaint, SmsEvent, Verdict
 from gateway.simbox import Finding
 
@@ -125,3 +126,23 @@ def finding_alert_payload(f: Finding) -> dict[str, object]:
         payload["route"] = f.expected.route
         payload["window"] = [iso_utc(f.expected.start), iso_utc(f.expected.end)]
     return payload
+
+
+def campaign_alert_payload(event: CampaignEvent) -> dict[str, object]:
+    """The payload of a `campaign` alert: a campaign just recognised (one template from many
+    P2P senders to many recipients) or just labelled by strong evidence (a complaint, a
+    confirmed case, a look-alike link, a block). Counts only and a masked sample: no number,
+    no name (the sample's digits and the addressee after a polite form are masked)."""
+    return {
+        "campaign_id": event.campaign_id,
+        "event": event.kind,
+        "label": event.label,
+        "messages": event.messages,
+        "senders": event.senders,
+        "recipients": event.recipients,
+        "approximate": event.approximate,
+        "first_seen": iso_utc(event.first_seen),
+        "last_seen": iso_utc(event.last_seen),
+        "routes": list(event.routes),
+        "sample": event.sample,
+    }

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config_check import ConfigError, Table, parse_hostport
+from gateway.detect.campaigns import CampaignLimits
 from gateway.detect.velocity import VelocityLimits
 from gateway.domain import Route, Thresholds
 from gateway.switch_config import SwitchSettings, parse_switch
@@ -146,6 +147,8 @@ class GatewayConfig:
     rules_dir: Path = PROJECT_DIR / "config" / "rules"
     model: Path | None = None
     classifier_weight: float = 0.5  # a classifier finding scores p(fraud) x this
+    campaigns: CampaignLimits | None = field(default_factory=CampaignLimits)  # None: off
+    campaigns_save_every: float = 60.0  # seconds between snapshots of the campaign state
     velocity: VelocityLimits = field(default_factory=VelocityLimits)
     reassembly_timeout: float = 30.0
     batch_max: int = 200  # SMS per database transaction (group commit)
@@ -447,6 +450,37 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
     return w
 
 
+_CAMPAIGN_KEYS = (
+    "window", "min_senders", "min_recipients", "min_length", "min_plain_length", "similarity",
+    "max_clusters", "max_labelled", "max_texts", "simfarm_score", "labelled_score",
+    "learn_min_score", "exempt_greetings",
+)  # fmt: skip
+
+
+def _campaigns(t: Table) -> tuple[CampaignLimits | None, float]:
+    """[campaigns]: the campaign detector's limits (gateway/detect/campaigns.py), each key
+    checked by CampaignLimits and reported with its name."""
+    enabled = t.get("enabled", bool, True)
+    save_every = t.number("save_every", 60.0, minimum=1.0)
+    ttl_days = t.number("label_ttl_days", 7.0, minimum=0.01)
+    defaults = CampaignLimits()
+    values: dict[str, Any] = {"label_ttl": ttl_days * 86400.0}
+    for key in _CAMPAIGN_KEYS:
+        default = getattr(defaults, key)
+        if isinstance(default, bool):
+            values[key] = t.get(key, bool, default)
+        elif isinstance(default, int):
+            values[key] = t.integer(key, default)
+        else:
+            values[key] = t.number(key, default)
+    t.done()
+    try:
+        limits = CampaignLimits(**values)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return (limits if enabled else None), save_every
+
+
 def _feedback(root: Table) -> FeedbackSettings:
     f = root.table("feedback")
     settings = FeedbackSettings(
@@ -533,6 +567,8 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     )
     v.done()
     d.done()
+
+    cfg.campaigns, cfg.campaigns_save_every = _campaigns(root.table("campaigns"))
 
     cfg.smsc = [_smsc(t) for t in root.tables("smsc")]
     names = [s.esme.name for s in cfg.smsc]

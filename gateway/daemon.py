@@ -29,6 +29,7 @@ from pathlib import Path
 from gateway.config import DEFAULT_CONFIG, GatewayConfig, load
 from gateway.config_check import ConfigError
 from gateway.delivery import DeliveryStore, DeliveryWriter
+from gateway.detect.campaigns import SnapshotError
 from gateway.detect.classifier import ClassifierDetector, ModelError
 from gateway.domain import Inspected
 from gateway.feedback.cache import ExemptionCache
@@ -50,6 +51,7 @@ from gsm_probe.probes import ProbeManager
 from smsc.client import EsmeSupervisor
 
 log = logging.getLogger("fraudgate.daemon")
+CAMPAIGN_STATE = "campaigns"  # the detector_state row of the campaign detector
 
 # Exit statuses of `fraudgate run` (README "Commands"). A supervisor should not restart on
 # EXIT_CONFIG (nothing changes until someone edits the file) and may on EXIT_STORE.
@@ -96,6 +98,7 @@ class Gateway:
         check_data_dir(cfg.data_dir)
         store = await open_store(cfg)
         try:
+            await self._restore_campaigns(store)
             async with open_dispatcher(cfg, store) as dispatcher:
                 recorder = Recorder(
                     store,
@@ -138,7 +141,10 @@ class Gateway:
                     self.supervisors.append(supervisor)
                     self.report.stats[link.esme.label] = handler.stats
                 self.probes = build_probe_manager(cfg, store, dispatcher, self.on_finding)
-                async with open_workflow(cfg, store, dispatcher, self.exemptions) as workflow:
+                labeller = self.inspector.label_campaign
+                async with open_workflow(
+                    cfg, store, dispatcher, self.exemptions, labeller
+                ) as workflow:
                     self.workflow = workflow
                     await self._run_tasks(stop, recorder, dispatcher, store)
                 self.report.committed = recorder.committed
@@ -156,6 +162,7 @@ class Gateway:
                 tg.create_task(recorder.run(), name="recorder"),
                 tg.create_task(dispatcher.run(), name="outbox"),
                 tg.create_task(self._housekeeping(store), name="housekeeping"),
+                tg.create_task(self._keep_campaigns(store), name="campaigns"),
             ]
             links = [
                 tg.create_task(s.run(), name=f"smsc {s.config.label}") for s in self.supervisors
@@ -184,6 +191,34 @@ class Gateway:
             await dispatcher.flush(5.0)
             for t in core:
                 t.cancel()
+            await self._save_campaigns(store)
+
+    async def _restore_campaigns(self, store: StorePort) -> None:
+        """The campaign state saved by the last run (labels, clusters within their window)."""
+        campaigns = self.inspector.campaigns
+        if campaigns is None:
+            return
+        try:
+            data = await store.load_state(CAMPAIGN_STATE)
+            if data is not None:
+                n = campaigns.restore(data, time.time())
+                log.info("campaign state restored: %d campaigns", n)
+        except (StoreError, SnapshotError) as exc:  # a bad snapshot: start afresh, say so
+            log.warning("campaign state not restored, starting empty: %s", exc)
+
+    async def _save_campaigns(self, store: StorePort) -> None:
+        campaigns = self.inspector.campaigns
+        if campaigns is None:
+            return
+        try:
+            await store.save_state(CAMPAIGN_STATE, campaigns.snapshot(), time.time())
+        except StoreError as exc:  # the next save tries again; labels are in memory meanwhile
+            log.warning("campaign state not saved: %s", exc)
+
+    async def _keep_campaigns(self, store: StorePort) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.campaigns_save_every)
+            await self._save_campaigns(store)
 
     async def _housekeeping(self, store: StorePort) -> None:
         retention = self.cfg.text_retention_days * 86400

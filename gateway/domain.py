@@ -128,6 +128,7 @@ class AlertKind(StrEnum):
     PROBE = "probe"  # a probe modem is unreachable, unregistered or silent
     CASE = "case"  # a case was opened, changed state, or the switch failed it (docs/cases.md)
     DEADLINE = "deadline"  # a case is about to miss / missed verify_by or act_by (119, 120)
+    CAMPAIGN = "campaign"  # one template from many senders was recognised, or labelled
 
 
 @dataclass(slots=True)

@@ -23,7 +23,12 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from gateway.alerts import complaint_alert_payload, fanout_alert_payload, sms_alert_payload
+from gateway.alerts import (
+    campaign_alert_payload,
+    complaint_alert_payload,
+    fanout_alert_payload,
+    sms_alert_payload,
+)
 from gateway.delivery import (
     DeliveryWriter,
     OnwardStatus,
@@ -34,6 +39,7 @@ from gateway.delivery import (
     receipt_wanted,
     reference_of,
 )
+from gateway.detect.campaigns import CampaignDetector, CampaignEvent
 from gateway.detect.sender import ProtectedSender, SenderDetector
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import (
@@ -112,6 +118,7 @@ class Inspector:
         self.text_detectors = list(text_detectors)
         self.velocity = next((d for d in detectors if isinstance(d, VelocityDetector)), None)
         self.sender = next((d for d in detectors if isinstance(d, SenderDetector)), None)
+        self.campaigns = next((d for d in detectors if isinstance(d, CampaignDetector)), None)
         self._failed: set[str] = set()
 
     def _run(self, detectors: Sequence[Detector], sms: SmsEvent, now: float) -> list[Reason]:
@@ -156,6 +163,8 @@ class Inspector:
                     learn = getattr(det, "learn_blocked", None)
                     if learn is not None:
                         learn(sms, verdict, now)
+        if self.campaigns is not None:
+            alerts.extend(self._campaign_alerts(sms, verdict, now))
         if self.velocity is not None:
             limits = self.velocity.limits
             for sender, when, distinct in self.velocity.take_fanout_crossings():
@@ -171,6 +180,23 @@ class Inspector:
                 alert_id = derived_id(sms.id, f"fanout/{sender}")
                 alerts.append(Alert(AlertKind.FANOUT, payload, when, alert_id))
         return Inspected(sms, verdict, alerts)
+
+    def _campaign_alerts(self, sms: SmsEvent, verdict: Verdict, now: float) -> list[Alert]:
+        """A look-alike of a protected brand's link labels the message's campaign (every later
+        member blocks); campaigns just recognised or labelled become `campaign` alerts."""
+        campaigns = self.campaigns
+        assert campaigns is not None
+        if any(r.rule_id.startswith(LOOKALIKE_LINKS) for r in verdict.reasons):
+            campaigns.label(sms.text, "lookalike_link", now)
+        return [campaign_alert(event, now) for event in campaigns.take_events()]
+
+    def label_campaign(self, text: str, kind: str, now: float) -> str | None:
+        """Label the campaign `text` belongs to (a complaint, a confirmed case): its later
+        messages block. The campaign's id, or None without a campaign detector."""
+        if self.campaigns is None:
+            return None
+        campaign = self.campaigns.label(text, kind, now)
+        return campaign
 
     def _protected(self, sms: SmsEvent) -> ProtectedSender | None:
         if self.sender is None or sms.route is not Route.A2P:
@@ -197,7 +223,24 @@ class Inspector:
         )
         payload = complaint_alert_payload(complaint, forwarded)
         alert = Alert(AlertKind.COMPLAINT, payload, now, derived_id(sms.id, "complaint-alert"))
-        return Inspected(sms, verdict, [alert], complaint)
+        alerts = [alert]
+        if self.campaigns is not None:
+            # one complaint labels the whole campaign the forwarded text belongs to, at once
+            self.campaigns.label(sms.text, "complaint", now)
+            alerts += [campaign_alert(event, now) for event in self.campaigns.take_events()]
+        return Inspected(sms, verdict, alerts, complaint)
+
+
+# url findings that label a message's campaign: a protected brand's look-alike has no innocent use
+LOOKALIKE_LINKS = ("url.homoglyph.", "url.lookalike.")
+
+
+def campaign_alert(event: CampaignEvent, now: float) -> Alert:
+    """The `campaign` alert of an event; its id follows from the campaign and the event, so a
+    campaign recognised again after a restart gives the same id (consumers de-duplicate)."""
+    key = f"campaign/{event.campaign_id}/{event.kind}/{event.label or ''}"
+    alert_id = derived_id(event.campaign_id.rjust(12, "0")[:12], key)
+    return Alert(AlertKind.CAMPAIGN, campaign_alert_payload(event), now, alert_id)
 
 
 def protect(verdict: Verdict, sender: ProtectedSender | None) -> Verdict:

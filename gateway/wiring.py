@@ -44,6 +44,10 @@ class StorePort(OutboxStore, Protocol):
 
     async def purge_text(self, older_than: float) -> int: ...
 
+    async def save_state(self, name: str, data: bytes, now: float) -> None: ...
+
+    async def load_state(self, name: str) -> bytes | None: ...
+
     async def close(self) -> None: ...
 
 
@@ -85,7 +89,14 @@ def build_detectors(
     velocity = VelocityDetector(
         cfg.velocity, registered=lambda sms: sender.protected(sms) is not None
     )
-    detectors = [*text_only, sender, GreyRouteDetector(), velocity]
+    detectors: list[Detector] = [content, urls]
+    if cfg.campaigns is not None:
+        from gateway.detect.campaigns import CampaignDetector
+
+        # after content and urls (it reuses their normalised text and links); not a text-only
+        # detector: on the complaint path the complainant would count as a campaign's sender
+        detectors.append(CampaignDetector(cfg.campaigns))
+    detectors += [classifier, sender, GreyRouteDetector(), velocity]
     return detectors, text_only
 
 
@@ -228,6 +239,7 @@ async def open_workflow(
     store: StorePort,
     dispatcher: DispatcherPort,
     exemptions: ExemptionCache | None = None,
+    label_campaign: Callable[[str, str, float], object] | None = None,
 ) -> AsyncIterator[Workflow | None]:
     """Cases with their switch, registry and centre link, fed by the Workflow (None when
     [cases] is disabled or the store is not the SQLAlchemy Store). `exemptions`: the
@@ -288,6 +300,7 @@ async def open_workflow(
         yield Workflow(
             store, cases, interval=w.interval,
             warn_before=dt.timedelta(hours=w.warn_before_hours), wake=wake,
+            label_campaign=label_campaign,
         )  # fmt: skip
 
 

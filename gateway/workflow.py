@@ -30,6 +30,7 @@ from gateway.detect.sender import KZ_MOBILE_RE, TON_ALPHANUMERIC, normalise_msis
 from gateway.simbox import NAMES_A_NUMBER
 from gateway.store import Store, StoreError
 from gateway.store.models import complaints, messages, probe_findings, verdicts
+from gateway.store.models_cases import case_evidence, case_transitions
 from gateway.store.models_cases import cases as cases_table
 
 log = logging.getLogger("fraudgate.workflow")
@@ -59,6 +60,7 @@ class Workflow:
         warn_before: dt.timedelta = dt.timedelta(hours=4),
         wake: list[Waker] | None = None,
         clock: Callable[[], float] = time.time,
+        label_campaign: Callable[[str, str, float], object] | None = None,
     ) -> None:
         self.store = store
         self.cases = cases
@@ -71,6 +73,11 @@ class Workflow:
         # blocked messages already looked at: each round reads only those received since the
         # previous round began (less a margin for batches committed late), not all of them
         self._blocked_since: float | None = None
+        # a confirmed case labels the campaign of its messages' texts (their later copies
+        # block): confirmations since this moment (a restart looks a week back, which labels
+        # again what its snapshot may have lost)
+        self.label_campaign = label_campaign
+        self._confirmed_since = clock() - 7 * 86400.0
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
@@ -97,6 +104,7 @@ class Workflow:
             )
             await self.cases.retry_pending()
             alerts = await self.cases.deadline_alerts(self.clock(), self.warn_before)
+            await self.label_confirmed_campaigns()
         except StoreError as e:
             if not self._failing:
                 log.warning("case workflow paused, store failing: %s", e)
@@ -244,6 +252,30 @@ class Workflow:
             )
             opened += view is not None
         return opened
+
+    async def label_confirmed_campaigns(self) -> int:
+        """Texts of the messages and complaints behind cases confirmed since the last round
+        label their campaigns ("confirmed_case"). Returns how many texts were labelled."""
+        if self.label_campaign is None:
+            return 0
+        t, e, m, c = case_transitions, case_evidence, messages, complaints
+        started = self.clock()
+        query = (
+            sa.select(sa.func.coalesce(m.c.text, c.c.forwarded_text))
+            .select_from(
+                t.join(e, e.c.case_id == t.c.case_id)
+                .outerjoin(m, sa.and_(e.c.kind == "message", m.c.id == e.c.ref))
+                .outerjoin(c, sa.and_(e.c.kind == "complaint", c.c.id == e.c.ref))
+            )
+            .where(t.c.to_state == "confirmed", t.c.at >= self._confirmed_since)
+            .limit(1000)
+        )
+        rows = await self._read(query, "workflow.confirmed")
+        self._confirmed_since = started - LATE_COMMIT_MARGIN
+        texts = {str(row[0]) for row in rows if row[0]}
+        for text in texts:
+            self.label_campaign(text, "confirmed_case", started)
+        return len(texts)
 
     async def _open(self, **kwargs: Any) -> CaseView | None:
         """Cases.open; a case error (a concurrent analyst decision, bad data) is logged and the

@@ -246,15 +246,18 @@ def test_complaint_labels_later_members_at_once() -> None:
     complained = template()
     cid = det.label(complained, "complaint", 100.0)  # never seen before: creates the cluster
     assert cid is not None and det.cluster_of(complained) == cid
-    [event] = det.take_events()
-    assert (event.kind, event.label, event.campaign_id) == ("labelled", "complaint", cid)
-    assert "Ерлан" not in event.sample and "5 000" not in event.sample
+    assert det.take_events() == []  # one text is no campaign: announced with a 2nd sender
     rng = random.Random(5)
     for k in range(20):
         reasons = det.inspect(sms(smishing(rng), f"7705{k:07d}"), 101.0 + k)
         assert rule_ids(reasons) == ["campaign.labelled.complaint"]
         assert reasons[0].score == 0.9
         assert combine(list(reasons), Thresholds()).decision is Decision.BLOCK
+        if k == 1:
+            [event] = det.take_events()
+            assert (event.kind, event.label, event.campaign_id) == ("labelled", "complaint", cid)
+            assert "Ерлан" not in event.sample and "5 000" not in event.sample
+    assert det.take_events() == []  # once
     assert len(det.members(cid)) == 20
 
 
@@ -268,9 +271,15 @@ def test_strongest_label_wins() -> None:
     assert det.label(cid, "lookalike_link", 3.0) == cid  # weaker: ignored
     assert det.label(cid, "confirmed_case", 4.0) == cid
     labels = [(e.kind, e.label) for e in det.take_events()]
-    assert labels == [("labelled", "blocked"), ("labelled", "complaint"),
-                      ("labelled", "confirmed_case")]  # fmt: skip
-    assert rule_ids(det.inspect(sms(text), 5.0)) == ["campaign.labelled.confirmed_case"]
+    assert labels == []  # no second sender yet: not announced
+    assert rule_ids(det.inspect(sms(text, "77050000001"), 5.0)) == [
+        "campaign.labelled.confirmed_case"
+    ]
+    assert rule_ids(det.inspect(sms(text, "77050000002"), 6.0)) == [
+        "campaign.labelled.confirmed_case"
+    ]
+    labels = [(e.kind, e.label) for e in det.take_events()]
+    assert labels == [("labelled", "confirmed_case")]  # the strongest, once
     with pytest.raises(ValueError, match="unknown label"):
         det.label(cid, "spam", 6.0)
     assert det.label("ok", "complaint", 7.0) is None  # too short to be a template
@@ -302,6 +311,9 @@ def test_learn_blocked_needs_other_detectors_strong_evidence() -> None:
     det.learn_blocked(sms(text), _verdict(Reason("content", "c.safe", 0.85, "x")), 1.0)
     cid = det.cluster_of(text)
     assert cid is not None
+    assert det.take_events() == []  # announced when a second sender sends it
+    det.inspect(sms(text, "77050000008"), 1.5)
+    det.inspect(sms(text, "77050000009"), 1.6)
     assert [e.label for e in det.take_events()] == ["blocked"]
     other = "Ваш родственник попал в ДТП, срочно переведите деньги на лечение, номер +77011112233"
     det.learn_blocked(sms(other), _verdict(Reason("url", "u", 0.3, "x", block=True)), 2.0)

@@ -146,3 +146,35 @@ async def test_a_failing_round_does_not_end_the_workflow(tmp_path: Path) -> None
         assert not task.done() and rounds >= 3  # logged, and the next round came
         flow.stop()
         await task
+
+
+async def test_a_confirmed_case_labels_the_campaign_of_its_messages(tmp_path: Path) -> None:
+    """An analyst's confirmation reaches the campaign detector: the blocked message's text
+    labels its campaign ("confirmed_case"), so later copies block."""
+    from gateway.cases import Actor
+    from gateway.detect.campaigns import CampaignDetector, CampaignLimits
+
+    text = "Ваш заказ №48211 ожидает выдачи. Детали и трек: wb-punkt.shop/721x оплатите доставку"
+    sms = SmsEvent(source="77011112233", dest="77050000001", text=text, source_ton=1,
+                   received_at=time.time())  # fmt: skip
+    verdict = combine([Reason("content", "content.ru.card_blocked", 0.9, "")], Thresholds())
+    detector = CampaignDetector(CampaignLimits())
+    async with await Store.open(sqlite_url(tmp_path)) as store:
+        await store.migrate()
+        from gateway.switch import NoSwitch
+
+        cases = Cases(store, KzCalendar(), switch=NoSwitch(), registry=Registry(store),
+                      reports=None)  # fmt: skip
+        flow = Workflow(store, cases, label_campaign=detector.label)
+        await store.record([Inspected(sms, verdict)])
+        await flow.step()
+        [case] = await cases.list(CaseFilter())
+        assert detector.cluster_of(text) is None  # opened, not confirmed: nothing labelled
+        analyst = Actor("a.nurlanova", "analyst")
+        await cases.start_verification(case.id, analyst, "reading it")
+        await cases.confirm(case.id, analyst, "a fake delivery lure")
+        await flow.step()
+        cluster = detector.cluster_of(text.replace("48211", "99417"))
+        assert cluster is not None
+        view = detector.campaign(cluster)
+        assert view is not None and view.label == "confirmed_case"

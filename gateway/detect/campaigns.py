@@ -597,6 +597,7 @@ _ROUTE_BIT: Final = {r: 1 << i for i, r in enumerate(_ROUTES)}
 
 class _Cluster:
     __slots__ = (
+        "announce",
         "count",
         "exempt",
         "first_seen",
@@ -625,6 +626,9 @@ class _Cluster:
         self.sample: str | None = None
         self.label: str | None = None
         self.labelled_at = 0.0
+        # a label not yet announced: a complaint about one text is no campaign until a second
+        # sender sends it (then the `labelled` event goes out)
+        self.announce = False
         self.recognised = False
         self.exempt = False
         self.recent: list[str] = []
@@ -779,7 +783,10 @@ class CampaignDetector:
             self._labelled.pop(c.id, None)
             self._labelled[c.id] = c
             self._evict_labelled()
-            self._emit(c, "labelled")
+            if _size(c.senders) >= 2:
+                self._emit(c, "labelled")
+            else:
+                c.announce = True
         return c.id
 
     # -- persistence ----------------------------------------------------------------------
@@ -915,6 +922,9 @@ class CampaignDetector:
         c.senders = _add(c.senders, _h32(sms.source), now, last, lim.distinct_cap)
         c.recipients = _add(c.recipients, _h32(sms.dest), now, last, lim.distinct_cap)
         c.routes |= _ROUTE_BIT[sms.route]
+        if c.announce and _size(c.senders) >= 2:
+            c.announce = False
+            self._emit(c, "labelled")
         recent = c.recent
         recent.append(sms.id)
         if len(recent) > 2 * lim.recent_ids:  # trim in batches: amortised O(1)

@@ -137,4 +137,5 @@ from . import (  # noqa: E402, F401
     models_delivery,
     models_feedback,
     models_registry,
+    models_state,
 )

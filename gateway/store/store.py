@@ -46,6 +46,7 @@ from .models import (
     verdicts,
 )
 from .models_delivery import deliveries
+from .models_state import detector_state
 from .pg_writer import RECORD_SQL, record_args
 from .sqlite_writer import RowBuilders, SqliteWriter
 from .urls import normalize_url
@@ -310,6 +311,26 @@ class Store:
         with self._errors("deliveries"):
             async with self._engine.connect() as conn:
                 return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def save_state(self, name: str, data: bytes, now: float) -> None:
+        """Keep a detector's snapshot (one row per detector, replaced)."""
+        insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = insert(detector_state).values(name=name, data=data, saved_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[detector_state.c.name],
+            set_={"data": stmt.excluded.data, "saved_at": stmt.excluded.saved_at},
+        )
+        with self._errors("save_state"):
+            async with self._engine.begin() as conn:
+                await conn.execute(stmt)
+
+    async def load_state(self, name: str) -> bytes | None:
+        """A detector's last snapshot, None when there is none."""
+        query = sa.select(detector_state.c.data).where(detector_state.c.name == name)
+        with self._errors("load_state"):
+            async with self._engine.connect() as conn:
+                value = (await conn.execute(query)).scalar_one_or_none()
+        return None if value is None else bytes(value)
 
     async def simbox_numbers(self) -> list[dict[str, Any]]:
         """The local numbers probe tests named as SIM-box / SIM-farm SIMs, latest first."""
