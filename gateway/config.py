@@ -62,6 +62,7 @@ class MqttSettings:
     tls_key: str = ""
     tls_insecure: bool = False
     enabled: bool = True
+    gather: float = 0.25  # seconds alerts wait to be published together (fewer database writes)
 
 
 @dataclass
@@ -291,6 +292,7 @@ def _mqtt(m: Table) -> MqttSettings:
         tls_cert=m.get("tls_cert", str, ""),
         tls_key=m.get("tls_key", str, ""),
         tls_insecure=m.get("tls_insecure", bool, False),
+        gather=m.number("gather", 0.25),
     )
     _pair(m, "tls_cert", settings.tls_cert, "tls_key", settings.tls_key)
     uses_tls = settings.tls or bool(settings.tls_ca or settings.tls_cert)

@@ -73,19 +73,16 @@ _FIELDS: Final = (
 
 def message_key(pdus: Iterable[Pdu], scope: str) -> bytes:
     """16 bytes identifying a message as the SMSC delivered it (see the module's docstring)."""
-    h = hashlib.blake2b(digest_size=16, person=b"fraudgate-msg")
-    h.update(scope.encode("utf-8", "surrogatepass"))
+    parts: list[bytes] = [scope.encode("utf-8", "surrogatepass")]
     for pdu in pdus:
-        h.update(b"\x00pdu%d" % pdu.command_id)
-        for name in _FIELDS:
-            value = getattr(pdu, name, None)
-            if value is not None:
-                h.update(b"\x01" + str(value).encode("latin-1", "replace"))
-        h.update(b"\x02" + getattr(pdu, "short_message", b""))
+        fields = tuple(getattr(pdu, name, None) for name in _FIELDS)
+        parts.append(b"\x00%d\x01" % pdu.command_id + repr(fields).encode("utf-8", "replace"))
+        parts.append(b"\x02" + getattr(pdu, "short_message", b""))
         for tlv in pdu.tlvs:
             if tlv.tag in _KEYED_TLVS:
-                h.update(b"\x03%d:" % tlv.tag + tlv.value)
-    return h.digest()
+                parts.append(b"\x03%d:" % tlv.tag + tlv.value)
+    # one hash call over the joined fields: cheaper than an update per field
+    return hashlib.blake2b(b"".join(parts), digest_size=16, person=b"fraudgate-msg").digest()
 
 
 def _bucket_id(key: bytes, bucket: int, window: float) -> str:

@@ -144,7 +144,9 @@ async def open_dispatcher(cfg: GatewayConfig, store: StorePort) -> AsyncIterator
         return
     from gateway.outbox import OutboxDispatcher
 
-    yield OutboxDispatcher(store, mqtt_config(cfg.mqtt), store_timeout=cfg.commit_timeout)
+    yield OutboxDispatcher(
+        store, mqtt_config(cfg.mqtt), store_timeout=cfg.commit_timeout, gather=cfg.mqtt.gather
+    )
 
 
 def mqtt_config(m: MqttSettings) -> MqttConfig:

@@ -55,7 +55,9 @@ Scoring (`inspect`, the Detector protocol)
     lives) every member gets `campaign.simfarm` (score 0.6: flags, never blocks alone).
     Fingerprints shorter than `min_length` (20) characters are not tracked ("ok", "Где ты?",
     "Код: #"): too short to tell a campaign from coincidence. A text with neither a link nor a
-    number is recognised only when its fingerprint has `min_plain_length` (60) characters: a
+    number to act upon (a phone, card or account number of 7+ digits, a messenger handle; a
+    time or an amount is not one) is recognised only when its fingerprint has
+    `min_plain_length` (60) characters: a
     phone's quick replies ("Извините, не могу говорить. Перезвоню позже") are sent by many
     people to many callers, and a scam without a link or a number needs more words than that.
     Holiday greetings ("С Новым годом...", "Наурыз мейрамы құтты болсын", "Happy birthday")
@@ -958,7 +960,9 @@ class CampaignDetector:
         texts with nothing to act upon (a phone's quick replies: "Не могу говорить,
         перезвоню")."""
         fp = self._fingerprint(text) or ""
-        hook = _PLACEHOLDER in fp or bool(extract_urls(text))
+        # what a scam is acted upon through: a link, a phone / card / account number, a
+        # messenger handle. A time or an amount is not one ("собрание в 14:15")
+        hook = bool(extract_urls(text)) or _LONG_NUMBER.search(text) is not None or "@" in text
         if not hook and len(fp) < self.limits.min_plain_length:
             return True
         return self.limits.exempt_greetings and _is_greeting(text)

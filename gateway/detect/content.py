@@ -125,6 +125,24 @@ class ContentRules:
     # of ("назовите" AND "код"); a rule runs only when one pattern's sets are all present.
     # None: no such sets known, the rule runs whenever triggered.
     conjunctions: tuple[tuple[tuple[frozenset[str], ...], ...] | None, ...] = ()
+    _memo: dict[frozenset[str], tuple[int, ...]] = field(default_factory=dict, compare=False)
+
+    def to_run(self, present: frozenset[str]) -> tuple[int, ...]:
+        """The rules to run, in order, for the literals found in a text: those triggered whose
+        every mandatory part of one pattern is present. Remembered per set of literals (a few
+        thousand sets cover the traffic: templates repeat their words)."""
+        memo = self._memo
+        hit = memo.get(present)
+        if hit is not None:
+            return hit
+        todo: set[int] = set(self.always)
+        for lit in present:
+            todo |= self.by_literal.get(lit, frozenset())
+        run = tuple(i for i in sorted(todo) if _possible(self.conjunctions[i], present))
+        if len(memo) >= 8192:
+            memo.clear()
+        memo[present] = run
+        return run
 
     def is_trusted(self, host: str) -> bool:
         h = host
@@ -300,30 +318,23 @@ class ContentDetector(RuleBacked[ContentRules]):
         rules = self._rules
         norm = normalise(text)
         t = norm.text
-        todo: set[int] = set(rules.always)
         present: set[str] = set()
         if rules.trigger is not None:
-            by_literal = rules.by_literal
             found_with = rules.found_with
             search = rules.trigger.search
             m = search(t)
             while m is not None:  # every position: literals may overlap
-                lit = m.group()
-                todo |= by_literal[lit]
-                present |= found_with[lit]
+                present |= found_with[m.group()]
                 m = search(t, m.start() + 1)
+        todo = rules.to_run(frozenset(present))
         if not todo:
             return ()
-        conjunctions = rules.conjunctions
         out: list[Reason] = []
         features: frozenset[str] | None = None
         found: dict[int, tuple[Span, ...]] = {}  # id(patterns) -> spans; rules share patterns
         all_rules = rules.rules
-        for i in sorted(todo):
+        for i in todo:
             rule = all_rules[i]
-            conj = conjunctions[i]
-            if conj is not None and not _possible(conj, present):
-                continue  # some part every match needs is absent: the regex cannot match
             if rule.requires and features is not None and not rule.requires & features:
                 continue
             key = id(rule.patterns)
@@ -363,9 +374,13 @@ class ContentDetector(RuleBacked[ContentRules]):
         return frozenset(found)
 
 
-def _possible(conj: tuple[tuple[frozenset[str], ...], ...], present: set[str]) -> bool:
-    """Whether one of the patterns has every part it needs present (plain loops: this runs for
-    every triggered rule of every message)."""
+def _possible(
+    conj: tuple[tuple[frozenset[str], ...], ...] | None, present: frozenset[str]
+) -> bool:
+    """Whether one of the patterns has every part it needs present (None: parts unknown, the
+    rule may match). Plain loops: this runs for every triggered rule of a new literal set."""
+    if conj is None:
+        return True
     for groups in conj:
         for group in groups:
             if group.isdisjoint(present):

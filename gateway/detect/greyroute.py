@@ -13,6 +13,7 @@ Two findings:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final
 
@@ -21,6 +22,7 @@ from gateway.detect.rules import compile_pattern, normalise
 from gateway.detect.sender import is_kz_mobile
 from gateway.domain import Reason, Route, SmsEvent
 
+_DIGIT: Final = re.compile(r"\d")
 _MONEY: Final = r"\d[\d\s.,]{0,12}\s*(?:руб\w{0,4}|р\b|₽|тг|тенге|₸|kzt|rub|т\b)"
 _BANK_NOTICE: Final = compile_pattern(
     r"(?:сч[её]т|карт\w{0,4}|баланс|кошел[её]к)\w{0,3}\s+(?:\S{1,20}\s+){0,2}?(?:пополнен|зачислен)"
@@ -46,6 +48,8 @@ class GreyRouteDetector:
 
     def inspect(self, sms: SmsEvent, now: float) -> Sequence[Reason]:
         if sms.route is Route.A2P or not sms.text:
+            return ()
+        if _DIGIT.search(sms.text) is None:  # codes and notices carry digits; most chat not
             return ()
         if not is_kz_mobile(sms.source, sms.source_ton, sms.source_npi):
             return ()

@@ -71,6 +71,31 @@ class SqliteWriter:
         self._maybe_checkpoint()
         return repeated
 
+    async def mark_alerts_sent(self, ids: Sequence[str], now: float) -> None:
+        """The outbox's one frequent write, run on the writer's thread and connection between
+        two record batches: a second connection taking the write lock made the recorder's
+        BEGIN IMMEDIATE wait, and the SMSC's answers with it (half the throughput at 200
+        alerts/s)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self._mark_sent, list(ids), now)
+
+    def _mark_sent(self, ids: list[str], now: float) -> None:
+        conn = self._writer_conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(
+                    "UPDATE alerts SET sent_at = ?, attempts = attempts + 1, last_error = NULL "
+                    f"WHERE sent_at IS NULL AND id IN ({marks})",
+                    [now, *chunk],
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback(conn)
+            raise
+
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
         try:
@@ -115,11 +140,7 @@ class SqliteWriter:
         first = {item.sms.id: item for item in items}
         if not first:
             return set()
-        if self._conn is None:
-            conn = self._connect()
-            conn.execute("PRAGMA wal_autocheckpoint=0")
-            self._conn = conn
-        conn = self._conn
+        conn = self._writer_conn()
         conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlock later
         try:
             priors = [it.sms.prior_id for it in first.values() if it.sms.prior_id]
@@ -142,6 +163,13 @@ class SqliteWriter:
             self._rollback(conn)
             raise
         return set(first) - {it.sms.id for it in fresh}
+
+    def _writer_conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._conn = conn
+        return self._conn
 
     @staticmethod
     def _known(conn: sqlite3.Connection, ids: list[str]) -> set[str]:

@@ -356,6 +356,9 @@ class Store:
         if not ids:
             return
         with self._errors("mark_alerts_sent"):
+            if self._writer is not None:  # SQLite: in the recorder's own transaction order
+                await self._writer.mark_alerts_sent(ids, now)
+                return
             async with self._engine.begin() as conn:
                 await conn.execute(
                     alerts.update()
