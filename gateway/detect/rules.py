@@ -400,14 +400,18 @@ def _better(a: set[str] | None, b: set[str] | None) -> set[str] | None:
 
 
 def _req_seq(items: Any) -> set[str] | None:
+    """The best literal set the sequence needs (see `_better`)."""
     best: set[str] | None = None
+    for group in _req_parts(items):
+        best = _better(best, group)
+    return best
+
+
+def _req_parts(items: Any) -> list[set[str]]:
+    """Every literal set the sequence's mandatory parts need (runs of literals, required
+    groups), unfiltered: a set's strings may be short."""
+    parts: list[set[str]] = []
     run: set[str] = {""}
-
-    def flush(run: set[str]) -> None:
-        nonlocal best
-        if run and min(map(len, run)) > 0:
-            best = _better(best, run)
-
     for op, av in items:
         if op is _sc.LITERAL:
             run = {s + chr(av) for s in run}
@@ -419,11 +423,15 @@ def _req_seq(items: Any) -> set[str] | None:
         ):
             run = {s + chr(c) for s in run for _, c in av}
         else:
-            flush(run)
+            if run and min(map(len, run)) > 0:
+                parts.append(run)
             run = {""}
-            best = _better(best, _req_node(op, av))
-    flush(run)
-    return best
+            node = _req_node(op, av)
+            if node:
+                parts.append(node)
+    if run and min(map(len, run)) > 0:
+        parts.append(run)
+    return parts
 
 
 def _req_node(op: Any, av: Any) -> set[str] | None:
@@ -444,37 +452,6 @@ def _req_node(op: Any, av: Any) -> set[str] | None:
     return None
 
 
-def _req_groups(items: Any) -> list[set[str]]:
-    """Every literal set this sequence needs (each: one of its strings is in any match), not
-    only the best one: a pattern `(?:назовите|скажите) ... (?:код|пароль)` needs a verb AND a
-    noun, and a message with only the verb need not run it."""
-    groups: list[set[str]] = []
-    run: set[str] = {""}
-
-    def flush(run: set[str]) -> None:
-        if run and min(map(len, run)) >= _MIN_LITERAL:
-            groups.append(run)
-
-    for op, av in items:
-        if op is _sc.LITERAL:
-            run = {s + chr(av) for s in run}
-        elif (
-            op is _sc.IN
-            and len(av) <= 4
-            and all(o is _sc.LITERAL for o, _ in av)
-            and len(run) * len(av) <= _MAX_EXPANSION
-        ):
-            run = {s + chr(c) for s in run for _, c in av}
-        else:
-            flush(run)
-            run = {""}
-            node = _req_node(op, av)
-            if node and min(map(len, node)) >= _MIN_LITERAL:
-                groups.append(node)
-    flush(run)
-    return groups
-
-
 def required_literal_groups(pattern: re.Pattern[str]) -> tuple[frozenset[str], ...] | None:
     """The literal sets every match of `pattern` needs one string of EACH of (None: none
     known, the pattern must always run). See `required_literals` for the best single set."""
@@ -482,7 +459,9 @@ def required_literal_groups(pattern: re.Pattern[str]) -> tuple[frozenset[str], .
         parsed = _sp.parse(pattern.pattern, pattern.flags)
     except Exception:  # a parser change must not break loading: then the rule always runs
         return None
-    groups = _req_groups(parsed)
+    # every part, not only the best: a pattern `(?:назовите|скажите) ... (?:код|пароль)` needs
+    # a verb AND a noun, and a message with only the verb need not run it
+    groups = [g for g in _req_parts(parsed) if min(map(len, g)) >= _MIN_LITERAL]
     return tuple(frozenset(g) for g in groups) or None
 
 
