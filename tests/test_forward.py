@@ -41,10 +41,17 @@ FRAUD = (
     "Ваша карта заблокирована. Для разблокировки перейдите по ссылке kaspi-bank.kz-secure.com "
     "и введите код из SMS."
 )
+# a long fraud text whose first part alone blocks (a "safe account" blocks on its own)
+SAFE_ACCOUNT = (
+    "Срочно переведите деньги на безопасный счёт, ваши накопления под угрозой. "
+    "Сотрудник службы безопасности банка ждёт вашего звонка, номер ниже."
+)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def inspector() -> Inspector:
+    # one per test: its detectors remember (velocity, campaigns labelled by a block), and a
+    # test must not decide on what an earlier one sent
     return build_inspector(GatewayConfig())
 
 
@@ -465,7 +472,7 @@ async def test_a_reused_reference_starts_a_new_message(lab_factory: LabFactory) 
     """A blocked message abandoned after part 1 must not block the next message that reuses
     its concatenation reference once it is older than reassembly_timeout."""
     lab = await lab_factory(reassembly_timeout=0.3)
-    first = lab.mo(B, FRAUD, parts=slice(0, 1))
+    first = lab.mo(B, SAFE_ACCOUNT, parts=slice(0, 1))
     await eventually(lambda: answered(first))
     assert first[0].error == Status.ESME_RX_R_APPN
     await asyncio.sleep(0.5)
