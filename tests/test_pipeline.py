@@ -17,7 +17,7 @@ FORWARDED = (
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def inspector() -> Inspector:
     return build_inspector(GatewayConfig())
 

@@ -40,7 +40,7 @@ FRAUD = (
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def inspector() -> Inspector:
     return build_inspector(GatewayConfig())
 
