@@ -275,11 +275,8 @@ async def _kill_restart(tmp_path: Path, mosquitto: Any, store_url: str) -> None:
         counts = await store.counts()
         pending = await store.pending_alerts(1000)
         async with store.engine.connect() as conn:
-            kinds = dict(
-                (await conn.execute(sa.text("SELECT kind, count(*) FROM alerts GROUP BY kind")))
-                .tuples()
-                .all()
-            )
+            rows = await conn.execute(sa.text("SELECT kind, count(*) FROM alerts GROUP BY kind"))
+            kinds = {str(kind): int(n) for kind, n in rows}
     # none lost, none recorded twice (a redelivered message keeps its first id)
     assert counts["messages"] == len(texts)
     assert counts["block"] + counts["flag"] == len(texts)
