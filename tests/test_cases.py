@@ -278,6 +278,31 @@ async def test_auto_confirm_from_simbox_finding(
     assert other.state is State.NEW
 
 
+async def test_the_opened_case_is_what_the_database_holds(
+    env: tuple[Cases, TableSink, Clock], store: Store
+) -> None:
+    """open() builds its answer from what it wrote, without reading back: it must be exactly
+    what get() reads (evidence deduplicated and sorted, JSON round trip, the alert's payload)."""
+    cases_, _sink, _clock = env
+    evidence = [
+        Evidence("message", "msg-9", {"blocked_messages": 3, "rules": ("a", "b")}),
+        Evidence("complaint", "cmp-2", {"channel": "1490"}),
+        Evidence("message", "msg-9", {"blocked_messages": 4}),  # same (kind, ref): kept once
+    ]
+    opened = await cases_.open(
+        source="detection_sms", numbers=[MINE[1], MINE[1], MINE[0]], received_at=FRIDAY,
+        evidence=evidence, external_id="number:" + MINE[1], actor=ANALYST, reason="seen",
+    )  # fmt: skip
+    assert opened == await cases_.get(opened.id)
+    assert [e["ref"] for e in opened.evidence] == ["cmp-2", "msg-9"]
+    assert opened.evidence[1]["blocked_messages"] == 3
+    assert opened.transitions[0].evidence[0]["attrs"]["rules"] == ["a", "b"]
+    async with store.engine.connect() as conn:
+        [payload] = (await conn.execute(sa.select(alerts.c.payload))).scalars().all()
+    assert payload["case_id"] == opened.id and payload["event"] == "opened"
+    assert payload["state"] == "new" and len(payload["numbers"]) == 2
+
+
 async def test_duplicate_centre_report_opens_one_case(
     env: tuple[Cases, TableSink, Clock], store: Store
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,6 +70,43 @@ async def load_case(conn: AsyncConnection, case_id: str) -> CaseView | None:
         switch_actions=await _switch_actions(conn, case_id),
         decision_reason=reason,
     )
+
+
+def opened_view(
+    case: CaseView, actor: Actor, reason: str, evidence: Sequence[Evidence]
+) -> CaseView:
+    """What load_case reads back after add_transition(seq=1, action="open") at created_at:
+    the evidence as JSON stores it, one row per (kind, ref), in the order load_case sorts."""
+    at = case.created_at
+    stored = _as_stored([e.as_json() for e in evidence])
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in stored:
+        first.setdefault((e["kind"], e["ref"]), e)
+    opened = TransitionRecord(
+        seq=1,
+        from_state=None,
+        action="open",
+        to_state=State.NEW,
+        actor=actor.id,
+        role=actor.role,
+        at=at,
+        reason=reason,
+        evidence=tuple(stored),
+    )
+    return dataclasses.replace(
+        case,
+        evidence=tuple(
+            {**e["attrs"], "kind": kind, "ref": ref, "at": at}
+            for (kind, ref), e in sorted(first.items(), key=lambda item: item[0])
+        ),
+        transitions=(opened,),
+    )
+
+
+def _as_stored(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A JSON column's round trip (tuples become lists, keys strings)."""
+    result: list[dict[str, Any]] = json.loads(json.dumps(value))
+    return result
 
 
 async def _transitions(conn: AsyncConnection, case_id: str) -> tuple[TransitionRecord, ...]:

@@ -114,16 +114,15 @@ class Cases:
             raise ValueError("a case names at least one number")
         numbers = [e164(n) for n in numbers]
         src = Source(source)
-        existing = await self._by_external(src, external_id)
-        if existing is not None:
-            return existing
         person_id = await self._person_id(numbers)
-        case_id = await self._insert(src, numbers, _ts(received_at), external_id, person_id)
-        if case_id is None:  # lost a race with the same delivery
+        reason = reason or f"opened from {src.value}"
+        view = await self._insert(
+            src, numbers, _ts(received_at), external_id, person_id, actor, reason, evidence
+        )
+        if view is None:  # opened before with this (source, external_id), or just now by a race
             found = await self._by_external(src, external_id)
             assert found is not None
             return found
-        view = await self._opened(case_id, actor, reason or f"opened from {src.value}", evidence)
         confirming = [e for e in evidence if self.policy.confirms(e)]
         if confirming:
             return await self._auto_confirm(view, confirming)
@@ -148,18 +147,38 @@ class Cases:
         received_at: float,
         external_id: str | None,
         person_id: str | None,
-    ) -> str | None:
-        verify_by = self._deadline(received_at)
+        actor: Actor,
+        reason: str,
+        evidence: Sequence[Evidence],
+    ) -> CaseView | None:
+        """The case, its opening transition, its evidence and its 'opened' alert in one
+        transaction; the view is built from what was written (rows.load_case would read the
+        same back: tests/test_cases.py checks). None if (source, external_id) already exists."""
         now = self.clock()
+        view = CaseView(
+            id=new_id(),
+            source=source,
+            state=State.NEW,
+            numbers=tuple(dict.fromkeys(numbers)),
+            person_id=person_id,
+            external_id=external_id,
+            received_at=received_at,
+            verify_by=self._deadline(received_at),
+            decided_at=None,
+            act_by=None,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
         values = {
-            "id": new_id(),
+            "id": view.id,
             "source": source.value,
-            "state": State.NEW.value,
-            "subjects": list(dict.fromkeys(numbers)),
+            "state": view.state.value,
+            "subjects": list(view.numbers),
             "person_id": person_id,
             "external_id": external_id,
             "received_at": received_at,
-            "verify_by": verify_by,
+            "verify_by": view.verify_by,
             "created_at": now,
             "updated_at": now,
             "version": 1,
@@ -167,14 +186,8 @@ class Cases:
         async with self._tx("open") as conn:
             stmt = rows.insert_for(conn)(cases).values(values)
             stmt = stmt.on_conflict_do_nothing().returning(cases.c.id)
-            found = (await conn.execute(stmt)).scalar_one_or_none()
-        return str(found) if found is not None else None
-
-    async def _opened(
-        self, case_id: str, actor: Actor, reason: str, evidence: Sequence[Evidence]
-    ) -> CaseView:
-        view = await self.get(case_id)
-        async with self._tx("open") as conn:
+            if (await conn.execute(stmt)).scalar_one_or_none() is None:
+                return None
             await rows.add_transition(
                 conn,
                 view,
@@ -184,10 +197,10 @@ class Cases:
                 actor=actor,
                 reason=reason,
                 evidence=evidence,
-                at=self.clock(),
+                at=now,
             )
-            await rows.add_alert(conn, AlertKind.CASE, _event(view, "opened"), self.clock())
-        return await self.get(case_id)
+            await rows.add_alert(conn, AlertKind.CASE, _event(view, "opened"), now)
+        return rows.opened_view(view, actor, reason, evidence)
 
     async def _auto_confirm(self, view: CaseView, confirming: Sequence[Evidence]) -> CaseView:
         what = ", ".join(f"{e.kind} {e.ref}" for e in confirming)
