@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from gateway.cases import CaseError, Cases, CaseView, Evidence, Source
+from gateway.cases import CaseError, Cases, CaseView, Evidence, OpenRequest, Source
 from gateway.detect.sender import KZ_MOBILE_RE, TON_ALPHANUMERIC, normalise_msisdn
 from gateway.simbox import NAMES_A_NUMBER
 from gateway.store import Store, StoreError
@@ -231,7 +231,7 @@ class Workflow:
         rows = await self._read(query, "workflow.blocked")
         if len(rows) < BLOCKED_PER_ROUND:  # all caught up: next time only what is newer
             self._blocked_since = started - LATE_COMMIT_MARGIN
-        opened = 0
+        requests: list[OpenRequest] = []
         for row in rows:
             source, first_at, count, message_id = (
                 str(row[0]),
@@ -242,16 +242,23 @@ class Workflow:
             number = normalise_msisdn(source)
             if number is None or not KZ_MOBILE_RE.fullmatch(number):
                 continue  # not a subscriber of ours to suspend (short code, foreign number)
-            view = await self._open(
-                source=Source.DETECTION_SMS,
-                numbers=[number],
-                received_at=first_at,
-                evidence=[Evidence("message", message_id, {"blocked_messages": count})],
-                external_id=NUMBER_KEY + source,
-                reason=f"{count} SMS from this number blocked by the gateway",
+            requests.append(
+                OpenRequest(
+                    source=Source.DETECTION_SMS,
+                    numbers=[number],
+                    received_at=first_at,
+                    evidence=[Evidence("message", message_id, {"blocked_messages": count})],
+                    external_id=NUMBER_KEY + source,
+                    reason=f"{count} SMS from this number blocked by the gateway",
+                )
             )
-            opened += view is not None
-        return opened
+        if not requests:
+            return 0
+        try:  # one transaction for the round's cases, not one per sender
+            return len(await self.cases.open_many(requests))
+        except (CaseError, ValueError) as e:
+            log.warning("%d cases for blocked senders not opened: %s", len(requests), e)
+            return 0
 
     async def label_confirmed_campaigns(self) -> int:
         """Texts of the messages and complaints behind cases confirmed since the last round

@@ -25,6 +25,7 @@ from gateway.cases import (
     Evidence,
     IllegalTransition,
     NumberLike,
+    OpenRequest,
     PersonLike,
     Policy,
     Source,
@@ -301,6 +302,39 @@ async def test_the_opened_case_is_what_the_database_holds(
         [payload] = (await conn.execute(sa.select(alerts.c.payload))).scalars().all()
     assert payload["case_id"] == opened.id and payload["event"] == "opened"
     assert payload["state"] == "new" and len(payload["numbers"]) == 2
+
+
+async def test_open_many_is_open_for_each_request_in_one_call(
+    env: tuple[Cases, TableSink, Clock], store: Store
+) -> None:
+    """The workflow's batch: each request gets what open() would give it, in order; a request
+    naming a case already open (or one earlier in the same batch) gets that case, unchanged,
+    and opens nothing; one 'opened' alert per case actually opened."""
+    cases_, _sink, _clock = env
+    before = await cases_.open(
+        source="detection_sms", numbers=[MINE[0]], received_at=FRIDAY, external_id="number:a"
+    )
+    msg = [Evidence("message", "msg-1", {"blocked_messages": 2})]
+    batch = [
+        OpenRequest("detection_sms", [MINE[1]], FRIDAY, msg, external_id="number:b"),
+        OpenRequest("detection_sms", [MINE[0]], FRIDAY + 5, msg, external_id="number:a"),
+        OpenRequest("detection_sms", [OTHER], FRIDAY, msg, external_id="number:c"),
+        OpenRequest("detection_sms", [MINE[1]], FRIDAY + 9, (), external_id="number:b"),
+    ]
+    out = await cases_.open_many(batch)
+    assert [v.external_id for v in out] == ["number:b", "number:a", "number:c", "number:b"]
+    assert out[1] == before and out[3] == out[0]
+    assert out[0].person_id == before.person_id is not None and out[2].person_id is None
+    for view in out:
+        assert view == await cases_.get(view.id)
+    assert await count(store, cases) == 3
+    async with store.engine.connect() as conn:
+        events = (await conn.execute(sa.select(alerts.c.payload))).scalars().all()
+    assert sorted(p["case_id"] for p in events) == sorted({before.id, out[0].id, out[2].id})
+    assert await cases_.open_many([]) == []
+    with pytest.raises(ValueError):
+        await cases_.open_many([batch[0], OpenRequest("complaint", [], FRIDAY)])
+    assert await count(store, cases) == 3  # a bad request opens none of its batch
 
 
 async def test_duplicate_centre_report_opens_one_case(

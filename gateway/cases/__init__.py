@@ -33,7 +33,7 @@ from .model import (
     SwitchActionView,
     TransitionRecord,
 )
-from .service import WORKING_DAYS, Cases
+from .service import WORKING_DAYS, Cases, OpenRequest
 
 __all__ = [
     "SYSTEM",
@@ -51,6 +51,7 @@ __all__ = [
     "Evidence",
     "IllegalTransition",
     "NumberLike",
+    "OpenRequest",
     "PersonLike",
     "Policy",
     "RegistryPort",

@@ -7,7 +7,7 @@ The workflow of points 119-120 (R4, R5, R8) is ONE table, `TRANSITIONS`:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -251,6 +251,8 @@ class RegistryPort(Protocol):
     """The subscriber registry (gateway.registry.Registry)."""
 
     async def subscriber_of(self, msisdn: str) -> tuple[Any, list[Any]] | None: ...
+
+    async def holders_of(self, msisdns: Iterable[str]) -> dict[str, str]: ...
 
     async def set_number_status(self, msisdn: str, status: str) -> Any: ...
 

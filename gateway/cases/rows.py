@@ -72,6 +72,60 @@ async def load_case(conn: AsyncConnection, case_id: str) -> CaseView | None:
     )
 
 
+def case_values(case: CaseView) -> dict[str, Any]:
+    """The cases row of a case just opened."""
+    return {
+        "id": case.id,
+        "source": case.source.value,
+        "state": case.state.value,
+        "subjects": list(case.numbers),
+        "person_id": case.person_id,
+        "external_id": case.external_id,
+        "received_at": case.received_at,
+        "verify_by": case.verify_by,
+        "created_at": case.created_at,
+        "updated_at": case.updated_at,
+        "version": case.version,
+    }
+
+
+async def add_openings(
+    conn: AsyncConnection,
+    opened: Sequence[tuple[CaseView, Actor, str, Sequence[Evidence]]],
+    at: float,
+) -> None:
+    """For cases just inserted: the opening transitions (R8), their evidence and the 'opened'
+    alerts, one INSERT per table (what add_transition and add_alert write one at a time)."""
+    if not opened:
+        return
+    await conn.execute(
+        case_transitions.insert(),
+        [
+            {
+                "id": new_id(),
+                "case_id": case.id,
+                "seq": 1,
+                "from_state": None,
+                "action": "open",
+                "to_state": State.NEW.value,
+                "actor": actor.id,
+                "role": actor.role,
+                "at": at,
+                "reason": reason,
+                "evidence": [e.as_json() for e in evidence],
+            }
+            for case, actor, reason, evidence in opened
+        ],
+    )
+    evidence_rows = [
+        _evidence_row(case.id, e, actor, at) for case, actor, _, ev in opened for e in ev
+    ]
+    if evidence_rows:
+        await conn.execute(insert_for(conn)(case_evidence).on_conflict_do_nothing(), evidence_rows)
+    alerts_ = [Alert(AlertKind.CASE, case_payload(c) | {"event": "opened"}, at) for c, *_ in opened]
+    await conn.execute(alerts.insert(), [_alert_row(a) for a in alerts_])
+
+
 def opened_view(
     case: CaseView, actor: Actor, reason: str, evidence: Sequence[Evidence]
 ) -> CaseView:
@@ -198,20 +252,18 @@ async def add_evidence(
     if not evidence:
         return
     stmt = insert_for(conn)(case_evidence).on_conflict_do_nothing()
-    await conn.execute(
-        stmt,
-        [
-            {
-                "case_id": case_id,
-                "kind": e.kind,
-                "ref": e.ref,
-                "attrs": dict(e.attrs),
-                "added_at": at,
-                "added_by": actor.id,
-            }
-            for e in evidence
-        ],
-    )
+    await conn.execute(stmt, [_evidence_row(case_id, e, actor, at) for e in evidence])
+
+
+def _evidence_row(case_id: str, e: Evidence, actor: Actor, at: float) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "kind": e.kind,
+        "ref": e.ref,
+        "attrs": dict(e.attrs),
+        "added_at": at,
+        "added_by": actor.id,
+    }
 
 
 def case_payload(case: CaseView) -> dict[str, object]:
@@ -232,16 +284,18 @@ async def add_alert(
 ) -> str:
     """An alert row in the outbox, in the caller's transaction (published by the dispatcher)."""
     alert = Alert(kind, payload, created_at=at)
-    await conn.execute(
-        alerts.insert().values(
-            id=alert.id,
-            kind=alert.kind.value,
-            payload=alert.payload,
-            created_at=alert.created_at,
-            sent_at=None,
-            attempts=0,
-            last_error=None,
-            failed_at=None,
-        )
-    )
+    await conn.execute(alerts.insert().values(_alert_row(alert)))
     return alert.id
+
+
+def _alert_row(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "kind": alert.kind.value,
+        "payload": alert.payload,
+        "created_at": alert.created_at,
+        "sent_at": None,
+        "attempts": 0,
+        "last_error": None,
+        "failed_at": None,
+    }

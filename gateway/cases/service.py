@@ -72,6 +72,44 @@ class _Number:
 Subscriber = tuple[PersonLike | None, list[NumberLike]]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class OpenRequest:
+    """What `Cases.open` takes, for `Cases.open_many`."""
+
+    source: Source | str
+    numbers: Sequence[str]
+    received_at: Moment
+    evidence: Sequence[Evidence] = ()
+    external_id: str | None = None
+    actor: Actor = SYSTEM
+    reason: str = ""
+
+    def checked(self) -> _Checked:
+        if not self.numbers:
+            raise ValueError("a case names at least one number")
+        source = Source(self.source)
+        return _Checked(
+            source=source,
+            numbers=tuple(dict.fromkeys(e164(n) for n in self.numbers)),
+            received_at=_ts(self.received_at),
+            evidence=tuple(self.evidence),
+            external_id=self.external_id,
+            actor=self.actor,
+            reason=self.reason or f"opened from {source.value}",
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Checked:
+    source: Source
+    numbers: tuple[str, ...]
+    received_at: float
+    evidence: tuple[Evidence, ...]
+    external_id: str | None
+    actor: Actor
+    reason: str
+
+
 class Cases:
     """Repository and service of cases. Times are epoch seconds or aware datetimes."""
 
@@ -110,23 +148,59 @@ class Cases:
         """Open a case (state new, verify_by = 2 working days after the day of receipt, R4).
         A second open with the same (source, external_id) returns the first case, unchanged.
         Evidence that confirms on its own (Policy) confirms and suspends at once."""
-        if not numbers:
-            raise ValueError("a case names at least one number")
-        numbers = [e164(n) for n in numbers]
-        src = Source(source)
-        person_id = await self._person_id(numbers)
-        reason = reason or f"opened from {src.value}"
-        view = await self._insert(
-            src, numbers, _ts(received_at), external_id, person_id, actor, reason, evidence
-        )
-        if view is None:  # opened before with this (source, external_id), or just now by a race
-            found = await self._by_external(src, external_id)
-            assert found is not None
-            return found
-        confirming = [e for e in evidence if self.policy.confirms(e)]
-        if confirming:
-            return await self._auto_confirm(view, confirming)
+        request = OpenRequest(source, numbers, received_at, evidence, external_id, actor, reason)
+        [view] = await self.open_many([request])
         return view
+
+    async def open_many(self, requests: Sequence[OpenRequest]) -> list[CaseView]:
+        """Open several cases in one transaction (the workflow's case per blocked sender: one
+        query for the holders, one INSERT per table): each as `open` would, in order. A request
+        whose (source, external_id) is already open gets that case, unchanged."""
+        checked = [r.checked() for r in requests]  # ValueError before anything is written
+        if not checked:
+            return []
+        holders = await self.registry.holders_of({n for r in checked for n in r.numbers})
+        now = self.clock()
+        views = [
+            self._new_view(r, next((holders[n] for n in r.numbers if n in holders), None), now)
+            for r in checked
+        ]
+        async with self._tx("open") as conn:
+            stmt = rows.insert_for(conn)(cases).values([rows.case_values(v) for v in views])
+            stmt = stmt.on_conflict_do_nothing().returning(cases.c.id)
+            inserted = {str(i) for i in (await conn.execute(stmt)).scalars()}
+            new = [(v, r) for v, r in zip(views, checked, strict=True) if v.id in inserted]
+            await rows.add_openings(
+                conn, [(v, r.actor, r.reason, r.evidence) for v, r in new], now
+            )
+        out: list[CaseView] = []
+        for view, r in zip(views, checked, strict=True):
+            if view.id not in inserted:  # opened before with this (source, external_id)
+                found = await self._by_external(r.source, r.external_id)
+                assert found is not None
+                out.append(found)
+                continue
+            view = rows.opened_view(view, r.actor, r.reason, r.evidence)
+            confirming = [e for e in r.evidence if self.policy.confirms(e)]
+            out.append(await self._auto_confirm(view, confirming) if confirming else view)
+        return out
+
+    def _new_view(self, r: _Checked, person_id: str | None, now: float) -> CaseView:
+        return CaseView(
+            id=new_id(),
+            source=r.source,
+            state=State.NEW,
+            numbers=r.numbers,
+            person_id=person_id,
+            external_id=r.external_id,
+            received_at=r.received_at,
+            verify_by=self._deadline(r.received_at),
+            decided_at=None,
+            act_by=None,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
 
     async def open_from_centre(self, report: CentreReportLike) -> str:
         """The centre link's CaseOpener: one case per centre report id (point 119)."""
@@ -139,68 +213,6 @@ class Cases:
             actor=Actor("centre", "centre"),
         )
         return view.id
-
-    async def _insert(
-        self,
-        source: Source,
-        numbers: Sequence[str],
-        received_at: float,
-        external_id: str | None,
-        person_id: str | None,
-        actor: Actor,
-        reason: str,
-        evidence: Sequence[Evidence],
-    ) -> CaseView | None:
-        """The case, its opening transition, its evidence and its 'opened' alert in one
-        transaction; the view is built from what was written (rows.load_case would read the
-        same back: tests/test_cases.py checks). None if (source, external_id) already exists."""
-        now = self.clock()
-        view = CaseView(
-            id=new_id(),
-            source=source,
-            state=State.NEW,
-            numbers=tuple(dict.fromkeys(numbers)),
-            person_id=person_id,
-            external_id=external_id,
-            received_at=received_at,
-            verify_by=self._deadline(received_at),
-            decided_at=None,
-            act_by=None,
-            created_at=now,
-            updated_at=now,
-            version=1,
-        )
-        values = {
-            "id": view.id,
-            "source": source.value,
-            "state": view.state.value,
-            "subjects": list(view.numbers),
-            "person_id": person_id,
-            "external_id": external_id,
-            "received_at": received_at,
-            "verify_by": view.verify_by,
-            "created_at": now,
-            "updated_at": now,
-            "version": 1,
-        }
-        async with self._tx("open") as conn:
-            stmt = rows.insert_for(conn)(cases).values(values)
-            stmt = stmt.on_conflict_do_nothing().returning(cases.c.id)
-            if (await conn.execute(stmt)).scalar_one_or_none() is None:
-                return None
-            await rows.add_transition(
-                conn,
-                view,
-                seq=1,
-                action="open",
-                to=State.NEW,
-                actor=actor,
-                reason=reason,
-                evidence=evidence,
-                at=now,
-            )
-            await rows.add_alert(conn, AlertKind.CASE, _event(view, "opened"), now)
-        return rows.opened_view(view, actor, reason, evidence)
 
     async def _auto_confirm(self, view: CaseView, confirming: Sequence[Evidence]) -> CaseView:
         what = ", ".join(f"{e.kind} {e.ref}" for e in confirming)
@@ -595,13 +607,6 @@ class Cases:
             found.append((hit[0], list(hit[1])))
         found.sort(key=lambda sub: sub[0] is None or str(sub[0].id) != view.person_id)
         return found
-
-    async def _person_id(self, numbers: Sequence[str]) -> str | None:
-        for n in numbers:
-            hit = await self.registry.subscriber_of(n)
-            if hit is not None:
-                return str(hit[0].id)
-        return None
 
     async def _by_external(self, source: Source, external_id: str | None) -> CaseView | None:
         if external_id is None:
