@@ -206,6 +206,48 @@ async def test_complaint_lifecycle(
     assert reopened.state is State.REOPENED and reopened.verify_by > case.verify_by
 
 
+class RacingSwitch:
+    """Delegates to the real switch client; on the first block it first lets the workflow's
+    retry round run to the end, as when the round and an analyst's confirm meet."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.cases: Cases | None = None
+        self.raced = False
+
+    async def block(self, msisdn: str, **kw: Any) -> Any:
+        if not self.raced and self.cases is not None:
+            self.raced = True
+            touched = await self.cases.retry_pending()
+            assert [c.state for c in touched] == [State.SUSPENDED]
+        return await self.inner.block(msisdn, **kw)
+
+    async def unblock(self, msisdn: str, **kw: Any) -> Any:
+        return await self.inner.unblock(msisdn, **kw)
+
+    async def status(self, msisdn: str) -> str:
+        return str(await self.inner.status(msisdn))
+
+
+async def test_a_confirm_that_meets_the_retry_round_answers_the_suspended_case(
+    env: tuple[Cases, TableSink, Clock], store: Store
+) -> None:
+    """The workflow's retry_pending suspends a just-confirmed case while the analyst's own
+    confirm is still suspending it: the confirm stands and answers the suspended case (not a
+    409), and the case is suspended once, with one 'suspended' report."""
+    cases_, _sink, _clock = env
+    racing = RacingSwitch(cases_.switch)
+    cases_.switch = racing
+    case = await cases_.open(source="complaint", numbers=[MINE[0]], received_at=FRIDAY)
+    await cases_.start_verification(case.id, ANALYST)
+    racing.cases = cases_
+    done = await cases_.confirm(case.id, ANALYST, "smishing")
+    assert racing.raced and done.state is State.SUSPENDED
+    assert [t.action for t in done.transitions].count("suspend") == 1
+    assert [k for k, _p, _n in await reports(store)] == ["detection", "suspended"]
+    assert await cases_.retry_pending() == []
+
+
 async def test_not_confirmed_path(env: tuple[Cases, TableSink, Clock], store: Store) -> None:
     cases_, _sink, clock = env
     case = await cases_.open(source="centre", numbers=[OTHER], received_at=FRIDAY)

@@ -43,6 +43,7 @@ from .model import (
     ConcurrentUpdate,
     Effect,
     Evidence,
+    IllegalTransition,
     NumberLike,
     PersonLike,
     Policy,
@@ -275,9 +276,14 @@ class Cases:
         """Fraud confirmed: the centre gets the "detection" report (person, ALL numbers, R3)
         and, by policy, the numbers are suspended at once (point 120)."""
         view = await self._transition(case_id, Action.CONFIRM, actor, reason, evidence)
-        if self.policy.suspend_on_confirm:
+        if not self.policy.suspend_on_confirm:
+            return view
+        try:
             return await self.suspend(case_id, SYSTEM, f"point 120: confirmed by {actor.id}")
-        return view
+        except (IllegalTransition, ConcurrentUpdate):
+            # the workflow's retry_pending suspended it meanwhile: the confirmation stands and
+            # the case has moved on, which is not the caller's error
+            return await self.get(case_id)
 
     async def reject(
         self, case_id: str, actor: Actor, reason: str, evidence: Sequence[Evidence] = ()
@@ -343,10 +349,15 @@ class Cases:
                 todo = [(r.id, State(r.state)) for r in await conn.execute(query)]
         done = []
         for case_id, state in todo:
-            if state is State.CONFIRMED and self.policy.suspend_on_confirm:
-                done.append(await self._retry_suspend(case_id))
-            elif state is State.SUSPENDED:
-                done.append(await self._complete(case_id, Action.UNBLOCK, "unblock", SYSTEM, ""))
+            try:
+                if state is State.CONFIRMED and self.policy.suspend_on_confirm:
+                    done.append(await self._retry_suspend(case_id))
+                elif state is State.SUSPENDED:
+                    done.append(
+                        await self._complete(case_id, Action.UNBLOCK, "unblock", SYSTEM, "")
+                    )
+            except (IllegalTransition, ConcurrentUpdate) as e:  # an analyst's call got there first
+                log.info("case %s moved on while retrying its switch actions: %s", case_id, e)
         return done
 
     async def _retry_suspend(self, case_id: str) -> CaseView:
