@@ -37,23 +37,13 @@ import math
 from collections.abc import Iterable
 from typing import Final
 
+from gateway.delivery import ONWARD_TLVS
 from smsc.constants import Tag
 from smsc.pdu import Pdu
 
 DEFAULT_WINDOW: Final = 600.0
-_KEYED_TLVS: Final = frozenset(
-    {
-        Tag.MESSAGE_PAYLOAD,
-        Tag.SAR_MSG_REF_NUM,
-        Tag.SAR_TOTAL_SEGMENTS,
-        Tag.SAR_SEGMENT_SEQNUM,
-        Tag.USER_MESSAGE_REFERENCE,
-        Tag.SOURCE_PORT,
-        Tag.DESTINATION_PORT,
-        Tag.RECEIPTED_MESSAGE_ID,
-        Tag.MESSAGE_STATE,
-    }
-)
+# what identifies a message beyond its fields: the TLVs carried onward, and a receipt's own
+_KEYED_TLVS: Final = ONWARD_TLVS | {Tag.RECEIPTED_MESSAGE_ID, Tag.MESSAGE_STATE}
 _FIELDS: Final = (
     "service_type",
     "source_addr_ton",
