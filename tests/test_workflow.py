@@ -15,7 +15,7 @@ from gateway.simbox import Expected, TestCallMatcher
 from gateway.store import Store, sqlite_url
 from gateway.store.models import complaints
 from gateway.workdays import KzCalendar
-from gateway.workflow import Workflow
+from gateway.workflow import OPEN_PER_TRANSACTION, Workflow
 from gsm_probe.events import IncomingCall
 from simulators.switch import SwitchSimulator
 
@@ -101,6 +101,16 @@ async def test_local_numbers_whose_sms_were_blocked_become_cases(tmp_path: Path)
             await flow.step()
             numbers = sorted(c.numbers[0] for c in await cases.list(CaseFilter()))
             assert numbers == ["+77011112233", "+77019998877"]
+            # a round with more senders than one transaction takes opens every one of them
+            many = [f"770155500{i:02d}" for i in range(2 * OPEN_PER_TRANSACTION + 3)]
+            await store.record([blocked(n, 1, 40 + i) for i, n in enumerate(many)])
+            before = flow.opened
+            await flow.step()
+            assert flow.opened - before == len(many)
+            listed = await cases.list(CaseFilter(limit=500))
+            assert sorted(c.numbers[0] for c in listed) == sorted(
+                [*numbers, *("+" + n for n in many)]
+            )
 
 
 async def test_complaints_naming_numbers_that_are_not_ours_open_nothing(tmp_path: Path) -> None:
