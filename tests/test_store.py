@@ -262,6 +262,48 @@ async def test_errors_are_typed(store: Store) -> None:
     assert (await store.counts())["messages"] == 0  # the whole batch was rolled back
 
 
+async def test_write_is_one_transaction_and_on_sqlite_in_the_writer_thread(store: Store) -> None:
+    """Store.write runs a synchronous function as one transaction: committed whole, or (a
+    database error, or the function's own) rolled back whole; on SQLite in the recorder's
+    writer thread, so the recorder and it never wait on each other across event-loop turns.
+    JSON goes in as the engine writes it; the recorder carries on after either outcome."""
+    import threading
+
+    from gateway.store.models import alerts
+
+    def row(n: int) -> dict[str, Any]:
+        return {"id": f"a-{n}", "kind": "case", "payload": {"n": n, "text": "Сіздің картаңыз"},
+                "created_at": T0 + n, "attempts": 0}  # fmt: skip
+
+    def two(conn: sa.Connection) -> str:
+        conn.execute(alerts.insert(), [row(1), row(2)])
+        return threading.current_thread().name
+
+    thread = await store.write("test.two", two)
+    assert thread.startswith("sqlite-writer") == (store.dialect == "sqlite")
+    pending = await store.pending_alerts(10)
+    assert [(a.id, a.payload) for a in pending] == [
+        ("a-1", {"n": 1, "text": "Сіздің картаңыз"}), ("a-2", {"n": 2, "text": "Сіздің картаңыз"})
+    ]  # fmt: skip
+
+    def then_fail(conn: sa.Connection) -> None:
+        conn.execute(alerts.insert(), [row(3)])
+        conn.execute(alerts.insert(), [row(1)])  # the primary key again
+
+    with pytest.raises(StoreError, match=r"test\.fail"):
+        await store.write("test.fail", then_fail)
+
+    def then_raise(conn: sa.Connection) -> None:
+        conn.execute(alerts.insert(), [row(4)])
+        raise ValueError("the caller's own error")
+
+    with pytest.raises(ValueError, match="own error"):
+        await store.write("test.raise", then_raise)
+    assert [a.id for a in await store.pending_alerts(10)] == ["a-1", "a-2"]  # 3, 4 rolled back
+    await store.record([inspected(1)])
+    assert (await store.counts())["messages"] == 1
+
+
 async def test_missing_schema_says_so(tmp_path: Path) -> None:
     async with await Store.open(sqlite_url(tmp_path)) as st:
         with pytest.raises(StoreError, match="migrate"):

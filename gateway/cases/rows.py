@@ -33,7 +33,7 @@ from .model import (
 )
 
 
-def insert_for(conn: AsyncConnection) -> Any:
+def insert_for(conn: AsyncConnection | sa.Connection) -> Any:
     """The dialect's INSERT (for ON CONFLICT DO NOTHING on both databases)."""
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
@@ -89,16 +89,24 @@ def case_values(case: CaseView) -> dict[str, Any]:
     }
 
 
-async def add_openings(
-    conn: AsyncConnection,
-    opened: Sequence[tuple[CaseView, Actor, str, Sequence[Evidence]]],
+def insert_cases(
+    conn: sa.Connection,
+    opening: Sequence[tuple[CaseView, Actor, str, Sequence[Evidence]]],
     at: float,
-) -> None:
-    """For cases just inserted: the opening transitions (R8), their evidence and the 'opened'
-    alerts, one INSERT per table (what add_transition and add_alert write one at a time)."""
+) -> set[str]:
+    """Insert the cases of `opening`, skipping each whose (source, external_id) is open
+    already, and for those inserted their opening transitions (R8), evidence and 'opened'
+    alerts: one INSERT per table, no await between them (Store.write). Returns the ids
+    inserted."""
+    if not opening:
+        return set()
+    stmt = insert_for(conn)(cases).values([case_values(v) for v, *_ in opening])
+    stmt = stmt.on_conflict_do_nothing().returning(cases.c.id)
+    inserted = {str(i) for i in conn.execute(stmt).scalars()}
+    opened = [o for o in opening if o[0].id in inserted]
     if not opened:
-        return
-    await conn.execute(
+        return inserted
+    conn.execute(
         case_transitions.insert(),
         [
             {
@@ -121,9 +129,10 @@ async def add_openings(
         _evidence_row(case.id, e, actor, at) for case, actor, _, ev in opened for e in ev
     ]
     if evidence_rows:
-        await conn.execute(insert_for(conn)(case_evidence).on_conflict_do_nothing(), evidence_rows)
+        conn.execute(insert_for(conn)(case_evidence).on_conflict_do_nothing(), evidence_rows)
     alerts_ = [Alert(AlertKind.CASE, case_payload(c) | {"event": "opened"}, at) for c, *_ in opened]
-    await conn.execute(alerts.insert(), [_alert_row(a) for a in alerts_])
+    conn.execute(alerts.insert(), [_alert_row(a) for a in alerts_])
+    return inserted
 
 
 def opened_view(

@@ -13,6 +13,7 @@ import builtins
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -166,14 +167,10 @@ class Cases:
             self._new_view(r, next((holders[n] for n in r.numbers if n in holders), None), now)
             for r in checked
         ]
-        async with self._tx("open") as conn:
-            stmt = rows.insert_for(conn)(cases).values([rows.case_values(v) for v in views])
-            stmt = stmt.on_conflict_do_nothing().returning(cases.c.id)
-            inserted = {str(i) for i in (await conn.execute(stmt)).scalars()}
-            new = [(v, r) for v, r in zip(views, checked, strict=True) if v.id in inserted]
-            await rows.add_openings(
-                conn, [(v, r.actor, r.reason, r.evidence) for v, r in new], now
-            )
+        opening = [(v, r.actor, r.reason, r.evidence) for v, r in zip(views, checked, strict=True)]
+        inserted = await self.store.write(
+            "cases.open", functools.partial(rows.insert_cases, opening=opening, at=now)
+        )
         out: list[CaseView] = []
         for view, r in zip(views, checked, strict=True):
             if view.id not in inserted:  # opened before with this (source, external_id)

@@ -21,9 +21,14 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.pool import StaticPool
 
 from gateway.domain import Inspected
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +52,12 @@ class SqliteWriter:
         *,
         timeout: float = 5.0,
         cache_mib: int = 64,
+        json_serializer: Callable[[Any], str] | None = None,
     ) -> None:
         self.path = path
         self.rows = rows
+        self._json_serializer = json_serializer
+        self._engine: sa.Engine | None = None  # SQLAlchemy over the writer's connection (run)
         self._timeout = timeout
         self._cache_kib = cache_mib * 1024
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
@@ -95,6 +103,34 @@ class SqliteWriter:
         except BaseException:
             self._rollback(conn)
             raise
+
+    async def run(self, fn: Callable[[sa.Connection], T]) -> T:
+        """`fn` in one transaction (BEGIN IMMEDIATE … COMMIT) on the writer's thread and
+        connection, through a synchronous SQLAlchemy connection: for the workflow's writes,
+        which through the async engine took a thread hop per statement and held SQLite's write
+        lock across event-loop turns meanwhile, making the recorder's commits wait (at 1,000
+        SMS/s its p99 went from 4.6 to 12 ms, at worst 81 ms). `fn` must not await anything."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._run, fn)
+
+    def _run(self, fn: Callable[[sa.Connection], T]) -> T:
+        raw = self._writer_conn()
+        if self._engine is None:
+            self._engine = sa.create_engine(
+                "sqlite://",
+                creator=self._writer_conn,  # the same connection, whatever SQLAlchemy asks for
+                poolclass=StaticPool,
+                json_serializer=self._json_serializer,
+            )
+        with self._engine.connect() as conn:
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                result = fn(conn)
+                conn.commit()
+            except BaseException:
+                self._rollback(raw)
+                raise
+        return result
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
@@ -188,8 +224,12 @@ class SqliteWriter:
         except sqlite3.Error:  # the connection is unusable: start afresh next time
             conn.close()
             self._conn = None
+            self._engine = None  # its pool holds the closed connection
 
     def _close_writer(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -20,10 +20,10 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -52,6 +52,7 @@ from .sqlite_writer import RowBuilders, SqliteWriter
 from .urls import normalize_url
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 0x66726175  # pg_advisory_xact_lock key: one migrating gateway at a time
@@ -94,7 +95,9 @@ class Store:
         self._writer: SqliteWriter | None = None
         if self.dialect == "sqlite":
             database = make_url(url).database or ""
-            self._writer = SqliteWriter(database, self._rows, timeout=connect_timeout)
+            self._writer = SqliteWriter(
+                database, self._rows, timeout=connect_timeout, json_serializer=_json_dumps
+            )
         insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         self._insert_alerts = insert(alerts).on_conflict_do_nothing(index_elements=["id"])
 
@@ -349,6 +352,16 @@ class Store:
         with self._errors("probe_findings"):
             async with self._engine.connect() as conn:
                 return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def write(self, operation: str, fn: Callable[[sa.Connection], T]) -> T:
+        """`fn(connection)` in one transaction, without awaiting between its statements: on
+        SQLite in the recorder's writer thread (so it never holds the write lock across
+        event-loop turns), elsewhere through the async engine. Errors typed as by guard()."""
+        with self._errors(operation):
+            if self._writer is not None:
+                return await self._writer.run(fn)
+            async with self._engine.begin() as conn:
+                return await conn.run_sync(fn)
 
     async def mark_alerts_sent(self, ids: Iterable[str], now: float) -> None:
         """The broker acknowledged these alerts at `now` (epoch seconds)."""
