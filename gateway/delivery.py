@@ -5,6 +5,8 @@ with the original message (docs/inline.md).
     ReceiptCorrelator                    sans-I/O: submit_sm_resp ids and (source, dest) pairs in,
                                          receipts in, per-message outcomes out
     DeliveryWriter                       the `deliveries` rows, written in order off the hot path
+    OnwardLedger                         sans-I/O: the messages accepted onward lately, so that
+                                         an SMSC's redelivery of one is not sent twice
 
 Correlation: an SMSC that answers submit_sm with the id its receipts carry is matched by id. One
 that does not (osmo-msc answers 'msg_id_not_implemented' and its receipt says `id:<database id>`)
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -386,6 +388,8 @@ class DeliveryStore(Protocol):
 
     async def finish_delivery(self, outcome: Outcome, done_at: float) -> None: ...
 
+    async def went_onward(self, message_ids: Sequence[str]) -> bool: ...
+
 
 @dataclass
 class DeliveryWriter:
@@ -433,3 +437,43 @@ class DeliveryWriter:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
             log.warning("%d delivery records still unwritten", len(self._queue))
+
+    async def went_onward(self, message_ids: Sequence[str], timeout: float = 5.0) -> bool:
+        """Whether one of these ids (a message's id and its prior id, gateway.message_ids) was
+        accepted onward, by the rows written (the queued ones first). Raises the store's
+        error: the caller cannot tell, and must not guess."""
+        await self.flush(timeout)
+        return await self.store.went_onward([i for i in message_ids if i])
+
+
+class OnwardLedger:
+    """Forward mode, sans-I/O: the ids of messages accepted onward (every part's submit_sm_resp
+    0) within the last `ttl` seconds, at most `max_entries` of them.
+
+    An SMSC redelivers a deliver_sm whose answer it did not get: the link was cut after the
+    onward submit was accepted and before the deliver_sm_resp arrived, or the gateway died in
+    between. The redelivery has the same id (gateway.message_ids); found here, or in the
+    `deliveries` rows (DeliveryWriter.went_onward, after a restart), it is answered ROK and not
+    submitted again. This memory covers the rows not written yet; the rows cover the rest."""
+
+    def __init__(self, *, ttl: float = 120.0, max_entries: int = 100_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._at: OrderedDict[str, float] = OrderedDict()  # id -> when accepted, oldest first
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def accepted(self, message_id: str, now: float) -> None:
+        self._at[message_id] = now
+        self._at.move_to_end(message_id)
+        self._trim(now)
+
+    def knows(self, message_ids: Iterable[str], now: float) -> bool:
+        self._trim(now)
+        return any(i in self._at for i in message_ids if i)
+
+    def _trim(self, now: float) -> None:
+        at = self._at
+        while at and (len(at) > self.max_entries or now - next(iter(at.values())) > self.ttl):
+            at.popitem(last=False)

@@ -31,6 +31,7 @@ from gateway.alerts import (
 )
 from gateway.delivery import (
     DeliveryWriter,
+    OnwardLedger,
     OnwardStatus,
     Outcome,
     ReceiptCorrelator,
@@ -461,6 +462,7 @@ class PipelineStats:
     held_dropped: int = 0  # held parts never sent onward: their message was blocked
     held_lost: int = 0  # acknowledged parts that could not be sent onward in the end
     forward_failed: int = 0  # refused onward, no answer in time, or the link closed meanwhile
+    forward_repeated: int = 0  # redeliveries of messages gone onward: answered, not sent again
     receipts_matched: int = 0
     receipts_unmatched: int = 0
 
@@ -516,6 +518,7 @@ class GatewayHandler:
         deliveries: DeliveryWriter | None = None,
         scope: str = "",
         redelivery_window: float = DEFAULT_WINDOW,
+        onward_memory: float = 120.0,
     ) -> None:
         self.name = name
         # what makes a message's id: the SMSC account it came through (docs: message_ids)
@@ -544,6 +547,10 @@ class GatewayHandler:
         # messages being submitted onward: an outcome that comes before their row is written
         # waits here (the row's insert must precede its update)
         self._submitting: dict[str, Outcome | None] = {}
+        # forward mode: what went onward lately, and what is being submitted (by message id),
+        # so that a redelivery whose first answer was lost is not sent twice
+        self.ledger = OnwardLedger(ttl=onward_memory)
+        self._sending: dict[str, asyncio.Future[None]] = {}
         # forward mode: concatenated messages being received, by (link, source, dest, ref)
         self._partial: dict[PartKey, _Partial] = {}
         self._link: Link | None = None  # the latest link a part came on
@@ -654,28 +661,27 @@ class GatewayHandler:
                 if final:
                     self._drop(key, partial, inspected)
         elif self.forward and inspected.complaint is None and not is_receipt_type(sms.esm_class):
-            if partial is not None and key is not None and not final:
-                status = Status.ESME_ROK  # acknowledged now, sent onward with the last part
-                self._hold(key, partial, sms, inspected)
-            else:
-                onward, release = sms, None
-                if partial is not None and key is not None:  # the last part: held ones first
-                    held = [partial.held[k] for k in sorted(partial.held)]
-                    onward = dataclasses.replace(sms, pdus=[*held, *sms.pdus])
-                    release = (key, partial, _seq_of(sms))
-                self._in_flight -= 1  # counted again by _spawn until _forward has answered
-                self._spawn(
-                    self._forward(link, onward, inspected, started, answer=sms.pdus,
-                                  release=release)
-                )  # fmt: skip
+            if fut.result():
+                onward = self._onward(link, sms, inspected, started, key, final)
+            else:  # the SMSC sends it again: was our answer lost after it went onward?
+                self._spawn(self._redelivered(link, sms, inspected, started, key, final))
+                onward = None
+            if onward is None:  # answered once the onward submit is done
+                self._in_flight -= 1  # counted again by _spawn until that answer
                 return
+            status = onward
         else:
             status = Status.ESME_ROK
         self._in_flight -= 1
         if not self._in_flight:
             self._idle.set()
+        self._respond(link, sms.pdus, status, inspected, started)
+
+    def _respond(
+        self, link: Link, pdus: Sequence[Pdu], status: int, inspected: Inspected, started: float
+    ) -> None:
         try:
-            for pdu in sms.pdus:
+            for pdu in pdus:
                 link.respond(_refusal(pdu, status) if status else pdu.response())
         except LinkClosedError:
             log.debug(
@@ -685,6 +691,77 @@ class GatewayHandler:
             )
         if self.measure:
             self.latencies.append(time.perf_counter() - started)
+
+    def _onward(
+        self,
+        link: Link,
+        sms: Sms,
+        inspected: Inspected,
+        started: float,
+        key: PartKey | None,
+        final: bool,
+    ) -> int | None:
+        """Forward mode, a message to send on: a leading part is held (answered ROK now);
+        a whole message (a last part with the held ones before it) is submitted onward and
+        answered when that is done (None)."""
+        partial = self._partial.get(key) if key is not None else None
+        if partial is not None and key is not None and not final:
+            self._hold(key, partial, sms, inspected)
+            return Status.ESME_ROK
+        onward, release = sms, None
+        if partial is not None and key is not None:  # the last part: held ones first
+            held = [partial.held[k] for k in sorted(partial.held)]
+            onward = dataclasses.replace(sms, pdus=[*held, *sms.pdus])
+            release = (key, partial, _seq_of(sms))
+        self._spawn(
+            self._forward(link, onward, inspected, started, answer=sms.pdus, release=release)
+        )
+        return None
+
+    async def _redelivered(
+        self,
+        link: Link,
+        sms: Sms,
+        inspected: Inspected,
+        started: float,
+        key: PartKey | None,
+        final: bool,
+    ) -> None:
+        """A message recorded already (gateway.message_ids): the SMSC did not get our answer.
+        When it was accepted onward then (by this process, or by one before it: the
+        `deliveries` rows), it is answered ROK and not submitted again; otherwise it goes on
+        as a new message would."""
+        ids = (inspected.sms.id, inspected.sms.prior_id)
+        try:
+            sent = await self._went_onward(ids)
+        except Exception as exc:  # StoreError: unknown, so neither sent again nor confirmed
+            self.stats.store_errors += 1
+            log.warning("%s: redelivered %s: whether it went onward is unknown (%s); "
+                        "answered for retry", self.name, inspected.sms.id, exc)  # fmt: skip
+            status: int | None = self.policy.store_error_status
+        else:
+            if sent:
+                self.stats.forward_repeated += 1
+                log.info("%s: %s went onward already; the SMSC's redelivery is answered, "
+                         "not sent again", self.name, inspected.sms.id)  # fmt: skip
+                status = Status.ESME_ROK
+            else:
+                status = self._onward(link, sms, inspected, started, key, final)
+        try:
+            if status is not None:
+                self._respond(link, sms.pdus, status, inspected, started)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _went_onward(self, ids: Sequence[str]) -> bool:
+        sending = [self._sending[i] for i in ids if i in self._sending]
+        if sending:  # the first delivery's submit is under way: its outcome decides
+            await asyncio.wait(sending, timeout=self.forward_timeout * 4)
+        if self.ledger.knows(ids, self._loop_time()):
+            return True
+        return self.deliveries is not None and await self.deliveries.went_onward(ids)
 
     # forward mode -----------------------------------------------------------------------
     def _part(self, pdu: DeliverSm | DataSm) -> tuple[Sms, PartKey | None, bool]:
@@ -853,8 +930,15 @@ class GatewayHandler:
     ) -> None:
         """Submit `sms` onward, then answer the deliver_sm(s) in `answer` with the outcome.
         `release`: the held message this completes (its state is updated after the submit)."""
+        message_id = inspected.sms.id
+        sending = self._sending[message_id] = asyncio.get_running_loop().create_future()
         try:
-            status, sent = await self._submit_onward(link, sms, inspected)
+            try:
+                status, sent = await self._submit_onward(link, sms, inspected)
+            finally:
+                if self._sending.get(message_id) is sending:
+                    del self._sending[message_id]
+                sending.set_result(None)
             if release is not None:
                 self._released(*release, sent, status == Status.ESME_ROK)
             if status is None:
@@ -864,15 +948,7 @@ class GatewayHandler:
                     inspected.sms.id,
                 )
                 return
-            try:
-                for pdu in answer:
-                    link.respond(_refusal(pdu, status) if status else pdu.response())
-            except LinkClosedError:
-                log.info(
-                    "%s: link closed before answering forwarded %s", self.name, inspected.sms.id
-                )
-            if self.measure:
-                self.latencies.append(time.perf_counter() - started)
+            self._respond(link, answer, status, inspected, started)
         finally:
             self._in_flight -= 1
             if not self._in_flight:
@@ -930,6 +1006,7 @@ class GatewayHandler:
         submitted = status == Status.ESME_ROK
         if submitted:
             self.stats.forwarded += 1
+            self.ledger.accepted(message_id, self._loop_time())
         else:
             self.correlator.cancel(message_id, from_part=unsent)
             self.stats.forward_failed += 1

@@ -69,6 +69,9 @@ class Faults:
     error_prefix: str = ""
     disconnect_after: int = 0  # close the TCP connection after N PDUs received on a link
     garbage_after: int = 0  # write garbage bytes after N deliver_sm sent on a link
+    # the first N deliver_sm_resp on this account are lost: the link is cut as one arrives, so
+    # the answer is never taken and the message is redelivered on the next bind
+    lose_answers: int = 0
     seed: int | None = None
 
 
@@ -186,6 +189,7 @@ class _AccountState:
         self.links: list[Link] = []
         self.bucket = _TokenBucket(account.throughput)
         self.submits = 0
+        self.answers_lost = 0
         self.rng = random.Random(account.faults.seed)
 
 
@@ -572,6 +576,12 @@ class SimulatedSmsc:
         except (RequestFailedError, LinkClosedError) as exc:
             log.debug("deliver %s via %s failed: %s; will retry", msg.id, link.name, exc)
             self._retry(state, msg, immediate=isinstance(exc, LinkClosedError))
+            return
+        if state.answers_lost < faults.lose_answers:
+            state.answers_lost += 1
+            log.info("fault: the answer to %s is lost; cutting %s", msg.id, link.name)
+            link.abort("fault injection: answer lost")
+            self._retry(state, msg, immediate=True)
             return
         if resp.status == Status.ESME_ROK:
             self._finish(msg, MessageState.DELIVERED, 0)

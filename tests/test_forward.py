@@ -131,6 +131,7 @@ async def lab_factory(tmp_path: Path, inspector: Inspector) -> AsyncIterator[Lab
         forward_timeout: float = 2.0,
         reassembly_timeout: float = 30.0,
         inspector: Any = inspector,
+        max_attempts: int = 1,
     ) -> Lab:
         rx = frozenset({BindType.RECEIVER, BindType.TRANSCEIVER})
         smsc = SimulatedSmsc(
@@ -143,7 +144,8 @@ async def lab_factory(tmp_path: Path, inspector: Inspector) -> AsyncIterator[Lab
                 # what the gateway submits goes to the phones; MO (injected) to the gateway
                 routes=[SmscRoute("", "phones", origin="gw"), SmscRoute("", "gw")],
                 retry_interval=0.2,
-                max_attempts=1,  # the gateway's first answer is what the phone gets
+                # 1: the gateway's first answer is what the phone gets
+                max_attempts=max_attempts,
                 response_timeout=5.0,
                 fixed_submit_id=OSMO_ID if osmo_ids else "",
                 receipt_tlvs=not osmo_ids,
@@ -323,6 +325,48 @@ async def test_a_lost_link_leaves_the_sms_unanswered(lab_factory: LabFactory) ->
     assert report.stats["msc"].forwarded == 0
     rows = await lab.deliveries()
     assert rows and all(r["onward_detail"] == "link closed" for r in rows)
+
+
+@pytest.mark.parametrize("remembered", [True, False], ids=["in-memory", "from-the-rows"])
+async def test_a_redelivery_whose_answer_was_lost_is_not_sent_onward_again(
+    lab_factory: LabFactory, db_url: str, remembered: bool
+) -> None:
+    # the SMSC loses our first two deliver_sm_resp (the link is cut as each arrives, after the
+    # onward submit_sm was accepted) and redelivers the MO on the next bind, as an SMSC does
+    # after a lost answer; a gateway that submits every redelivery again sends the recipient
+    # a copy per cut
+    lab = await lab_factory(store_url=db_url, gw_faults=Faults(lose_answers=2),
+                            max_attempts=0)  # fmt: skip
+    if not remembered:  # as after a restart: only the `deliveries` rows know
+        lab.handler.ledger.ttl = 0.0
+    (mo,) = lab.mo(B, HELLO)
+    await eventually(lambda: mo.state == MessageState.DELIVERED, timeout=15)
+    assert mo.attempts == 3  # delivered twice more
+    assert len(lab.phones.received) == 1
+    stats = lab.handler.stats
+    assert (stats.forwarded, stats.forward_repeated) == (1, 2)
+    report = await lab.stop()
+    assert report.stats["msc"].forwarded == 1
+    assert len(lab.phones.received) == 1
+    rows = await lab.deliveries()
+    assert [r["onward_status"] for r in rows] == ["submitted"]
+    assert rows[0]["message_id"] == lab.inspected[0].sms.id
+    assert {i.sms.id for i in lab.inspected if i.sms.text == HELLO} == {rows[0]["message_id"]}
+
+
+async def test_a_redelivery_of_a_message_refused_onward_is_submitted_again(
+    lab_factory: LabFactory,
+) -> None:
+    # refused onward the first time (0x58 throttled, temporary): the SMSC retries, and the
+    # retry is a new attempt, not a repeat of something sent
+    lab = await lab_factory(gw_faults=Faults(throttle_every=1), max_attempts=3)
+    (mo,) = lab.mo(B, HELLO)
+    await eventually(lambda: lab.handler.stats.forward_failed >= 2, timeout=15)
+    assert lab.handler.stats.forward_repeated == 0
+    lab.smsc.accounts["gw"].account.faults.throttle_every = 0
+    await eventually(lambda: mo.state != MessageState.ENROUTE, timeout=15)
+    assert (mo.state, len(lab.phones.received)) == (MessageState.DELIVERED, 1)
+    assert lab.handler.stats.forwarded == 1
 
 
 async def test_a_long_sms_is_held_until_its_last_part_then_forwarded_whole(

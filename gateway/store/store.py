@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from gateway.delivery import Outcome, Submitted
+from gateway.delivery import OnwardStatus, Outcome, Submitted
 from gateway.domain import Alert, AlertKind, Inspected, Reason
 from gateway.simbox import Finding
 
@@ -305,6 +305,19 @@ class Store:
                         done_at=done_at,
                     )
                 )
+
+    async def went_onward(self, message_ids: Sequence[str]) -> bool:
+        """Whether a message with one of these ids was accepted onward (forward mode: its
+        redelivery must not be submitted again)."""
+        if not message_ids:
+            return False
+        query = sa.select(deliveries.c.message_id).where(
+            deliveries.c.message_id.in_(list(message_ids)),
+            deliveries.c.onward_status == str(OnwardStatus.SUBMITTED.value),
+        )
+        with self._errors("went_onward"):
+            async with self._engine.connect() as conn:
+                return (await conn.execute(query.limit(1))).first() is not None
 
     async def deliveries(self, *, message_id: str = "", limit: int = 1000) -> list[dict[str, Any]]:
         """Forwarded messages' delivery rows, latest first; with `message_id`, that one."""
