@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gateway.detect.campaigns import CampaignEvent
-from gateway.domain import Complaint, SmsEvent, Verdict
+from gateway.domain import CampaignEvent, Complaint, SmsEvent, Verdict
 from gateway.simbox import Finding
 
 

@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 # subcommand -> (module, help[, configure function, run function]). By default the module
 # provides configure(parser) and run(args) -> int.
@@ -30,18 +31,33 @@ SUBCOMMANDS: dict[str, tuple[str, ...]] = {
 # Libraries that log SQL with its parameters (IINs, names: personal data, R7) or every driver
 # call at INFO / DEBUG. They stay at WARNING whatever -v says; --debug-logger asks for one.
 QUIET_LOGGERS = ("sqlalchemy", "aiosqlite", "asyncpg")
+# Libraries whose INFO is noise on every command (Alembic names each migration it checks): at
+# WARNING unless -v.
+CHATTY_LOGGERS = ("alembic",)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def version() -> str:
+    try:
+        return metadata.version("fraudgate")
+    except metadata.PackageNotFoundError:  # run from a tree that is not installed
+        return "unknown"
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `only`, just that subcommand's options are built (the
+    others keep their name and help): its module alone is imported, so `fraudgate cases list`
+    does not load the classifier's numpy or every simulator first."""
     parser = argparse.ArgumentParser(prog="fraudgate", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"fraudgate {version()}")
     parser.add_argument(
         "-v",
         "--verbose",
         action="count",
         default=0,
-        help="more logging (-vv: debug). The database libraries (sqlalchemy, aiosqlite, asyncpg) "
-        "stay at WARNING: they log SQL parameters, IINs and names in clear",
+        help="more logging (-v: libraries' INFO such as Alembic's migrations; -vv: debug). The "
+        "database libraries (sqlalchemy, aiosqlite, asyncpg) stay at WARNING: they log SQL "
+        "parameters, IINs and names in clear",
     )
     parser.add_argument(
         "--debug-logger",
@@ -57,23 +73,36 @@ def build_parser() -> argparse.ArgumentParser:
         configure, run = funcs or ("configure", "run")
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(_module=module, _run=run)
-        getattr(importlib.import_module(module), configure)(p)
+        if only is None or name == only:
+            getattr(importlib.import_module(module), configure)(p)
     return parser
 
 
+def subcommand_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in `argv` (the first word that is not an option or its value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--debug-logger":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in SUBCOMMANDS else None
+    return None
+
+
 def setup_logging(verbose: int, debug_loggers: Sequence[str] = ()) -> None:
-    """Log to stderr at INFO (-vv: DEBUG), QUIET_LOGGERS at WARNING unless named in
-    `debug_loggers`, which log at DEBUG whatever `verbose` says."""
+    """Log to stderr at INFO (-vv: DEBUG), CHATTY_LOGGERS at WARNING unless -v, QUIET_LOGGERS
+    at WARNING unless named in `debug_loggers`, which log at DEBUG whatever `verbose` says."""
     level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.INFO
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
-    for name in QUIET_LOGGERS:
+    for name in QUIET_LOGGERS + (() if verbose else CHATTY_LOGGERS):
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in debug_loggers:
         logging.getLogger(name).setLevel(logging.DEBUG)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(only=subcommand_of(words) or "").parse_args(words)
     setup_logging(args.verbose, args.debug_logger)
     result: int = getattr(importlib.import_module(args._module), args._run)(args)
     return result

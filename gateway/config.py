@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config_check import ConfigError, Table, parse_hostport
-from gateway.detect.campaigns import CampaignLimits
+from gateway.detect.campaign_limits import CampaignLimits
 from gateway.detect.velocity import VelocityLimits
 from gateway.domain import Route, Thresholds
 from gateway.switch_config import SwitchSettings, parse_switch

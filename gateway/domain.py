@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 from gateway.ids import new_id
 
@@ -163,3 +163,38 @@ class Inspected:
     verdict: Verdict
     alerts: list[Alert] = field(default_factory=list)
     complaint: Complaint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignEvent:
+    """A campaign just recognised or just labelled: the content of a `campaign` alert (kind
+    "tracked" only in `CampaignDetector.campaign`, for a cluster that is neither). Counts of
+    senders and recipients are estimates past `distinct_cap` (`approximate`)."""
+
+    campaign_id: str
+    kind: Literal["recognised", "labelled", "tracked"]
+    label: str | None
+    messages: int
+    senders: int
+    recipients: int
+    first_seen: float
+    last_seen: float
+    routes: tuple[str, ...]
+    sample: str
+    approximate: bool = False
+
+    def payload(self) -> dict[str, object]:
+        """The JSON object of the MQTT alert (no personal data)."""
+        return {
+            "campaign_id": self.campaign_id,
+            "kind": self.kind,
+            "label": self.label,
+            "messages": self.messages,
+            "senders": self.senders,
+            "recipients": self.recipients,
+            "approximate": self.approximate,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "routes": list(self.routes),
+            "sample": self.sample,
+        }

@@ -5,6 +5,7 @@ process: logging is configured once per process, as the command does it."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,43 @@ def test_a_registry_check_at_vv_does_not_log_the_iin(tmp_path: Path, ask: bool) 
     assert "9001******17" in result.stdout  # the command's own output masks it
     assert (IIN in result.stderr) is ask
     assert "DEBUG" in result.stderr  # -vv still gives debug logging
+
+
+# What `fraudgate cases list` loads and says: its own module only (not the classifier's numpy
+# and scikit-learn, not the simulators), and Alembic's migration lines only with -v.
+LOADED = """
+import sys
+from gateway.cli import main
+code = main(sys.argv[1:])
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"numpy", "sklearn", "simulators"})
+print("LOADED", ",".join(heavy), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _cases_list(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "fraudgate.toml"
+    config.write_text(f'[gateway]\ndata_dir = "{tmp_path / "var"}"\n')
+    return subprocess.run(
+        [sys.executable, "-c", LOADED, *options, "cases", "-c", str(config), "list"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_cases_list_loads_neither_the_classifier_nor_the_simulators_and_is_quiet(
+    tmp_path: Path,
+) -> None:
+    result = _cases_list(tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "LOADED \n" in result.stderr + "\n", result.stderr[-2000:]
+    assert "alembic" not in result.stderr  # migrations ran (a new database), silently
+    verbose = _cases_list(tmp_path, "-v")
+    assert verbose.returncode == 0 and "INFO alembic" in verbose.stderr
+
+
+def test_version() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "--version"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert re.fullmatch(r"fraudgate \d+\.\d+\.\d+\n", result.stdout), result.stdout

@@ -139,16 +139,16 @@ import sys
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from gateway.detect.campaign_limits import CampaignLimits
 from gateway.detect.rules import Normalised, compile_pattern, normalise
 from gateway.detect.urls import FoundUrl, extract_urls
-from gateway.domain import Reason, Route, SmsEvent, Verdict
+from gateway.domain import CampaignEvent, Reason, Route, SmsEvent, Verdict
 
 __all__ = [
     "LABELS",
@@ -171,80 +171,8 @@ LABELS: Final[dict[str, int]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class CampaignLimits:
-    window: float = 900.0  # seconds: recognition window and idle expiry of a cluster
-    min_senders: int = 5  # distinct senders within the window to recognise a campaign
-    min_recipients: int = 20  # distinct recipients within the window
-    min_length: int = 20  # fingerprints shorter than this are not tracked
-    similarity: float = 0.56  # estimated Jaccard (share of equal MinHash values) to join
-    min_plain_length: int = 60  # a text without link or number needs this length to count
-    max_clusters: int = 50_000  # unlabelled clusters, least recently seen evicted
-    max_labelled: int = 10_000  # labelled clusters, least recently seen evicted
-    label_ttl: float = 7 * 86400.0  # a labelled cluster lives this long after its last use
-    max_texts: int = 100_000  # exact-path entries (one per distinct fingerprint)
-    max_variants: int = 8  # signatures a cluster is indexed by
-    distinct_cap: int = 256  # senders / recipients counted exactly, then estimated
-    recent_ids: int = 50  # message ids kept per cluster
-    simfarm_score: float = 0.6
-    labelled_score: float = 0.9
-    learn_min_score: float = 0.8  # other detectors' evidence to label a blocked message's cluster
-    exempt_greetings: bool = True
-    max_events: int = 10_000  # pending events kept when nobody takes them
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool):
-                continue
-            if not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"campaigns.{f.name}: must be > 0, got {value!r}")
-        for name in ("similarity", "simfarm_score", "labelled_score", "learn_min_score"):
-            if getattr(self, name) > 1.0:
-                raise ValueError(f"campaigns.{name}: must be in (0, 1]")
-        if self.distinct_cap < max(self.min_senders, self.min_recipients):
-            raise ValueError("campaigns.distinct_cap: must be >= min_senders and min_recipients")
-        if self.min_length < 4:
-            raise ValueError("campaigns.min_length: must be >= 4 (4-grams are sketched)")
-
-
 class SnapshotError(ValueError):
     """A snapshot that cannot be restored (corrupt, truncated, another format or sketch)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignEvent:
-    """A campaign just recognised or just labelled: the content of a `campaign` alert (kind
-    "tracked" only in `CampaignDetector.campaign`, for a cluster that is neither). Counts of
-    senders and recipients are estimates past `distinct_cap` (`approximate`)."""
-
-    campaign_id: str
-    kind: Literal["recognised", "labelled", "tracked"]
-    label: str | None
-    messages: int
-    senders: int
-    recipients: int
-    first_seen: float
-    last_seen: float
-    routes: tuple[str, ...]
-    sample: str
-    approximate: bool = False
-
-    def payload(self) -> dict[str, object]:
-        """The JSON object of the MQTT alert (no personal data)."""
-        return {
-            "campaign_id": self.campaign_id,
-            "kind": self.kind,
-            "label": self.label,
-            "messages": self.messages,
-            "senders": self.senders,
-            "recipients": self.recipients,
-            "approximate": self.approximate,
-            "first_seen": self.first_seen,
-            "last_seen": self.last_seen,
-            "routes": list(self.routes),
-            "sample": self.sample,
-        }
 
 
 # --------------------------------------------------------------------------------------------
