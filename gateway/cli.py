@@ -17,7 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "train": ("gateway.train_cli", "train the text classifier", "configure_train", "run_train"),
     "eval": ("gateway.train_cli", "evaluate the detectors on a labelled corpus",
              "configure_eval", "run_eval"),
-    "smsc": ("smsc.simulator_cli", "run the simulated SMSC (SMPP 3.4 server)"),
+    "smsc": ("simulators.smsc_cli", "run the simulated SMSC (SMPP 3.4 server)"),
     "modem": ("simulators.modem_cli", "run a simulated GSM probe modem on a pty or TCP port"),
     "traffic": ("simulators.traffic", "play a traffic scenario into an SMSC as an ESME"),
     "listen": ("simulators.listener", "bind to an SMSC and print every message received"),

@@ -6,7 +6,7 @@ with backoff) and housekeeping (text retention, rule reloads). SIGTERM / SIGINT 
 already received is inspected, recorded and answered, then each bind unbinds, then the alerts
 still in the outbox get a last chance to go out. SIGHUP reloads the rule files, the classifier's
 model file when it changed ([detectors] model) and the test plans, without touching a bind.
-With `[[probes.probe]]` configured, the probe manager (gsm_probe.probes) runs in the same group:
+With `[[probes.probe]]` configured, the probe manager (gateway.probes) runs in the same group:
 one modem supervisor per probe, test-call findings through the same store and outbox.
 """
 
@@ -34,6 +34,7 @@ from gateway.detect.classifier import ClassifierDetector, ModelError
 from gateway.domain import Inspected
 from gateway.feedback.cache import ExemptionCache
 from gateway.pipeline import GatewayHandler, Inspector, PipelineStats, Policy, Recorder
+from gateway.probes import ProbeManager
 from gateway.simbox import Finding
 from gateway.store.errors import StoreError
 from gateway.store.urls import display_url
@@ -47,7 +48,6 @@ from gateway.wiring import (
     open_workflow,
 )
 from gateway.workflow import Workflow
-from gsm_probe.probes import ProbeManager
 from smsc.client import EsmeSupervisor
 
 log = logging.getLogger("fraudgate.daemon")

@@ -22,7 +22,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
-from gateway.backoff import Backoff
 from gateway.domain import Alert
 from gateway.loop import BackgroundLoop
 from gateway.mqtt import (
@@ -34,6 +33,7 @@ from gateway.mqtt import (
     MqttConfig,
 )
 from gateway.store import StoreError, StoreUnavailable
+from smsc.backoff import Backoff
 
 T = TypeVar("T")
 

@@ -16,9 +16,9 @@ from gateway.domain import Alert, Detector, Inspected
 from gateway.feedback import Exemptions, FeedbackLimits
 from gateway.outbox import OutboxStore
 from gateway.pipeline import Inspector
+from gateway.probes import HealthLimits, ProbeManager
 from gateway.simbox import Finding
 from gsm_probe.events import ProbeEvent, ProbeHealth
-from gsm_probe.probes import HealthLimits, ProbeManager
 
 if TYPE_CHECKING:
     from gateway.api import ApiServer

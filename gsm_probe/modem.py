@@ -38,7 +38,6 @@ from typing import Any, TypeVar
 
 import serial_asyncio_fast
 
-from gateway.backoff import Backoff
 from gsm_probe.at import (
     ESC,
     AtError,
@@ -81,6 +80,7 @@ from gsm_probe.ts23040 import (
     submit_parts,
     tpdu_length,
 )
+from smsc.backoff import Backoff
 
 log = logging.getLogger("fraudgate.modem")
 T = TypeVar("T")

@@ -16,7 +16,7 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 
-from gateway.backoff import Backoff
+from smsc.backoff import Backoff
 from smsc.link import BindError, Link, LinkClosedError, LinkHandler
 from smsc.pdu import Pdu
 from smsc.session import BindType, Role, SessionConfig

@@ -16,7 +16,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gateway.backoff import Backoff
 from gateway.centre import (
     CentreConfig,
     CentreDispatcher,
@@ -33,6 +32,7 @@ from gateway.centre.schema import INBOUND_SCHEMA, REPORT_SCHEMA, dump
 from gateway.store import Store, sqlite_url
 from gateway.store.models_centre import centre_inbound
 from simulators.centre import CentreSimulator, CertSet, inbound_report, make_certs
+from smsc.backoff import Backoff
 
 if TYPE_CHECKING:
     from fixtures_services import TlsMaterial

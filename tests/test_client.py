@@ -12,7 +12,7 @@ import pytest
 import raw_smpp
 from waiting import eventually
 
-from gateway.backoff import Backoff
+from smsc.backoff import Backoff
 from smsc.client import EsmeClient, EsmeConfig, EsmeSupervisor, TlsConfig
 from smsc.constants import Status
 from smsc.link import WRITE_HIGH_WATER, BindError, Link

@@ -22,7 +22,6 @@ import pytest
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from referencing import Registry, Resource
 
-from gateway.backoff import Backoff
 from gateway.config import from_toml
 from gateway.domain import (
     Alert,
@@ -57,6 +56,7 @@ from gateway.mqtt import (
 from gateway.outbox import OutboxDispatcher
 from gateway.store import Store, sqlite_url
 from gateway.wiring import mqtt_config
+from smsc.backoff import Backoff
 
 if TYPE_CHECKING:
     from fixtures_services import MosquittoBroker, PostgresServer, TlsMaterial

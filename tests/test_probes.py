@@ -18,11 +18,11 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from test_mqtt import SCHEMA_PATH, Subscriber, config, dispatcher, wait_until
 
-from gateway.backoff import Backoff
+from gateway.probes import HealthLimits, ProbeManager
 from gateway.simbox import Expected, Outcome
 from gateway.store import Store, sqlite_url
 from gsm_probe.events import IncomingCall, ProbeEvent, ProbeHealth, SmsReceived
-from gsm_probe.probes import HealthLimits, ProbeManager
+from smsc.backoff import Backoff
 
 if TYPE_CHECKING:
     from fixtures_services import MosquittoBroker

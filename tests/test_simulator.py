@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import raw_smpp
 
-from gateway.backoff import Backoff
+from smsc.backoff import Backoff
 from smsc.bindguard import BindGuardConfig
 from smsc.client import EsmeClient, EsmeConfig, EsmeSupervisor
 from smsc.constants import EsmClass, MessageState, Status, Tag

@@ -13,12 +13,12 @@ import pytest
 
 from gateway import cli
 from gateway.config_check import ConfigError
+from simulators.smsc_cli import config_from_flags, config_from_toml, load_config
 from smsc.bindguard import BindGuardConfig
 from smsc.client import EsmeClient, EsmeConfig
 from smsc.pdu import Pdu
 from smsc.session import BindType
 from smsc.simulator import Faults, Route, SimulatedSmsc
-from smsc.simulator_cli import config_from_flags, config_from_toml, load_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "smsc.toml"
 

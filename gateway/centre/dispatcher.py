@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable
 
 from gateway.alerts import iso_utc
-from gateway.backoff import Backoff
 from gateway.loop import BackgroundLoop
 from gateway.store import StoreError, StoreUnavailable
+from smsc.backoff import Backoff
 
 from .client import CentreClient
 from .config import CentreConfig

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway.alerts import finding_alert_payload, iso_utc
-from gateway.backoff import Backoff
 from gateway.domain import Alert, AlertKind
 from gateway.simbox import (
     NAMES_A_NUMBER,
@@ -37,6 +36,7 @@ from gateway.simbox import (
 )
 from gateway.store import StoreError
 from gsm_probe.events import IncomingCall, ProbeEvent, ProbeHealth, SmsReceived
+from smsc.backoff import Backoff
 
 log = logging.getLogger("fraudgate.probes")
 
