@@ -27,7 +27,7 @@ from gateway.config_check import ConfigError, Table, parse_hostport
 from gateway.detect.campaign_limits import CampaignLimits
 from gateway.detect.velocity import VelocityLimits
 from gateway.domain import Route, Thresholds
-from gateway.switch_config import SwitchSettings, parse_switch
+from gateway.switch.config import SwitchSettings, parse_switch
 from smsc.client import EsmeConfig, TlsConfig
 from smsc.constants import Status
 from smsc.session import BindType, SessionConfig
@@ -407,7 +407,7 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
         endpoint_max_connections=ep.integer("max_connections", 16, minimum=2, maximum=10_000),
         endpoint_client_timeout=_timeout(ep),
     )
-    from gateway.simbox import NAMES_A_NUMBER
+    from gateway.probes.simbox import NAMES_A_NUMBER
 
     known = {o.value for o in NAMES_A_NUMBER}
     if not set(w.confirming_probe_outcomes) <= known:

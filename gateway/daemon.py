@@ -6,8 +6,8 @@ with backoff) and housekeeping (text retention, rule reloads). SIGTERM / SIGINT 
 already received is inspected, recorded and answered, then each bind unbinds, then the alerts
 still in the outbox get a last chance to go out. SIGHUP reloads the rule files, the classifier's
 model file when it changed ([detectors] model) and the test plans, without touching a bind.
-With `[[probes.probe]]` configured, the probe manager (gateway.probes) runs in the same group:
-one modem supervisor per probe, test-call findings through the same store and outbox.
+With `[[probes.probe]]` configured, the probe manager (gateway.probes.manager) runs in the same
+group: one modem supervisor per probe, test-call findings through the same store and outbox.
 """
 
 from __future__ import annotations
@@ -26,16 +26,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.cases.workflow import Workflow
 from gateway.config import DEFAULT_CONFIG, GatewayConfig, load
 from gateway.config_check import ConfigError
-from gateway.delivery import DeliveryStore, DeliveryWriter
 from gateway.detect.campaigns import SnapshotError
 from gateway.detect.classifier import ClassifierDetector, ModelError
 from gateway.domain import Inspected
 from gateway.feedback.cache import ExemptionCache
-from gateway.pipeline import GatewayHandler, Inspector, PipelineStats, Policy, Recorder
-from gateway.probes import ProbeManager
-from gateway.simbox import Finding
+from gateway.pipeline.delivery import DeliveryStore, DeliveryWriter
+from gateway.pipeline.handler import GatewayHandler, PipelineStats, Policy
+from gateway.pipeline.inspector import Inspector
+from gateway.pipeline.recorder import Recorder
+from gateway.probes.manager import ProbeManager
+from gateway.probes.simbox import Finding
 from gateway.store.errors import StoreError
 from gateway.store.urls import display_url
 from gateway.wiring import (
@@ -47,7 +50,6 @@ from gateway.wiring import (
     open_store,
     open_workflow,
 )
-from gateway.workflow import Workflow
 from smsc.client import EsmeSupervisor
 
 log = logging.getLogger("fraudgate.daemon")

@@ -70,7 +70,7 @@ class SmsEvent:
     decode_errors: tuple[str, ...] = ()
     received_at: float = 0.0  # epoch seconds
     id: str = field(default_factory=new_id)
-    # the id this message had in the previous redelivery window (gateway.message_ids): a
+    # the id this message had in the previous redelivery window (gateway.pipeline.message_ids): a
     # message recorded under either id is a redelivery, recorded once
     prior_id: str = ""
 

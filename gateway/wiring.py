@@ -9,26 +9,26 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from gateway.alerts.dispatcher import OutboxStore
 from gateway.config import FeedbackSettings, GatewayConfig, MqttSettings, WorkflowSettings
 from gateway.config_check import ConfigError
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import Alert, Detector, Inspected
 from gateway.feedback import Exemptions, FeedbackLimits
-from gateway.outbox import OutboxStore
-from gateway.pipeline import Inspector
-from gateway.probes import HealthLimits, ProbeManager
-from gateway.simbox import Finding
+from gateway.pipeline.inspector import Inspector
+from gateway.probes.manager import HealthLimits, ProbeManager
+from gateway.probes.simbox import Finding
 from gsm_probe.events import ProbeEvent, ProbeHealth
 
 if TYPE_CHECKING:
+    from gateway.alerts.mqtt import MqttConfig
     from gateway.api import ApiServer
     from gateway.cases import Cases
+    from gateway.cases.workflow import Workflow
     from gateway.centre import CentreEndpoint
     from gateway.detect.classifier import TextClassifier
     from gateway.feedback.cache import ExemptionCache
-    from gateway.mqtt import MqttConfig
     from gateway.store import Store
-    from gateway.workflow import Workflow
 
 log = logging.getLogger("fraudgate.wiring")
 
@@ -142,7 +142,7 @@ async def open_dispatcher(cfg: GatewayConfig, store: StorePort) -> AsyncIterator
     if not cfg.mqtt.enabled:
         yield NullDispatcher()
         return
-    from gateway.outbox import OutboxDispatcher
+    from gateway.alerts.dispatcher import OutboxDispatcher
 
     yield OutboxDispatcher(
         store, mqtt_config(cfg.mqtt), store_timeout=cfg.commit_timeout, gather=cfg.mqtt.gather
@@ -152,7 +152,7 @@ async def open_dispatcher(cfg: GatewayConfig, store: StorePort) -> AsyncIterator
 def mqtt_config(m: MqttSettings) -> MqttConfig:
     """The MQTT adapter's settings from [mqtt]. Its own checks and its TLS files (read once
     here) are reported as the file's mistakes, at start rather than at every reconnection."""
-    from gateway.mqtt import MqttConfig
+    from gateway.alerts.mqtt import MqttConfig
 
     try:
         mqtt = MqttConfig(
@@ -251,15 +251,15 @@ async def open_workflow(
     from pathlib import Path
 
     from gateway.cases import Cases, Policy
+    from gateway.cases.workflow import Waker, Workflow
     from gateway.centre import CentreConfig, CentreDispatcher, CentreOutbox
     from gateway.feedback.cache import ExemptionRefresher
     from gateway.feedback.repository import FeedbackRepository
     from gateway.registry import Registry
     from gateway.store import Store
-    from gateway.switch import SwitchControl
-    from gateway.switch_config import open_switch
+    from gateway.switch.config import open_switch
+    from gateway.switch.port import SwitchControl
     from gateway.workdays import KzCalendar
-    from gateway.workflow import Waker, Workflow
 
     w = cfg.workflow
     if not w.enabled or not isinstance(store, Store):

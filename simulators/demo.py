@@ -36,8 +36,8 @@ from gateway.cases import CaseFilter
 from gateway.config import GatewayConfig, ProbeSettings, SmscLink
 from gateway.daemon import Gateway
 from gateway.domain import Decision, Inspected, Route
-from gateway.simbox import Finding, Outcome
-from gateway.switch_config import SwitchSettings
+from gateway.probes.simbox import Finding, Outcome
+from gateway.switch.config import SwitchSettings
 from simulators.broker import BrokerError, Mosquitto
 from simulators.centre import CentreSimulator, make_certs
 from simulators.modem import ModemProfile, ModemSimulator

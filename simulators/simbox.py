@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateway.simbox import Expected
+from gateway.probes.simbox import Expected
 
 # Foreign A-numbers the partner calls from (Germany, Turkey, UAE, UK, China).
 PARTNER_NUMBERS = ("+4915112345678", "+905321234567", "+971501234567", "+447700900123",
@@ -137,7 +137,8 @@ class Partner:
                 on_placed(test)
 
     def plan_file(self) -> str:
-        """The planned tests as a JSON plan file (the format `gateway.simbox.load_plan` reads)."""
+        """The planned tests as a JSON plan file (the format `gateway.probes.simbox.load_plan`
+        reads)."""
         rows = [
             {
                 "id": t.expected.id,

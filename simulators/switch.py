@@ -1,4 +1,5 @@
-"""A simulated switch speaking the block/unblock JSON protocol of gateway/switch.py (docs/cases.md).
+"""A simulated switch speaking the block/unblock JSON protocol of gateway/switch/port.py
+(docs/cases.md).
 
 A real HTTP/1.1 server on loopback: `asyncio.start_server` for the sockets and h11 (already
 installed with httpx) for the HTTP parsing, sans-I/O like the rest of the project. Not uvicorn:

@@ -37,7 +37,7 @@ from gateway.store.models import alerts
 from gateway.store.models_api import api_audit, helpline_complaints
 from gateway.store.models_cases import case_transitions
 from gateway.store.models_centre import centre_reports
-from gateway.switch import HttpSwitch
+from gateway.switch.port import HttpSwitch
 from gateway.workdays import KzCalendar
 from simulators.switch import SwitchSimulator
 

@@ -22,7 +22,7 @@ from gateway.config import WorkflowSettings, from_toml
 from gateway.registry import Registry
 from gateway.store import Store, sqlite_url
 from gateway.store.models_api import api_audit
-from gateway.switch import NoSwitch
+from gateway.switch.port import NoSwitch
 from gateway.wiring import api_server
 from gateway.workdays import KzCalendar
 

@@ -50,11 +50,11 @@ VIOLATIONS = {
     ),
     "adapter-to-cli": (
         "gateway/store/store.py",
-        "from gateway import cases_cli",
-        "gateway.store is not allowed to import gateway.cases_cli",
+        "from gateway.cli import cases",
+        "gateway.store is not allowed to import gateway.cli",
     ),
     "daemon-to-simulators": (
-        "gateway/pipeline.py",
+        "gateway/pipeline/handler.py",
         "import simulators.demo",
         "gateway is not allowed to import simulators",
     ),

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from jsonschema import Draft202012Validator
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.alerts.mqtt import alert_message, assert_no_personal_data
 from gateway.cases import (
     TRANSITIONS,
     Action,
@@ -31,12 +32,11 @@ from gateway.cases import (
     Source,
     State,
 )
-from gateway.mqtt import alert_message, assert_no_personal_data
 from gateway.registry import Registry
 from gateway.store import Store, sqlite_url
 from gateway.store.models import alerts
 from gateway.store.models_cases import case_transitions, cases
-from gateway.switch import HttpSwitch
+from gateway.switch.port import HttpSwitch
 from gateway.workdays import KzCalendar
 from simulators.switch import SwitchSimulator
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway import train_cli
+from gateway.cli import train as train_cli
 from gateway.detect.classifier import (
     ClassifierDetector,
     ModelError,

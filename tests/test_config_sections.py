@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from fixtures_services import make_tls_material
 
-from gateway import cases_cli, daemon
+from gateway import daemon
 from gateway.api import ApiLimits
+from gateway.cli import cases as cases_cli
 from gateway.config import DEFAULT_CONFIG, PROJECT_DIR, from_toml, load
 from gateway.config_check import ConfigError
-from gateway.pipeline import Inspector
+from gateway.pipeline.inspector import Inspector
 from gateway.wiring import mqtt_config
 
 BASE: dict[str, Any] = tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8"))

@@ -1,10 +1,10 @@
-"""The receipt correlator and the onward submit_sm (gateway/delivery.py), without I/O."""
+"""The receipt correlator and the onward submit_sm (gateway/pipeline/delivery.py), without I/O."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.delivery import (
+from gateway.pipeline.delivery import (
     DeliveryState,
     Outcome,
     ReceiptCorrelator,

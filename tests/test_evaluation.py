@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from gateway.cli.evaluation import ROW_SPACING, Row, breakdown, event_for
 from gateway.domain import Decision, Route
-from gateway.evaluation import ROW_SPACING, Row, breakdown, event_for
 
 CSV = """label,text,source,route,lang,theme,channel,publisher
 fraud,"Ваша карта заблокирована! Назовите код из SMS: +7 701 555 44 33",,,ru,code,sms,a.kz

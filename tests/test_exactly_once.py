@@ -16,7 +16,7 @@ import pytest
 from harness import gateway_config, send, smsc_config, start_gateway, submit
 
 from gateway.domain import Decision, Inspected, SmsEvent, Verdict
-from gateway.message_ids import derived_id, message_key, stable_ids
+from gateway.pipeline.message_ids import derived_id, message_key, stable_ids
 from gateway.store import Store
 from smsc.constants import Tag
 from smsc.pdu import DeliverSm, Tlv

@@ -34,7 +34,7 @@ from gateway.feedback import (
 from gateway.feedback.cache import ExemptionCache, ExemptionRefresher
 from gateway.feedback.repository import FeedbackQuery, FeedbackRepository
 from gateway.feedback.service import FeedbackService
-from gateway.pipeline import Inspector
+from gateway.pipeline.inspector import Inspector
 from gateway.store import Store
 
 T0 = 1_764_000_000.0

@@ -18,12 +18,12 @@ from gateway.cases import Cases
 from gateway.domain import Decision, Inspected, SmsEvent, Thresholds, Verdict
 from gateway.feedback import FeedbackLimits
 from gateway.feedback.cache import ExemptionCache
-from gateway.pipeline import Inspector
+from gateway.pipeline.inspector import Inspector
 from gateway.registry import Registry
 from gateway.store import Store
 from gateway.store.models_api import api_audit
 from gateway.store.models_feedback import feedback
-from gateway.switch import NoSwitch
+from gateway.switch.port import NoSwitch
 from gateway.workdays import KzCalendar
 
 TOKENS = {role: f"secret-{role.value}-token" for role in Role}

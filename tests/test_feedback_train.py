@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import train_cli
 from gateway.cases import Actor, Cases, Evidence, Source
+from gateway.cli import train as train_cli
 from gateway.detect.classifier import load_model
 from gateway.domain import Complaint, Decision, Inspected, Reason, SmsEvent, Verdict
 from gateway.feedback import Judgement, Scope
@@ -21,7 +21,7 @@ from gateway.feedback.repository import FeedbackRepository
 from gateway.feedback.service import FeedbackService
 from gateway.registry import Registry
 from gateway.store import Store
-from gateway.switch import NoSwitch
+from gateway.switch.port import NoSwitch
 from gateway.workdays import KzCalendar
 
 T0 = 1_764_000_000.0

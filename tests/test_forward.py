@@ -22,7 +22,8 @@ from gateway.config import DEFAULT_CONFIG, GatewayConfig, SmscLink, from_toml
 from gateway.config_check import ConfigError
 from gateway.daemon import Gateway, RunReport
 from gateway.domain import Decision, Inspected, Route, Verdict
-from gateway.pipeline import GatewayHandler, Inspector
+from gateway.pipeline.handler import GatewayHandler
+from gateway.pipeline.inspector import Inspector
 from gateway.store import Store, StoreError
 from gateway.wiring import build_inspector
 from smsc.client import EsmeClient, EsmeConfig
@@ -447,7 +448,7 @@ def test_forward_needs_a_transceiver_bind() -> None:
 
 
 def test_a_refused_deliver_sm_is_answered_with_a_body_osmo_msc_can_parse() -> None:
-    from gateway.pipeline import _refusal
+    from gateway.pipeline.handler import _refusal
     from smsc.pdu import DeliverSmResp, decode_pdu
 
     raw = _refusal(DeliverSm(sequence=5), Status.ESME_RX_R_APPN).encode()

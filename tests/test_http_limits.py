@@ -31,7 +31,7 @@ from gateway.centre import CentreEndpoint, CentreOutbox
 from gateway.config import WorkflowSettings, from_toml
 from gateway.registry import Registry
 from gateway.store import Store, sqlite_url
-from gateway.switch import NoSwitch
+from gateway.switch.port import NoSwitch
 from gateway.wiring import api_server, centre_endpoint
 from gateway.workdays import KzCalendar
 from simulators.centre import CertSet, inbound_report, make_certs

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway import mqtt
+from gateway.alerts import mqtt
 from gateway.iin import (
     InvalidIIN,
     Sex,

@@ -22,19 +22,8 @@ import pytest
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from referencing import Registry, Resource
 
-from gateway.config import from_toml
-from gateway.domain import (
-    Alert,
-    AlertKind,
-    Complaint,
-    Inspected,
-    Reason,
-    Route,
-    SmsEvent,
-    Thresholds,
-    combine,
-)
-from gateway.mqtt import (
+from gateway.alerts.dispatcher import OutboxDispatcher
+from gateway.alerts.mqtt import (
     AlertPublisher,
     AlertRejected,
     BrokerAuthError,
@@ -53,7 +42,18 @@ from gateway.mqtt import (
     screen_personal_data,
     sms_alert_payload,
 )
-from gateway.outbox import OutboxDispatcher
+from gateway.config import from_toml
+from gateway.domain import (
+    Alert,
+    AlertKind,
+    Complaint,
+    Inspected,
+    Reason,
+    Route,
+    SmsEvent,
+    Thresholds,
+    combine,
+)
 from gateway.store import Store, sqlite_url
 from gateway.wiring import mqtt_config
 from smsc.backoff import Backoff
@@ -454,7 +454,7 @@ async def test_retained_status_online_and_last_will_when_publisher_dies(
     client_id = f"gw-{uuid.uuid4().hex[:8]}"
     script = (
         "import asyncio, sys\n"
-        "from gateway.mqtt import AlertPublisher, MqttConfig\n"
+        "from gateway.alerts.mqtt import AlertPublisher, MqttConfig\n"
         "async def main():\n"
         "    cfg = MqttConfig(port=int(sys.argv[1]), client_id=sys.argv[2], keepalive=5)\n"
         "    async with AlertPublisher(cfg):\n"
@@ -498,7 +498,7 @@ async def test_broker_outage_loses_nothing_and_doubles_nothing(
     alert_validator: Draft202012Validator,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.outbox")
+    caplog.set_level(logging.INFO, logger="gateway.alerts.dispatcher")
     cfg = config(mosquitto.port)
     async with (
         Subscriber(mosquitto.port, ["fraudgate/alerts/#"], persistent=True) as sub,
@@ -539,7 +539,7 @@ async def test_broker_outage_loses_nothing_and_doubles_nothing(
     order = [r.body["message_id"] for r in sub.alerts()]
     assert order == [item.sms.id for item in before + during]
 
-    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.outbox"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.alerts.dispatcher"]
     assert sum("broker down" in m for m in messages) == 1, messages
     assert sum("is back:" in m for m in messages) == 1, messages
 
@@ -634,7 +634,7 @@ async def test_refused_credentials_are_reported_and_retried(
     store: Store,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.outbox")
+    caplog.set_level(logging.INFO, logger="gateway.alerts.dispatcher")
     broker = mosquitto_factory(users={"analyst": "reader-pw"})
     cfg = config(broker.port, username="gateway", password="s3cret")
 
@@ -663,7 +663,7 @@ async def test_refused_credentials_are_reported_and_retried(
             await wait_until(lambda: d.published == 1, 5, "marked sent")
         assert sub.alerts()[0].body["id"] == item.alerts[0].id
 
-    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.outbox"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.alerts.dispatcher"]
     refusals = [m for m in messages if "refused the connection of user 'gateway'" in m]
     assert "check the MQTT credentials" in refusals[0]
     assert len(refusals) == 1, messages  # said once, clearly, not at every retry
@@ -766,7 +766,7 @@ async def test_store_outage_pauses_the_outbox_and_keeps_the_broker_connection(
     postgres_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.outbox")
+    caplog.set_level(logging.INFO, logger="gateway.alerts.dispatcher")
     store = await Store.open(postgres_url)
     try:
         await store.migrate()
@@ -789,7 +789,7 @@ async def test_store_outage_pauses_the_outbox_and_keeps_the_broker_connection(
     finally:
         await asyncio.to_thread(postgres_server.start)
         await store.close()
-    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.outbox"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.alerts.dispatcher"]
     assert sum("outbox paused" in m for m in messages) == 1, messages
     assert sum("outbox resumed" in m for m in messages) == 1, messages
 

@@ -18,8 +18,8 @@ from gateway.osmocom.ctrl import (
     answers,
     parse,
 )
-from gateway.osmocom.switch import parse_info
 from gateway.osmocom.vty import VTY_ERROR, TelnetFilter, command_output, find_prompt
+from gateway.switch.osmocom import parse_info
 
 # What osmo-hlr 1.5 answered to `SET 7 subscriber.by-msisdn-4900001.cs-enabled 0`.
 SET_REPLY = bytes.fromhex("0037ee00") + b"SET_REPLY 7 subscriber.by-msisdn-4900001.cs-enabled OK"

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.config import GatewayConfig
 from gateway.domain import AlertKind, Decision, Reason, Route, SmsEvent, Thresholds
-from gateway.pipeline import Inspector
+from gateway.pipeline.inspector import Inspector
 from gateway.wiring import build_inspector
 
 FORWARDED = (

@@ -18,8 +18,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from test_mqtt import SCHEMA_PATH, Subscriber, config, dispatcher, wait_until
 
-from gateway.probes import HealthLimits, ProbeManager
-from gateway.simbox import Expected, Outcome
+from gateway.probes.manager import HealthLimits, ProbeManager
+from gateway.probes.simbox import Expected, Outcome
 from gateway.store import Store, sqlite_url
 from gsm_probe.events import IncomingCall, ProbeEvent, ProbeHealth, SmsReceived
 from smsc.backoff import Backoff

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.simbox import (
+from gateway.probes.simbox import (
     Expected,
     Outcome,
     TestCallMatcher,

@@ -17,7 +17,7 @@ from test_mqtt import SCHEMA_PATH, Received, Subscriber, wait_until
 
 from gateway.config import GatewayConfig, ProbeSettings
 from gateway.daemon import Gateway
-from gateway.simbox import Finding
+from gateway.probes.simbox import Finding
 from gateway.store import Store
 from simulators.modem import ModemProfile, ModemSimulator
 from simulators.simbox import SIMBOX_SIMS, Partner, PlannedTest

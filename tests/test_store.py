@@ -464,8 +464,8 @@ def test_record_ids_are_uuid7_in_creation_order() -> None:
 
 
 async def test_findings_keep_every_sighting_of_a_simbox_number(store: Store) -> None:
-    from gateway.alerts import finding_alert_payload
-    from gateway.simbox import Expected, TestCallMatcher
+    from gateway.alerts.payloads import finding_alert_payload
+    from gateway.probes.simbox import Expected, TestCallMatcher
     from gsm_probe.events import IncomingCall
 
     m = TestCallMatcher()
@@ -491,7 +491,7 @@ async def test_findings_keep_every_sighting_of_a_simbox_number(store: Store) -> 
 
 
 async def test_one_result_per_announced_test(store: Store) -> None:
-    from gateway.simbox import Expected, Finding, Outcome
+    from gateway.probes.simbox import Expected, Finding, Outcome
 
     test = Expected("p1", "+4915112345678", T0, T0 + 60, id="plan-7")
     first = Finding(Outcome.SIMBOX, "p1", T0 + 1, "+77011234567", 1, test, number="77011234567")

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from gateway.switch import HttpSwitch, SwitchRejected, SwitchUnavailable
+from gateway.switch.port import HttpSwitch, SwitchRejected, SwitchUnavailable
 from simulators.switch import SwitchSimulator
 
 A = "+77011234567"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.switch import SwitchRejected, SwitchUnavailable
-from gateway.switch_command import CommandSettings, CommandSwitch, CommandTemplateError
+from gateway.switch.command import CommandSettings, CommandSwitch, CommandTemplateError
+from gateway.switch.port import SwitchRejected, SwitchUnavailable
 
 A, B = "77011234567", "+77011234568"
 

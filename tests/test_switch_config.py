@@ -10,10 +10,10 @@ import pytest
 
 from gateway.config import DEFAULT_CONFIG, from_toml
 from gateway.config_check import ConfigError, Table
-from gateway.osmocom.switch import OsmocomSettings, OsmocomSwitch
-from gateway.switch import HttpSwitch, NoSwitch, SwitchUnavailable
-from gateway.switch_command import CommandSwitch
-from gateway.switch_config import SwitchSettings, open_switch, parse_switch
+from gateway.switch.command import CommandSwitch
+from gateway.switch.config import SwitchSettings, open_switch, parse_switch
+from gateway.switch.osmocom import OsmocomSettings, OsmocomSwitch
+from gateway.switch.port import HttpSwitch, NoSwitch, SwitchUnavailable
 
 BASE: dict[str, Any] = tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8"))
 TOOL = ["/opt/prov/hlrctl", "barring", "--msisdn", "{msisdn}", "--on"]

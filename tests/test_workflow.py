@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 
 from gateway.cases import CaseFilter, Cases, Source, State
+from gateway.cases.workflow import OPEN_PER_TRANSACTION, Workflow
 from gateway.domain import Complaint, Inspected, Reason, SmsEvent, Thresholds, combine
+from gateway.probes.simbox import Expected, TestCallMatcher
 from gateway.registry import Registry
-from gateway.simbox import Expected, TestCallMatcher
 from gateway.store import Store, sqlite_url
 from gateway.store.models import complaints
 from gateway.workdays import KzCalendar
-from gateway.workflow import OPEN_PER_TRANSACTION, Workflow
 from gsm_probe.events import IncomingCall
 from simulators.switch import SwitchSimulator
 
@@ -30,7 +30,7 @@ def complaint_sms(i: int, text: str, suspected: str) -> Inspected:
 async def test_simbox_finding_is_confirmed_and_suspended_and_fed_once(tmp_path: Path) -> None:
     async with await Store.open(sqlite_url(tmp_path)) as store, SwitchSimulator() as sw:
         await store.migrate()
-        from gateway.switch import HttpSwitch
+        from gateway.switch.port import HttpSwitch
 
         async with HttpSwitch(sw.url, sw.token) as switch:
             cases = Cases(
@@ -75,7 +75,7 @@ async def test_local_numbers_whose_sms_were_blocked_become_cases(tmp_path: Path)
 
     async with await Store.open(sqlite_url(tmp_path)) as store, SwitchSimulator() as sw:
         await store.migrate()
-        from gateway.switch import HttpSwitch
+        from gateway.switch.port import HttpSwitch
 
         async with HttpSwitch(sw.url, sw.token) as switch:
             cases = Cases(
@@ -116,7 +116,7 @@ async def test_local_numbers_whose_sms_were_blocked_become_cases(tmp_path: Path)
 async def test_complaints_naming_numbers_that_are_not_ours_open_nothing(tmp_path: Path) -> None:
     async with await Store.open(sqlite_url(tmp_path)) as store:
         await store.migrate()
-        from gateway.switch import NoSwitch
+        from gateway.switch.port import NoSwitch
 
         cases = Cases(
             store, KzCalendar(), switch=NoSwitch(), registry=Registry(store), reports=None
@@ -137,7 +137,7 @@ async def test_a_failing_round_does_not_end_the_workflow(tmp_path: Path) -> None
 
     async with await Store.open(sqlite_url(tmp_path)) as store:
         await store.migrate()
-        from gateway.switch import NoSwitch
+        from gateway.switch.port import NoSwitch
 
         cases = Cases(
             store, KzCalendar(), switch=NoSwitch(), registry=Registry(store), reports=None
@@ -171,7 +171,7 @@ async def test_a_confirmed_case_labels_the_campaign_of_its_messages(tmp_path: Pa
     detector = CampaignDetector(CampaignLimits())
     async with await Store.open(sqlite_url(tmp_path)) as store:
         await store.migrate()
-        from gateway.switch import NoSwitch
+        from gateway.switch.port import NoSwitch
 
         cases = Cases(store, KzCalendar(), switch=NoSwitch(), registry=Registry(store),
                       reports=None)  # fmt: skip

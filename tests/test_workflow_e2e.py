@@ -23,7 +23,7 @@ from gateway.daemon import Gateway
 from gateway.domain import Route
 from gateway.registry import Registry
 from gateway.store import Store
-from gateway.switch_config import SwitchSettings
+from gateway.switch.config import SwitchSettings
 from simulators.centre import CentreSimulator, inbound_report, make_certs
 from simulators.switch import SwitchSimulator
 from smsc.client import EsmeConfig
@@ -147,7 +147,7 @@ async def test_complaint_to_suspension_and_centre_reports(tmp_path: Path) -> Non
 
     # deadlines were set at receipt (2 working days, R4) and survive a restart
     async with await Store.open(cfg.database_url) as store:
-        from gateway.switch import NoSwitch
+        from gateway.switch.port import NoSwitch
         from gateway.workdays import KzCalendar
 
         again_cases = Cases(store, KzCalendar(), switch=NoSwitch(), registry=Registry(store),

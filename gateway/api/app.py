@@ -5,7 +5,7 @@
 Every route names the permission it needs (auth.PERMISSIONS maps roles to permissions). A
 response with personal data unmasked is audited before it is sent (audit.AuditLog).
 
-The token is checked before anything else, in front of FastAPI (gateway/http_guard.py): an
+The token is checked before anything else, in front of FastAPI (gateway/http/guard.py): an
 unknown caller gets 401 before one byte of the body is read, and bodies are bounded, so no
 request can make the event loop that answers the SMSC read or parse without limit. The
 routes check the token again (and the role); look-ups of numbers and cases are counted per
@@ -23,13 +23,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gateway.alerts import mask_msisdn
+from gateway.alerts.payloads import mask_msisdn
 from gateway.cases import Actor, CaseFilter, Cases, CaseView, Source, State
 from gateway.cases.service import e164
 from gateway.feedback import Feedback, FeedbackLimits, Scope
 from gateway.feedback.repository import FeedbackQuery, FeedbackRepository
 from gateway.feedback.service import ExemptionSink, FeedbackService
-from gateway.http_guard import RequestGuard
+from gateway.http.guard import RequestGuard
 from gateway.registry import Registry, normalize_msisdn
 from gateway.store import Store
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from gateway.alerts import mask_msisdn
+from gateway.alerts.payloads import mask_msisdn
 from gateway.ids import new_id
 from gateway.store import Store
 from gateway.store.models_api import api_audit

@@ -82,7 +82,7 @@ class TokenTable:
 
     def admits(self, authorization: str | None) -> bool:
         """Whether an Authorization header's value carries a known bearer token: the check
-        made before anything else of a request is read (gateway/http_guard.py)."""
+        made before anything else of a request is read (gateway/http/guard.py)."""
         token = bearer_token(authorization)
         return token is not None and self.lookup(token) is not None
 

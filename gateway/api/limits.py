@@ -1,7 +1,7 @@
 """What one client may ask of the API (docs/api.md "Limits"; [api] in the configuration).
 
-`ApiLimits` bounds the transport (bodies, connections, slow clients: gateway/http_guard.py and
-gateway/http_server.py) and the look-ups; `LookupLimiter` counts each user's look-ups of numbers
+`ApiLimits` bounds the transport (bodies, connections, slow clients: gateway/http/guard.py and
+gateway/http/server.py) and the look-ups; `LookupLimiter` counts each user's look-ups of numbers
 and cases. A look-up answers who holds a number (R7): a person at a help-line desk makes a few
 per call, a script that walks the number range makes thousands, so a per-user rate stops the
 script long before it has a registry worth selling.

@@ -3,7 +3,7 @@
     async with ApiServer(ApiConfig(host="0.0.0.0", port=8443, cert=..., key=...), app) as s:
         ...   # https://{host}:{s.port}/v1/...
 
-It is the embedded uvicorn server of gateway/http_server.py: the socket is bound there (errors
+It is the embedded uvicorn server of gateway/http/server.py: the socket is bound there (errors
 raised, port 0 allowed) and the daemon root keeps the signals. TLS is server-side
 only (clients authenticate with bearer tokens); without cert and key it serves plain HTTP,
 for loopback behind a TLS-terminating proxy. `ApiConfig.limits` bounds connections and slow
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.http_server import EmbeddedHttpServer
+from gateway.http.server import EmbeddedHttpServer
 
 from .errors import ApiConfigError
 from .limits import ApiLimits

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.alerts import iso_utc, mask_msisdn
+from gateway.alerts.payloads import iso_utc, mask_msisdn
 from gateway.cases import CaseView, SwitchActionView, TransitionRecord
 from gateway.feedback import Feedback, Scope
 from gateway.iin import mask_iin

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.alerts import iso_utc, mask_msisdn
+from gateway.alerts.payloads import iso_utc, mask_msisdn
 from gateway.domain import Alert, AlertKind
 from gateway.ids import new_id
 from gateway.store.models import alerts

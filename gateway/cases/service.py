@@ -22,12 +22,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.alerts import iso_utc, mask_msisdn
+from gateway.alerts.payloads import iso_utc, mask_msisdn
 from gateway.domain import AlertKind
 from gateway.ids import new_id
 from gateway.store import Store
 from gateway.store.models_cases import case_deadline_alerts, case_switch_actions, cases
-from gateway.switch import SwitchControl, SwitchError, SwitchRejected
+from gateway.switch.port import SwitchControl, SwitchError, SwitchRejected
 from gateway.workdays import KzCalendar
 
 from . import rows

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from gateway.alerts import iso_utc
+from gateway.alerts.payloads import iso_utc
 from gateway.loop import BackgroundLoop
 from gateway.store import StoreError, StoreUnavailable
 from smsc.backoff import Backoff

@@ -9,7 +9,7 @@ before is answered `200` with the same case id, without calling the opener again
 schema violation is answered `400 {"error": ..., "paths": [...]}` and nothing is written.
 
 The client proved who it is in the TLS handshake, so the body's limits come first: the request
-guard (gateway/http_guard.py) answers 413 to a Content-Length over `max_body` without reading
+guard (gateway/http/guard.py) answers 413 to a Content-Length over `max_body` without reading
 it and cuts a chunked body at `max_body`, 408 to a body not sent in time, 400 to JSON nested
 too deep; only then is the body parsed.
 """
@@ -30,7 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.dialects import postgresql, sqlite
 
-from gateway.http_guard import RequestGuard
+from gateway.http.guard import RequestGuard
 from gateway.store import StoreError
 from gateway.store.models_centre import centre_inbound
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
-from gateway.alerts import iso_utc
+from gateway.alerts.payloads import iso_utc
 from gateway.cases.model import NumberLike, PersonLike
 
 from .schema import SCHEMA_VERSION

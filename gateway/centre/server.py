@@ -1,4 +1,4 @@
-"""The centre link's HTTPS server: mutual TLS on the embedded server (gateway/http_server.py).
+"""The centre link's HTTPS server: mutual TLS on the embedded server (gateway/http/server.py).
 
 Client certificates are required (ssl.CERT_REQUIRED): a client without one, or with one from
 another CA, never completes the handshake and never reaches the application.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from gateway.http_server import EmbeddedHttpServer
+from gateway.http.server import EmbeddedHttpServer
 
 from .config import server_context
 from .errors import CentreConfigError

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from gateway.alerts import iso_utc
+from gateway.alerts.payloads import iso_utc
 from gateway.detect.classifier import normalise
 from gateway.domain import Decision, Reason, SmsEvent, Verdict
 

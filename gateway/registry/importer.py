@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.alerts import mask_msisdn
+from gateway.alerts.payloads import mask_msisdn
 from gateway.ids import new_id
 from gateway.store.models_registry import individuals, numbers
 

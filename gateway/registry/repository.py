@@ -20,7 +20,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.alerts import mask_msisdn
+from gateway.alerts.payloads import mask_msisdn
 from gateway.ids import new_id
 from gateway.iin import mask_iin
 from gateway.store import Store, StoreError

@@ -8,7 +8,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from gateway.alerts import mask_msisdn
+from gateway.alerts.payloads import mask_msisdn
 from gateway.iin import InvalidIIN, check_iin
 
 from .errors import RegistryError

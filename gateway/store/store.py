@@ -31,9 +31,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from gateway.delivery import OnwardStatus, Outcome, Submitted
 from gateway.domain import Alert, AlertKind, Inspected, Reason
-from gateway.simbox import Finding
+from gateway.pipeline.delivery import OnwardStatus, Outcome, Submitted
+from gateway.probes.simbox import Finding
 
 from .errors import StoreError, StoreUnavailable
 from .models import (
@@ -214,7 +214,7 @@ class Store:
 
     async def record(self, items: Sequence[Inspected]) -> set[str]:
         """Write a batch of inspected SMS (messages, verdicts, alerts, complaints) in one
-        transaction. Idempotent on the message id (gateway.message_ids): an SMS recorded
+        transaction. Idempotent on the message id (gateway.pipeline.message_ids): an SMS recorded
         already under its id or its prior id, or repeated within the batch, is skipped with its
         alerts and complaint. Returns the ids of the messages skipped that way."""
         if not items:

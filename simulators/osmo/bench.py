@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.osmocom.ctrl import CtrlClient
-from gateway.osmocom.switch import OsmocomSettings, OsmocomSwitch
+from gateway.switch.osmocom import OsmocomSettings, OsmocomSwitch
 from simulators.broker import free_port
 from simulators.osmo.lab import PROJECT_DIR, Lab, LabConfig, LabError
 from simulators.osmo.mme import Framing, Phone, VirtualMme, shim_framing

@@ -125,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
             from simulators.osmo.lab_scenario import ERRORS, run_lab_scenario
 
             # The gateway's start-up (migrations, bind) is not what this command shows.
-            for quiet in ("alembic", "fraudgate.wiring", "fraudgate.daemon", "gateway.outbox"):
+            quiet_loggers = ("alembic", "fraudgate.wiring", "fraudgate.daemon",
+                             "gateway.alerts.dispatcher")  # fmt: skip
+            for quiet in quiet_loggers:
                 logging.getLogger(quiet).setLevel(logging.WARNING)
             try:
                 return asyncio.run(_until_signal(run_lab_scenario(settings, args)))

@@ -19,7 +19,7 @@ from gateway.config import GatewayConfig, SmscLink
 from gateway.daemon import Gateway, RunReport
 from gateway.domain import Route
 from gateway.osmocom.ctrl import CtrlClient
-from gateway.pipeline import Inspector
+from gateway.pipeline.inspector import Inspector
 from gateway.store import Store
 from gateway.wiring import build_inspector
 from simulators.osmo.lab import Lab

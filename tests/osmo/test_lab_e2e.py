@@ -31,10 +31,10 @@ from gateway.centre import CentreOutbox
 from gateway.daemon import Gateway
 from gateway.iin import iin_check_digit
 from gateway.osmocom.ctrl import CtrlClient
-from gateway.osmocom.switch import OsmocomSettings, OsmocomSwitch
 from gateway.registry import Registry
 from gateway.store import Store
 from gateway.store.models_cases import cases as cases_table
+from gateway.switch.osmocom import OsmocomSettings, OsmocomSwitch
 from gateway.workdays import KzCalendar
 from simulators.osmo.lab import PROJECT_DIR
 from simulators.osmo.lab_scenario import lab_gateway_config
@@ -92,8 +92,9 @@ async def test_smishing_from_a_phone_is_stopped_inline(
         await asyncio.wait_for(gateway.ready.wait(), 15)
         await gateway.supervisors[0].wait_bound(10)
         async with VirtualMme(lab.cfg.host, lab.cfg.sgs_port) as mme:
-            aigerim, fraud = mme.phone(AIGERIM.imsi, AIGERIM.msisdn), mme.phone(
-                FRAUD_A.imsi, FRAUD_A.msisdn
+            aigerim, fraud = (
+                mme.phone(AIGERIM.imsi, AIGERIM.msisdn),
+                mme.phone(FRAUD_A.imsi, FRAUD_A.msisdn),
             )
             assert (await aigerim.attach()).accepted and (await fraud.attach()).accepted
 
@@ -162,9 +163,10 @@ async def test_a_confirmed_case_cuts_off_every_number_on_the_osmocom_core(
     settings = OsmocomSettings(hlr_ctrl_host=lab.cfg.host, msc_vty_host=lab.cfg.host)
     analyst = Actor("a.nurlanova", "analyst")
     try:
-        async with OsmocomSwitch(settings) as switch, VirtualMme(
-            lab.cfg.host, lab.cfg.sgs_port
-        ) as mme:
+        async with (
+            OsmocomSwitch(settings) as switch,
+            VirtualMme(lab.cfg.host, lab.cfg.sgs_port) as mme,
+        ):
             cases = Cases(
                 store, KzCalendar(), switch=switch, registry=registry, reports=CentreOutbox("lab")
             )

@@ -16,10 +16,10 @@ from conftest import OsmoLab
 from gateway.config_check import ConfigError, Table
 from gateway.osmocom import ipa
 from gateway.osmocom.ctrl import CtrlClient, CtrlCommandError, CtrlConnectionError
-from gateway.osmocom.switch import OsmocomSettings, OsmocomSwitch, parse_info
 from gateway.osmocom.vty import VtyClient, VtyCommandError
-from gateway.switch import SwitchRejected, SwitchUnavailable
-from gateway.switch_config import parse_switch
+from gateway.switch.config import parse_switch
+from gateway.switch.osmocom import OsmocomSettings, OsmocomSwitch, parse_info
+from gateway.switch.port import SwitchRejected, SwitchUnavailable
 from simulators.osmo.lab import HLR_CTRL, HLR_VTY, MSC_VTY
 from simulators.osmo.provision import LabSubscriber, ProvisionError, provision
 

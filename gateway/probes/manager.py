@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-from gateway.alerts import finding_alert_payload, iso_utc
+from gateway.alerts.payloads import finding_alert_payload, iso_utc
 from gateway.domain import Alert, AlertKind
-from gateway.simbox import (
+from gateway.probes.simbox import (
     NAMES_A_NUMBER,
     Expected,
     Finding,

@@ -22,9 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
-from gateway.domain import Alert
-from gateway.loop import BackgroundLoop
-from gateway.mqtt import (
+from gateway.alerts.mqtt import (
     AlertPublisher,
     AlertRejected,
     BrokerAuthError,
@@ -32,6 +30,8 @@ from gateway.mqtt import (
     BrokerTlsError,
     MqttConfig,
 )
+from gateway.domain import Alert
+from gateway.loop import BackgroundLoop
 from gateway.store import StoreError, StoreUnavailable
 from smsc.backoff import Backoff
 

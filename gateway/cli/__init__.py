@@ -14,16 +14,16 @@ from importlib import metadata
 SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "run": ("gateway.daemon", "run the gateway daemon (fraudgate run -c FILE)"),
     "demo": ("simulators.demo", "the gateway against a simulated SMSC, traffic and a broker"),
-    "train": ("gateway.train_cli", "train the text classifier", "configure_train", "run_train"),
-    "eval": ("gateway.train_cli", "evaluate the detectors on a labelled corpus",
+    "train": ("gateway.cli.train", "train the text classifier", "configure_train", "run_train"),
+    "eval": ("gateway.cli.train", "evaluate the detectors on a labelled corpus",
              "configure_eval", "run_eval"),
     "smsc": ("simulators.smsc_cli", "run the simulated SMSC (SMPP 3.4 server)"),
     "modem": ("simulators.modem_cli", "run a simulated GSM probe modem on a pty or TCP port"),
     "traffic": ("simulators.traffic", "play a traffic scenario into an SMSC as an ESME"),
     "listen": ("simulators.listener", "bind to an SMSC and print every message received"),
-    "bench": ("gateway.bench_cli", "benchmarks that print figures (smpp, pipeline)"),
-    "cases": ("gateway.cases_cli", "list, show and decide cases (points 119-120)"),
-    "registry": ("gateway.registry_cli", "subscriber registry: import, over-limit, check (R6)"),
+    "bench": ("gateway.cli.bench", "benchmarks that print figures (smpp, pipeline)"),
+    "cases": ("gateway.cli.cases", "list, show and decide cases (points 119-120)"),
+    "registry": ("gateway.cli.registry", "subscriber registry: import, over-limit, check (R6)"),
     "lab": ("simulators.osmo.lab_cli", "the Osmocom lab: osmo-hlr + osmo-msc, virtual phones"),
 }  # fmt: skip
 
@@ -106,7 +106,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose, args.debug_logger)
     result: int = getattr(importlib.import_module(args._module), args._run)(args)
     return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -41,8 +41,8 @@ from pathlib import PurePath
 from types import TracebackType
 from typing import Any, Self
 
-from gateway.alerts import mask_msisdn
-from gateway.switch import SwitchRejected, SwitchResult, SwitchUnavailable
+from gateway.alerts.payloads import mask_msisdn
+from gateway.switch.port import SwitchRejected, SwitchResult, SwitchUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from gateway.cases import CaseError, Cases, CaseView, Evidence, OpenRequest, Source
 from gateway.detect.sender import KZ_MOBILE_RE, TON_ALPHANUMERIC, normalise_msisdn
-from gateway.simbox import NAMES_A_NUMBER
+from gateway.probes.simbox import NAMES_A_NUMBER
 from gateway.store import Store, StoreError
 from gateway.store.models import complaints, messages, probe_findings, verdicts
 from gateway.store.models_cases import case_evidence, case_transitions

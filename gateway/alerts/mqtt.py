@@ -32,7 +32,7 @@ from typing import Self
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
-from gateway.alerts import (
+from gateway.alerts.payloads import (
     complaint_alert_payload,
     fanout_alert_payload,
     iso_utc,
@@ -210,7 +210,7 @@ def assert_no_personal_data(payload: Mapping[str, object], path: str = "payload"
         raise PersonalDataError(f"{path}: holds an IIN-like number outside the address fields")
 
 
-# -- payloads: built in gateway.alerts, re-exported here ---------------------------------------
+# -- payloads: built in gateway.alerts.payloads, re-exported here -----------------------------
 
 
 ENVELOPE_KEYS = ("id", "kind", "created_at")
@@ -405,7 +405,7 @@ class AlertPublisher:
             tls_params=tls_params,
             tls_insecure=cfg.tls_insecure if cfg.use_tls else None,
             max_inflight_messages=self._max_inflight,
-            logger=logging.getLogger("gateway.mqtt.client"),
+            logger=logging.getLogger("gateway.alerts.mqtt.client"),
         )
         client.pending_calls_threshold = self._max_inflight * 10  # many in flight is normal here
         return client

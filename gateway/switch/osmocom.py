@@ -41,10 +41,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from gateway.alerts import mask_msisdn
+from gateway.alerts.payloads import mask_msisdn
 from gateway.osmocom.ctrl import CtrlClient, CtrlCommandError, CtrlError
 from gateway.osmocom.vty import VtyClient, VtyError
-from gateway.switch import SwitchRejected, SwitchResult, SwitchUnavailable
+from gateway.switch.port import SwitchRejected, SwitchResult, SwitchUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -439,9 +439,9 @@ class DeliveryWriter:
             log.warning("%d delivery records still unwritten", len(self._queue))
 
     async def went_onward(self, message_ids: Sequence[str], timeout: float = 5.0) -> bool:
-        """Whether one of these ids (a message's id and its prior id, gateway.message_ids) was
-        accepted onward, by the rows written (the queued ones first). Raises the store's
-        error: the caller cannot tell, and must not guess."""
+        """Whether one of these ids (a message's id and its prior id,
+        gateway.pipeline.message_ids) was accepted onward, by the rows written (the queued ones
+        first). Raises the store's error: the caller cannot tell, and must not guess."""
         await self.flush(timeout)
         return await self.store.went_onward([i for i in message_ids if i])
 
@@ -452,7 +452,7 @@ class OnwardLedger:
 
     An SMSC redelivers a deliver_sm whose answer it did not get: the link was cut after the
     onward submit was accepted and before the deliver_sm_resp arrived, or the gateway died in
-    between. The redelivery has the same id (gateway.message_ids); found here, or in the
+    between. The redelivery has the same id (gateway.pipeline.message_ids); found here, or in the
     `deliveries` rows (DeliveryWriter.went_onward, after a restart), it is answered ROK and not
     submitted again. This memory covers the rows not written yet; the rows cover the rest."""
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.config_check import ConfigError, Table, parse_hostport
-from gateway.osmocom.switch import OsmocomSettings
-from gateway.switch import SwitchControl
-from gateway.switch_command import CommandSettings, CommandTemplateError
+from gateway.switch.command import CommandSettings, CommandTemplateError
+from gateway.switch.osmocom import OsmocomSettings
+from gateway.switch.port import SwitchControl
 
 KINDS = ("none", "http", "command", "osmocom")
 
@@ -145,9 +145,9 @@ def _restores(t: Table) -> tuple[str, ...]:
 
 @contextlib.asynccontextmanager
 async def _open(settings: SwitchSettings) -> AsyncIterator[SwitchControl]:
-    from gateway.osmocom.switch import OsmocomSwitch
-    from gateway.switch import HttpSwitch, NoSwitch
-    from gateway.switch_command import CommandSwitch
+    from gateway.switch.command import CommandSwitch
+    from gateway.switch.osmocom import OsmocomSwitch
+    from gateway.switch.port import HttpSwitch, NoSwitch
 
     if settings.kind == "http":
         async with HttpSwitch(settings.url, settings.token, settings.timeout) as http:

@@ -37,7 +37,7 @@ import math
 from collections.abc import Iterable
 from typing import Final
 
-from gateway.delivery import ONWARD_TLVS
+from gateway.pipeline.delivery import ONWARD_TLVS
 from smsc.constants import Tag
 from smsc.pdu import Pdu
 

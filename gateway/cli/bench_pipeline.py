@@ -30,7 +30,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from gateway.config import GatewayConfig, SmscLink
+from gateway.config import PROJECT_DIR, GatewayConfig, SmscLink
 from gateway.detect.velocity import VelocityDetector, VelocityLimits
 from gateway.domain import Route, SmsEvent
 from smsc.client import EsmeConfig
@@ -295,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
     ctx = mp.get_context("spawn")
     port_q = ctx.Queue()
     done = ctx.Event()
-    scenario = str(Path(__file__).resolve().parent.parent / "config/scenarios/demo.toml")
+    scenario = str(PROJECT_DIR / "config/scenarios/demo.toml")
     count = int(args.rate * args.duration) if args.rate and args.duration else args.count
     proc = ctx.Process(
         target=_smsc_process,

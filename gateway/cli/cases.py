@@ -16,12 +16,12 @@ import os
 import sys
 from pathlib import Path
 
-from gateway.alerts import iso_utc, mask_msisdn
+from gateway.alerts.payloads import iso_utc, mask_msisdn
 from gateway.cases import Actor, CaseError, CaseFilter, Cases, CaseView, State
 from gateway.config import DEFAULT_CONFIG, load
 from gateway.config_check import ConfigError
 from gateway.store import Store, StoreError
-from gateway.switch_config import SwitchSettings, open_switch
+from gateway.switch.config import SwitchSettings, open_switch
 from gateway.workdays import KzCalendar
 
 

@@ -7,7 +7,7 @@ restart) and `capture_signals` is a no-op. Used by the centre's inbound endpoint
 (mutual TLS) and by the HTTP API (server TLS or plain HTTP).
 
 The same loop answers the SMSC, so what one HTTP client may hold is bounded here (bodies are
-bounded by gateway/http_guard.py, in front of the application):
+bounded by gateway/http/guard.py, in front of the application):
 - `max_connections` (uvicorn's limit_concurrency): a request beyond it is answered 503;
 - `client_timeout`: a request's headers must all arrive within it, counted from the connection
   (after the TLS handshake, which has asyncio's own 60 s) or from the previous answer. uvicorn

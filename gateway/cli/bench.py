@@ -7,11 +7,15 @@ import importlib
 
 TARGETS = {
     "smpp": ("smsc.bench", "SMPP round trips/s and latency, ESME and SMSC in separate processes"),
-    "pipeline": ("gateway.bench_pipeline", "SMS/s through the gateway to committed verdicts"),
-    "campaigns": ("gateway.detect.campaigns_bench", "campaign detector: us/message, bytes per "
-                  "cluster, false merges on real texts"),
-    "lab": ("simulators.osmo.bench", "Osmocom lab: SMS/s with and without the gateway inline, "
-            "block -> cut-off time"),
+    "pipeline": ("gateway.cli.bench_pipeline", "SMS/s through the gateway to committed verdicts"),
+    "campaigns": (
+        "gateway.detect.campaigns_bench",
+        "campaign detector: us/message, bytes per cluster, false merges on real texts",
+    ),
+    "lab": (
+        "simulators.osmo.bench",
+        "Osmocom lab: SMS/s with and without the gateway inline, block -> cut-off time",
+    ),
 }
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
+from gateway.cli.evaluation import Breakdown, Row, breakdown, decide
 from gateway.config import DEFAULT_CONFIG, GatewayConfig
 from gateway.config_check import ConfigError
 from gateway.detect.classifier import (
@@ -56,7 +57,6 @@ from gateway.detect.classifier import (
 )
 from gateway.detect.corpus import FORMATS, CorpusError, CorpusReport, Format, read_corpus
 from gateway.domain import Decision, Detector, Inspected, Reason, SmsEvent, Thresholds, combine
-from gateway.evaluation import Breakdown, Row, breakdown, decide
 from gateway.store.errors import StoreError
 
 # In a traffic scenario, the labels whose text is legitimate: grey-route OTPs are genuine

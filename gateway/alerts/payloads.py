@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from gateway.domain import CampaignEvent, Complaint, SmsEvent, Verdict
-from gateway.simbox import Finding
+from gateway.probes.simbox import Finding
 
 
 def iso_utc(ts: float) -> str:
