@@ -202,7 +202,8 @@ def build_probe_manager(
     p = cfg.probes
     if not p.probes:
         return None
-    from gsm_probe.modem import ModemConfig, ModemSupervisor
+    from gsm_probe.model import ModemConfig
+    from gsm_probe.supervisor import ModemSupervisor
 
     settings = {s.name: s for s in p.probes}
 

@@ -5,9 +5,10 @@
         async for event in modem:                 # IncomingCall, SmsReceived, RegistrationChanged
             ...
 
-`ModemSupervisor` keeps one probe up for as long as it runs: it opens the `Modem`, polls its
-health every `poll_interval`, forwards events, and reopens with capped exponential backoff and
-jitter when the modem is gone (unplugged, refused) or hung; it logs once down and once back.
+The driver's parts: `transport` (one open port, `AtLink`), `errors`, `model` (settings and
+what the modem reports), `cells` (vendors' serving-cell reports), `masking` (what the logs
+show), `supervisor` (`ModemSupervisor` keeps one probe up, reopening with backoff). This module
+is the command API, the start-up sequence, the call tracker and the SMS inbox.
 
 Transport: `serial_asyncio_fast.create_serial_connection`. For device paths (ttyUSB, a pty or a
 symlink to one) it opens `serial.serial_for_url(url)` itself and reads it with `loop.add_reader`
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import random
 import time
@@ -45,11 +45,7 @@ from gsm_probe.at import (
     AtSession,
     CmeError,
     CmsError,
-    CommandCompleted,
-    CommandTimedOut,
-    Event,
     Garbage,
-    Prompt,
     Unsolicited,
     first_value,
     params,
@@ -63,6 +59,8 @@ from gsm_probe.at import (
     parse_stored_pdus,
     rssi_to_dbm,
 )
+from gsm_probe.cells import parse_cpsi, parse_qeng, vendor_of
+from gsm_probe.errors import ModemError, ModemGone, ModemHung, ModemTimeout, SimLocked
 from gsm_probe.events import (
     IncomingCall,
     ProbeEvent,
@@ -70,6 +68,9 @@ from gsm_probe.events import (
     RegistrationChanged,
     SmsReceived,
 )
+from gsm_probe.masking import masked, shown
+from gsm_probe.model import ModemConfig, ModemIdentity, Registration, ServingCell, StoredSms
+from gsm_probe.transport import AtLink
 from gsm_probe.ts23040 import (
     Address,
     SmsDeliver,
@@ -80,110 +81,15 @@ from gsm_probe.ts23040 import (
     submit_parts,
     tpdu_length,
 )
-from smsc.backoff import Backoff
 
 log = logging.getLogger("fraudgate.modem")
 T = TypeVar("T")
 
-# +CREG <stat> (TS 27.007 §7.2) meaning registered: 1 home, 5 roaming (6/7 SMS-only, 9/10 CSFB
-# not preferred are registered too).
-REGISTERED = frozenset({1, 5, 6, 7, 9, 10})
 # Boot notices: the modem restarted under us and lost its settings (ATE0, +CNMI …).
 BOOT_URCS = frozenset({"RDY", "START", "^SYSSTART", "*ATREADY"})
 # Transient "not yet" answers worth a retry during init: SIM busy (TS 27.007 §9.2.1 14,
 # TS 27.005 §3.2.5 314) and the SIMCom / Huawei "please wait" (515).
 _RETRY_CODES = frozenset({14, 314, 515})
-
-
-# --------------------------------------------------------------------------------------------
-# Errors
-
-
-class ModemError(Exception):
-    """A failure of the modem link (the AT-level failures are `gsm_probe.at.AtError`)."""
-
-
-class ModemGone(ModemError):
-    """The link is lost or cannot be opened (unplugged: EIO; socket:// refused or closed)."""
-
-
-class ModemHung(ModemGone):
-    """The modem stopped answering and neither ESC + AT nor a reopen brought it back."""
-
-
-class ModemTimeout(ModemError):
-    """One command got no final result code in time."""
-
-
-class SimLocked(ModemError):
-    """+CPIN: the SIM wants a PIN that is not configured, or a PUK."""
-
-
-# --------------------------------------------------------------------------------------------
-# Configuration and results
-
-
-@dataclass
-class ModemConfig:
-    name: str
-    url: str  # pyserial URL: /dev/ttyUSB2, a pty (or a symlink to it), socket://host:port
-    baudrate: int = 115200
-    command_timeout: float = 5.0
-    sms_timeout: float = 60.0  # AT+CMGS, +CMGR, +CMGL (network round trips, big listings)
-    pin: str | None = None
-    poll_interval: float = 30.0  # health polling by the supervisor
-    hangup_after_cli: bool = True  # reject a test call once its CLI is read: no charge
-    reinit_after_timeouts: int = 2  # this many timeouts in a row: the modem is hung
-    cnmi: str = "2,1,0,1,0"  # TS 27.005 §3.4.1; see the module docstring
-    ring_timeout: float = 8.0  # RINGs come every ~5 s; none for this long: the call ended
-    cli_timeout: float = 2.0  # +CLIP follows its RING at once; none by then: no CLI
-    concat_timeout: float = 120.0  # parts of a long SMS wait this long for the missing ones
-    open_timeout: float = 10.0
-    init_attempts: int = 3  # AT probes at start; retries of a busy SIM
-    retry_delay: float = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class ModemIdentity:
-    manufacturer: str = ""
-    model: str = ""
-    revision: str = ""
-    imei: str = ""
-    imsi: str = ""
-    msisdn: str = ""  # AT+CNUM; empty when the SIM does not carry it
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """+CREG (TS 27.007 §7.2): stat, and LAC / CI in hex when the network gave them."""
-
-    stat: int
-    lac: str = ""
-    cell_id: str = ""
-
-    @property
-    def registered(self) -> bool:
-        return self.stat in REGISTERED
-
-
-@dataclass(frozen=True, slots=True)
-class ServingCell:
-    rat: str  # "GSM", "WCDMA", "LTE"; "" when only +CREG told
-    lac: str  # LAC (2G/3G) or TAC (LTE), hex
-    cell_id: str  # hex
-    plmn: str = ""  # MCC-MNC
-    source: str = ""  # "+CPSI" (SIMCom), "+QENG" (Quectel), "+CREG"
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSms:
-    """A message in the modem's storage (+CMGL / +CMGR, TS 27.005 §3.4.2, §3.4.3)."""
-
-    index: int
-    stat: int  # 0 received unread, 1 received read, 2 stored unsent, 3 stored sent
-    pdu: bytes
-    message: SmsDeliver | SmsStatusReport | None  # None when the TPDU does not decode
-    error: str = ""
 
 
 Slot = tuple[str, int]  # (storage, index) of a message still on the SIM
@@ -204,126 +110,6 @@ class _Call:
     reported: bool = False
     timer: asyncio.TimerHandle | None = None  # the end: ring_timeout after the last RING
     cli_timer: asyncio.TimerHandle | None = None  # no +CLIP by then: report without a CLI
-
-
-def _masked(number: str) -> str:
-    """For logs: +77011234567 -> +7701***4567 (DESIGN.md §7: no numbers in clear)."""
-    digits = number.lstrip("+")
-    if not digits:
-        return "-"
-    if len(digits) < 6:
-        return "***"
-    return f"{number[: len(number) - len(digits)]}{digits[:4]}***{digits[-4:]}"
-
-
-def _shown(command: str) -> str:
-    return 'AT+CPIN="****"' if command.upper().startswith("AT+CPIN=") else command
-
-
-# --------------------------------------------------------------------------------------------
-# The pump
-
-
-class _Link(asyncio.Protocol):
-    """One open port: bytes to the session, its events to the modem, one pending waiter."""
-
-    def __init__(self, modem: Modem, session: AtSession) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.modem = modem
-        self.session = session
-        self.transport: asyncio.Transport | None = None
-        self.lost: asyncio.Future[None] = self.loop.create_future()
-        self._waiter: asyncio.Future[CommandCompleted] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self._dispatch(self.session.receive(data, self.loop.time()))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        reason = f"link lost: {exc}" if exc else "link closed by peer"
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(ModemGone(reason))
-        if not self.lost.done():
-            self.lost.set_result(None)
-        self.modem._link_lost(self, reason)
-
-    @property
-    def open(self) -> bool:
-        return not self.lost.done()
-
-    def write(self, data: bytes) -> None:
-        transport = self.transport
-        if data and transport is not None and not transport.is_closing():
-            transport.write(data)
-
-    def execute(
-        self, command: str, expect: str | None, pdu: bytes | None, timeout: float
-    ) -> asyncio.Future[CommandCompleted]:
-        if not self.open:
-            raise ModemGone("link closed")
-        data = self.session.send(
-            command, expect=expect, pdu=pdu, now=self.loop.time(), timeout=timeout
-        )
-        self._waiter = self.loop.create_future()
-        self.write(data)
-        self._arm()
-        return self._waiter
-
-    async def idle(self) -> None:
-        """Wait out a command left pending by a cancelled caller (it ends by its timeout)."""
-        waiter = self._waiter
-        if self.session.pending is not None and waiter is not None and not waiter.done():
-            with contextlib.suppress(Exception):
-                await asyncio.shield(waiter)
-
-    def abort(self) -> None:
-        transport = self.transport
-        if transport is None:
-            if not self.lost.done():
-                self.lost.set_result(None)
-        elif not transport.is_closing():
-            transport.abort()
-
-    def _dispatch(self, events: list[Event]) -> None:
-        for event in events:
-            if isinstance(event, CommandCompleted):
-                self._resolve(event)
-            elif isinstance(event, CommandTimedOut):
-                self._resolve(ModemTimeout(f"{_shown(event.command)}: no final result"))
-            elif isinstance(event, Unsolicited):
-                self.modem._on_urc(event)
-            elif isinstance(event, Garbage):
-                self.modem._on_garbage(event)
-            elif isinstance(event, Prompt):
-                self.write(self.session.data_to_send())
-        self._arm()
-
-    def _resolve(self, outcome: CommandCompleted | ModemTimeout) -> None:
-        waiter = self._waiter
-        if waiter is None or waiter.done():
-            return
-        if isinstance(outcome, ModemTimeout):
-            waiter.set_exception(outcome)
-        else:
-            waiter.set_result(outcome)
-
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        deadline = self.session.next_deadline
-        if deadline is not None and self.open:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._dispatch(self.session.check_timeout(self.loop.time()))
 
 
 Job = Callable[[], Coroutine[Any, Any, None]]
@@ -348,7 +134,7 @@ class Modem:
         self.reopens = 0  # hard recoveries that worked
         self.last_event_at: float | None = None
         self._lock = asyncio.Lock()
-        self._link: _Link | None = None
+        self._link: AtLink | None = None
         self._closed: asyncio.Future[None] | None = None
         self._failure: ModemError | None = None
         self._closing = False
@@ -439,7 +225,7 @@ class Modem:
     async def _open(self) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
-        link = _Link(self, AtSession(command_timeout=cfg.command_timeout))
+        link = AtLink(self, AtSession(command_timeout=cfg.command_timeout))
         try:
             transport, _ = await asyncio.wait_for(
                 serial_asyncio_fast.create_serial_connection(
@@ -460,7 +246,7 @@ class Modem:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(link.lost), 2.0)
 
-    def _link_lost(self, link: _Link, reason: str) -> None:
+    def _link_lost(self, link: AtLink, reason: str) -> None:
         if link is self._link and not self._closing:
             self._fail(ModemGone(f"{self.config.url}: {reason}"))
 
@@ -518,7 +304,7 @@ class Modem:
         link = self._usable_link()
         waiter = link.execute(cmd, expect, pdu, timeout or self.config.command_timeout)
         try:
-            # shielded: a cancelled caller leaves the command to finish (see _Link.idle)
+            # shielded: a cancelled caller leaves the command to finish (see AtLink.idle)
             completed = await asyncio.shield(waiter)
         except ModemTimeout:
             if pdu is not None:
@@ -528,7 +314,7 @@ class Modem:
         self._timeouts = 0
         return completed.check()
 
-    def _usable_link(self) -> _Link:
+    def _usable_link(self) -> AtLink:
         if self._failure is not None:
             raise self._failure
         if self._link is None or not self._link.open:
@@ -537,7 +323,7 @@ class Modem:
 
     async def _timed_out(self, cmd: str) -> None:
         self._timeouts += 1
-        log.debug("%s: %s timed out (%d in a row)", self.config.name, _shown(cmd), self._timeouts)
+        log.debug("%s: %s timed out (%d in a row)", self.config.name, shown(cmd), self._timeouts)
         if self._timeouts >= self.config.reinit_after_timeouts and not self._no_recovery:
             await self._recover()
 
@@ -582,7 +368,7 @@ class Modem:
         await self._sync()
         await self._setup()
         self.identity = await self._read_identity()
-        self.vendor = _vendor(self.identity.manufacturer)
+        self.vendor = vendor_of(self.identity.manufacturer)
         self._mem = await self._read_mem()
         with contextlib.suppress(AtError, ModemTimeout):
             await self._query_registration()
@@ -707,9 +493,9 @@ class Modem:
         cell: ServingCell | None = None
         try:
             if self.vendor == "simcom":
-                cell = _parse_cpsi(first_value(await self.command("AT+CPSI?"), "+CPSI"))
+                cell = parse_cpsi(first_value(await self.command("AT+CPSI?"), "+CPSI"))
             elif self.vendor == "quectel":
-                cell = _parse_qeng(await self.command('AT+QENG="servingcell"'))
+                cell = parse_qeng(await self.command('AT+QENG="servingcell"'))
         except AtError as exc:
             log.debug("%s: serving cell query: %s", self.config.name, exc)
         if cell is not None:
@@ -791,7 +577,7 @@ class Modem:
                 f"AT+CMGS={tpdu_length(pdu)}", pdu=pdu, timeout=self.config.sms_timeout
             )
             refs.append(parse_cmgs(first_value(lines, "+CMGS")))
-        log.info("%s: SMS to %s sent in %d part(s)", self.config.name, _masked(number), len(refs))
+        log.info("%s: SMS to %s sent in %d part(s)", self.config.name, masked(number), len(refs))
         return refs
 
     async def list_sms(self, stat: int = 4) -> list[StoredSms]:
@@ -909,7 +695,7 @@ class Modem:
         if call.cli_timer is not None:
             call.cli_timer.cancel()
         event = IncomingCall(self.config.name, number, ton, validity, self.clock())
-        log.info("%s: call from %s (ton %d)", self.config.name, _masked(number), ton)
+        log.info("%s: call from %s (ton %d)", self.config.name, masked(number), ton)
         self._emit(event)
         if self.config.hangup_after_cli:
             self._schedule(self._hangup_call)
@@ -1073,7 +859,7 @@ class Modem:
         log.info(
             "%s: SMS from %s, %d part(s)",
             self.config.name,
-            _masked(str(first.originator)),
+            masked(str(first.originator)),
             len(parts),
         )
         if slots and not self._closing and self._failure is None:
@@ -1097,15 +883,6 @@ _URC_HANDLERS: dict[str, Callable[[Modem, Unsolicited], None]] = {
 }
 
 
-def _vendor(manufacturer: str) -> str:
-    upper = manufacturer.upper()
-    if "SIMCOM" in upper:
-        return "simcom"
-    if "QUECTEL" in upper:
-        return "quectel"
-    return ""
-
-
 def _address(number: str) -> Address:
     """ "+7701…" is international (TON 1, TS 23.040 §9.1.2.5); anything else as dialled."""
     if number.startswith("+"):
@@ -1120,138 +897,3 @@ def _stored(index: int, stat: int, pdu: bytes) -> StoredSms:
         return StoredSms(index, stat, pdu, None, str(exc))
 
 
-def _hex_id(field: str) -> str:
-    """A cell id given as "0x1A2B" or decimal, as hex (the +CREG form)."""
-    field = field.strip()
-    if field.lower().startswith("0x"):
-        return field[2:].upper()
-    return f"{int(field):X}" if field.isdigit() else field.upper()
-
-
-def _parse_cpsi(value: str) -> ServingCell | None:
-    """SIMCom +CPSI: <mode>,<op mode>,<MCC>-<MNC>,<LAC|TAC>,<cell id>,… (SIM7500/7600 AT
-    manual §4.2.17); None without service."""
-    fields = params(value)
-    if len(fields) < 5 or fields[0].upper() in ("NO SERVICE", ""):
-        return None
-    return ServingCell(
-        fields[0].upper(), _hex_id(fields[3]), _hex_id(fields[4]), fields[2], "+CPSI"
-    )
-
-
-def _parse_qeng(lines: list[str]) -> ServingCell | None:
-    """Quectel +QENG: "servingcell",<state>,"LTE",<is_tdd>,<mcc>,<mnc>,<cellid>,…,<tac>,… and
-    "GSM"/"WCDMA",<mcc>,<mnc>,<lac>,<cellid>,… (EC25/BG96 AT manual, AT+QENG); None in
-    SEARCH / LIMSRV without a cell."""
-    fields: list[str] = []
-    for line in lines:
-        if line.upper().startswith("+QENG:"):
-            fields += params(line.split(":", 1)[1])
-    if len(fields) < 7 or fields[0].lower() != "servingcell":
-        return None
-    rat = fields[2].upper()
-    if rat == "LTE" and len(fields) > 12:
-        return ServingCell(
-            rat, fields[12].upper(), fields[6].upper(), f"{fields[4]}-{fields[5]}", "+QENG"
-        )
-    if rat in ("GSM", "WCDMA"):
-        return ServingCell(
-            rat, fields[5].upper(), fields[6].upper(), f"{fields[3]}-{fields[4]}", "+QENG"
-        )
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# Supervisor
-
-EventCallback = Callable[[ProbeEvent], Awaitable[None] | None]
-HealthCallback = Callable[[ProbeHealth], Awaitable[None] | None]
-
-
-async def _call(callback: Callable[[T], Awaitable[None] | None], arg: T) -> None:
-    result = callback(arg)
-    if inspect.isawaitable(result):
-        await result
-
-
-class ModemSupervisor:
-    """Keeps one probe modem open for as long as `run()` runs (see the module docstring)."""
-
-    def __init__(
-        self,
-        config: ModemConfig,
-        on_event: EventCallback,
-        on_health: HealthCallback,
-        backoff: Backoff | None = None,
-    ) -> None:
-        self.config = config
-        self.on_event = on_event
-        self.on_health = on_health
-        self.backoff = backoff or Backoff(initial=1.0, cap=60.0)
-        self.modem: Modem | None = None
-        self.connects = 0  # successful opens, for status and tests
-        self._stop = asyncio.Event()
-
-    def stop(self) -> None:
-        """Ask `run()` to close the modem (queued events still forwarded) and return."""
-        self._stop.set()
-
-    async def run(self) -> None:
-        name = self.config.name
-        loop = asyncio.get_running_loop()
-        down_since: float | None = None
-        while not self._stop.is_set():
-            try:
-                async with Modem(self.config) as modem:
-                    self.modem = modem
-                    self.connects += 1
-                    self.backoff.reset()
-                    if down_since is not None:
-                        log.info("%s: modem back after %.1fs", name, loop.time() - down_since)
-                    down_since = None
-                    await self._serve(modem)
-            except (ModemError, AtError) as exc:
-                self.modem = None
-                if down_since is None:
-                    down_since = loop.time()
-                    log.warning("%s: modem down (%s); reopening with backoff", name, exc)
-                    await _call(self.on_health, ProbeHealth(name, connected=False, error=str(exc)))
-                else:
-                    log.debug("%s: reopen failed: %s", name, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.backoff.next_delay())
-        self.modem = None
-
-    async def _serve(self, modem: Modem) -> None:
-        """Forward events and poll health until stop() or the modem fails (raised). An
-        exception of on_event / on_health is a bug: it ends run()."""
-        forward = asyncio.create_task(self._forward(modem))
-        try:
-            await self._poll(modem, forward)
-        finally:
-            await modem.close()  # ends the event iteration once the queue is drained
-            await forward
-        if modem.failure is not None:
-            raise modem.failure
-
-    async def _forward(self, modem: Modem) -> None:
-        async for event in modem:
-            await _call(self.on_event, event)
-
-    async def _poll(self, modem: Modem, forward: asyncio.Task[None]) -> None:
-        stop = asyncio.ensure_future(self._stop.wait())
-        closed = asyncio.ensure_future(modem.wait_closed())
-        ends: set[asyncio.Future[Any]] = {stop, closed, forward}
-        try:
-            while True:
-                health = await modem.health()
-                if modem.failure is not None:
-                    return  # run() reports it down, once
-                await _call(self.on_health, health)
-                interval = self.config.poll_interval
-                done, _ = await asyncio.wait(ends, timeout=interval, return_when="FIRST_COMPLETED")
-                if done:
-                    return
-        finally:
-            stop.cancel()
-            closed.cancel()

@@ -20,6 +20,7 @@ from typing import TypeVar
 import pytest
 
 from gsm_probe.at import AtParseError, CmeError, CmsError, CommandError
+from gsm_probe.errors import ModemGone, ModemHung, ModemTimeout, SimLocked
 from gsm_probe.events import (
     IncomingCall,
     ProbeEvent,
@@ -27,16 +28,9 @@ from gsm_probe.events import (
     RegistrationChanged,
     SmsReceived,
 )
-from gsm_probe.modem import (
-    Modem,
-    ModemConfig,
-    ModemGone,
-    ModemHung,
-    ModemSupervisor,
-    ModemTimeout,
-    ServingCell,
-    SimLocked,
-)
+from gsm_probe.model import ModemConfig, ServingCell
+from gsm_probe.modem import Modem
+from gsm_probe.supervisor import ModemSupervisor
 from gsm_probe.ts23040 import (
     Address,
     decode_submit,
