@@ -4,7 +4,7 @@
     out = session.send("AT+CSQ", now=t)          # bytes to write: b"AT+CSQ\\r"
     for event in session.receive(data, now=t):   # whatever the port delivered, any chunking
         ...                                      # CommandCompleted / Unsolicited / Prompt / Garbage
-    session.check_timeout(now)                   # when `next_deadline` has passed
+    session.handle_timer(now)                   # when `next_deadline` has passed
     session.data_to_send()                       # the PDU + Ctrl-Z after a "> " prompt
 
 One command is pending at a time (V.250 §5.2.1: the DCE executes one command line at a time and
@@ -489,7 +489,7 @@ class AtSession:
         self._out.clear()
         return data
 
-    def check_timeout(self, now: float) -> list[Event]:
+    def handle_timer(self, now: float) -> list[Event]:
         if self._deadline is None or now < self._deadline:
             return []
         event = CommandTimedOut(self._command, self._lines)

@@ -129,4 +129,4 @@ class AtLink(asyncio.Protocol):
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._dispatch(self.session.check_timeout(self.loop.time()))
+        self._dispatch(self.session.handle_timer(self.loop.time()))

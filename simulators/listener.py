@@ -163,7 +163,7 @@ class MessagePrinter:
     def _expire(self) -> None:
         """Hand back timed-out messages and re-arm the timer for the next deadline."""
         loop = asyncio.get_running_loop()
-        for incomplete in self._assembler.expire(loop.time()):
+        for incomplete in self._assembler.handle_timer(loop.time()):
             self._emit(_received(incomplete))
         if self._timer is not None:
             self._timer.cancel()
@@ -177,7 +177,7 @@ class MessagePrinter:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for incomplete in self._assembler.expire(float("inf")):
+        for incomplete in self._assembler.handle_timer(float("inf")):
             self._emit(_received(incomplete))
         # the old assembler's clock is now infinite: start a fresh one
         self._assembler = SmsAssembler(

@@ -396,7 +396,7 @@ class ModemCore:
             times.append(self.hung_until)
         return min(times, default=None)
 
-    def poll(self, now: float) -> None:
+    def handle_timer(self, now: float) -> None:
         self._now = now
         if self.hung_until is not None and now >= self.hung_until:
             self.hung_until = None
@@ -405,7 +405,7 @@ class ModemCore:
             self._call_tick(call)
 
     def receive(self, data: bytes, now: float) -> None:
-        self.poll(now)
+        self.handle_timer(now)
         if self.hung:
             return  # a hung modem reads nothing: the bytes are lost
         for byte in data:
@@ -1355,7 +1355,7 @@ class ModemSimulator:
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.core.poll(self._now())
+        self.core.handle_timer(self._now())
         self._flush()
 
     # ---- events ------------------------------------------------------------------------------

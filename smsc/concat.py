@@ -210,14 +210,14 @@ class Reassembler(Generic[T]):
 
     Incomplete messages come back, never dropped, in two ways:
 
-    * timeout: :meth:`expire` returns every message whose first part is at least ``timeout``
+    * timeout: :meth:`handle_timer` returns every message whose first part is at least ``timeout``
       old; :meth:`next_deadline` says when to call it;
     * eviction: when ``max_pending`` messages are open, opening another one first evicts the
       oldest. Evicted messages wait in a queue returned (and emptied) by :meth:`drain_evicted`
-      and by :meth:`expire`, whichever comes first; :meth:`next_deadline` returns a time not
+      and by :meth:`handle_timer`, whichever comes first; :meth:`next_deadline` returns a time not
       later than any ``now`` already seen while that queue is not empty.
 
-    Groups are kept in an OrderedDict in order of first arrival, so :meth:`expire` costs
+    Groups are kept in an OrderedDict in order of first arrival, so :meth:`handle_timer` costs
     O(expired). ``now`` should come from a monotonic clock; a ``now`` smaller than one already
     seen is treated as the largest seen so far, which keeps that order.
 
@@ -285,7 +285,7 @@ class Reassembler(Generic[T]):
         self._groups.pop(identity, None)
         return group.assemble()
 
-    def expire(self, now: float) -> list[Assembled[T]]:
+    def handle_timer(self, now: float) -> list[Assembled[T]]:
         """Hand back the evicted messages and those open for at least ``timeout``."""
         clock = self._tick(now)
         result = self.drain_evicted()
@@ -305,7 +305,7 @@ class Reassembler(Generic[T]):
         return evicted
 
     def next_deadline(self) -> float | None:
-        """When :meth:`expire` next has something to return; None when nothing is pending."""
+        """When :meth:`handle_timer` next has something to return; None when nothing is pending."""
         if self._evicted:
             return self._clock
         if not self._groups:

@@ -405,5 +405,5 @@ class Link(asyncio.Protocol):
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = float("inf")
-        self._dispatch(self.session.handle_timers(self.loop.time()))
+        self._dispatch(self.session.handle_timer(self.loop.time()))
         self._flush()

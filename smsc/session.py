@@ -1,7 +1,7 @@
 """SMPP 3.4 session state machine, sans-I/O (bytes in, events out, bytes to send, time passed in).
 
 One `Session` is one TCP connection, on either side (`Role.ESME` or `Role.SMSC`). The asyncio
-layer (`smsc.link`) only moves bytes and calls `handle_timers(now)` when `next_deadline()` comes.
+layer (`smsc.link`) only moves bytes and calls `handle_timer(now)` when `next_deadline()` comes.
 
 What the session does by itself, so every user gets it right:
 - framing, with command_length checked against [16, max_pdu_size] (§3.2); a length outside it
@@ -121,17 +121,38 @@ REQUESTS_ALLOWED: dict[tuple[Role, State], frozenset[int]] = {
 # than lost. The first request stays pending and gets the application's answer.
 DUPLICATE_STATUS = Status.ESME_RSYSERR
 
+class Input(Enum):
+    """What moves a session's bind state (the inputs of TRANSITIONS)."""
+
+    BIND_SENT = "bind_sent"
+    BIND_RECEIVED = "bind_received"
+    BIND_FAILED = "bind_failed"
+    BOUND_TX = "bound_tx"
+    BOUND_RX = "bound_rx"
+    BOUND_TRX = "bound_trx"
+    UNBIND_SENT = "unbind_sent"
+    UNBIND_RECEIVED = "unbind_received"
+    UNBIND_RESP_RECEIVED = "unbind_resp_received"
+    DRAINED = "drained"
+
+
+_BOUND_INPUT = {
+    BindType.TRANSMITTER: Input.BOUND_TX,
+    BindType.RECEIVER: Input.BOUND_RX,
+    BindType.TRANSCEIVER: Input.BOUND_TRX,
+}
+
 # Bind transitions: (state, input) -> new state. Anything missing is refused.
-TRANSITIONS: dict[tuple[State, str], State] = {
-    (State.OPEN, "bind_sent"): State.BINDING,
-    (State.OPEN, "bind_received"): State.BINDING,
-    (State.BINDING, "bind_failed"): State.OPEN,
-    **{(State.BINDING, f"bound_{bt.value}"): st for bt, st in _BOUND_STATE.items()},
-    **{(st, "unbind_sent"): State.UNBINDING for st in _BOUND_STATE.values()},
-    **{(st, "unbind_received"): State.PEER_UNBINDING for st in _BOUND_STATE.values()},
-    (State.UNBINDING, "unbind_resp_received"): State.CLOSED,
-    (State.UNBINDING, "unbind_received"): State.PEER_UNBINDING,  # both sides unbind at once
-    (State.PEER_UNBINDING, "drained"): State.CLOSED,
+TRANSITIONS: dict[tuple[State, Input], State] = {
+    (State.OPEN, Input.BIND_SENT): State.BINDING,
+    (State.OPEN, Input.BIND_RECEIVED): State.BINDING,
+    (State.BINDING, Input.BIND_FAILED): State.OPEN,
+    **{(State.BINDING, _BOUND_INPUT[bt]): st for bt, st in _BOUND_STATE.items()},
+    **{(st, Input.UNBIND_SENT): State.UNBINDING for st in _BOUND_STATE.values()},
+    **{(st, Input.UNBIND_RECEIVED): State.PEER_UNBINDING for st in _BOUND_STATE.values()},
+    (State.UNBINDING, Input.UNBIND_RESP_RECEIVED): State.CLOSED,
+    (State.UNBINDING, Input.UNBIND_RECEIVED): State.PEER_UNBINDING,  # both sides unbind at once
+    (State.PEER_UNBINDING, Input.DRAINED): State.CLOSED,
 }
 
 
@@ -271,10 +292,10 @@ class Session:
         self.close_reason: str | None = None
 
     # ------------------------------------------------------------------ state helpers
-    def _go(self, what: str) -> None:
+    def _go(self, what: Input) -> None:
         new = TRANSITIONS.get((self.state, what))
         if new is None:
-            raise SessionError(f"{what} is not allowed in state {self.state.value}")
+            raise SessionError(f"{what.value} is not allowed in state {self.state.value}")
         self.state = new
 
     @property
@@ -381,13 +402,13 @@ class Session:
             address_range=address_range,
         )
         seq = self.send_request(pdu, now)
-        self._go("bind_sent")
+        self._go(Input.BIND_SENT)
         self.bind_type = bind_type
         return seq
 
     def accept_bind(self, request: Pdu, system_id: str) -> list[Event]:
         bind_type = _BIND_TYPE_OF[request.command_id]
-        self._go(f"bound_{bind_type.value}")
+        self._go(_BOUND_INPUT[bind_type])
         self.bind_type = bind_type
         self.peer_system_id = getattr(request, "system_id", "")
         self.send_response(request.response(system_id=system_id))
@@ -396,12 +417,12 @@ class Session:
     def reject_bind(self, request: Pdu, status: int) -> None:
         if status == 0:
             raise SessionError("a bind rejection needs a non-zero command_status")
-        self._go("bind_failed")
+        self._go(Input.BIND_FAILED)
         self.send_response(request.response(status=status))
 
     def unbind(self, now: float | None = None) -> int:
         seq = self.send_request(Unbind(), now)
-        self._go("unbind_sent")
+        self._go(Input.UNBIND_SENT)
         return seq
 
     def enquire_link(self, now: float | None = None) -> int:
@@ -517,14 +538,14 @@ class Session:
         elif cid in _BIND_TYPE_OF:
             if pdu.status == 0:
                 assert self.bind_type is not None
-                self._go(f"bound_{self.bind_type.value}")
+                self._go(_BOUND_INPUT[self.bind_type])
                 self.peer_system_id = getattr(pdu, "system_id", "")
                 return [Bound(self.bind_type, self.peer_system_id)]
-            self._go("bind_failed")
+            self._go(Input.BIND_FAILED)
             self.bind_type = None
             return [BindRejected(pdu.status)]
         elif cid == C.UNBIND and self.state == State.UNBINDING:
-            self._go("unbind_resp_received")
+            self._go(Input.UNBIND_RESP_RECEIVED)
             return self._close("unbound", clean=True)
         return [ResponseReceived(req, pdu, self.now - waiting.sent_at)]
 
@@ -539,13 +560,13 @@ class Session:
         if cid in _BIND_TYPE_OF and self.role == Role.SMSC:
             if self.state != State.OPEN:
                 return self._refuse(pdu, Status.ESME_RALYBND, "bind on a bound session")
-            self._go("bind_received")
+            self._go(Input.BIND_RECEIVED)
             self._pending_in[pdu.sequence] = cid
             return [BindRequested(pdu, _BIND_TYPE_OF[cid])]
         if cid == C.OUTBIND and self.role == Role.ESME and self.state == State.OPEN:
             return [OutbindReceived(pdu)]
         if cid == C.UNBIND and self.state in (*_BOUND_STATE.values(), State.UNBINDING):
-            self._go("unbind_received")
+            self._go(Input.UNBIND_RECEIVED)
             self._pending_in[pdu.sequence] = cid
             return [UnbindRequested(), *self._maybe_finish_drain()]
         if cid not in REQUESTS_ALLOWED.get((peer, self.state), frozenset()):
@@ -576,7 +597,7 @@ class Session:
         for s in unbind_seqs:
             del self._pending_in[s]
             self._out.append(UnbindResp(sequence=s).encode())
-        self._go("drained")
+        self._go(Input.DRAINED)
         return self._close("unbound by peer", clean=True)
 
     # ------------------------------------------------------------------ time
@@ -588,7 +609,7 @@ class Session:
             deadlines.append(next(iter(self._outstanding.values())).deadline)
         return min(deadlines)
 
-    def handle_timers(self, now: float) -> list[Event]:
+    def handle_timer(self, now: float) -> list[Event]:
         self.now = now
         events: list[Event] = []
         expired = [s for s, o in self._outstanding.items() if o.deadline <= now]
@@ -597,7 +618,7 @@ class Session:
             if seq == self._enquire_seq:
                 return [*events, *self._close("enquire_link unanswered: link dead", clean=False)]
             if out.pdu.command_id in _BIND_TYPE_OF and self.state == State.BINDING:
-                self._go("bind_failed")
+                self._go(Input.BIND_FAILED)
                 events.append(BindRejected(Status.ESME_RSYSERR))
                 continue
             if out.pdu.command_id == C.UNBIND:

@@ -1,7 +1,7 @@
 """From deliver_sm / data_sm / submit_sm PDUs to whole SMS: body extraction, UDH, reassembly, text.
 
 `SmsAssembler.feed(pdu, now)` returns an `Sms` when a message is whole (a single part at once;
-a concatenated one when its last part arrives), `expire(now)` returns the groups whose time
+a concatenated one when its last part arrives), `handle_timer(now)` returns the groups whose time
 limit passed, marked `complete=False`: every PDU fed comes out in exactly one `Sms.pdus`, so the
 caller can answer every part and nothing is dropped. Concatenation is recognised from a UDH
 (IEI 0x00 / 0x08, TS 23.040 §9.2.3.24.1 and .8) or from the sar_* TLVs (SMPP 3.4 §5.3.2.22-24);
@@ -121,8 +121,8 @@ class SmsAssembler:
         done = self._reassembler.add(key, part.concat, part.body, token, now)
         return None if done is None else _from_group(done, self.ia5_is_gsm)
 
-    def expire(self, now: float) -> list[Sms]:
-        return [_from_group(g, self.ia5_is_gsm) for g in self._reassembler.expire(now)]
+    def handle_timer(self, now: float) -> list[Sms]:
+        return [_from_group(g, self.ia5_is_gsm) for g in self._reassembler.handle_timer(now)]
 
     def next_deadline(self) -> float | None:
         return self._reassembler.next_deadline()

@@ -544,10 +544,10 @@ def test_timeout() -> None:
     s.send("AT+CSQ", now=100.0)
     assert s.next_deadline == 105.0
     assert s.receive(b"\r\n+CSQ: 20,99\r\n", 101.0) == []
-    assert s.check_timeout(104.9) == []
-    assert s.check_timeout(105.0) == [CommandTimedOut("AT+CSQ", ["+CSQ: 20,99"])]
+    assert s.handle_timer(104.9) == []
+    assert s.handle_timer(105.0) == [CommandTimedOut("AT+CSQ", ["+CSQ: 20,99"])]
     assert s.pending is None and s.next_deadline is None
-    assert s.check_timeout(200.0) == []
+    assert s.handle_timer(200.0) == []
     # the late OK is not taken for the next command's
     assert s.receive(b"\r\nOK\r\n", 106.0) == [Garbage(b"OK", "final result with no command")]
     s.send("AT", now=107.0, timeout=1.0)
@@ -558,7 +558,7 @@ def test_timeout_after_prompt() -> None:
     s = AtSession()
     s.send("AT+CMGS=25", pdu=SUBMIT, now=0, timeout=60.0)
     s.receive(b"\r\n> ", 1)
-    assert s.check_timeout(61.0) == [CommandTimedOut("AT+CMGS=25", [])]
+    assert s.handle_timer(61.0) == [CommandTimedOut("AT+CMGS=25", [])]
     assert s.state is CommandState.IDLE
 
 
@@ -669,7 +669,7 @@ def test_malformed_input_only_events(ops: list[tuple[str | None, bytes, int]]) -
         if command is not None and s.pending is None:
             pdu = SUBMIT if command == "AT+CMGS=25" else None
             s.send(command, pdu=pdu, now=now, timeout=2.0)
-        for event in s.receive(data, now) + s.check_timeout(now):
+        for event in s.receive(data, now) + s.handle_timer(now):
             assert isinstance(
                 event, CommandCompleted | CommandTimedOut | Unsolicited | Prompt | Garbage
             )

@@ -196,7 +196,7 @@ def test_reassemble_in_order() -> None:
     )
     assert r.pending_count == 0
     assert r.next_deadline() is None
-    assert r.expire(1000.0) == []
+    assert r.handle_timer(1000.0) == []
 
 
 def test_reassemble_out_of_order() -> None:
@@ -234,8 +234,8 @@ def test_timeout_lists_missing_parts() -> None:
     r.add(KEY_A, ConcatInfo(5, 5, 4), b"D", "t4", 100.0)
     r.add(KEY_A, ConcatInfo(5, 5, 2), b"B", "t2", 105.0)
     assert r.next_deadline() == 110.0
-    assert r.expire(109.999) == []
-    expired = r.expire(110.0)
+    assert r.handle_timer(109.999) == []
+    expired = r.handle_timer(110.0)
     assert expired == [
         Assembled(
             payload=b"BD",
@@ -260,7 +260,7 @@ def test_expire_only_returns_old_groups_in_order() -> None:
     r: Reassembler[str] = Reassembler(timeout=10)
     for i in range(5):
         r.add(KEY_A, ConcatInfo(i, 2, 1), b"x", f"t{i}", float(i))
-    expired = r.expire(12.5)
+    expired = r.handle_timer(12.5)
     assert [a.ref for a in expired] == [0, 1, 2]
     assert r.pending_count == 2
     assert r.next_deadline() == 13.0
@@ -271,7 +271,7 @@ def test_deadline_measured_from_first_part() -> None:
     r.add(KEY_A, ConcatInfo(1, 3, 1), b"a", "t1", 0.0)
     r.add(KEY_A, ConcatInfo(1, 3, 2), b"b", "t2", 9.0)  # does not extend the deadline
     assert r.next_deadline() == 10.0
-    assert [a.tokens for a in r.expire(10.0)] == [["t1", "t2"]]
+    assert [a.tokens for a in r.handle_timer(10.0)] == [["t1", "t2"]]
 
 
 def test_clock_going_backwards_keeps_order() -> None:
@@ -279,7 +279,7 @@ def test_clock_going_backwards_keeps_order() -> None:
     r.add(KEY_A, ConcatInfo(1, 2, 1), b"a", "t1", 50.0)
     r.add(KEY_A, ConcatInfo(2, 2, 1), b"b", "t2", 40.0)  # treated as 50.0
     assert r.next_deadline() == 60.0
-    assert [a.ref for a in r.expire(60.0)] == [1, 2]
+    assert [a.ref for a in r.handle_timer(60.0)] == [1, 2]
 
 
 def test_8bit_and_16bit_refs_not_mixed() -> None:
@@ -359,10 +359,10 @@ def test_eviction_at_max_pending_loses_no_token() -> None:
     assert r.next_deadline() == 31.0
     # eviction also surfaces through expire()
     r.add(KEY_B, ConcatInfo(4, 2, 1), b"d", "d1", 3.0)
-    out = r.expire(3.0)
+    out = r.handle_timer(3.0)
     assert [a.tokens for a in out] == [["b2", "b2-dup"]]
     assert r.evicted_count == 0
-    rest = r.expire(100.0)
+    rest = r.handle_timer(100.0)
     assert sorted(t for a in rest for t in a.tokens) == ["c1", "d1"]
 
 
@@ -398,7 +398,7 @@ def test_no_token_is_ever_lost(
     returned: list[Assembled[int]] = []
     for token, (key, ref, bits, total, seq, step) in enumerate(steps):
         now += step
-        returned.extend(r.expire(now))
+        returned.extend(r.handle_timer(now))
         done = r.add(key, ConcatInfo(ref, total, min(seq, total), bits), bytes([token]), token, now)
         if done is not None:
             assert done.complete
@@ -407,7 +407,7 @@ def test_no_token_is_ever_lost(
         deadline = r.next_deadline()
         if r.pending_count or r.evicted_count:
             assert deadline is not None
-    returned.extend(r.expire(now + timeout))
+    returned.extend(r.handle_timer(now + timeout))
     assert r.pending_count == 0 and r.next_deadline() is None
     tokens = Counter(t for a in returned for t in a.tokens)
     assert tokens == Counter(range(len(steps)))

@@ -115,12 +115,12 @@ def test_entries_expire_after_the_ttl_as_unknown() -> None:
     reg(c, "m1", A, B, [OSMO, OSMO], 0.0)
     assert c.match(B, A, osmo_receipt(1), 10.0) is not None  # one part delivered
     reg(c, "m2", A, C, [OSMO], 50.0)
-    assert c.expire(100.0) == []
-    (out,) = c.expire(101.0)
+    assert c.handle_timer(100.0) == []
+    (out,) = c.handle_timer(101.0)
     assert (out.message_id, out.state, out.matched_by) == ("m1", DeliveryState.UNKNOWN, "expiry")
     assert out.receipt_ids == ("00000001", "")
     assert c.match(B, A, osmo_receipt(2), 102.0) is None  # too late: counted unmatched
-    assert [o.message_id for o in c.expire(151.0)] == ["m2"]
+    assert [o.message_id for o in c.handle_timer(151.0)] == ["m2"]
     assert len(c) == 0 and c.stats.expired == 2
 
 
@@ -211,7 +211,7 @@ def test_a_cancelled_message_leaves_nothing_behind() -> None:
     c.cancel("m1")  # part 2 refused onward
     assert len(c) == 0 and not c._by_pair and not c._by_id and not c._tracks
     assert c.match(B, A, DeliveryReceipt("X1", "DELIVRD"), 1.0) is None
-    assert c.expire(1e9) == []
+    assert c.handle_timer(1e9) == []
 
 
 def test_parts_accepted_before_a_failure_keep_their_receipts() -> None:

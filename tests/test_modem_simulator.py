@@ -351,11 +351,11 @@ def test_incoming_call_rings_then_no_carrier() -> None:
     assert at(core, "AT+CLCC", now=10.5) == (
         '\r\n+CLCC: 1,1,4,0,0,"+77011234567",145\r\n\r\nOK\r\n'
     )
-    core.poll(11.0)
+    core.handle_timer(11.0)
     assert core.data_to_send() == ring
-    core.poll(11.9)
+    core.handle_timer(11.9)
     assert core.data_to_send() == b""
-    core.poll(12.0)
+    core.handle_timer(12.0)
     assert core.data_to_send() == b"\r\nNO CARRIER\r\n"
     assert core.next_deadline() is None
     assert at(core, "AT+CLCC", now=13.0) == "\r\nOK\r\n"
@@ -367,7 +367,7 @@ def test_crc_withheld_number_and_hangup() -> None:
     core.incoming_call("", ton=129, validity=1, rings=5, interval=0.5, now=0.0)
     assert core.data_to_send() == b'\r\n+CRING: VOICE\r\n\r\n+CLIP: "",129,,,,1\r\n'
     assert at(core, "ATH", now=0.2) == "\r\nOK\r\n"
-    core.poll(5.0)
+    core.handle_timer(5.0)
     assert core.data_to_send() == b""  # nothing more after ATH
 
 
@@ -377,9 +377,9 @@ def test_answer_then_caller_hangs_up() -> None:
     assert core.data_to_send() == b"\r\nRING\r\n"  # no +CLIP before AT+CLIP=1
     assert at(core, "ATA", now=0.5) == "\r\nOK\r\n"
     assert at(core, "AT+CLCC", now=0.6).startswith("\r\n+CLCC: 1,1,0,0,0,")
-    core.poll(1.4)
+    core.handle_timer(1.4)
     assert core.data_to_send() == b""
-    core.poll(1.5)
+    core.handle_timer(1.5)
     assert core.data_to_send() == b"\r\nNO CARRIER\r\n"
     assert at(core, "ATA", now=2.0) == "\r\nNO CARRIER\r\n"
     assert at(core, "AT+CHUP", now=2.0) == "\r\nOK\r\n"

@@ -360,7 +360,7 @@ def test_session_survives_timers_after_arbitrary_input(data: bytes, cuts: list[i
     session = bound_session(Role.ESME)
     feed(session, data, cuts)
     for now in (10.0, 31.0, 62.0, 100.0, 1000.0):
-        session.handle_timers(now)
+        session.handle_timer(now)
         assert_well_formed_output(session.data_to_send())
     session.connection_lost()
     assert session.closed

@@ -29,12 +29,14 @@ from smsc.pdu import (
     decode_pdu,
 )
 from smsc.session import (
+    TRANSITIONS,
     BindRejected,
     BindRequested,
     BindType,
     Bound,
     Closed,
     Event,
+    Input,
     NotificationReceived,
     ProtocolViolation,
     RequestFailed,
@@ -276,7 +278,7 @@ def test_responses_out_of_order_and_late_match_their_requests() -> None:
     # the verdicts come later and in another order
     for when, i in zip((10.0, 20.0, 30.0, 45.0, 59.0), (3, 0, 4, 1, 2), strict=True):
         req = requests[texts[i]]
-        assert wire.esme.handle_timers(when) == []
+        assert wire.esme.handle_timer(when) == []
         wire.smsc.send_response(req.response(message_id=f"id-{i}"))
         at_esme, _ = wire.pump(when)
         assert len(at_esme) == 1
@@ -293,8 +295,8 @@ def test_response_timeout_fails_the_request_on_the_simulated_clock() -> None:
     wire = bound(response_timeout=5.0, enquire_link_interval=1000.0)
     seq = wire.submit(b"x", now=100.0)
     assert wire.esme.next_deadline() == 105.0
-    assert wire.esme.handle_timers(104.999) == []
-    events = wire.esme.handle_timers(105.0)
+    assert wire.esme.handle_timer(104.999) == []
+    events = wire.esme.handle_timer(105.0)
     assert len(events) == 1 and isinstance(events[0], RequestFailed)
     assert events[0].request.sequence == seq
     assert wire.esme.in_flight == 0 and not wire.esme.closed
@@ -356,9 +358,9 @@ def test_sequence_numbers_wrap_after_0x7fffffff_to_1() -> None:
 def test_enquire_link_after_silence_is_answered_by_the_peer() -> None:
     wire = bound(enquire_link_interval=10.0, response_timeout=5.0)
     assert wire.esme.next_deadline() == 10.0
-    assert wire.esme.handle_timers(9.99) == []
+    assert wire.esme.handle_timer(9.99) == []
     assert wire.esme.data_to_send() == b""
-    assert wire.esme.handle_timers(10.0) == []
+    assert wire.esme.handle_timer(10.0) == []
     at_esme, at_smsc = wire.pump(10.0)
     assert at_esme == [] and at_smsc == []  # answered by the SMSC session itself
     assert isinstance(wire.from_esme[-1], EnquireLink)
@@ -366,7 +368,7 @@ def test_enquire_link_after_silence_is_answered_by_the_peer() -> None:
     assert wire.from_smsc[-1].sequence == wire.from_esme[-1].sequence
     assert wire.esme.in_flight == 0
     # the link is alive: nothing fails when the response timeout would have passed
-    assert wire.esme.handle_timers(15.0) == []
+    assert wire.esme.handle_timer(15.0) == []
     assert not wire.esme.closed
     assert wire.esme.next_deadline() == 20.0
 
@@ -378,17 +380,17 @@ def test_enquire_link_is_not_sent_while_traffic_flows() -> None:
         at_esme, _ = wire.pump(t)
         wire.esme.send_response(at_esme[0].pdu.response())  # type: ignore[union-attr]
         wire.pump(t)
-        assert wire.esme.handle_timers(t + 1) == []
+        assert wire.esme.handle_timer(t + 1) == []
     assert not any(isinstance(p, EnquireLink) for p in wire.from_esme)
 
 
 def test_unanswered_enquire_link_closes_and_fails_everything_in_flight() -> None:
     wire = bound(enquire_link_interval=10.0, response_timeout=5.0)
-    wire.esme.handle_timers(10.0)  # enquire_link goes out, the peer is dead: never pumped
+    wire.esme.handle_timer(10.0)  # enquire_link goes out, the peer is dead: never pumped
     assert isinstance(split_pdus(wire.esme.data_to_send())[0], EnquireLink)
     seqs = {wire.submit(str(i).encode(), now=11.0) for i in range(3)}
-    assert wire.esme.handle_timers(14.9) == []
-    events = wire.esme.handle_timers(15.0)
+    assert wire.esme.handle_timer(14.9) == []
+    events = wire.esme.handle_timer(15.0)
     failed = only(events, RequestFailed)
     assert {e.request.sequence for e in failed} == seqs  # type: ignore[attr-defined]
     assert len(failed) == 3
@@ -484,7 +486,7 @@ def test_alert_notification_is_not_awaiting_a_response() -> None:
     wire.smsc.send_request(AlertNotification(source_addr="1", esme_addr="esme1"), 0.0)
     wire.pump()
     assert wire.smsc.in_flight == 0
-    assert wire.smsc.handle_timers(5.0) == []
+    assert wire.smsc.handle_timer(5.0) == []
 
 
 def test_incoming_window_overflow_with_alert_notification_does_not_raise() -> None:
@@ -572,3 +574,20 @@ def test_pdus_after_the_bind_do_not_count_toward_the_limit() -> None:
         wire.esme.enquire_link()
     wire.pump()
     assert wire.smsc.bound and wire.esme.bound
+
+
+def test_the_bind_table_is_the_only_way_states_move_and_anything_missing_is_an_error() -> None:
+    """Every (state, input) pair: the table's move, or SessionError with the state unchanged."""
+    moves = 0
+    for state, what in itertools.product(State, Input):
+        s = Session(Role.ESME, SessionConfig())
+        s.state = state
+        if (state, what) in TRANSITIONS:
+            s._go(what)
+            assert s.state is TRANSITIONS[(state, what)]
+            moves += 1
+        else:
+            with pytest.raises(SessionError, match=f"{what.value} is not allowed in state"):
+                s._go(what)
+            assert s.state is state
+    assert moves == len(TRANSITIONS) == 15

@@ -84,7 +84,7 @@ def test_each_test_yields_one_finding_within_its_window() -> None:
     assert f.confidence >= 0.9 and "SIM box" in f.description and "carrier-A" in f.description
     again = m.on_call(call("+77011234567", T0 + 120))
     assert again.outcome is Outcome.UNEXPECTED  # the test was used: a second call is not a test
-    assert m.expire(T0 + 10_000) == []
+    assert m.handle_timer(T0 + 10_000) == []
 
 
 def test_a_call_late_within_the_grace_still_counts_and_other_probes_do_not_match() -> None:
@@ -93,8 +93,8 @@ def test_a_call_late_within_the_grace_still_counts_and_other_probes_do_not_match
     assert m.on_call(call(DE, T0 + 20, probe="p3")).outcome is Outcome.UNEXPECTED
     assert m.on_call(call(DE, T0 + 85, probe="p2")).outcome is Outcome.CLEAN
     assert m.next_deadline() == T0 + 90
-    assert m.expire(T0 + 89) == []
-    [lost] = m.expire(T0 + 91)
+    assert m.handle_timer(T0 + 89) == []
+    [lost] = m.handle_timer(T0 + 91)
     assert lost.outcome is Outcome.NO_ARRIVAL and lost.probe == "p1" and not lost.is_evidence
     assert m.open_tests == [] and m.next_deadline() is None
 
@@ -191,7 +191,7 @@ def test_overlapping_windows_prefer_the_same_a_number_then_the_latest_test() -> 
     assert clean.outcome is Outcome.CLEAN and clean.expected == second
     box = m.on_call(call("+77011234567", T0 + 31))  # no CLI match: the latest started
     assert box.outcome is Outcome.SIMBOX and box.expected == third
-    [gone] = m.expire(T0 + 101)
+    [gone] = m.handle_timer(T0 + 101)
     assert gone.expected == lost and gone.outcome is Outcome.NO_ARRIVAL
 
 
@@ -203,7 +203,7 @@ def test_a_concluded_or_stale_test_is_not_announced_again() -> None:
     lost = Expected("p1", DE, T0 + 100, T0 + 160, id="t-lost")
     m.expect([found, lost])
     assert m.on_call(call(DE, T0 + 10)).outcome is Outcome.CLEAN
-    assert [f.expected for f in m.expire(T0 + 200)] == [lost]
+    assert [f.expected for f in m.handle_timer(T0 + 200)] == [lost]
     assert m.expect([found, lost], T0 + 300) == 0 and m.open_tests == []
     stale = Expected("p1", DE, T0 + 200, T0 + 260, id="t-stale")  # closed while we were away
     fresh = Expected("p1", DE, T0 + 400, T0 + 460, id="t-fresh")

@@ -48,8 +48,8 @@ def test_missing_part_is_handed_on_incomplete_after_the_time_limit() -> None:
     asm = SmsAssembler(timeout=5)
     asm.feed(parts[0], 0.0)
     asm.feed(parts[2], 1.0)
-    assert asm.expire(4.9) == []
-    (sms,) = asm.expire(5.0)
+    assert asm.handle_timer(4.9) == []
+    (sms,) = asm.handle_timer(5.0)
     assert not sms.complete and sms.missing == (2,) and len(sms.pdus) == 2
     assert sms.text.startswith("Құрметті клиент!")
     assert any("incomplete: 2/3" in e for e in sms.errors)

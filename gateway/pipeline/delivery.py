@@ -222,7 +222,7 @@ class ReceiptCorrelator:
             self._order.append(entry)
             self.stats.registered += 1
             self.stats.pending += 1
-        return self.expire(now)
+        return self.handle_timer(now)
 
     def submitted(self, message_id: str, part: int, submit_id: str) -> None:
         """The submit_sm_resp message_id of a part, for matching receipts by id."""
@@ -320,7 +320,7 @@ class ReceiptCorrelator:
             del self._by_id[entry.submit_id]
 
     # -- expiry ------------------------------------------------------------------------------
-    def expire(self, now: float) -> list[Outcome]:
+    def handle_timer(self, now: float) -> list[Outcome]:
         """Parts pending longer than ttl, and the oldest beyond max_pending, end 'unknown'."""
         outcomes: list[Outcome] = []
         order = self._order

@@ -693,7 +693,7 @@ class GatewayHandler:
             self.stats.receipts_matched += 1
             if match.outcome is not None:
                 self._settled([match.outcome])
-        self._settled(self.correlator.expire(now))
+        self._settled(self.correlator.handle_timer(now))
         return match is not None
 
     def _settled(self, outcomes: list[Outcome]) -> None:
@@ -713,7 +713,7 @@ class GatewayHandler:
 
     def _expire(self, link: Link) -> None:
         self._timer = None
-        for sms in self.assembler.expire(self._loop_time()):
+        for sms in self.assembler.handle_timer(self._loop_time()):
             if link.session.closed:
                 break  # the SMSC redelivers unanswered parts on the next bind
             self._process(link, sms, time.perf_counter())

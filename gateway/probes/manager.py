@@ -302,7 +302,7 @@ class ProbeManager:
             if self.plans and now - self._plans_checked >= PLAN_POLL:
                 self._plans_checked = now
                 self.load_plans(changed_only=True)
-            for f in self.matcher.expire(now):
+            for f in self.matcher.handle_timer(now):
                 self._found(f)
             for probe in self.health:
                 self._check_health(probe, now)

@@ -192,7 +192,7 @@ def classify_sender(expected: str, originator: str, ton: int) -> tuple[Outcome, 
 class TestCallMatcher:
     """Announced tests in, probe events in, findings out. Each announced test yields exactly one
     finding: the first matching event within its window (+ GRACE), else NO_ARRIVAL once the
-    window is over (`expire`)."""
+    window is over (`handle_timer`)."""
 
     __test__ = False  # not a pytest test class
 
@@ -254,7 +254,7 @@ class TestCallMatcher:
             description=_describe(outcome, test, sms.originator),
         )  # fmt: skip
 
-    def expire(self, now: float) -> list[Finding]:
+    def handle_timer(self, now: float) -> list[Finding]:
         """NO_ARRIVAL findings for tests whose window (+ grace) is over."""
         out: list[Finding] = []
         for test in [t for t in self.open_tests if t.end + self.grace < now]:
