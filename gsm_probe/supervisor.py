@@ -5,7 +5,6 @@ jitter when the modem is gone (unplugged, refused) or hung; it logs once down an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,7 +15,7 @@ from gsm_probe.errors import ModemError
 from gsm_probe.events import ProbeEvent, ProbeHealth
 from gsm_probe.model import ModemConfig
 from gsm_probe.modem import Modem
-from smsc.backoff import Backoff
+from smsc.backoff import Backoff, Failure, Outage
 
 log = logging.getLogger("fraudgate.modem")
 T = TypeVar("T")
@@ -46,6 +45,7 @@ class ModemSupervisor:
         self.on_event = on_event
         self.on_health = on_health
         self.backoff = backoff or Backoff(initial=1.0, cap=60.0)
+        self.outage = Outage(self.backoff)  # logged once down, once back
         self.modem: Modem | None = None
         self.connects = 0  # successful opens, for status and tests
         self._stop = asyncio.Event()
@@ -56,28 +56,23 @@ class ModemSupervisor:
 
     async def run(self) -> None:
         name = self.config.name
-        loop = asyncio.get_running_loop()
-        down_since: float | None = None
         while not self._stop.is_set():
             try:
                 async with Modem(self.config) as modem:
                     self.modem = modem
                     self.connects += 1
-                    self.backoff.reset()
-                    if down_since is not None:
-                        log.info("%s: modem back after %.1fs", name, loop.time() - down_since)
-                    down_since = None
+                    gone = self.outage.restored()
+                    if gone is not None:
+                        log.info("%s: modem back after %.1fs", name, gone)
                     await self._serve(modem)
             except (ModemError, AtError) as exc:
                 self.modem = None
-                if down_since is None:
-                    down_since = loop.time()
+                if self.outage.failed(exc) is Failure.FIRST:
                     log.warning("%s: modem down (%s); reopening with backoff", name, exc)
                     await _call(self.on_health, ProbeHealth(name, connected=False, error=str(exc)))
                 else:
                     log.debug("%s: reopen failed: %s", name, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.backoff.next_delay())
+                await self.outage.pause(self._stop)
         self.modem = None
 
     async def _serve(self, modem: Modem) -> None:

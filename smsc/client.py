@@ -11,12 +11,11 @@ the link drops and once when it is back, not at every attempt.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from dataclasses import dataclass, field
 
-from smsc.backoff import Backoff
+from smsc.backoff import Backoff, Failure, Outage
 from smsc.link import BindError, Link, LinkClosedError, LinkHandler
 from smsc.pdu import Pdu
 from smsc.session import BindType, Role, SessionConfig
@@ -121,6 +120,7 @@ class EsmeSupervisor:
         self.config = config
         self.handler = handler
         self.backoff = backoff or Backoff()
+        self.outage = Outage(self.backoff)  # logged once down, once back
         self.link: Link | None = None
         self._bound = asyncio.Event()
         self._stop = asyncio.Event()
@@ -128,19 +128,16 @@ class EsmeSupervisor:
 
     async def run(self) -> None:
         label = self.config.label
-        down_since: float | None = None
-        loop = asyncio.get_running_loop()
         while not self._stop.is_set():
             try:
                 async with EsmeClient(self.config, self.handler) as link:
                     self.link = link
                     self.binds += 1
-                    self.backoff.reset()
-                    if down_since is not None:
-                        log.info("%s: link back after %.1fs", label, loop.time() - down_since)
+                    gone = self.outage.restored()
+                    if gone is not None:
+                        log.info("%s: link back after %.1fs", label, gone)
                     else:
                         log.info("%s: bound as %s", label, self.config.bind_type.value)
-                    down_since = None
                     self._bound.set()
                     stop = asyncio.ensure_future(self._stop.wait())
                     await asyncio.wait({stop, link.closed}, return_when=asyncio.FIRST_COMPLETED)
@@ -152,15 +149,13 @@ class EsmeSupervisor:
             except (OSError, TimeoutError, BindError, LinkClosedError) as exc:
                 self._bound.clear()
                 self.link = None
-                if down_since is None:
-                    down_since = loop.time()
+                if self.outage.failed(exc) is Failure.FIRST:
                     log.warning("%s: link down (%s); reconnecting with backoff", label, exc)
                 else:
                     log.debug("%s: reconnect failed: %s", label, exc)
                 if isinstance(exc, BindError) and exc.status in (0x0E, 0x0F):
                     log.debug("%s: credentials refused; still retrying", label)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.backoff.next_delay())
+                await self.outage.pause(self._stop)
         self.link = None
 
     def stop(self) -> None:

@@ -33,7 +33,7 @@ from gateway.alerts.mqtt import (
 from gateway.domain import Alert
 from gateway.loop import BackgroundLoop
 from gateway.store import StoreError, StoreUnavailable
-from smsc.backoff import Backoff
+from smsc.backoff import Backoff, Failure, Outage
 
 T = TypeVar("T")
 
@@ -91,18 +91,19 @@ class OutboxDispatcher(BackgroundLoop):
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.backoff = backoff or Backoff()
+        # the broker's and the store's outages, each logged once when it starts and once when
+        # it ends
+        self.broker = Outage(self.backoff)
+        self.store_outage = Outage(Backoff(initial=self.backoff.initial, cap=self.backoff.cap))
         self.version = version
         self.clock = clock
         super().__init__(stop_grace=config.timeout + 5)  # a publish/POST in flight may finish
         # state for the logs and for callers
         self.connected = False
-        self.broker_down = False
-        self.store_down = False
         self.last_error: str | None = None
         self.published = 0
         self.rejected = 0
         self.connects = 0
-        self._down_kind = ""
         # flush(): notify() counts requests; a pass that empties the outbox records the last
         # request it has seen
         self._requested = 0
@@ -171,10 +172,17 @@ class OutboxDispatcher(BackgroundLoop):
             finally:
                 self.connected = False
             if not self._stop.is_set():
-                await self._sleep(self.backoff.next_delay())
+                await self.broker.pause(self._stop)
+
+    @property
+    def broker_down(self) -> bool:
+        return self.broker.down
+
+    @property
+    def store_down(self) -> bool:
+        return self.store_outage.down
 
     async def _serve(self, publisher: AlertPublisher) -> None:
-        store_backoff = Backoff(initial=self.backoff.initial, cap=self.backoff.cap)
         self._states_dirty.update(self._states)  # a new connection: publish every state again
         while not self._stop.is_set():
             await self._gather()
@@ -186,13 +194,13 @@ class OutboxDispatcher(BackgroundLoop):
                 batch = await self._store_call(self.store.pending_alerts(self.batch_size))
                 if batch:
                     await self._publish(publisher, batch)
-                self._store_up(store_backoff)
+                self._store_up()
                 if len(batch) < self.batch_size:  # caught up with every notify() seen
                     self._drained_upto = seen
                     self._drained.set()
             except StoreError as e:  # StoreUnavailable, or a schema problem: retry later
                 self._store_failed(e)
-                await self._idle(publisher, store_backoff.next_delay())
+                await self._idle(publisher, self.store_outage.next_delay())
                 continue
             if len(batch) < self.batch_size:
                 await self._idle(publisher, self.poll_interval)
@@ -276,51 +284,40 @@ class OutboxDispatcher(BackgroundLoop):
         if lost in done or not publisher.connected:
             raise publisher.lost_error()
 
-    async def _sleep(self, delay: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), timeout=delay)
-
     # -- state changes, logged once each --------------------------------------------------------
 
     def _broker_up(self) -> None:
         self.connected = True
         self.connects += 1
-        if self.broker_down:
+        if self.broker.restored() is not None:
             log.warning("MQTT broker %s is back: publishing the outbox", self.config.where)
         elif self.connects == 1:
             log.info("connected to MQTT broker %s", self.config.where)
-        self.broker_down = False
         self.last_error = None
-        self.backoff.reset()
 
     def _broker_failed(self, error: BrokerError) -> None:
         text = str(error)
-        kind = type(error).__name__
-        if self.broker_down and kind == self._down_kind:
+        how = self.broker.failed(error)
+        if how is Failure.AGAIN:
             log.debug("MQTT broker still unavailable: %s", text)
         elif isinstance(error, BrokerAuthError):
             log.error("%s; alerts stay in the outbox, retrying: check the MQTT credentials", text)
         elif isinstance(error, BrokerTlsError):
             log.error("%s; alerts stay in the outbox, retrying: check the TLS settings", text)
-        elif not self.broker_down:
+        elif how is Failure.FIRST:
             log.warning("MQTT broker down: %s; alerts stay in the outbox until it returns", text)
         else:  # a different failure than before
             log.warning("MQTT broker still unavailable: %s", text)
-        self.broker_down = True
-        self._down_kind = kind
-        self.last_error = f"{kind}: {text}"
+        self.last_error = self.broker.last_error
 
     def _store_failed(self, error: StoreError) -> None:
-        if not self.store_down:
+        if self.store_outage.failed(error) is Failure.FIRST:
             kind = "unavailable" if isinstance(error, StoreUnavailable) else "failing"
             log.warning("store %s, outbox paused: %s", kind, error)
-        self.store_down = True
 
-    def _store_up(self, store_backoff: Backoff) -> None:
-        if self.store_down:
+    def _store_up(self) -> None:
+        if self.store_outage.restored() is not None:
             log.warning("store is back: outbox resumed")
-        self.store_down = False
-        store_backoff.reset()
 
 
 __all__ = ["OutboxDispatcher"]

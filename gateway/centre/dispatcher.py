@@ -25,7 +25,7 @@ from collections.abc import Callable
 from gateway.alerts.payloads import iso_utc
 from gateway.loop import BackgroundLoop
 from gateway.store import StoreError, StoreUnavailable
-from smsc.backoff import Backoff
+from smsc.backoff import Backoff, Failure, Outage
 
 from .client import CentreClient
 from .config import CentreConfig
@@ -65,14 +65,23 @@ class CentreDispatcher(BackgroundLoop):
         self.backoff = backoff or Backoff()
         self.clock = clock
         super().__init__(stop_grace=config.timeout + 5)  # a publish/POST in flight may finish
+        # the centre's and the store's outages (one backoff: either failing slows the loop),
+        # each logged once when it starts and once when it ends
+        self.centre = Outage(self.backoff)
+        self.store_outage = Outage(self.backoff)
         # state for the logs and for callers
-        self.centre_down = False
-        self.store_down = False
         self.last_error: str | None = None
         self.delivered = 0
         self.rejected = 0
         self.attempts = 0
-        self._down_kind = ""
+
+    @property
+    def centre_down(self) -> bool:
+        return self.centre.down
+
+    @property
+    def store_down(self) -> bool:
+        return self.store_outage.down
 
     # -- control --------------------------------------------------------------------------------
 
@@ -169,36 +178,30 @@ class CentreDispatcher(BackgroundLoop):
     # -- state changes, logged once each --------------------------------------------------------
 
     def _centre_up(self) -> None:
-        if self.centre_down:
+        if self.centre.restored() is not None:
             log.warning("centre %s is back: delivering the outbox", self.config.url)
-        self.centre_down = False
         self.last_error = None
-        self.backoff.reset()
 
     def _centre_failed(self, error: CentreUnavailable) -> None:
-        kind = type(error).__name__
-        if self.centre_down and kind == self._down_kind:
+        how = self.centre.failed(error)
+        if how is Failure.AGAIN:
             log.debug("centre still unavailable: %s", error)
         elif isinstance(error, CentreTlsError):
             log.error("%s; reports stay pending, retrying: check the TLS certificates", error)
         else:
             log.warning("centre unavailable: %s; reports stay pending until it returns", error)
-        self.centre_down = True
-        self._down_kind = kind
-        self.last_error = f"{kind}: {error}"
+        self.last_error = self.centre.last_error
 
     def _store_failed(self, error: StoreError) -> None:
-        if not self.store_down:
+        if self.store_outage.failed(error) is Failure.FIRST:
             kind = "unavailable" if isinstance(error, StoreUnavailable) else "failing"
             log.warning("store %s, centre outbox paused: %s", kind, error)
-        self.store_down = True
         self.last_error = str(error)
 
     def _store_up(self) -> None:
-        if self.store_down:
+        if self.store_outage.down:
+            self.store_outage.restored()
             log.warning("store is back: centre outbox resumed")
-            self.backoff.reset()
-        self.store_down = False
 
 
 __all__ = ["CentreDispatcher"]
