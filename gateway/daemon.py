@@ -34,8 +34,9 @@ from gateway.detect.classifier import ClassifierDetector, ModelError
 from gateway.domain import Inspected
 from gateway.feedback.cache import ExemptionCache
 from gateway.pipeline.delivery import DeliveryStore, DeliveryWriter
-from gateway.pipeline.handler import GatewayHandler, PipelineStats, Policy
+from gateway.pipeline.handler import GatewayHandler, PipelineStats
 from gateway.pipeline.inspector import Inspector
+from gateway.pipeline.policy import AnswerPolicy
 from gateway.pipeline.recorder import Recorder
 from gateway.probes.manager import ProbeManager
 from gateway.probes.simbox import Finding
@@ -110,7 +111,7 @@ class Gateway:
                     on_committed=lambda n: dispatcher.notify(),
                     on_health=lambda ok, why: self._database_health(dispatcher, ok, why),
                 )
-                policy = Policy(
+                policy = AnswerPolicy(
                     cfg.enforcing,
                     cfg.block_status,
                     cfg.store_error_status,

@@ -41,6 +41,7 @@ from gateway.pipeline.delivery import (
 )
 from gateway.pipeline.inspector import Inspector, event_from_sms
 from gateway.pipeline.message_ids import DEFAULT_WINDOW, message_key, stable_ids
+from gateway.pipeline.policy import Answer, AnswerPolicy, answer_for
 from gateway.pipeline.recorder import Recorder
 from smsc.constants import Status, status_name
 from smsc.link import Link, LinkClosedError, RequestFailedError
@@ -78,15 +79,6 @@ def _refusal(pdu: Pdu, status: int) -> Pdu:
     if isinstance(pdu, DeliverSm):
         return _DeliverSmRespWithBody(sequence=pdu.sequence, status=status)
     return pdu.response(status=status)
-
-
-@dataclass
-class Policy:
-    enforcing: bool
-    block_status: int = Status.ESME_RX_R_APPN
-    store_error_status: int = Status.ESME_RMSGQFUL
-    # forward mode: the onward submit_sm got no answer in time (the SMSC / phone retries later)
-    forward_error_status: int = Status.ESME_RMSGQFUL
 
 
 @dataclass
@@ -149,7 +141,7 @@ class GatewayHandler:
         route: Route,
         inspector: Inspector,
         recorder: Recorder,
-        policy: Policy,
+        policy: AnswerPolicy,
         *,
         reassembly_timeout: float = 30.0,
         clock: Callable[[], float] = time.time,
@@ -286,33 +278,36 @@ class GatewayHandler:
         final: bool = True,
     ) -> None:
         partial = self._partial.get(key) if key is not None else None
-        if fut.exception() is not None:
+        answer = answer_for(
+            recorded=None if fut.exception() is not None else fut.result(),
+            blocked=inspected.verdict.decision is Decision.BLOCK
+            or (partial is not None and partial.blocked and final),
+            enforcing=self.policy.enforcing,
+            forward=self.forward,
+            complaint=inspected.complaint is not None,
+            receipt=is_receipt_type(sms.esm_class),
+        )
+        status: int | None = Status.ESME_ROK
+        if answer is Answer.RETRY:
             status = self.policy.store_error_status
             self.stats.store_errors += 1
             if partial is not None:  # not acknowledged: the SMSC sends this part again
                 partial.texts.pop(_seq_of(sms), None)
-        elif self.policy.enforcing and (
-            inspected.verdict.decision is Decision.BLOCK
-            or (partial is not None and partial.blocked and final)
-        ):
+        elif answer is Answer.REFUSE:
             status = self.policy.block_status
             self.stats.rejected += 1
             if partial is not None and key is not None:  # held parts never go onward
                 partial.blocked = True
                 if final:
                     self._drop(key, partial, inspected)
-        elif self.forward and inspected.complaint is None and not is_receipt_type(sms.esm_class):
-            if fut.result():
-                onward = self._onward(link, sms, inspected, started, key, final)
-            else:  # the SMSC sends it again: was our answer lost after it went onward?
-                self._spawn(self._redelivered(link, sms, inspected, started, key, final))
-                onward = None
-            if onward is None:  # answered once the onward submit is done
-                self._in_flight -= 1  # counted again by _spawn until that answer
-                return
-            status = onward
-        else:
-            status = Status.ESME_ROK
+        elif answer is Answer.ONWARD:
+            status = self._onward(link, sms, inspected, started, key, final)
+        elif answer is Answer.REDELIVERED:  # was our answer lost after it went onward?
+            self._spawn(self._redelivered(link, sms, inspected, started, key, final))
+            status = None
+        if status is None:  # answered once the onward submit is done
+            self._in_flight -= 1  # counted again by _spawn until that answer
+            return
         self._in_flight -= 1
         if not self._in_flight:
             self._idle.set()
