@@ -433,6 +433,25 @@ async def test_held_parts_go_onward_when_the_last_part_never_comes(
     assert [r["parts"] for r in await lab.deliveries()] == [2]
 
 
+async def test_a_message_being_released_is_not_sent_again_by_its_timer(
+    lab_factory: LabFactory,
+) -> None:
+    """The reassembly timer of a held message fires while its release (the onward submit of
+    every part, slow here) is under way: the release decides, and the held parts do not go
+    onward a second time (they did: the timer's flush re-sent part 1)."""
+    lab = await lab_factory(reassembly_timeout=0.3, forward_timeout=3.0,
+                            gw_faults=Faults(response_delay=0.6))  # fmt: skip
+    mos = lab.mo(B, LONG)
+    await eventually(lambda: answered(mos), timeout=10)
+    assert all(m.state == MessageState.DELIVERED for m in mos)
+    await asyncio.sleep(1.0)  # anything sent twice has arrived by now
+    got = lab.phones.received
+    assert [p.short_message for p in got] == [m.short_message for m in mos]
+    assert lab.handler.stats.forwarded == 1 and not lab.handler._partial
+    await lab.stop()
+    assert [r["parts"] for r in await lab.deliveries()] == [3]
+
+
 def test_forward_needs_a_transceiver_bind() -> None:
     base: dict[str, Any] = tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8"))
     data = copy.deepcopy(base)

@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from gateway.domain import (
@@ -41,6 +41,13 @@ from gateway.pipeline.delivery import (
 )
 from gateway.pipeline.inspector import Inspector, event_from_sms
 from gateway.pipeline.message_ids import DEFAULT_WINDOW, message_key, stable_ids
+from gateway.pipeline.parts import (
+    FLUSH_ATTEMPTS,
+    HeldMessage,
+    PartInput,
+    PartKey,
+    PartState,
+)
 from gateway.pipeline.policy import Answer, AnswerPolicy, answer_for
 from gateway.pipeline.recorder import Recorder
 from smsc.constants import Status, status_name
@@ -100,28 +107,6 @@ class PipelineStats:
     forward_repeated: int = 0  # redeliveries of messages gone onward: answered, not sent again
     receipts_matched: int = 0
     receipts_unmatched: int = 0
-
-
-# A concatenated message in forward mode: (source, destination, reference, reference bits). Not
-# tied to a link: parts acknowledged before a rebind go onward on the next link.
-PartKey = tuple[str, str, int, int]
-FLUSH_ATTEMPTS = 3  # timer rounds a held message waits for a bound link / accepting SMSC
-
-
-@dataclass(slots=True)
-class _Partial:
-    """Forward mode: the parts of one concatenated message seen so far. `held`: accepted parts
-    acknowledged to the phone and waiting for the last one (sequence -> deliver_sm)."""
-
-    started: float  # loop time of the first part
-    total: int
-    texts: dict[int, str] = field(default_factory=dict)
-    held: dict[int, Pdu] = field(default_factory=dict)
-    blocked: bool = False
-    attempts: int = 0  # flushes tried (the last part never came)
-    last: Inspected | None = None  # the latest held part's record
-    last_sms: Sms | None = None
-    timer: asyncio.TimerHandle | None = None
 
 
 class GatewayHandler:
@@ -187,7 +172,7 @@ class GatewayHandler:
         self.ledger = OnwardLedger(ttl=onward_memory)
         self._sending: dict[str, asyncio.Future[None]] = {}
         # forward mode: concatenated messages being received, by (link, source, dest, ref)
-        self._partial: dict[PartKey, _Partial] = {}
+        self._partial: dict[PartKey, HeldMessage] = {}
         self._link: Link | None = None  # the latest link a part came on
         # the bind's current link (set by the daemon from its supervisor): held parts go
         # onward on it after a rebind, before any new part has come
@@ -296,8 +281,9 @@ class GatewayHandler:
         elif answer is Answer.REFUSE:
             status = self.policy.block_status
             self.stats.rejected += 1
-            if partial is not None and key is not None:  # held parts never go onward
-                partial.blocked = True
+            # held parts never go onward (a message already being released cannot be stopped)
+            if partial is not None and key is not None and partial.state is not PartState.RELEASING:
+                partial.go(PartInput.BLOCK)
                 if final:
                     self._drop(key, partial, inspected)
         elif answer is Answer.ONWARD:
@@ -346,6 +332,7 @@ class GatewayHandler:
             return Status.ESME_ROK
         onward, release = sms, None
         if partial is not None and key is not None:  # the last part: held ones first
+            partial.go(PartInput.RELEASE)
             held = [partial.held[k] for k in sorted(partial.held)]
             onward = dataclasses.replace(sms, pdus=[*held, *sms.pdus])
             release = (key, partial, _seq_of(sms))
@@ -426,7 +413,7 @@ class GatewayHandler:
                 self._stale(key, partial)
                 partial = None
             if partial is None:
-                partial = _Partial(now, total)
+                partial = HeldMessage(now, total)
             partial.texts[concat.seq] = sms.text
             final = all(k in partial.texts for k in range(1, total + 1))
             sms.text = "".join(partial.texts[k] for k in sorted(partial.texts))
@@ -442,9 +429,13 @@ class GatewayHandler:
             key, oldest = next(iter(self._partial.items()))
             if now - oldest.started <= self.assembler_timeout and len(self._partial) <= 10_000:
                 break
+            if oldest.state is PartState.RELEASING:  # its release decides (retried if need be)
+                del self._partial[key]
+                continue
             self._stale(key, oldest)
 
-    def _hold(self, key: PartKey, partial: _Partial, sms: Sms, inspected: Inspected) -> None:
+    def _hold(self, key: PartKey, partial: HeldMessage, sms: Sms, inspected: Inspected) -> None:
+        partial.go(PartInput.HOLD)
         for pdu in sms.pdus:
             partial.held[_seq_of_pdu(pdu)] = pdu
         partial.last, partial.last_sms = inspected, sms
@@ -452,10 +443,15 @@ class GatewayHandler:
         if partial.timer is None:
             self._arm(key, partial, partial.started + self.assembler_timeout)
 
-    def _arm(self, key: PartKey, partial: _Partial, when: float) -> None:
-        partial.timer = asyncio.get_running_loop().call_at(when, self._stale, key, partial)
+    def _arm(self, key: PartKey, partial: HeldMessage, when: float) -> None:
+        partial.timer = asyncio.get_running_loop().call_at(when, self._on_timer, key, partial)
 
-    def _drop(self, key: PartKey, partial: _Partial, inspected: Inspected) -> None:
+    def _on_timer(self, key: PartKey, partial: HeldMessage) -> None:
+        partial.timer = None
+        self._stale(key, partial)
+
+    def _drop(self, key: PartKey, partial: HeldMessage, inspected: Inspected) -> None:
+        partial.go(PartInput.DROP)
         self._forget(key, partial)
         if partial.held:
             self.stats.held_dropped += len(partial.held)
@@ -467,21 +463,24 @@ class GatewayHandler:
             )
             partial.held.clear()
 
-    def _forget(self, key: PartKey, partial: _Partial) -> None:
+    def _forget(self, key: PartKey, partial: HeldMessage) -> None:
         if self._partial.get(key) is partial:
             del self._partial[key]
         if partial.timer is not None:
             partial.timer.cancel()
             partial.timer = None
 
-    def _stale(self, key: PartKey, partial: _Partial) -> None:
+    def _stale(self, key: PartKey, partial: HeldMessage) -> None:
         """The last part never came (or a release failed): send onward what was held, unless
         the message was blocked (the destination gets an incomplete message, as it would
-        without the gateway). Retried on the next link while none is bound."""
+        without the gateway). Retried on the next link while none is bound. A message being
+        released is left to its release: its held parts must not go onward twice."""
+        if partial.state is PartState.RELEASING:
+            return
         self._forget(key, partial)
         last, last_sms = partial.last, partial.last_sms
         if partial.blocked or not partial.held or last is None or last_sms is None:
-            self._forget(key, partial)
+            partial.go(PartInput.DROP)
             partial.held.clear()
             return
         link = self.current_link() if self.current_link is not None else self._link
@@ -489,6 +488,7 @@ class GatewayHandler:
             self._retry_later(key, partial, "no bound link")
             return
         partial.attempts += 1
+        partial.go(PartInput.RELEASE)
         held = [partial.held[k] for k in sorted(partial.held)]
         log.info("%s: %s incomplete after %.0f s: %d held part(s) sent onward", self.name,
                  last.sms.id, self.assembler_timeout, len(held))  # fmt: skip
@@ -498,8 +498,9 @@ class GatewayHandler:
                           release=(key, partial, None))
         )  # fmt: skip
 
-    def _retry_later(self, key: PartKey, partial: _Partial, why: str) -> None:
+    def _retry_later(self, key: PartKey, partial: HeldMessage, why: str) -> None:
         if partial.attempts >= FLUSH_ATTEMPTS:
+            partial.go(PartInput.GIVE_UP)
             self._forget(key, partial)
             self.stats.held_lost += len(partial.held)
             log.error(
@@ -512,6 +513,7 @@ class GatewayHandler:
             )
             partial.held.clear()
             return
+        partial.go(PartInput.WAIT)
         if why == "no bound link":
             partial.attempts += 1
         partial.started = self._loop_time()  # not stale again before another timeout
@@ -520,11 +522,12 @@ class GatewayHandler:
             self._arm(key, partial, partial.started + self.assembler_timeout)
 
     def _released(
-        self, key: PartKey, partial: _Partial, last_seq: int | None, sent: int, ok: bool
+        self, key: PartKey, partial: HeldMessage, last_seq: int | None, sent: int, ok: bool
     ) -> None:
         """After a release: done, or the parts not accepted onward stay held (a retried last
         part, or the timer, sends them again; the ones accepted are not sent twice)."""
         if ok:
+            partial.go(PartInput.SENT)
             self._forget(key, partial)
             partial.held.clear()
             return
@@ -535,6 +538,7 @@ class GatewayHandler:
         if partial.held:
             self._retry_later(key, partial, "refused or unanswered onward")
         else:
+            partial.go(PartInput.DROP)
             self._forget(key, partial)
 
     def drain_held(self) -> None:
@@ -562,7 +566,7 @@ class GatewayHandler:
         started: float,
         *,
         answer: Sequence[Pdu],
-        release: tuple[PartKey, _Partial, int | None] | None = None,
+        release: tuple[PartKey, HeldMessage, int | None] | None = None,
     ) -> None:
         """Submit `sms` onward, then answer the deliver_sm(s) in `answer` with the outcome.
         `release`: the held message this completes (its state is updated after the submit)."""
