@@ -88,9 +88,8 @@ class ProbesConfig:
 
 
 @dataclass
-class WorkflowSettings:
-    """The legal workflow: cases, the switch, the anti-fraud centre (docs/cases.md,
-    docs/centre-api.md)."""
+class CasesSettings:
+    """[cases]: the legal workflow (docs/cases.md)."""
 
     enabled: bool = True
     interval: float = 5.0  # seconds between rounds: new complaints/findings, retries, deadlines
@@ -99,29 +98,47 @@ class WorkflowSettings:
     extra_working_days: tuple[str, ...] = ()
     block_all_subscriber_numbers: bool = True
     confirming_probe_outcomes: tuple[str, ...] = ("simbox", "simfarm")
-    # kind "none": no switch, block actions wait (retried once configured); docs/switch.md
-    switch: SwitchSettings = field(default_factory=SwitchSettings)
-    centre_url: str = ""  # empty: reports stay queued in the database
+
+
+@dataclass
+class EndpointSettings:
+    """[centre.endpoint]: the inbound mTLS endpoint the centre posts to (empty listen: none)."""
+
+    listen: str = ""  # HOST:PORT
+    cert: str = ""
+    key: str = ""
+    client_ca: str = ""
+    max_connections: int = 16  # the centre posts one report at a time
+    client_timeout: float = 10.0
+
+
+@dataclass
+class CentreSettings:
+    """[centre]: the National Bank's anti-fraud centre (docs/centre-api.md); no url: reports
+    stay queued in the database."""
+
+    url: str = ""
     operator: str = "operator"
-    centre_client_cert: str = ""
-    centre_client_key: str = ""
-    centre_ca: str = ""
-    endpoint_listen: str = ""  # HOST:PORT of the inbound mTLS endpoint; empty: none
-    endpoint_cert: str = ""
-    endpoint_key: str = ""
-    endpoint_client_ca: str = ""
-    endpoint_max_connections: int = 16  # the centre posts one report at a time
-    endpoint_client_timeout: float = 10.0
-    api_listen: str = ""  # HOST:PORT of the HTTP API (docs/api.md); empty: no API
-    api_cert: str = ""
-    api_key: str = ""
-    api_tokens: tuple[tuple[str, str, str], ...] = ()  # (sha256 hex of the token, user, role)
-    # what one client may ask of the API (docs/api.md "Limits"; gateway.api.ApiLimits)
-    api_max_body: int = 64 * 1024
-    api_max_connections: int = 32
-    api_client_timeout: float = 10.0
-    api_lookup_rate: float = 20.0  # per user and minute
-    api_lookup_burst: int = 10
+    client_cert: str = ""
+    client_key: str = ""
+    ca: str = ""
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+
+
+@dataclass
+class ApiSettings:
+    """[api]: the HTTP API (docs/api.md); no listen: no API. The limits are what one client may
+    ask of it (docs/api.md "Limits"; gateway.api.ApiLimits)."""
+
+    listen: str = ""  # HOST:PORT
+    cert: str = ""
+    key: str = ""
+    tokens: tuple[tuple[str, str, str], ...] = ()  # (sha256 hex of the token, user, role)
+    max_body: int = 64 * 1024
+    max_connections: int = 32
+    client_timeout: float = 10.0
+    lookup_rate: float = 20.0  # per user and minute
+    lookup_burst: int = 10
 
 
 @dataclass
@@ -159,7 +176,11 @@ class GatewayConfig:
     smsc: list[SmscLink] = field(default_factory=list)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
-    workflow: WorkflowSettings = field(default_factory=WorkflowSettings)
+    cases: CasesSettings = field(default_factory=CasesSettings)
+    # kind "none": no switch, block actions wait (retried once configured); docs/switch.md
+    switch: SwitchSettings = field(default_factory=SwitchSettings)
+    centre: CentreSettings = field(default_factory=CentreSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
 
     @property
@@ -372,19 +393,10 @@ def _timeout(t: Table) -> float:
     return _number(t, "client_timeout", 10.0, 0.1, 300.0)
 
 
-def _api_limits(a: Table, w: WorkflowSettings) -> None:
-    """[api] limits; the ranges are gateway.api.ApiLimits's."""
-    w.api_max_body = a.integer("max_body", 64 * 1024, minimum=1024, maximum=16 * 1024 * 1024)
-    w.api_max_connections = a.integer("max_connections", 32, minimum=2, maximum=10_000)
-    w.api_client_timeout = _timeout(a)
-    w.api_lookup_rate = _number(a, "lookup_rate", 20.0, 0.01, 100_000.0)
-    w.api_lookup_burst = a.integer("lookup_burst", 10, minimum=1, maximum=100_000)
+def _cases(c: Table) -> CasesSettings:
+    from gateway.probes.simbox import NAMES_A_NUMBER
 
-
-def _workflow(root: Table, base: Path) -> WorkflowSettings:
-    c, sw, ce = root.table("cases"), root.table("switch"), root.table("centre")
-    ep = ce.table("endpoint")
-    w = WorkflowSettings(
+    cases = CasesSettings(
         enabled=c.get("enabled", bool, True),
         interval=c.number("interval", 5.0, minimum=0.1),
         warn_before_hours=c.number("warn_before_hours", 4.0),
@@ -394,49 +406,79 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
         confirming_probe_outcomes=tuple(
             c.get("confirming_probe_outcomes", list, ["simbox", "simfarm"])
         ),
-        switch=parse_switch(sw),
-        centre_url=ce.get("url", str, ""),
-        operator=ce.get("operator", str, "operator"),
-        centre_client_cert=_path(ce, "client_cert", base),
-        centre_client_key=_path(ce, "client_key", base),
-        centre_ca=_path(ce, "ca", base),
-        endpoint_listen=ep.get("listen", str, ""),
-        endpoint_cert=_path(ep, "cert", base),
-        endpoint_key=_path(ep, "key", base),
-        endpoint_client_ca=_path(ep, "client_ca", base),
-        endpoint_max_connections=ep.integer("max_connections", 16, minimum=2, maximum=10_000),
-        endpoint_client_timeout=_timeout(ep),
     )
-    from gateway.probes.simbox import NAMES_A_NUMBER
-
     known = {o.value for o in NAMES_A_NUMBER}
-    if not set(w.confirming_probe_outcomes) <= known:
+    if not set(cases.confirming_probe_outcomes) <= known:
         raise ConfigError(
             f"{c.key('confirming_probe_outcomes')}: outcomes among {', '.join(sorted(known))}"
         )
-    if w.centre_url and not w.centre_url.startswith("https://"):
-        raise ConfigError(f"{ce.key('url')}: the centre is reached over https:// only")
-    if w.centre_url and w.operator == "operator":
-        raise ConfigError(f"{ce.key('operator')}: the operator id agreed with the centre")
-    if w.centre_url and not (w.centre_client_cert and w.centre_client_key and w.centre_ca):
-        raise ConfigError(f"{ce.path}: client_cert, client_key and ca are needed with url")
-    if w.endpoint_listen:
-        parse_hostport(w.endpoint_listen, ep.key("listen"), listen=True)
-        if not (w.endpoint_cert and w.endpoint_key and w.endpoint_client_ca):
+    c.done()
+    return cases
+
+
+def _endpoint(ep: Table, base: Path) -> EndpointSettings:
+    endpoint = EndpointSettings(
+        listen=ep.get("listen", str, ""),
+        cert=_path(ep, "cert", base),
+        key=_path(ep, "key", base),
+        client_ca=_path(ep, "client_ca", base),
+        max_connections=ep.integer("max_connections", 16, minimum=2, maximum=10_000),
+        client_timeout=_timeout(ep),
+    )
+    if endpoint.listen:
+        parse_hostport(endpoint.listen, ep.key("listen"), listen=True)
+        if not (endpoint.cert and endpoint.key and endpoint.client_ca):
             raise ConfigError(f"{ep.path}: cert, key and client_ca are needed with listen")
-    a = root.table("api")
-    _api_limits(a, w)
-    w.api_listen = a.get("listen", str, "")
-    w.api_cert, w.api_key = _path(a, "cert", base), _path(a, "key", base)
-    if bool(w.api_cert) != bool(w.api_key):
+    ep.done()
+    return endpoint
+
+
+def _centre(ce: Table, base: Path) -> CentreSettings:
+    centre = CentreSettings(
+        url=ce.get("url", str, ""),
+        operator=ce.get("operator", str, "operator"),
+        client_cert=_path(ce, "client_cert", base),
+        client_key=_path(ce, "client_key", base),
+        ca=_path(ce, "ca", base),
+        endpoint=_endpoint(ce.table("endpoint"), base),
+    )
+    if centre.url and not centre.url.startswith("https://"):
+        raise ConfigError(f"{ce.key('url')}: the centre is reached over https:// only")
+    if centre.url and centre.operator == "operator":
+        raise ConfigError(f"{ce.key('operator')}: the operator id agreed with the centre")
+    if centre.url and not (centre.client_cert and centre.client_key and centre.ca):
+        raise ConfigError(f"{ce.path}: client_cert, client_key and ca are needed with url")
+    ce.done()
+    return centre
+
+
+def _api(a: Table, base: Path) -> ApiSettings:
+    """[api]; the limits' ranges are gateway.api.ApiLimits's."""
+    api = ApiSettings(
+        listen=a.get("listen", str, ""),
+        cert=_path(a, "cert", base),
+        key=_path(a, "key", base),
+        tokens=_api_tokens(a),
+        max_body=a.integer("max_body", 64 * 1024, minimum=1024, maximum=16 * 1024 * 1024),
+        max_connections=a.integer("max_connections", 32, minimum=2, maximum=10_000),
+        client_timeout=_timeout(a),
+        lookup_rate=_number(a, "lookup_rate", 20.0, 0.01, 100_000.0),
+        lookup_burst=a.integer("lookup_burst", 10, minimum=1, maximum=100_000),
+    )
+    if bool(api.cert) != bool(api.key):
         raise ConfigError(f"{a.path}: cert and key: both (TLS) or neither (plain HTTP)")
-    if w.api_listen:
-        host, _ = parse_hostport(w.api_listen, a.key("listen"), listen=True)
-        if not w.api_cert and host not in ("", "127.0.0.1", "localhost", "::1"):
+    if api.listen:
+        host, _ = parse_hostport(api.listen, a.key("listen"), listen=True)
+        if not api.cert and host not in ("", "127.0.0.1", "localhost", "::1"):
             raise ConfigError(
                 f"{a.key('listen')}: tokens and personal data over plain HTTP only on loopback "
                 f"(behind a TLS proxy); give cert and key to listen on {host}"
             )
+    a.done()
+    return api
+
+
+def _api_tokens(a: Table) -> tuple[tuple[str, str, str], ...]:
     tokens = []
     for t in a.tables("token"):
         digest, user, role = t.get("sha256", str), t.get("user", str), t.get("role", str)
@@ -446,10 +488,7 @@ def _workflow(root: Table, base: Path) -> WorkflowSettings:
             raise ConfigError(f"{t.key('role')}: analyst, helpline, supervisor or auditor")
         t.done()
         tokens.append((digest, user, role))
-    w.api_tokens = tuple(tokens)
-    for t in (ep, c, sw, ce, a):
-        t.done()
-    return w
+    return tuple(tokens)
 
 
 _CAMPAIGN_KEYS = (
@@ -518,8 +557,31 @@ def _store_url(t: Table) -> str:
 
 def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfig:
     root = Table(data, "")
-    g = root.table("gateway")
     cfg = GatewayConfig()
+    _gateway(root.table("gateway"), cfg, base)
+    cfg.store_url = _store_url(root.table("store"))
+    _detectors(root.table("detectors"), cfg, base)
+    cfg.campaigns, cfg.campaigns_save_every = _campaigns(root.table("campaigns"))
+    cfg.smsc = [_smsc(t) for t in root.tables("smsc")]
+    names = [s.esme.name for s in cfg.smsc]
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            raise ConfigError(f"smsc[{i}].name: {n!r} is used twice")
+    cfg.mqtt = _mqtt(root.table("mqtt"))
+    cfg.probes = _probes(root, base)
+    cfg.cases = _cases(root.table("cases"))
+    sw = root.table("switch")
+    cfg.switch = parse_switch(sw)
+    sw.done()
+    cfg.centre = _centre(root.table("centre"), base)
+    cfg.api = _api(root.table("api"), base)
+    cfg.feedback = _feedback(root)
+    root.done()
+    return cfg
+
+
+def _gateway(g: Table, cfg: GatewayConfig, base: Path) -> None:
+    """[gateway]: the mode, the answers, the data directory, batching."""
     cfg.mode = g.get("mode", str, "monitor")
     if cfg.mode not in ("monitor", "enforce"):
         raise ConfigError(f"gateway.mode: 'monitor' or 'enforce', got {cfg.mode!r}")
@@ -543,9 +605,9 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     cfg.redelivery_window = g.number("redelivery_window", cfg.redelivery_window, minimum=1.0)
     g.done()
 
-    cfg.store_url = _store_url(root.table("store"))
 
-    d = root.table("detectors")
+def _detectors(d: Table, cfg: GatewayConfig, base: Path) -> None:
+    """[detectors]: rules, the model, thresholds, [detectors.velocity]."""
     cfg.rules_dir = base / d.get("rules_dir", str, "config/rules")
     model = d.get("model", str, "")
     cfg.model = base / model if model else None
@@ -569,21 +631,6 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     )
     v.done()
     d.done()
-
-    cfg.campaigns, cfg.campaigns_save_every = _campaigns(root.table("campaigns"))
-
-    cfg.smsc = [_smsc(t) for t in root.tables("smsc")]
-    names = [s.esme.name for s in cfg.smsc]
-    for i, n in enumerate(names):
-        if n in names[:i]:
-            raise ConfigError(f"smsc[{i}].name: {n!r} is used twice")
-
-    cfg.mqtt = _mqtt(root.table("mqtt"))
-    cfg.probes = _probes(root, base)
-    cfg.workflow = _workflow(root, base)
-    cfg.feedback = _feedback(root)
-    root.done()
-    return cfg
 
 
 def load(path: Path | None, environ: Mapping[str, str] | None = None) -> GatewayConfig:

@@ -10,7 +10,13 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.alerts.dispatcher import OutboxStore
-from gateway.config import FeedbackSettings, GatewayConfig, MqttSettings, WorkflowSettings
+from gateway.config import (
+    ApiSettings,
+    CentreSettings,
+    FeedbackSettings,
+    GatewayConfig,
+    MqttSettings,
+)
 from gateway.config_check import ConfigError
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import Alert, Detector, Inspected
@@ -29,6 +35,7 @@ if TYPE_CHECKING:
     from gateway.detect.classifier import TextClassifier
     from gateway.feedback.cache import ExemptionCache
     from gateway.store import Store
+    from gateway.switch.port import SwitchControl
 
 log = logging.getLogger("fraudgate.wiring")
 
@@ -251,42 +258,27 @@ async def open_workflow(
     import datetime as dt
     from pathlib import Path
 
-    from gateway.cases import Cases, Policy
     from gateway.cases.workflow import Waker, Workflow
-    from gateway.centre import CentreConfig, CentreDispatcher, CentreOutbox
+    from gateway.centre import CentreConfig, CentreDispatcher
     from gateway.feedback.cache import ExemptionRefresher
     from gateway.feedback.repository import FeedbackRepository
-    from gateway.registry import Registry
     from gateway.store import Store
     from gateway.switch.config import open_switch
-    from gateway.switch.port import SwitchControl
-    from gateway.workdays import KzCalendar
 
-    w = cfg.workflow
-    if not w.enabled or not isinstance(store, Store):
+    if not cfg.cases.enabled or not isinstance(store, Store):
         yield None
         return
     async with contextlib.AsyncExitStack() as stack:
-        switch: SwitchControl = await stack.enter_async_context(open_switch(w.switch))
-        calendar = KzCalendar(
-            extra_days_off=[dt.date.fromisoformat(d) for d in w.extra_days_off],
-            extra_working_days=[dt.date.fromisoformat(d) for d in w.extra_working_days],
-        )
-        policy = Policy(
-            confirming_probe_outcomes=frozenset(w.confirming_probe_outcomes),
-            block_all_subscriber_numbers=w.block_all_subscriber_numbers,
-        )
-        cases = Cases(
-            store, calendar, switch=switch, registry=Registry(store),
-            reports=CentreOutbox(w.operator), policy=policy,
-        )  # fmt: skip
+        switch: SwitchControl = await stack.enter_async_context(open_switch(cfg.switch))
+        cases = _cases(cfg, store, switch)
         wake: list[Waker] = [dispatcher]
-        if w.centre_url:
-            centre = CentreConfig(
-                w.centre_url, w.operator, Path(w.centre_client_cert),
-                Path(w.centre_client_key), Path(w.centre_ca),
+        centre = cfg.centre
+        if centre.url:
+            link = CentreConfig(
+                centre.url, centre.operator, Path(centre.client_cert),
+                Path(centre.client_key), Path(centre.ca),
             )  # fmt: skip
-            wake.append(await stack.enter_async_context(CentreDispatcher(store, centre)))
+            wake.append(await stack.enter_async_context(CentreDispatcher(store, link)))
         else:
             log.warning("no [centre] url: reports to the anti-fraud centre stay queued")
         if exemptions is not None:
@@ -294,31 +286,56 @@ async def open_workflow(
                 exemptions, FeedbackRepository(store), interval=cfg.feedback.refresh
             )
             await stack.enter_async_context(refresher)
-        if w.endpoint_listen:
-            await stack.enter_async_context(centre_endpoint(w, cases, store))
-        if w.api_listen:
+        if centre.endpoint.listen:
+            await stack.enter_async_context(centre_endpoint(centre, cases, store))
+        if cfg.api.listen:
             limits = feedback_limits(cfg.feedback)
-            await stack.enter_async_context(api_server(w, cases, store, exemptions, limits))
-            log.info("HTTP API on %s (%d tokens)", w.api_listen, len(w.api_tokens))
+            await stack.enter_async_context(api_server(cfg.api, cases, store, exemptions, limits))
+            log.info("HTTP API on %s (%d tokens)", cfg.api.listen, len(cfg.api.tokens))
         yield Workflow(
-            store, cases, interval=w.interval,
-            warn_before=dt.timedelta(hours=w.warn_before_hours), wake=wake,
+            store, cases, interval=cfg.cases.interval,
+            warn_before=dt.timedelta(hours=cfg.cases.warn_before_hours), wake=wake,
             label_campaign=label_campaign,
         )  # fmt: skip
 
 
-def centre_endpoint(w: WorkflowSettings, cases: Cases, store: Store) -> CentreEndpoint:
+def _cases(cfg: GatewayConfig, store: Store, switch: SwitchControl) -> Cases:
+    """Cases as [cases] and [centre] configure them, on the working-day calendar."""
+    import datetime as dt
+
+    from gateway.cases import Cases, Policy
+    from gateway.centre import CentreOutbox
+    from gateway.registry import Registry
+    from gateway.workdays import KzCalendar
+
+    c = cfg.cases
+    calendar = KzCalendar(
+        extra_days_off=[dt.date.fromisoformat(d) for d in c.extra_days_off],
+        extra_working_days=[dt.date.fromisoformat(d) for d in c.extra_working_days],
+    )
+    policy = Policy(
+        confirming_probe_outcomes=frozenset(c.confirming_probe_outcomes),
+        block_all_subscriber_numbers=c.block_all_subscriber_numbers,
+    )
+    return Cases(
+        store, calendar, switch=switch, registry=Registry(store),
+        reports=CentreOutbox(cfg.centre.operator), policy=policy,
+    )  # fmt: skip
+
+
+def centre_endpoint(centre: CentreSettings, cases: Cases, store: Store) -> CentreEndpoint:
     """The centre's inbound endpoint as the daemon serves it ([centre.endpoint])."""
     from pathlib import Path
 
     from gateway.centre import CentreEndpoint, EndpointConfig, StoreJournal
     from gateway.config_check import parse_hostport
 
-    host, port = parse_hostport(w.endpoint_listen, "centre.endpoint.listen", listen=True)
+    ep = centre.endpoint
+    host, port = parse_hostport(ep.listen, "centre.endpoint.listen", listen=True)
     endpoint = EndpointConfig(
-        Path(w.endpoint_cert), Path(w.endpoint_key), Path(w.endpoint_client_ca),
-        host=host, port=port, max_connections=w.endpoint_max_connections,
-        client_timeout=w.endpoint_client_timeout,
+        Path(ep.cert), Path(ep.key), Path(ep.client_ca),
+        host=host, port=port, max_connections=ep.max_connections,
+        client_timeout=ep.client_timeout,
     )  # fmt: skip
     with _files_of("centre.endpoint (cert, key, client_ca)"):
         return CentreEndpoint(endpoint, cases, journal=StoreJournal(store))
@@ -336,7 +353,7 @@ def _files_of(keys: str) -> Iterator[None]:
 
 
 def api_server(
-    w: WorkflowSettings,
+    api: ApiSettings,
     cases: Cases,
     store: Store,
     exemptions: ExemptionCache | None = None,
@@ -349,20 +366,20 @@ def api_server(
     from gateway.config_check import parse_hostport
     from gateway.registry import Registry
 
-    host, port = parse_hostport(w.api_listen, "api.listen", listen=True)
+    host, port = parse_hostport(api.listen, "api.listen", listen=True)
     limits = ApiLimits(
-        max_body=w.api_max_body, max_connections=w.api_max_connections,
-        client_timeout=w.api_client_timeout, lookup_rate=w.api_lookup_rate,
-        lookup_burst=w.api_lookup_burst,
+        max_body=api.max_body, max_connections=api.max_connections,
+        client_timeout=api.client_timeout, lookup_rate=api.lookup_rate,
+        lookup_burst=api.lookup_burst,
     )  # fmt: skip
-    tokens = {digest: (user, role) for digest, user, role in w.api_tokens}
+    tokens = {digest: (user, role) for digest, user, role in api.tokens}
     app = build_api(
         cases, Registry(store), store, tokens, limits=limits, exemptions=exemptions,
         feedback_limits=feedback,
     )  # fmt: skip
     config = ApiConfig(
         host=host, port=port,
-        cert=Path(w.api_cert) if w.api_cert else None,
-        key=Path(w.api_key) if w.api_key else None, limits=limits,
+        cert=Path(api.cert) if api.cert else None,
+        key=Path(api.key) if api.key else None, limits=limits,
     )  # fmt: skip
     return ApiServer(config, app)

@@ -241,23 +241,19 @@ async def _start_workflow_peers(
 ) -> tuple[SwitchSimulator | None, CentreSimulator | None]:
     """The simulated switch and anti-fraud centre the case workflow talks to (docs/cases.md,
     docs/centre-api.md); without openssl the centre is left out and its reports stay queued."""
-    w = cfg.workflow
-    w.interval = 1.0
+    cfg.cases.interval = 1.0
     switch = await stack.enter_async_context(SwitchSimulator())
-    w.switch = SwitchSettings.http(switch.url, switch.token)
+    cfg.switch = SwitchSettings.http(switch.url, switch.token)
     try:
         certs = make_certs(data_dir / "pki")
     except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
         print(f"# no anti-fraud centre simulator ({exc})", file=sys.stderr)
         return switch, None
     centre = await stack.enter_async_context(CentreSimulator(certs))
-    w.centre_url, w.operator = centre.url, "demo-operator"
+    c = cfg.centre
+    c.url, c.operator = centre.url, "demo-operator"
     cert, key = certs.cert("operator", "client")
-    w.centre_client_cert, w.centre_client_key, w.centre_ca = (
-        str(cert),
-        str(key),
-        str(certs.centre_ca),
-    )
+    c.client_cert, c.client_key, c.ca = str(cert), str(key), str(certs.centre_ca)
     return switch, centre
 
 

@@ -70,7 +70,7 @@ def gateway_config(
     cfg.velocity = type(cfg.velocity)(sender_recipients=20)
     # These tests are about the SMS path and count its alerts; the case workflow that blocked
     # senders also feed has its own end-to-end test (test_workflow_e2e.py).
-    cfg.workflow.enabled = False
+    cfg.cases.enabled = False
     if broker is None:
         cfg.mqtt.enabled = False
     else:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from gateway.api import LookupLimiter
 from gateway.cases import Cases
 from gateway.centre import CentreOutbox
-from gateway.config import WorkflowSettings, from_toml
+from gateway.config import ApiSettings, from_toml
 from gateway.registry import Registry
 from gateway.store import Store, sqlite_url
 from gateway.store.models_api import api_audit
@@ -37,7 +37,7 @@ def auth(role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer token-of-the-{role}"}
 
 
-def settings(**limits: Any) -> WorkflowSettings:
+def settings(**limits: Any) -> ApiSettings:
     tokens = [
         {
             "sha256": hashlib.sha256(f"token-of-the-{role}".encode()).hexdigest(),
@@ -46,7 +46,7 @@ def settings(**limits: Any) -> WorkflowSettings:
         }
         for role in ROLES
     ]
-    return from_toml({"api": {"listen": "127.0.0.1:0", "token": tokens, **limits}}).workflow
+    return from_toml({"api": {"listen": "127.0.0.1:0", "token": tokens, **limits}}).api
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def with_(section: str, **values: Any) -> dict[str, Any]:
 
 def test_the_shipped_file_loads_with_probes_and_workflow_defaults() -> None:
     cfg = from_toml(copy.deepcopy(BASE))
-    assert cfg.probes.probes == [] and cfg.workflow.enabled and not cfg.workflow.api_listen
+    assert cfg.probes.probes == [] and cfg.cases.enabled and not cfg.api.listen
 
 
 @pytest.mark.parametrize(
@@ -91,24 +91,24 @@ def test_mistakes_are_refused_naming_the_key(data: dict[str, Any], message: str)
 def test_a_loopback_api_without_tls_and_hashed_tokens_load() -> None:
     token = {"sha256": "ab" * 32, "user": "a.nurlanova", "role": "analyst"}
     data = with_("api", listen="127.0.0.1:8080", token=[token])
-    w = from_toml(data).workflow
-    assert w.api_listen == "127.0.0.1:8080" and w.api_tokens == (
+    w = from_toml(data).api
+    assert w.listen == "127.0.0.1:8080" and w.tokens == (
         ("ab" * 32, "a.nurlanova", "analyst"),
     )
 
 
 def test_the_api_limits_default_as_in_the_code_and_load() -> None:
-    w = from_toml(copy.deepcopy(BASE)).workflow
+    w = from_toml(copy.deepcopy(BASE)).api
     shipped = ApiLimits(
-        max_body=w.api_max_body,
-        max_connections=w.api_max_connections,
-        client_timeout=w.api_client_timeout,
-        lookup_rate=w.api_lookup_rate,
-        lookup_burst=w.api_lookup_burst,
+        max_body=w.max_body,
+        max_connections=w.max_connections,
+        client_timeout=w.client_timeout,
+        lookup_rate=w.lookup_rate,
+        lookup_burst=w.lookup_burst,
     )
     assert shipped == ApiLimits()  # the file shows the defaults (its header says so)
-    w = from_toml(with_("api", max_body=4096, lookup_rate=2.5, client_timeout=3)).workflow
-    assert (w.api_max_body, w.api_lookup_rate, w.api_client_timeout) == (4096, 2.5, 3.0)
+    w = from_toml(with_("api", max_body=4096, lookup_rate=2.5, client_timeout=3)).api
+    assert (w.max_body, w.lookup_rate, w.client_timeout) == (4096, 2.5, 3.0)
 
 
 @pytest.mark.parametrize(
@@ -216,7 +216,7 @@ def test_other_fraudgate_variables_are_ignored_with_one_debug_line(
     overrides = {"FRAUDGATE_MQTT__PORT": "8883", "FRAUDGATE_SMSC__0__PASSWORD": "p4ss"}
     cfg = load(DEFAULT_CONFIG, {**UNRELATED_ENV, **overrides, "PATH": "/usr/bin"})
     assert cfg.mqtt.port == 8883 and cfg.smsc[0].esme.password == "p4ss"
-    assert cfg.workflow.switch.token == ""  # the single-underscore name is not the token
+    assert cfg.switch.token == ""  # the single-underscore name is not the token
     [line] = [r.getMessage() for r in caplog.records if r.name == "fraudgate.config"]
     assert all(name in line for name in UNRELATED_ENV)
     assert "old-name-secret" not in line and "PATH" not in line  # names only, ours only
@@ -238,7 +238,7 @@ def test_an_override_naming_an_unknown_key_is_refused_naming_it(name: str, messa
 
 def test_the_switch_token_is_one_variable_for_the_daemon_and_the_cases_command() -> None:
     environ = {**UNRELATED_ENV, "FRAUDGATE_SWITCH__TOKEN": "s3cret"}
-    configured = load(DEFAULT_CONFIG, environ).workflow.switch
+    configured = load(DEFAULT_CONFIG, environ).switch
     assert configured.token == "s3cret"
     settings = cases_cli.switch_settings(configured, "http://127.0.0.1:8099")
     assert (settings.kind, settings.url, settings.token) == (

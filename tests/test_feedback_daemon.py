@@ -28,10 +28,10 @@ SENDER = "77011230001"
 async def test_a_wrong_flag_exempts_the_sender_in_the_running_daemon(tmp_path: Path) -> None:
     async with SimulatedSmsc(smsc_config()) as sim:
         cfg = gateway_config(sim.port, tmp_path)
-        cfg.workflow.enabled = True  # the API and the exemptions' refresher are built there
+        cfg.cases.enabled = True  # the API and the exemptions' refresher are built there
         port = free_port()
-        cfg.workflow.api_listen = f"127.0.0.1:{port}"
-        cfg.workflow.api_tokens = ((hashlib.sha256(TOKEN.encode()).hexdigest(), "u-a", "analyst"),)
+        cfg.api.listen = f"127.0.0.1:{port}"
+        cfg.api.tokens = ((hashlib.sha256(TOKEN.encode()).hexdigest(), "u-a", "analyst"),)
         gw = await start_gateway(cfg)
         seen = gw.inspected
 
@@ -102,7 +102,7 @@ async def test_refresher_runs_with_the_daemon_and_stops_with_it(tmp_path: Path) 
 
     async with SimulatedSmsc(smsc_config()) as sim:
         cfg = gateway_config(sim.port, tmp_path)
-        cfg.workflow.enabled = True
+        cfg.cases.enabled = True
         cfg.feedback.refresh = 0.1
         gw = await start_gateway(cfg)
         assert len(refreshers()) == 1

@@ -168,7 +168,7 @@ async def lab_factory(tmp_path: Path, inspector: Inspector) -> AsyncIterator[Lab
                 forward_timeout=forward_timeout,
             )
         ]
-        cfg.workflow.enabled = False
+        cfg.cases.enabled = False
         cfg.mqtt.enabled = False
         inspected: list[Inspected] = []
         gateway = Gateway(cfg, inspector=inspector, on_inspected=inspected.append)

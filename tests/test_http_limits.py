@@ -28,7 +28,7 @@ import pytest
 from gateway.api import ApiServer
 from gateway.cases import Cases
 from gateway.centre import CentreEndpoint, CentreOutbox
-from gateway.config import WorkflowSettings, from_toml
+from gateway.config import ApiSettings, from_toml
 from gateway.registry import Registry
 from gateway.store import Store, sqlite_url
 from gateway.switch.port import NoSwitch
@@ -48,10 +48,10 @@ def _token(secret: str, user: str, role: str) -> dict[str, str]:
     return {"sha256": hashlib.sha256(secret.encode()).hexdigest(), "user": user, "role": role}
 
 
-def api_settings(**limits: Any) -> WorkflowSettings:
+def api_settings(**limits: Any) -> ApiSettings:
     """[api] as an operator writes it: loopback, any free port, one help-line token."""
     api = {"listen": "127.0.0.1:0", "token": [_token(TOKEN, "u-help", "helpline")], **limits}
-    return from_toml({"api": api}).workflow
+    return from_toml({"api": api}).api
 
 
 # -- the process seen from inside -----------------------------------------------------------------
@@ -161,7 +161,7 @@ async def endpoint(certs: CertSet, cases: Cases, store: Store) -> AsyncIterator[
     cert, key = certs.cert("operator", "server")
     section = {"listen": "127.0.0.1:0", "cert": str(cert), "key": str(key)}
     settings = from_toml({"centre": {"endpoint": section | {"client_ca": str(certs.centre_ca)}}})
-    async with centre_endpoint(settings.workflow, cases, store) as ep:
+    async with centre_endpoint(settings.centre, cases, store) as ep:
         yield ep
 
 

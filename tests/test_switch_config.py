@@ -26,13 +26,13 @@ def parse(text: str) -> SwitchSettings:
 
 def test_the_shipped_file_has_no_switch() -> None:
     cfg = from_toml(copy.deepcopy(BASE))
-    assert cfg.workflow.switch == SwitchSettings() and not cfg.workflow.switch.configured
+    assert cfg.switch == SwitchSettings() and not cfg.switch.configured
 
 
 def test_the_old_keys_still_mean_http() -> None:
     data = copy.deepcopy(BASE)
     data["switch"] = {"url": "https://prov.example/api", "token": "t", "timeout": 2}
-    sw = from_toml(data).workflow.switch
+    sw = from_toml(data).switch
     assert sw == SwitchSettings("http", "https://prov.example/api", "t", 2.0)
 
 

@@ -64,18 +64,18 @@ async def test_complaint_to_suspension_and_centre_reports(tmp_path: Path) -> Non
                 EsmeConfig("127.0.0.1", smsc.port, "gw", "secret", BindType.RECEIVER), Route.LOCAL
             )
         ]
-        w = cfg.workflow
-        w.interval = 0.2
-        w.switch = SwitchSettings.http(switch.url, switch.token)
-        w.centre_url, w.operator = centre.url, "kcell"
-        w.centre_client_cert, w.centre_client_key = map(str, certs.cert("operator", "client"))
-        w.centre_ca = str(certs.centre_ca)
-        w.endpoint_listen = f"127.0.0.1:{endpoint_port}"
-        w.endpoint_cert, w.endpoint_key = map(str, certs.cert("operator", "server"))
-        w.endpoint_client_ca = str(certs.centre_ca)
+        cfg.cases.interval = 0.2
+        cfg.switch = SwitchSettings.http(switch.url, switch.token)
+        c, ep = cfg.centre, cfg.centre.endpoint
+        c.url, c.operator = centre.url, "kcell"
+        c.client_cert, c.client_key = map(str, certs.cert("operator", "client"))
+        c.ca = str(certs.centre_ca)
+        ep.listen = f"127.0.0.1:{endpoint_port}"
+        ep.cert, ep.key = map(str, certs.cert("operator", "server"))
+        ep.client_ca = str(certs.centre_ca)
         api_port = free_port()
-        w.api_listen = f"127.0.0.1:{api_port}"
-        w.api_tokens = ((hashlib.sha256(TOKEN.encode()).hexdigest(), ANALYST.id, "analyst"),)
+        cfg.api.listen = f"127.0.0.1:{api_port}"
+        cfg.api.tokens = ((hashlib.sha256(TOKEN.encode()).hexdigest(), ANALYST.id, "analyst"),)
         stop = asyncio.Event()
         gateway = Gateway(cfg)
         run = asyncio.create_task(gateway.run(stop))

@@ -200,7 +200,7 @@ async def _gateway(
     cfg.mqtt.enabled = broker is not None
     if broker is not None:
         cfg.mqtt.host, cfg.mqtt.port = broker.host, broker.port
-    cfg.workflow.enabled = cases  # no switch and no centre: their calls wait in the database
+    cfg.cases.enabled = cases  # no switch and no centre: their calls wait in the database
     if scenario:
         cfg.velocity = dataclasses.replace(
             cfg.velocity, exempt_senders=contracted_a2p_senders(scenario)

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fraudgate cases: configuration error: {exc}", file=sys.stderr)
         return 2
     try:
-        settings = switch_settings(cfg.workflow.switch, args.switch_url)
+        settings = switch_settings(cfg.switch, args.switch_url)
         return asyncio.run(_main(args, cfg.database_url, settings))
     except (StoreError, CaseError, ValueError) as exc:
         print(f"fraudgate cases: {exc}", file=sys.stderr)

@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from gateway.domain import (
@@ -107,6 +107,17 @@ class PipelineStats:
     forward_repeated: int = 0  # redeliveries of messages gone onward: answered, not sent again
     receipts_matched: int = 0
     receipts_unmatched: int = 0
+
+
+@dataclass
+class _Onward:
+    """How the onward submission of one message went (forward mode)."""
+
+    status: int | None = Status.ESME_ROK  # what the deliver_sm gets; None: the link closed
+    error: int | None = None  # the refusing submit_sm_resp status
+    detail: str = ""
+    ids: list[str] = field(default_factory=list)  # submit_sm_resp message_ids, by part
+    unsent: int = 0  # parts from here on never reached the SMSC (or were refused)
 
 
 class GatewayHandler:
@@ -600,10 +611,6 @@ class GatewayHandler:
         """Submit every part onward, in order, stopping at the first that is not accepted.
         Returns the status to answer the deliver_sm(s) with (None when the link closed) and
         how many parts were accepted onward."""
-        ids: list[str] = []
-        status: int | None = Status.ESME_ROK
-        error: int | None = None
-        detail = ""
         message_id = inspected.sms.id
         started_at = self.clock()
         self._submitting[message_id] = None
@@ -617,50 +624,25 @@ class GatewayHandler:
                 refs=[reference_of(p) for p in sms.pdus],
             )
         )
-        unsent = len(sms.pdus)  # parts from here on never reached the SMSC (or were refused)
-        for part, pdu in enumerate(sms.pdus):
-            try:
-                resp = await asyncio.wait_for(
-                    link.request(onward_submit(pdu)), self.forward_timeout
-                )
-            except LinkClosedError:
-                status, detail, unsent = None, "link closed", part + 1
-                break
-            except (TimeoutError, RequestFailedError) as exc:
-                # the SMSC may still have accepted this part: its receipt may come
-                unsent = part + 1
-                if link.session.closed:  # requests pending at a close fail with the session
-                    status, detail = None, "link closed"
-                    break
-                status = self.policy.forward_error_status
-                detail = "timeout" if isinstance(exc, TimeoutError) else exc.reason
-                break
-            if resp.status != Status.ESME_ROK:
-                status = error = resp.status
-                detail = status_name(resp.status)
-                unsent = part
-                break
-            submit_id = str(getattr(resp, "message_id", ""))
-            ids.append(submit_id)
-            self.correlator.submitted(message_id, part, submit_id)
-        submitted = status == Status.ESME_ROK
+        result = await self._submit_parts(link, sms, message_id)
+        submitted = result.status == Status.ESME_ROK
         if submitted:
             self.stats.forwarded += 1
             self.ledger.accepted(message_id, self._loop_time())
         else:
-            self.correlator.cancel(message_id, from_part=unsent)
+            self.correlator.cancel(message_id, from_part=result.unsent)
             self.stats.forward_failed += 1
-            log.info("%s: %s not accepted onward: %s", self.name, inspected.sms.id, detail)
+            log.info("%s: %s not accepted onward: %s", self.name, message_id, result.detail)
         if self.deliveries is not None:
             self.deliveries.submitted(
                 Submitted(
-                    message_id=inspected.sms.id,
+                    message_id=message_id,
                     smsc=self.name,
                     parts=len(sms.pdus),
                     onward=OnwardStatus.SUBMITTED if submitted else OnwardStatus.FAILED,
-                    onward_error=error,
-                    detail=detail,
-                    submit_ids=tuple(ids),
+                    onward_error=result.error,
+                    detail=result.detail,
+                    submit_ids=tuple(result.ids),
                     receipt_requested=receipt_wanted(sms.pdus),
                     submitted_at=started_at,
                 )
@@ -668,7 +650,36 @@ class GatewayHandler:
         early = self._submitting.pop(message_id, None)
         if early is not None:
             self._settled([early])
-        return status, len(ids)
+        return result.status, len(result.ids)
+
+    async def _submit_parts(self, link: Link, sms: Sms, message_id: str) -> _Onward:
+        """The submit_sm of each part in turn, until one is not accepted."""
+        out = _Onward(unsent=len(sms.pdus))
+        for part, pdu in enumerate(sms.pdus):
+            try:
+                resp = await asyncio.wait_for(
+                    link.request(onward_submit(pdu)), self.forward_timeout
+                )
+            except LinkClosedError:
+                out.status, out.detail, out.unsent = None, "link closed", part + 1
+                return out
+            except (TimeoutError, RequestFailedError) as exc:
+                # the SMSC may still have accepted this part: its receipt may come
+                out.unsent = part + 1
+                if link.session.closed:  # requests pending at a close fail with the session
+                    out.status, out.detail = None, "link closed"
+                    return out
+                out.status = self.policy.forward_error_status
+                out.detail = "timeout" if isinstance(exc, TimeoutError) else exc.reason
+                return out
+            if resp.status != Status.ESME_ROK:
+                out.status = out.error = resp.status
+                out.detail, out.unsent = status_name(resp.status), part
+                return out
+            submit_id = str(getattr(resp, "message_id", ""))
+            out.ids.append(submit_id)
+            self.correlator.submitted(message_id, part, submit_id)
+        return out
 
     def _on_receipt(self, pdu: Pdu, receipt: DeliveryReceipt) -> bool:
         """Forward mode: match a receipt with a message sent onward. False when it matches

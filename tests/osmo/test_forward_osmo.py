@@ -56,7 +56,7 @@ async def forwarding_gateway(
         name="osmo-msc",
     )  # fmt: skip
     cfg.smsc = [SmscLink(esme, Route.LOCAL, forward=True, forward_timeout=3.0)]
-    cfg.workflow.enabled = False
+    cfg.cases.enabled = False
     cfg.mqtt.enabled = False
     gateway = Gateway(cfg, inspector=inspector)
     stop = asyncio.Event()

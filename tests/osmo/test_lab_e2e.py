@@ -80,7 +80,7 @@ async def test_smishing_from_a_phone_is_stopped_inline(
     cfg = lab_gateway_config(
         PROJECT_DIR / "config" / "lab-gateway.toml", lab.cfg, mosquitto.port, tmp_path / "gw"
     )
-    cfg.workflow.interval = 0.2
+    cfg.cases.interval = 0.2
     alerts: list[dict[str, Any]] = []
     subscribed = asyncio.Event()
     listener = asyncio.create_task(alerts_of(mosquitto.port, alerts, subscribed))
