@@ -132,7 +132,7 @@ def feedback_limits(f: FeedbackSettings) -> FeedbackLimits:
     )  # fmt: skip
 
 
-async def open_store(cfg: GatewayConfig) -> StorePort:
+async def open_store(cfg: GatewayConfig) -> Store:
     from gateway.store import Store
 
     store = await Store.open(cfg.database_url)
@@ -246,15 +246,14 @@ def build_probe_manager(
 @contextlib.asynccontextmanager
 async def open_workflow(
     cfg: GatewayConfig,
-    store: StorePort,
+    store: Store,
     dispatcher: DispatcherPort,
     exemptions: ExemptionCache | None = None,
     label_campaign: Callable[[str, str, float], object] | None = None,
 ) -> AsyncIterator[Workflow | None]:
     """Cases with their switch, registry and centre link, fed by the Workflow (None when
-    [cases] is disabled or the store is not the SQLAlchemy Store). `exemptions`: the
-    Inspector's cache of analysts' exemptions, kept loaded from the database here and told
-    at once of those the API creates or revokes."""
+    [cases] is disabled). `exemptions`: the Inspector's cache of analysts' exemptions, kept
+    loaded from the database here and told at once of those the API creates or revokes."""
     import datetime as dt
     from pathlib import Path
 
@@ -262,10 +261,9 @@ async def open_workflow(
     from gateway.centre import CentreConfig, CentreDispatcher
     from gateway.feedback.cache import ExemptionRefresher
     from gateway.feedback.repository import FeedbackRepository
-    from gateway.store import Store
     from gateway.switch.config import open_switch
 
-    if not cfg.cases.enabled or not isinstance(store, Store):
+    if not cfg.cases.enabled:
         yield None
         return
     async with contextlib.AsyncExitStack() as stack:

@@ -8,6 +8,7 @@ outbox, DESIGN.md 5): the report row commits or rolls back with the case change.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.ids import new_id
 from gateway.store.models_centre import centre_reports
@@ -95,9 +96,9 @@ class StoreLike(Protocol):
     """gateway.store.Store: its engine and its error translation."""
 
     @property
-    def engine(self) -> Any: ...
+    def engine(self) -> AsyncEngine: ...
 
-    def guard(self, operation: str) -> Any: ...
+    def guard(self, operation: str) -> contextlib.AbstractContextManager[None]: ...
 
 
 class CentreReports:
