@@ -186,13 +186,7 @@ async def demo(args: argparse.Namespace) -> int:
         data_dir = args.data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         smsc = await stack.enter_async_context(SimulatedSmsc(smsc_config()))
         cfg = gateway_config(smsc.port, broker, data_dir, enforce=not args.monitor)
-        probes: dict[str, ModemSimulator] = {}
-        partner: Partner | None = None
-        tests: list[PlannedTest] = []
-        if not args.no_probes:
-            probes = await _start_probes(stack, data_dir)
-            if probes:
-                partner, tests = _plan_tests(probes, cfg, data_dir, args, scenario)
+        probes, partner, tests = await _setup_probes(stack, cfg, data_dir, args, scenario)
         switch, centre = await _start_workflow_peers(stack, cfg, data_dir)
         gateway = Gateway(cfg, on_inspected=board.on_inspected, on_finding=board.on_finding)
         gw_stop = asyncio.Event()
@@ -204,13 +198,7 @@ async def demo(args: argparse.Namespace) -> int:
             gw = tg.create_task(gateway.run(gw_stop))
             await gateway.ready.wait()
             await sub_ready.wait()
-            where = f"mosquitto on 127.0.0.1:{broker.port}" if broker else "no broker"
-            print(
-                f"# demo: simulated SMSC on 127.0.0.1:{smsc.port}, {where}, "
-                f"gateway {cfg.mode} on SQLite {cfg.database_url.split('///')[-1]}; "
-                f"scenario {scenario.name} at {args.rate:g} submit_sm/s; Ctrl-C to stop",
-                flush=True,
-            )
+            _announce(smsc.port, broker, cfg, scenario, args)
             calls = (
                 tg.create_task(partner.place(tests, probes, clock=time.time, ring_interval=1.0))
                 if partner is not None
@@ -234,6 +222,41 @@ async def demo(args: argparse.Namespace) -> int:
     if workflow_report:
         print(workflow_report)
     return 0
+
+
+async def _setup_probes(
+    stack: contextlib.AsyncExitStack,
+    cfg: GatewayConfig,
+    data_dir: Path,
+    args: argparse.Namespace,
+    scenario: Scenario,
+) -> tuple[dict[str, ModemSimulator], Partner | None, list[PlannedTest]]:
+    """The probe modems and the test calls planned for them; none with --no-probes."""
+    probes: dict[str, ModemSimulator] = {}
+    partner: Partner | None = None
+    tests: list[PlannedTest] = []
+    if not args.no_probes:
+        probes = await _start_probes(stack, data_dir)
+        if probes:
+            partner, tests = _plan_tests(probes, cfg, data_dir, args, scenario)
+    return probes, partner, tests
+
+
+def _announce(
+    smsc_port: int,
+    broker: Mosquitto | None,
+    cfg: GatewayConfig,
+    scenario: Scenario,
+    args: argparse.Namespace,
+) -> None:
+    """Print the one line saying what the demo runs against, once everything is up."""
+    where = f"mosquitto on 127.0.0.1:{broker.port}" if broker else "no broker"
+    print(
+        f"# demo: simulated SMSC on 127.0.0.1:{smsc_port}, {where}, "
+        f"gateway {cfg.mode} on SQLite {cfg.database_url.split('///')[-1]}; "
+        f"scenario {scenario.name} at {args.rate:g} submit_sm/s; Ctrl-C to stop",
+        flush=True,
+    )
 
 
 async def _start_workflow_peers(

@@ -617,30 +617,10 @@ def _parse_stream(
     )
     weight, count = _weight_count(c, raw, k, destinations)
 
-    source_ton, source_npi, sources = _addresses(
-        c, raw, k, "source", "source_ton", "source_npi", raw["source"]
+    (source_ton, source_npi, sources), (dest_ton, dest_npi, dests) = _stream_addresses(
+        c, raw, k, destinations
     )
-    dest_ton, dest_npi, dests = _addresses(
-        c, raw, k, "destination", "dest_ton", "dest_npi",
-        raw.get("destination", list(DEFAULT_DESTINATIONS)),
-    )  # fmt: skip
-    if any(not _is_numeric(d) for d in dests):
-        raise c.fail(f"{k}destination", "recipients are numbers: digits and '#' after '+'")
-    if destinations is not None and destinations > _capacity(dests):
-        raise c.fail(
-            f"{k}destinations",
-            f"{destinations} distinct recipients cannot come from {list(dests)} "
-            f"({_capacity(dests)} possible)",
-        )
-    senders = c.integer(raw["senders"], f"{k}senders", 1) if "senders" in raw else None
-    if senders is None and destinations is not None:
-        senders = 1  # a fan-out is one sender writing to many
-    if senders is not None and senders > _capacity(sources):
-        raise c.fail(
-            f"{k}senders",
-            f"{senders} distinct senders cannot come from {list(sources)} "
-            f"({_capacity(sources)} possible)",
-        )
+    senders = _senders(c, raw, k, destinations, sources)
 
     values = dict(shared)
     if "values" in raw:
@@ -648,19 +628,7 @@ def _parse_stream(
     texts = c.strings(raw["texts"], f"{k}texts")
     fields = tuple(_placeholders(c, t, f"{k}texts[{j}]", values) for j, t in enumerate(texts))
 
-    data_coding = (
-        c.integer(raw["data_coding"], f"{k}data_coding", 0, 255) if "data_coding" in raw else None
-    )
-    sar = c.boolean(raw.get("sar", False), f"{k}sar")
-    payload = c.boolean(raw.get("payload", False), f"{k}payload")
-    ref16 = c.boolean(raw.get("ref16", False), f"{k}ref16")
-    if sar and payload:
-        raise c.fail(f"{k}payload", "sar and payload are two ways to send a long text: pick one")
-    if ref16 and (sar or payload):
-        raise c.fail(f"{k}ref16", "ref16 selects the UDH reference size; it needs a UDH split")
-    service_type = c.string(raw.get("service_type", ""), f"{k}service_type", empty=True)
-    if len(service_type) > 5:
-        raise c.fail(f"{k}service_type", "at most 5 characters (SMPP 3.4 §5.2.11)")
+    data_coding, sar, payload, ref16, service_type = _encoding_options(c, raw, k)
 
     stream = Stream(
         name=name,
@@ -689,6 +657,67 @@ def _parse_stream(
     )
     _check_encodable(c, stream, k)
     return stream
+
+
+def _stream_addresses(
+    c: _Checker, raw: Mapping[str, Any], k: str, destinations: int | None
+) -> tuple[tuple[int, int, tuple[str, ...]], tuple[int, int, tuple[str, ...]]]:
+    """A stream's (ton, npi, patterns) for its sources and its destinations, checked."""
+    source = _addresses(c, raw, k, "source", "source_ton", "source_npi", raw["source"])
+    dest = _addresses(
+        c, raw, k, "destination", "dest_ton", "dest_npi",
+        raw.get("destination", list(DEFAULT_DESTINATIONS)),
+    )  # fmt: skip
+    dests = dest[2]
+    if any(not _is_numeric(d) for d in dests):
+        raise c.fail(f"{k}destination", "recipients are numbers: digits and '#' after '+'")
+    if destinations is not None and destinations > _capacity(dests):
+        raise c.fail(
+            f"{k}destinations",
+            f"{destinations} distinct recipients cannot come from {list(dests)} "
+            f"({_capacity(dests)} possible)",
+        )
+    return source, dest
+
+
+def _senders(
+    c: _Checker,
+    raw: Mapping[str, Any],
+    k: str,
+    destinations: int | None,
+    sources: tuple[str, ...],
+) -> int | None:
+    """How many distinct senders a stream uses (None: any), checked against its patterns."""
+    senders = c.integer(raw["senders"], f"{k}senders", 1) if "senders" in raw else None
+    if senders is None and destinations is not None:
+        senders = 1  # a fan-out is one sender writing to many
+    if senders is not None and senders > _capacity(sources):
+        raise c.fail(
+            f"{k}senders",
+            f"{senders} distinct senders cannot come from {list(sources)} "
+            f"({_capacity(sources)} possible)",
+        )
+    return senders
+
+
+def _encoding_options(
+    c: _Checker, raw: Mapping[str, Any], k: str
+) -> tuple[int | None, bool, bool, bool, str]:
+    """A stream's data_coding, sar, payload, ref16 and service_type, checked together."""
+    data_coding = (
+        c.integer(raw["data_coding"], f"{k}data_coding", 0, 255) if "data_coding" in raw else None
+    )
+    sar = c.boolean(raw.get("sar", False), f"{k}sar")
+    payload = c.boolean(raw.get("payload", False), f"{k}payload")
+    ref16 = c.boolean(raw.get("ref16", False), f"{k}ref16")
+    if sar and payload:
+        raise c.fail(f"{k}payload", "sar and payload are two ways to send a long text: pick one")
+    if ref16 and (sar or payload):
+        raise c.fail(f"{k}ref16", "ref16 selects the UDH reference size; it needs a UDH split")
+    service_type = c.string(raw.get("service_type", ""), f"{k}service_type", empty=True)
+    if len(service_type) > 5:
+        raise c.fail(f"{k}service_type", "at most 5 characters (SMPP 3.4 §5.2.11)")
+    return data_coding, sar, payload, ref16, service_type
 
 
 def _weight_count(

@@ -510,15 +510,7 @@ async def play(
     is submit_sm per second (0: as fast as `window` allows). `seed` overrides the scenario's.
     `report` may be given to watch the counters while the run goes on.
     """
-    if window < 1:
-        raise ValueError(f"window must be at least 1, not {window}")
-    if count is not None and count < 0:
-        raise ValueError(f"count must be >= 0, not {count}")
-    if duration is not None and not duration > 0:
-        raise ValueError(f"duration must be positive, not {duration}")
-    if not throttle_delay >= 0:
-        raise ValueError(f"throttle_delay must be >= 0, not {throttle_delay}")
-    Pacer(rate)  # validates rate
+    _check_play_args(rate, count, duration, window, throttle_delay)
     report = report if report is not None else TrafficReport()
     messages: Iterator[GeneratedMessage]
     if isinstance(scenario, Scenario):
@@ -549,6 +541,21 @@ async def play(
     async with EsmeClient(config, _TransmitterHandler()) as link:
         await on_link(link)
     return report
+
+
+def _check_play_args(
+    rate: float, count: int | None, duration: float | None, window: int, throttle_delay: float
+) -> None:
+    """Raise ValueError for a `play` argument out of range, before anything connects."""
+    if window < 1:
+        raise ValueError(f"window must be at least 1, not {window}")
+    if count is not None and count < 0:
+        raise ValueError(f"count must be >= 0, not {count}")
+    if duration is not None and not duration > 0:
+        raise ValueError(f"duration must be positive, not {duration}")
+    if not throttle_delay >= 0:
+        raise ValueError(f"throttle_delay must be >= 0, not {throttle_delay}")
+    Pacer(rate)  # validates rate
 
 
 async def _run_player(

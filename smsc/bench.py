@@ -279,23 +279,7 @@ def run_smpp(
         phases = [("submit_sm", esme, smsc), ("deliver_sm", smsc, esme)]
         for operation, sender, answerer in phases:
             for window in windows:
-                n = count if count is not None else default_count(window)
-                w = warmup if warmup is not None else default_warmup(n)
-                if w:
-                    sender.ask("warmup", operation, window, w)
-                before = answerer.ask("stats")
-                host_before = host_cpu_seconds()
-                result = sender.ask("measure", operation, window, n)
-                host_after = host_cpu_seconds()
-                after = answerer.ask("stats")
-                result["warmup"] = w
-                result["peer_answered"] = after["answered"] - before["answered"]
-                result[f"{answerer.name}_cpu_s"] = round(after["cpu_s"] - before["cpu_s"], 3)
-                busy = host_after[0] - host_before[0]
-                ours = result["esme_cpu_s"] + result["smsc_cpu_s"]
-                result["other_cpu_s"] = round(max(0.0, busy - ours), 2)
-                result["steal_s"] = round(host_after[1] - host_before[1], 2)
-                results.append(result)
+                results.append(_run_phase(sender, answerer, operation, window, count, warmup))
     finally:
         # ESME first: it unbinds cleanly while the SMSC still listens.
         for child in reversed(children):
@@ -320,6 +304,34 @@ def run_smpp(
             "parent": parent["ru_maxrss_bytes"],
         },
     }
+
+
+def _run_phase(
+    sender: _Child,
+    answerer: _Child,
+    operation: str,
+    window: int,
+    count: int | None,
+    warmup: int | None,
+) -> dict[str, Any]:
+    """One phase at one window: warm up, measure, and add the answerer's and the host's CPU."""
+    n = count if count is not None else default_count(window)
+    w = warmup if warmup is not None else default_warmup(n)
+    if w:
+        sender.ask("warmup", operation, window, w)
+    before = answerer.ask("stats")
+    host_before = host_cpu_seconds()
+    result: dict[str, Any] = sender.ask("measure", operation, window, n)
+    host_after = host_cpu_seconds()
+    after = answerer.ask("stats")
+    result["warmup"] = w
+    result["peer_answered"] = after["answered"] - before["answered"]
+    result[f"{answerer.name}_cpu_s"] = round(after["cpu_s"] - before["cpu_s"], 3)
+    busy = host_after[0] - host_before[0]
+    ours = result["esme_cpu_s"] + result["smsc_cpu_s"]
+    result["other_cpu_s"] = round(max(0.0, busy - ours), 2)
+    result["steal_s"] = round(host_after[1] - host_before[1], 2)
+    return result
 
 
 def _mib(n: float) -> str:

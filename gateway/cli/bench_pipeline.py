@@ -184,18 +184,16 @@ def contracted_a2p_senders(scenario: str) -> frozenset[str]:
     )
 
 
-async def _gateway(
+def _bench_config(
     port: int,
-    count: int,
     store_url: str,
     data_dir: Path,
-    window: int = 32,
-    scenario: str = "",
-    broker: Any = None,
-    cases: bool = True,
-) -> dict[str, Any]:
-    from gateway.daemon import Gateway
-
+    window: int,
+    scenario: str,
+    broker: Any,
+    cases: bool,
+) -> GatewayConfig:
+    """The gateway's configuration for the bench: both binds to the simulated SMSC on `port`."""
     cfg = GatewayConfig(data_dir=data_dir, store_url=store_url)
     cfg.mqtt.enabled = broker is not None
     if broker is not None:
@@ -220,6 +218,22 @@ async def _gateway(
         )
         for flow, route in FLOWS.items()
     ]
+    return cfg
+
+
+async def _gateway(
+    port: int,
+    count: int,
+    store_url: str,
+    data_dir: Path,
+    window: int = 32,
+    scenario: str = "",
+    broker: Any = None,
+    cases: bool = True,
+) -> dict[str, Any]:
+    from gateway.daemon import Gateway
+
+    cfg = _bench_config(port, store_url, data_dir, window, scenario, broker, cases)
     done = asyncio.Event()
     seen = 0
     first: float | None = None

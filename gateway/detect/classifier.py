@@ -613,9 +613,6 @@ def fit_analyzed(
     """`train` on texts already passed through `analyze` (cross-validation analyses once)."""
     import scipy.sparse  # type: ignore[import-untyped, unused-ignore]
     import sklearn  # type: ignore[import-untyped, unused-ignore]
-    from sklearn.feature_extraction.text import (  # type: ignore[import-untyped, unused-ignore]
-        TfidfVectorizer,
-    )
     from sklearn.linear_model import (  # type: ignore[import-untyped, unused-ignore]
         LogisticRegression,
     )
@@ -627,20 +624,7 @@ def fit_analyzed(
         raise ValueError("training needs both ham and fraud examples")
     started = time.perf_counter()
     min_df = MIN_DF if len(docs) >= SMALL_CORPUS else 1
-    blocks: list[tuple[list[str], npt.NDArray[np.float64], Any]] = []
-    for block in (0, 1):
-        vec = TfidfVectorizer(
-            analyzer=operator.itemgetter(block), sublinear_tf=True, min_df=min_df, dtype=np.float64
-        )
-        try:
-            matrix = vec.fit_transform(docs)
-        except ValueError:  # no feature of this block survived min_df
-            blocks.append(([], np.zeros(0), scipy.sparse.csr_matrix((len(docs), 0))))
-            continue
-        names = [""] * len(vec.vocabulary_)
-        for feature, column in vec.vocabulary_.items():
-            names[column] = feature
-        blocks.append((names, np.asarray(vec.idf_, dtype=np.float64), matrix))
+    blocks = [_tfidf_block(docs, block, min_df) for block in (0, 1)]
     x = scipy.sparse.hstack([b[2] for b in blocks]).tocsr()
     lr = LogisticRegression(
         C=c, class_weight="balanced", solver="liblinear", max_iter=1000, random_state=0
@@ -665,13 +649,42 @@ def fit_analyzed(
         metadata=info,
     )
     if check_texts:
-        sample = min(len(check_texts), 256)
-        ours = model.decision_batch(check_texts[:sample])
-        theirs = lr.decision_function(x[:sample])
-        gap = float(np.max(np.abs(ours - theirs)))
-        if gap > 1e-6:  # pragma: no cover - a bug in this module, not a user error
-            raise RuntimeError(f"inference differs from scikit-learn's by {gap}")
+        _check_inference(model, lr, x, check_texts)
     return model
+
+
+def _tfidf_block(
+    docs: Sequence[Doc], block: int, min_df: int
+) -> tuple[list[str], npt.NDArray[np.float64], Any]:
+    """Fit TF-IDF on one block of the analysed docs (0: char n-grams, 1: words): the feature
+    names by column, their idf and the document-term matrix."""
+    import scipy.sparse  # type: ignore[import-untyped, unused-ignore]
+    from sklearn.feature_extraction.text import (  # type: ignore[import-untyped, unused-ignore]
+        TfidfVectorizer,
+    )
+
+    vec = TfidfVectorizer(
+        analyzer=operator.itemgetter(block), sublinear_tf=True, min_df=min_df, dtype=np.float64
+    )
+    try:
+        matrix = vec.fit_transform(docs)
+    except ValueError:  # no feature of this block survived min_df
+        return [], np.zeros(0), scipy.sparse.csr_matrix((len(docs), 0))
+    names = [""] * len(vec.vocabulary_)
+    for feature, column in vec.vocabulary_.items():
+        names[column] = feature
+    return names, np.asarray(vec.idf_, dtype=np.float64), matrix
+
+
+def _check_inference(model: TextClassifier, lr: Any, x: Any, check_texts: Sequence[str]) -> None:
+    """Our numpy inference must give scikit-learn's decisions on (a sample of) the training
+    texts: a mismatch is a bug in this module."""
+    sample = min(len(check_texts), 256)
+    ours = model.decision_batch(check_texts[:sample])
+    theirs = lr.decision_function(x[:sample])
+    gap = float(np.max(np.abs(ours - theirs)))
+    if gap > 1e-6:  # pragma: no cover - a bug in this module, not a user error
+        raise RuntimeError(f"inference differs from scikit-learn's by {gap}")
 
 
 # --------------------------------------------------------------------------------------------

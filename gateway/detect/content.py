@@ -182,33 +182,9 @@ def parse_content_rules(root: Table, trusted: frozenset[str] = frozenset()) -> C
         description = t.get("description", str)
         if not description.strip():
             raise ConfigError(f"{t.key('description')}: required (English, for analysts)")
-        source = t.get("patterns_from", str, "")
-        raw = string_list(t, "patterns", [])
-        patterns = [compile_pattern(p, f"{t.key('patterns')}[{i}]") for i, p in enumerate(raw)]
-        if source:
-            base = by_id.get(source)
-            if base is None:
-                raise ConfigError(f"{t.key('patterns_from')}: no earlier rule {source!r}")
-            patterns = [*base.patterns, *patterns]
-        if not patterns:
-            raise ConfigError(f"{t.key('patterns')}: give at least one pattern")
-        requires = string_list(t, "requires", [])
-        for i, feature in enumerate(requires):
-            if feature not in FEATURES:
-                raise ConfigError(
-                    f"{t.key('requires')}[{i}]: one of {sorted(FEATURES)}, got {feature!r}"
-                )
-        unless = [
-            compile_pattern(p, f"{t.key('unless')}[{i}]")
-            for i, p in enumerate(string_list(t, "unless", []))
-        ]
-        conj: list[tuple[frozenset[str], ...]] | None = []
-        for p in patterns:
-            groups = required_literal_groups(p)
-            if groups is None or conj is None:
-                conj = None
-            else:
-                conj.append(groups)
+        patterns = _rule_patterns(t, by_id)
+        requires, unless = _rule_conditions(t)
+        conj = _conjunctions(patterns)
         literals = None if conj is None else {lit for c in conj for g in c for lit in g}
         rule = ContentRule(
             id=rid,
@@ -227,7 +203,7 @@ def parse_content_rules(root: Table, trusted: frozenset[str] = frozenset()) -> C
         else:
             for lit in literals:
                 needs.setdefault(lit, set()).add(len(rules))
-        conjunctions.append(None if conj is None else tuple(conj))
+        conjunctions.append(conj)
         rules.append(rule)
         by_id[rid] = rule
     if not rules:
@@ -242,6 +218,50 @@ def parse_content_rules(root: Table, trusted: frozenset[str] = frozenset()) -> C
         tuple(rules), trusted, trigger, by_literal, frozenset(always), found_with,
         tuple(conjunctions),
     )  # fmt: skip
+
+
+def _rule_patterns(t: Table, by_id: dict[str, ContentRule]) -> list[re.Pattern[str]]:
+    """A rule's compiled `patterns`, after those of its `patterns_from` rule if it names one."""
+    source = t.get("patterns_from", str, "")
+    raw = string_list(t, "patterns", [])
+    patterns = [compile_pattern(p, f"{t.key('patterns')}[{i}]") for i, p in enumerate(raw)]
+    if source:
+        base = by_id.get(source)
+        if base is None:
+            raise ConfigError(f"{t.key('patterns_from')}: no earlier rule {source!r}")
+        patterns = [*base.patterns, *patterns]
+    if not patterns:
+        raise ConfigError(f"{t.key('patterns')}: give at least one pattern")
+    return patterns
+
+
+def _rule_conditions(t: Table) -> tuple[list[str], list[re.Pattern[str]]]:
+    """A rule's checked `requires` features and its compiled `unless` patterns."""
+    requires = string_list(t, "requires", [])
+    for i, feature in enumerate(requires):
+        if feature not in FEATURES:
+            raise ConfigError(
+                f"{t.key('requires')}[{i}]: one of {sorted(FEATURES)}, got {feature!r}"
+            )
+    unless = [
+        compile_pattern(p, f"{t.key('unless')}[{i}]")
+        for i, p in enumerate(string_list(t, "unless", []))
+    ]
+    return requires, unless
+
+
+def _conjunctions(
+    patterns: Sequence[re.Pattern[str]],
+) -> tuple[tuple[frozenset[str], ...], ...] | None:
+    """Per pattern, the literal groups it needs; None when some pattern needs no literal (the
+    rule must then run on every message)."""
+    conj: list[tuple[frozenset[str], ...]] = []
+    for p in patterns:
+        groups = required_literal_groups(p)
+        if groups is None:
+            return None
+        conj.append(groups)
+    return tuple(conj)
 
 
 def _literal_closure(needs: dict[str, set[int]]) -> dict[str, frozenset[int]]:

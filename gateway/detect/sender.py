@@ -239,28 +239,9 @@ def parse_sender_config(root: Table) -> SenderConfig:
     deletes: dict[str, list[tuple[str, ProtectedSender]]] = {}
     seen: set[str] = set()
     for t in root.tables("sender"):
-        sid = t.get("id", str)
-        if not _ID_RE.fullmatch(sid):
-            raise ConfigError(f"{t.key('id')}: use a-z, 0-9 and _ only, got {sid!r}")
-        if sid in seen:
-            raise ConfigError(f"{t.key('id')}: {sid!r} is used twice")
-        seen.add(sid)
-        names = string_list(t, "names")
-        if not names:
-            raise ConfigError(f"{t.key('names')}: give at least one sender id")
-        smsc = frozenset(string_list(t, "allowed_smsc", []))
-        routes = route_list(t, "allowed_routes")
-        if not smsc and not routes:
-            raise ConfigError(
-                f"{t.path}: give allowed_smsc and/or allowed_routes (else anyone may use it)"
-            )
-        fuzzy = t.get("fuzzy", bool, True)
-        extra_tokens = string_list(t, "tokens", [])
-        per_minute = t.integer("max_per_minute", 0, minimum=0)
-        t.done()
-        p = ProtectedSender(sid, tuple(names), smsc, routes, per_minute)
+        p, fuzzy, extra_tokens = _protected_sender(t, seen)
         senders.append(p)
-        for i, name in enumerate(names):
+        for i, name in enumerate(p.names):
             key = f"{t.key('names')}[{i}]"
             if not name.strip():
                 raise ConfigError(f"{key}: empty")
@@ -291,6 +272,31 @@ def parse_sender_config(root: Table) -> SenderConfig:
         tokens=tuple(tokens),
         deletes={k: tuple(v) for k, v in deletes.items()},
     )
+
+
+def _protected_sender(t: Table, seen: set[str]) -> tuple[ProtectedSender, bool, list[str]]:
+    """One checked [[sender]] table (its id added to `seen`): the sender, whether look-alikes
+    of its names are searched (`fuzzy`) and its extra `tokens`."""
+    sid = t.get("id", str)
+    if not _ID_RE.fullmatch(sid):
+        raise ConfigError(f"{t.key('id')}: use a-z, 0-9 and _ only, got {sid!r}")
+    if sid in seen:
+        raise ConfigError(f"{t.key('id')}: {sid!r} is used twice")
+    seen.add(sid)
+    names = string_list(t, "names")
+    if not names:
+        raise ConfigError(f"{t.key('names')}: give at least one sender id")
+    smsc = frozenset(string_list(t, "allowed_smsc", []))
+    routes = route_list(t, "allowed_routes")
+    if not smsc and not routes:
+        raise ConfigError(
+            f"{t.path}: give allowed_smsc and/or allowed_routes (else anyone may use it)"
+        )
+    fuzzy = t.get("fuzzy", bool, True)
+    extra_tokens = string_list(t, "tokens", [])
+    per_minute = t.integer("max_per_minute", 0, minimum=0)
+    t.done()
+    return ProtectedSender(sid, tuple(names), smsc, routes, per_minute), fuzzy, extra_tokens
 
 
 def _claim(table: dict[str, ProtectedSender], key: str, p: ProtectedSender, where: str) -> None:

@@ -234,11 +234,7 @@ def _found(m: re.Match[str], text: str) -> FoundUrl | None:
     port = m.group("port") or ""
     end = m.end() - 1
     if is_ip:
-        try:
-            ipaddress.IPv4Address(raw_host)
-        except ValueError:
-            return None
-        if not (scheme_raw or path or port):
+        if not _is_ipv4(raw_host) or not (scheme_raw or path or port):
             return None  # "1.2.3.4" alone is more often a version or a list than a link
     else:
         trimmed = _trim_host(labels)
@@ -250,36 +246,20 @@ def _found(m: re.Match[str], text: str) -> FoundUrl | None:
             path, port = "", ""
             labels = trimmed
         # spaced dots only around Latin names and a common TLD: prose has "home . me"
-        if (
-            not scheme_raw
-            and " " in raw_host
-            and (fold(labels[-1]) not in _SPACED_DOT_TLDS or not fold(raw_host).isascii())
-        ):
+        if not scheme_raw and " " in raw_host and _spaced_prose(labels[-1], raw_host):
             return None
     if path:
         stripped = path.rstrip(_TRAILING)
         end -= len(path) - len(stripped)
         path = stripped
-    scheme = ""
-    if scheme_raw:
-        low = scheme_raw.lower()
-        if low.startswith("ftp"):
-            scheme = "ftp"
-        else:
-            scheme = "https" if low[4:5] == "s" else "http"
-            obfuscated = obfuscated or low[1:3] != "tt"
-        obfuscated = obfuscated or "[" in low
+    scheme, odd_scheme = _scheme_of(scheme_raw) if scheme_raw else ("", False)
+    obfuscated = obfuscated or odd_scheme
     ascii_written = ".".join(labels)
     unicode_host = _from_punycode(ascii_written)
     idn = not unicode_host.isascii() or unicode_host != ascii_written
     look = unicode_host if unicode_host.isascii() else fold(unicode_host)
     homoglyph = look != unicode_host and look.isascii() and not is_ip
-    mixed = False
-    if homoglyph:
-        for label in unicode_host.split("."):
-            if _CYR_OR_GREEK.search(label) and _LATIN.search(label):
-                mixed = True
-                break
+    mixed = homoglyph and _mixed_script(unicode_host)
     domain = _to_ascii(unicode_host)
     registrable = domain if is_ip else registrable_domain(domain)
     url = f"{scheme}://{domain}{port}{path}" if scheme else f"{domain}{port}{path}"
@@ -298,6 +278,42 @@ def _found(m: re.Match[str], text: str) -> FoundUrl | None:
         is_ip=is_ip,
         userinfo=m.group("userinfo") is not None,
     )
+
+
+# The helpers of `_found` below run only for the links that need them (raw IPs, spaced dots,
+# a scheme, folded look-alikes): the common bare link pays no extra call.
+
+
+def _is_ipv4(raw_host: str) -> bool:
+    """Whether `raw_host` (already shaped like a.b.c.d) is a valid IPv4 address."""
+    try:
+        ipaddress.IPv4Address(raw_host)
+    except ValueError:
+        return False
+    return True
+
+
+def _spaced_prose(last: str, raw_host: str) -> bool:
+    """Whether a host written with spaced dots is prose: not Latin or not a common TLD."""
+    return fold(last) not in _SPACED_DOT_TLDS or not fold(raw_host).isascii()
+
+
+def _scheme_of(scheme_raw: str) -> tuple[str, bool]:
+    """The canonical scheme of a written one ("hxxps://" -> "https") and whether it was
+    obfuscated."""
+    low = scheme_raw.lower()
+    if low.startswith("ftp"):
+        return "ftp", "[" in low
+    scheme = "https" if low[4:5] == "s" else "http"
+    return scheme, low[1:3] != "tt" or "[" in low
+
+
+def _mixed_script(unicode_host: str) -> bool:
+    """Whether one label of the host mixes Latin and Cyrillic/Greek letters."""
+    for label in unicode_host.split("."):
+        if _CYR_OR_GREEK.search(label) and _LATIN.search(label):
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------------------------
