@@ -63,6 +63,8 @@ class MqttSettings:
     tls_insecure: bool = False
     enabled: bool = True
     gather: float = 0.25  # seconds alerts wait to be published together (fewer database writes)
+    keepalive: int = 30  # seconds: MQTT keep-alive (the broker drops a silent client after 1.5x)
+    timeout: float = 10.0  # seconds for the CONNACK and each PUBACK: a silent broker is given up
 
 
 @dataclass
@@ -314,6 +316,8 @@ def _mqtt(m: Table) -> MqttSettings:
         tls_key=m.get("tls_key", str, ""),
         tls_insecure=m.get("tls_insecure", bool, False),
         gather=m.number("gather", 0.25),
+        keepalive=m.integer("keepalive", 30, minimum=1, maximum=65535),
+        timeout=m.number("timeout", 10.0, minimum=0.1),
     )
     _pair(m, "tls_cert", settings.tls_cert, "tls_key", settings.tls_key)
     uses_tls = settings.tls or bool(settings.tls_ca or settings.tls_cert)

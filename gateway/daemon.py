@@ -27,19 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.cases.workflow import Workflow
-from gateway.config import DEFAULT_CONFIG, GatewayConfig, load
+from gateway.config import DEFAULT_CONFIG, GatewayConfig, SmscLink, load
 from gateway.config_check import ConfigError
 from gateway.detect.campaigns import SnapshotError
 from gateway.detect.classifier import ClassifierDetector, ModelError
 from gateway.domain import Inspected
 from gateway.feedback.cache import ExemptionCache
-from gateway.pipeline.delivery import DeliveryStore, DeliveryWriter
+from gateway.pipeline.delivery import DeliveryWriter
 from gateway.pipeline.handler import GatewayHandler, PipelineStats
 from gateway.pipeline.inspector import Inspector
 from gateway.pipeline.policy import AnswerPolicy
 from gateway.pipeline.recorder import Recorder
 from gateway.probes.manager import ProbeManager
 from gateway.probes.simbox import Finding
+from gateway.store import Store
 from gateway.store.errors import StoreError
 from gateway.store.urls import display_url
 from gateway.wiring import (
@@ -92,6 +93,7 @@ class Gateway:
         self.workflow: Workflow | None = None
         self.handlers: list[GatewayHandler] = []
         self.supervisors: list[EsmeSupervisor] = []
+        self.dispatcher: DispatcherPort | None = None  # the alerts' outbox dispatcher
         self.ready = asyncio.Event()
         self.report = RunReport()
         self.database_ok = True
@@ -103,6 +105,7 @@ class Gateway:
         try:
             await self._restore_campaigns(store)
             async with open_dispatcher(cfg, store) as dispatcher:
+                self.dispatcher = dispatcher
                 recorder = Recorder(
                     store,
                     batch_max=cfg.batch_max,
@@ -118,31 +121,7 @@ class Gateway:
                     cfg.forward_error_status,
                 )
                 for link in cfg.smsc:
-                    deliveries = (
-                        DeliveryWriter(store, time.time)
-                        if link.forward and isinstance(store, DeliveryStore)
-                        else None
-                    )
-                    handler = GatewayHandler(
-                        link.esme.label,
-                        link.route,
-                        self.inspector,
-                        recorder,
-                        policy,
-                        reassembly_timeout=cfg.reassembly_timeout,
-                        on_inspected=self.on_inspected,
-                        forward=link.forward,
-                        forward_timeout=link.forward_timeout,
-                        ia5_is_gsm=link.ia5_is_gsm,
-                        deliveries=deliveries,
-                        scope=f"{link.esme.system_id}@{link.esme.host}:{link.esme.port}",
-                        redelivery_window=cfg.redelivery_window,
-                    )
-                    self.handlers.append(handler)
-                    supervisor = EsmeSupervisor(link.esme, handler)
-                    handler.current_link = lambda s=supervisor: s.link
-                    self.supervisors.append(supervisor)
-                    self.report.stats[link.esme.label] = handler.stats
+                    self._bind(link, recorder, policy, store)
                 self.probes = build_probe_manager(cfg, store, dispatcher, self.on_finding)
                 labeller = self.inspector.label_campaign
                 async with open_workflow(
@@ -156,6 +135,32 @@ class Gateway:
         finally:
             await store.close()
         return self.report
+
+    def _bind(
+        self, link: SmscLink, recorder: Recorder, policy: AnswerPolicy, store: Store
+    ) -> None:
+        """The handler and the supervisor of one SMSC bind ([[smsc]])."""
+        cfg = self.cfg
+        handler = GatewayHandler(
+            link.esme.label,
+            link.route,
+            self.inspector,
+            recorder,
+            policy,
+            reassembly_timeout=cfg.reassembly_timeout,
+            on_inspected=self.on_inspected,
+            forward=link.forward,
+            forward_timeout=link.forward_timeout,
+            ia5_is_gsm=link.ia5_is_gsm,
+            deliveries=DeliveryWriter(store, time.time) if link.forward else None,
+            scope=f"{link.esme.system_id}@{link.esme.host}:{link.esme.port}",
+            redelivery_window=cfg.redelivery_window,
+        )
+        self.handlers.append(handler)
+        supervisor = EsmeSupervisor(link.esme, handler)
+        handler.current_link = lambda s=supervisor: s.link
+        self.supervisors.append(supervisor)
+        self.report.stats[link.esme.label] = handler.stats
 
     async def _run_tasks(
         self, stop: asyncio.Event, recorder: Recorder, dispatcher: DispatcherPort, store: StorePort

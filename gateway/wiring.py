@@ -174,6 +174,8 @@ def mqtt_config(m: MqttSettings) -> MqttConfig:
             tls_cert=m.tls_cert or None,
             tls_key=m.tls_key or None,
             tls_insecure=m.tls_insecure,
+            keepalive=m.keepalive,
+            timeout=m.timeout,
         )
         mqtt.check_tls_files()
     except ValueError as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import ssl
@@ -32,6 +33,7 @@ from gateway.centre.schema import INBOUND_SCHEMA, REPORT_SCHEMA, dump
 from gateway.store import Store, sqlite_url
 from gateway.store.models_centre import centre_inbound
 from simulators.centre import CentreSimulator, CertSet, inbound_report, make_certs
+from simulators.faultproxy import FaultProxy
 from smsc.backoff import Backoff
 
 if TYPE_CHECKING:
@@ -283,6 +285,43 @@ async def test_centre_down_for_a_while(
         await eventually(lambda: _all_acked(store, 3))
     assert all(r.deliveries == 1 for r in centre.reports.values())
     assert not d.centre_down
+
+
+async def test_a_centre_that_stops_answering_mid_connection_gets_each_report_once(
+    store: Store, certs: CertSet, centre: CentreSimulator
+) -> None:
+    """Half-open (simulators/faultproxy.py between the dispatcher and the centre): the TLS
+    connection stays up and nothing comes back. The request times out, the report stays
+    pending, and once the network is back it is delivered, acknowledged once; the held first
+    attempt that reaches the centre late is the same report (its Idempotency-Key)."""
+    from urllib.parse import urlsplit
+
+    async with FaultProxy("127.0.0.1", urlsplit(centre.url).port or 443) as proxy:
+        config = dataclasses.replace(
+            link_config(certs, centre), url=f"https://127.0.0.1:{proxy.port}", timeout=0.5
+        )
+        await enqueue(store, CaseView("c1"))
+        async with dispatcher(store, config) as d:
+            await centre.wait_for(1)  # the link works
+            proxy.freeze()
+            await enqueue(store, CaseView("c2"))
+            d.notify()
+            await eventually(lambda: _attempted_all(store, 2), timeout=10)
+            assert d.centre_down and len(centre.reports) == 1
+            proxy.thaw()
+            await centre.wait_for(2)
+            await eventually(lambda: _all_acked(store, 2))
+        assert not d.centre_down
+    assert len(centre.reports) == 2
+    (late,) = [r for r in centre.reports.values() if r.document["case_id"] == "c2"]
+    assert late.deliveries >= 1  # delivered (again, if the held attempt got through too)
+    assert proxy.stats.accepted >= 2  # the dispatcher reconnected
+
+
+async def _attempted_all(store: Store, attempts: int) -> bool:
+    """The newest report was tried at least `attempts` times (and not acknowledged)."""
+    rows = await CentreReports(store).all()
+    return any(r["attempts"] >= attempts and r["acked_at"] is None for r in rows)
 
 
 async def test_5xx_then_success_one_report(
