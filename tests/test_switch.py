@@ -95,3 +95,30 @@ async def test_simulator_speaks_plain_http(sim: SwitchSimulator) -> None:
         assert missing.json()["error"] == "idempotency_key_required"
         nothing = await client.get("/v2/other", headers=headers)
         assert nothing.status_code == 404
+
+
+async def test_a_switch_that_stops_answering_mid_connection_and_a_request_that_was_held(
+    sim: SwitchSimulator,
+) -> None:
+    """Half-open (simulators/faultproxy.py): the kept-alive connection stays up and nothing
+    comes back. The block times out as unavailable (the workflow retries it); the held request
+    that reaches the switch late and the retry under the same idempotency key change the
+    number once."""
+    from urllib.parse import urlsplit
+
+    from simulators.faultproxy import FaultProxy
+
+    async with FaultProxy("127.0.0.1", urlsplit(sim.url).port or 80) as proxy:
+        url = f"http://127.0.0.1:{proxy.port}"
+        async with HttpSwitch(url, "t0k", timeout=0.3) as sw:
+            assert await sw.status(A) == "active"  # the connection is up
+            proxy.freeze()
+            with pytest.raises(SwitchUnavailable, match="timeout"):
+                await sw.block(A, reason="r", case_id="c1", idempotency_key="k1")
+            proxy.thaw()
+            again = await sw.block(A, reason="r", case_id="c1", idempotency_key="k1")
+            assert again.status == "blocked"
+    assert sim.state[A] == "blocked"
+    # one change: whichever of the two reached the switch first made it, the other replayed it
+    assert again.request_id == sim._answers["k1"][3]["request_id"]
+    assert again.changed == (len([r for r in sim.requests if r.key == "k1"]) == 1)
