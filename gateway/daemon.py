@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gateway.cases.workflow import Workflow
 from gateway.config import DEFAULT_CONFIG, GatewayConfig, SmscLink, load
@@ -34,6 +35,7 @@ from gateway.detect.classifier import ClassifierDetector, ModelError
 from gateway.domain import Inspected
 from gateway.feedback.cache import ExemptionCache
 from gateway.pipeline.delivery import DeliveryWriter
+from gateway.pipeline.forward import ForwardingHandler
 from gateway.pipeline.handler import GatewayHandler, PipelineStats
 from gateway.pipeline.inspector import Inspector
 from gateway.pipeline.policy import AnswerPolicy
@@ -141,24 +143,26 @@ class Gateway:
     ) -> None:
         """The handler and the supervisor of one SMSC bind ([[smsc]])."""
         cfg = self.cfg
-        handler = GatewayHandler(
-            link.esme.label,
-            link.route,
-            self.inspector,
-            recorder,
-            policy,
-            reassembly_timeout=cfg.reassembly_timeout,
-            on_inspected=self.on_inspected,
-            forward=link.forward,
-            forward_timeout=link.forward_timeout,
-            ia5_is_gsm=link.ia5_is_gsm,
-            deliveries=DeliveryWriter(store, time.time) if link.forward else None,
-            scope=f"{link.esme.system_id}@{link.esme.host}:{link.esme.port}",
-            redelivery_window=cfg.redelivery_window,
-        )
+        common: dict[str, Any] = {
+            "reassembly_timeout": cfg.reassembly_timeout,
+            "on_inspected": self.on_inspected,
+            "ia5_is_gsm": link.ia5_is_gsm,
+            "scope": f"{link.esme.system_id}@{link.esme.host}:{link.esme.port}",
+            "redelivery_window": cfg.redelivery_window,
+        }
+        args = (link.esme.label, link.route, self.inspector, recorder, policy)
+        handler: GatewayHandler
+        if link.forward:
+            handler = forwarding = ForwardingHandler(
+                *args, forward_timeout=link.forward_timeout,
+                deliveries=DeliveryWriter(store, time.time), **common,
+            )  # fmt: skip
+        else:
+            handler = GatewayHandler(*args, **common)
         self.handlers.append(handler)
         supervisor = EsmeSupervisor(link.esme, handler)
-        handler.current_link = lambda s=supervisor: s.link
+        if link.forward:
+            forwarding.current_link = lambda s=supervisor: s.link
         self.supervisors.append(supervisor)
         self.report.stats[link.esme.label] = handler.stats
 

@@ -22,7 +22,7 @@ from gateway.config import DEFAULT_CONFIG, GatewayConfig, SmscLink, from_toml
 from gateway.config_check import ConfigError
 from gateway.daemon import Gateway, RunReport
 from gateway.domain import Decision, Inspected, Route, Verdict
-from gateway.pipeline.handler import GatewayHandler
+from gateway.pipeline.forward import ForwardingHandler
 from gateway.pipeline.inspector import Inspector
 from gateway.store import Store, StoreError
 from gateway.wiring import build_inspector
@@ -86,8 +86,10 @@ class Lab:
     inspected: list[Inspected]
 
     @property
-    def handler(self) -> GatewayHandler:
-        return self.gateway.handlers[0]
+    def handler(self) -> ForwardingHandler:
+        handler = self.gateway.handlers[0]
+        assert isinstance(handler, ForwardingHandler)  # [[smsc]] forward = true
+        return handler
 
     def mo(
         self, dest: str, text: str, source: str = A, *, parts: slice = slice(None)
