@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.api.settings import ApiSettings, parse_api
+from gateway.cases.settings import CasesSettings, parse_cases
+from gateway.centre.config import CentreSettings, parse_centre
 from gateway.config_check import ConfigError, Table, parse_hostport
 from gateway.detect.campaign_limits import CampaignLimits
 from gateway.detect.velocity import VelocityLimits
@@ -87,60 +90,6 @@ class ProbesConfig:
     grace: float = 30.0  # seconds a late test call still counts after its window
     down_after: float = 60.0  # unreachable / unregistered this long -> `probe` alert
     silent_after: float = 0.0  # no event at all this long -> `probe` alert (0: not checked)
-
-
-@dataclass
-class CasesSettings:
-    """[cases]: the legal workflow (docs/cases.md)."""
-
-    enabled: bool = True
-    interval: float = 5.0  # seconds between rounds: new complaints/findings, retries, deadlines
-    warn_before_hours: float = 4.0
-    extra_days_off: tuple[str, ...] = ()  # YYYY-MM-DD, decree days off the holidays package lacks
-    extra_working_days: tuple[str, ...] = ()
-    block_all_subscriber_numbers: bool = True
-    confirming_probe_outcomes: tuple[str, ...] = ("simbox", "simfarm")
-
-
-@dataclass
-class EndpointSettings:
-    """[centre.endpoint]: the inbound mTLS endpoint the centre posts to (empty listen: none)."""
-
-    listen: str = ""  # HOST:PORT
-    cert: str = ""
-    key: str = ""
-    client_ca: str = ""
-    max_connections: int = 16  # the centre posts one report at a time
-    client_timeout: float = 10.0
-
-
-@dataclass
-class CentreSettings:
-    """[centre]: the National Bank's anti-fraud centre (docs/centre-api.md); no url: reports
-    stay queued in the database."""
-
-    url: str = ""
-    operator: str = "operator"
-    client_cert: str = ""
-    client_key: str = ""
-    ca: str = ""
-    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
-
-
-@dataclass
-class ApiSettings:
-    """[api]: the HTTP API (docs/api.md); no listen: no API. The limits are what one client may
-    ask of it (docs/api.md "Limits"; gateway.api.ApiLimits)."""
-
-    listen: str = ""  # HOST:PORT
-    cert: str = ""
-    key: str = ""
-    tokens: tuple[tuple[str, str, str], ...] = ()  # (sha256 hex of the token, user, role)
-    max_body: int = 64 * 1024
-    max_connections: int = 32
-    client_timeout: float = 10.0
-    lookup_rate: float = 20.0  # per user and minute
-    lookup_burst: int = 10
 
 
 @dataclass
@@ -369,16 +318,6 @@ def _probes(root: Table, base: Path) -> ProbesConfig:
     return cfg
 
 
-def _dates(t: Table, name: str) -> tuple[str, ...]:
-    import datetime as dt
-
-    values = t.get(name, list, [])
-    for v in values:
-        try:
-            dt.date.fromisoformat(str(v))
-        except ValueError:
-            raise ConfigError(f"{t.key(name)}: {v!r} is not a YYYY-MM-DD date") from None
-    return tuple(str(v) for v in values)
 
 
 def _path(t: Table, name: str, base: Path) -> str:
@@ -393,106 +332,6 @@ def _number(t: Table, name: str, default: float, low: float, high: float) -> flo
     return value
 
 
-def _timeout(t: Table) -> float:
-    return _number(t, "client_timeout", 10.0, 0.1, 300.0)
-
-
-def _cases(c: Table) -> CasesSettings:
-    from gateway.probes.simbox import NAMES_A_NUMBER
-
-    cases = CasesSettings(
-        enabled=c.get("enabled", bool, True),
-        interval=c.number("interval", 5.0, minimum=0.1),
-        warn_before_hours=c.number("warn_before_hours", 4.0),
-        extra_days_off=_dates(c, "extra_days_off"),
-        extra_working_days=_dates(c, "extra_working_days"),
-        block_all_subscriber_numbers=c.get("block_all_subscriber_numbers", bool, True),
-        confirming_probe_outcomes=tuple(
-            c.get("confirming_probe_outcomes", list, ["simbox", "simfarm"])
-        ),
-    )
-    known = {o.value for o in NAMES_A_NUMBER}
-    if not set(cases.confirming_probe_outcomes) <= known:
-        raise ConfigError(
-            f"{c.key('confirming_probe_outcomes')}: outcomes among {', '.join(sorted(known))}"
-        )
-    c.done()
-    return cases
-
-
-def _endpoint(ep: Table, base: Path) -> EndpointSettings:
-    endpoint = EndpointSettings(
-        listen=ep.get("listen", str, ""),
-        cert=_path(ep, "cert", base),
-        key=_path(ep, "key", base),
-        client_ca=_path(ep, "client_ca", base),
-        max_connections=ep.integer("max_connections", 16, minimum=2, maximum=10_000),
-        client_timeout=_timeout(ep),
-    )
-    if endpoint.listen:
-        parse_hostport(endpoint.listen, ep.key("listen"), listen=True)
-        if not (endpoint.cert and endpoint.key and endpoint.client_ca):
-            raise ConfigError(f"{ep.path}: cert, key and client_ca are needed with listen")
-    ep.done()
-    return endpoint
-
-
-def _centre(ce: Table, base: Path) -> CentreSettings:
-    centre = CentreSettings(
-        url=ce.get("url", str, ""),
-        operator=ce.get("operator", str, "operator"),
-        client_cert=_path(ce, "client_cert", base),
-        client_key=_path(ce, "client_key", base),
-        ca=_path(ce, "ca", base),
-        endpoint=_endpoint(ce.table("endpoint"), base),
-    )
-    if centre.url and not centre.url.startswith("https://"):
-        raise ConfigError(f"{ce.key('url')}: the centre is reached over https:// only")
-    if centre.url and centre.operator == "operator":
-        raise ConfigError(f"{ce.key('operator')}: the operator id agreed with the centre")
-    if centre.url and not (centre.client_cert and centre.client_key and centre.ca):
-        raise ConfigError(f"{ce.path}: client_cert, client_key and ca are needed with url")
-    ce.done()
-    return centre
-
-
-def _api(a: Table, base: Path) -> ApiSettings:
-    """[api]; the limits' ranges are gateway.api.ApiLimits's."""
-    api = ApiSettings(
-        listen=a.get("listen", str, ""),
-        cert=_path(a, "cert", base),
-        key=_path(a, "key", base),
-        tokens=_api_tokens(a),
-        max_body=a.integer("max_body", 64 * 1024, minimum=1024, maximum=16 * 1024 * 1024),
-        max_connections=a.integer("max_connections", 32, minimum=2, maximum=10_000),
-        client_timeout=_timeout(a),
-        lookup_rate=_number(a, "lookup_rate", 20.0, 0.01, 100_000.0),
-        lookup_burst=a.integer("lookup_burst", 10, minimum=1, maximum=100_000),
-    )
-    if bool(api.cert) != bool(api.key):
-        raise ConfigError(f"{a.path}: cert and key: both (TLS) or neither (plain HTTP)")
-    if api.listen:
-        host, _ = parse_hostport(api.listen, a.key("listen"), listen=True)
-        if not api.cert and host not in ("", "127.0.0.1", "localhost", "::1"):
-            raise ConfigError(
-                f"{a.key('listen')}: tokens and personal data over plain HTTP only on loopback "
-                f"(behind a TLS proxy); give cert and key to listen on {host}"
-            )
-    a.done()
-    return api
-
-
-def _api_tokens(a: Table) -> tuple[tuple[str, str, str], ...]:
-    tokens = []
-    for t in a.tables("token"):
-        digest, user, role = t.get("sha256", str), t.get("user", str), t.get("role", str)
-        if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
-            raise ConfigError(f"{t.key('sha256')}: the SHA-256 hex of the token, not the token")
-        if role not in ("analyst", "helpline", "supervisor", "auditor"):
-            raise ConfigError(f"{t.key('role')}: analyst, helpline, supervisor or auditor")
-        t.done()
-        tokens.append((digest, user, role))
-    return tuple(tokens)
 
 
 _CAMPAIGN_KEYS = (
@@ -573,12 +412,12 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
             raise ConfigError(f"smsc[{i}].name: {n!r} is used twice")
     cfg.mqtt = _mqtt(root.table("mqtt"))
     cfg.probes = _probes(root, base)
-    cfg.cases = _cases(root.table("cases"))
+    cfg.cases = parse_cases(root.table("cases"))
     sw = root.table("switch")
     cfg.switch = parse_switch(sw)
     sw.done()
-    cfg.centre = _centre(root.table("centre"), base)
-    cfg.api = _api(root.table("api"), base)
+    cfg.centre = parse_centre(root.table("centre"), base)
+    cfg.api = parse_api(root.table("api"), base)
     cfg.feedback = _feedback(root)
     root.done()
     return cfg

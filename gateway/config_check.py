@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -41,11 +43,30 @@ class Table:
             )
         return value
 
-    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+    def number(
+        self, name: str, default: float, *, minimum: float = 0.0, maximum: float | None = None
+    ) -> float:
         value = self.get(name, float, default)
         if value < minimum:
             raise ConfigError(f"{self.key(name)}: must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{self.key(name)}: must be at most {maximum:g}, got {value}")
         return value
+
+    def file(self, name: str, base: Path) -> str:
+        """A file named relative to `base` (the project directory); "" when not set."""
+        value = self.get(name, str, "")
+        return str(base / value) if value else ""
+
+    def dates(self, name: str) -> tuple[str, ...]:
+        """A list of YYYY-MM-DD dates."""
+        values = self.get(name, list, [])
+        for v in values:
+            try:
+                dt.date.fromisoformat(str(v))
+            except ValueError:
+                raise ConfigError(f"{self.key(name)}: {v!r} is not a YYYY-MM-DD date") from None
+        return tuple(str(v) for v in values)
 
     def integer(
         self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None

@@ -10,13 +10,9 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.alerts.dispatcher import OutboxStore
-from gateway.config import (
-    ApiSettings,
-    CentreSettings,
-    FeedbackSettings,
-    GatewayConfig,
-    MqttSettings,
-)
+from gateway.api.settings import ApiSettings
+from gateway.centre.config import CentreSettings
+from gateway.config import FeedbackSettings, GatewayConfig, MqttSettings
 from gateway.config_check import ConfigError
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import Alert, Detector, Inspected

@@ -16,9 +16,10 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.api import LookupLimiter
+from gateway.api.settings import ApiSettings
 from gateway.cases import Cases
 from gateway.centre import CentreOutbox
-from gateway.config import ApiSettings, from_toml
+from gateway.config import from_toml
 from gateway.registry import Registry
 from gateway.store import Store, sqlite_url
 from gateway.store.models_api import api_audit

@@ -26,9 +26,10 @@ import httpx
 import pytest
 
 from gateway.api import ApiServer
+from gateway.api.settings import ApiSettings
 from gateway.cases import Cases
 from gateway.centre import CentreEndpoint, CentreOutbox
-from gateway.config import ApiSettings, from_toml
+from gateway.config import from_toml
 from gateway.registry import Registry
 from gateway.store import Store, sqlite_url
 from gateway.switch.port import NoSwitch

@@ -11,12 +11,47 @@ Roles, masking, audit and examples: docs/api.md; the contract: docs/openapi.json
 
 from __future__ import annotations
 
-from .app import build_api
-from .audit import AuditEntry, AuditLog, AuditQuery
-from .auth import PERMISSIONS, Permission, Principal, Role, TokenConfigError, TokenTable, hash_token
-from .errors import ApiConfigError
-from .limits import ApiLimits, LookupLimiter
-from .server import ApiConfig, ApiServer
+from typing import TYPE_CHECKING
+
+from gateway.lazy import exports
+
+if TYPE_CHECKING:
+    from .app import build_api
+    from .audit import AuditEntry, AuditLog, AuditQuery
+    from .auth import (
+        PERMISSIONS,
+        Permission,
+        Principal,
+        Role,
+        TokenConfigError,
+        TokenTable,
+        hash_token,
+    )
+    from .errors import ApiConfigError
+    from .limits import ApiLimits, LookupLimiter
+    from .server import ApiConfig, ApiServer
+
+__getattr__ = exports(
+    __name__,
+    {
+        "build_api": ".app",
+        "AuditEntry": ".audit",
+        "AuditLog": ".audit",
+        "AuditQuery": ".audit",
+        "PERMISSIONS": ".auth",
+        "Permission": ".auth",
+        "Principal": ".auth",
+        "Role": ".auth",
+        "TokenConfigError": ".auth",
+        "TokenTable": ".auth",
+        "hash_token": ".auth",
+        "ApiConfigError": ".errors",
+        "ApiLimits": ".limits",
+        "LookupLimiter": ".limits",
+        "ApiConfig": ".server",
+        "ApiServer": ".server",
+    },
+)
 
 __all__ = [
     "PERMISSIONS",

@@ -9,31 +9,67 @@ await cases.confirm(case.id, analyst, "smishing confirmed", [Evidence("message",
 
 from __future__ import annotations
 
-from .model import (
-    SYSTEM,
-    TRANSITIONS,
-    Action,
-    Actor,
-    CaseError,
-    CaseFilter,
-    CaseNotFound,
-    CaseView,
-    ConcurrentUpdate,
-    Effect,
-    Evidence,
-    IllegalTransition,
-    NumberLike,
-    PersonLike,
-    Policy,
-    RegistryPort,
-    ReportSink,
-    Source,
-    State,
-    Step,
-    SwitchActionView,
-    TransitionRecord,
+from typing import TYPE_CHECKING
+
+from gateway.lazy import exports
+
+if TYPE_CHECKING:
+    from .model import (
+        SYSTEM,
+        TRANSITIONS,
+        Action,
+        Actor,
+        CaseError,
+        CaseFilter,
+        CaseNotFound,
+        CaseView,
+        ConcurrentUpdate,
+        Effect,
+        Evidence,
+        IllegalTransition,
+        NumberLike,
+        PersonLike,
+        Policy,
+        RegistryPort,
+        ReportSink,
+        Source,
+        State,
+        Step,
+        SwitchActionView,
+        TransitionRecord,
+    )
+    from .service import WORKING_DAYS, Cases, OpenRequest
+
+__getattr__ = exports(
+    __name__,
+    {
+        "SYSTEM": ".model",
+        "TRANSITIONS": ".model",
+        "Action": ".model",
+        "Actor": ".model",
+        "CaseError": ".model",
+        "CaseFilter": ".model",
+        "CaseNotFound": ".model",
+        "CaseView": ".model",
+        "ConcurrentUpdate": ".model",
+        "Effect": ".model",
+        "Evidence": ".model",
+        "IllegalTransition": ".model",
+        "NumberLike": ".model",
+        "PersonLike": ".model",
+        "Policy": ".model",
+        "RegistryPort": ".model",
+        "ReportSink": ".model",
+        "Source": ".model",
+        "State": ".model",
+        "Step": ".model",
+        "SwitchActionView": ".model",
+        "TransitionRecord": ".model",
+        "WORKING_DAYS": ".service",
+        "Cases": ".service",
+        "OpenRequest": ".service",
+    },
 )
-from .service import WORKING_DAYS, Cases, OpenRequest
 
 __all__ = [
     "SYSTEM",

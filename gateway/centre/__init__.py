@@ -8,28 +8,64 @@ The API and its schemas: docs/centre-api.md.
 
 from __future__ import annotations
 
-from .client import Ack, CentreClient
-from .config import CentreConfig, EndpointConfig
-from .dispatcher import CentreDispatcher
-from .endpoint import (
-    CaseOpener,
-    CentreEndpoint,
-    InboundJournal,
-    InboundReport,
-    MemoryJournal,
-    StoreJournal,
-    build_app,
+from typing import TYPE_CHECKING
+
+from gateway.lazy import exports
+
+if TYPE_CHECKING:
+    from .client import Ack, CentreClient
+    from .config import CentreConfig, EndpointConfig
+    from .dispatcher import CentreDispatcher
+    from .endpoint import (
+        CaseOpener,
+        CentreEndpoint,
+        InboundJournal,
+        InboundReport,
+        MemoryJournal,
+        StoreJournal,
+        build_app,
+    )
+    from .errors import (
+        CentreConfigError,
+        CentreError,
+        CentreTlsError,
+        CentreUnavailable,
+        ReportRejected,
+    )
+    from .outbox import CentreOutbox, CentreReports, PendingReport
+    from .reports import build_report
+    from .schema import INBOUND_SCHEMA, REPORT_SCHEMA, inbound_errors, report_errors
+
+__getattr__ = exports(
+    __name__,
+    {
+        "Ack": ".client",
+        "CentreClient": ".client",
+        "CentreConfig": ".config",
+        "EndpointConfig": ".config",
+        "CentreDispatcher": ".dispatcher",
+        "CaseOpener": ".endpoint",
+        "CentreEndpoint": ".endpoint",
+        "InboundJournal": ".endpoint",
+        "InboundReport": ".endpoint",
+        "MemoryJournal": ".endpoint",
+        "StoreJournal": ".endpoint",
+        "build_app": ".endpoint",
+        "CentreConfigError": ".errors",
+        "CentreError": ".errors",
+        "CentreTlsError": ".errors",
+        "CentreUnavailable": ".errors",
+        "ReportRejected": ".errors",
+        "CentreOutbox": ".outbox",
+        "CentreReports": ".outbox",
+        "PendingReport": ".outbox",
+        "build_report": ".reports",
+        "INBOUND_SCHEMA": ".schema",
+        "REPORT_SCHEMA": ".schema",
+        "inbound_errors": ".schema",
+        "report_errors": ".schema",
+    },
 )
-from .errors import (
-    CentreConfigError,
-    CentreError,
-    CentreTlsError,
-    CentreUnavailable,
-    ReportRejected,
-)
-from .outbox import CentreOutbox, CentreReports, PendingReport
-from .reports import build_report
-from .schema import INBOUND_SCHEMA, REPORT_SCHEMA, inbound_errors, report_errors
 
 __all__ = [
     "INBOUND_SCHEMA",

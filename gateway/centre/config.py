@@ -1,10 +1,13 @@
-"""Settings of the two centre links and the TLS contexts they use (mutual TLS both ways)."""
+"""Settings of the two centre links and the TLS contexts they use (mutual TLS both ways), and
+`[centre]` with `[centre.endpoint]` as the configuration file gives them (`parse_centre`)."""
 
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from gateway.config_check import ConfigError, Table, parse_hostport
 
 from .errors import CentreConfigError
 
@@ -78,3 +81,66 @@ def server_context(cert: Path, key: Path, client_ca: Path) -> ssl.SSLContext:
 
 
 __all__ = ["CentreConfig", "EndpointConfig", "client_context", "server_context"]
+
+
+@dataclass
+class EndpointSettings:
+    """[centre.endpoint]: the inbound mTLS endpoint the centre posts to (empty listen: none)."""
+
+    listen: str = ""  # HOST:PORT
+    cert: str = ""
+    key: str = ""
+    client_ca: str = ""
+    max_connections: int = 16  # the centre posts one report at a time
+    client_timeout: float = 10.0
+
+
+@dataclass
+class CentreSettings:
+    """[centre]: the National Bank's anti-fraud centre (docs/centre-api.md); no url: reports
+    stay queued in the database."""
+
+    url: str = ""
+    operator: str = "operator"
+    client_cert: str = ""
+    client_key: str = ""
+    ca: str = ""
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+
+
+def parse_endpoint(ep: Table, base: Path) -> EndpointSettings:
+    """[centre.endpoint] (docs/centre-api.md)."""
+    endpoint = EndpointSettings(
+        listen=ep.get("listen", str, ""),
+        cert=ep.file("cert", base),
+        key=ep.file("key", base),
+        client_ca=ep.file("client_ca", base),
+        max_connections=ep.integer("max_connections", 16, minimum=2, maximum=10_000),
+        client_timeout=ep.number("client_timeout", 10.0, minimum=0.1, maximum=300.0),
+    )
+    if endpoint.listen:
+        parse_hostport(endpoint.listen, ep.key("listen"), listen=True)
+        if not (endpoint.cert and endpoint.key and endpoint.client_ca):
+            raise ConfigError(f"{ep.path}: cert, key and client_ca are needed with listen")
+    ep.done()
+    return endpoint
+
+
+def parse_centre(ce: Table, base: Path) -> CentreSettings:
+    """[centre] with [centre.endpoint] (docs/centre-api.md)."""
+    centre = CentreSettings(
+        url=ce.get("url", str, ""),
+        operator=ce.get("operator", str, "operator"),
+        client_cert=ce.file("client_cert", base),
+        client_key=ce.file("client_key", base),
+        ca=ce.file("ca", base),
+        endpoint=parse_endpoint(ce.table("endpoint"), base),
+    )
+    if centre.url and not centre.url.startswith("https://"):
+        raise ConfigError(f"{ce.key('url')}: the centre is reached over https:// only")
+    if centre.url and centre.operator == "operator":
+        raise ConfigError(f"{ce.key('operator')}: the operator id agreed with the centre")
+    if centre.url and not (centre.client_cert and centre.client_key and centre.ca):
+        raise ConfigError(f"{ce.path}: client_cert, client_key and ca are needed with url")
+    ce.done()
+    return centre
