@@ -23,13 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.alerts.settings import MqttSettings, parse_mqtt
 from gateway.api.settings import ApiSettings, parse_api
 from gateway.cases.settings import CasesSettings, parse_cases
 from gateway.centre.config import CentreSettings, parse_centre
 from gateway.config_check import ConfigError, Table, parse_hostport
-from gateway.detect.campaign_limits import CampaignLimits
+from gateway.detect.campaign_limits import CampaignLimits, parse_campaigns
 from gateway.detect.velocity import VelocityLimits
 from gateway.domain import Route, Thresholds
+from gateway.feedback.settings import FeedbackSettings, parse_feedback
+from gateway.probes.settings import ProbesConfig, parse_probes
 from gateway.switch.config import SwitchSettings, parse_switch
 from smsc.client import EsmeConfig, TlsConfig
 from smsc.constants import Status
@@ -49,57 +52,6 @@ class SmscLink:
     forward: bool = False  # inline: submit accepted MO onward on this bind (docs/inline.md)
     forward_timeout: float = 3.0  # seconds for the onward submit_sm_resp (osmo-msc waits 5 s)
     ia5_is_gsm: bool = False  # data_coding 1 carries unpacked GSM 03.38 (osmo-msc 1.9)
-
-
-@dataclass
-class MqttSettings:
-    host: str = "127.0.0.1"
-    port: int = 1883
-    client_id: str = "fraudgate"
-    username: str = ""
-    password: str = ""
-    topic_prefix: str = "fraudgate"
-    tls: bool = False  # TLS, verified with the system's CAs unless tls_ca is set
-    tls_ca: str = ""  # any of tls_ca, tls_cert (+ tls_key) turns TLS on as well
-    tls_cert: str = ""
-    tls_key: str = ""
-    tls_insecure: bool = False
-    enabled: bool = True
-    gather: float = 0.25  # seconds alerts wait to be published together (fewer database writes)
-    keepalive: int = 30  # seconds: MQTT keep-alive (the broker drops a silent client after 1.5x)
-    timeout: float = 10.0  # seconds for the CONNACK and each PUBACK: a silent broker is given up
-
-
-@dataclass
-class ProbeSettings:
-    """One probe modem (gsm_probe.modem.ModemConfig is built from it)."""
-
-    name: str
-    url: str  # a pyserial URL: /dev/serial/by-id/..., /dev/ttyUSB2, socket://host:port
-    baudrate: int = 115200
-    pin: str = ""
-    command_timeout: float = 5.0
-    poll_interval: float = 30.0
-    hangup_after_cli: bool = True
-
-
-@dataclass
-class ProbesConfig:
-    probes: list[ProbeSettings] = field(default_factory=list)
-    plans: list[Path] = field(default_factory=list)  # test plans (TOML/JSON/CSV), reloaded on HUP
-    grace: float = 30.0  # seconds a late test call still counts after its window
-    down_after: float = 60.0  # unreachable / unregistered this long -> `probe` alert
-    silent_after: float = 0.0  # no event at all this long -> `probe` alert (0: not checked)
-
-
-@dataclass
-class FeedbackSettings:
-    """Analysts' feedback (docs/api.md "Feedback"; gateway.feedback.FeedbackLimits)."""
-
-    default_hours: float = 24.0  # an exemption's life when the analyst gives none
-    max_hours: float = 168.0  # the longest an analyst may ask for
-    max_active: int = 10_000  # exemptions in force at once, all held in memory
-    refresh: float = 5.0  # seconds between reloads of the exemptions from the database
 
 
 @dataclass
@@ -242,146 +194,6 @@ def _smsc(t: Table) -> SmscLink:
     return SmscLink(esme, route, forward, forward_timeout, ia5_is_gsm)
 
 
-def _pair(t: Table, a: str, a_value: str, b: str, b_value: str) -> None:
-    """Two keys set together or not at all (a client certificate and its private key)."""
-    if bool(a_value) != bool(b_value):
-        missing, given = (b, a) if a_value else (a, b)
-        raise ConfigError(f"{t.key(missing)}: needed with {t.key(given)} (set both or neither)")
-
-
-def _mqtt(m: Table) -> MqttSettings:
-    """[mqtt] (docs/mqtt.md "Configuration"); the TLS files are read when the daemon starts."""
-    settings = MqttSettings(
-        enabled=m.get("enabled", bool, True),
-        host=m.get("host", str, "127.0.0.1"),
-        port=m.integer("port", 1883, minimum=1, maximum=65535),
-        client_id=m.get("client_id", str, "fraudgate"),
-        username=m.get("username", str, ""),
-        password=m.get("password", str, ""),
-        topic_prefix=m.get("topic_prefix", str, "fraudgate"),
-        tls=m.get("tls", bool, False),
-        tls_ca=m.get("tls_ca", str, ""),
-        tls_cert=m.get("tls_cert", str, ""),
-        tls_key=m.get("tls_key", str, ""),
-        tls_insecure=m.get("tls_insecure", bool, False),
-        gather=m.number("gather", 0.25),
-        keepalive=m.integer("keepalive", 30, minimum=1, maximum=65535),
-        timeout=m.number("timeout", 10.0, minimum=0.1),
-    )
-    _pair(m, "tls_cert", settings.tls_cert, "tls_key", settings.tls_key)
-    uses_tls = settings.tls or bool(settings.tls_ca or settings.tls_cert)
-    if settings.tls_insecure and not uses_tls:
-        raise ConfigError(
-            f"{m.key('tls_insecure')}: only with TLS (tls = true, or tls_ca / tls_cert set)"
-        )
-    m.done()
-    return settings
-
-
-def _probe(t: Table) -> ProbeSettings:
-    name = t.get("name", str)
-    if not name or any(c in name for c in "/#+ "):
-        raise ConfigError(f"{t.key('name')}: {name!r}: a non-empty name without / # + or spaces")
-    url = t.get("url", str)
-    if not url:
-        raise ConfigError(f"{t.key('url')}: a pyserial URL or device path")
-    pin = t.get("pin", str, "")
-    if pin and not (pin.isdigit() and 4 <= len(pin) <= 8):
-        raise ConfigError(f"{t.key('pin')}: 4 to 8 digits")
-    settings = ProbeSettings(
-        name=name,
-        url=url,
-        baudrate=t.integer("baudrate", 115200, minimum=300),
-        pin=pin,
-        command_timeout=t.number("command_timeout", 5.0, minimum=0.1),
-        poll_interval=t.number("poll_interval", 30.0, minimum=0.1),
-        hangup_after_cli=t.get("hangup_after_cli", bool, True),
-    )
-    t.done()
-    return settings
-
-
-def _probes(root: Table, base: Path) -> ProbesConfig:
-    p = root.table("probes")
-    cfg = ProbesConfig(
-        plans=[base / str(x) for x in p.get("plans", list, [])],
-        grace=p.number("grace", 30.0),
-        down_after=p.number("down_after", 60.0),
-        silent_after=p.number("silent_after", 0.0),
-    )
-    cfg.probes = [_probe(t) for t in p.tables("probe")]
-    p.done()
-    names = [x.name for x in cfg.probes]
-    for i, n in enumerate(names):
-        if n in names[:i]:
-            raise ConfigError(f"probes.probe[{i}].name: {n!r} is used twice")
-    return cfg
-
-
-
-
-def _path(t: Table, name: str, base: Path) -> str:
-    value = t.get(name, str, "")
-    return str(base / value) if value else ""
-
-
-def _number(t: Table, name: str, default: float, low: float, high: float) -> float:
-    value = t.number(name, default, minimum=low)
-    if value > high:
-        raise ConfigError(f"{t.key(name)}: must be at most {high:g}, got {value}")
-    return value
-
-
-
-
-_CAMPAIGN_KEYS = (
-    "window", "min_senders", "min_recipients", "min_length", "min_plain_length", "similarity",
-    "max_clusters", "max_labelled", "max_texts", "simfarm_score", "labelled_score",
-    "learn_min_score", "exempt_greetings",
-)  # fmt: skip
-
-
-def _campaigns(t: Table) -> tuple[CampaignLimits | None, float]:
-    """[campaigns]: the campaign detector's limits (gateway/detect/campaigns.py), each key
-    checked by CampaignLimits and reported with its name."""
-    enabled = t.get("enabled", bool, True)
-    save_every = t.number("save_every", 60.0, minimum=1.0)
-    ttl_days = t.number("label_ttl_days", 7.0, minimum=0.01)
-    defaults = CampaignLimits()
-    values: dict[str, Any] = {"label_ttl": ttl_days * 86400.0}
-    for key in _CAMPAIGN_KEYS:
-        default = getattr(defaults, key)
-        if isinstance(default, bool):
-            values[key] = t.get(key, bool, default)
-        elif isinstance(default, int):
-            values[key] = t.integer(key, default)
-        else:
-            values[key] = t.number(key, default)
-    t.done()
-    try:
-        limits = CampaignLimits(**values)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    return (limits if enabled else None), save_every
-
-
-def _feedback(root: Table) -> FeedbackSettings:
-    f = root.table("feedback")
-    settings = FeedbackSettings(
-        default_hours=_number(f, "default_hours", 24.0, 0.01, 8760.0),
-        max_hours=_number(f, "max_hours", 168.0, 0.01, 8760.0),
-        max_active=f.integer("max_active", 10_000, minimum=1, maximum=1_000_000),
-        refresh=_number(f, "refresh", 5.0, 0.1, 3600.0),
-    )
-    if settings.default_hours > settings.max_hours:
-        raise ConfigError(
-            f"{f.key('default_hours')}: {settings.default_hours:g} is over "
-            f"{f.key('max_hours')} ({settings.max_hours:g})"
-        )
-    f.done()
-    return settings
-
-
 def _store_url(t: Table) -> str:
     """[store] url: "" (SQLite under data_dir) or a URL of a supported database."""
     from sqlalchemy.exc import ArgumentError
@@ -404,21 +216,21 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     _gateway(root.table("gateway"), cfg, base)
     cfg.store_url = _store_url(root.table("store"))
     _detectors(root.table("detectors"), cfg, base)
-    cfg.campaigns, cfg.campaigns_save_every = _campaigns(root.table("campaigns"))
+    cfg.campaigns, cfg.campaigns_save_every = parse_campaigns(root.table("campaigns"))
     cfg.smsc = [_smsc(t) for t in root.tables("smsc")]
     names = [s.esme.name for s in cfg.smsc]
     for i, n in enumerate(names):
         if n in names[:i]:
             raise ConfigError(f"smsc[{i}].name: {n!r} is used twice")
-    cfg.mqtt = _mqtt(root.table("mqtt"))
-    cfg.probes = _probes(root, base)
+    cfg.mqtt = parse_mqtt(root.table("mqtt"))
+    cfg.probes = parse_probes(root.table("probes"), base)
     cfg.cases = parse_cases(root.table("cases"))
     sw = root.table("switch")
     cfg.switch = parse_switch(sw)
     sw.done()
     cfg.centre = parse_centre(root.table("centre"), base)
     cfg.api = parse_api(root.table("api"), base)
-    cfg.feedback = _feedback(root)
+    cfg.feedback = parse_feedback(root.table("feedback"))
     root.done()
     return cfg
 

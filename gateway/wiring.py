@@ -10,13 +10,15 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.alerts.dispatcher import OutboxStore
+from gateway.alerts.settings import MqttSettings
 from gateway.api.settings import ApiSettings
 from gateway.centre.config import CentreSettings
-from gateway.config import FeedbackSettings, GatewayConfig, MqttSettings
+from gateway.config import GatewayConfig
 from gateway.config_check import ConfigError
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import Alert, Detector, Inspected
 from gateway.feedback import Exemptions, FeedbackLimits
+from gateway.feedback.settings import FeedbackSettings
 from gateway.pipeline.inspector import Inspector
 from gateway.probes.manager import HealthLimits, ProbeManager
 from gateway.probes.simbox import Finding

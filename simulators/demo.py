@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway.cases import CaseFilter
-from gateway.config import GatewayConfig, ProbeSettings, SmscLink
+from gateway.config import GatewayConfig, SmscLink
 from gateway.daemon import Gateway
 from gateway.domain import Decision, Inspected, Route
+from gateway.probes.settings import ProbeSettings
 from gateway.probes.simbox import Finding, Outcome
 from gateway.switch.config import SwitchSettings
 from simulators.broker import BrokerError, Mosquitto

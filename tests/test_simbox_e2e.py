@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 from jsonschema import Draft202012Validator
 from test_mqtt import SCHEMA_PATH, Received, Subscriber, wait_until
 
-from gateway.config import GatewayConfig, ProbeSettings
+from gateway.config import GatewayConfig
 from gateway.daemon import Gateway
+from gateway.probes.settings import ProbeSettings
 from gateway.probes.simbox import Finding
 from gateway.store import Store
 from simulators.modem import ModemProfile, ModemSimulator

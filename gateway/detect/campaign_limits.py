@@ -4,8 +4,11 @@ detector itself so that reading a configuration does not load numpy (gateway.det
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
-__all__ = ["CampaignLimits"]
+from gateway.config_check import ConfigError, Table
+
+__all__ = ["CampaignLimits", "parse_campaigns"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +46,34 @@ class CampaignLimits:
             raise ValueError("campaigns.distinct_cap: must be >= min_senders and min_recipients")
         if self.min_length < 4:
             raise ValueError("campaigns.min_length: must be >= 4 (4-grams are sketched)")
+
+
+_CAMPAIGN_KEYS = (
+    "window", "min_senders", "min_recipients", "min_length", "min_plain_length", "similarity",
+    "max_clusters", "max_labelled", "max_texts", "simfarm_score", "labelled_score",
+    "learn_min_score", "exempt_greetings",
+)  # fmt: skip
+
+
+def parse_campaigns(t: Table) -> tuple[CampaignLimits | None, float]:
+    """[campaigns]: the campaign detector's limits (gateway/detect/campaigns.py), each key
+    checked by CampaignLimits and reported with its name."""
+    enabled = t.get("enabled", bool, True)
+    save_every = t.number("save_every", 60.0, minimum=1.0)
+    ttl_days = t.number("label_ttl_days", 7.0, minimum=0.01)
+    defaults = CampaignLimits()
+    values: dict[str, Any] = {"label_ttl": ttl_days * 86400.0}
+    for key in _CAMPAIGN_KEYS:
+        default = getattr(defaults, key)
+        if isinstance(default, bool):
+            values[key] = t.get(key, bool, default)
+        elif isinstance(default, int):
+            values[key] = t.integer(key, default)
+        else:
+            values[key] = t.number(key, default)
+    t.done()
+    try:
+        limits = CampaignLimits(**values)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return (limits if enabled else None), save_every
