@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +16,7 @@ from gateway.domain import Alert, AlertKind
 from gateway.ids import new_id
 from gateway.store.models import alerts
 from gateway.store.models_cases import (
+    case_deadline_alerts,
     case_evidence,
     case_switch_actions,
     case_transitions,
@@ -24,6 +25,7 @@ from gateway.store.models_cases import (
 
 from .model import (
     Actor,
+    CaseFilter,
     CaseView,
     Evidence,
     Source,
@@ -308,3 +310,141 @@ def _alert_row(alert: Alert) -> dict[str, Any]:
         "last_error": None,
         "failed_at": None,
     }
+
+
+# -- queries and updates the service runs (it owns the transactions, this module the SQL) -------
+
+
+def cases_query(f: CaseFilter) -> sa.Select[Any]:
+    """Cases newest first, by state and source (the number is matched by the caller)."""
+    query = sa.select(cases).order_by(cases.c.received_at.desc()).limit(f.limit)
+    if f.states:
+        query = query.where(cases.c.state.in_([s.value for s in f.states]))
+    if f.source is not None:
+        query = query.where(cases.c.source == f.source.value)
+    return query
+
+
+def running_query(
+    until: float, verify_states: Iterable[State], act_states: Iterable[State]
+) -> sa.Select[Any]:
+    """Cases whose running deadline (verify_by / act_by) falls before `until`."""
+    verify = sa.and_(
+        cases.c.state.in_([s.value for s in verify_states]), cases.c.verify_by <= until
+    )
+    act = sa.and_(cases.c.state.in_([s.value for s in act_states]), cases.c.act_by <= until)
+    return sa.select(cases).where(sa.or_(verify, act)).order_by(cases.c.received_at)
+
+
+async def views(conn: AsyncConnection, query: sa.Select[Any]) -> list[CaseView]:
+    return [case_view(r) for r in await conn.execute(query)]
+
+
+async def owed_by_switch(conn: AsyncConnection) -> list[tuple[str, State]]:
+    """Confirmed cases not yet suspended, and suspended ones with unblocks pending."""
+    a = case_switch_actions
+    query = sa.select(cases.c.id, cases.c.state).where(
+        sa.or_(
+            cases.c.state == State.CONFIRMED.value,
+            sa.and_(
+                cases.c.state == State.SUSPENDED.value,
+                cases.c.id.in_(
+                    sa.select(a.c.case_id).where(a.c.status == "pending", a.c.action == "unblock")
+                ),
+            ),
+        )
+    )
+    return [(r.id, State(r.state)) for r in await conn.execute(query)]
+
+
+async def case_id_by_external(
+    conn: AsyncConnection, source: str, external_id: str
+) -> str | None:
+    query = sa.select(cases.c.id).where(
+        cases.c.source == source, cases.c.external_id == external_id
+    )
+    found = (await conn.execute(query)).scalar_one_or_none()
+    return None if found is None else str(found)
+
+
+async def plan_actions(
+    conn: AsyncConnection,
+    planned: Sequence[dict[str, Any]],
+    *,
+    case_id: str,
+    round_: int,
+    action: str,
+    retry_rejected: bool,
+) -> None:
+    """Switch action rows for a round (kept if there: their id is the idempotency key); the
+    round's rejected ones pending again when asked."""
+    t = case_switch_actions
+    stmt = insert_for(conn)(t).on_conflict_do_nothing()
+    for row in planned:
+        await conn.execute(stmt, [row])
+    if retry_rejected:
+        await conn.execute(
+            t.update()
+            .where(t.c.case_id == case_id, t.c.round == round_, t.c.action == action)
+            .where(t.c.status == "rejected")
+            .values(status="pending")
+        )
+
+
+async def switch_done(conn: AsyncConnection, key: str, answer: dict[str, Any], now: float) -> None:
+    t = case_switch_actions
+    await conn.execute(
+        t.update()
+        .where(t.c.id == key)
+        .values(
+            status="done",
+            answer=answer,
+            done_at=now,
+            attempts=t.c.attempts + 1,
+            last_error=None,
+            error_kind=None,
+        )
+    )
+
+
+async def switch_failed(conn: AsyncConnection, key: str, kind: str, error: str) -> str | None:
+    """Record a failed switch call ("rejected" or "unavailable": the latter stays pending);
+    returns the kind of the action's previous failure, if any."""
+    t = case_switch_actions
+    before = (
+        await conn.execute(sa.select(t.c.error_kind).where(t.c.id == key))
+    ).scalar_one_or_none()
+    await conn.execute(
+        t.update()
+        .where(t.c.id == key)
+        .values(
+            status="rejected" if kind == "rejected" else "pending",
+            attempts=t.c.attempts + 1,
+            last_error=error[:2000],
+            error_kind=kind,
+        )
+    )
+    return None if before is None else str(before)
+
+
+async def move_case(
+    conn: AsyncConnection, case_id: str, version: int, values: dict[str, Any]
+) -> bool:
+    """The case's new state and dates, if it is still at `version` (False: it moved)."""
+    result = await conn.execute(
+        cases.update()
+        .where(cases.c.id == case_id, cases.c.version == version)
+        .values({**values, "version": cases.c.version + 1})
+    )
+    return bool(result.rowcount == 1)
+
+
+async def claim_deadline_alert(
+    conn: AsyncConnection, case_id: str, key: str, alert_id: str, now: float
+) -> bool:
+    """Remember that this deadline alert was queued; False when it was already."""
+    stmt = insert_for(conn)(case_deadline_alerts).on_conflict_do_nothing()
+    result = await conn.execute(
+        stmt.values(case_id=case_id, key=key, alert_id=alert_id, created_at=now)
+    )
+    return bool(result.rowcount == 1)

@@ -19,14 +19,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.alerts.payloads import iso_utc, mask_msisdn
 from gateway.domain import AlertKind
 from gateway.ids import new_id
 from gateway.store import Store
-from gateway.store.models_cases import case_deadline_alerts, case_switch_actions, cases
 from gateway.switch.port import SwitchControl, SwitchError, SwitchRejected
 from gateway.workdays import KzCalendar
 
@@ -230,14 +228,9 @@ class Cases:
     async def list(self, flt: CaseFilter | None = None) -> builtins.list[CaseView]:
         """Cases, newest first, without their history (get() has it)."""
         f = flt or CaseFilter()
-        query = sa.select(cases).order_by(cases.c.received_at.desc()).limit(f.limit)
-        if f.states:
-            query = query.where(cases.c.state.in_([s.value for s in f.states]))
-        if f.source is not None:
-            query = query.where(cases.c.source == f.source.value)
         with self.store.guard("cases.list"):
             async with self.store.engine.connect() as conn:
-                found = [rows.case_view(r) for r in await conn.execute(query)]
+                found = await rows.views(conn, rows.cases_query(f))
         return [c for c in found if f.number is None or f.number in c.numbers]
 
     async def overdue(self, now: Moment) -> builtins.list[CaseView]:
@@ -251,14 +244,10 @@ class Cases:
         return [c for c in await self._running(t + within.total_seconds()) if _due(c) >= t]
 
     async def _running(self, until: float) -> builtins.list[CaseView]:
-        verify = sa.and_(
-            cases.c.state.in_([s.value for s in VERIFY_STATES]), cases.c.verify_by <= until
-        )
-        act = sa.and_(cases.c.state.in_([s.value for s in ACT_STATES]), cases.c.act_by <= until)
-        query = sa.select(cases).where(sa.or_(verify, act)).order_by(cases.c.received_at)
+        query = rows.running_query(until, VERIFY_STATES, ACT_STATES)
         with self.store.guard("cases.deadlines"):
             async with self.store.engine.connect() as conn:
-                return [rows.case_view(r) for r in await conn.execute(query)]
+                return await rows.views(conn, query)
 
     # -- analyst actions ----------------------------------------------------------------------
 
@@ -327,23 +316,9 @@ class Cases:
     async def retry_pending(self) -> builtins.list[CaseView]:
         """Drive what the switch still owes: confirmed cases not yet suspended (point 120)
         and suspended cases with unblocks pending. Returns the cases it touched."""
-        query = sa.select(cases.c.id, cases.c.state).where(
-            sa.or_(
-                cases.c.state == State.CONFIRMED.value,
-                sa.and_(
-                    cases.c.state == State.SUSPENDED.value,
-                    cases.c.id.in_(
-                        sa.select(case_switch_actions.c.case_id).where(
-                            case_switch_actions.c.status == "pending",
-                            case_switch_actions.c.action == "unblock",
-                        )
-                    ),
-                ),
-            )
-        )
         with self.store.guard("cases.retry_pending"):
             async with self.store.engine.connect() as conn:
-                todo = [(r.id, State(r.state)) for r in await conn.execute(query)]
+                todo = await rows.owed_by_switch(conn)
         done = []
         for case_id, state in todo:
             try:
@@ -389,21 +364,13 @@ class Cases:
         retry_rejected: bool,
     ) -> None:
         """One row per number for this round (kept if there: its id is the idempotency key)."""
-        t = case_switch_actions
         now = self.clock()
+        planned = [_action_row(view.id, round_, action, n, actor, reason, now) for n in numbers]
         async with self._tx("cases.plan") as conn:
-            stmt = rows.insert_for(conn)(t).on_conflict_do_nothing()
-            for n in numbers:
-                await conn.execute(
-                    stmt, [_action_row(view.id, round_, action, n, actor, reason, now)]
-                )
-            if retry_rejected:
-                await conn.execute(
-                    t.update()
-                    .where(t.c.case_id == view.id, t.c.round == round_, t.c.action == action)
-                    .where(t.c.status == "rejected")
-                    .values(status="pending")
-                )
+            await rows.plan_actions(
+                conn, planned, case_id=view.id, round_=round_, action=action,
+                retry_rejected=retry_rejected,
+            )  # fmt: skip
 
     async def _complete(
         self,
@@ -448,20 +415,8 @@ class Cases:
             await self._registry_status(msisdn, status)
 
     async def _switch_done(self, key: str, answer: dict[str, Any]) -> None:
-        t = case_switch_actions
         async with self._tx("cases.switch") as conn:
-            await conn.execute(
-                t.update()
-                .where(t.c.id == key)
-                .values(
-                    status="done",
-                    answer=answer,
-                    done_at=self.clock(),
-                    attempts=t.c.attempts + 1,
-                    last_error=None,
-                    error_kind=None,
-                )
-            )
+            await rows.switch_done(conn, key, answer, self.clock())
 
     async def _switch_failed(
         self, view: CaseView, key: str, msisdn: str, error: SwitchError
@@ -470,21 +425,8 @@ class Cases:
         and kind of failure: a switch down for an hour is retried every round, and must not
         raise an alert each time."""
         kind = "rejected" if isinstance(error, SwitchRejected) else "unavailable"
-        t = case_switch_actions
         async with self._tx("cases.switch") as conn:
-            before = (
-                await conn.execute(sa.select(t.c.error_kind).where(t.c.id == key))
-            ).scalar_one_or_none()
-            await conn.execute(
-                t.update()
-                .where(t.c.id == key)
-                .values(
-                    status="rejected" if kind == "rejected" else "pending",
-                    attempts=t.c.attempts + 1,
-                    last_error=str(error)[:2000],
-                    error_kind=kind,
-                )
-            )
+            before = await rows.switch_failed(conn, key, kind, str(error))
             if before == kind:
                 log.debug("case %s: switch still %s for %s", view.id, kind, mask_msisdn(msisdn))
                 return
@@ -558,12 +500,7 @@ class Cases:
             values |= {"decided_at": now, "act_by": self._deadline(now)}
         if Effect.VERIFY_DEADLINE in st.effects:  # point 119 again, from the appeal
             values |= {"verify_by": self._deadline(now)}
-        result = await conn.execute(
-            cases.update()
-            .where(cases.c.id == view.id, cases.c.version == view.version)
-            .values({**values, "version": cases.c.version + 1})
-        )
-        if result.rowcount != 1:
+        if not await rows.move_case(conn, view.id, view.version, values):
             raise ConcurrentUpdate(f"case {view.id} changed meanwhile; read it again")
         extra = tuple({**e.attrs, "kind": e.kind, "ref": e.ref, "at": now} for e in evidence)
         return dataclasses.replace(
@@ -619,12 +556,9 @@ class Cases:
     async def _by_external(self, source: Source, external_id: str | None) -> CaseView | None:
         if external_id is None:
             return None
-        query = sa.select(cases.c.id).where(
-            cases.c.source == source.value, cases.c.external_id == external_id
-        )
         with self.store.guard("cases.open"):
             async with self.store.engine.connect() as conn:
-                found = (await conn.execute(query)).scalar_one_or_none()
+                found = await rows.case_id_by_external(conn, source.value, external_id)
         return await self.get(found) if found is not None else None
 
     # -- deadline watch -----------------------------------------------------------------------
@@ -649,17 +583,8 @@ class Cases:
             return 0
         name, due = running
         stage = "overdue" if now > due else "warning"
-        alert_id = new_id()
-        stmt = rows.insert_for(conn)(case_deadline_alerts).on_conflict_do_nothing()
-        result = await conn.execute(
-            stmt.values(
-                case_id=case.id,
-                key=f"{name}:{stage}:{round(due * 1000)}",
-                alert_id=alert_id,
-                created_at=now,
-            )
-        )
-        if result.rowcount != 1:
+        key = f"{name}:{stage}:{round(due * 1000)}"
+        if not await rows.claim_deadline_alert(conn, case.id, key, new_id(), now):
             return 0
         payload = rows.case_payload(case) | {
             "deadline": name,
