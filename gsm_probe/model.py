@@ -3,9 +3,14 @@ serving cell, stored messages."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from gsm_probe.ts23040 import SmsDeliver, SmsStatusReport
+
+# work the modem's worker runs, one after the other (reading an SMS, hanging up)
+Job = Callable[[], Coroutine[Any, Any, None]]
 
 # +CREG <stat> (TS 27.007 §7.2) meaning registered: 1 home, 5 roaming (6/7 SMS-only, 9/10 CSFB
 # not preferred are registered too).

@@ -6,9 +6,10 @@
             ...
 
 The driver's parts: `transport` (one open port, `AtLink`), `errors`, `model` (settings and
-what the modem reports), `cells` (vendors' serving-cell reports), `masking` (what the logs
-show), `supervisor` (`ModemSupervisor` keeps one probe up, reopening with backoff). This module
-is the command API, the start-up sequence, the call tracker and the SMS inbox.
+what the modem reports), `calls` (the call tracker) and `inbox` (the SMS inbox), mixed into
+`Modem`, `cells` (vendors' serving-cell reports), `masking` (what the logs show), `supervisor`
+(`ModemSupervisor` keeps one probe up, reopening with backoff). This module is the command API,
+the start-up sequence and the dispatch of URCs.
 
 Transport: `serial_asyncio_fast.create_serial_connection`. For device paths (ttyUSB, a pty or a
 symlink to one) it opens `serial.serial_for_url(url)` itself and reads it with `loop.add_reader`
@@ -32,8 +33,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import serial_asyncio_fast
@@ -49,9 +49,7 @@ from gsm_probe.at import (
     Unsolicited,
     first_value,
     params,
-    parse_clip,
     parse_cmgs,
-    parse_cmti,
     parse_cnum,
     parse_cops,
     parse_creg,
@@ -59,25 +57,22 @@ from gsm_probe.at import (
     parse_stored_pdus,
     rssi_to_dbm,
 )
+from gsm_probe.calls import CallTracker, _Call
 from gsm_probe.cells import parse_cpsi, parse_qeng, vendor_of
 from gsm_probe.errors import ModemError, ModemGone, ModemHung, ModemTimeout, SimLocked
 from gsm_probe.events import (
-    IncomingCall,
     ProbeEvent,
     ProbeHealth,
     RegistrationChanged,
-    SmsReceived,
 )
+from gsm_probe.inbox import Slot, SmsInbox, _Partial
 from gsm_probe.masking import masked, shown
-from gsm_probe.model import ModemConfig, ModemIdentity, Registration, ServingCell, StoredSms
+from gsm_probe.model import Job, ModemConfig, ModemIdentity, Registration, ServingCell, StoredSms
 from gsm_probe.transport import AtLink
 from gsm_probe.ts23040 import (
     Address,
-    SmsDeliver,
-    SmsStatusReport,
     TpduError,
     decode_mt,
-    join_parts,
     submit_parts,
     tpdu_length,
 )
@@ -92,34 +87,13 @@ BOOT_URCS = frozenset({"RDY", "START", "^SYSSTART", "*ATREADY"})
 _RETRY_CODES = frozenset({14, 314, 515})
 
 
-Slot = tuple[str, int]  # (storage, index) of a message still on the SIM
-
-
-@dataclass
-class _Partial:
-    """Parts of one concatenated SMS (TS 23.040 §9.2.3.24.1) waiting for the rest."""
-
-    total: int
-    parts: dict[int, SmsDeliver] = field(default_factory=dict)
-    slots: list[Slot] = field(default_factory=list)
-    timer: asyncio.TimerHandle | None = None
-
-
-@dataclass
-class _Call:
-    reported: bool = False
-    timer: asyncio.TimerHandle | None = None  # the end: ring_timeout after the last RING
-    cli_timer: asyncio.TimerHandle | None = None  # no +CLIP by then: report without a CLI
-
-
-Job = Callable[[], Coroutine[Any, Any, None]]
 
 
 # --------------------------------------------------------------------------------------------
 # The modem
 
 
-class Modem:
+class Modem(CallTracker, SmsInbox):
     """One probe modem on one serial link (see the module docstring)."""
 
     def __init__(self, config: ModemConfig, *, clock: Callable[[], float] = time.time) -> None:
@@ -656,71 +630,6 @@ class Modem:
                 await self._setup()
                 await self._take_stored_all()
 
-    # ---------------- calls: one IncomingCall per call
-    def _on_ring(self, urc: Unsolicited) -> None:
-        call = self._call_now()
-        if call.cli_timer is None and not call.reported:
-            loop = asyncio.get_running_loop()
-            call.cli_timer = loop.call_later(self.config.cli_timeout, self._no_cli, call)
-
-    def _no_cli(self, call: _Call) -> None:
-        if call is self._call and not call.reported:
-            self._report_call(call, "", 129, 2)  # it rings and no +CLIP: CLI not available
-
-    def _on_clip(self, urc: Unsolicited) -> None:
-        try:
-            number, ton, validity = parse_clip(urc.value)
-        except AtParseError as exc:
-            log.warning("%s: %s", self.config.name, exc)
-            return
-        call = self._call_now()
-        if not call.reported:
-            self._report_call(call, number, ton, validity)
-
-    def _on_call_end(self, urc: Unsolicited) -> None:
-        self._end_call()
-
-    def _call_now(self) -> _Call:
-        call = self._call
-        if call is None:
-            call = self._call = _Call()
-        if call.timer is not None:
-            call.timer.cancel()
-        loop = asyncio.get_running_loop()
-        call.timer = loop.call_later(self.config.ring_timeout, self._end_call)
-        return call
-
-    def _report_call(self, call: _Call, number: str, ton: int, validity: int) -> None:
-        call.reported = True
-        if call.cli_timer is not None:
-            call.cli_timer.cancel()
-        event = IncomingCall(self.config.name, number, ton, validity, self.clock())
-        log.info("%s: call from %s (ton %d)", self.config.name, masked(number), ton)
-        self._emit(event)
-        if self.config.hangup_after_cli:
-            self._schedule(self._hangup_call)
-
-    async def _hangup_call(self) -> None:
-        call = self._call
-        if call is not None:
-            await self.hangup()
-            if self._call is call:
-                self._end_call()  # we ended it: the next RING is the next call
-
-    def _end_call(self) -> None:
-        self._end_call_timers()
-        call, self._call = self._call, None
-        if call is None:
-            return
-        if not call.reported:
-            self._report_call(call, "", 129, 2)
-
-    def _end_call_timers(self) -> None:
-        call = self._call
-        for timer in (call.timer, call.cli_timer) if call is not None else ():
-            if timer is not None:
-                timer.cancel()
-
     # ---------------- registration
     def _on_creg(self, urc: Unsolicited) -> None:
         try:
@@ -739,137 +648,6 @@ class Modem:
             self._registration = reg
             self._emit(RegistrationChanged(self.config.name, stat, lac, ci, self.clock()))
         return reg
-
-    # ---------------- SMS
-    def _on_cmt(self, urc: Unsolicited) -> None:
-        if urc.pdu is not None:
-            self._take_pdu(urc.pdu, None)
-
-    def _on_cmti(self, urc: Unsolicited) -> None:
-        try:
-            mem, index = parse_cmti(urc.value)
-        except AtParseError as exc:
-            log.warning("%s: %s", self.config.name, exc)
-            return
-        self._schedule(lambda: self._fetch(mem, index))
-
-    def _on_cdsi(self, urc: Unsolicited) -> None:
-        with contextlib.suppress(AtParseError):
-            mem, index = parse_cmti(urc.value)
-            self._schedule(lambda: self._delete_slots([(mem, index)]))  # a report: not needed
-
-    async def _fetch(self, mem: str, index: int) -> None:
-        async with self._lock:
-            stored = await self._read_locked(index, mem)
-        if stored is not None:
-            self._take_pdu(stored.pdu, (mem.upper(), index))
-
-    async def _take_stored_all(self) -> None:
-        """Whatever the storage holds at start (TS 27.005 §3.4.2, stat 4 = all)."""
-        try:
-            lines = await self._exchange("AT+CMGL=4", timeout=self.config.sms_timeout)
-            stored = parse_stored_pdus(lines, "+CMGL")
-        except (AtError, ModemTimeout) as exc:
-            log.warning("%s: stored SMS not listed: %s", self.config.name, exc)
-            return
-        for index, _, pdu in stored:
-            self._take_pdu(pdu, ((self._mem or "").upper(), index or 0))
-
-    def _take_pdu(self, pdu: bytes, slot: Slot | None) -> None:
-        if slot is not None:
-            if slot in self._taken:
-                return  # +CMTI and a listing both saw it: once is enough
-            self._taken.add(slot)
-        try:
-            message = decode_mt(pdu)
-        except TpduError as exc:
-            # Kept on the SIM for an engineer: deleting it would lose it.
-            log.warning("%s: SMS PDU (%d octets) not decoded: %s", self.config.name, len(pdu), exc)
-            return
-        if isinstance(message, SmsStatusReport):
-            log.info("%s: status report for TP-MR %d", self.config.name, message.reference)
-            if slot is not None:
-                self._schedule(lambda: self._delete_slots([slot]))
-            return
-        self._collect(message, slot)
-
-    def _collect(self, sms: SmsDeliver, slot: Slot | None) -> None:
-        slots = [slot] if slot is not None else []
-        concat = sms.concat
-        if concat is None or concat.total <= 1:
-            self._hand_on([sms], slots)
-            return
-        key = (str(sms.originator), concat.ref, concat.total)
-        partial = self._partials.get(key)
-        if partial is None:
-            partial = self._partials[key] = _Partial(concat.total)
-            loop = asyncio.get_running_loop()
-            partial.timer = loop.call_later(self.config.concat_timeout, self._expire_partial, key)
-        partial.parts.setdefault(concat.seq, sms)  # a repeated part: its slot is freed too
-        partial.slots += slots
-        if len(partial.parts) == partial.total:
-            self._finish_partial(key)
-
-    def _finish_partial(self, key: tuple[str, int, int]) -> None:
-        partial = self._partials.pop(key)
-        if partial.timer is not None:
-            partial.timer.cancel()
-        parts = [partial.parts[seq] for seq in sorted(partial.parts)]
-        if len(parts) < partial.total:
-            log.warning(
-                "%s: SMS handed on with %d of %d parts",
-                self.config.name,
-                len(parts),
-                partial.total,
-            )
-        self._hand_on(parts, partial.slots)
-
-    def _expire_partial(self, key: tuple[str, int, int]) -> None:
-        if key in self._partials:
-            self._finish_partial(key)
-
-    def _flush_partials(self, *, stored_too: bool) -> None:
-        """At close: parts that came by +CMT exist nowhere else, hand them on now; stored ones
-        stay on the SIM and are read again at the next start."""
-        for key, partial in list(self._partials.items()):
-            if stored_too or not partial.slots:
-                self._finish_partial(key)
-            elif partial.timer is not None:
-                partial.timer.cancel()
-
-    def _hand_on(self, parts: list[SmsDeliver], slots: list[Slot]) -> None:
-        first = parts[0]
-        try:
-            text = join_parts(parts)
-        except TpduError:
-            text = "".join(p.text for p in parts)  # incomplete: what arrived, in order
-        self._emit(
-            SmsReceived(
-                probe=self.config.name,
-                originator=str(first.originator),
-                originator_ton=first.originator.ton,
-                text=text,
-                smsc=str(first.smsc) if first.smsc is not None else "",
-                sent_at=first.timestamp.timestamp(),
-                parts=len(parts),
-                at=self.clock(),
-                total=first.concat.total if first.concat is not None else 1,
-            )
-        )
-        log.info(
-            "%s: SMS from %s, %d part(s)",
-            self.config.name,
-            masked(str(first.originator)),
-            len(parts),
-        )
-        if slots and not self._closing and self._failure is None:
-            self._schedule(lambda: self._delete_slots(slots))
-
-    async def _delete_slots(self, slots: list[Slot]) -> None:
-        for mem, index in slots:
-            await self.delete_sms(index, mem or None)
-            self._taken.discard((mem, index))
-
 
 _URC_HANDLERS: dict[str, Callable[[Modem, Unsolicited], None]] = {
     "RING": Modem._on_ring,
