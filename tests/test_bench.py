@@ -105,4 +105,4 @@ def test_bench_pipeline_prints_figures_for_committed_verdicts(
     # the SMSC's view of the same responses: measured there, so never shorter than the gateway's
     assert 0 < out["smsc_p50_ms"] <= out["smsc_p99_ms"] and out["smsc_p50_ms"] >= out["p50_ms"]
     assert out["smsc_cpu_s"] > 0
-    assert out["senders"] == 2000 and out["velocity_mib"] > 0
+    assert out["senders"] == 2000 and out["velocity_mib"] > 0 and out["velocity_us_sustained"] > 0
