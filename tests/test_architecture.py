@@ -53,6 +53,11 @@ VIOLATIONS = {
         "from gateway.cli import cases",
         "gateway.store is not allowed to import gateway.cli",
     ),
+    "simulator-to-internals": (
+        "simulators/traffic.py",
+        "from gateway.store import Store",
+        "simulators is not allowed to import gateway.store",
+    ),
     "daemon-to-simulators": (
         "gateway/pipeline/handler.py",
         "import simulators.demo",
