@@ -106,3 +106,19 @@ def test_bench_pipeline_prints_figures_for_committed_verdicts(
     assert 0 < out["smsc_p50_ms"] <= out["smsc_p99_ms"] and out["smsc_p50_ms"] >= out["p50_ms"]
     assert out["smsc_cpu_s"] > 0
     assert out["senders"] == 2000 and out["velocity_mib"] > 0 and out["velocity_us_sustained"] > 0
+
+
+def test_bench_pipeline_says_so_at_once_when_its_smsc_process_dies(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The simulated SMSC (its own process) cannot start: here its traffic scenario is missing.
+    The bench reports it and fails instead of waiting five minutes for a port that never comes."""
+    import time
+
+    from gateway.cli import bench_pipeline, main
+
+    monkeypatch.setattr(bench_pipeline, "PROJECT_DIR", tmp_path)  # no config/scenarios there
+    started = time.monotonic()
+    assert main(["bench", "pipeline", "--count", "10", "--senders", "1000"]) == 1
+    assert time.monotonic() - started < 60
+    assert "the simulated SMSC stopped (exit code 1) before reporting" in capsys.readouterr().err

@@ -22,8 +22,10 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import queue
 import resource
 import statistics
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -323,6 +325,24 @@ def velocity_sustained(messages: int, rate: float = 2000.0) -> float:
     return round((time.perf_counter() - started) / max(messages - tail, 1) * 1e6, 1)
 
 
+def _from_child(q: Any, proc: Any, timeout: float) -> Any:
+    """The simulated SMSC's next report; ChildProcessError as soon as it has died without one
+    (a bad scenario, a port it could not take) instead of waiting out `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return q.get(timeout=0.5)
+        except queue.Empty:
+            if not proc.is_alive():
+                raise ChildProcessError(
+                    f"the simulated SMSC stopped (exit code {proc.exitcode}) before reporting; "
+                    "its traceback is above"
+                ) from None
+            if time.monotonic() > deadline:
+                what = f"no report from the simulated SMSC in {timeout:g} s"
+                raise ChildProcessError(what) from None
+
+
 def run(args: argparse.Namespace) -> int:
     ctx = mp.get_context("spawn")
     port_q = ctx.Queue()
@@ -335,11 +355,14 @@ def run(args: argparse.Namespace) -> int:
     )
     proc.start()
     try:
-        port, pdus = port_q.get(timeout=300)
+        port, pdus = _from_child(port_q, proc, 300)
         with tempfile.TemporaryDirectory() as tmp:
             result = asyncio.run(_deployed(port, count, args, Path(tmp), scenario))
         done.set()
-        result.update(port_q.get(timeout=30))  # the SMSC's view: deliver_sm -> deliver_sm_resp
+        result.update(_from_child(port_q, proc, 30))  # the SMSC's view of the same answers
+    except ChildProcessError as exc:
+        print(f"fraudgate bench pipeline: {exc}", file=sys.stderr)
+        return 1
     finally:
         done.set()
         proc.join(10)
