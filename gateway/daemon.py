@@ -153,7 +153,7 @@ class Gateway:
         args = (link.esme.label, link.route, self.inspector, recorder, policy)
         handler: GatewayHandler
         if link.forward:
-            handler = forwarding = ForwardingHandler(
+            handler = ForwardingHandler(
                 *args, forward_timeout=link.forward_timeout,
                 deliveries=DeliveryWriter(store, time.time), **common,
             )  # fmt: skip
@@ -161,8 +161,8 @@ class Gateway:
             handler = GatewayHandler(*args, **common)
         self.handlers.append(handler)
         supervisor = EsmeSupervisor(link.esme, handler)
-        if link.forward:
-            forwarding.current_link = lambda s=supervisor: s.link
+        if isinstance(handler, ForwardingHandler):  # held parts go on after a rebind
+            handler.current_link = lambda s=supervisor: s.link
         self.supervisors.append(supervisor)
         self.report.stats[link.esme.label] = handler.stats
 

@@ -56,7 +56,6 @@ class Workflow:
         clock: Callable[[], float] = time.time,
         label_campaign: Callable[[str, str, float], object] | None = None,
     ) -> None:
-        self.store = store
         self.feed: WorkflowFeed = FeedRepository(store)
         self.cases = cases
         self.interval = interval

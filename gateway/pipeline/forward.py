@@ -61,6 +61,16 @@ class _Onward:
     unsent: int = 0  # parts from here on never reached the SMSC (or were refused)
 
 
+@dataclass
+class _Submission:
+    """A message being submitted onward."""
+
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    outcome: Outcome | None = None  # a receipt's, come before the row was written
+
+
 class ForwardingHandler(GatewayHandler):
     """GatewayHandler for a transceiver bind in forward mode (see the module docstring)."""
 
@@ -79,13 +89,12 @@ class ForwardingHandler(GatewayHandler):
         self.forward_timeout = forward_timeout
         self.correlator = correlator or ReceiptCorrelator()
         self.deliveries = deliveries
-        # messages being submitted onward: an outcome that comes before their row is written
-        # waits here (the row's insert must precede its update)
-        self._submitting: dict[str, Outcome | None] = {}
-        # what went onward lately, and what is being submitted (by message id), so that a
-        # redelivery whose first answer was lost is not sent twice
+        # messages being submitted onward (by message id): a redelivery meanwhile waits for
+        # the outcome, and a receipt's outcome that comes before the row waits to be written
+        self._submitting: dict[str, _Submission] = {}
+        # what went onward lately, so that a redelivery whose first answer was lost is not
+        # sent twice
         self.ledger = OnwardLedger(ttl=onward_memory)
-        self._sending: dict[str, asyncio.Future[None]] = {}
         # concatenated messages being received, by (source, dest, ref, ref bits)
         self._partial: dict[PartKey, HeldMessage] = {}
         self._link: Link | None = None  # the latest link a part came on
@@ -192,7 +201,7 @@ class ForwardingHandler(GatewayHandler):
                 self._idle.set()
 
     async def _went_onward(self, ids: Sequence[str]) -> bool:
-        sending = [self._sending[i] for i in ids if i in self._sending]
+        sending = [self._submitting[i].done for i in ids if i in self._submitting]
         if sending:  # the first delivery's submit is under way: its outcome decides
             await asyncio.wait(sending, timeout=self.forward_timeout * 4)
         if self.ledger.knows(ids, self._loop_time()):
@@ -375,15 +384,8 @@ class ForwardingHandler(GatewayHandler):
     ) -> None:
         """Submit `sms` onward, then answer the deliver_sm(s) in `answer` with the outcome.
         `release`: the held message this completes (its state is updated after the submit)."""
-        message_id = inspected.sms.id
-        sending = self._sending[message_id] = asyncio.get_running_loop().create_future()
         try:
-            try:
-                status, sent = await self._submit_onward(link, sms, inspected)
-            finally:
-                if self._sending.get(message_id) is sending:
-                    del self._sending[message_id]
-                sending.set_result(None)
+            status, sent = await self._submit_onward(link, sms, inspected)
             if release is not None:
                 self._released(*release, sent, status == Status.ESME_ROK)
             if status is None:
@@ -406,8 +408,21 @@ class ForwardingHandler(GatewayHandler):
         Returns the status to answer the deliver_sm(s) with (None when the link closed) and
         how many parts were accepted onward."""
         message_id = inspected.sms.id
+        submission = self._submitting[message_id] = _Submission()
+        try:
+            return await self._submit_recorded(link, sms, message_id)
+        finally:
+            if self._submitting.get(message_id) is submission:
+                del self._submitting[message_id]
+            if submission.outcome is not None:
+                self._settled([submission.outcome])  # after its row
+            submission.done.set_result(None)
+
+    async def _submit_recorded(
+        self, link: Link, sms: Sms, message_id: str
+    ) -> tuple[int | None, int]:
+        """The submission with its bookkeeping: the correlator, the counters, the row."""
         started_at = self.clock()
-        self._submitting[message_id] = None
         self._settled(
             self.correlator.register(
                 message_id,
@@ -441,9 +456,6 @@ class ForwardingHandler(GatewayHandler):
                     submitted_at=started_at,
                 )
             )
-        early = self._submitting.pop(message_id, None)
-        if early is not None:
-            self._settled([early])
         return result.status, len(result.ids)
 
     async def _submit_parts(self, link: Link, sms: Sms, message_id: str) -> _Onward:
@@ -504,8 +516,9 @@ class ForwardingHandler(GatewayHandler):
         if self.deliveries is None:
             return
         for outcome in outcomes:
-            if outcome.message_id in self._submitting:
-                self._submitting[outcome.message_id] = outcome  # written after its row
+            submission = self._submitting.get(outcome.message_id)
+            if submission is not None:
+                submission.outcome = outcome  # written after its row
             else:
                 self.deliveries.finished(outcome)
 
