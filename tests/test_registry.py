@@ -4,6 +4,7 @@ ones with a valid check digit; never real people's."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import json
@@ -16,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 
+from gateway.api.auth import hash_token
 from gateway.cli import main
+from gateway.ids import new_id
 from gateway.iin import iin_check_digit
 from gateway.registry import (
     ApplicationStateError,
@@ -39,6 +42,7 @@ DATA = Path(__file__).parent / "data" / "registry"
 A, B, C, D = "900101300017", "850515400012", "000701500013", "051231600017"
 IMEI = "490154203237518"  # the classic example IMEI: valid Luhn check digit
 M2M = DeviceSpec("m2m", "89882390000123456789", "smart meter modem, building 4")
+NEED = "contract with the utility for 15 meters; invoice No. 12 attached"
 
 
 @pytest.fixture
@@ -89,6 +93,7 @@ async def test_ten_numbers_then_refused_then_application(registry: Registry) -> 
         purpose="telemetry of 5 meters",
         requested_count=15,
         devices=[DeviceSpec("imei", IMEI, "router"), M2M],
+        justification=NEED,
         declared_accurate=True,
     )
     assert app.status == "submitted" and len(app.device_ids) == 2
@@ -113,40 +118,68 @@ async def test_ten_numbers_then_refused_then_application(registry: Registry) -> 
 async def test_refusal_needs_a_reason_then_reapplication(registry: Registry) -> None:
     await registry.register_person(B, "Smith", "Anna")
     app = await registry.submit_application(
-        B, purpose="fleet", requested_count=12, devices=[M2M], declared_accurate=True
+        B,
+        purpose="fleet",
+        requested_count=12,
+        devices=[M2M],
+        justification=NEED,
+        declared_accurate=True,
     )
     with pytest.raises(ApplicationStateError, match="awaits a decision"):
         await registry.submit_application(
-            B, purpose="again", requested_count=12, devices=[M2M], declared_accurate=True
+            B,
+            purpose="again",
+            requested_count=12,
+            devices=[M2M],
+            justification=NEED,
+            declared_accurate=True,
         )
     with pytest.raises(RegistryError, match="missing reason"):
-        await registry.refuse_application(app.id, "  ")
-    refused = await registry.refuse_application(app.id, "device list incomplete")
+        await registry.refuse_application(app.id, "  ", decided_by="sup-1")
+    refused = await registry.refuse_application(
+        app.id, "device list incomplete", decided_by="sup-1"
+    )
     assert refused.status == "refused" and refused.refusal_reason == "device list incomplete"
     with pytest.raises(ApplicationStateError, match="already refused"):
-        await registry.approve_application(app.id)
+        await registry.approve_application(app.id, decided_by="sup-1")
 
     second = await registry.reapply(
         app.id,
         purpose="fleet of 12 trackers",
         requested_count=12,
         devices=[M2M, DeviceSpec("imei", IMEI, "tracker")],
+        justification=NEED,
         declared_accurate=True,
     )
     assert second.previous_application_id == app.id and second.status == "submitted"
     assert second.device_ids[0] == app.device_ids[0]  # the same device, not a copy
     with pytest.raises(ApplicationStateError):
         await registry.reapply(
-            second.id, purpose="x", requested_count=12, devices=[M2M], declared_accurate=True
+            second.id,
+            purpose="x",
+            requested_count=12,
+            devices=[M2M],
+            justification=NEED,
+            declared_accurate=True,
         )  # not refused
-    await registry.refuse_application(second.id, "purpose not shown")
+    await registry.refuse_application(second.id, "purpose not shown", decided_by="sup-1")
     third = await registry.reapply(
-        second.id, purpose="y", requested_count=11, devices=[M2M], declared_accurate=True
+        second.id,
+        purpose="y",
+        requested_count=11,
+        devices=[M2M],
+        justification=NEED,
+        declared_accurate=True,
     )
-    await registry.refuse_application(third.id, "no evidence of need")
+    await registry.refuse_application(third.id, "no evidence of need", decided_by="sup-1")
     with pytest.raises(ApplicationStateError, match="re-applied already"):
         await registry.reapply(
-            second.id, purpose="z", requested_count=11, devices=[M2M], declared_accurate=True
+            second.id,
+            purpose="z",
+            requested_count=11,
+            devices=[M2M],
+            justification=NEED,
+            declared_accurate=True,
         )
     history = await registry.applications_of(B)
     assert [a.status for a in history] == ["refused", "refused", "refused"]
@@ -158,16 +191,19 @@ async def test_application_checks(registry: Registry) -> None:
         "purpose": "p",
         "requested_count": 11,
         "devices": [M2M],
+        "justification": NEED,
         "declared_accurate": True,
     }
-    for change, message in [
+    changes: list[tuple[dict[str, Any], str]] = [
         ({"requested_count": 10}, "requested_count"),
         ({"devices": []}, "devices"),
         ({"declared_accurate": False}, "declared_accurate"),
         ({"purpose": ""}, "missing purpose"),
+        ({"justification": " "}, "missing justification"),
         ({"devices": [DeviceSpec("imei", "490154203237519", "bad luhn")]}, "IMEI"),
         ({"devices": [DeviceSpec("sim", "x", "d")]}, "device kind"),
-    ]:
+    ]
+    for change, message in changes:
         with pytest.raises(RegistryError, match=message):
             await registry.submit_application(C, **{**good, **change})
     with pytest.raises(UnknownPerson, match=r"0512\*\*\*\*\*\*17"):
@@ -232,28 +268,43 @@ async def test_bad_input_is_named_and_masked(registry: Registry) -> None:
     assert await count(registry._store, individuals) == 1
 
 
-async def test_over_limit_report(registry: Registry) -> None:
-    """Imports take exports as they are; the report finds who holds too many."""
-    rows: list[SourceRow] = [
-        (i + 2, {"iin": A, "surname": "Абенов", "name": "Ерлан", "msisdn": msisdn(i)})
-        for i in range(12)
-    ]
-    rows += [
-        (100 + i, {"iin": B, "surname": "S", "name": "A", "msisdn": msisdn(50 + i)})
-        for i in range(10)
-    ]
-    rows += [
-        (200 + i, {"iin": C, "surname": "N", "name": "A", "msisdn": msisdn(80 + i)})
-        for i in range(13)
-    ]
-    report = await registry.import_stream(rows)
-    assert report.inserted == 35 and report.rejected == []
+async def legacy(store: Store, iin: str, names: tuple[str, str], msisdns: list[str]) -> None:
+    """Numbers registered before the rule (or by a system that ignored it): written straight to
+    the tables, as no path of the registry would write them now."""
+    now = time.time()
+    pid = new_id()
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            individuals.insert().values(
+                id=pid, iin=iin, surname=names[0], name=names[1], created_at=now, updated_at=now
+            )
+        )
+        await conn.execute(
+            numbers.insert(),
+            [
+                {"msisdn": n, "imsi": "", "status": "active", "contract_id": "", "person_id": pid}
+                | {"created_at": now, "updated_at": now}
+                for n in msisdns
+            ],
+        )
+
+
+async def test_over_limit_report(registry: Registry, store: Store) -> None:
+    """Holders above the limit from before the rule are reported."""
+    await legacy(store, A, ("Абенов", "Ерлан"), [msisdn(i) for i in range(12)])
+    await legacy(store, B, ("S", "A"), [msisdn(50 + i) for i in range(10)])
+    await legacy(store, C, ("N", "A"), [msisdn(80 + i) for i in range(13)])
     over = await registry.over_limit()
     assert [(o.person.iin, o.count, o.limit) for o in over] == [(C, 13, 10), (A, 12, 10)]
     app = await registry.submit_application(
-        C, purpose="sensors", requested_count=13, devices=[M2M], declared_accurate=True
+        C,
+        purpose="sensors",
+        requested_count=13,
+        devices=[M2M],
+        justification=NEED,
+        declared_accurate=True,
     )
-    await registry.approve_application(app.id)
+    await registry.approve_application(app.id, decided_by="sup-1")
     await registry.set_number_status(msisdn(0), "suspended")  # suspended still counts
     assert [(o.person.iin, o.count) for o in await registry.over_limit()] == [(A, 12)]
 
@@ -392,6 +443,18 @@ async def test_database_stopped_mid_import(
 # -- command line --------------------------------------------------------------------------------
 
 
+def caller(tmp_path: Path, role: str) -> list[str]:
+    """-c CONFIG --token-file FILE: a configuration with one API token of `role`, and the token."""
+    token = f"tok-{role}-5d1e"
+    config = tmp_path / f"{role}.toml"
+    config.write_text(
+        f'[gateway]\ndata_dir = "{tmp_path / "var"}"\n\n[[api.token]]\n'
+        f'sha256 = "{hash_token(token)}"\nuser = "u-{role}"\nrole = "{role}"\n'
+    )
+    (tmp_path / f"{role}.token").write_text(token)
+    return ["-c", str(config), "--token-file", str(tmp_path / f"{role}.token")]
+
+
 def test_cli_import_over_limit_and_check(
     db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -409,20 +472,33 @@ def test_cli_import_over_limit_and_check(
                 )
                 + "\n"
             )
-    assert main(["registry", "import", str(big), "--db", db_url, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["inserted"] == 11
+    assert main(["registry", "import", str(big), "--db", db_url, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert (report["inserted"], report["rejected_count"]) == (10, 1)
+    assert report["rejected"] == [
+        {"line": 11, "reason": "IIN 0007******13: 10 of 10 numbers registered: more need an "
+         "approved application (55-2, 55-3)"}
+    ]  # fmt: skip
 
+    async def over() -> None:
+        async with await Store.open(db_url) as st:
+            await legacy(st, D, ("Нұрланова", "Айгүл"), [msisdn(200 + i) for i in range(11)])
+
+    asyncio.run(over())
     assert main(["registry", "over-limit", "--db", db_url]) == 1
     out = capsys.readouterr().out
-    assert "0007******13 Н. А.: 11 numbers, limit 10" in out and C not in out
+    assert "0512******17 Н. А.: 11 numbers, limit 10" in out and D not in out
     assert "Нұрланова" not in out
-    assert main(["registry", "over-limit", "--db", db_url, "--json", "--show-personal-data"]) == 1
+    assert main(["registry", "over-limit", "--db", db_url, "--show-personal-data"]) == 2
+    assert "unknown caller" in capsys.readouterr().err  # no token, OS user not in [cli.users]
+    shown = ["--json", "--show-personal-data", *caller(tmp_path, "supervisor")]
+    assert main(["registry", "over-limit", "--db", db_url, *shown]) == 1
     [row] = json.loads(capsys.readouterr().out)
-    assert (row["iin"], row["surname"], row["count"], row["limit"]) == (C, "Нұрланова", 11, 10)
+    assert (row["iin"], row["surname"], row["count"], row["limit"]) == (D, "Нұрланова", 11, 10)
 
     assert main(["registry", "check", C, "--db", db_url]) == 1
     out = capsys.readouterr().out
-    assert out.startswith("IIN 0007******13: a new number is refused: 11 of 10") and C not in out
+    assert out.startswith("IIN 0007******13: a new number is refused: 10 of 10") and C not in out
     assert main(["registry", "check", A, "--db", db_url, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["count"] == 2
     assert main(["registry", "check", "900101300018", "--db", db_url]) == 2

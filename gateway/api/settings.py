@@ -57,8 +57,10 @@ def _tokens(a: Table) -> tuple[tuple[str, str, str], ...]:
         digest, user, role = t.get("sha256", str), t.get("user", str), t.get("role", str)
         if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
             raise ConfigError(f"{t.key('sha256')}: the SHA-256 hex of the token, not the token")
-        if role not in ("analyst", "helpline", "supervisor", "auditor"):
-            raise ConfigError(f"{t.key('role')}: analyst, helpline, supervisor or auditor")
+        if role not in ("analyst", "helpline", "supervisor", "auditor", "registrar"):
+            raise ConfigError(
+                f"{t.key('role')}: analyst, helpline, supervisor, auditor or registrar"
+            )
         t.done()
         tokens.append((digest, user, role))
     return tuple(tokens)

@@ -2,9 +2,9 @@
 registered to them, their devices, and applications for more than ten numbers.
 
     registry = Registry(store)                   # store: gateway.store.Store, migrated
-    found = await registry.subscriber_of("+77011234567")
+    found = await registry.subscriber_of("+77011234567", at=sent_at)
     if found:
-        person, numbers = found                  # R3: the holder and all their numbers
+        person, numbers = found                  # R3: the holder then and all their numbers
 
 Import formats and the limit rule: docs/registry.md.
 """
@@ -35,6 +35,7 @@ from .values import (
     NumberStatus,
     OverLimit,
     Person,
+    join_need,
     normalize_msisdn,
 )
 
@@ -62,6 +63,7 @@ __all__ = [
     "UnknownNumber",
     "UnknownPerson",
     "Unreadable",
+    "join_need",
     "normalize_msisdn",
     "read_csv",
     "read_json",

@@ -2,10 +2,13 @@
 
 Rows are checked one by one, then written in batches, one transaction per batch. A rejected row
 writes nothing (not even its holder); a batch the database fails on is rolled back whole.
-Re-importing a file changes nothing and counts its rows as unchanged. An export states what is,
-so the ten-number limit (55-1) is not enforced here: `Registry.over_limit()` reports the holders
-above it. Duplicate numbers within one file are found through a temporary table on the import's
-connection, so memory stays bounded however long the file is.
+Re-importing a file changes nothing and counts its rows as unchanged. The ten-number limit
+(55-1, or the count of an approved application, 55-2) holds here as in `register_number`: a row
+that would register one number too many to its holder is rejected, the rest of the batch goes in
+(`Registry.over_limit()` reports holders above it from before). Every row that gives a number
+to someone or terminates it keeps `number_holdings` exact (history.py). Duplicate numbers within
+one file are found through a temporary table on the import's connection, so memory stays
+bounded however long the file is.
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.alerts.payloads import mask_msisdn
 from gateway.ids import new_id
-from gateway.store.models_registry import individuals, numbers
+from gateway.iin import mask_iin
+from gateway.store.models_registry import individuals, number_applications, numbers
 
+from . import history
 from .errors import RegistryError
 from .readers import Unreadable
 from .values import (
+    DEFAULT_LIMIT,
+    ApplicationStatus,
     NumberStatus,
     check_imsi,
     check_msisdn,
@@ -160,6 +167,24 @@ class _Holder:
 class _Writes:
     new_numbers: list[dict[str, Any]] = field(default_factory=list)
     changed_numbers: list[dict[str, Any]] = field(default_factory=list)
+    opened: list[history.NewHolding] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)  # numbers terminated by this batch
+
+
+@dataclass(slots=True)
+class _Quota:
+    """Numbers registered (active, suspended) to one holder and how many they may hold."""
+
+    count: int = 0
+    limit: int = DEFAULT_LIMIT
+
+
+@dataclass
+class _Batch:
+    people: dict[str, _Holder]
+    owned: dict[str, Any]  # msisdn -> its numbers row
+    quotas: dict[str, _Quota]  # person id -> quota
+    writes: _Writes = field(default_factory=_Writes)
 
 
 async def apply_batch(
@@ -177,10 +202,10 @@ async def apply_batch(
             sa.select(numbers).where(numbers.c.msisdn.in_([r.msisdn for r in rows]))
         )
     }
-    writes = _Writes()
+    batch = _Batch(people, owned, await _quotas(conn, [h.id for h in people.values()]))
     for row in rows:
-        _plan_row(row, people, owned, writes, report, now)
-    await _write(conn, people, writes, now)
+        _plan_row(row, batch, report, now)
+    await _write(conn, people, batch.writes, now)
 
 
 async def _drop_duplicates(
@@ -230,34 +255,98 @@ async def _holders(conn: AsyncConnection, iins: set[str]) -> dict[str, _Holder]:
     }
 
 
-def _plan_row(
-    row: Row,
-    people: dict[str, _Holder],
-    owned: dict[str, Any],
-    writes: _Writes,
-    report: ImportReport,
-    now: float,
-) -> None:
-    holder = people.get(row.iin)
-    current = owned.get(row.msisdn)
-    if (
-        current is not None
-        and current.status != NumberStatus.TERMINATED
-        and (holder is None or current.person_id != holder.id)
-    ):
+async def _quotas(conn: AsyncConnection, person_ids: list[str]) -> dict[str, _Quota]:
+    """The quota of each individual already on record (55-1, 55-2)."""
+    quotas = {p: _Quota() for p in person_ids}
+    if not person_ids:
+        return quotas
+    held = await conn.execute(
+        sa.select(numbers.c.person_id, sa.func.count())
+        .where(
+            numbers.c.person_id.in_(person_ids),
+            numbers.c.status != NumberStatus.TERMINATED.value,
+        )
+        .group_by(numbers.c.person_id)
+    )
+    for person_id, n in held:
+        quotas[person_id].count = int(n)
+    a = number_applications.c
+    approved = await conn.execute(
+        sa.select(a.person_id, sa.func.max(a.requested_count))
+        .where(a.person_id.in_(person_ids), a.status == ApplicationStatus.APPROVED.value)
+        .group_by(a.person_id)
+    )
+    for person_id, n in approved:
+        quotas[person_id].limit = max(DEFAULT_LIMIT, int(n))
+    return quotas
+
+
+def _plan_row(row: Row, batch: _Batch, report: ImportReport, now: float) -> None:
+    holder = batch.people.get(row.iin)
+    current: Any = batch.owned.get(row.msisdn)
+    current_registered = current is not None and current.status != NumberStatus.TERMINATED
+    if current_registered and (holder is None or current.person_id != holder.id):
         reject(
             report,
             row.line,
             f"msisdn {mask_msisdn(row.msisdn)}: already registered to another individual",
         )
         return
+    registers = row.status != NumberStatus.TERMINATED
+    adds = registers and not current_registered  # one more number registered to the holder
+    quota = batch.quotas.get(holder.id, _Quota()) if holder is not None else _Quota()
+    if adds and quota.count >= quota.limit:
+        reject(report, row.line, _over_limit(row.iin, quota))
+        return
     names = (row.surname, row.name, row.patronymic)
     renamed = False
     if holder is None:
-        holder = people[row.iin] = _Holder(new_id(), row.iin, names, new=True)
+        holder = batch.people[row.iin] = _Holder(new_id(), row.iin, names, new=True)
     elif holder.names != names:
         holder.names, holder.changed, renamed = names, True, True
-    values = _number_values(row, holder.id)
+    batch.quotas[holder.id] = quota
+    _plan_history(row, holder.id, current, batch.writes)
+    quota.count += 1 if adds else -1 if current_registered and not registers else 0
+    _plan_number(row, holder.id, current, renamed, batch.writes, report, now)
+
+
+def _over_limit(iin: str, quota: _Quota) -> str:
+    why = (
+        "the approved application allows no more (a new application is needed)"
+        if quota.limit > DEFAULT_LIMIT
+        else "more need an approved application (55-2, 55-3)"
+    )
+    return f"IIN {mask_iin(iin)}: {quota.count} of {quota.limit} numbers registered: {why}"
+
+
+def _plan_history(row: Row, person_id: str, current: Any, writes: _Writes) -> None:
+    """The holdings this row starts or ends (history.py)."""
+    registered = current is not None and current.status != NumberStatus.TERMINATED
+    if row.status != NumberStatus.TERMINATED:
+        if not registered:  # a new number, or a terminated one registered again
+            writes.opened.append(
+                history.NewHolding(row.msisdn, person_id, row.contract_date, row.contract_id)
+            )
+    elif registered:  # the export says the holder's number was terminated
+        writes.closed.append(row.msisdn)
+    elif current is None or current.person_id != person_id:  # terminated when first seen
+        writes.opened.append(
+            history.NewHolding(
+                row.msisdn, person_id, row.contract_date, row.contract_id, terminated=True
+            )
+        )
+
+
+def _plan_number(
+    row: Row,
+    person_id: str,
+    current: Any,
+    renamed: bool,
+    writes: _Writes,
+    report: ImportReport,
+    now: float,
+) -> None:
+    values = _number_values(row, person_id)
     if current is None:
         writes.new_numbers.append({**values, "created_at": now, "updated_at": now})
         report.inserted += 1
@@ -319,3 +408,5 @@ async def _write(
             numbers.update().where(numbers.c.msisdn == sa.bindparam("key")),
             [{k: v for k, v in d.items() if k != "msisdn"} for d in writes.changed_numbers],
         )
+    await history.close_holdings(conn, writes.closed, now, "terminated")
+    await history.open_holdings(conn, writes.opened, now)

@@ -11,11 +11,13 @@ input and refused requests as RegistryError subclasses whose messages mask IINs 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,8 +27,9 @@ from gateway.ids import new_id
 from gateway.iin import mask_iin
 from gateway.store import Store, StoreError
 from gateway.store.models_registry import devices, individuals, number_applications, numbers
+from gateway.workdays import KzCalendar
 
-from . import importer
+from . import history, importer
 from .errors import (
     ApplicationStateError,
     ImportInterrupted,
@@ -60,18 +63,40 @@ from .values import (
     valid_iin,
 )
 
+if TYPE_CHECKING:
+    from .settings import RegistrySettings
+
 _REGISTERED = numbers.c.status != NumberStatus.TERMINATED.value
+MAX_JUSTIFICATION = 8000  # 55-2: the justification and the evidence of need, as text
 
 
 class Registry:
     """Repository of the registry tables; one instance per store, safe to share."""
 
     def __init__(
-        self, store: Store, *, clock: Callable[[], float] = time.time, batch_size: int = 500
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        batch_size: int = 500,
+        settings: RegistrySettings | None = None,
+        calendar: KzCalendar | None = None,
     ) -> None:
+        """`settings`: [registry] (the decision time limit, 55-4); `calendar`: the working
+        days that limit counts (give the one built from [cases] extra days off)."""
+        from .settings import DEFAULT_DECISION_DAYS
+
         self._store = store
         self._clock = clock
         self._batch_size = batch_size
+        self._decision_days = (
+            settings.application_decision_days if settings else DEFAULT_DECISION_DAYS
+        )
+        self._calendar = calendar
+
+    def now(self) -> float:
+        """The registry's clock (epoch seconds): what `Application.overdue` is asked against."""
+        return self._clock()
 
     # -- individuals -------------------------------------------------------------------------
 
@@ -125,43 +150,40 @@ class Registry:
                     return None
                 return _person(row), await _numbers_of(conn, row.id)
 
-    async def subscriber_of(self, msisdn: str) -> tuple[Person, list[NumberRecord]] | None:
-        """R3: the individual holding `msisdn` (written +77011234567, 87011234567, 77011234567,
-        with spaces, dashes or brackets) and ALL numbers on record for them, sorted, each with
-        its status: `NumberRecord.registered` tells the ones registered now (active, suspended)
-        from terminated ones. None when the number is not on record, or is not a Kazakh mobile
-        number at all (an alphanumeric sender has no subscriber)."""
+    async def subscriber_of(
+        self, msisdn: str, at: float | None = None
+    ) -> tuple[Person, list[NumberRecord]] | None:
+        """R3: the individual who held `msisdn` at epoch second `at` (None: now) and ALL numbers
+        on record for them, sorted, each with its status: `NumberRecord.registered` tells the
+        ones registered now (active, suspended) from terminated ones; a number they held once
+        and that was re-issued since is on their record as terminated. `msisdn` may be written
+        +77011234567, 87011234567, 77011234567, with spaces, dashes or brackets. None when
+        nobody held the number at `at`, or it is not a Kazakh mobile number at all (an
+        alphanumeric sender has no subscriber)."""
         number = normalize_msisdn(msisdn)
         if number is None:
             return None
         with self._store.guard("registry.subscriber_of"):
             async with self._store.engine.connect() as conn:
-                row = (
-                    await conn.execute(
-                        sa.select(individuals)
-                        .join(numbers, numbers.c.person_id == individuals.c.id)
-                        .where(numbers.c.msisdn == number)
-                    )
-                ).first()
-                if row is None:
+                holder = (await history.holders_at(conn, [number], at)).get(number)
+                if holder is None:
                     return None
+                row = (
+                    await conn.execute(sa.select(individuals).where(individuals.c.id == holder))
+                ).one()
                 return _person(row), await _numbers_of(conn, row.id)
 
-    async def holders_of(self, msisdns: Iterable[str]) -> dict[str, str]:
-        """The id of the individual holding each number on record (keys as given), in one
-        query: what a batch of new cases needs (no names, no IINs: nothing personal read)."""
+    async def holders_of(self, msisdns: Iterable[str], at: float | None = None) -> dict[str, str]:
+        """The id of the individual who held each number at `at` (None: now), keys as given, in
+        one query: what a batch of new cases needs (no names, no IINs: nothing personal read).
+        Numbers nobody held then are left out."""
         wanted = {n: normalize_msisdn(n) for n in msisdns}
         found = {v for v in wanted.values() if v is not None}
         if not found:
             return {}
         with self._store.guard("registry.holders_of"):
             async with self._store.engine.connect() as conn:
-                rows = await conn.execute(
-                    sa.select(numbers.c.msisdn, numbers.c.person_id).where(
-                        numbers.c.msisdn.in_(sorted(found))
-                    )
-                )
-                holder = {str(r.msisdn): str(r.person_id) for r in rows}
+                holder = await history.holders_at(conn, found, at)
         return {n: holder[v] for n, v in wanted.items() if v is not None and v in holder}
 
     # -- numbers -----------------------------------------------------------------------------
@@ -183,11 +205,14 @@ class Registry:
                     raise RegistryError(
                         f"msisdn {mask_msisdn(number)}: terminated; register it again instead"
                     )
+                now = self._clock()
                 await conn.execute(
                     numbers.update()
                     .where(numbers.c.msisdn == number)
-                    .values(status=str(new), updated_at=self._clock())
+                    .values(status=str(new), updated_at=now)
                 )
+                if new == NumberStatus.TERMINATED and current != NumberStatus.TERMINATED:
+                    await history.close_holdings(conn, [number], now, "terminated")
 
     async def register_number(
         self,
@@ -222,21 +247,22 @@ class Registry:
                     raise LimitExceeded(
                         f"IIN {mask_iin(iin)}: {check.reason}", count=check.count, limit=check.limit
                     )
+                now = self._clock()
                 values = {
                     "imsi": imsi,
                     "status": NumberStatus.ACTIVE.value,
                     "contract_date": contract_date,
                     "contract_id": contract_id,
                     "person_id": person.id,
-                    "updated_at": self._clock(),
+                    "updated_at": now,
                 }
                 if current is None:
-                    stmt: Any = numbers.insert().values(
-                        msisdn=number, created_at=values["updated_at"], **values
-                    )
+                    stmt: Any = numbers.insert().values(msisdn=number, created_at=now, **values)
                 else:
                     stmt = numbers.update().where(numbers.c.msisdn == number).values(**values)
                 await conn.execute(stmt)
+                held = history.NewHolding(number, person.id, contract_date, contract_id)
+                await history.open_holdings(conn, [held], now)
         return NumberRecord(number, imsi, NumberStatus.ACTIVE.value, contract_date, person.id)
 
     async def check_new_number(self, iin: str) -> LimitCheck:
@@ -282,14 +308,15 @@ class Registry:
         purpose: str,
         requested_count: int,
         devices: Sequence[DeviceSpec],
+        justification: str,
         declared_accurate: bool,
     ) -> Application:
         """An application for more than ten numbers: the purpose and the accuracy declaration
-        (55-3), the devices with their IMEI or M2M identifiers (55-2), the total count of numbers
-        asked for. One undecided application per individual at a time."""
-        return await self._submit(
-            iin, purpose, requested_count, devices, declared_accurate, previous=None
-        )
+        (55-3), the devices with their IMEI or M2M identifiers and the justification and
+        evidence of need (55-2), the total count of numbers asked for. One undecided
+        application per individual at a time; its decision is due by `decide_by` (55-4)."""
+        request = _Request(purpose, requested_count, devices, justification, declared_accurate)
+        return await self._submit(iin, request, previous=None)
 
     async def reapply(
         self,
@@ -298,6 +325,7 @@ class Registry:
         purpose: str,
         requested_count: int,
         devices: Sequence[DeviceSpec],
+        justification: str,
         declared_accurate: bool,
     ) -> Application:
         """55-5: a new application once the reasons of a refusal are removed; `previous_id` must
@@ -314,9 +342,8 @@ class Registry:
             raise ApplicationStateError(
                 f"application {previous_id}: {prev.status}; only a refused one is re-applied for"
             )
-        return await self._submit(
-            iin, purpose, requested_count, devices, declared_accurate, previous=previous_id
-        )
+        request = _Request(purpose, requested_count, devices, justification, declared_accurate)
+        return await self._submit(iin, request, previous=previous_id)
 
     async def approve_application(
         self, application_id: str, *, decided_by: str = ""
@@ -338,7 +365,20 @@ class Registry:
     async def application(self, application_id: str) -> Application:
         with self._store.guard("registry.application"):
             async with self._store.engine.connect() as conn:
-                return _application(await _application_row(conn, application_id))
+                app = _application(await _application_row(conn, application_id))
+        return self._with_deadline(app)
+
+    async def applicant(self, application_id: str) -> tuple[Application, Person]:
+        """The application and the individual who made it."""
+        with self._store.guard("registry.application"):
+            async with self._store.engine.connect() as conn:
+                app = _application(await _application_row(conn, application_id))
+                row = (
+                    await conn.execute(
+                        sa.select(individuals).where(individuals.c.id == app.person_id)
+                    )
+                ).one()
+        return self._with_deadline(app), _person(row)
 
     async def applications_of(self, iin: str) -> list[Application]:
         """The individual's applications, oldest first."""
@@ -351,23 +391,19 @@ class Registry:
         )
         with self._store.guard("registry.applications_of"):
             async with self._store.engine.connect() as conn:
-                return [_application(r) for r in await conn.execute(query)]
+                found = [_application(r) for r in await conn.execute(query)]
+        return [self._with_deadline(a) for a in found]
 
-    async def _submit(
-        self,
-        iin: str,
-        purpose: str,
-        requested_count: int,
-        specs: Sequence[DeviceSpec],
-        declared_accurate: bool,
-        *,
-        previous: str | None,
-    ) -> Application:
+    async def _submit(self, iin: str, req: _Request, *, previous: str | None) -> Application:
         iin = valid_iin(iin)
-        purpose = check_text("purpose", purpose, required=True)
-        _check_request(requested_count, specs, declared_accurate)
-        checked = [check_device(s) for s in specs]
+        purpose = check_text("purpose", req.purpose, required=True)
+        justification = check_text(
+            "justification", req.justification, required=True, limit=MAX_JUSTIFICATION
+        )
+        _check_request(req.requested_count, req.devices, req.declared_accurate)
+        checked = [check_device(s) for s in req.devices]
         now = self._clock()
+        decide_by = self._decide_by(now)
         with self._store.guard("registry.submit_application"):
             async with self._store.engine.begin() as conn:
                 person = await _existing_person(conn, iin, lock=True)
@@ -377,7 +413,7 @@ class Registry:
                     id=new_id(),
                     person_id=person.id,
                     purpose=purpose,
-                    requested_count=requested_count,
+                    requested_count=req.requested_count,
                     device_ids=tuple(device_ids),
                     declared_accurate=True,
                     status=ApplicationStatus.SUBMITTED.value,
@@ -386,9 +422,50 @@ class Registry:
                     decided_by="",
                     refusal_reason="",
                     previous_application_id=previous,
+                    justification=justification,
+                    decide_by=decide_by,
                 )
                 await conn.execute(number_applications.insert().values(_application_values(app)))
         return app
+
+    def _decide_by(self, submitted_at: float) -> float:
+        """55-4: the end of the `application_decision_days`-th working day after submission."""
+        calendar = self._calendar
+        if calendar is None:
+            calendar = self._calendar = KzCalendar()
+        moment = dt.datetime.fromtimestamp(submitted_at, dt.UTC)
+        return calendar.add_working_days(moment, self._decision_days).timestamp()
+
+    async def list_applications(
+        self, *, status: str | None = None, overdue: bool = False, limit: int = 100
+    ) -> list[tuple[Application, Person]]:
+        """Applications with their applicant, newest first; `overdue`: only undecided ones past
+        their decide_by (rows from before migration 0010 get one from their submission)."""
+        a = number_applications
+        i = individuals.c
+        query = sa.select(a, i.iin, i.surname, i.name, i.patronymic).join(
+            individuals, i.id == a.c.person_id
+        )
+        if overdue:
+            status = ApplicationStatus.SUBMITTED.value
+        if status is not None:
+            query = query.where(a.c.status == str(ApplicationStatus(status)))
+        query = query.order_by(a.c.submitted_at.desc(), a.c.id)
+        if not overdue:
+            query = query.limit(limit)
+        with self._store.guard("registry.list_applications"):
+            async with self._store.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        found = [(self._with_deadline(_application(r)), _person_of(r)) for r in rows]
+        if overdue:
+            now = self._clock()
+            found = [f for f in found if f[0].overdue(now)][:limit]
+        return found
+
+    def _with_deadline(self, app: Application) -> Application:
+        if app.decide_by is not None:
+            return app
+        return dataclasses.replace(app, decide_by=self._decide_by(app.submitted_at))
 
     async def _decide(
         self,
@@ -398,7 +475,7 @@ class Registry:
         decided_by: str,
         reason: str | None,
     ) -> Application:
-        decided_by = check_text("decided_by", decided_by, required=False, limit=200)
+        decided_by = check_text("decided_by", decided_by, required=True, limit=200)
         with self._store.guard("registry.decide_application"):
             async with self._store.engine.begin() as conn:
                 done = await conn.execute(
@@ -496,6 +573,15 @@ async def _scratch_table(conn: AsyncConnection) -> AsyncIterator[None]:
                 await conn.run_sync(lambda c: seen_table.drop(c, checkfirst=True))
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    purpose: str
+    requested_count: int
+    devices: Sequence[DeviceSpec]
+    justification: str
+    declared_accurate: bool
+
+
 def _check_request(count: int, specs: Sequence[DeviceSpec], declared_accurate: bool) -> None:
     if isinstance(count, bool) or not DEFAULT_LIMIT < count <= MAX_REQUESTED:
         raise RegistryError(
@@ -522,10 +608,14 @@ async def _existing_person(conn: AsyncConnection, iin: str, *, lock: bool = Fals
 
 
 async def _numbers_of(conn: AsyncConnection, person_id: str) -> list[NumberRecord]:
-    rows = await conn.execute(
-        sa.select(numbers).where(numbers.c.person_id == person_id).order_by(numbers.c.msisdn)
-    )
-    return [_number(r) for r in rows]
+    """The numbers registered to the individual, and those they held once that were re-issued
+    since (terminated for them), by number."""
+    rows = await conn.execute(sa.select(numbers).where(numbers.c.person_id == person_id))
+    found = [_number(r) for r in rows]
+    for msisdn, contract_id in await history.past_numbers(conn, person_id):
+        del contract_id  # the contract of the past holding; NumberRecord has no field for it
+        found.append(NumberRecord(msisdn, "", NumberStatus.TERMINATED.value, None, person_id))
+    return sorted(found, key=lambda n: n.msisdn)
 
 
 def _approved_limits() -> sa.Select[Any]:
@@ -629,6 +719,11 @@ def _person(row: Any) -> Person:
     return Person(row.id, row.iin, row.surname, row.name, row.patronymic or "")
 
 
+def _person_of(row: Any) -> Person:
+    """The applicant of a number_applications row joined with the individual's names."""
+    return Person(row.person_id, row.iin, row.surname, row.name, row.patronymic or "")
+
+
 def _number(row: Any) -> NumberRecord:
     return NumberRecord(row.msisdn, row.imsi, row.status, row.contract_date, row.person_id)
 
@@ -647,6 +742,8 @@ def _application(row: Any) -> Application:
         decided_by=row.decided_by or "",
         refusal_reason=row.refusal_reason or "",
         previous_application_id=row.previous_application_id,
+        justification=row.justification or "",
+        decide_by=row.decide_by,
     )
 
 
@@ -661,4 +758,6 @@ def _application_values(app: Application) -> dict[str, Any]:
         "status": app.status,
         "submitted_at": app.submitted_at,
         "previous_application_id": app.previous_application_id,
+        "justification": app.justification,
+        "decide_by": app.decide_by,
     }

@@ -98,6 +98,16 @@ class Application:
     decided_by: str
     refusal_reason: str
     previous_application_id: str | None
+    justification: str = ""  # 55-2: justification and evidence of need
+    decide_by: float | None = None  # 55-4: the decision is due by then (epoch seconds)
+
+    def overdue(self, now: float) -> bool:
+        """Still undecided after its decide_by."""
+        return (
+            self.status == ApplicationStatus.SUBMITTED
+            and self.decide_by is not None
+            and now > self.decide_by
+        )
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -187,6 +197,14 @@ def parse_date(field: str, value: str) -> dt.date | None:
     raise RegistryError(f"bad {field} {value[:20]!r}: expected YYYY-MM-DD or DD.MM.YYYY")
 
 
+def join_need(justification: str, evidence: str) -> str:
+    """55-2 "justification and evidence of need" as the one text an application keeps."""
+    justification, evidence = justification.strip(), evidence.strip()
+    if not evidence:
+        return justification
+    return f"{justification}\n\nEvidence: {evidence}" if justification else ""
+
+
 def luhn_ok(digits: str) -> bool:
     total = 0
     for i, c in enumerate(reversed(digits)):
@@ -224,6 +242,7 @@ __all__ = [
     "Person",
     "check_device",
     "check_msisdn",
+    "join_need",
     "normalize_msisdn",
     "parse_date",
 ]
