@@ -42,6 +42,7 @@ from gateway.pipeline.policy import AnswerPolicy
 from gateway.pipeline.recorder import Recorder
 from gateway.probes.manager import ProbeManager
 from gateway.probes.simbox import Finding
+from gateway.retention.purge import Retention
 from gateway.store import Store
 from gateway.store.errors import StoreError
 from gateway.store.urls import display_url
@@ -99,11 +100,13 @@ class Gateway:
         self.ready = asyncio.Event()
         self.report = RunReport()
         self.database_ok = True
+        self.retention: Retention | None = None  # personal data (docs/retention.md), in run()
 
     async def run(self, stop: asyncio.Event) -> RunReport:
         cfg = self.cfg
         check_data_dir(cfg.data_dir)
         store = await open_store(cfg)
+        self.retention = Retention(store, cfg.retention)
         try:
             await self._restore_campaigns(store)
             async with open_dispatcher(cfg, store) as dispatcher:
@@ -138,9 +141,7 @@ class Gateway:
             await store.close()
         return self.report
 
-    def _bind(
-        self, link: SmscLink, recorder: Recorder, policy: AnswerPolicy, store: Store
-    ) -> None:
+    def _bind(self, link: SmscLink, recorder: Recorder, policy: AnswerPolicy, store: Store) -> None:
         """The handler and the supervisor of one SMSC bind ([[smsc]])."""
         cfg = self.cfg
         common: dict[str, Any] = {
@@ -237,8 +238,10 @@ class Gateway:
         while True:
             try:
                 purged = await store.purge_text(time.time() - retention)
+                if self.retention is not None:  # personal data past its period (logs counts)
+                    await self.retention.run(time.time())
             except StoreError as exc:  # retention is a legal duty: say so, retry sooner
-                log.warning("text retention not applied (retrying in 5 min): %s", exc)
+                log.warning("retention not applied (retrying in 5 min): %s", exc)
                 await asyncio.sleep(300)
                 continue
             if purged:

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import logging
+import re
 
+log = logging.getLogger("fraudgate.iin")
 _W1 = tuple(range(1, 12))
 _W2 = (3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2)
 _CENTURY = {"1": 1800, "2": 1800, "3": 1900, "4": 1900, "5": 2000, "6": 2000}
@@ -99,6 +102,54 @@ def sex(iin: str) -> Sex:
     return Sex.MALE if int(check_iin(iin)[6]) % 2 else Sex.FEMALE
 
 
+# A run of ASCII digit groups joined by single separators (space, no-break space, hyphen, dot),
+# not touching another digit: "900101300017", "900101 300017", "9001-0130-0017".
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]+(?:[ \u00a0.\-][0-9]+)*(?![0-9])")
+_GROUP = re.compile(r"[0-9]+")
+
+
+def screen_text(text: str) -> tuple[str, int]:
+    """`text` with every valid IIN in it masked (mask_iin), and how many were masked.
+
+    An IIN is found as 12 digits in a row, or as consecutive digit groups joined by one space,
+    no-break space, hyphen or dot whose digits make 12 ("900101 300017"), wherever the text
+    around is letters or punctuation ("ИИН900101300017,"). A spaced IIN is written back
+    compact ("9001******17"). Digits that are no valid IIN stay as they are, and so does a
+    longer unbroken run of digits (a card or account number is not cut into an IIN)."""
+    count = 0
+
+    def mask_run(m: re.Match[str]) -> str:
+        nonlocal count
+        run = m.group()
+        groups = list(_GROUP.finditer(run))
+        out: list[str] = []
+        pos = i = 0
+        while i < len(groups):
+            j, digits = i, ""
+            while j < len(groups) and len(digits) < 12:
+                digits += groups[j].group()
+                j += 1
+            if len(digits) == 12 and is_valid_iin(digits):
+                out += [run[pos : groups[i].start()], mask_iin(digits)]
+                pos, i = groups[j - 1].end(), j
+                count += 1
+            else:
+                i += 1
+        out.append(run[pos:])
+        return "".join(out)
+
+    return _DIGIT_RUN.sub(mask_run, text), count
+
+
+def screen_field(text: str, field: str) -> str:
+    """`screen_text` for a free-text field about to be stored: the masked text, and one log
+    line with the field's name and the count when an IIN was found (never the value)."""
+    screened, count = screen_text(text)
+    if count:
+        log.info("%s: %d IIN(s) masked before storing", field, count)
+    return screened
+
+
 __all__ = [
     "InvalidIIN",
     "Sex",
@@ -108,5 +159,7 @@ __all__ = [
     "iin_problem",
     "is_valid_iin",
     "mask_iin",
+    "screen_field",
+    "screen_text",
     "sex",
 ]

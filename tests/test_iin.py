@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import pytest
 from hypothesis import given
@@ -18,6 +19,8 @@ from gateway.iin import (
     iin_problem,
     is_valid_iin,
     mask_iin,
+    screen_field,
+    screen_text,
     sex,
 )
 
@@ -87,3 +90,55 @@ def test_eleven_digits_have_one_valid_twelfth_or_none(first11: str) -> None:
     if iin_problem(first11 + "0") not in ("bad birth date", "bad century/sex digit"):
         ok = [d for d in "0123456789" if iin_problem(first11 + d) is None]
         assert ok == ([] if expected is None else [str(expected)])
+
+
+# -- the free-text screen (issue 14 item 11) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "screened", "count"),
+    [
+        ("ИИН 900101300017 проверен", "ИИН 9001******17 проверен", 1),
+        ("ИИН900101300017,", "ИИН9001******17,", 1),  # glued to letters and punctuation
+        ("(iin:850515400012)", "(iin:8505******12)", 1),
+        ("ЖСН 900101 300017.", "ЖСН 9001******17.", 1),  # groups joined by one space
+        ("9001-0130-0017", "9001******17", 1),
+        ("900101\u00a0300017", "9001******17", 1),  # a no-break space
+        ("+7 701 123 45 67, 900101 300017", "+7 701 123 45 67, 9001******17", 1),
+        ("две: 900101300017 и 051231600017", "две: 9001******17 и 0512******17", 2),
+        ("900101300018", "900101300018", 0),  # bad check digit: not an IIN, kept
+        ("заявка 123456789012", "заявка 123456789012", 0),  # 12 digits, no IIN
+        ("BIN 990440000016", "BIN 990440000016", 0),  # a company's BIN has no birth date
+        ("card 4400900101300017", "card 4400900101300017", 0),  # longer run: not cut
+        ("900101  300017", "900101  300017", 0),  # two spaces: two numbers
+        ("9001013000170", "9001013000170", 0),  # 13 digits
+        ("", "", 0),
+    ],
+)
+def test_screen_text(text: str, screened: str, count: int) -> None:
+    assert screen_text(text) == (screened, count)
+
+
+def test_screen_field_logs_the_count_never_the_value(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="fraudgate.iin"):
+        assert screen_field("по 900101300017", "case reason") == "по 9001******17"
+        assert screen_field("без ИИН", "case reason") == "без ИИН"
+    assert [r.getMessage() for r in caplog.records] == [
+        "case reason: 1 IIN(s) masked before storing"
+    ]
+    assert "900101300017" not in caplog.text
+
+
+@given(st.text(alphabet="0123456789 -.abcЖ", max_size=60), st.sampled_from(FIRST_PASS))
+def test_screen_hides_an_inserted_iin(around: str, iin: str) -> None:
+    cut = len(around) // 2
+    text = f"{around[:cut]} {iin} {around[cut:]}"
+    screened, count = screen_text(text)
+    assert count >= 1 and iin not in screened.replace(" ", "")
+    assert screen_text(screened) == (screened, 0)  # screening again changes nothing
+
+
+@given(st.text(max_size=80))
+def test_screen_keeps_text_without_an_iin(text: str) -> None:
+    screened, count = screen_text(text)
+    assert (screened == text) == (count == 0)
