@@ -10,7 +10,9 @@ Environment overrides use the dotted key with `__` for the dots, upper-case:
 Only names of that form (a section, `__`, a key) are overrides; a key or section they name that
 does not exist is refused like one in the file. Other FRAUDGATE_ variables belong to other
 tools or commands (FRAUDGATE_OPERATOR for `fraudgate cases`, FRAUDGATE_PG_BINDIR for the tests)
-and are ignored, with one debug line naming them.
+and are ignored, with one debug line naming them; one that looks like a misspelt override
+(FRAUDGATE_SWITCH_TOKEN, the name docs once gave; FRAUDGATE_<SECTION>_<KEY> after a section of
+the file) is also named in a warning with the override meant.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ from gateway.alerts.settings import MqttSettings, parse_mqtt
 from gateway.api.settings import ApiSettings, parse_api
 from gateway.cases.settings import CasesSettings, parse_cases
 from gateway.centre.config import CentreSettings, parse_centre
+from gateway.cli_settings import CliSettings, parse_cli
 from gateway.config_check import ConfigError, Table, parse_hostport
 from gateway.detect.campaign_limits import CampaignLimits, parse_campaigns
 from gateway.detect.velocity import VelocityLimits
 from gateway.domain import Route, Thresholds
 from gateway.feedback.settings import FeedbackSettings, parse_feedback
 from gateway.probes.settings import ProbesConfig, parse_probes
+from gateway.registry.settings import RegistrySettings, parse_registry
+from gateway.retention.settings import RetentionSettings, parse_retention
 from gateway.switch.config import SwitchSettings, parse_switch
 from smsc.client import EsmeConfig, TlsConfig
 from smsc.constants import Status
@@ -85,6 +90,9 @@ class GatewayConfig:
     centre: CentreSettings = field(default_factory=CentreSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
+    cli: CliSettings = field(default_factory=CliSettings)  # [cli.users]: docs/cases.md
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)  # docs/retention.md
 
     @property
     def enforcing(self) -> bool:
@@ -124,7 +132,26 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any
         log.debug(
             "not configuration overrides (FRAUDGATE_<SECTION>__<KEY>): %s", ", ".join(ignored)
         )
+    for name in ignored:
+        meant = _meant(name, data)
+        if meant:
+            log.getChild("env").warning("%s is not read: the override is %s", name, meant)
     return data
+
+
+# Names the documentation once gave that are not overrides (docs/switch.md).
+RENAMED = {"FRAUDGATE_SWITCH_TOKEN": "FRAUDGATE_SWITCH__TOKEN"}
+
+
+def _meant(name: str, data: Mapping[str, Any]) -> str:
+    """The override `name` was probably meant to be, "" if none: a renamed variable, or
+    FRAUDGATE_<SECTION>_<KEY> with a single underscore after a section of the file."""
+    if name in RENAMED:
+        return RENAMED[name]
+    section, _, key = name.removeprefix(ENV_PREFIX).partition("_")
+    if key and not key.startswith("_") and isinstance(data.get(section.lower()), dict):
+        return f"{ENV_PREFIX}{section}__{key}"
+    return ""
 
 
 def _override(data: dict[str, Any], name: str, path: list[str], raw: str) -> None:
@@ -231,6 +258,9 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     cfg.centre = parse_centre(root.table("centre"), base)
     cfg.api = parse_api(root.table("api"), base)
     cfg.feedback = parse_feedback(root.table("feedback"))
+    cfg.cli = parse_cli(root.table("cli"))
+    cfg.registry = parse_registry(root.table("registry"))
+    cfg.retention = parse_retention(root.table("retention"))
     root.done()
     return cfg
 

@@ -129,6 +129,7 @@ class AlertKind(StrEnum):
     CASE = "case"  # a case was opened, changed state, or the switch failed it (docs/cases.md)
     DEADLINE = "deadline"  # a case is about to miss / missed verify_by or act_by (119, 120)
     CAMPAIGN = "campaign"  # one template from many senders was recognised, or labelled
+    CENTRE = "centre"  # a report to the centre was refused or lacks its subscriber: act on it
 
 
 @dataclass(slots=True)

@@ -5,6 +5,7 @@ The only module that knows which adapter implements which port."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -254,9 +255,9 @@ async def open_workflow(
     """Cases with their switch, registry and centre link, fed by the Workflow (None when
     [cases] is disabled). `exemptions`: the Inspector's cache of analysts' exemptions, kept
     loaded from the database here and told at once of those the API creates or revokes."""
-    import datetime as dt
     from pathlib import Path
 
+    from gateway.cases.factory import build_cases, build_notices
     from gateway.cases.workflow import Waker, Workflow
     from gateway.centre import CentreConfig, CentreDispatcher
     from gateway.feedback.cache import ExemptionRefresher
@@ -268,7 +269,7 @@ async def open_workflow(
         return
     async with contextlib.AsyncExitStack() as stack:
         switch: SwitchControl = await stack.enter_async_context(open_switch(cfg.switch))
-        cases = _cases(cfg, store, switch)
+        cases = build_cases(cfg, store, switch)
         wake: list[Waker] = [dispatcher]
         centre = cfg.centre
         if centre.url:
@@ -290,35 +291,12 @@ async def open_workflow(
             limits = feedback_limits(cfg.feedback)
             await stack.enter_async_context(api_server(cfg.api, cases, store, exemptions, limits))
             log.info("HTTP API on %s (%d tokens)", cfg.api.listen, len(cfg.api.tokens))
+        topic = f"{cfg.mqtt.topic_prefix}/cases/deadlines"
         yield Workflow(
-            store, cases, interval=cfg.cases.interval,
-            warn_before=dt.timedelta(hours=cfg.cases.warn_before_hours), wake=wake,
-            label_campaign=label_campaign,
+            store, cases, interval=cfg.cases.interval, wake=wake, label_campaign=label_campaign,
+            notices=build_notices(cfg, store, cases),
+            status=functools.partial(dispatcher.set_state, topic),
         )  # fmt: skip
-
-
-def _cases(cfg: GatewayConfig, store: Store, switch: SwitchControl) -> Cases:
-    """Cases as [cases] and [centre] configure them, on the working-day calendar."""
-    import datetime as dt
-
-    from gateway.cases import Cases, Policy
-    from gateway.centre import CentreOutbox
-    from gateway.registry import Registry
-    from gateway.workdays import KzCalendar
-
-    c = cfg.cases
-    calendar = KzCalendar(
-        extra_days_off=[dt.date.fromisoformat(d) for d in c.extra_days_off],
-        extra_working_days=[dt.date.fromisoformat(d) for d in c.extra_working_days],
-    )
-    policy = Policy(
-        confirming_probe_outcomes=frozenset(c.confirming_probe_outcomes),
-        block_all_subscriber_numbers=c.block_all_subscriber_numbers,
-    )
-    return Cases(
-        store, calendar, switch=switch, registry=Registry(store),
-        reports=CentreOutbox(cfg.centre.operator), policy=policy,
-    )  # fmt: skip
 
 
 def centre_endpoint(centre: CentreSettings, cases: Cases, store: Store) -> CentreEndpoint:
@@ -371,8 +349,10 @@ def api_server(
         lookup_burst=api.lookup_burst,
     )  # fmt: skip
     tokens = {digest: (user, role) for digest, user, role in api.tokens}
+    # the cases' registry: [registry] settings and the [cases] calendar (build_cases)
+    registry = cases.registry if isinstance(cases.registry, Registry) else Registry(store)
     app = build_api(
-        cases, Registry(store), store, tokens, limits=limits, exemptions=exemptions,
+        cases, registry, store, tokens, limits=limits, exemptions=exemptions,
         feedback_limits=feedback,
     )  # fmt: skip
     config = ApiConfig(

@@ -45,6 +45,7 @@ OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
 ALMATY = ZoneInfo("Asia/Almaty")
 FRIDAY = dt.datetime(2025, 11, 14, 10, 0, tzinfo=ALMATY).timestamp()
 IIN = "900101300017"  # synthetic (docs: KAZAKHSTAN.md)
+CONTRACT = dt.date(2020, 1, 1)  # the numbers are held since: the facts of the cases are later
 SURNAME, NAME, PATRONYMIC = "Testova", "Aigerim", "Serikovna"
 MINE = ["+77011234567", "+77051234567", "+77071234567"]  # all registered to IIN
 OTHER = "+77781234567"  # not in the registry
@@ -86,7 +87,7 @@ async def registry(store: Store) -> Registry:
     reg = Registry(store)
     await reg.register_person(IIN, SURNAME, NAME, PATRONYMIC)
     for n in MINE:
-        await reg.register_number(IIN, n)
+        await reg.register_number(IIN, n, contract_date=CONTRACT)
     return reg
 
 
@@ -156,8 +157,8 @@ def complaint_body(**over: Any) -> dict[str, Any]:
 
 REASON = {"reason": "checked"}
 ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, set[Role]]] = [
-    ("GET", "/v1/cases", None, {Role.ANALYST, Role.HELPLINE, Role.SUPERVISOR}),
-    ("GET", "/v1/cases/nope", None, {Role.ANALYST, Role.HELPLINE, Role.SUPERVISOR}),
+    ("GET", "/v1/cases", None, {Role.ANALYST, Role.HELPLINE, Role.SUPERVISOR, Role.AUDITOR}),
+    ("GET", "/v1/cases/nope", None, {Role.ANALYST, Role.HELPLINE, Role.SUPERVISOR, Role.AUDITOR}),
     *[
         ("POST", f"/v1/cases/nope/{a}", REASON, {Role.ANALYST, Role.SUPERVISOR})
         for a in ("start_verification", "confirm", "reject", "close", "reopen")
@@ -366,8 +367,9 @@ async def test_confirm_through_the_api_suspends(
     assert r.status_code == 200
     doc = r.json()
     assert doc["state"] == "suspended" and doc["decision_reason"] == "smishing"
-    assert sorted(a["msisdn"] for a in doc["switch_actions"]) == MINE
-    assert all(sim.state[n] == "blocked" for n in MINE)
+    # point 120: this subscriber number, not the holder's other numbers
+    assert [a["msisdn"] for a in doc["switch_actions"]] == [MINE[0]]
+    assert sim.state[MINE[0]] == "blocked" and MINE[1] not in sim.state
     view = await cases.get(case_id)
     trail = [(t.action, t.actor, t.role, t.reason) for t in view.transitions]
     assert trail[1:3] == [
@@ -405,7 +407,7 @@ async def test_reject_close_reopen_and_unblock(
         f"/v1/cases/{second}/unblock", json={"reason": "appeal upheld"}, headers=s
     )
     assert (r.status_code, r.json()["state"]) == (200, "unblocked")
-    assert all(sim.state[n] == "active" for n in MINE)
+    assert sim.state[MINE[2]] == "active"
     view = await cases.get(second)
     assert (view.transitions[-1].actor, view.transitions[-1].role) == (
         USERS[Role.SUPERVISOR],
@@ -481,8 +483,11 @@ async def test_helpline_complaint_opens_a_case(
     assert "+77021112233" not in r.text and "card" not in r.text
     view = await cases.get(case_doc["id"])
     assert view.numbers == (MINE[0],) and view.person_id is not None
-    received = dt.datetime(2025, 11, 14, 9, 30, tzinfo=ALMATY).timestamp()
-    assert (view.received_at, view.external_id) == (received, complaint_id)
+    # the legal clock is fraudgate's receipt; the caller's stated time (09:30, 1 h before the
+    # API's clock) is kept beside it and flags the case
+    stated = dt.datetime(2025, 11, 14, 9, 30, tzinfo=ALMATY).timestamp()
+    assert FRIDAY + 60 <= view.received_at < FRIDAY + 70 and view.external_id == complaint_id
+    assert view.flags == ("stated_time_differs",)
     assert [(e["kind"], e["ref"]) for e in view.evidence] == [("helpline", complaint_id)]
     opening = view.transitions[0]
     assert (opening.actor, opening.role) == (USERS[Role.HELPLINE], "helpline")
@@ -495,6 +500,7 @@ async def test_helpline_complaint_opens_a_case(
         MINE[0],
     )
     assert row.taken_by == USERS[Role.HELPLINE]
+    assert (row.received_at, row.stated_received_at) == (view.received_at, stated)
     [audit] = await audit_rows(store)
     assert (audit["action"], audit["target"], audit["personal_data"]) == (
         "complaint.create",

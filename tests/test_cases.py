@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-from collections.abc import AsyncIterator, Sequence
+import os
+import pwd
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,12 +27,12 @@ from gateway.cases import (
     CaseView,
     Evidence,
     IllegalTransition,
-    NumberLike,
+    Notice,
     OpenRequest,
-    PersonLike,
     Policy,
     Source,
     State,
+    SuspendScope,
 )
 from gateway.registry import Registry
 from gateway.store import Store, sqlite_url
@@ -44,6 +46,7 @@ SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "mqtt-alert.schema.json"
 
 ALMATY = ZoneInfo("Asia/Almaty")
 IIN = "900101300017"  # synthetic (docs: KAZAKHSTAN.md)
+CONTRACT = dt.date(2020, 1, 1)  # the numbers are held since: the facts of the cases are later
 MINE = ["+77011234567", "+77051234567", "+77071234567"]  # all registered to IIN
 OTHER = "+77781234567"  # not in the registry
 ANALYST = Actor("u-aigerim", "analyst")
@@ -70,20 +73,13 @@ class TableSink:
     def __init__(self) -> None:
         self.fail = False
 
-    async def enqueue(
-        self,
-        conn: AsyncConnection,
-        kind: str,
-        case: CaseView,
-        person: PersonLike | None,
-        numbers: Sequence[NumberLike],
-    ) -> None:
+    async def enqueue(self, conn: AsyncConnection, case: CaseView, notice: Notice) -> None:
         await conn.execute(
             test_reports.insert().values(
                 case_id=case.id,
-                kind=kind,
-                person_id=person.id if person else None,
-                numbers=sorted(n.msisdn for n in numbers),
+                kind=notice.kind,
+                person_id=notice.person.id if notice.person else None,
+                numbers=sorted(n.msisdn for n in notice.numbers),
             )
         )
         if self.fail:
@@ -121,7 +117,7 @@ async def registry(store: Store) -> Registry:
     reg = Registry(store)
     await reg.register_person(IIN, "Testova", "Aigerim")
     for n in MINE:
-        await reg.register_number(IIN, n)
+        await reg.register_number(IIN, n, contract_date=CONTRACT)
     return reg
 
 
@@ -177,14 +173,18 @@ async def test_complaint_lifecycle(
         done.act_by
         == KzCalendar().add_working_days(dt.datetime.fromtimestamp(clock.t, dt.UTC), 2).timestamp()
     )
-    assert sorted(a.msisdn for a in done.switch_actions) == MINE
+    # point 120: "this subscriber number" is suspended, not the holder's other numbers
+    assert [a.msisdn for a in done.switch_actions] == [MINE[0]]
     assert all(a.status == "done" and a.answer for a in done.switch_actions)
-    for n in MINE:
-        assert sim.state[n] == "blocked"
-        assert await cases_.switch.status(n) == "blocked"
-    assert (await reports(store))[1] == ("suspended", person_id, MINE)
+    assert sim.state[MINE[0]] == "blocked" and await cases_.switch.status(MINE[0]) == "blocked"
+    assert all(n not in sim.state for n in MINE[1:])
+    assert (await reports(store))[1] == ("suspended", person_id, [MINE[0]])
     again = await registry.subscriber_of(MINE[1])
-    assert again is not None and {r.status for r in again[1]} == {"suspended"}
+    assert again is not None
+    assert {r.msisdn: r.status for r in again[1]} == {
+        MINE[0].lstrip("+"): "suspended", MINE[1].lstrip("+"): "active",
+        MINE[2].lstrip("+"): "active",
+    }  # fmt: skip
     actions = [(t.action, t.actor, t.role) for t in done.transitions]
     assert actions == [
         ("open", "system", "system"),
@@ -198,7 +198,7 @@ async def test_complaint_lifecycle(
     }
     lifted = await cases_.unblock(case.id, Actor("u-boss", "supervisor"), "appeal granted")
     assert lifted.state is State.UNBLOCKED
-    assert all(sim.state[n] == "active" for n in MINE)
+    assert sim.state[MINE[0]] == "active"
     closed = await cases_.close(case.id, ANALYST, "done")
     assert closed.state is State.CLOSED
     clock.t = FRIDAY + 7 * 86400  # the appeal, a week later: verify again from then
@@ -271,7 +271,7 @@ async def test_switch_down_then_retry_pending(
     await sim.down()
     stuck = await cases_.confirm(case.id, ANALYST, "confirmed")
     assert stuck.state is State.CONFIRMED
-    assert len(stuck.switch_actions) == 3
+    assert len(stuck.switch_actions) == 1  # point 120: this number, not the holder's others
     assert {(a.status, a.error_kind) for a in stuck.switch_actions} == {("pending", "unavailable")}
     assert all(a.last_error for a in stuck.switch_actions)
     assert [r[0] for r in await reports(store)] == ["detection"]
@@ -280,11 +280,12 @@ async def test_switch_down_then_retry_pending(
     errors = [
         a for a in await store.pending_alerts(100) if a.payload.get("event") == "switch_error"
     ]
-    assert len(errors) == 3  # one per number, not one per round
+    assert len(errors) == 1  # one per number, not one per round
     await sim.start()
     [retried] = await cases_.retry_pending()
     assert retried.state is State.SUSPENDED
-    assert all(sim.state[n] == "blocked" for n in MINE)
+    assert sim.state[MINE[0]] == "blocked"
+    assert all(sim.state.get(n) != "blocked" for n in MINE[1:])
     assert [r[0] for r in await reports(store)] == ["detection", "suspended"]
     assert await cases_.retry_pending() == []
 
@@ -304,21 +305,68 @@ async def test_rejected_number_waits_for_an_analyst(
     assert (await cases_.suspend(case.id, ANALYST, "number provisioned")).state is State.SUSPENDED
 
 
-async def test_auto_confirm_from_simbox_finding(
-    env: tuple[Cases, TableSink, Clock], sim: SwitchSimulator, store: Store
+async def test_a_simbox_finding_waits_for_a_person_by_default(
+    env: tuple[Cases, TableSink, Clock], sim: SwitchSimulator
 ) -> None:
+    """Item 2: no silent automatic confirmation: a SIM-box finding opens a case a person
+    decides, unless the operator configured auto_confirm_probe_outcomes."""
     cases_, _sink, _clock = env
     finding = Evidence("probe_finding", "f-1", {"outcome": "simbox"})
     case = await cases_.open(
         source=Source.DETECTION_SIMBOX, numbers=[OTHER], received_at=FRIDAY, evidence=[finding]
     )
-    assert case.state is State.SUSPENDED and sim.state[OTHER] == "blocked"
-    assert [t.actor for t in case.transitions] == ["system"] * 4
-    weak = Evidence("probe_finding", "f-2", {"outcome": "cli_missing"})
-    other = await cases_.open(
-        source=Source.DETECTION_SIMBOX, numbers=[MINE[0]], received_at=FRIDAY, evidence=[weak]
+    assert case.state is State.NEW and OTHER not in sim.state and case.flags == ()
+
+
+async def test_auto_confirm_is_an_explicit_recorded_policy(
+    store: Store, sim: SwitchSimulator, registry: Registry
+) -> None:
+    policy = Policy(auto_confirm_probe_outcomes=frozenset({"simbox"}))
+    async with HttpSwitch(sim.url, "tok", timeout=2.0) as switch:
+        cases_ = Cases(
+            store, KzCalendar(), switch=switch, registry=registry, reports=TableSink(),
+            policy=policy, clock=Clock(FRIDAY),
+        )  # fmt: skip
+        finding = Evidence("probe_finding", "f-1", {"outcome": "simbox"})
+        case = await cases_.open(
+            source=Source.DETECTION_SIMBOX, numbers=[OTHER], received_at=FRIDAY,
+            evidence=[finding],
+        )  # fmt: skip
+        assert case.state is State.SUSPENDED and sim.state[OTHER] == "blocked"
+        assert "auto_confirmed" in case.flags
+        confirm = next(t for t in case.transitions if t.action == "confirm")
+        assert confirm.actor == "policy:auto_confirm"
+        assert "operator policy" in confirm.reason and "simbox" in confirm.reason
+        weak = Evidence("probe_finding", "f-2", {"outcome": "cli_missing"})
+        other = await cases_.open(
+            source=Source.DETECTION_SIMBOX, numbers=[MINE[0]], received_at=FRIDAY,
+            evidence=[weak],
+        )  # fmt: skip
+        assert other.state is State.NEW
+
+
+async def test_suspending_the_holders_other_numbers_is_a_policy_with_its_reason(
+    store: Store, sim: SwitchSimulator, registry: Registry
+) -> None:
+    """Item 2: point 120 suspends this number; the subscriber's others only when the operator
+    says so, with the reason recorded and the case flagged."""
+    with pytest.raises(ValueError, match="suspend_scope_reason"):
+        Policy(suspend_scope=SuspendScope.SUBSCRIBER)
+    policy = Policy(
+        suspend_scope=SuspendScope.SUBSCRIBER, suspend_scope_reason="board decision 12/2026"
     )
-    assert other.state is State.NEW
+    async with HttpSwitch(sim.url, "tok", timeout=2.0) as switch:
+        cases_ = Cases(
+            store, KzCalendar(), switch=switch, registry=registry, reports=TableSink(),
+            policy=policy, clock=Clock(FRIDAY),
+        )  # fmt: skip
+        case = await cases_.open(source="complaint", numbers=[MINE[0]], received_at=FRIDAY)
+        await cases_.start_verification(case.id, ANALYST)
+        done = await cases_.confirm(case.id, ANALYST, "smishing confirmed")
+    assert done.state is State.SUSPENDED and "subscriber_scope" in done.flags
+    assert all(sim.state[n] == "blocked" for n in MINE)
+    suspend = done.transitions[-1]
+    assert suspend.action == "suspend" and "board decision 12/2026" in suspend.reason
 
 
 async def test_the_opened_case_is_what_the_database_holds(
@@ -434,7 +482,7 @@ async def test_state_table(env: tuple[Cases, TableSink, Clock], store: Store) ->
             done = await cases_._transition(case.id, action, ANALYST, "try", [])
             assert done.state is allowed.to
             assert done.transitions[-1].action == action.value
-    assert len(TRANSITIONS) == 10
+    assert len(TRANSITIONS) == 11
 
 
 async def test_public_methods_refuse_illegal_steps(env: tuple[Cases, TableSink, Clock]) -> None:
@@ -454,39 +502,71 @@ async def test_public_methods_refuse_illegal_steps(env: tuple[Cases, TableSink, 
 # -- deadlines and restarts ---------------------------------------------------------------------
 
 
-async def test_deadline_alerts_once_each_and_after_restart(
+def almaty(day: int, hour: int, minute: int = 0) -> float:
+    """An Almaty time in the week of the test cases (November 2025)."""
+    return dt.datetime(2025, 11, day, hour, minute, tzinfo=ALMATY).timestamp()
+
+
+async def test_deadline_reminders_in_working_hours_repeated_and_escalated(
     db_url: str, env: tuple[Cases, TableSink, Clock], store: Store
 ) -> None:
+    """Item 6: a warning on the due day within working hours (not at 19:59), an overdue alert
+    to the supervisors at once, then again through each working day while overdue; each
+    reminder once, across restarts; the daemon down for hours sends the latest only."""
     cases_, _sink, _clock = env
     case = await cases_.open(source="complaint", numbers=[MINE[0]], received_at=FRIDAY)
-    early = TUESDAY_END - 86400
-    assert await cases_.deadline_alerts(early) == 0
-    warn = TUESDAY_END - 3600
-    assert [c.id for c in await cases_.due_soon(warn, dt.timedelta(hours=4))] == [case.id]
-    assert await cases_.overdue(warn) == []
-    assert await cases_.deadline_alerts(warn, dt.timedelta(hours=4)) == 1
-    assert await cases_.deadline_alerts(warn + 60, dt.timedelta(hours=4)) == 0
-    late = TUESDAY_END + 60
-    assert [c.id for c in await cases_.overdue(late)] == [case.id]
-    assert await cases_.deadline_alerts(late) == 1
+    assert case.verify_by == TUESDAY_END
+    steps = [
+        (almaty(17, 12), 0),  # Monday: nothing yet
+        (almaty(18, 8, 59), 0),  # Tuesday before working hours
+        (almaty(18, 9, 0), 1),  # the warning, to the analysts
+        (almaty(18, 17, 0), 0),
+        (TUESDAY_END + 60, 1),  # overdue at once, to the supervisors
+        (almaty(19, 8, 0), 0),  # no repeats at night
+        (almaty(19, 9, 0), 1),  # Wednesday: the start of working hours
+        (almaty(19, 10, 0), 0),
+        (almaty(19, 19, 0), 1),  # down since 10:00: 12:00 and 15:00 missed, one sent
+        (almaty(19, 22, 0), 0),
+    ]
+    for at, expected in steps:
+        assert await cases_.deadline_alerts(at) == expected, dt.datetime.fromtimestamp(at, ALMATY)
+    counts = await cases_.deadline_counts(almaty(19, 22, 0))
+    assert counts == {"overdue": 1, "due_today": 0, "due_next": 0}
+    assert [c.id for c in await cases_.at_risk(almaty(19, 22, 0))] == [case.id]
     async with await Store.open(db_url) as again:  # a restart: what was sent is remembered
         other = Cases(
-            again,
-            KzCalendar(),
-            switch=cases_.switch,
-            registry=cases_.registry,
-            reports=None,
+            again, KzCalendar(), switch=cases_.switch, registry=cases_.registry, reports=None,
             policy=Policy(),
-        )
-        assert await other.deadline_alerts(late + 60) == 0
+        )  # fmt: skip
+        assert await other.deadline_alerts(almaty(19, 22, 30)) == 0
     pending = [a for a in await store.pending_alerts(100) if a.kind.value == "deadline"]
-    assert [a.payload["stage"] for a in pending] == ["warning", "overdue"]
+    assert [(a.payload["stage"], a.payload["repeat"], a.payload["audience"]) for a in pending] == [
+        ("warning", 0, "analysts"),
+        ("overdue", 0, "supervisors"),
+        ("overdue", 1, "supervisors"),
+        ("overdue", 3, "supervisors"),
+    ]
     validator = Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
     for a in await store.pending_alerts(100):
         assert_no_personal_data(a.payload)
         assert MINE[0] not in str(a.payload) and IIN not in str(a.payload)
         validator.validate(alert_message(a))  # case and deadline alerts as docs/mqtt.md says
     assert pending[0].payload["numbers"] == ["+7701***4567"]
+
+
+async def test_deadline_counts_split_today_and_the_next_working_day(
+    env: tuple[Cases, TableSink, Clock],
+) -> None:
+    cases_, _sink, _clock = env
+    await cases_.open(source="complaint", numbers=[MINE[0]], received_at=FRIDAY)  # due Tue
+    monday = almaty(17, 10)
+    await cases_.open(source="complaint", numbers=[MINE[1]], received_at=monday)  # due Wed
+    assert await cases_.deadline_counts(almaty(17, 12)) == {
+        "overdue": 0, "due_today": 0, "due_next": 1,
+    }  # fmt: skip
+    assert await cases_.deadline_counts(almaty(18, 12)) == {
+        "overdue": 0, "due_today": 1, "due_next": 1,
+    }  # fmt: skip
 
 
 async def test_restart_keeps_state_and_deadlines(
@@ -525,8 +605,13 @@ def test_cli_list_show_confirm(tmp_path: Path, capsys: pytest.CaptureFixture[str
     from gateway.cli import main
 
     url = sqlite_url(tmp_path / "data")
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    stranger = tmp_path / "stranger.toml"
+    stranger.write_text(f'[store]\nurl = "{url}"\n')
     config = tmp_path / "fraudgate.toml"
-    config.write_text(f'[store]\nurl = "{url}"\n')
+    config.write_text(
+        f'[store]\nurl = "{url}"\n[cli.users]\n"{me}" = {{ user_id = "u1", role = "analyst" }}\n'
+    )
 
     async def seed() -> str:
         async with await Store.open(url) as st:
@@ -540,17 +625,18 @@ def test_cli_list_show_confirm(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["cases", "-c", str(config), "list"]) == 0
     out = capsys.readouterr().out
     assert case_id in out and "+7778***4567" in out and OTHER not in out
-    with pytest.raises(SystemExit):  # --actor is required
-        main(["cases", "-c", str(config), "confirm", case_id, "--reason", "r"])
+    # a caller the configuration does not know decides nothing
+    assert main(["cases", "-c", str(stranger), "verify", case_id, "--reason", "r"]) == 2
     capsys.readouterr()
-    args = ["cases", "-c", str(config), "confirm", case_id, "--actor", "u1", "--reason", "smishing"]
+    args = ["cases", "-c", str(config), "confirm", case_id, "--reason", "smishing"]
     assert main(args) == 1  # a new case is verified first
     assert "cannot confirm a case in state new" in capsys.readouterr().err
-    verify = ["cases", "-c", str(config), "verify", case_id, "--actor", "u1", "--reason", "call"]
+    verify = ["cases", "-c", str(config), "verify", case_id, "--reason", "call"]
     assert main(verify) == 0 and "verifying" in capsys.readouterr().out
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "confirmed" in out and "[unavailable]" in out and OTHER not in out
+    assert "u1 (analyst) confirm" in out
     assert main(["cases", "-c", str(config), "show", "nope"]) == 1
 
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from gateway.cases import Notice
 from gateway.centre import (
     CentreConfig,
     CentreDispatcher,
@@ -51,11 +52,11 @@ PERSONAL = (IIN, SURNAME, NAME, PATRONYMIC)
 
 @dataclass(frozen=True)
 class Person:
+    patronymic: str | None = PATRONYMIC
     id: str = "p-1"
     iin: str = IIN
     surname: str = SURNAME
     name: str = NAME
-    patronymic: str | None = PATRONYMIC
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,12 @@ class CaseView:
     decided_at: float | None = None
     evidence: list[dict[str, Any]] = field(default_factory=list)
     external_id: str | None = None
+    sender: str | None = None
+    decision_reason: str = ""
+
+    @property
+    def facts_time(self) -> float:
+        return self.received_at
 
 
 EVIDENCE = [
@@ -84,6 +91,11 @@ EVIDENCE = [
     {"kind": "probe", "description": "CLI arrived as a local number", "at": T0 - 60},
 ]
 NUMBERS = [NumberRecord("77011234567"), NumberRecord("+7 705 765 43 21")]
+
+
+def notice(case: CaseView, kind: str, person: Person | None, numbers: Any = NUMBERS) -> Notice:
+    """What the cases module hands the outbox for `kind` of `case` (round 1, at its decision)."""
+    return Notice(kind, 1, case.decided_at or T0, person, numbers)
 
 
 class FakeOpener:
@@ -156,7 +168,7 @@ async def enqueue(
     store: Store, case: CaseView, kind: str = "detection", *, person: Person | None = None
 ) -> None:
     async with store.engine.begin() as conn:
-        await CentreOutbox("kcell").enqueue(conn, kind, case, person or Person(), NUMBERS)
+        await CentreOutbox("kcell").enqueue(conn, case, notice(case, kind, person or Person()))
 
 
 async def eventually(check: Any, timeout: float = 10.0) -> None:
@@ -178,13 +190,13 @@ def test_docs_hold_the_schemas() -> None:
 async def test_every_report_built_matches_the_schema(store: Store) -> None:
     cases = [
         ("detection", CaseView("c1", evidence=EVIDENCE), Person()),
-        ("detection", CaseView("c2", external_id="nbk-77"), Person(patronymic=None)),
+        ("detection", CaseView("c2", external_id="nbk-77", source="centre"), Person(None)),
         ("suspended", CaseView("c1", decided_at=T0 + 3600), Person()),
         ("not_confirmed", CaseView("c3", decided_at=T0 + 7200, source="centre"), None),
     ]
     async with store.engine.begin() as conn:
         for kind, case, person in cases:
-            await CentreOutbox("kcell").enqueue(conn, kind, case, person, NUMBERS)
+            await CentreOutbox("kcell").enqueue(conn, case, notice(case, kind, person))
     rows = await CentreReports(store).all()
     assert len(rows) == 4
     for row in rows:
@@ -206,14 +218,33 @@ async def test_every_report_built_matches_the_schema(store: Store) -> None:
         "at": "2027-01-15T07:59:00.000Z",
     }
     assert rows[1]["payload"]["subscriber"]["patronymic"] is None
-    assert rows[1]["payload"]["centre_ref"] == "nbk-77"
+    assert rows[1]["payload"]["centre_ref"] == "nbk-77"  # the centre's own id, for its case
     assert rows[2]["payload"]["suspended_at"] == "2027-01-15T09:00:00.000Z"
     assert "subscriber" not in rows[3]["payload"]  # R7: no personal data where not required
 
 
+async def test_report_content_is_what_the_order_asks(store: Store) -> None:
+    """Item 9: only numbers registered now are listed; an unknown subscriber is flagged, not
+    silently null; centre_ref is the centre's id, never an internal key."""
+    ended = [*NUMBERS, NumberRecord("+77071112233", status="terminated")]
+    own = CaseView("c1", source="detection_sms", external_id="number:+77011234567")
+    foreign = CaseView("c2", source="complaint", numbers=[], sender="KASPI.KZ")
+    async with store.engine.begin() as conn:
+        await CentreOutbox("kcell").enqueue(conn, own, notice(own, "detection", Person(), ended))
+        await CentreOutbox("kcell").enqueue(conn, foreign, notice(foreign, "detection", None, []))
+    first, second = (r["payload"] for r in await CentreReports(store).all())
+    assert first["subscriber"]["numbers"] == ["+77011234567", "+77057654321"]
+    assert first["centre_ref"] is None and first["subscriber_status"] == "registered"
+    assert first["round"] == 1 and first["status"] == "confirmed"
+    assert second["subscriber"] is None and second["subscriber_status"] == "unknown_to_registry"
+    assert second["numbers"] == [] and second["sender"] == "KASPI.KZ"
+    for doc in (first, second):
+        assert report_errors({**doc, "sent_at": "2027-01-15T08:00:00Z"}) == []
+
+
 def test_schema_refuses_a_detection_without_iin() -> None:
     doc = {
-        "schema_version": 1,
+        "schema_version": 2,
         "report_id": "r1",
         "kind": "detection",
         "operator": "kcell",
@@ -235,7 +266,8 @@ def test_schema_refuses_a_detection_without_iin() -> None:
 async def test_enqueue_rolled_back_leaves_no_report(store: Store) -> None:
     with contextlib.suppress(RuntimeError):
         async with store.engine.begin() as conn:
-            await CentreOutbox("kcell").enqueue(conn, "detection", CaseView("c1"), Person(), [])
+            case = CaseView("c1")
+            await CentreOutbox("kcell").enqueue(conn, case, notice(case, "detection", Person(), []))
             raise RuntimeError("the case change failed")
     assert await CentreReports(store).all() == []
 

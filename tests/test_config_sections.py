@@ -92,9 +92,7 @@ def test_a_loopback_api_without_tls_and_hashed_tokens_load() -> None:
     token = {"sha256": "ab" * 32, "user": "a.nurlanova", "role": "analyst"}
     data = with_("api", listen="127.0.0.1:8080", token=[token])
     w = from_toml(data).api
-    assert w.listen == "127.0.0.1:8080" and w.tokens == (
-        ("ab" * 32, "a.nurlanova", "analyst"),
-    )
+    assert w.listen == "127.0.0.1:8080" and w.tokens == (("ab" * 32, "a.nurlanova", "analyst"),)
 
 
 def test_the_api_limits_default_as_in_the_code_and_load() -> None:

@@ -5,10 +5,13 @@ round is repeated (a crash between opening and marking)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
-from gateway.cases import CaseFilter, Cases, Source, State
+import pytest
+
+from gateway.cases import Actor, CaseFilter, Cases, Policy, Source, State
 from gateway.cases.workflow import OPEN_PER_TRANSACTION, Workflow
 from gateway.domain import Complaint, Inspected, Reason, SmsEvent, Thresholds, combine
 from gateway.probes.simbox import Expected, TestCallMatcher
@@ -33,9 +36,11 @@ async def test_simbox_finding_is_confirmed_and_suspended_and_fed_once(tmp_path: 
         from gateway.switch.port import HttpSwitch
 
         async with HttpSwitch(sw.url, sw.token) as switch:
+            trusted = Policy(auto_confirm_probe_outcomes=frozenset({"simbox"}))
             cases = Cases(
-                store, KzCalendar(), switch=switch, registry=Registry(store), reports=None
-            )
+                store, KzCalendar(), switch=switch, registry=Registry(store), reports=None,
+                policy=trusted,
+            )  # fmt: skip
             flow = Workflow(store, cases)
             m = TestCallMatcher()
             now = time.time()
@@ -50,12 +55,18 @@ async def test_simbox_finding_is_confirmed_and_suspended_and_fed_once(tmp_path: 
             await flow.step()
             await flow.step()  # a repeated round opens nothing more
             all_cases = await cases.list(CaseFilter())
-            assert len(all_cases) == 2 and flow.opened == 2
+            assert len(all_cases) == 3 and flow.opened == 3
             [simbox] = [c for c in all_cases if c.source is Source.DETECTION_SIMBOX]
-            assert simbox.state is State.SUSPENDED  # the policy trusts a SIM-box test call
+            assert simbox.state is State.SUSPENDED  # the configured policy trusts a SIM box
+            assert "auto_confirmed" in simbox.flags
             assert sw.state.get("+77011234567") == "blocked"
-            [complaint_case] = [c for c in all_cases if c.source is Source.COMPLAINT]
-            assert complaint_case.state is State.NEW and complaint_case.numbers == ("+77055559999",)
+            named_case, unnamed = sorted(
+                (c for c in all_cases if c.source is Source.COMPLAINT), key=lambda c: c.numbers
+            )[::-1]
+            assert named_case.state is State.NEW and named_case.numbers == ("+77055559999",)
+            # item 5: a forwarded SMS naming no number is still verified in 2 working days
+            assert unnamed.numbers == () and unnamed.sender == "unnamed"
+            assert unnamed.state is State.NEW and unnamed.verify_by > unnamed.received_at
             async with store.engine.connect() as conn:
                 statuses = sorted(
                     r[0]
@@ -63,7 +74,7 @@ async def test_simbox_finding_is_confirmed_and_suspended_and_fed_once(tmp_path: 
                         complaints.select().with_only_columns(complaints.c.status)
                     )
                 )
-            assert statuses == ["case", "no_number"]
+            assert statuses == ["case", "case"]
 
 
 async def test_local_numbers_whose_sms_were_blocked_become_cases(tmp_path: Path) -> None:
@@ -113,23 +124,37 @@ async def test_local_numbers_whose_sms_were_blocked_become_cases(tmp_path: Path)
             )
 
 
-async def test_complaints_naming_numbers_that_are_not_ours_open_nothing(tmp_path: Path) -> None:
+async def test_complaints_naming_numbers_that_are_not_ours_are_verified_too(
+    tmp_path: Path,
+) -> None:
+    """Item 5: a complaint about a foreign or fixed number still gets its case and deadline;
+    confirmed, it has nothing of this network's to suspend: the centre gets the detection and
+    the case closes, flagged."""
     async with await Store.open(sqlite_url(tmp_path)) as store:
         await store.migrate()
+        from gateway.centre import CentreOutbox, CentreReports
         from gateway.switch.port import NoSwitch
 
         cases = Cases(
-            store, KzCalendar(), switch=NoSwitch(), registry=Registry(store), reports=None
-        )
+            store, KzCalendar(), switch=NoSwitch(), registry=Registry(store),
+            reports=CentreOutbox("kcell"),
+        )  # fmt: skip
         flow = Workflow(store, cases)
         russian = complaint_sms(1, "Звонили с +7 916 123 45 67", "79161234567")
         fixed = complaint_sms(2, "Звонили с 8 7172 55 55 55", "77172555555")
         await store.record([russian, fixed])
         await flow.step()
-        assert await cases.list(CaseFilter()) == []
+        found = await cases.list(CaseFilter())
+        assert sorted(c.numbers for c in found) == [("+77172555555",), ("+79161234567",)]
         async with store.engine.connect() as conn:
             query = complaints.select().with_only_columns(complaints.c.status)
-            assert sorted(r[0] for r in await conn.execute(query)) == ["not_ours", "not_ours"]
+            assert sorted(r[0] for r in await conn.execute(query)) == ["case", "case"]
+        analyst = Actor("u-a", "analyst")
+        foreign = next(c for c in found if c.numbers == ("+79161234567",))
+        await cases.start_verification(foreign.id, analyst, "read the forwarded text")
+        done = await cases.confirm(foreign.id, analyst, "smishing from a Russian number")
+        assert done.state is State.CLOSED and "nothing_to_suspend" in done.flags
+        assert [r["kind"] for r in await CentreReports(store).all()] == ["detection"]
 
 
 async def test_a_failing_round_does_not_end_the_workflow(tmp_path: Path) -> None:
@@ -156,6 +181,40 @@ async def test_a_failing_round_does_not_end_the_workflow(tmp_path: Path) -> None
         assert not task.done() and rounds >= 3  # logged, and the next round came
         flow.stop()
         await task
+
+
+async def test_a_phase_that_fails_does_not_cost_the_round_its_deadline_alerts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Item 13: the switch retry meeting an analyst's decision made one transaction fail
+    ("database is locked", a unique key): the round went no further and the deadline alerts
+    of every other case waited. Each phase now fails alone, and is logged once."""
+    from gateway.store import StoreUnavailable
+
+    async with await Store.open(sqlite_url(tmp_path)) as store:
+        await store.migrate()
+        from gateway.switch.port import NoSwitch
+
+        cases = Cases(
+            store, KzCalendar(), switch=NoSwitch(), registry=Registry(store), reports=None
+        )
+        late = await cases.open(source="complaint", numbers=["+77011112233"], received_at=0.0)
+        flow = Workflow(store, cases, clock=lambda: late.verify_by + 60)
+
+        async def locked() -> list[object]:
+            raise StoreUnavailable("database is locked")
+
+        cases.retry_pending = locked  # type: ignore[method-assign]
+        caplog.set_level(logging.WARNING)
+        await flow.step()
+        await flow.step()
+        deadline = [a for a in await store.pending_alerts(10) if a.kind.value == "deadline"]
+        assert [a.payload["case_id"] for a in deadline] == [late.id]
+        assert sum("store failing" in r.getMessage() for r in caplog.records) == 1
+        del cases.retry_pending  # the store is back
+        await flow.step()
+        assert sum("store is back" in r.getMessage() for r in caplog.records) == 1
+        assert (await cases.get(late.id)).state is State.NEW
 
 
 async def test_a_confirmed_case_labels_the_campaign_of_its_messages(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gateway.alerts.payloads import mask_msisdn
 from gateway.cases import Actor, CaseFilter, Cases, CaseView, Source, State
 from gateway.cases.service import e164
+from gateway.centre.notices import Notices
 from gateway.feedback import Feedback, FeedbackLimits, Scope
 from gateway.feedback.repository import FeedbackQuery, FeedbackRepository
 from gateway.feedback.service import ExemptionSink, FeedbackService
@@ -38,6 +39,7 @@ from .audit import AuditLog, AuditQuery
 from .auth import Permission, Principal, TokenTable
 from .complaints import Complaints
 from .limits import ApiLimits, LookupLimiter
+from .registry_routes import registry_router
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ TAGS = [
     {"name": "complaints", "description": "Reports taken by the help line (point 52 4))."},
     {"name": "subscribers", "description": "The registry: who holds a number (R3)."},
     {"name": "audit", "description": "Who saw personal data and who decided what (R7, R8)."},
+    {"name": "centre", "description": "Reports to the anti-fraud centre, seen through (118, 120)."},
     {
         "name": "feedback",
         "description": "Analysts' word on verdicts: training labels and bounded exemptions.",
@@ -99,6 +102,20 @@ class Api:
         self.feedback = FeedbackService(
             FeedbackRepository(store), exemptions, feedback_limits, clock=clock
         )
+        self.store = store
+        self._notices: Notices | None = None
+
+    @property
+    def notices(self) -> Notices:
+        """The centre notices, on the cases' calendar and operator (built on first use)."""
+        if self._notices is None:
+            operator = getattr(self.cases.reports, "operator", "operator")
+            self._notices = Notices(
+                self.store, operator, rebuild=self.cases.detection_notice,
+                calendar=self.cases.calendar, work_start=self.cases.deadlines.work_start,
+                clock=self.clock,
+            )  # fmt: skip
+        return self._notices
 
 
 def _authenticated(
@@ -191,6 +208,8 @@ def build_api(
     app.include_router(_decisions_router(api), prefix="/v1")
     app.include_router(_other_router(api), prefix="/v1")
     app.include_router(_feedback_router(api), prefix="/v1")
+    app.include_router(_centre_router(api), prefix="/v1")
+    app.include_router(registry_router(api), prefix="/v1")
     return app
 
 
@@ -214,10 +233,23 @@ def _cases_router(api: Api) -> APIRouter:
         )
         found = await api.cases.list(flt)
         masked = not who.may(Permission.PERSONAL_DATA)
-        if not masked or flt.number:  # personal data sent, or a number looked up (R7)
+        # personal data sent, a number looked up, or an auditor reading (R7)
+        if not masked or flt.number or who.reads_audited:
             target = flt.number or ""
             await _audit(api, request, who, "cases.read", "cases", target, personal=not masked)
         return [views.case_summary(c, masked=masked) for c in found]
+
+    @r.get("/cases/deadlines", summary="Cases overdue or due by the next working day")
+    async def deadlines(request: Request, who: CaseReader) -> schemas.DeadlineCounts:
+        now = api.clock()
+        counts = await api.cases.deadline_counts(now)
+        found = await api.cases.at_risk(now)
+        masked = not who.may(Permission.PERSONAL_DATA)
+        if not masked:
+            await _audit(api, request, who, "cases.read", "cases", "", personal=True)
+        return schemas.DeadlineCounts(
+            **counts, cases=[views.case_summary(c, masked=masked) for c in found]
+        )
 
     @r.get(
         "/cases/{case_id}",
@@ -227,8 +259,8 @@ def _cases_router(api: Api) -> APIRouter:
     async def get_case(request: Request, case_id: str, who: CaseReader) -> schemas.CaseDetail:
         case = await api.cases.get(case_id)
         masked = not who.may(Permission.PERSONAL_DATA)
-        if not masked:
-            await _audit(api, request, who, "case.read", "case", case.id, personal=True)
+        if not masked or who.reads_audited:
+            await _audit(api, request, who, "case.read", "case", case.id, personal=not masked)
         return views.case_detail(case, masked=masked)
 
     return r
@@ -359,6 +391,59 @@ def _audit_route(r: APIRouter, api: Api) -> None:
         rows = await api.audit.find(q)
         await _audit(api, request, who, "audit.read", "audit", "", personal=False)
         return [views.audit_row(e.masked()) for e in rows]
+
+
+# -- centre notices ------------------------------------------------------------------------------
+
+NOTICE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": schemas.Error, "description": "No such report"},
+    409: {"model": schemas.Error, "description": "Acknowledged or acted on already"},
+    **BODY_RESPONSES,
+}
+
+
+def _centre_router(api: Api) -> APIRouter:
+    """Every notice to the centre seen through (points 118, 120): list, resend, dismiss."""
+    r = APIRouter(tags=["centre"])
+
+    @r.get("/centre/reports", summary="Reports to the centre, newest first")
+    async def list_reports(
+        who: CaseReader,
+        status: Annotated[
+            str | None,
+            Query(description="pending, acked, refused, incomplete, resolved or attention"),
+        ] = None,
+        case_id: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[schemas.CentreNotice]:
+        found = await api.notices.list(status, case_id, limit)
+        return [views.centre_notice(n) for n in found]
+
+    decide = [Depends(require(Permission.CASES_DECIDE))]
+
+    @r.post(
+        "/centre/reports/{report_id}/resend", dependencies=decide, responses=NOTICE_ERRORS,
+        summary="Queue a new revision (a detection rebuilt from the registry as it is now)",
+    )  # fmt: skip
+    async def resend(request: Request, report_id: str, who: Caller) -> schemas.CentreNotice:
+        row = await api.notices.resend(report_id, who.user_id)
+        await _audit(api, request, who, "centre.resend", "centre_report", report_id, personal=False)
+        return views.centre_notice(row)
+
+    @r.post(
+        "/centre/reports/{report_id}/dismiss", dependencies=decide, responses=NOTICE_ERRORS,
+        summary="Record that a report needing attention was handled another way",
+    )  # fmt: skip
+    async def dismiss(
+        request: Request, report_id: str, body: schemas.DismissIn, who: Caller
+    ) -> schemas.CentreNotice:
+        row = await api.notices.dismiss(report_id, who.user_id, body.reason)
+        await _audit(
+            api, request, who, "centre.dismiss", "centre_report", report_id, personal=False
+        )
+        return views.centre_notice(row)
+
+    return r
 
 
 # -- feedback ------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ class Role(StrEnum):
     HELPLINE = "helpline"
     SUPERVISOR = "supervisor"
     AUDITOR = "auditor"
+    REGISTRAR = "registrar"  # registers individuals and numbers, takes applications (55-1...55-6)
 
 
 class Permission(StrEnum):
@@ -33,6 +34,8 @@ class Permission(StrEnum):
     PERSONAL_DATA = "personal_data"  # responses unmasked (IIN, names, numbers, person links)
     AUDIT_READ = "audit:read"
     FEEDBACK = "feedback"  # "this verdict was wrong / right", exemptions: give, list, revoke
+    REGISTRY_WRITE = "registry:write"  # register individuals, numbers; submit applications
+    APPLICATIONS_DECIDE = "registry:decide"  # approve or refuse applications (55-4)
 
 
 P = Permission
@@ -42,9 +45,14 @@ PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     ),
     Role.HELPLINE: frozenset({P.CASES_READ, P.COMPLAINTS_CREATE, P.SUBSCRIBERS_READ}),
     Role.SUPERVISOR: frozenset(Permission),
-    Role.AUDITOR: frozenset({P.AUDIT_READ}),
+    # cases read masked (no PERSONAL_DATA), every such read audited (AUDITED_READERS)
+    Role.AUDITOR: frozenset({P.AUDIT_READ, P.CASES_READ}),
+    Role.REGISTRAR: frozenset({P.REGISTRY_WRITE}),
 }
 del P
+# Roles whose every read of cases is audited, masked or not: an auditor reads across all cases
+# to check others' work, and the audit shows what they looked at (R7).
+AUDITED_READERS = frozenset({Role.AUDITOR})
 
 _HASH = re.compile(r"[0-9a-f]{64}")
 
@@ -62,6 +70,11 @@ class Principal:
 
     def may(self, permission: Permission) -> bool:
         return permission in PERMISSIONS[self.role]
+
+    @property
+    def reads_audited(self) -> bool:
+        """Every read this caller makes is audited, even masked (AUDITED_READERS)."""
+        return self.role in AUDITED_READERS
 
 
 def hash_token(token: str) -> str:

@@ -84,6 +84,20 @@ async def _feedback_invalid(_r: Request, e: Exception) -> JSONResponse:
     return _json(422, {"error": e.code, "detail": e.detail})
 
 
+async def _stated_time(_r: Request, e: Exception) -> JSONResponse:
+    from .complaints import StatedTimeError
+
+    assert isinstance(e, StatedTimeError)
+    detail = [{"loc": ["body", e.field], "msg": str(e), "type": "value_error"}]
+    return _json(422, {"detail": detail})
+
+
+async def _notice(_r: Request, e: Exception) -> JSONResponse:
+    message = str(e)
+    status = 404 if message.startswith("no centre report") else 409
+    return _json(status, {"error": "not_found" if status == 404 else "notice", "detail": message})
+
+
 async def _unavailable(r: Request, e: Exception) -> JSONResponse:
     log.warning("%s %s: store unavailable (%s)", r.method, r.url.path, type(e).__name__)
     return _json(503, {"error": "unavailable"}, {"Retry-After": "5"})
@@ -112,6 +126,12 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(FeedbackNotFound, _not_found)
     app.add_exception_handler(FeedbackRefused, _feedback_refused)
     app.add_exception_handler(FeedbackInvalid, _feedback_invalid)
+    from gateway.centre.notices import NoticeError
+
+    from .complaints import StatedTimeError
+
+    app.add_exception_handler(StatedTimeError, _stated_time)
+    app.add_exception_handler(NoticeError, _notice)
     app.add_exception_handler(StoreUnavailable, _unavailable)
     app.add_exception_handler(StoreError, _store_error)
     app.add_exception_handler(RequestValidationError, _invalid)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from gateway.feedback import Judgement, Scope
+from gateway.iin import screen_field
 
 _PHONE = re.compile(r"\+?[0-9][0-9 ()\-]{3,24}")
 
@@ -29,8 +30,19 @@ def _phone(value: str) -> str:
     return "+" + digits
 
 
+def _screened(field: str) -> AfterValidator:
+    """Free text with every valid IIN in it masked before it is stored (gateway.iin.screen_text;
+    the count is logged, never the value): decision, feedback and revocation reasons, complaint
+    descriptions."""
+    return AfterValidator(lambda text: screen_field(text, field))
+
+
 Phone = Annotated[str, AfterValidator(_phone)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Reason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+    _screened("api reason"),
+]
 
 
 class _In(BaseModel):
@@ -49,10 +61,21 @@ class ComplaintIn(_In):
     caller_number: Phone = Field(description="The number the caller rang from.")
     suspicious_number: Phone = Field(description="The number the suspicious SMS or call came from.")
     description: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=4000),
+        _screened("complaint description"),
     ] = Field(description="What the caller reports, in their words.")
     received_at: AwareDatetime | None = Field(
-        default=None, description="When the call was taken (with a time zone); default: now."
+        default=None,
+        description="When the caller says the call was taken (with a time zone). Kept beside "
+        "fraudgate's own time of receipt, which starts the 2-working-day clock (point 119); "
+        "at most 5 minutes ahead of it and 30 days behind (else 422); a difference over 15 "
+        "minutes flags the case `stated_time_differs`.",
+    )
+    incident_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the suspicious SMS or call came (with a time zone): the number's "
+        "holder at that time is the one verified and reported. Not in the future (else 422).",
     )
 
 
@@ -133,6 +156,11 @@ class CaseSummary(BaseModel):
     deadline: Deadline | None = Field(description="The legal deadline running now, if any")
     updated_at: str
     version: int
+    facts_at: str | None = Field(
+        default=None, description="When the facts happened (the holder then is reported)"
+    )
+    sender: str | None = Field(default=None, description="A sender that is no number, as reported")
+    flags: list[str] = Field(default_factory=list, description="docs/cases.md, flags")
 
 
 class Transition(BaseModel):
@@ -198,3 +226,118 @@ class AuditRow(BaseModel):
     target: str = Field(description="A number target is shown masked")
     personal_data: bool
     client: str
+
+
+# -- the subscriber registry (Rules 55-1...55-6; docs/api.md "Registry") ------------------------
+
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+    _screened("registry text"),  # purposes, justifications, evidence: IINs masked (R7)
+]
+
+
+class PersonIn(_In):
+    """An individual (registered, or their names updated when the IIN is on record)."""
+
+    iin: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{12}$")]
+    surname: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    patronymic: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
+class NumberIn(_In):
+    """A number to register to an individual on a contract (55-1, 55-6)."""
+
+    iin: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{12}$")]
+    msisdn: Phone
+    contract_id: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+    ]
+    contract_date: dt.date | None = None
+    imsi: Annotated[str, StringConstraints(pattern=r"^([0-9]{14,15})?$")] = ""
+
+
+class DeviceIn(_In):
+    kind: str = Field(description="imei (15 digits, Luhn) or m2m (1-64 printable characters)")
+    identifier: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+    ]
+    description: Text
+
+
+class ReapplyIn(_In):
+    """55-2, 55-3: purpose, total count, devices, justification and evidence, the declaration."""
+
+    purpose: Text
+    requested_count: int = Field(gt=10, le=100_000, description="Numbers to hold in total")
+    devices: list[DeviceIn] = Field(min_length=1, max_length=1000)
+    justification: Text = Field(description="Why the numbers are needed (55-2)")
+    evidence: Text = Field(description="The evidence of need (55-2)")
+    declared_accurate: bool = Field(description="The applicant confirms the data (55-3): true")
+
+
+class ApplicationIn(ReapplyIn):
+    iin: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{12}$")]
+
+
+class RegisteredPerson(BaseModel):
+    masked: bool
+    person: Person
+
+
+class RegisteredNumber(BaseModel):
+    masked: bool
+    msisdn: str = Field(description="Masked: 7701***4567")
+    status: str
+    contract_date: dt.date | None = Field(description="null when masked")
+    person_id: str | None = Field(description="null when masked")
+
+
+class ApplicationOut(BaseModel):
+    id: str
+    person_id: str | None = Field(description="null when masked")
+    iin: str = Field(description="Masked: 9001******17")
+    status: str = Field(description="submitted | approved | refused")
+    requested_count: int
+    device_count: int
+    submitted_at: str
+    decide_by: str | None = Field(description="55-4: the decision is due by then")
+    overdue: bool = Field(description="Undecided after decide_by")
+    decision_at: str | None
+    decided_by: str | None
+    refusal_reason: str | None
+    previous_application_id: str | None
+    purpose: str | None = Field(description="null when masked (free text)")
+    justification: str | None = Field(description="null when masked (free text)")
+
+
+class DeadlineCounts(BaseModel):
+    """Cases whose legal deadline (verify_by, point 119; act_by, point 120) is past or near."""
+
+    overdue: int
+    due_today: int
+    due_next: int = Field(description="Due by the end of the next working day")
+    cases: list[CaseSummary] = Field(description="Those cases, soonest deadline first")
+
+
+class CentreNotice(BaseModel):
+    """A report to the anti-fraud centre (its payload, with personal data, is not shown)."""
+
+    id: str
+    kind: str
+    case_id: str
+    round: int
+    revision: int
+    status: str = Field(description="pending, acked, refused, incomplete (no subscriber), resolved")
+    created_at: str
+    attempts: int
+    acked_at: str | None
+    last_error: str | None
+    resolved_by: str | None
+    resolution: str | None
+    superseded_by: str | None
+
+
+class DismissIn(_In):
+    reason: Reason = Field(description="How the report was handled instead; not empty.")

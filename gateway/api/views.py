@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.alerts.payloads import iso_utc, mask_msisdn
 from gateway.cases import CaseView, SwitchActionView, TransitionRecord
+from gateway.centre.notices import NoticeRow
 from gateway.feedback import Feedback, Scope
 from gateway.iin import mask_iin
 from gateway.registry import NumberRecord
@@ -44,7 +45,19 @@ def case_summary(case: CaseView, *, masked: bool) -> schemas.CaseSummary:
         deadline=schemas.Deadline(name=running[0], due=iso_utc(running[1])) if running else None,
         updated_at=iso_utc(case.updated_at),
         version=case.version,
+        facts_at=_time(case.facts_at),
+        sender=case.sender,
+        flags=list(case.flags),
     )
+
+
+def centre_notice(r: NoticeRow) -> schemas.CentreNotice:
+    return schemas.CentreNotice(
+        id=r.id, kind=r.kind, case_id=r.case_id, round=r.round, revision=r.revision,
+        status=r.status, created_at=iso_utc(r.created_at), attempts=r.attempts,
+        acked_at=_time(r.acked_at), last_error=r.last_error, resolved_by=r.resolved_by,
+        resolution=r.resolution, superseded_by=r.superseded_by,
+    )  # fmt: skip
 
 
 def case_detail(case: CaseView, *, masked: bool) -> schemas.CaseDetail:

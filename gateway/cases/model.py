@@ -32,7 +32,7 @@ class Action(StrEnum):
     REJECT = "reject"  # not confirmed
     SUSPEND = "suspend"  # only once the switch has blocked every number
     UNBLOCK = "unblock"  # only once the switch has unblocked every number
-    CLOSE = "close"
+    CLOSE = "close"  # from confirmed only when no number of the case can be suspended here
     REOPEN = "reopen"  # on appeal
 
 
@@ -44,6 +44,7 @@ class Effect(StrEnum):
     REPORT_DETECTION = "report_detection"  # the centre learns person + ALL numbers (118, R3)
     REPORT_SUSPENDED = "report_suspended"  # the centre learns of the suspension (120)
     REPORT_NOT_CONFIRMED = "report_not_confirmed"  # the centre learns "not confirmed" (120)
+    REPORT_UNBLOCKED = "report_unblocked"  # the centre learns the suspension was lifted
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +63,11 @@ TRANSITIONS: Mapping[tuple[State, Action], Step] = {
     (S.NOT_CONFIRMED, A.CLOSE): Step(S.CLOSED),
     (S.CLOSED, A.REOPEN): Step(S.REOPENED, (E.VERIFY_DEADLINE,)),
     (S.REOPENED, A.START_VERIFICATION): Step(S.VERIFYING),
-    (S.SUSPENDED, A.UNBLOCK): Step(S.UNBLOCKED),
+    (S.SUSPENDED, A.UNBLOCK): Step(S.UNBLOCKED, (E.REPORT_UNBLOCKED,)),
     (S.UNBLOCKED, A.CLOSE): Step(S.CLOSED),
+    # confirmed, but nothing of this operator's to suspend (an alphanumeric or foreign sender):
+    # the service allows it only then (Cases.close); the centre had the detection report
+    (S.CONFIRMED, A.CLOSE): Step(S.CLOSED),
 }
 del S, A, E
 
@@ -152,6 +156,7 @@ class SwitchActionView:
     msisdn: str
     status: str  # pending | done | rejected
     attempts: int
+    done_at: float | None  # when the switch carried it out (the time reported to the centre)
     answer: dict[str, Any] | None
     last_error: str | None
     error_kind: str | None  # unavailable | rejected
@@ -164,21 +169,28 @@ class CaseView:
     id: str
     source: Source
     state: State
-    numbers: tuple[str, ...]  # E.164 numbers the case names
-    person_id: str | None
+    numbers: tuple[str, ...]  # E.164 numbers the case names (may be empty: see `sender`)
+    person_id: str | None  # the holder at the time of the facts (registry), when known
     external_id: str | None
-    received_at: float
+    received_at: float  # the legal clock: when fraudgate received the report / detected it
     verify_by: float
     decided_at: float | None
     act_by: float | None
     created_at: float
     updated_at: float
     version: int
+    facts_at: float | None = None  # when the facts happened (holder lookup); None: received_at
+    sender: str | None = None  # the reported sender when it is no number (alphanumeric), as given
+    flags: tuple[str, ...] = ()  # see FLAGS
     # Filled by Cases.get(); empty in list() results.
     evidence: tuple[dict[str, Any], ...] = ()  # {kind, ref, at, ...attrs}
     transitions: tuple[TransitionRecord, ...] = ()
     switch_actions: tuple[SwitchActionView, ...] = ()
     decision_reason: str = ""  # the reason of the latest confirm / reject
+
+    @property
+    def facts_time(self) -> float:
+        return self.received_at if self.facts_at is None else self.facts_at
 
     def deadline(self) -> tuple[str, float] | None:
         """The legal deadline running now: ("verify_by", t) or ("act_by", t), else None."""
@@ -193,6 +205,16 @@ class CaseView:
         return tuple(a for a in self.switch_actions if a.status != "done")
 
 
+# What a case's `flags` may say (shown in the case, the API and the CLI).
+FLAGS = {
+    "stated_time_differs": "the caller's stated time of receipt differs from fraudgate's",
+    "auto_confirmed": "confirmed by a configured policy, not by a person",
+    "subscriber_scope": "suspension covers the subscriber's other numbers (operator policy)",
+    "subscriber_unknown": "no registered holder at the time of the facts",
+    "nothing_to_suspend": "no number of the case can be suspended on this network",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class CaseFilter:
     states: Sequence[State] = ()
@@ -201,23 +223,50 @@ class CaseFilter:
     limit: int = 100
 
 
+class SuspendScope(StrEnum):
+    NUMBERS = "numbers"  # point 120: "this subscriber number": the numbers the facts concern
+    SUBSCRIBER = "subscriber"  # also every number registered to the holder: operator policy
+
+
+class DetectionReport(StrEnum):
+    """When an own detection (point 118) reaches the centre (docs/cases.md)."""
+
+    AT_CONFIRMATION = "at_confirmation"  # once a person (or an explicit policy) confirmed it
+    AT_DETECTION = "at_detection"  # at once, "under_verification"; again when confirmed
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Which evidence confirms a case on its own, and what suspension covers (from config)."""
+    """The operator's choices the order leaves open, from [cases]. The defaults do what the
+    order says and no more: a person confirms, and suspension covers the case's numbers."""
 
-    confirming_probe_outcomes: frozenset[str] = frozenset({"simbox", "simfarm"})
-    centre_confirmed_confirms: bool = True  # a centre report marked confirmed
+    # evidence that confirms on its own (an explicit, recorded policy; empty: never)
+    auto_confirm_probe_outcomes: frozenset[str] = frozenset()
+    centre_confirmed_confirms: bool = False  # a centre report marked confirmed
     suspend_on_confirm: bool = True  # point 120: confirmed -> suspend (retried until done)
-    block_all_subscriber_numbers: bool = True  # also every number registered to the person
+    suspend_scope: SuspendScope = SuspendScope.NUMBERS
+    suspend_scope_reason: str = ""  # required with SUBSCRIBER: shown in every case it touches
+    report_detection: DetectionReport = DetectionReport.AT_CONFIRMATION
     registry_status_blocked: str | None = "suspended"  # set in the registry after a block
     registry_status_active: str | None = "active"  # after an unblock
 
+    def __post_init__(self) -> None:
+        if self.suspend_scope is SuspendScope.SUBSCRIBER and not self.suspend_scope_reason.strip():
+            raise ValueError("suspend_scope = subscriber needs suspend_scope_reason")
+
     def confirms(self, evidence: Evidence) -> bool:
         if evidence.kind == "probe_finding":
-            return evidence.attrs.get("outcome") in self.confirming_probe_outcomes
+            return evidence.attrs.get("outcome") in self.auto_confirm_probe_outcomes
         if evidence.kind == "centre_report":
             return self.centre_confirmed_confirms and evidence.attrs.get("confirmed") is True
         return False
+
+    def describe(self) -> str:
+        """The policy as a transition's reason names it (R8)."""
+        return (
+            f"auto_confirm_probe_outcomes={sorted(self.auto_confirm_probe_outcomes)}, "
+            f"suspend_scope={self.suspend_scope.value}"
+        )
 
 
 # -- ports -----------------------------------------------------------------------------------
@@ -250,25 +299,36 @@ class NumberLike(Protocol):
 class RegistryPort(Protocol):
     """The subscriber registry (gateway.registry.Registry)."""
 
-    async def subscriber_of(self, msisdn: str) -> tuple[Any, list[Any]] | None: ...
+    async def subscriber_of(
+        self, msisdn: str, at: float | None = None
+    ) -> tuple[Any, list[Any]] | None: ...
 
-    async def holders_of(self, msisdns: Iterable[str]) -> dict[str, str]: ...
+    async def holders_of(
+        self, msisdns: Iterable[str], at: float | None = None
+    ) -> dict[str, str]: ...
 
     async def set_number_status(self, msisdn: str, status: str) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A notice the order requires the centre to get (points 118, 120), as the case gives it:
+    `round` is the transition it reports (a second suspension after an appeal is a second
+    notice), `at` the time of the event itself (the switch's block, not the decision)."""
+
+    kind: str  # detection | suspended | not_confirmed | unblocked
+    round: int
+    at: float
+    person: PersonLike | None
+    numbers: Sequence[NumberLike]  # detection: all registered to the person; else the numbers
+    status: str = "confirmed"  # detection: confirmed | under_verification (DetectionReport)
 
 
 class ReportSink(Protocol):
     """Centre reports (gateway.centre.CentreOutbox), queued INSIDE the transition's transaction
     on `conn`: the report and the state change commit together or not at all."""
 
-    async def enqueue(
-        self,
-        conn: AsyncConnection,
-        kind: str,
-        case: CaseView,
-        person: PersonLike | None,
-        numbers: list[NumberLike],
-    ) -> None: ...
+    async def enqueue(self, conn: AsyncConnection, case: CaseView, notice: Notice) -> None: ...
 
 
 class CentreReportLike(Protocol):
@@ -282,6 +342,8 @@ class CentreReportLike(Protocol):
     def category(self) -> str: ...
     @property
     def received_at(self) -> float: ...
+    @property
+    def incident_at(self) -> float | None: ...
 
 
 def utc(ts: float) -> dt.datetime:

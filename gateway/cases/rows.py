@@ -22,6 +22,7 @@ from gateway.store.models_cases import (
     case_transitions,
     cases,
 )
+from gateway.store.models_centre import centre_reports
 
 from .model import (
     Actor,
@@ -55,7 +56,13 @@ def case_view(row: Any) -> CaseView:
         created_at=row.created_at,
         updated_at=row.updated_at,
         version=row.version,
+        facts_at=row.facts_at,
+        sender=row.sender,
+        flags=tuple(row.flags or ()),
     )
+
+
+DECISIONS = ("confirm", "reject", "unblock")  # the transitions whose reason a report quotes
 
 
 async def load_case(conn: AsyncConnection, case_id: str) -> CaseView | None:
@@ -64,7 +71,7 @@ async def load_case(conn: AsyncConnection, case_id: str) -> CaseView | None:
         return None
     view = case_view(row)
     history = await _transitions(conn, case_id)
-    reason = next((t.reason for t in reversed(history) if t.action in ("confirm", "reject")), "")
+    reason = next((t.reason for t in reversed(history) if t.action in DECISIONS), "")
     return dataclasses.replace(
         view,
         evidence=await _evidence(conn, case_id),
@@ -84,6 +91,9 @@ def case_values(case: CaseView) -> dict[str, Any]:
         "person_id": case.person_id,
         "external_id": case.external_id,
         "received_at": case.received_at,
+        "facts_at": case.facts_at,
+        "sender": case.sender,
+        "flags": list(case.flags) or None,
         "verify_by": case.verify_by,
         "created_at": case.created_at,
         "updated_at": case.updated_at,
@@ -218,6 +228,7 @@ async def _switch_actions(conn: AsyncConnection, case_id: str) -> tuple[SwitchAc
             msisdn=r.msisdn,
             status=r.status,
             attempts=r.attempts,
+            done_at=r.done_at,
             answer=r.answer,
             last_error=r.last_error,
             error_kind=r.error_kind,
@@ -284,6 +295,7 @@ def case_payload(case: CaseView) -> dict[str, object]:
         "source": case.source.value,
         "state": case.state.value,
         "numbers": [mask_msisdn(n) for n in case.numbers],
+        "flags": list(case.flags),
         "received_at": iso_utc(case.received_at),
         "verify_by": iso_utc(case.verify_by),
         "act_by": iso_utc(case.act_by) if case.act_by is not None else None,
@@ -336,6 +348,47 @@ def running_query(
     return sa.select(cases).where(sa.or_(verify, act)).order_by(cases.c.received_at)
 
 
+def _running_where(
+    lo: float | None, hi: float, verify_states: Iterable[State], act_states: Iterable[State]
+) -> Any:
+    """A case whose running deadline falls in (lo, hi] (lo None: any time up to hi)."""
+
+    def within(column: Any) -> Any:
+        return column <= hi if lo is None else sa.and_(column > lo, column <= hi)
+
+    verify = sa.and_(cases.c.state.in_([s.value for s in verify_states]), within(cases.c.verify_by))
+    act = sa.and_(cases.c.state.in_([s.value for s in act_states]), within(cases.c.act_by))
+    return sa.or_(verify, act)
+
+
+async def count_running(
+    conn: AsyncConnection,
+    lo: float | None,
+    hi: float,
+    verify_states: Iterable[State],
+    act_states: Iterable[State],
+) -> int:
+    query = sa.select(sa.func.count()).where(_running_where(lo, hi, verify_states, act_states))
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def unreported_detections(conn: AsyncConnection, limit: int = 200) -> list[str]:
+    """Own detections (sms, simbox) still being verified with no detection report queued."""
+    r = centre_reports
+    reported = sa.select(r.c.case_id).where(r.c.kind == "detection")
+    query = (
+        sa.select(cases.c.id)
+        .where(
+            cases.c.source.in_([Source.DETECTION_SMS.value, Source.DETECTION_SIMBOX.value]),
+            cases.c.state.in_([State.NEW.value, State.VERIFYING.value]),
+            cases.c.id.not_in(reported),
+        )
+        .order_by(cases.c.received_at)
+        .limit(limit)
+    )
+    return [str(i) for i in (await conn.execute(query)).scalars()]
+
+
 async def views(conn: AsyncConnection, query: sa.Select[Any]) -> list[CaseView]:
     return [case_view(r) for r in await conn.execute(query)]
 
@@ -357,9 +410,7 @@ async def owed_by_switch(conn: AsyncConnection) -> list[tuple[str, State]]:
     return [(r.id, State(r.state)) for r in await conn.execute(query)]
 
 
-async def case_id_by_external(
-    conn: AsyncConnection, source: str, external_id: str
-) -> str | None:
+async def case_id_by_external(conn: AsyncConnection, source: str, external_id: str) -> str | None:
     query = sa.select(cases.c.id).where(
         cases.c.source == source, cases.c.external_id == external_id
     )
@@ -416,7 +467,7 @@ async def switch_failed(conn: AsyncConnection, key: str, kind: str, error: str) 
     ).scalar_one_or_none()
     await conn.execute(
         t.update()
-        .where(t.c.id == key)
+        .where(t.c.id == key, t.c.status != "done")  # a concurrent call of the same key won
         .values(
             status="rejected" if kind == "rejected" else "pending",
             attempts=t.c.attempts + 1,

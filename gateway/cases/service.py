@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.alerts.payloads import iso_utc, mask_msisdn
+from gateway.detect.sender import KZ_MOBILE_RE
 from gateway.domain import AlertKind
 from gateway.ids import new_id
 from gateway.store import Store
@@ -29,6 +30,7 @@ from gateway.switch.port import SwitchControl, SwitchError, SwitchRejected
 from gateway.workdays import KzCalendar
 
 from . import rows
+from .deadlines import DeadlineRules, end_of_next_working_day, end_of_today, reminder
 from .model import (
     ACT_STATES,
     SYSTEM,
@@ -43,6 +45,7 @@ from .model import (
     Effect,
     Evidence,
     IllegalTransition,
+    Notice,
     NumberLike,
     PersonLike,
     Policy,
@@ -51,6 +54,7 @@ from .model import (
     Source,
     State,
     Step,
+    SuspendScope,
     step,
     utc,
 )
@@ -83,10 +87,14 @@ class OpenRequest:
     external_id: str | None = None
     actor: Actor = SYSTEM
     reason: str = ""
+    facts_at: Moment | None = None  # when the facts happened (default: received_at)
+    sender: str | None = None  # the reported sender when it is no number (alphanumeric)
+    flags: Sequence[str] = ()
 
     def checked(self) -> _Checked:
-        if not self.numbers:
-            raise ValueError("a case names at least one number")
+        sender = (self.sender or "").strip()[:64] or None
+        if not self.numbers and sender is None:
+            raise ValueError("a case names at least one number or a sender")
         source = Source(self.source)
         return _Checked(
             source=source,
@@ -96,6 +104,9 @@ class OpenRequest:
             external_id=self.external_id,
             actor=self.actor,
             reason=self.reason or f"opened from {source.value}",
+            facts_at=None if self.facts_at is None else _ts(self.facts_at),
+            sender=sender,
+            flags=tuple(dict.fromkeys(self.flags)),
         )
 
 
@@ -108,6 +119,13 @@ class _Checked:
     external_id: str | None
     actor: Actor
     reason: str
+    facts_at: float | None
+    sender: str | None
+    flags: tuple[str, ...]
+
+    @property
+    def facts_time(self) -> float:
+        return self.received_at if self.facts_at is None else self.facts_at
 
 
 class Cases:
@@ -122,6 +140,7 @@ class Cases:
         registry: RegistryPort,
         reports: ReportSink | None,
         policy: Policy | None = None,
+        deadlines: DeadlineRules | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -130,6 +149,7 @@ class Cases:
         self.registry = registry
         self.reports = reports
         self.policy = policy or Policy()
+        self.deadlines = deadlines or DeadlineRules()
         self.clock = clock
 
     # -- opening ------------------------------------------------------------------------------
@@ -144,11 +164,19 @@ class Cases:
         external_id: str | None = None,
         actor: Actor = SYSTEM,
         reason: str = "",
+        facts_at: Moment | None = None,
+        sender: str | None = None,
+        flags: Sequence[str] = (),
     ) -> CaseView:
         """Open a case (state new, verify_by = 2 working days after the day of receipt, R4).
-        A second open with the same (source, external_id) returns the first case, unchanged.
-        Evidence that confirms on its own (Policy) confirms and suspends at once."""
-        request = OpenRequest(source, numbers, received_at, evidence, external_id, actor, reason)
+        The case's person is the holder of its numbers at `facts_at` (when the reported facts
+        happened; default `received_at`), not whoever holds them now. A second open with the
+        same (source, external_id) returns the first case, unchanged. Evidence that confirms on
+        its own under an explicit Policy confirms and suspends at once, flagged."""
+        request = OpenRequest(
+            source, numbers, received_at, evidence, external_id, actor, reason, facts_at,
+            sender, flags,
+        )  # fmt: skip
         [view] = await self.open_many([request])
         return view
 
@@ -159,12 +187,9 @@ class Cases:
         checked = [r.checked() for r in requests]  # ValueError before anything is written
         if not checked:
             return []
-        holders = await self.registry.holders_of({n for r in checked for n in r.numbers})
+        holders = await self._holders(checked)
         now = self.clock()
-        views = [
-            self._new_view(r, next((holders[n] for n in r.numbers if n in holders), None), now)
-            for r in checked
-        ]
+        views = [self._new_view(r, holders.get(i), now) for i, r in enumerate(checked)]
         opening = [(v, r.actor, r.reason, r.evidence) for v, r in zip(views, checked, strict=True)]
         inserted = await self.store.write(
             "cases.open", functools.partial(rows.insert_cases, opening=opening, at=now)
@@ -181,6 +206,23 @@ class Cases:
             out.append(await self._auto_confirm(view, confirming) if confirming else view)
         return out
 
+    async def _holders(self, checked: Sequence[_Checked]) -> dict[int, str]:
+        """The holder of each request's numbers at the time of its facts (one query per
+        distinct time): {index in `checked`: person id}."""
+        by_time: dict[float, list[int]] = {}
+        for i, r in enumerate(checked):
+            if r.numbers:
+                by_time.setdefault(r.facts_time, []).append(i)
+        found: dict[int, str] = {}
+        for at, indices in by_time.items():
+            numbers = {n for i in indices for n in checked[i].numbers}
+            holders = await self.registry.holders_of(numbers, at=at)
+            for i in indices:
+                person = next((holders[n] for n in checked[i].numbers if n in holders), None)
+                if person is not None:
+                    found[i] = person
+        return found
+
     def _new_view(self, r: _Checked, person_id: str | None, now: float) -> CaseView:
         return CaseView(
             id=new_id(),
@@ -196,6 +238,9 @@ class Cases:
             created_at=now,
             updated_at=now,
             version=1,
+            facts_at=r.facts_at,
+            sender=r.sender,
+            flags=r.flags,
         )
 
     async def open_from_centre(self, report: CentreReportLike) -> str:
@@ -207,13 +252,20 @@ class Cases:
             external_id=report.report_id,
             evidence=[Evidence("centre_report", report.report_id, {"category": report.category})],
             actor=Actor("centre", "centre"),
+            facts_at=report.incident_at,
         )
         return view.id
 
     async def _auto_confirm(self, view: CaseView, confirming: Sequence[Evidence]) -> CaseView:
+        """An explicit operator policy ([cases] auto_confirm_probe_outcomes) confirms: recorded
+        as the policy's decision, with the policy in the reason, and flagged on the case."""
         what = ", ".join(f"{e.kind} {e.ref}" for e in confirming)
-        await self.start_verification(view.id, SYSTEM, "policy: evidence confirms on its own")
-        return await self.confirm(view.id, SYSTEM, f"policy: confirmed by {what}", confirming)
+        policy = Actor("policy:auto_confirm", "system")
+        rule = f"operator policy ({self.policy.describe()})"
+        await self.start_verification(view.id, policy, f"{rule}: evidence confirms on its own")
+        return await self._confirm(
+            view.id, policy, f"{rule}: confirmed by {what}", confirming, flags=("auto_confirmed",)
+        )
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -259,12 +311,29 @@ class Cases:
     async def confirm(
         self, case_id: str, actor: Actor, reason: str, evidence: Sequence[Evidence] = ()
     ) -> CaseView:
-        """Fraud confirmed: the centre gets the "detection" report (person, ALL numbers, R3)
-        and, by policy, the numbers are suspended at once (point 120)."""
-        view = await self._transition(case_id, Action.CONFIRM, actor, reason, evidence)
-        if not self.policy.suspend_on_confirm:
+        """Fraud confirmed: the centre gets the "detection" report (the holder at the time of
+        the facts, ALL their registered numbers, R3) and, by policy, the numbers the facts
+        concern are suspended at once (point 120). A case with nothing of this network's to
+        suspend (an alphanumeric or foreign sender) is closed, flagged `nothing_to_suspend`."""
+        return await self._confirm(case_id, actor, reason, evidence)
+
+    async def _confirm(
+        self,
+        case_id: str,
+        actor: Actor,
+        reason: str,
+        evidence: Sequence[Evidence],
+        flags: Sequence[str] = (),
+    ) -> CaseView:
+        view = await self._transition(case_id, Action.CONFIRM, actor, reason, evidence, flags)
+        if not self.policy.suspend_on_confirm or view.state is not State.CONFIRMED:
             return view
         try:
+            if not await self._targets(view):
+                why = "point 120: no number of this network to suspend; the centre was told"
+                return await self._transition(
+                    case_id, Action.CLOSE, SYSTEM, why, (), ("nothing_to_suspend",)
+                )
             return await self.suspend(case_id, SYSTEM, f"point 120: confirmed by {actor.id}")
         except (IllegalTransition, ConcurrentUpdate):
             # the workflow's retry_pending suspended it meanwhile: the confirmation stands and
@@ -280,6 +349,11 @@ class Cases:
     async def close(
         self, case_id: str, actor: Actor, reason: str, evidence: Sequence[Evidence] = ()
     ) -> CaseView:
+        """Close a case that owes nothing more. A confirmed case closes only when none of its
+        numbers can be suspended here (else point 120 requires the suspension)."""
+        view = await self.get(case_id)
+        if view.state is State.CONFIRMED and await self._targets(view):
+            raise IllegalTransition(case_id, view.state, Action.CLOSE)
         return await self._transition(case_id, Action.CLOSE, actor, reason, evidence)
 
     async def reopen(
@@ -296,17 +370,30 @@ class Cases:
         A switch failure leaves the case `confirmed` with the error on its switch actions
         (SwitchUnavailable: retried by retry_pending; SwitchRejected: until suspend() again)."""
         view = await self.get(case_id)
+        if self._done_already(view, Action.SUSPEND):
+            return view
         step(case_id, view.state, Action.SUSPEND)  # IllegalTransition before any write
         targets = await self._targets(view)
         round_ = view.transitions[-1].seq
+        flags: tuple[str, ...] = ()
+        if self.policy.suspend_scope is SuspendScope.SUBSCRIBER and len(targets) > len(
+            view.numbers
+        ):
+            reason = (
+                f"{reason}; operator policy suspend_scope=subscriber: "
+                f"{self.policy.suspend_scope_reason}"
+            ).lstrip("; ")
+            flags = ("subscriber_scope",)
         await self._plan(view, "block", round_, targets, actor, reason, retry_rejected=True)
-        return await self._complete(case_id, Action.SUSPEND, "block", actor, reason)
+        return await self._complete(case_id, Action.SUSPEND, "block", actor, reason, flags=flags)
 
     async def unblock(
         self, case_id: str, actor: Actor, reason: str, evidence: Sequence[Evidence] = ()
     ) -> CaseView:
         """A decision lifts the suspension: unblock every number blocked for this case."""
         view = await self.get(case_id)
+        if self._done_already(view, Action.UNBLOCK):
+            return view
         step(case_id, view.state, Action.UNBLOCK)
         blocked = self._blocked(view)
         round_ = view.transitions[-1].seq
@@ -346,8 +433,11 @@ class Cases:
         return [a.msisdn for a in blocks if a.round == last and a.status == "done"]
 
     async def _targets(self, view: CaseView) -> builtins.list[str]:
-        numbers = list(view.numbers)
-        if self.policy.block_all_subscriber_numbers:
+        """What a suspension blocks. Point 120 suspends "this subscriber number": the case's
+        numbers of this country's mobile plan (the switch refuses another operator's). The
+        subscriber's other numbers only under the operator's explicit policy (SuspendScope)."""
+        numbers = [n for n in view.numbers if KZ_MOBILE_RE.fullmatch(n.removeprefix("+"))]
+        if numbers and self.policy.suspend_scope is SuspendScope.SUBSCRIBER:
             for _person, records in await self._subscribers(view):
                 numbers += [e164(r.msisdn) for r in records if r.status != "terminated"]
         return list(dict.fromkeys(numbers))
@@ -380,9 +470,12 @@ class Cases:
         actor: Actor,
         reason: str,
         evidence: Sequence[Evidence] = (),
+        flags: Sequence[str] = (),
     ) -> CaseView:
         """Call the switch for the pending rows; when none is left, make the transition."""
         view = await self.get(case_id)
+        if self._done_already(view, action):
+            return view  # another caller finished this round meanwhile
         round_ = view.transitions[-1].seq  # the rows of this round: planned after the decision
         mine = [a for a in view.switch_actions if a.action == switch_action and a.round == round_]
         for a in mine:
@@ -394,7 +487,7 @@ class Cases:
             return view
         done = [Evidence("switch_action", a.id, {"msisdn": a.msisdn}) for a in mine]
         text = reason or f"switch: {switch_action} done for {len(mine)} number(s)"
-        return await self._transition(case_id, action, actor, text, [*evidence, *done])
+        return await self._transition(case_id, action, actor, text, [*evidence, *done], flags)
 
     async def _call_switch(
         self, view: CaseView, key: str, action: str, msisdn: str, reason: str
@@ -463,28 +556,39 @@ class Cases:
         actor: Actor,
         reason: str,
         evidence: Sequence[Evidence],
+        flags: Sequence[str] = (),
     ) -> CaseView:
-        """One step of the table in one transaction; IllegalTransition writes nothing."""
-        view = await self.get(case_id)
-        st = step(case_id, view.state, action)
-        subscribers = await self._subscribers(view) if self._reports_in(st) else []
-        now = self.clock()
-        async with self._tx(f"cases.{action.value}") as conn:
-            new = await self._apply(conn, view, st, now, reason, evidence)
-            await rows.add_transition(
-                conn,
-                view,
-                seq=view.transitions[-1].seq + 1,
-                action=action.value,
-                to=st.to,
-                actor=actor,
-                reason=reason,
-                evidence=evidence,
-                at=now,
-            )
-            await self._report(conn, st, new, subscribers)
-            await rows.add_alert(conn, AlertKind.CASE, _event(new, action.value), now)
-        return await self.get(case_id)
+        """One step of the table in one transaction; IllegalTransition writes nothing. The same
+        step made twice at once (an analyst's confirm racing the workflow's retry) is made
+        once: the loser reads the case again and gets it as the winner left it."""
+        for _ in range(3):
+            view = await self.get(case_id)
+            if self._done_already(view, action):
+                return view
+            st = step(case_id, view.state, action)
+            subscribers = await self._subscribers(view) if self._reports_in(st) else []
+            now = self.clock()
+            try:
+                async with self._tx(f"cases.{action.value}") as conn:
+                    new = await self._apply(conn, view, st, now, reason, evidence, flags)
+                    seq = view.transitions[-1].seq + 1
+                    await rows.add_transition(
+                        conn, view, seq=seq, action=action.value, to=st.to, actor=actor,
+                        reason=reason, evidence=evidence, at=now,
+                    )  # fmt: skip
+                    await self._report(conn, st, new, seq, subscribers, now)
+                    await rows.add_alert(conn, AlertKind.CASE, _event(new, action.value), now)
+            except ConcurrentUpdate:
+                continue  # read again: done by the other caller, or still to do
+            return await self.get(case_id)
+        raise ConcurrentUpdate(f"case {case_id} keeps changing; read it again")
+
+    @staticmethod
+    def _done_already(view: CaseView, action: Action) -> bool:
+        """The case's latest transition is `action` and left it where `action` leads: a
+        repeat of a finished step (idempotent)."""
+        last = view.transitions[-1] if view.transitions else None
+        return last is not None and last.action == action.value and last.to_state is view.state
 
     async def _apply(
         self,
@@ -494,15 +598,20 @@ class Cases:
         now: float,
         reason: str,
         evidence: Sequence[Evidence],
+        flags: Sequence[str] = (),
     ) -> CaseView:
         values: dict[str, Any] = {"state": st.to.value, "updated_at": now}
         if Effect.ACT_DEADLINE in st.effects:  # point 120: 2 working days from the decision
             values |= {"decided_at": now, "act_by": self._deadline(now)}
         if Effect.VERIFY_DEADLINE in st.effects:  # point 119 again, from the appeal
             values |= {"verify_by": self._deadline(now)}
+        all_flags = tuple(dict.fromkeys((*view.flags, *flags)))
+        if all_flags != view.flags:
+            values["flags"] = list(all_flags)
         if not await rows.move_case(conn, view.id, view.version, values):
             raise ConcurrentUpdate(f"case {view.id} changed meanwhile; read it again")
         extra = tuple({**e.attrs, "kind": e.kind, "ref": e.ref, "at": now} for e in evidence)
+        decided = st.to in (State.CONFIRMED, State.NOT_CONFIRMED, State.UNBLOCKED)
         return dataclasses.replace(
             view,
             state=st.to,
@@ -512,7 +621,8 @@ class Cases:
             act_by=values.get("act_by", view.act_by),
             verify_by=values.get("verify_by", view.verify_by),
             evidence=view.evidence + extra,
-            decision_reason=reason if st.to in (State.CONFIRMED, State.NOT_CONFIRMED) else "",
+            flags=all_flags,
+            decision_reason=reason if decided else view.decision_reason,
         )
 
     def _reports_in(self, st: Step) -> bool:
@@ -523,29 +633,36 @@ class Cases:
         conn: AsyncConnection,
         st: Step,
         case: CaseView,
+        seq: int,
         subscribers: builtins.list[Subscriber],
+        now: float,
     ) -> None:
+        """The notices the step owes the centre, in its transaction. A suspension or an
+        unblocking is reported with the time the switch carried it out, not the decision's."""
         if self.reports is None:
             return
         person, numbers = subscribers[0] if subscribers else (None, [])
         if Effect.REPORT_DETECTION in st.effects:  # point 118, R3: the person, ALL numbers
-            await self.reports.enqueue(conn, "detection", case, person, numbers)
+            await self.reports.enqueue(conn, case, Notice("detection", seq, now, person, numbers))
         if Effect.REPORT_NOT_CONFIRMED in st.effects:
-            await self.reports.enqueue(conn, "not_confirmed", case, person, numbers)
-        if Effect.REPORT_SUSPENDED in st.effects:
-            blocked = [
-                _Number(a.msisdn, "blocked")
-                for a in case.switch_actions
-                if a.action == "block" and a.status == "done"
-            ]
-            await self.reports.enqueue(conn, "suspended", case, person, list(blocked))
+            notice = Notice("not_confirmed", seq, now, person, numbers)
+            await self.reports.enqueue(conn, case, notice)
+        for effect, kind, action in (
+            (Effect.REPORT_SUSPENDED, "suspended", "block"),
+            (Effect.REPORT_UNBLOCKED, "unblocked", "unblock"),
+        ):
+            if effect in st.effects:
+                acted = _acted(case, action)
+                at = max((a.done_at or now for a in acted), default=now)
+                done = [_Number(a.msisdn, action) for a in acted]
+                await self.reports.enqueue(conn, case, Notice(kind, seq, at, person, done))
 
     async def _subscribers(self, view: CaseView) -> builtins.list[Subscriber]:
         """The registered subscribers of the case's numbers (first the case's person)."""
         found: builtins.list[Subscriber] = []
         seen: set[str] = set()
         for n in view.numbers:
-            hit = await self.registry.subscriber_of(n)
+            hit = await self.registry.subscriber_of(n, at=view.facts_time)
             if hit is None or str(hit[0].id) in seen:
                 continue
             seen.add(str(hit[0].id))
@@ -563,14 +680,13 @@ class Cases:
 
     # -- deadline watch -----------------------------------------------------------------------
 
-    async def deadline_alerts(
-        self, now: Moment, warn_before: dt.timedelta = dt.timedelta(hours=4)
-    ) -> int:
-        """Put `deadline` alerts in the MQTT outbox for cases whose verify_by / act_by is less
-        than `warn_before` away ("warning") or past ("overdue"): once per case, deadline and
-        stage (case_deadline_alerts remembers, across restarts). Returns how many were added."""
+    async def deadline_alerts(self, now: Moment) -> int:
+        """Queue the `deadline` alerts owed at `now` (deadlines.reminder): a warning on the
+        deadline's day in working hours, and while overdue a reminder escalated to the
+        supervisors at once and again through each working day. Each reminder once, across
+        restarts (case_deadline_alerts). Returns how many were added."""
         t = _ts(now)
-        due = await self._running(t + warn_before.total_seconds())
+        due = await self._running(end_of_today(t, self.calendar))
         added = 0
         async with self._tx("cases.deadline_alerts") as conn:
             for case in due:
@@ -582,18 +698,77 @@ class Cases:
         if running is None:
             return 0
         name, due = running
-        stage = "overdue" if now > due else "warning"
-        key = f"{name}:{stage}:{round(due * 1000)}"
-        if not await rows.claim_deadline_alert(conn, case.id, key, new_id(), now):
+        owed = reminder(due, now, self.calendar, self.deadlines)
+        if owed is None:
+            return 0
+        if not await rows.claim_deadline_alert(conn, case.id, owed.key(name, due), new_id(), now):
             return 0
         payload = rows.case_payload(case) | {
             "deadline": name,
-            "stage": stage,
+            "stage": owed.stage,
             "due": iso_utc(due),
             "point": "119" if name == "verify_by" else "120",
+            "repeat": owed.repeat,
+            "audience": owed.audience,
         }
         await rows.add_alert(conn, AlertKind.DEADLINE, payload, now)
+        if owed.stage == "overdue":
+            log.warning(
+                "case %s: %s passed at %s (reminder %d, to the supervisors)",
+                case.id, name, iso_utc(due), owed.repeat,
+            )  # fmt: skip
         return 1
+
+    async def deadline_counts(self, now: Moment) -> dict[str, int]:
+        """Cases whose legal deadline is past, falls today, or falls on the next working day
+        (the CLI, the API and the retained MQTT status show these)."""
+        t = _ts(now)
+        today, tomorrow = end_of_today(t, self.calendar), end_of_next_working_day(t, self.calendar)
+        bounds = {"overdue": (None, t), "due_today": (t, today), "due_next": (today, tomorrow)}
+        with self.store.guard("cases.deadlines"):
+            async with self.store.engine.connect() as conn:
+                return {
+                    name: await rows.count_running(conn, lo, hi, VERIFY_STATES, ACT_STATES)
+                    for name, (lo, hi) in bounds.items()
+                }
+
+    async def at_risk(self, now: Moment) -> builtins.list[CaseView]:
+        """Cases overdue or due by the end of the next working day, soonest first."""
+        t = _ts(now)
+        found = await self._running(end_of_next_working_day(t, self.calendar))
+        return sorted(found, key=_due)
+
+    async def report_detections(self) -> int:
+        """DetectionReport.AT_DETECTION: queue an "under_verification" detection report for
+        each own detection (detection_sms, detection_simbox) that has none yet. Run by the
+        workflow each round: a crash between opening and reporting is caught up next round.
+        Returns how many were queued."""
+        if self.reports is None:
+            return 0
+        with self.store.guard("cases.report_detections"):
+            async with self.store.engine.connect() as conn:
+                todo = await rows.unreported_detections(conn)
+        queued = 0
+        for case_id in todo:
+            view = await self.get(case_id)
+            subscribers = await self._subscribers(view)
+            person, numbers = subscribers[0] if subscribers else (None, [])
+            notice = Notice("detection", 1, view.received_at, person, numbers, "under_verification")
+            async with self._tx("cases.report_detections") as conn:
+                await self.reports.enqueue(conn, view, notice)
+            queued += 1
+        return queued
+
+    async def detection_notice(
+        self, case_id: str, round_: int, status: str
+    ) -> tuple[CaseView, Notice]:
+        """The detection notice of a case as the registry gives it NOW (a report resent after
+        an analyst completed the registry): the holder at the time of the facts."""
+        view = await self.get(case_id)
+        subscribers = await self._subscribers(view)
+        person, numbers = subscribers[0] if subscribers else (None, [])
+        at = next((t.at for t in view.transitions if t.seq == round_), view.received_at)
+        return view, Notice("detection", round_, at, person, numbers, status)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -632,6 +807,13 @@ def e164(number: str) -> str:
     if len(digits) == 11 and digits.startswith("8") and not number.strip().startswith("+"):
         digits = "7" + digits[1:]
     return "+" + digits
+
+
+def _acted(case: CaseView, action: str) -> builtins.list[Any]:
+    """The switch actions of `action` done in the case's latest round of that action."""
+    mine = [a for a in case.switch_actions if a.action == action]
+    last = max((a.round for a in mine), default=0)
+    return [a for a in mine if a.round == last and a.status == "done"]
 
 
 def _event(case: CaseView, event: str) -> dict[str, object]:

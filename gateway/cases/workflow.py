@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from gateway.cases import CaseError, Cases, CaseView, Evidence, OpenRequest, Source
 from gateway.cases.feed import NUMBER_KEY, FeedRepository, WorkflowFeed
+from gateway.cases.model import DetectionReport
 from gateway.detect.sender import KZ_MOBILE_RE, normalise_msisdn
 from gateway.store import Store, StoreError
 
@@ -44,6 +44,14 @@ class Waker(Protocol):
     def notify(self) -> None: ...
 
 
+class NoticeWatch(Protocol):
+    """gateway.centre.Notices: reminds of the reports that need a person."""
+
+    async def remind(self) -> int: ...
+
+    async def counts(self) -> dict[str, int]: ...
+
+
 class Workflow:
     def __init__(
         self,
@@ -51,16 +59,19 @@ class Workflow:
         cases: Cases,
         *,
         interval: float = 5.0,
-        warn_before: dt.timedelta = dt.timedelta(hours=4),
         wake: list[Waker] | None = None,
         clock: Callable[[], float] = time.time,
         label_campaign: Callable[[str, str, float], object] | None = None,
+        notices: NoticeWatch | None = None,
+        status: Callable[[dict[str, object]], None] | None = None,
     ) -> None:
         self.feed: WorkflowFeed = FeedRepository(store)
         self.cases = cases
         self.interval = interval
-        self.warn_before = warn_before
         self.wake = wake or []
+        self.notices = notices
+        self.status = status  # the retained MQTT status of deadlines and notices
+        self._last_status: dict[str, object] | None = None
         self.clock = clock
         self.opened = 0
         self._failing = False
@@ -89,49 +100,89 @@ class Workflow:
         self._stop.set()
 
     async def step(self) -> None:
-        """One round; a database that fails is logged once and tried again next round."""
-        try:
-            opened = (
-                await self.feed_complaints()
-                + await self.feed_findings()
-                + await self.feed_blocked_senders()
-            )
-            await self.cases.retry_pending()
-            alerts = await self.cases.deadline_alerts(self.clock(), self.warn_before)
-            await self.label_confirmed_campaigns()
-        except StoreError as e:
-            if not self._failing:
-                log.warning("case workflow paused, store failing: %s", e)
-            self._failing = True
-            return
-        if self._failing:
+        """One round. Its phases are independent: one that fails (the database refusing one
+        transaction, a race on one case, a bug) is logged and the others still run, so a
+        switch retry that meets an analyst's decision never costs the round its deadline
+        alerts. A database that is down fails every phase: logged once until it is back."""
+        opened = alerts = 0
+        failed = False
+        for name, phase in self._phases():
+            try:
+                done = await phase()
+            except StoreError as e:
+                failed = True
+                if not self._failing:
+                    log.warning("case workflow: %s failed, store failing: %s", name, e)
+                    self._failing = True
+                continue
+            except Exception:  # one phase's failure must not starve the others
+                log.exception("case workflow: %s failed this round", name)
+                continue
+            if name.startswith("open"):
+                opened += done
+            elif name in ("deadline alerts", "centre reminders", "detection reports"):
+                alerts += done
+        if self._failing and not failed:
             log.warning("store is back: case workflow resumed")
-        self._failing = False
+            self._failing = False
         self.opened += opened
         if opened or alerts:
             for w in self.wake:
                 w.notify()
 
+    def _phases(self) -> list[tuple[str, Callable[[], Awaitable[int]]]]:
+        phases: list[tuple[str, Callable[[], Awaitable[int]]]] = [
+            ("open from complaints", self.feed_complaints),
+            ("open from findings", self.feed_findings),
+            ("open from blocked senders", self.feed_blocked_senders),
+            ("switch retries", self._retry),
+            ("deadline alerts", lambda: self.cases.deadline_alerts(self.clock())),
+            ("campaign labels", self.label_confirmed_campaigns),
+        ]
+        if self.cases.policy.report_detection is DetectionReport.AT_DETECTION:
+            phases.append(("detection reports", self.cases.report_detections))
+        if self.notices is not None:
+            phases.append(("centre reminders", self.notices.remind))
+        if self.status is not None:
+            phases.append(("status", self.publish_status))
+        return phases
+
+    async def _retry(self) -> int:
+        return len(await self.cases.retry_pending())
+
+    async def publish_status(self) -> int:
+        """Deadlines due / overdue and notices needing a person, as a retained MQTT document
+        (published when the counts change)."""
+        if self.status is None:
+            return 0
+        doc: dict[str, object] = dict(await self.cases.deadline_counts(self.clock()))
+        if self.notices is not None:
+            doc |= {f"centre_{k}": v for k, v in (await self.notices.counts()).items()}
+        if doc != self._last_status:
+            self._last_status = doc
+            self.status(doc | {"at": self.clock()})
+        return 0
+
     async def feed_complaints(self) -> int:
-        """A case per new complaint naming a number; complaints naming none are marked
-        `no_number` (the help line completes them through the API)."""
+        """A case per new complaint (point 119: every report is verified in 2 working days).
+        The forwarded text and the original's sender are the facts to check: a sender that is
+        a number is the case's number (suspended on confirmation when it is ours); one that
+        is not (an alphanumeric name, nothing) is the case's `sender`."""
         opened = 0
         for complaint in await self.feed.new_complaints():
             cid = complaint.id
             number = normalise_msisdn(complaint.suspected_sender)
-            if number is None:
-                await self.feed.mark_complaint(cid, "no_number")
-                continue
-            if not KZ_MOBILE_RE.fullmatch(number):  # a foreign or fixed number: not ours
-                await self.feed.mark_complaint(cid, "not_ours")
-                continue
+            ours = number is not None and KZ_MOBILE_RE.fullmatch(number) is not None
             view = await self._open(
                 source=Source.COMPLAINT,
-                numbers=[number],
+                numbers=[number] if number is not None else [],
+                # the forwarded text names no number: "unnamed" (the text is the fact to check)
+                sender=None if number is not None else (complaint.suspected_sender or "unnamed"),
                 received_at=complaint.received_at,
                 evidence=[Evidence("complaint", cid, {"message_id": complaint.message_id})],
                 external_id=cid,
-                reason="subscriber complaint to the short number (point 52, 4)",
+                reason="subscriber complaint to the short number (point 52, 4)"
+                + ("" if ours else "; the reported sender is not a number of this network"),
             )
             if view is not None:
                 await self.feed.mark_complaint(cid, "case")
@@ -187,6 +238,7 @@ class Workflow:
                         Evidence("message", sender.message_id, {"blocked_messages": sender.count})
                     ],
                     external_id=NUMBER_KEY + sender.source,
+                    facts_at=sender.first_at,
                     reason=f"{sender.count} SMS from this number blocked by the gateway",
                 )
             )

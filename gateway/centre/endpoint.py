@@ -53,6 +53,7 @@ class InboundReport:
     description: str
     reported_at: float  # epoch seconds
     received_at: float
+    incident_at: float | None = None  # when the fraud happened, if the centre says
 
     @classmethod
     def from_document(cls, doc: dict[str, Any], received_at: float) -> InboundReport:
@@ -63,6 +64,7 @@ class InboundReport:
             description=doc.get("description", ""),
             reported_at=parse_time(doc["reported_at"]),
             received_at=received_at,
+            incident_at=parse_time(doc["incident_at"]) if "incident_at" in doc else None,
         )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,52 +22,60 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.ids import new_id
 from gateway.store.models_centre import centre_reports
 
-from .reports import CaseLike, NumberLike, PersonLike, ReportKind, build_report
+from .reports import CaseLike, NoticeLike, build_report
 from .schema import REPORT_KINDS
 
 log = logging.getLogger(__name__)
 
 
 class CentreOutbox:
-    """The sink of centre reports: `await outbox.enqueue(conn, kind, case, person, numbers)`."""
+    """The sink of centre reports: `await outbox.enqueue(conn, case, notice)`."""
 
     def __init__(self, operator: str, *, clock: Callable[[], float] = time.time) -> None:
         self.operator = operator
         self.clock = clock
 
-    async def enqueue(
-        self,
-        conn: AsyncConnection,
-        kind: str,
-        case: CaseLike,
-        person: PersonLike | None,
-        numbers: Sequence[NumberLike],
-    ) -> None:
-        """Queue the `kind` report of `case` on `conn`, in the caller's transaction. A second
-        call for the same case and kind queues nothing (unique (case_id, kind))."""
-        if kind not in REPORT_KINDS:
-            raise ValueError(f"unknown centre report kind {kind!r}")
+    async def enqueue(self, conn: AsyncConnection, case: CaseLike, notice: NoticeLike) -> None:
+        """Queue the notice's report on `conn`, in the caller's transaction. A second call for
+        the same case, kind and round queues nothing (unique (case_id, kind, round, revision))."""
+        await self.queue(conn, case, notice, revision=1)
+
+    async def queue(
+        self, conn: AsyncConnection, case: CaseLike, notice: NoticeLike, *, revision: int
+    ) -> str | None:
+        """The report's id, or None when that revision was queued already."""
+        if notice.kind not in REPORT_KINDS:
+            raise ValueError(f"unknown centre report kind {notice.kind!r}")
         now = self.clock()
         report_id = new_id()
-        payload = build_report(
-            _kind(kind), case, person, numbers, report_id=report_id, operator=self.operator, now=now
-        )
-        insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(centre_reports).on_conflict_do_nothing(index_elements=["case_id", "kind"])
-        row = {"id": report_id, "kind": kind, "case_id": case.id, "payload": payload}
-        result = await conn.execute(stmt, {**row, "created_at": now, "attempts": 0})
-        if result.rowcount == 0:
-            log.info("centre report %s for case %s already queued", kind, case.id)
-        else:
-            log.info("centre report %s (%s) queued for case %s", report_id, kind, case.id)
+        payload = build_report(case, notice, report_id=report_id, operator=self.operator, now=now)
+        row = {
+            "id": report_id, "kind": notice.kind, "case_id": case.id, "round": notice.round,
+            "revision": revision, "payload": payload, "created_at": now, "attempts": 0,
+        }  # fmt: skip
+        return await insert_report(conn, row)
 
 
-def _kind(kind: str) -> ReportKind:
-    if kind == "detection":
-        return "detection"
-    if kind == "suspended":
-        return "suspended"
-    return "not_confirmed"
+async def insert_report(conn: AsyncConnection, row: dict[str, Any]) -> str | None:
+    """Insert an outbox row; None (and nothing written) when its (case, kind, round, revision)
+    is there already."""
+    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    keys = ["case_id", "kind", "round", "revision"]
+    payload = row["payload"]
+    unknown = (
+        row["kind"] == "detection" and payload.get("subscriber_status") == "unknown_to_registry"
+    )
+    row = {**row, "subscriber_unknown": unknown}
+    result = await conn.execute(
+        insert(centre_reports).on_conflict_do_nothing(index_elements=keys), row
+    )
+    if result.rowcount == 0:
+        log.info("centre report %s (round %s) for case %s already queued",
+                 row["kind"], row["round"], row["case_id"])  # fmt: skip
+        return None
+    log.info("centre report %s (%s, round %s) queued for case %s",
+             row["id"], row["kind"], row["round"], row["case_id"])  # fmt: skip
+    return str(row["id"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +120,7 @@ class CentreReports:
         t = centre_reports.c
         query = (
             sa.select(t.id, t.kind, t.case_id, t.payload, t.created_at, t.attempts)
-            .where(t.acked_at.is_(None), t.failed_at.is_(None))
+            .where(t.acked_at.is_(None), t.failed_at.is_(None), t.resolved_at.is_(None))
             .order_by(t.created_at, t.id)
             .limit(limit)
         )

@@ -16,9 +16,10 @@ from gateway.cases.model import NumberLike, PersonLike
 
 from .schema import SCHEMA_VERSION
 
-ReportKind = Literal["detection", "suspended", "not_confirmed"]
+ReportKind = Literal["detection", "suspended", "not_confirmed", "unblocked"]
 
 NOT_CONFIRMED_DEFAULT = "signs of fraud not confirmed by the operator's verification (point 120)"
+UNBLOCKED_DEFAULT = "suspension lifted by the operator's decision"
 _MAX_EVIDENCE = 50
 
 
@@ -36,11 +37,32 @@ class CaseLike(Protocol):
     @property
     def received_at(self) -> float: ...
     @property
+    def facts_time(self) -> float: ...
+    @property
+    def sender(self) -> str | None: ...
+    @property
     def decided_at(self) -> float | None: ...
     @property
     def evidence(self) -> Sequence[Mapping[str, Any]]: ...
     @property
     def external_id(self) -> str | None: ...
+
+
+class NoticeLike(Protocol):
+    """gateway.cases.Notice: what the report says and when it happened."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def round(self) -> int: ...
+    @property
+    def at(self) -> float: ...
+    @property
+    def person(self) -> PersonLike | None: ...
+    @property
+    def numbers(self) -> Sequence[NumberLike]: ...
+    @property
+    def status(self) -> str: ...
 
 
 def e164(number: str) -> str:
@@ -49,19 +71,14 @@ def e164(number: str) -> str:
 
 
 def build_report(
-    kind: ReportKind,
-    case: CaseLike,
-    person: PersonLike | None,
-    numbers: Sequence[NumberLike],
-    *,
-    report_id: str,
-    operator: str,
-    now: float,
+    case: CaseLike, notice: NoticeLike, *, report_id: str, operator: str, now: float
 ) -> dict[str, Any]:
     """The report as stored in the outbox: everything but `sent_at`, set at each attempt.
 
-    `numbers`: for a detection, every number registered to `person` (point 118, R3); for a
-    suspension, the numbers suspended (the case's numbers when empty); unused otherwise."""
+    `notice.numbers`: for a detection, every number on record for the holder at the time of the
+    facts (only those registered now are listed, point 118, R3); for a suspension or an
+    unblocking, the numbers the switch acted on (the case's numbers when empty)."""
+    kind = notice.kind
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "report_id": report_id,
@@ -69,25 +86,36 @@ def build_report(
         "operator": operator,
         "created_at": iso_utc(now),
         "case_id": case.id,
-        "centre_ref": case.external_id or None,
+        "round": notice.round,
+        # the centre's own id, only for a case the centre opened: never an internal key
+        "centre_ref": case.external_id if _value(case.source) == "centre" else None,
     }
     case_numbers = _unique(e164(n) for n in case.numbers)
+    sender = {"sender": case.sender[:64]} if case.sender else {}
     if kind == "detection":
+        subscriber = _subscriber(notice.person, notice.numbers, case_numbers)
         doc |= {
             "source": _text(case.source, 32) or "operator",
+            "status": notice.status,
             "numbers": case_numbers,
-            "subscriber": _subscriber(person, numbers, case_numbers),
+            **sender,
+            "subscriber": subscriber,
+            "subscriber_status": "registered" if subscriber else "unknown_to_registry",
             "evidence": evidence_summary(case.evidence),
             "detected_at": iso_utc(case.received_at),
+            "facts_at": iso_utc(case.facts_time),
         }
-    elif kind == "suspended":
-        suspended = _unique(e164(n.msisdn) for n in numbers) or case_numbers
-        doc |= {"numbers": suspended, "suspended_at": iso_utc(case.decided_at or now)}
+    elif kind in ("suspended", "unblocked"):
+        acted = _unique(e164(n.msisdn) for n in notice.numbers) or case_numbers
+        doc |= {"numbers": acted, f"{kind}_at": iso_utc(notice.at)}
+        if kind == "unblocked":
+            doc["reason"] = _reason(case, UNBLOCKED_DEFAULT)
     else:
         doc |= {
             "numbers": case_numbers,
-            "decided_at": iso_utc(case.decided_at or now),
-            "reason": _reason(case),
+            **sender,
+            "decided_at": iso_utc(notice.at),
+            "reason": _reason(case, NOT_CONFIRMED_DEFAULT),
         }
     return doc
 
@@ -97,15 +125,16 @@ def _subscriber(
 ) -> dict[str, Any] | None:
     if person is None:
         return None
-    # R3: every number registered to the subscriber, as the registry gave them (the case's
-    # numbers only if the registry gave none: a subscriber has at least the number reported).
-    registered = _unique(e164(n.msisdn) for n in numbers) or case_numbers
+    # R3: every number registered to the subscriber now (a terminated contract is not theirs
+    # any more); the case's numbers only if the registry gave none
+    registered = [n for n in numbers if str(_value(n.status)) != "terminated"]
+    listed = _unique(e164(n.msisdn) for n in registered) or case_numbers
     return {
         "surname": person.surname,
         "name": person.name,
         "patronymic": person.patronymic or None,
         "iin": person.iin,
-        "numbers": registered,
+        "numbers": listed,
     }
 
 
@@ -135,13 +164,16 @@ def _first(item: Mapping[str, Any], *keys: str) -> str:
     return ""
 
 
-def _reason(case: CaseLike) -> str:
-    # CaseView names no reason attribute yet: take the analyst's one if present.
-    for attr in ("decision_reason", "reason"):
-        value = getattr(case, attr, None)
-        if isinstance(value, str) and value.strip():
-            return value.strip()[:2000]
-    return NOT_CONFIRMED_DEFAULT
+def _reason(case: CaseLike, default: str) -> str:
+    """The reason of the latest decision (confirm / reject / unblock), else `default`."""
+    value = getattr(case, "decision_reason", None)
+    if isinstance(value, str) and value.strip():
+        return value.strip()[:2000]
+    return default
+
+
+def _value(x: Any) -> Any:
+    return getattr(x, "value", x)
 
 
 def _text(value: Any, limit: int) -> str:
@@ -161,6 +193,7 @@ def parse_time(text: str) -> float:
 
 __all__ = [
     "CaseLike",
+    "NoticeLike",
     "NumberLike",
     "PersonLike",
     "ReportKind",

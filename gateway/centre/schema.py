@@ -16,8 +16,11 @@ from typing import Any
 
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
-SCHEMA_VERSION = 1
-REPORT_KINDS = ("detection", "suspended", "not_confirmed")
+SCHEMA_VERSION = 2  # outgoing reports (2: rounds, unblocked, detection status, sender)
+INBOUND_SCHEMA_VERSION = 1  # the centre's reports (incident_at is optional: still 1)
+REPORT_KINDS = ("detection", "suspended", "not_confirmed", "unblocked")
+DETECTION_STATUSES = ("confirmed", "under_verification")
+SUBSCRIBER_STATUSES = ("registered", "unknown_to_registry")
 INBOUND_CATEGORIES = ("fraud_calls", "simbox", "smishing", "spoofing", "other")
 
 E164 = r"^\+[1-9][0-9]{6,14}$"
@@ -42,23 +45,33 @@ _NUMBERS = {
     "maxItems": 100,
     "uniqueItems": True,
 }
+# a case about an alphanumeric sender names no number (its `sender` says who)
+_CASE_NUMBERS = {**_NUMBERS, "minItems": 0}
 _NAME = {"type": "string", "minLength": 1, "maxLength": 200}
 
 _COMMON: dict[str, Any] = {
-    "schema_version": _s("Always 1 for this schema.", const=SCHEMA_VERSION),
+    "schema_version": _s("Always 2 for this schema.", const=SCHEMA_VERSION),
     "report_id": _s("Idempotency key; also sent as the Idempotency-Key header.", **_ID),
     "kind": _s("What happened.", enum=list(REPORT_KINDS)),
     "operator": _s("The operator's id agreed with the centre.", **_ID),
     "sent_at": _s("When this attempt was sent (retries of one report differ only here).", **_TIME),
     "created_at": _s("When the operator recorded the event (fixed for the report).", **_TIME),
     "case_id": _s("The operator's case id.", **_ID),
+    "round": _s(
+        "Which decision of the case this reports (a second suspension after an appeal is a "
+        "second report of the same kind with a higher round).",
+        type="integer",
+        minimum=1,
+    ),
     "centre_ref": _s(
         "The centre's report id when the case was opened from a centre report (point 119).",
         type=["string", "null"],
         pattern=REPORT_ID,
     ),
 }
-_REQUIRED = ["schema_version", "report_id", "kind", "operator", "sent_at", "created_at", "case_id"]
+_REQUIRED = [
+    "schema_version", "report_id", "kind", "operator", "sent_at", "created_at", "case_id", "round",
+]  # fmt: skip
 
 _SUBSCRIBER = {
     "description": "Point 118: the subscriber and every number registered to them.",
@@ -102,7 +115,7 @@ def _kind(name: str, required: list[str], properties: dict[str, Any]) -> dict[st
 
 REPORT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://fraudgate.example/schemas/centre-report/1",
+    "$id": "https://fraudgate.example/schemas/centre-report/2",
     "title": "Operator report to the National Bank anti-fraud centre (points 118, 120)",
     "type": "object",
     "required": _REQUIRED,
@@ -110,16 +123,42 @@ REPORT_SCHEMA: dict[str, Any] = {
     "allOf": [
         _kind(
             "detection",
-            ["source", "numbers", "subscriber", "evidence", "detected_at"],
+            [
+                "source",
+                "status",
+                "numbers",
+                "subscriber",
+                "subscriber_status",
+                "evidence",
+                "detected_at",
+                "facts_at",
+            ],
             {
                 "source": _s("Who raised the case.", type="string", maxLength=32),
-                "numbers": _s("The numbers the case is about.", **_NUMBERS),
+                "status": _s(
+                    "confirmed, or under_verification when the operator reports its own "
+                    "detections at once (a confirmed or not_confirmed report follows).",
+                    enum=list(DETECTION_STATUSES),
+                ),
+                "numbers": _s("The numbers the case is about.", **_CASE_NUMBERS),
+                "sender": _s(
+                    "The sender as reported when it is not a number (alphanumeric).",
+                    type="string",
+                    minLength=1,
+                    maxLength=64,
+                ),
                 "subscriber": _s(
-                    "null only when the numbers are not registered to an individual here.",
+                    "The holder at the time of the facts; null when there is none here.",
                     anyOf=[_SUBSCRIBER, {"type": "null"}],
                 ),
+                "subscriber_status": _s(
+                    "registered, or unknown_to_registry (subscriber null: the operator "
+                    "completes it and sends a new report of the same round).",
+                    enum=list(SUBSCRIBER_STATUSES),
+                ),
                 "evidence": _EVIDENCE,
-                "detected_at": _TIME,
+                "detected_at": _s("When the operator received or detected it.", **_TIME),
+                "facts_at": _s("When the reported facts happened.", **_TIME),
             },
         ),
         _kind(
@@ -127,14 +166,24 @@ REPORT_SCHEMA: dict[str, Any] = {
             ["numbers", "suspended_at"],
             {
                 "numbers": _s("The numbers suspended (point 120).", **_NUMBERS),
-                "suspended_at": _TIME,
+                "suspended_at": _s("When the switch carried the suspension out.", **_TIME),
+            },
+        ),
+        _kind(
+            "unblocked",
+            ["numbers", "unblocked_at", "reason"],
+            {
+                "numbers": _s("The numbers whose suspension was lifted.", **_NUMBERS),
+                "unblocked_at": _s("When the switch carried it out.", **_TIME),
+                "reason": {"type": "string", "minLength": 1, "maxLength": 2000},
             },
         ),
         _kind(
             "not_confirmed",
             ["numbers", "decided_at", "reason"],
             {
-                "numbers": _NUMBERS,
+                "numbers": _CASE_NUMBERS,
+                "sender": {"type": "string", "minLength": 1, "maxLength": 64},
                 "decided_at": _TIME,
                 "reason": {"type": "string", "minLength": 1, "maxLength": 2000},
             },
@@ -150,12 +199,16 @@ INBOUND_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["schema_version", "report_id", "numbers", "category", "reported_at"],
     "properties": {
-        "schema_version": {"const": SCHEMA_VERSION},
+        "schema_version": {"const": INBOUND_SCHEMA_VERSION},
         "report_id": _s("The centre's report id; a repeat opens no second case.", **_ID),
         "numbers": _NUMBERS,
         "category": {"enum": list(INBOUND_CATEGORIES)},
         "description": {"type": "string", "maxLength": 4000},
         "reported_at": _TIME,
+        "incident_at": _s(
+            "When the reported fraud happened (the holder at that time is the one verified).",
+            **_TIME,
+        ),
     },
 }
 
@@ -211,8 +264,10 @@ def dump(schema: dict[str, Any]) -> str:
 
 
 __all__ = [
+    "DETECTION_STATUSES",
     "INBOUND_CATEGORIES",
     "INBOUND_SCHEMA",
+    "INBOUND_SCHEMA_VERSION",
     "REPORT_KINDS",
     "REPORT_SCHEMA",
     "SCHEMA_VERSION",

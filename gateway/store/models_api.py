@@ -31,8 +31,10 @@ helpline_complaints = sa.Table(
     "helpline_complaints",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column("received_at", TIME, nullable=False, index=True),
+    sa.Column("received_at", TIME, nullable=False, index=True),  # fraudgate's: the legal clock
     sa.Column("recorded_at", TIME, nullable=False),
+    sa.Column("stated_received_at", TIME, nullable=True),  # the caller's, kept beside it
+    sa.Column("incident_at", TIME, nullable=True),  # when the SMS / call came, as told
     sa.Column("caller", sa.String(32), nullable=False),  # E.164 with '+'
     sa.Column("suspect", sa.String(32), nullable=False),  # E.164 with '+'
     sa.Column("description", sa.Text(), nullable=False),

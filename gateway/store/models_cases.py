@@ -24,7 +24,10 @@ cases = sa.Table(
     sa.Column("subjects", sa.JSON(), nullable=False),  # E.164 numbers the case names
     sa.Column("person_id", sa.String(64), nullable=True, index=True),  # registry, when known
     sa.Column("external_id", sa.String(128), nullable=True),  # the centre's report id
-    sa.Column("received_at", TIME, nullable=False, index=True),
+    sa.Column("received_at", TIME, nullable=False, index=True),  # the legal clock
+    sa.Column("facts_at", TIME, nullable=True),  # when the facts happened (NULL: received_at)
+    sa.Column("sender", sa.String(64), nullable=True),  # an alphanumeric sender, as reported
+    sa.Column("flags", sa.JSON(), nullable=True),  # model.FLAGS (NULL: none)
     sa.Column("verify_by", TIME, nullable=False),  # R4, point 119
     sa.Column("decided_at", TIME, nullable=True),
     sa.Column("act_by", TIME, nullable=True),  # R5, point 120

@@ -21,6 +21,8 @@ centre_reports = sa.Table(
     sa.Column("id", ID, primary_key=True),  # the report_id: the Idempotency-Key
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("case_id", ID, nullable=False),
+    sa.Column("round", sa.Integer(), nullable=False),  # the case transition it reports
+    sa.Column("revision", sa.Integer(), nullable=False),  # 2, 3...: resent with new content
     sa.Column("payload", sa.JSON(), nullable=False),  # the report without sent_at
     sa.Column("created_at", TIME, nullable=False),
     sa.Column("sent_at", TIME, nullable=True),  # first attempt (NULL: never sent)
@@ -29,8 +31,19 @@ centre_reports = sa.Table(
     sa.Column("acked_at", TIME, nullable=True),  # NULL until the centre acknowledged it
     sa.Column("ack_id", sa.String(128), nullable=True),  # the centre's id for it
     sa.Column("failed_at", TIME, nullable=True),  # refused for good: kept, not retried
-    sa.UniqueConstraint("case_id", "kind"),  # one report per event, whatever happens
-    sa.CheckConstraint("kind IN ('detection', 'suspended', 'not_confirmed')", name="kind"),
+    # a refused report stays an attention item (alerted again) until someone acts on it:
+    # resent (superseded_by the new revision) or dismissed with a reason
+    sa.Column("resolved_at", TIME, nullable=True),
+    sa.Column("resolved_by", sa.String(128), nullable=True),
+    sa.Column("resolution", sa.Text(), nullable=True),
+    sa.Column("superseded_by", ID, nullable=True),
+    # a detection sent without a subscriber (unknown to the registry): an analyst completes it
+    sa.Column("subscriber_unknown", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # one report per event and revision, whatever happens
+    sa.UniqueConstraint("case_id", "kind", "round", "revision"),
+    sa.CheckConstraint(
+        "kind IN ('detection', 'suspended', 'not_confirmed', 'unblocked')", name="kind"
+    ),
     sa.Index("ix_centre_reports_pending", "acked_at", "failed_at", "created_at"),
 )
 

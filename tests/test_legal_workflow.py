@@ -1,0 +1,256 @@
+"""The legal workflow as order No. 554/НҚ reads it (issue 14), on SQLite and PostgreSQL, with
+the real centre outbox, the registry and the simulated switch on a loopback port:
+
+    1  the holder at the time of the facts is reported, not the number's holder now
+    3  a suspension is reported at the time the switch carried it out
+    4  every notice ends acknowledged or stays an attention item until someone acts; a second
+       suspension after an appeal, and an unblocking, are reported
+   12  own detections reported at detection when the operator chooses so
+   13  a confirmation racing the workflow's retry is made once, and the round goes on
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway.cases import Actor, Cases, DetectionReport, Policy, State
+from gateway.cases.workflow import Workflow
+from gateway.centre import CentreOutbox, CentreReports, report_errors
+from gateway.centre.notices import NoticeError, Notices
+from gateway.registry import Registry
+from gateway.store import Store
+from gateway.switch.port import HttpSwitch
+from gateway.workdays import KzCalendar
+from simulators.switch import SwitchSimulator
+
+ALMATY = ZoneInfo("Asia/Almaty")
+DAY = 86400.0
+IIN_A = "900101300017"  # synthetic (docs: KAZAKHSTAN.md)
+IIN_B = "850715400028"
+NUMBER = "+77011234567"
+OTHER_OF_A = "+77051234567"
+ANALYST = Actor("u-aigerim", "analyst")
+SUPERVISOR = Actor("u-sup", "supervisor")
+
+
+def almaty(y: int, m: int, d: int, hh: int = 10, mm: int = 0) -> float:
+    return dt.datetime(y, m, d, hh, mm, tzinfo=ALMATY).timestamp()
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SwitchSimulator]:
+    async with SwitchSimulator(token="tok") as s:
+        yield s
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(almaty(2025, 12, 1))
+
+
+@pytest.fixture
+async def cases(store: Store, sim: SwitchSimulator, clock: Clock) -> AsyncIterator[Cases]:
+    registry = Registry(store, clock=lambda: almaty(2024, 1, 10))
+    await registry.register_person(IIN_A, "Testova", "Aigerim")
+    for n in (NUMBER, OTHER_OF_A):
+        await registry.register_number(IIN_A, n)
+    async with HttpSwitch(sim.url, "tok", timeout=2.0) as switch:
+        yield Cases(
+            store, KzCalendar(), switch=switch, registry=Registry(store, clock=clock),
+            reports=CentreOutbox("kcell", clock=clock), clock=clock,
+        )  # fmt: skip
+
+
+async def reports(store: Store) -> list[dict[str, Any]]:
+    return [r["payload"] | {"_row": r} for r in await CentreReports(store).all()]
+
+
+async def confirmed(cases: Cases, number: str = NUMBER) -> str:
+    case = await cases.open(source="complaint", numbers=[number], received_at=cases.clock())
+    await cases.start_verification(case.id, ANALYST, "reading the forwarded SMS")
+    await cases.confirm(case.id, ANALYST, "smishing confirmed")
+    return case.id
+
+
+# -- 3: true times ------------------------------------------------------------------------------
+
+
+async def test_suspension_is_reported_when_the_switch_carried_it_out(
+    cases: Cases, sim: SwitchSimulator, clock: Clock, store: Store
+) -> None:
+    """The switch is down from 1 to 21 December: the centre hears of the suspension with the
+    time it happened (21 December), not the decision's (1 December)."""
+    await sim.down()
+    case_id = await confirmed(cases)
+    assert (await cases.get(case_id)).state is State.CONFIRMED
+    clock.t = almaty(2025, 12, 21, 11)
+    await sim.start()
+    [done] = await cases.retry_pending()
+    assert done.state is State.SUSPENDED
+    suspended = [r for r in await reports(store) if r["kind"] == "suspended"]
+    assert [r["suspended_at"] for r in suspended] == ["2025-12-21T06:00:00.000Z"]
+    assert [r["numbers"] for r in suspended] == [[NUMBER]]  # point 120: this number only
+    detection = next(r for r in await reports(store) if r["kind"] == "detection")
+    assert detection["created_at"].startswith("2025-12-01")
+
+
+# -- 4: notices seen through --------------------------------------------------------------------
+
+
+async def test_a_second_suspension_after_an_appeal_and_the_unblocking_are_reported(
+    cases: Cases, store: Store, clock: Clock
+) -> None:
+    case_id = await confirmed(cases)
+    clock.t += 3600
+    await cases.unblock(case_id, SUPERVISOR, "appeal upheld: the subscriber's phone was stolen")
+    await cases.close(case_id, SUPERVISOR, "appeal handled")
+    clock.t += DAY
+    await cases.reopen(case_id, SUPERVISOR, "new complaint about the same number")
+    await cases.start_verification(case_id, ANALYST, "again")
+    await cases.confirm(case_id, ANALYST, "smishing again")
+    sent = await reports(store)
+    kinds = [(r["kind"], r["round"]) for r in sent]
+    assert [k for k, _ in kinds] == [
+        "detection", "suspended", "unblocked", "detection", "suspended",
+    ]  # fmt: skip
+    assert len(set(kinds)) == 5  # each a report of its own round
+    unblocked = sent[2]
+    assert unblocked["reason"].startswith("appeal upheld") and unblocked["numbers"] == [NUMBER]
+    for r in sent:
+        row = r.pop("_row")
+        assert report_errors({**r, "sent_at": "2026-01-01T00:00:00Z"}) == [], row["kind"]
+
+
+async def test_a_refused_notice_stays_an_attention_item_until_someone_acts(
+    cases: Cases, store: Store, clock: Clock
+) -> None:
+    await confirmed(cases)
+    outbox = CentreReports(store)
+    detection, suspended = await outbox.all()
+    # the dispatcher sets a report the centre refuses (4xx) aside like this
+    await outbox.mark_failed(suspended["id"], "HTTP 422: numbers", permanent=True, now=clock.t)
+    notices = Notices(store, "kcell", rebuild=cases.detection_notice, clock=clock)
+    assert [n.id for n in await notices.list("attention")] == [suspended["id"]]
+    assert await notices.counts() == {"pending": 1, "attention": 1}
+    assert await notices.remind() == 1  # at once
+    assert await notices.remind() == 0  # once per day
+    clock.t = almaty(2025, 12, 2, 8, 30)
+    assert await notices.remind() == 0  # not before working hours
+    clock.t = almaty(2025, 12, 2, 9, 5)
+    assert await notices.remind() == 1  # and each working day while nobody acts
+    alerts = [a for a in await store.pending_alerts(100) if a.kind.value == "centre"]
+    assert len(alerts) == 2 and alerts[0].payload["status"] == "refused"
+    assert alerts[0].payload["report_id"] == suspended["id"]
+    assert "Aigerim" not in str(alerts[0].payload) and IIN_A not in str(alerts[0].payload)
+    new = await notices.resend(suspended["id"], "u-aigerim")
+    assert (new.kind, new.round, new.revision, new.status) == (
+        "suspended", suspended["round"], 2, "pending",
+    )  # fmt: skip
+    old = await notices.get(suspended["id"])
+    assert old.status == "resolved" and old.superseded_by == new.id
+    assert await notices.list("attention") == []
+    clock.t = almaty(2025, 12, 3, 9, 5)
+    assert await notices.remind() == 0
+    with pytest.raises(NoticeError, match="resolved"):
+        await notices.resend(suspended["id"], "u-aigerim")
+    with pytest.raises(NoticeError, match="no centre report"):
+        await notices.dismiss("nope", "u-aigerim", "typo")
+    with pytest.raises(NoticeError, match="reason"):
+        await notices.dismiss(detection["id"], "u-aigerim", " ")
+    gone = await notices.dismiss(detection["id"], "u-aigerim", "sent by phone to the centre")
+    assert gone.status == "resolved" and gone.resolved_by == "u-aigerim"
+    assert [r.id for r in await notices.list("pending")] == [new.id]
+
+
+async def test_a_detection_without_its_subscriber_is_flagged_and_completed(
+    cases: Cases, store: Store, clock: Clock, sim: SwitchSimulator
+) -> None:
+    """Item 9: a number unknown to the registry goes out flagged; an analyst completes the
+    registry and resends: the new revision carries the subscriber."""
+    unknown = "+77471112233"
+    await confirmed(cases, unknown)
+    notices = Notices(store, "kcell", rebuild=cases.detection_notice, clock=clock)
+    [first] = [n for n in await notices.list("attention") if n.kind == "detection"]
+    assert first.status == "incomplete"
+    payload = (await CentreReports(store).get(first.id) or {})["payload"]
+    assert payload["subscriber"] is None and payload["subscriber_status"] == "unknown_to_registry"
+    registry = Registry(store, clock=lambda: almaty(2024, 1, 10))
+    await registry.register_person(IIN_B, "Seitova", "Dana")
+    await registry.register_number(IIN_B, unknown)
+    again = await notices.resend(first.id, "u-aigerim")
+    assert again.status == "pending" and again.revision == 2
+    payload = (await CentreReports(store).get(again.id) or {})["payload"]
+    assert payload["subscriber"]["iin"] == IIN_B and payload["subscriber_status"] == "registered"
+    assert await notices.list("attention") == []
+
+
+# -- 12: own detections -------------------------------------------------------------------------
+
+
+async def test_own_detections_reported_at_detection_by_policy(
+    store: Store, sim: SwitchSimulator, clock: Clock, cases: Cases
+) -> None:
+    at_once = Cases(
+        store, KzCalendar(), switch=cases.switch, registry=cases.registry,
+        reports=CentreOutbox("kcell"), clock=clock,
+        policy=Policy(report_detection=DetectionReport.AT_DETECTION),
+    )  # fmt: skip
+    case = await at_once.open(
+        source="detection_sms", numbers=[NUMBER], received_at=clock.t, external_id="number:x"
+    )
+    assert await reports(store) == []  # queued by the workflow's round, not inside open()
+    assert await at_once.report_detections() == 1
+    sent = await reports(store)
+    assert [(r["kind"], r["status"]) for r in sent] == [("detection", "under_verification")]
+    assert sent[0]["subscriber"]["iin"] == IIN_A  # point 118: the person and their numbers
+    assert await at_once.report_detections() == 0  # once
+    await at_once.start_verification(case.id, ANALYST, "checking")
+    await at_once.confirm(case.id, ANALYST, "confirmed")
+    kinds = [(r["kind"], r.get("status")) for r in await reports(store)]
+    assert kinds == [
+        ("detection", "under_verification"), ("detection", "confirmed"), ("suspended", None),
+    ]  # fmt: skip
+
+
+# -- 13: the race -------------------------------------------------------------------------------
+
+
+async def test_a_confirm_racing_the_workflow_round_is_made_once(
+    store: Store, sim: SwitchSimulator, clock: Clock, cases: Cases
+) -> None:
+    """An analyst's confirm (which suspends) and the workflow's round (which retries the same
+    suspension) at once: one suspension, one report, and the round still queues its deadline
+    alerts for the other cases."""
+    sim.delay = 0.05  # both calls are in flight together
+    overdue = await cases.open(source="complaint", numbers=[OTHER_OF_A], received_at=clock.t)
+    flow = Workflow(store, cases, clock=clock)
+    for _ in range(3):
+        case = await cases.open(source="complaint", numbers=[NUMBER], received_at=clock.t)
+        await cases.start_verification(case.id, ANALYST, "checking")
+        clock.t = overdue.verify_by + 60  # the other case is overdue by now
+        confirm = asyncio.create_task(cases.confirm(case.id, ANALYST, "confirmed"))
+        await asyncio.sleep(0.01)  # the confirm is at the switch: the round finds it confirmed
+        await asyncio.gather(confirm, flow.step(), flow.step())
+        done = await cases.get(case.id)
+        assert done.state is State.SUSPENDED
+        assert [t.action for t in done.transitions].count("suspend") == 1
+        suspended = [r for r in await CentreReports(store).all() if r["case_id"] == case.id]
+        assert [r["kind"] for r in suspended] == ["detection", "suspended"]
+        await cases.unblock(case.id, SUPERVISOR, "next round of the test")
+        clock.t = almaty(2025, 12, 1)
+    alerts = [a for a in await store.pending_alerts(500) if a.kind.value == "deadline"]
+    assert any(a.payload["case_id"] == overdue.id for a in alerts)
