@@ -44,6 +44,7 @@ from simulators.switch import SwitchSimulator
 OPENAPI = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
 ALMATY = ZoneInfo("Asia/Almaty")
 FRIDAY = dt.datetime(2025, 11, 14, 10, 0, tzinfo=ALMATY).timestamp()
+TUESDAY_END = dt.datetime(2025, 11, 18, 23, 59, 59, 999_000, tzinfo=ALMATY).timestamp()
 IIN = "900101300017"  # synthetic (docs: KAZAKHSTAN.md)
 CONTRACT = dt.date(2020, 1, 1)  # the numbers are held since: the facts of the cases are later
 SURNAME, NAME, PATRONYMIC = "Testova", "Aigerim", "Serikovna"
@@ -507,6 +508,27 @@ async def test_helpline_complaint_opens_a_case(
         view.id,
         False,
     )
+
+
+async def test_a_callers_time_is_bounded_not_the_legal_clock(
+    client: httpx.AsyncClient, cases: Cases
+) -> None:
+    """Item 3: a 2030 received_at gave a 2030 deadline and no alerts. Now the caller's time is
+    bounded (422 naming the field) and never moves verify_by."""
+    for field, value in [
+        ("received_at", "2030-01-01T10:00:00+05:00"),
+        ("received_at", "2025-09-01T10:00:00+05:00"),  # more than 30 days before the call
+        ("incident_at", "2030-01-01T10:00:00+05:00"),
+    ]:
+        r = await client.post(
+            "/v1/complaints", json=complaint_body(**{field: value}), headers=auth(Role.HELPLINE)
+        )
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", field]
+    assert await cases.list() == []  # nothing opened
+    body = complaint_body(received_at="2025-11-14T10:00:30+05:00")  # the caller's clock: fine
+    r = await client.post("/v1/complaints", json=body, headers=auth(Role.HELPLINE))
+    view = await cases.get(r.json()["case"]["id"])
+    assert view.flags == () and view.verify_by == TUESDAY_END
 
 
 async def test_complaint_validation_does_not_echo_personal_data(

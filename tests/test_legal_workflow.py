@@ -86,6 +86,37 @@ async def confirmed(cases: Cases, number: str = NUMBER) -> str:
     return case.id
 
 
+# -- 1: the right person -------------------------------------------------------------------------
+
+
+async def test_the_holder_at_the_time_of_the_facts_is_reported_not_todays(
+    store: Store, cases: Cases, clock: Clock, sim: SwitchSimulator
+) -> None:
+    """A number terminated and re-issued: a complaint about last year's fraud names last
+    year's holder to the centre; today's holder is neither reported nor suspended."""
+    registry = Registry(store, clock=lambda: almaty(2025, 3, 1))
+    await registry.set_number_status(OTHER_OF_A, "terminated")
+    registry = Registry(store, clock=lambda: almaty(2025, 6, 1))
+    await registry.register_person(IIN_B, "Seitova", "Dana")
+    await registry.register_number(IIN_B, OTHER_OF_A)
+    last_year = almaty(2024, 11, 20)
+    case = await cases.open(
+        source="complaint", numbers=[OTHER_OF_A], received_at=clock.t, facts_at=last_year
+    )
+    holder_then = await Registry(store).subscriber_of(OTHER_OF_A, at=last_year)
+    assert holder_then is not None and case.person_id == holder_then[0].id
+    await cases.start_verification(case.id, ANALYST, "the SMS of November 2024")
+    done = await cases.confirm(case.id, ANALYST, "smishing confirmed")
+    [detection] = [r for r in await reports(store) if r["kind"] == "detection"]
+    assert detection["subscriber"]["iin"] == IIN_A and IIN_B not in str(detection)
+    assert detection["facts_at"] == "2024-11-20T05:00:00.000Z"
+    # A no longer holds the re-issued number: it is not listed as A's registered number
+    assert detection["subscriber"]["numbers"] == [NUMBER]
+    # the number is B's now: B's service is not suspended for A's facts of last year
+    assert done.switch_actions == () and OTHER_OF_A not in sim.state
+    assert done.state is State.CLOSED and "nothing_to_suspend" in done.flags
+
+
 # -- 3: true times ------------------------------------------------------------------------------
 
 

@@ -330,7 +330,10 @@ class Cases:
             return view
         try:
             if not await self._targets(view):
-                why = "point 120: no number of this network to suspend; the centre was told"
+                why = (
+                    "point 120: no number to suspend (not of this network, or no longer held "
+                    "by the holder at the time of the facts); the centre was told"
+                )
                 return await self._transition(
                     case_id, Action.CLOSE, SYSTEM, why, (), ("nothing_to_suspend",)
                 )
@@ -434,9 +437,15 @@ class Cases:
 
     async def _targets(self, view: CaseView) -> builtins.list[str]:
         """What a suspension blocks. Point 120 suspends "this subscriber number": the case's
-        numbers of this country's mobile plan (the switch refuses another operator's). The
-        subscriber's other numbers only under the operator's explicit policy (SuspendScope)."""
-        numbers = [n for n in view.numbers if KZ_MOBILE_RE.fullmatch(n.removeprefix("+"))]
+        numbers of this country's mobile plan (the switch refuses another operator's) that
+        the holder at the time of the facts still holds; a number terminated or re-issued
+        since belongs to nobody or to someone else now, and is not suspended for the old
+        holder's facts. The subscriber's other numbers only under the operator's explicit
+        policy (SuspendScope)."""
+        local = [n for n in view.numbers if KZ_MOBILE_RE.fullmatch(n.removeprefix("+"))]
+        then = await self.registry.holders_of(local, at=view.facts_time) if local else {}
+        now = await self.registry.holders_of(local) if then else {}
+        numbers = [n for n in local if n not in then or now.get(n) == then[n]]
         if numbers and self.policy.suspend_scope is SuspendScope.SUBSCRIBER:
             for _person, records in await self._subscribers(view):
                 numbers += [e164(r.msisdn) for r in records if r.status != "terminated"]

@@ -26,7 +26,7 @@ from _procs import free_ports
 from conftest import OsmoLab
 from waiting import eventually
 
-from gateway.cases import Actor, Cases, State
+from gateway.cases import Actor, Cases, Policy, State, SuspendScope
 from gateway.centre import CentreOutbox
 from gateway.daemon import Gateway
 from gateway.iin import iin_check_digit
@@ -147,7 +147,7 @@ async def _sends(phone: Phone, to: str) -> bool:
     return all(r.ok for r in results)
 
 
-async def test_a_confirmed_case_cuts_off_every_number_on_the_osmocom_core(
+async def test_a_confirmed_case_under_the_subscriber_policy_cuts_off_every_number_on_the_core(
     osmo_lab: OsmoLab, tmp_path: Path
 ) -> None:
     lab = await osmo_lab()
@@ -167,9 +167,16 @@ async def test_a_confirmed_case_cuts_off_every_number_on_the_osmocom_core(
             OsmocomSwitch(settings) as switch,
             VirtualMme(lab.cfg.host, lab.cfg.sgs_port) as mme,
         ):
-            cases = Cases(
-                store, KzCalendar(), switch=switch, registry=registry, reports=CentreOutbox("lab")
+            # point 120 suspends the number itself; this operator's policy widens it to every
+            # number of the subscriber (recorded with its reason in the case)
+            policy = Policy(
+                suspend_scope=SuspendScope.SUBSCRIBER,
+                suspend_scope_reason="lab: a SIM farm's other SIMs go with the one reported",
             )
+            cases = Cases(
+                store, KzCalendar(), switch=switch, registry=registry,
+                reports=CentreOutbox("lab"), policy=policy,
+            )  # fmt: skip
             aigerim = mme.phone(AIGERIM.imsi, AIGERIM.msisdn)
             a, b = mme.phone(FRAUD_A.imsi, FRAUD_A.msisdn), mme.phone(FRAUD_B.imsi, FRAUD_B.msisdn)
             for phone in (aigerim, a, b):
@@ -183,7 +190,8 @@ async def test_a_confirmed_case_cuts_off_every_number_on_the_osmocom_core(
             decided = time.monotonic()
             view = await cases.confirm(case.id, analyst, "smishing confirmed by complaint")
             assert view.state is State.SUSPENDED, view
-            # Both numbers of the subscriber, not only the one complained about.
+            # Both numbers of the subscriber, not only the one complained about (the policy).
+            assert "subscriber_scope" in view.flags
             assert {await switch.status(s.msisdn) for s in (FRAUD_A, FRAUD_B)} == {"blocked"}
             # Cut off now: the attached phones' next SMS is released (the VLR forgot them)...
             for phone in (a, b):
