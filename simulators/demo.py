@@ -266,6 +266,9 @@ async def _start_workflow_peers(
     """The simulated switch and anti-fraud centre the case workflow talks to (docs/cases.md,
     docs/centre-api.md); without openssl the centre is left out and its reports stay queued."""
     cfg.cases.interval = 1.0
+    # the demo operator trusts its probes' SIM-box test calls: an explicit policy (the default
+    # waits for a person), recorded in each case it confirms (flag auto_confirmed)
+    cfg.cases.auto_confirm_probe_outcomes = ("simbox", "simfarm")
     switch = await stack.enter_async_context(SwitchSimulator())
     cfg.switch = SwitchSettings.http(switch.url, switch.token)
     try:
@@ -301,7 +304,10 @@ async def _workflow_summary(
         kinds = Counter(r.document["kind"] for r in centre.reports.values())
         sent = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"
         lines.append(f"  reports received by the anti-fraud centre (mutual TLS): {sent}")
-    lines.append("  cases wait for an analyst: fraudgate cases list | verify | confirm | reject")
+    lines.append(
+        "  SIM-box cases confirmed by the demo's explicit policy (auto_confirm_probe_outcomes);"
+        " the others wait for an analyst: fraudgate cases list | verify | confirm | reject"
+    )
     return "\n".join(lines)
 
 
