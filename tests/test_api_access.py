@@ -201,6 +201,16 @@ async def test_the_auditor_reads_cases_masked_and_every_read_is_audited(
     ]
     await api.get("/v1/cases", headers=auth("helpline"))  # a masked read by others: not audited
     assert len(await audit_rows(store)) == 2
+    # the deadline view and the centre notices are reads of cases too
+    due = await api.get("/v1/cases/deadlines", headers=auditor)
+    assert due.status_code == 200 and MINE[0] not in due.text
+    assert (await api.get("/v1/centre/reports", headers=auditor)).status_code == 200
+    bad = await api.get("/v1/centre/reports?status=lost", headers=auditor)
+    assert bad.status_code == 422
+    assert (await audit_rows(store))[2:4] == [
+        ("u-auditor", "cases.read", "", False),
+        ("u-auditor", "centre.read", "", False),
+    ]
 
 
 # -- free text is screened for IINs before it is stored (issue 14 item 11) ----------------------

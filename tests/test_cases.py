@@ -482,7 +482,7 @@ async def test_state_table(env: tuple[Cases, TableSink, Clock], store: Store) ->
             done = await cases_._transition(case.id, action, ANALYST, "try", [])
             assert done.state is allowed.to
             assert done.transitions[-1].action == action.value
-    assert len(TRANSITIONS) == 11
+    assert len(TRANSITIONS) == 12
 
 
 async def test_public_methods_refuse_illegal_steps(env: tuple[Cases, TableSink, Clock]) -> None:

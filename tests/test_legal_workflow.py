@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.cases import Actor, Cases, DetectionReport, Policy, State
+from gateway.cases import Actor, Cases, DetectionReport, IllegalTransition, Policy, State
 from gateway.cases.workflow import Workflow
 from gateway.centre import CentreOutbox, CentreReports, report_errors
 from gateway.centre.notices import NoticeError, Notices
@@ -115,6 +115,18 @@ async def test_the_holder_at_the_time_of_the_facts_is_reported_not_todays(
     # the number is B's now: B's service is not suspended for A's facts of last year
     assert done.switch_actions == () and OTHER_OF_A not in sim.state
     assert done.state is State.CLOSED and "nothing_to_suspend" in done.flags
+    # facts while nobody held it (after A's termination, before B's contract): B is neither
+    # reported nor suspended; the centre hears of an unknown subscriber
+    gap = await cases.open(
+        source="complaint", numbers=[OTHER_OF_A], received_at=clock.t,
+        facts_at=almaty(2025, 4, 15),
+    )  # fmt: skip
+    assert gap.person_id is None
+    await cases.start_verification(gap.id, ANALYST, "the SMS of April 2025")
+    closed = await cases.confirm(gap.id, ANALYST, "smishing confirmed")
+    assert closed.state is State.CLOSED and OTHER_OF_A not in sim.state
+    [unknown] = [r for r in await reports(store) if r["case_id"] == gap.id]
+    assert unknown["subscriber"] is None and IIN_B not in str(unknown)
 
 
 # -- 3: true times ------------------------------------------------------------------------------
@@ -166,6 +178,44 @@ async def test_a_second_suspension_after_an_appeal_and_the_unblocking_are_report
         assert report_errors({**r, "sent_at": "2026-01-01T00:00:00Z"}) == [], row["kind"]
 
 
+async def test_an_appeal_on_a_case_closed_while_suspended_lifts_the_suspension_first(
+    cases: Cases, store: Store, clock: Clock, sim: SwitchSimulator
+) -> None:
+    """Reopened and then rejected, a case closed while suspended left its number cut off:
+    reopening waits for the unblocking, which a closed case now allows (and reports)."""
+    case_id = await confirmed(cases)
+    await cases.close(case_id, ANALYST, "suspended; nothing more to do")
+    with pytest.raises(IllegalTransition, match="still suspended"):
+        await cases.reopen(case_id, SUPERVISOR, "the subscriber appeals")
+    lifted = await cases.unblock(case_id, SUPERVISOR, "appeal: phone was stolen on 1 December")
+    assert lifted.state is State.UNBLOCKED and sim.state[NUMBER] == "active"
+    await cases.close(case_id, SUPERVISOR, "unblocked")
+    with pytest.raises(IllegalTransition):  # nothing left to unblock
+        await cases.unblock(case_id, SUPERVISOR, "again")
+    await cases.reopen(case_id, SUPERVISOR, "the subscriber appeals")
+    await cases.start_verification(case_id, ANALYST, "again")
+    done = await cases.reject(case_id, ANALYST, "the phone was stolen: not the subscriber")
+    assert done.state is State.NOT_CONFIRMED and sim.state[NUMBER] == "active"
+    kinds = [r["kind"] for r in await reports(store)]
+    assert kinds == ["detection", "suspended", "unblocked", "not_confirmed"]
+
+
+async def test_a_retried_unblocking_keeps_who_decided_it_and_why(
+    cases: Cases, store: Store, clock: Clock, sim: SwitchSimulator
+) -> None:
+    case_id = await confirmed(cases)
+    await sim.down()
+    stuck = await cases.unblock(case_id, SUPERVISOR, "court order 123")
+    assert stuck.state is State.SUSPENDED
+    await sim.start()
+    [done] = await cases.retry_pending()
+    assert done.state is State.UNBLOCKED
+    last = done.transitions[-1]
+    assert "court order 123" in last.reason and SUPERVISOR.id in last.reason
+    [unblocked] = [r for r in await reports(store) if r["kind"] == "unblocked"]
+    assert unblocked["reason"].startswith("court order 123")
+
+
 async def test_a_refused_notice_stays_an_attention_item_until_someone_acts(
     cases: Cases, store: Store, clock: Clock
 ) -> None:
@@ -200,10 +250,16 @@ async def test_a_refused_notice_stays_an_attention_item_until_someone_acts(
         await notices.resend(suspended["id"], "u-aigerim")
     with pytest.raises(NoticeError, match="no centre report"):
         await notices.dismiss("nope", "u-aigerim", "typo")
+    # a pending report is the dispatcher's: resending it could reach the centre twice
+    with pytest.raises(NoticeError, match="pending"):
+        await notices.resend(detection["id"], "u-aigerim")
+    with pytest.raises(NoticeError, match="pending"):
+        await notices.dismiss(detection["id"], "u-sup", "handled by phone")
+    await outbox.mark_failed(detection["id"], "HTTP 400: schema", permanent=True, now=clock.t)
     with pytest.raises(NoticeError, match="reason"):
-        await notices.dismiss(detection["id"], "u-aigerim", " ")
-    gone = await notices.dismiss(detection["id"], "u-aigerim", "sent by phone to the centre")
-    assert gone.status == "resolved" and gone.resolved_by == "u-aigerim"
+        await notices.dismiss(detection["id"], "u-sup", " ")
+    gone = await notices.dismiss(detection["id"], "u-sup", "sent by phone to the centre")
+    assert gone.status == "resolved" and gone.resolved_by == "u-sup"
     assert [r.id for r in await notices.list("pending")] == [new.id]
 
 
@@ -255,6 +311,16 @@ async def test_own_detections_reported_at_detection_by_policy(
     assert kinds == [
         ("detection", "under_verification"), ("detection", "confirmed"), ("suspended", None),
     ]  # fmt: skip
+    # rejected before the round reported it: the centre hears of the case before its outcome
+    quick = await at_once.open(
+        source="detection_sms", numbers=[OTHER_OF_A], received_at=clock.t,
+        external_id="number:y",
+    )  # fmt: skip
+    await at_once.start_verification(quick.id, ANALYST, "checking")
+    await at_once.reject(quick.id, ANALYST, "a bank's own notice")
+    assert await at_once.report_detections() == 0
+    mine = [(r["kind"], r.get("status")) for r in await reports(store) if r["case_id"] == quick.id]
+    assert mine == [("detection", "under_verification"), ("not_confirmed", None)]
 
 
 # -- 13: the race -------------------------------------------------------------------------------

@@ -458,7 +458,11 @@ def caller(tmp_path: Path, role: str) -> list[str]:
 def test_cli_import_over_limit_and_check(
     db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["registry", "import", str(DATA / "good_and_bad.csv"), "--db", db_url]) == 1
+    registrar, analyst = caller(tmp_path, "registrar"), caller(tmp_path, "analyst")
+    bad = DATA / "good_and_bad.csv"
+    assert main(["registry", "import", str(bad), "--db", db_url]) == 2  # who imports?
+    assert "unknown caller" in capsys.readouterr().err
+    assert main(["registry", "import", str(bad), "--db", db_url, *registrar]) == 1
     out = capsys.readouterr().out
     assert "read 11, inserted 4, updated 0, unchanged 0, rejected 7 (complete)" in out
     assert "line 5: IIN 9001******18: bad check digit" in out and "900101300018" not in out
@@ -472,7 +476,7 @@ def test_cli_import_over_limit_and_check(
                 )
                 + "\n"
             )
-    assert main(["registry", "import", str(big), "--db", db_url, "--json"]) == 1
+    assert main(["registry", "import", str(big), "--db", db_url, "--json", *registrar]) == 1
     report = json.loads(capsys.readouterr().out)
     assert (report["inserted"], report["rejected_count"]) == (10, 1)
     assert report["rejected"] == [
@@ -496,12 +500,12 @@ def test_cli_import_over_limit_and_check(
     [row] = json.loads(capsys.readouterr().out)
     assert (row["iin"], row["surname"], row["count"], row["limit"]) == (D, "Нұрланова", 11, 10)
 
-    assert main(["registry", "check", C, "--db", db_url]) == 1
+    assert main(["registry", "check", C, "--db", db_url, *analyst]) == 1
     out = capsys.readouterr().out
     assert out.startswith("IIN 0007******13: a new number is refused: 10 of 10") and C not in out
-    assert main(["registry", "check", A, "--db", db_url, "--json"]) == 0
+    assert main(["registry", "check", A, "--db", db_url, "--json", *analyst]) == 0
     assert json.loads(capsys.readouterr().out)["count"] == 2
-    assert main(["registry", "check", "900101300018", "--db", db_url]) == 2
+    assert main(["registry", "check", "900101300018", "--db", db_url, *analyst]) == 2
     err = capsys.readouterr().err
     assert "9001******18: bad check digit" in err and "900101300018" not in err
 
@@ -509,14 +513,24 @@ def test_cli_import_over_limit_and_check(
 def test_cli_uses_the_config_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "gw.toml"
     config.write_text(f'[gateway]\ndata_dir = "{tmp_path / "var"}"\n')
-    assert main(["registry", "check", A, "-c", str(config)]) == 0
+    analyst = caller(tmp_path, "analyst")  # its config: data_dir = tmp_path / "var"
+    assert main(["registry", "check", A, *analyst]) == 0
     assert "allowed: no numbers registered" in capsys.readouterr().out
     assert any((tmp_path / "var").iterdir())
     config.write_text("[gateway]\nno_such_key = 1\n")
     assert main(["registry", "over-limit", "-c", str(config)]) == 2
     assert "configuration error" in capsys.readouterr().err
     assert (
-        main(["registry", "import", str(tmp_path / "missing.csv"), "--db", sqlite_url(tmp_path)])
+        main(
+            [
+                "registry",
+                "import",
+                str(tmp_path / "missing.csv"),
+                "--db",
+                sqlite_url(tmp_path),
+                *caller(tmp_path, "registrar"),
+            ]
+        )
         == 2
     )
 

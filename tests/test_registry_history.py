@@ -205,3 +205,29 @@ async def test_backfill_gives_each_number_its_holding(db_url: str) -> None:
         registry = Registry(st)
         assert await registry.holders_of(["77010000001", "77010000002"]) == {"77010000001": "p1"}
         assert await registry.holders_of(["77010000002"], at=2500.0) == {"77010000002": "p1"}
+
+
+async def test_a_terminated_number_registered_twice_at_once_goes_to_one_person(
+    store: Store,
+) -> None:
+    """Two registrations of one free number at the same moment: one person gets it, the other
+    is told it is taken (on PostgreSQL the row is locked; the second no longer overwrites)."""
+    import asyncio
+
+    from gateway.registry import NumberTaken
+
+    registry = Registry(store, clock=Clock(T0))
+    for iin, name in ((A, "Aigerim"), (B, "Dana")):
+        await registry.register_person(iin, "Testova", name)
+    await registry.register_number(A, NUMBER)
+    await registry.set_number_status(NUMBER, "terminated")
+    c = "940215300014"
+    await registry.register_person(c, "Seitov", "Arman")
+    results = await asyncio.gather(
+        registry.register_number(B, NUMBER), registry.register_number(c, NUMBER),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert sorted(type(r).__name__ for r in results) == ["NumberRecord", "NumberTaken"]
+    assert all(isinstance(r, NumberTaken) or r.msisdn == NUMBER for r in results)
+    open_ = [h for h in await holdings(store) if h[2] is None]
+    assert len(open_) == 1  # one holder now, and the history agrees with the numbers table

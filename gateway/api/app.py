@@ -245,8 +245,8 @@ def _cases_router(api: Api) -> APIRouter:
         counts = await api.cases.deadline_counts(now)
         found = await api.cases.at_risk(now)
         masked = not who.may(Permission.PERSONAL_DATA)
-        if not masked:
-            await _audit(api, request, who, "cases.read", "cases", "", personal=True)
+        if not masked or who.reads_audited:
+            await _audit(api, request, who, "cases.read", "cases", "", personal=not masked)
         return schemas.DeadlineCounts(
             **counts, cases=[views.case_summary(c, masked=masked) for c in found]
         )
@@ -408,6 +408,7 @@ def _centre_router(api: Api) -> APIRouter:
 
     @r.get("/centre/reports", summary="Reports to the centre, newest first")
     async def list_reports(
+        request: Request,
         who: CaseReader,
         status: Annotated[
             str | None,
@@ -417,6 +418,9 @@ def _centre_router(api: Api) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[schemas.CentreNotice]:
         found = await api.notices.list(status, case_id, limit)
+        if who.reads_audited:
+            await _audit(api, request, who, "centre.read", "centre_report", case_id or "",
+                         personal=False)  # fmt: skip
         return [views.centre_notice(n) for n in found]
 
     decide = [Depends(require(Permission.CASES_DECIDE))]
@@ -430,8 +434,10 @@ def _centre_router(api: Api) -> APIRouter:
         await _audit(api, request, who, "centre.resend", "centre_report", report_id, personal=False)
         return views.centre_notice(row)
 
+    supervise = [Depends(require(Permission.CASES_UNBLOCK))]  # supervisors
+
     @r.post(
-        "/centre/reports/{report_id}/dismiss", dependencies=decide, responses=NOTICE_ERRORS,
+        "/centre/reports/{report_id}/dismiss", dependencies=supervise, responses=NOTICE_ERRORS,
         summary="Record that a report needing attention was handled another way",
     )  # fmt: skip
     async def dismiss(

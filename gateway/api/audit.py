@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from gateway.alerts.payloads import mask_msisdn
 from gateway.ids import new_id
+from gateway.iin import mask_iin
 from gateway.store import Store
 from gateway.store.models_api import api_audit
 
@@ -36,10 +37,12 @@ class AuditEntry:
     client: str
 
     def masked(self) -> AuditEntry:
-        """The entry as the audit endpoint shows it: a number target masked (R7)."""
-        if self.target_kind != "msisdn":
-            return self
-        return dataclasses.replace(self, target=mask_msisdn(self.target))
+        """The entry as the audit endpoint shows it: a number or IIN target masked (R7)."""
+        if self.target_kind == "msisdn":
+            return dataclasses.replace(self, target=mask_msisdn(self.target))
+        if self.target_kind == "iin":
+            return dataclasses.replace(self, target=mask_iin(self.target))
+        return self
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,8 @@ async def _stated_time(_r: Request, e: Exception) -> JSONResponse:
 async def _notice(_r: Request, e: Exception) -> JSONResponse:
     message = str(e)
     status = 404 if message.startswith("no centre report") else 409
+    if message.startswith("status "):  # an unknown status filter
+        status = 422
     return _json(status, {"error": "not_found" if status == 404 else "notice", "detail": message})
 
 

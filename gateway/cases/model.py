@@ -68,6 +68,9 @@ TRANSITIONS: Mapping[tuple[State, Action], Step] = {
     # confirmed, but nothing of this operator's to suspend (an alphanumeric or foreign sender):
     # the service allows it only then (Cases.close); the centre had the detection report
     (S.CONFIRMED, A.CLOSE): Step(S.CLOSED),
+    # an appeal against a case closed while its numbers stay suspended: the service allows it
+    # only while they are still blocked for this case (Cases.unblock)
+    (S.CLOSED, A.UNBLOCK): Step(S.UNBLOCKED, (E.REPORT_UNBLOCKED,)),
 }
 del S, A, E
 
@@ -160,6 +163,8 @@ class SwitchActionView:
     answer: dict[str, Any] | None
     last_error: str | None
     error_kind: str | None  # unavailable | rejected
+    requested_by: str = ""  # who decided it (a retry carries their decision out)
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

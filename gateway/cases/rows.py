@@ -229,6 +229,8 @@ async def _switch_actions(conn: AsyncConnection, case_id: str) -> tuple[SwitchAc
             status=r.status,
             attempts=r.attempts,
             done_at=r.done_at,
+            requested_by=r.requested_by,
+            reason=r.reason,
             answer=r.answer,
             last_error=r.last_error,
             error_kind=r.error_kind,
@@ -394,13 +396,14 @@ async def views(conn: AsyncConnection, query: sa.Select[Any]) -> list[CaseView]:
 
 
 async def owed_by_switch(conn: AsyncConnection) -> list[tuple[str, State]]:
-    """Confirmed cases not yet suspended, and suspended ones with unblocks pending."""
+    """Confirmed cases not yet suspended, and suspended (or closed) ones with unblocks
+    pending."""
     a = case_switch_actions
     query = sa.select(cases.c.id, cases.c.state).where(
         sa.or_(
             cases.c.state == State.CONFIRMED.value,
             sa.and_(
-                cases.c.state == State.SUSPENDED.value,
+                cases.c.state.in_([State.SUSPENDED.value, State.CLOSED.value]),
                 cases.c.id.in_(
                     sa.select(a.c.case_id).where(a.c.status == "pending", a.c.action == "unblock")
                 ),
@@ -486,6 +489,17 @@ async def move_case(
         cases.update()
         .where(cases.c.id == case_id, cases.c.version == version)
         .values({**values, "version": cases.c.version + 1})
+    )
+    return bool(result.rowcount == 1)
+
+
+async def hold_case(conn: AsyncConnection, case_id: str, version: int) -> bool:
+    """Lock the case's row for the rest of the transaction if it is still at `version` (its
+    values unchanged); False when it moved on."""
+    result = await conn.execute(
+        cases.update()
+        .where(cases.c.id == case_id, cases.c.version == version)
+        .values(version=cases.c.version)
     )
     return bool(result.rowcount == 1)
 

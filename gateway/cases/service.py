@@ -42,6 +42,7 @@ from .model import (
     CaseView,
     CentreReportLike,
     ConcurrentUpdate,
+    DetectionReport,
     Effect,
     Evidence,
     IllegalTransition,
@@ -329,14 +330,6 @@ class Cases:
         if not self.policy.suspend_on_confirm or view.state is not State.CONFIRMED:
             return view
         try:
-            if not await self._targets(view):
-                why = (
-                    "point 120: no number to suspend (not of this network, or no longer held "
-                    "by the holder at the time of the facts); the centre was told"
-                )
-                return await self._transition(
-                    case_id, Action.CLOSE, SYSTEM, why, (), ("nothing_to_suspend",)
-                )
             return await self.suspend(case_id, SYSTEM, f"point 120: confirmed by {actor.id}")
         except (IllegalTransition, ConcurrentUpdate):
             # the workflow's retry_pending suspended it meanwhile: the confirmation stands and
@@ -346,7 +339,12 @@ class Cases:
     async def reject(
         self, case_id: str, actor: Actor, reason: str, evidence: Sequence[Evidence] = ()
     ) -> CaseView:
-        """Not confirmed: the centre gets the "not_confirmed" notice (point 120)."""
+        """Not confirmed: the centre gets the "not_confirmed" notice (point 120). A case whose
+        numbers are still blocked from an earlier round (an appeal on a case closed while
+        suspended) is unblocked first, by a supervisor: BlocksOutstanding."""
+        view = await self.get(case_id)
+        if view.state is State.VERIFYING and _outstanding(view):
+            raise BlocksOutstanding(case_id, view.state, Action.REJECT)
         return await self._transition(case_id, Action.REJECT, actor, reason, evidence)
 
     async def close(
@@ -362,7 +360,12 @@ class Cases:
     async def reopen(
         self, case_id: str, actor: Actor, reason: str, evidence: Sequence[Evidence] = ()
     ) -> CaseView:
-        """On appeal: verify again within 2 working days of the appeal."""
+        """On appeal: verify again within 2 working days of the appeal. A case closed while
+        its numbers stay suspended is unblocked first (BlocksOutstanding): otherwise a
+        verification that clears the subscriber would leave them cut off."""
+        view = await self.get(case_id)
+        if view.state is State.CLOSED and _outstanding(view):
+            raise BlocksOutstanding(case_id, view.state, Action.REOPEN)
         return await self._transition(case_id, Action.REOPEN, actor, reason, evidence)
 
     # -- the switch ---------------------------------------------------------------------------
@@ -377,15 +380,24 @@ class Cases:
             return view
         step(case_id, view.state, Action.SUSPEND)  # IllegalTransition before any write
         targets = await self._targets(view)
+        if not targets:
+            why = (
+                "point 120: no number to suspend (not of this network, or no longer held by "
+                "the holder at the time of the facts); the centre was told"
+            )
+            return await self._transition(
+                case_id, Action.CLOSE, SYSTEM, why, (), ("nothing_to_suspend",)
+            )
         round_ = view.transitions[-1].seq
         flags: tuple[str, ...] = ()
         if self.policy.suspend_scope is SuspendScope.SUBSCRIBER and len(targets) > len(
             view.numbers
         ):
-            reason = (
-                f"{reason}; operator policy suspend_scope=subscriber: "
-                f"{self.policy.suspend_scope_reason}"
-            ).lstrip("; ")
+            widened = (
+                f"operator policy suspend_scope=subscriber: {self.policy.suspend_scope_reason}"
+            )
+            if widened not in reason:
+                reason = f"{reason}; {widened}".lstrip("; ")
             flags = ("subscriber_scope",)
         await self._plan(view, "block", round_, targets, actor, reason, retry_rejected=True)
         return await self._complete(case_id, Action.SUSPEND, "block", actor, reason, flags=flags)
@@ -398,6 +410,8 @@ class Cases:
         if self._done_already(view, Action.UNBLOCK):
             return view
         step(case_id, view.state, Action.UNBLOCK)
+        if view.state is State.CLOSED and not _outstanding(view):
+            raise IllegalTransition(case_id, view.state, Action.UNBLOCK)
         blocked = self._blocked(view)
         round_ = view.transitions[-1].seq
         await self._plan(view, "unblock", round_, blocked, actor, reason, retry_rejected=True)
@@ -414,19 +428,30 @@ class Cases:
             try:
                 if state is State.CONFIRMED and self.policy.suspend_on_confirm:
                     done.append(await self._retry_suspend(case_id))
-                elif state is State.SUSPENDED:
-                    done.append(
-                        await self._complete(case_id, Action.UNBLOCK, "unblock", SYSTEM, "")
-                    )
+                elif state in (State.SUSPENDED, State.CLOSED):
+                    done.append(await self._retry_unblock(case_id))
             except (IllegalTransition, ConcurrentUpdate) as e:  # an analyst's call got there first
                 log.info("case %s moved on while retrying its switch actions: %s", case_id, e)
         return done
 
     async def _retry_suspend(self, case_id: str) -> CaseView:
+        """Carry out the suspension decided earlier, with that decision's reason: suspend()
+        again works out the targets (none left: closed, nothing to suspend) and the flags."""
         view = await self.get(case_id)
-        if not any(a.action == "block" for a in view.switch_actions):
-            return await self.suspend(case_id, SYSTEM, "point 120: suspension resumed")
-        return await self._complete(case_id, Action.SUSPEND, "block", SYSTEM, "retry")
+        planned = _round_actions(view, "block")
+        reason = planned[0].reason if planned else "point 120: suspension resumed"
+        return await self.suspend(case_id, SYSTEM, reason)
+
+    async def _retry_unblock(self, case_id: str) -> CaseView:
+        """Carry out an unblocking decided earlier: the transition names the person who
+        decided it and their reason (the centre's `unblocked` report quotes it)."""
+        view = await self.get(case_id)
+        planned = _round_actions(view, "unblock")
+        if not planned:
+            return view
+        first = planned[0]
+        reason = f"{first.reason} (decided by {first.requested_by}; the switch answered later)"
+        return await self._complete(case_id, Action.UNBLOCK, "unblock", SYSTEM, reason)
 
     @staticmethod
     def _blocked(view: CaseView) -> builtins.list[str]:
@@ -444,8 +469,10 @@ class Cases:
         policy (SuspendScope)."""
         local = [n for n in view.numbers if KZ_MOBILE_RE.fullmatch(n.removeprefix("+"))]
         then = await self.registry.holders_of(local, at=view.facts_time) if local else {}
-        now = await self.registry.holders_of(local) if then else {}
-        numbers = [n for n in local if n not in then or now.get(n) == then[n]]
+        now = await self.registry.holders_of(local) if local else {}
+        # the same holder then and now; nobody then and nobody now (a local number this
+        # registry does not know) is suspended too: nobody then but someone now is not
+        numbers = [n for n in local if now.get(n) == then.get(n)]
         if numbers and self.policy.suspend_scope is SuspendScope.SUBSCRIBER:
             for _person, records in await self._subscribers(view):
                 numbers += [e164(r.msisdn) for r in records if r.status != "terminated"]
@@ -654,6 +681,11 @@ class Cases:
         if Effect.REPORT_DETECTION in st.effects:  # point 118, R3: the person, ALL numbers
             await self.reports.enqueue(conn, case, Notice("detection", seq, now, person, numbers))
         if Effect.REPORT_NOT_CONFIRMED in st.effects:
+            if self._reported_at_detection(case):  # the centre hears of the case first
+                early = Notice(
+                    "detection", 1, case.received_at, person, numbers, "under_verification"
+                )
+                await self.reports.enqueue(conn, case, early)
             notice = Notice("not_confirmed", seq, now, person, numbers)
             await self.reports.enqueue(conn, case, notice)
         for effect, kind, action in (
@@ -665,6 +697,10 @@ class Cases:
                 at = max((a.done_at or now for a in acted), default=now)
                 done = [_Number(a.msisdn, action) for a in acted]
                 await self.reports.enqueue(conn, case, Notice(kind, seq, at, person, done))
+
+    def _reported_at_detection(self, case: CaseView) -> bool:
+        own = case.source in (Source.DETECTION_SMS, Source.DETECTION_SIMBOX)
+        return own and self.policy.report_detection is DetectionReport.AT_DETECTION
 
     async def _subscribers(self, view: CaseView) -> builtins.list[Subscriber]:
         """The registered subscribers of the case's numbers (first the case's person)."""
@@ -764,6 +800,10 @@ class Cases:
             person, numbers = subscribers[0] if subscribers else (None, [])
             notice = Notice("detection", 1, view.received_at, person, numbers, "under_verification")
             async with self._tx("cases.report_detections") as conn:
+                # only if no decision came meanwhile (its report would come first: the centre
+                # would see the status go back); held to the end of this transaction
+                if not await rows.hold_case(conn, view.id, view.version):
+                    continue
                 await self.reports.enqueue(conn, view, notice)
             queued += 1
         return queued
@@ -816,6 +856,38 @@ def e164(number: str) -> str:
     if len(digits) == 11 and digits.startswith("8") and not number.strip().startswith("+"):
         digits = "7" + digits[1:]
     return "+" + digits
+
+
+class BlocksOutstanding(IllegalTransition):
+    """The case's numbers are still blocked from an earlier round: unblock them first."""
+
+    def __init__(self, case_id: str, state: State, action: Action) -> None:
+        super().__init__(case_id, state, action)
+        self.args = (
+            f"case {case_id}: cannot {action.value}: its numbers are still suspended from an "
+            "earlier decision; a supervisor unblocks them first (fraudgate cases unblock / "
+            "POST .../unblock), then the case is reopened",
+        )
+
+
+def _round_actions(view: CaseView, action: str) -> builtins.list[Any]:
+    """The switch actions of `action` planned for the case's latest round."""
+    round_ = view.transitions[-1].seq if view.transitions else 0
+    return [a for a in view.switch_actions if a.action == action and a.round == round_]
+
+
+def _outstanding(view: CaseView) -> builtins.list[str]:
+    """Numbers blocked for this case and not unblocked since (latest block round)."""
+    blocks = [a for a in view.switch_actions if a.action == "block" and a.status == "done"]
+    if not blocks:
+        return []
+    last = max(a.round for a in blocks)
+    lifted = {
+        a.msisdn
+        for a in view.switch_actions
+        if a.action == "unblock" and a.round > last and a.status == "done"
+    }
+    return [a.msisdn for a in blocks if a.round == last and a.msisdn not in lifted]
 
 
 def _acted(case: CaseView, action: str) -> builtins.list[Any]:

@@ -182,7 +182,10 @@ class Notices:
         with self.store.guard("centre.remind"):
             async with self.store.engine.begin() as conn:
                 found = await conn.execute(
-                    sa.select(centre_reports).where(_status_where("attention")).limit(500)
+                    sa.select(centre_reports)
+                    .where(_status_where("attention"))
+                    .order_by(centre_reports.c.created_at, centre_reports.c.id)
+                    .limit(500)
                 )
                 for r in found.all():
                     first = await _claim(conn, r.case_id, f"centre:{r.id}:first", now)
@@ -250,8 +253,9 @@ def _status(r: Any) -> str:
 
 
 def _open(r: Any) -> bool:
-    """Can still be acted on: not resolved, and not acknowledged unless incomplete."""
-    return r.resolved_at is None and (r.acked_at is None or _status(r) == "incomplete")
+    """Needs a person: refused, or incomplete. A pending report is the dispatcher's (it may be
+    on its way): resending it would reach the centre twice under two report ids."""
+    return _status(r) in ATTENTION
 
 
 def _row(r: Any) -> NoticeRow:

@@ -57,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action != "list":
         try:
             caller = resolve_caller(cfg, args)
-            caller.require(Permission.CASES_DECIDE, f"{args.action} a centre report")
+            # dismissing means the centre never gets that notice: supervisors only
+            need = Permission.CASES_UNBLOCK if args.action == "dismiss" else Permission.CASES_DECIDE
+            caller.require(need, f"{args.action} a centre report")
         except CallerError as exc:
             print(f"fraudgate centre: {exc}", file=sys.stderr)
             return exc.exit_code

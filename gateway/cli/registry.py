@@ -213,6 +213,7 @@ async def _import(ctx: Context) -> int:
     fmt: Literal["csv", "json"] = ctx.args.format or (
         "json" if path.suffix.lower() in (".json", ".jsonl") else "csv"
     )
+    await ctx.audit("registry.import", "file", path.name, personal=False)
     try:
         report = await ctx.registry.import_file(path, fmt)
     except ImportInterrupted as e:
@@ -281,9 +282,8 @@ async def _over_limit(ctx: Context) -> int:
 async def _check(ctx: Context) -> int:
     result = await ctx.registry.check_new_number(ctx.args.iin)
     iin = ctx.args.iin.strip()
-    if ctx.show:
-        await ctx.audit("registry.check", "iin", iin, personal=True)
-    else:
+    await ctx.audit("registry.check", "iin", iin, personal=ctx.show)  # who asked about whom
+    if not ctx.show:
         iin = mask_iin(iin)
     data = {"iin": iin, "allowed": result.allowed, "count": result.count}
     data |= {"limit": result.limit, "reason": result.reason}
@@ -441,9 +441,10 @@ def _application_text(d: dict[str, Any]) -> str:
 
 
 COMMANDS: dict[str, tuple[Command, Permission | None]] = {
-    "import": (_import, None),
-    "over-limit": (_over_limit, None),
-    "check": (_check, None),
+    # an import re-assigns and terminates numbers: the holdings decide who is reported (R8)
+    "import": (_import, Permission.REGISTRY_WRITE),
+    "over-limit": (_over_limit, None),  # masked unless --show-personal-data (then audited)
+    "check": (_check, Permission.SUBSCRIBERS_READ),  # a look-up of an IIN: always audited
     "person add": (_person_add, Permission.REGISTRY_WRITE),
     "number add": (_number_add, Permission.REGISTRY_WRITE),
     "number terminate": (_number_terminate, Permission.REGISTRY_WRITE),

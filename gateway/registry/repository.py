@@ -196,7 +196,9 @@ class Registry:
             async with self._store.engine.begin() as conn:
                 current = (
                     await conn.execute(
-                        sa.select(numbers.c.status).where(numbers.c.msisdn == number)
+                        sa.select(numbers.c.status)
+                        .where(numbers.c.msisdn == number)
+                        .with_for_update()
                     )
                 ).scalar()
                 if current is None:
@@ -232,8 +234,12 @@ class Registry:
         with self._store.guard("registry.register_number"):
             async with self._store.engine.begin() as conn:
                 person = await _existing_person(conn, iin, lock=True)
+                # locked (PostgreSQL): two registrations of one terminated number at once
+                # must not both succeed, the second overwriting the first
                 current = (
-                    await conn.execute(sa.select(numbers).where(numbers.c.msisdn == number))
+                    await conn.execute(
+                        sa.select(numbers).where(numbers.c.msisdn == number).with_for_update()
+                    )
                 ).first()
                 if current is not None and current.status != NumberStatus.TERMINATED:
                     if current.person_id != person.id:
@@ -258,9 +264,20 @@ class Registry:
                 }
                 if current is None:
                     stmt: Any = numbers.insert().values(msisdn=number, created_at=now, **values)
-                else:
-                    stmt = numbers.update().where(numbers.c.msisdn == number).values(**values)
-                await conn.execute(stmt)
+                else:  # only while still free: a registration that came first keeps it
+                    stmt = (
+                        numbers.update()
+                        .where(
+                            numbers.c.msisdn == number,
+                            numbers.c.status == NumberStatus.TERMINATED.value,
+                        )
+                        .values(**values)
+                    )
+                done = await conn.execute(stmt)
+                if done.rowcount != 1:
+                    raise NumberTaken(
+                        f"msisdn {mask_msisdn(number)}: registered to another individual meanwhile"
+                    )
                 held = history.NewHolding(number, person.id, contract_date, contract_id)
                 await history.open_holdings(conn, [held], now)
         return NumberRecord(number, imsi, NumberStatus.ACTIVE.value, contract_date, person.id)

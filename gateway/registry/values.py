@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from gateway.alerts.payloads import mask_msisdn
-from gateway.iin import InvalidIIN, check_iin
+from gateway.iin import InvalidIIN, check_iin, screen_field
 
 from .errors import RegistryError
 
@@ -160,12 +160,14 @@ def check_name(field: str, value: str, *, required: bool = True) -> str:
 
 
 def check_text(field: str, value: str, *, required: bool, limit: int = MAX_TEXT) -> str:
+    """A free-text field as stored: stripped, bounded, and with any valid IIN typed into it
+    masked (R7), whichever way it came (the API, the CLI, an import)."""
     value = value.strip()
     if required and not value:
         raise RegistryError(f"missing {field}")
     if len(value) > limit or _CONTROL.search(value.replace("\n", " ")):
         raise RegistryError(f"{field}: longer than {limit} characters or control characters")
-    return value
+    return screen_field(value, f"registry {field}")
 
 
 def check_status(value: str) -> NumberStatus:

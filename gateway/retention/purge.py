@@ -146,7 +146,7 @@ class Retention:
         # set aside: refused for good AND resolved (resent as a new revision, or dismissed); a
         # refused report nobody has acted on may still be resent
         t = centre_reports.c
-        aside = sa.and_(t.acked_at.is_(None), t.failed_at.is_not(None), t.resolved_at < cutoff)
+        aside = sa.and_(t.acked_at.is_(None), t.resolved_at < cutoff)
         return sa.and_(sa.or_(t.acked_at < cutoff, aside), _not_erased(t.payload))
 
     def _inbound_due(self, cutoff: float) -> sa.ColumnElement[bool]:
