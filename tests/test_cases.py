@@ -315,7 +315,8 @@ async def test_a_simbox_finding_waits_for_a_person_by_default(
     case = await cases_.open(
         source=Source.DETECTION_SIMBOX, numbers=[OTHER], received_at=FRIDAY, evidence=[finding]
     )
-    assert case.state is State.NEW and OTHER not in sim.state and case.flags == ()
+    assert case.state is State.NEW and OTHER not in sim.state
+    assert case.flags == ("subscriber_unknown",)  # OTHER is in no registry: flagged, not guessed
 
 
 async def test_auto_confirm_is_an_explicit_recorded_policy(

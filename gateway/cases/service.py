@@ -241,7 +241,7 @@ class Cases:
             version=1,
             facts_at=r.facts_at,
             sender=r.sender,
-            flags=r.flags,
+            flags=r.flags + _unknown(r, person_id),
         )
 
     async def open_from_centre(self, report: CentreReportLike) -> str:
@@ -868,6 +868,13 @@ class BlocksOutstanding(IllegalTransition):
             "earlier decision; a supervisor unblocks them first (fraudgate cases unblock / "
             "POST .../unblock), then the case is reopened",
         )
+
+
+def _unknown(r: _Checked, person_id: str | None) -> tuple[str, ...]:
+    """("subscriber_unknown",) for a case about a Kazakh mobile number nobody held on record at
+    the time of the facts (an analyst completes the registry before the report goes out)."""
+    local = any(KZ_MOBILE_RE.fullmatch(n.removeprefix("+")) for n in r.numbers)
+    return ("subscriber_unknown",) if local and person_id is None else ()
 
 
 def _round_actions(view: CaseView, action: str) -> builtins.list[Any]:
