@@ -63,11 +63,20 @@ def test_a_library_logger_asked_for_by_name_logs_whatever_the_verbosity() -> Non
 @pytest.mark.parametrize("ask", [False, True], ids=["quiet", "asked-by-name"])
 def test_a_registry_check_at_vv_does_not_log_the_iin(tmp_path: Path, ask: bool) -> None:
     """The real command: the IIN is an SQL parameter of the look-up (aiosqlite logs it)."""
+    from gateway.api.auth import hash_token
+
     db = f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"
     named = ["--debug-logger", "aiosqlite"] if ask else []
+    config = tmp_path / "fraudgate.toml"  # a look-up of an IIN needs a known caller (audited)
+    config.write_text(
+        f'[gateway]\ndata_dir = "{tmp_path / "var"}"\n\n[[api.token]]\n'
+        f'sha256 = "{hash_token("tok-analyst")}"\nuser = "u-a"\nrole = "analyst"\n'
+    )
+    check = ["registry", "check", IIN, "--db", db, "-c", str(config)]
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "-vv", *named, "registry", "check", IIN, "--db", db],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120, check=False,
+        [sys.executable, "-m", "gateway.cli", "-vv", *named, *check],
+        cwd=ROOT, env=_env() | {"FRAUDGATE_TOKEN": "tok-analyst"}, capture_output=True,
+        text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "9001******17" in result.stdout  # the command's own output masks it
