@@ -260,6 +260,14 @@ async def _quotas(conn: AsyncConnection, person_ids: list[str]) -> dict[str, _Qu
     quotas = {p: _Quota() for p in person_ids}
     if not person_ids:
         return quotas
+    # the people's rows locked to the end of the batch (PostgreSQL), as register_number locks
+    # its person: a registration through the API cannot slip in between count and insert
+    await conn.execute(
+        sa.select(individuals.c.id)
+        .where(individuals.c.id.in_(sorted(person_ids)))
+        .order_by(individuals.c.id)
+        .with_for_update()
+    )
     held = await conn.execute(
         sa.select(numbers.c.person_id, sa.func.count())
         .where(
