@@ -247,3 +247,24 @@ async def test_a_confirmed_case_labels_the_campaign_of_its_messages(tmp_path: Pa
         assert cluster is not None
         view = detector.campaign(cluster)
         assert view is not None and view.label == "confirmed_case"
+
+
+async def test_the_deadline_status_is_published_when_the_counts_change(tmp_path: Path) -> None:
+    """Item 6: due and overdue counts reach monitoring as a retained MQTT document (the daemon
+    gives the dispatcher's set_state), published only when they change."""
+    async with await Store.open(sqlite_url(tmp_path)) as store:
+        await store.migrate()
+        from gateway.switch.port import NoSwitch
+
+        cases = Cases(
+            store, KzCalendar(), switch=NoSwitch(), registry=Registry(store), reports=None
+        )
+        case = await cases.open(source="complaint", numbers=["+77011112233"], received_at=0.0)
+        published: list[dict[str, object]] = []
+        clock = [case.verify_by - 3600]
+        flow = Workflow(store, cases, clock=lambda: clock[0], status=published.append)
+        await flow.step()
+        await flow.step()  # nothing changed: nothing published again
+        clock[0] = case.verify_by + 60
+        await flow.step()
+        assert [(d["due_today"], d["overdue"]) for d in published] == [(1, 0), (0, 1)]
