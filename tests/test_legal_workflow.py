@@ -351,3 +351,29 @@ async def test_a_confirm_racing_the_workflow_round_is_made_once(
         clock.t = almaty(2025, 12, 1)
     alerts = [a for a in await store.pending_alerts(500) if a.kind.value == "deadline"]
     assert any(a.payload["case_id"] == overdue.id for a in alerts)
+
+
+# -- 5: every complaint verified ----------------------------------------------------------------
+
+
+async def test_every_forwarded_complaint_opens_a_case_with_its_deadline(
+    store: Store, cases: Cases, clock: Clock
+) -> None:
+    """A forwarded SMS that names no number, a foreign number, or one of ours: each is a case
+    with its 2-working-day deadline (point 119); none is set aside."""
+    from test_workflow import complaint_sms
+
+    await store.record(
+        [
+            complaint_sms(1, "Вам звонили из банка, назовите код", ""),
+            complaint_sms(2, "Звонили с +7 916 123 45 67", "79161234567"),
+            complaint_sms(3, "Код от 8 701 123 45 67", "77011234567"),
+        ]
+    )
+    await Workflow(store, cases, clock=clock).step()
+    found = sorted(await cases.list(), key=lambda c: (c.numbers, c.sender or ""))
+    assert [(c.numbers, c.sender) for c in found] == [
+        ((), "unnamed"), (("+77011234567",), None), (("+79161234567",), None),
+    ]  # fmt: skip
+    for c in found:
+        assert c.state is State.NEW and c.verify_by > c.received_at
