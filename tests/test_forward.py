@@ -354,7 +354,13 @@ async def test_a_redelivery_whose_answer_was_lost_is_not_sent_onward_again(
     rows = await lab.deliveries()
     assert [r["onward_status"] for r in rows] == ["submitted"]
     assert rows[0]["message_id"] == lab.inspected[0].sms.id
-    assert {i.sms.id for i in lab.inspected if i.sms.text == HELLO} == {rows[0]["message_id"]}
+    # every delivery is the same message: its id differs only in the time bucket when the
+    # deliveries straddle a redelivery-window boundary (gateway/pipeline/message_ids.py: the
+    # prior-bucket id is how the store and the ledger still know it); this made the test fail
+    # once in a few hundred runs
+    same = {i.sms.id for i in lab.inspected if i.sms.text == HELLO}
+    assert {i[12:] for i in same} == {rows[0]["message_id"][12:]}
+    assert len(same) <= 2
 
 
 async def test_a_redelivery_of_a_message_refused_onward_is_submitted_again(
