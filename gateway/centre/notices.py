@@ -24,10 +24,10 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from gateway.domain import Alert, AlertKind
+from gateway.alerts.payloads import iso_utc
+from gateway.cases import rows
+from gateway.domain import AlertKind
 from gateway.ids import new_id
-from gateway.store.models import alerts
-from gateway.store.models_cases import case_deadline_alerts
 from gateway.store.models_centre import centre_reports
 from gateway.workdays import KzCalendar
 
@@ -108,15 +108,7 @@ class Notices:
                 return [_row(r) for r in await conn.execute(query)]
 
     async def get(self, report_id: str) -> NoticeRow:
-        t = centre_reports.c
-        with self.store.guard("centre.notices"):
-            async with self.store.engine.connect() as conn:
-                found = (
-                    await conn.execute(sa.select(centre_reports).where(t.id == report_id))
-                ).first()
-        if found is None:
-            raise NoticeError(f"no centre report {report_id[:64]}")
-        return _row(found)
+        return _row(await self._raw(report_id))
 
     async def counts(self) -> dict[str, int]:
         """How many reports are pending and how many need attention."""
@@ -143,7 +135,7 @@ class Notices:
             )
             payload = build_report(case, notice, report_id=new, operator=self.operator, now=now)
         else:
-            payload |= {"report_id": new, "created_at": _iso(now)}
+            payload |= {"report_id": new, "created_at": iso_utc(now)}
         row = {
             "id": new, "kind": old.kind, "case_id": old.case_id, "round": old.round,
             "revision": old.revision + 1, "payload": payload, "created_at": now, "attempts": 0,
@@ -191,7 +183,7 @@ class Notices:
                     first = await _claim(conn, r.case_id, f"centre:{r.id}:first", now)
                     day = daily and await _claim(conn, r.case_id, f"centre:{r.id}:{today}", now)
                     if first or day:
-                        await conn.execute(alerts.insert().values(_alert(r, now)))
+                        await rows.add_alert(conn, AlertKind.CENTRE, _alert(r), now)
                         added += 1
         return added
 
@@ -268,41 +260,22 @@ def _row(r: Any) -> NoticeRow:
 
 
 async def _claim(conn: Any, case_id: str, key: str, now: float) -> bool:
-    from gateway.cases.rows import insert_for  # the dialect's ON CONFLICT DO NOTHING
-
-    stmt = insert_for(conn)(case_deadline_alerts).on_conflict_do_nothing()
-    done = await conn.execute(
-        stmt.values(case_id=case_id, key=key[:96], alert_id=new_id(), created_at=now)
-    )
-    return bool(done.rowcount == 1)
+    """The reminder `key` of this report, once (the deadline reminders' table)."""
+    return await rows.claim_deadline_alert(conn, case_id, key[:96], new_id(), now)
 
 
-def _alert(r: Any, now: float) -> dict[str, Any]:
+def _alert(r: Any) -> dict[str, object]:
     """A `centre` alert: what needs doing, no personal data (the payload is not copied)."""
     status = _status(r)
-    alert = Alert(
-        AlertKind.CENTRE,
-        {
-            "report_id": r.id,
-            "report_kind": r.kind,
-            "case_id": r.case_id,
-            "round": r.round,
-            "status": status,
-            "error": (r.last_error or "")[:300] if status == "refused" else "",
-            "action": "fraudgate centre resend|dismiss " + r.id,
-        },
-        created_at=now,
-    )
     return {
-        "id": alert.id, "kind": alert.kind.value, "payload": alert.payload,
-        "created_at": now, "sent_at": None, "attempts": 0, "last_error": None, "failed_at": None,
-    }  # fmt: skip
-
-
-def _iso(ts: float) -> str:
-    from gateway.alerts.payloads import iso_utc
-
-    return iso_utc(ts)
+        "report_id": r.id,
+        "report_kind": r.kind,
+        "case_id": r.case_id,
+        "round": r.round,
+        "status": status,
+        "error": (r.last_error or "")[:300] if status == "refused" else "",
+        "action": "fraudgate centre resend|dismiss " + r.id,
+    }
 
 
 __all__ = ["ATTENTION", "STATUSES", "NoticeError", "NoticeRow", "Notices"]
