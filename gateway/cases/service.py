@@ -286,16 +286,6 @@ class Cases:
                 found = await rows.views(conn, rows.cases_query(f))
         return [c for c in found if f.number is None or f.number in c.numbers]
 
-    async def overdue(self, now: Moment) -> builtins.list[CaseView]:
-        """Cases whose running deadline (verify_by / act_by) has passed."""
-        t = _ts(now)
-        return [c for c in await self._running(t) if _due(c) < t]
-
-    async def due_soon(self, now: Moment, within: dt.timedelta) -> builtins.list[CaseView]:
-        """Cases whose running deadline falls in [now, now + within]."""
-        t = _ts(now)
-        return [c for c in await self._running(t + within.total_seconds()) if _due(c) >= t]
-
     async def _running(self, until: float) -> builtins.list[CaseView]:
         query = rows.running_query(until, VERIFY_STATES, ACT_STATES)
         with self.store.guard("cases.deadlines"):
@@ -412,7 +402,7 @@ class Cases:
         step(case_id, view.state, Action.UNBLOCK)
         if view.state is State.CLOSED and not _outstanding(view):
             raise IllegalTransition(case_id, view.state, Action.UNBLOCK)
-        blocked = self._blocked(view)
+        blocked = [a.msisdn for a in _acted(view, "block")]
         round_ = view.transitions[-1].seq
         await self._plan(view, "unblock", round_, blocked, actor, reason, retry_rejected=True)
         return await self._complete(case_id, Action.UNBLOCK, "unblock", actor, reason, evidence)
@@ -452,13 +442,6 @@ class Cases:
         first = planned[0]
         reason = f"{first.reason} (decided by {first.requested_by}; the switch answered later)"
         return await self._complete(case_id, Action.UNBLOCK, "unblock", SYSTEM, reason)
-
-    @staticmethod
-    def _blocked(view: CaseView) -> builtins.list[str]:
-        """The numbers the latest block round blocked."""
-        blocks = [a for a in view.switch_actions if a.action == "block"]
-        last = max((a.round for a in blocks), default=0)
-        return [a.msisdn for a in blocks if a.round == last and a.status == "done"]
 
     async def _targets(self, view: CaseView) -> builtins.list[str]:
         """What a suspension blocks. Point 120 suspends "this subscriber number": the case's
@@ -602,7 +585,7 @@ class Cases:
             if self._done_already(view, action):
                 return view
             st = step(case_id, view.state, action)
-            subscribers = await self._subscribers(view) if self._reports_in(st) else []
+            holder = await self._holder(view) if self._reports_in(st) else (None, [])
             now = self.clock()
             try:
                 async with self._tx(f"cases.{action.value}") as conn:
@@ -612,7 +595,7 @@ class Cases:
                         conn, view, seq=seq, action=action.value, to=st.to, actor=actor,
                         reason=reason, evidence=evidence, at=now,
                     )  # fmt: skip
-                    await self._report(conn, st, new, seq, subscribers, now)
+                    await self._report(conn, st, new, seq, holder, now)
                     await rows.add_alert(conn, AlertKind.CASE, _event(new, action.value), now)
             except ConcurrentUpdate:
                 continue  # read again: done by the other caller, or still to do
@@ -670,14 +653,14 @@ class Cases:
         st: Step,
         case: CaseView,
         seq: int,
-        subscribers: builtins.list[Subscriber],
+        holder: Subscriber,
         now: float,
     ) -> None:
         """The notices the step owes the centre, in its transaction. A suspension or an
         unblocking is reported with the time the switch carried it out, not the decision's."""
         if self.reports is None:
             return
-        person, numbers = subscribers[0] if subscribers else (None, [])
+        person, numbers = holder
         if Effect.REPORT_DETECTION in st.effects:  # point 118, R3: the person, ALL numbers
             await self.reports.enqueue(conn, case, Notice("detection", seq, now, person, numbers))
         if Effect.REPORT_NOT_CONFIRMED in st.effects:
@@ -701,6 +684,11 @@ class Cases:
     def _reported_at_detection(self, case: CaseView) -> bool:
         own = case.source in (Source.DETECTION_SMS, Source.DETECTION_SIMBOX)
         return own and self.policy.report_detection is DetectionReport.AT_DETECTION
+
+    async def _holder(self, view: CaseView) -> Subscriber:
+        """The case's person (the holder at the time of the facts) and their numbers."""
+        subscribers = await self._subscribers(view)
+        return subscribers[0] if subscribers else (None, [])
 
     async def _subscribers(self, view: CaseView) -> builtins.list[Subscriber]:
         """The registered subscribers of the case's numbers (first the case's person)."""
@@ -796,8 +784,7 @@ class Cases:
         queued = 0
         for case_id in todo:
             view = await self.get(case_id)
-            subscribers = await self._subscribers(view)
-            person, numbers = subscribers[0] if subscribers else (None, [])
+            person, numbers = await self._holder(view)
             notice = Notice("detection", 1, view.received_at, person, numbers, "under_verification")
             async with self._tx("cases.report_detections") as conn:
                 # only if no decision came meanwhile (its report would come first: the centre
@@ -814,8 +801,7 @@ class Cases:
         """The detection notice of a case as the registry gives it NOW (a report resent after
         an analyst completed the registry): the holder at the time of the facts."""
         view = await self.get(case_id)
-        subscribers = await self._subscribers(view)
-        person, numbers = subscribers[0] if subscribers else (None, [])
+        person, numbers = await self._holder(view)
         at = next((t.at for t in view.transitions if t.seq == round_), view.received_at)
         return view, Notice("detection", round_, at, person, numbers, status)
 

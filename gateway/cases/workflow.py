@@ -106,7 +106,7 @@ class Workflow:
         alerts. A database that is down fails every phase: logged once until it is back."""
         opened = alerts = 0
         failed = False
-        for name, phase in self._phases():
+        for name, tally, phase in self._phases():
             try:
                 done = await phase()
             except StoreError as e:
@@ -118,9 +118,9 @@ class Workflow:
             except Exception:  # one phase's failure must not starve the others
                 log.exception("case workflow: %s failed this round", name)
                 continue
-            if name.startswith("open"):
+            if tally == "opened":
                 opened += done
-            elif name in ("deadline alerts", "centre reminders", "detection reports"):
+            elif tally == "queued":
                 alerts += done
         if self._failing and not failed:
             log.warning("store is back: case workflow resumed")
@@ -130,21 +130,23 @@ class Workflow:
             for w in self.wake:
                 w.notify()
 
-    def _phases(self) -> list[tuple[str, Callable[[], Awaitable[int]]]]:
-        phases: list[tuple[str, Callable[[], Awaitable[int]]]] = [
-            ("open from complaints", self.feed_complaints),
-            ("open from findings", self.feed_findings),
-            ("open from blocked senders", self.feed_blocked_senders),
-            ("switch retries", self._retry),
-            ("deadline alerts", lambda: self.cases.deadline_alerts(self.clock())),
-            ("campaign labels", self.label_confirmed_campaigns),
+    def _phases(self) -> list[tuple[str, str, Callable[[], Awaitable[int]]]]:
+        """(name, what its count is: "opened" cases, "queued" alerts or reports, or "", the
+        phase): something opened or queued wakes the dispatchers."""
+        phases: list[tuple[str, str, Callable[[], Awaitable[int]]]] = [
+            ("open from complaints", "opened", self.feed_complaints),
+            ("open from findings", "opened", self.feed_findings),
+            ("open from blocked senders", "opened", self.feed_blocked_senders),
+            ("switch retries", "", self._retry),
+            ("deadline alerts", "queued", lambda: self.cases.deadline_alerts(self.clock())),
+            ("campaign labels", "", self.label_confirmed_campaigns),
         ]
         if self.cases.policy.report_detection is DetectionReport.AT_DETECTION:
-            phases.append(("detection reports", self.cases.report_detections))
+            phases.append(("detection reports", "queued", self.cases.report_detections))
         if self.notices is not None:
-            phases.append(("centre reminders", self.notices.remind))
+            phases.append(("centre reminders", "queued", self.notices.remind))
         if self.status is not None:
-            phases.append(("status", self.publish_status))
+            phases.append(("status", "", self.publish_status))
         return phases
 
     async def _retry(self) -> int:
