@@ -32,7 +32,7 @@ from gateway.registry import (
     normalize_msisdn,
 )
 
-from . import schemas
+from . import schemas, views
 from .auth import Permission, Principal
 
 if TYPE_CHECKING:
@@ -251,7 +251,7 @@ class _Calls:
         )
 
     async def person(self, p: Person, masked: bool) -> schemas.RegisteredPerson:
-        return schemas.RegisteredPerson(masked=masked, person=_person(p, masked))
+        return schemas.RegisteredPerson(masked=masked, person=views.person(p, masked))
 
     async def number(self, n: Any, masked: bool) -> schemas.RegisteredNumber:
         return schemas.RegisteredNumber(
@@ -275,17 +275,6 @@ class _Calls:
     async def application(self, app: Application, masked: bool) -> schemas.ApplicationOut:
         found, person = await self.api.registry.applicant(app.id)
         return _application(found, person, masked, self.api.registry.now())
-
-
-def _person(p: Person, masked: bool) -> schemas.Person:
-    if masked:
-        initial = f"{p.surname[:1]}." if p.surname else ""
-        return schemas.Person(
-            id=None, surname=initial, name=p.name, patronymic=None, iin=mask_iin(p.iin)
-        )
-    return schemas.Person(
-        id=p.id, surname=p.surname, name=p.name, patronymic=p.patronymic or None, iin=p.iin
-    )
 
 
 def _time(t: float | None) -> str | None:

@@ -103,11 +103,11 @@ def _switch(a: SwitchActionView, masked: bool) -> schemas.SwitchAction:
 
 
 def subscriber(
-    person: RegistryPerson, numbers: Sequence[NumberRecord], *, masked: bool
+    holder: RegistryPerson, numbers: Sequence[NumberRecord], *, masked: bool
 ) -> schemas.Subscriber:
     return schemas.Subscriber(
         masked=masked,
-        person=_person(person, masked),
+        person=person(holder, masked),
         numbers=[
             schemas.NumberOut(
                 msisdn=_number("+" + n.msisdn, masked),
@@ -119,7 +119,8 @@ def subscriber(
     )
 
 
-def _person(p: RegistryPerson, masked: bool) -> schemas.Person:
+def person(p: RegistryPerson, masked: bool) -> schemas.Person:
+    """A registry person as the API shows it: masked (initial, IIN 9001******17) or whole."""
     if masked:
         initial = f"{p.surname[:1]}." if p.surname else ""
         return schemas.Person(

@@ -13,10 +13,12 @@ import argparse
 import asyncio
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from gateway.alerts.payloads import iso_utc
 from gateway.api.auth import Permission
+from gateway.centre.notices import NoticeError, NoticeRow
 from gateway.cli.identity import Caller, CallerError, add_identity_arguments, resolve_caller
 from gateway.config import DEFAULT_CONFIG, GatewayConfig, load
 from gateway.config_check import ConfigError
@@ -46,8 +48,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gateway.centre.notices import NoticeError
-
     try:
         cfg = load(args.config)
     except ConfigError as exc:
@@ -80,7 +80,7 @@ async def _main(args: argparse.Namespace, cfg: GatewayConfig, caller: Caller | N
         if args.action == "list":
             found = await notices.list(args.status, args.case, args.limit)
             if args.json:
-                print(json.dumps([_doc(r) for r in found], ensure_ascii=False))
+                print(json.dumps([asdict(r) for r in found], ensure_ascii=False))
             else:
                 for r in found:
                     print(_line(r))
@@ -97,16 +97,7 @@ async def _main(args: argparse.Namespace, cfg: GatewayConfig, caller: Caller | N
         return 0
 
 
-def _doc(r: object) -> dict[str, object]:
-    from dataclasses import asdict
-
-    return asdict(r)  # type: ignore[call-overload, no-any-return]
-
-
-def _line(r: object) -> str:
-    from gateway.centre.notices import NoticeRow
-
-    assert isinstance(r, NoticeRow)
+def _line(r: NoticeRow) -> str:
     extra = f" error: {r.last_error[:120]}" if r.status == "refused" and r.last_error else ""
     done = f" -> {r.superseded_by or r.resolution}" if r.resolved_by else ""
     return (
