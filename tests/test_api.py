@@ -625,3 +625,35 @@ async def test_real_server_over_tls(app: FastAPI, tls_material: Any) -> None:
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient(base_url=server.url, verify=verify) as http:
             await http.get("/v1/cases")
+
+
+async def test_centre_notices_are_resent_by_analysts_and_dismissed_by_supervisors(
+    client: httpx.AsyncClient, cases: Cases, store: Store
+) -> None:
+    """Issue 14 item 4 through the API: a refused report is listed as needing attention; an
+    analyst resends it (a new revision), only a supervisor dismisses; both audited."""
+    from gateway.centre import CentreReports
+
+    case_id = await open_case(cases)
+    await cases.start_verification(case_id, Actor("u-a", "analyst"), "checking")
+    await cases.confirm(case_id, Actor("u-a", "analyst"), "smishing")
+    outbox = CentreReports(store)
+    first = (await outbox.all())[0]["id"]
+    await outbox.mark_failed(first, "HTTP 400: schema", permanent=True, now=FRIDAY)
+    listed = await client.get("/v1/centre/reports?status=attention", headers=auth(Role.ANALYST))
+    assert [r["id"] for r in listed.json()] == [first] and IIN not in listed.text
+    r = await client.post(f"/v1/centre/reports/{first}/resend", headers=auth(Role.ANALYST))
+    assert r.status_code == 200 and r.json()["revision"] == 2
+    second = r.json()["id"]
+    await outbox.mark_failed(second, "HTTP 400: schema", permanent=True, now=FRIDAY)
+    body = {"reason": "phoned the centre"}
+    url = f"/v1/centre/reports/{second}/dismiss"
+    assert (await client.post(url, json=body, headers=auth(Role.ANALYST))).status_code == 403
+    r = await client.post(url, json=body, headers=auth(Role.SUPERVISOR))
+    assert (r.status_code, r.json()["status"]) == (200, "resolved")
+    again = await client.post(url, json=body, headers=auth(Role.SUPERVISOR))
+    assert again.status_code == 409
+    gone = await client.post("/v1/centre/reports/nope/resend", headers=auth(Role.ANALYST))
+    assert gone.status_code == 404
+    actions = [r["action"] for r in await audit_rows(store)]
+    assert actions.count("centre.resend") == 1 and actions.count("centre.dismiss") == 1

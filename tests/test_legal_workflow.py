@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
 from gateway.cases import Actor, Cases, DetectionReport, IllegalTransition, Policy, State
 from gateway.cases.workflow import Workflow
@@ -377,3 +380,78 @@ async def test_every_forwarded_complaint_opens_a_case_with_its_deadline(
     ]  # fmt: skip
     for c in found:
         assert c.state is State.NEW and c.verify_by > c.received_at
+
+
+# -- the commands an analyst and a supervisor use -----------------------------------------------
+
+
+def test_the_deadline_and_centre_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`fraudgate cases deadlines` exits 1 while a case is overdue; `fraudgate centre list
+    --status attention | resend | dismiss`: an analyst resends, only a supervisor dismisses,
+    both audited, payloads never printed."""
+    from helpers.cli import caller
+
+    from gateway.cli import main
+    from gateway.config import load
+    from gateway.store.models_api import api_audit
+    from gateway.switch.port import NoSwitch
+
+    analyst, supervisor = caller(tmp_path, "analyst"), caller(tmp_path, "supervisor")
+    url = load(Path(analyst[1])).database_url  # both configurations: one data_dir
+
+    async def seed() -> tuple[str, str]:
+        async with await Store.open(url) as st:
+            await st.migrate()
+            registry = Registry(st)
+            await registry.register_person(IIN_A, "Testova", "Aigerim")
+            await registry.register_number(IIN_A, NUMBER, contract_date=dt.date(2020, 1, 1))
+            late = Cases(
+                st, KzCalendar(), switch=NoSwitch(), registry=Registry(st),
+                reports=CentreOutbox("kcell"),
+            )  # fmt: skip
+            stale = await late.open(source="complaint", numbers=[NUMBER], received_at=0.0)
+            case = await late.open(source="complaint", numbers=[NUMBER], received_at=time.time())
+            await late.start_verification(case.id, ANALYST, "checking")
+            await late.confirm(case.id, ANALYST, "smishing")  # no switch: stays confirmed
+            [report] = await CentreReports(st).all()
+            await CentreReports(st).mark_failed(report["id"], "HTTP 400", permanent=True, now=1.0)
+            return stale.id, report["id"]
+
+    case_id, report_id = asyncio.run(seed())
+    assert main(["cases", *analyst[:2], "deadlines"]) == 1
+    out = capsys.readouterr().out
+    assert f"OVERDUE {case_id}" in out and "1 overdue" in out and NUMBER not in out
+    assert main(["centre", *analyst[:2], "list", "--status", "attention"]) == 0
+    out = capsys.readouterr().out
+    assert report_id in out and "refused" in out and "Aigerim" not in out and IIN_A not in out
+    assert (
+        main(["centre", *analyst[:2], "dismiss", report_id, "--reason", "phoned", *analyst[2:]])
+        == 1
+    )
+    assert "dismiss a centre report" in capsys.readouterr().err  # analysts may not
+    assert main(["centre", *analyst[:2], "resend", report_id, *analyst[2:]]) == 0
+    new_id = capsys.readouterr().out.split()[0]
+    assert new_id != report_id
+    assert (
+        main(["centre", *supervisor[:2], "dismiss", new_id, "--reason", "x", *supervisor[2:]]) == 1
+    )  # pending
+    assert "pending" in capsys.readouterr().err
+
+    async def fail(report: str) -> None:
+        async with await Store.open(url) as st:
+            await CentreReports(st).mark_failed(report, "HTTP 400", permanent=True, now=2.0)
+
+    async def audited() -> list[tuple[str, str]]:
+        async with await Store.open(url) as st, st.engine.connect() as conn:
+            found = await conn.execute(sa.select(api_audit.c.user_id, api_audit.c.action))
+            return sorted((r[0], r[1]) for r in found)
+
+    asyncio.run(fail(new_id))
+    assert (
+        main(["centre", *supervisor[:2], "dismiss", new_id, "--reason", "y", *supervisor[2:]]) == 0
+    )
+    assert asyncio.run(audited()) == [
+        ("u-analyst", "centre.resend"), ("u-supervisor", "centre.dismiss"),
+    ]  # fmt: skip

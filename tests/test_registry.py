@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
+from helpers.cli import caller
 
-from gateway.api.auth import hash_token
 from gateway.cli import main
 from gateway.ids import new_id
 from gateway.iin import iin_check_digit
@@ -441,18 +441,6 @@ async def test_database_stopped_mid_import(
 
 
 # -- command line --------------------------------------------------------------------------------
-
-
-def caller(tmp_path: Path, role: str) -> list[str]:
-    """-c CONFIG --token-file FILE: a configuration with one API token of `role`, and the token."""
-    token = f"tok-{role}-5d1e"
-    config = tmp_path / f"{role}.toml"
-    config.write_text(
-        f'[gateway]\ndata_dir = "{tmp_path / "var"}"\n\n[[api.token]]\n'
-        f'sha256 = "{hash_token(token)}"\nuser = "u-{role}"\nrole = "{role}"\n'
-    )
-    (tmp_path / f"{role}.token").write_text(token)
-    return ["-c", str(config), "--token-file", str(tmp_path / f"{role}.token")]
 
 
 def test_cli_import_over_limit_and_check(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from helpers.cli import caller
 
-from gateway.api.auth import hash_token
 from gateway.cli import main
 from gateway.config import load
 from gateway.config_check import ConfigError
@@ -20,18 +20,6 @@ from gateway.store.models_api import api_audit
 
 A = "900101300017"
 IMEI = "490154203237518"
-
-
-def caller(tmp_path: Path, role: str) -> list[str]:
-    """-c CONFIG --token-file FILE: a configuration with one API token of `role`, the token."""
-    token = f"tok-{role}-9c0b"
-    config = tmp_path / f"{role}.toml"
-    config.write_text(
-        f'[gateway]\ndata_dir = "{tmp_path / "var"}"\n\n[[api.token]]\n'
-        f'sha256 = "{hash_token(token)}"\nuser = "u-{role}"\nrole = "{role}"\n'
-    )
-    (tmp_path / f"{role}.token").write_text(token)
-    return ["-c", str(config), "--token-file", str(tmp_path / f"{role}.token")]
 
 
 def audit_rows(db_url: str) -> list[tuple[str, str, str, bool, str]]:
