@@ -238,6 +238,9 @@ async def test_report_content_is_what_the_order_asks(store: Store) -> None:
     assert first["round"] == 1 and first["status"] == "confirmed"
     assert second["subscriber"] is None and second["subscriber_status"] == "unknown_to_registry"
     assert second["numbers"] == [] and second["sender"] == "KASPI.KZ"
+    # nobody to complete behind an alphanumeric sender: not an item that needs a person
+    rows = await CentreReports(store).all()
+    assert [r["subscriber_unknown"] for r in rows] == [False, False]
     for doc in (first, second):
         assert report_errors({**doc, "sent_at": "2027-01-15T08:00:00Z"}) == []
 

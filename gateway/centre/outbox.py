@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.detect.sender import KZ_MOBILE_RE
 from gateway.ids import new_id
 from gateway.store.models_centre import centre_reports
 
@@ -62,8 +63,13 @@ async def insert_report(conn: AsyncConnection, row: dict[str, Any]) -> str | Non
     insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     keys = ["case_id", "kind", "round", "revision"]
     payload = row["payload"]
+    # incomplete only when there is someone to complete: a number of the Kazakh mobile plan
+    # (an alphanumeric or foreign sender has no subscriber here to find)
+    local = any(KZ_MOBILE_RE.fullmatch(n.removeprefix("+")) for n in payload.get("numbers", ()))
     unknown = (
-        row["kind"] == "detection" and payload.get("subscriber_status") == "unknown_to_registry"
+        row["kind"] == "detection"
+        and payload.get("subscriber_status") == "unknown_to_registry"
+        and local
     )
     row = {**row, "subscriber_unknown": unknown}
     result = await conn.execute(
