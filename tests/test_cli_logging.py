@@ -4,6 +4,7 @@ process: logging is configured once per process, as the command does it."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -22,7 +23,7 @@ import logging, sys
 from gateway.cli import build_parser, setup_logging
 
 args = build_parser().parse_args([*sys.argv[1:], "cases", "list"])
-setup_logging(args.verbose, args.debug_logger)
+setup_logging(args.verbose, args.debug_logger, args.log_format)
 logging.getLogger("sqlalchemy.engine.Engine").info("[cached since 0.1s ago] (%r,)", "{IIN}")
 logging.getLogger("aiosqlite").debug("executing %r", ("SELECT ... WHERE iin = ?", ("{IIN}",)))
 logging.getLogger("asyncpg.pool").debug("acquired for %r", "{IIN}")
@@ -122,3 +123,64 @@ def test_version() -> None:
         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert re.fullmatch(r"fraudgate \d+\.\d+\.\d+\n", result.stdout), result.stdout
+
+
+# --log-format json: the same records as above, one JSON object per line, plus a traceback and
+# a field passed in `extra=`.
+EMIT_JSON = (
+    EMIT
+    + """
+logging.getLogger("fraudgate.daemon").info("with extra", extra={"probe": "p1"})
+try:
+    {}["missing"]
+except KeyError:
+    logging.getLogger("fraudgate.daemon").exception("failed: %s", "kaput")
+"""
+)
+JSON_FIELDS = {"ts", "level", "logger", "message"}  # docs/operations.md "Logs"
+TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def _json_records(*args: str) -> list[dict[str, object]]:
+    result = subprocess.run(
+        [sys.executable, "-c", EMIT_JSON, "--log-format", "json", *args],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    lines = result.stderr.splitlines()
+    assert lines, result.stderr
+    return [json.loads(line) for line in lines]  # every line is one whole object
+
+
+def test_json_logs_one_object_per_line_with_the_documented_fields() -> None:
+    records = _json_records("-vv")
+    by_message = {r["message"]: r for r in records}
+    debug = by_message["gateway debug line"]
+    assert debug.keys() == JSON_FIELDS, debug
+    assert debug["level"] == "DEBUG" and debug["logger"] == "fraudgate.daemon"
+    assert TS.fullmatch(str(debug["ts"])), debug
+    assert by_message["with extra"]["probe"] == "p1"
+    failed = by_message["failed: kaput"]  # the traceback is a field of its record
+    assert failed.keys() == JSON_FIELDS | {"exc_info"}, failed
+    assert failed["level"] == "ERROR"
+    assert str(failed["exc_info"]).startswith("Traceback (most recent call last):")
+    assert "KeyError: 'missing'" in str(failed["exc_info"])
+    assert len(records) == 3, records  # the database libraries wrote nothing
+
+
+def test_json_logs_keep_the_database_libraries_quiet_and_never_dump_args() -> None:
+    assert not [r for r in _json_records("-vv") if IIN in json.dumps(r)]
+    asked = _json_records("--debug-logger", "sqlalchemy.engine")
+    leaked = [r for r in asked if IIN in json.dumps(r)]
+    assert [r["logger"] for r in leaked] == ["sqlalchemy.engine.Engine"], asked
+    assert leaked[0].keys() == JSON_FIELDS  # in the message, as the text format shows it
+    assert not any(r["message"] == "gateway debug line" for r in asked)  # INFO without -v
+
+
+def test_a_command_logs_json_when_asked_before_the_subcommand(tmp_path: Path) -> None:
+    """`--log-format json` takes a value: the subcommand is still found (its options built)."""
+    result = _cases_list(tmp_path, "--log-format", "json", "-v")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("LOADED")]
+    records = [json.loads(line) for line in lines]
+    assert any(str(r["logger"]).startswith("alembic") for r in records), lines
+    assert all(r.keys() >= JSON_FIELDS for r in records)

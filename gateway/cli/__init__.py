@@ -37,6 +37,9 @@ QUIET_LOGGERS = ("sqlalchemy", "aiosqlite", "asyncpg")
 # WARNING unless -v.
 CHATTY_LOGGERS = ("alembic",)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FORMATS = ("text", "json")  # --log-format; json: gateway.logformat
+# Global options that take a value (the next word is not the subcommand).
+VALUE_OPTIONS = frozenset({"--debug-logger", "--log-format"})
 
 
 def version() -> str:
@@ -62,6 +65,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "parameters, IINs and names in clear",
     )
     parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text (default): one line per record; json: one JSON object per line with the "
+        "fields ts, level, logger, message and exc_info (docs/operations.md), for the journal "
+        "and log shippers. The same loggers are quiet in both",
+    )
+    parser.add_argument(
         "--debug-logger",
         action="append",
         default=[],
@@ -84,18 +95,29 @@ def subcommand_of(argv: Sequence[str]) -> str | None:
     """The subcommand named in `argv` (the first word that is not an option or its value)."""
     words = iter(argv)
     for word in words:
-        if word == "--debug-logger":
+        if word in VALUE_OPTIONS:
             next(words, None)
         elif not word.startswith("-"):
             return word if word in SUBCOMMANDS else None
     return None
 
 
-def setup_logging(verbose: int, debug_loggers: Sequence[str] = ()) -> None:
+def setup_logging(
+    verbose: int, debug_loggers: Sequence[str] = (), log_format: str = "text"
+) -> None:
     """Log to stderr at INFO (-vv: DEBUG), CHATTY_LOGGERS at WARNING unless -v, QUIET_LOGGERS
-    at WARNING unless named in `debug_loggers`, which log at DEBUG whatever `verbose` says."""
+    at WARNING unless named in `debug_loggers`, which log at DEBUG whatever `verbose` says.
+    `log_format` "json" writes one JSON object per record (gateway.logformat); the levels are
+    the same whatever the format."""
     level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.INFO
-    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    if log_format == "json":
+        from gateway.logformat import GatewayJsonFormatter  # only when asked for
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(GatewayJsonFormatter())
+        logging.basicConfig(level=level, handlers=[handler])
+    else:
+        logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
     for name in QUIET_LOGGERS + (() if verbose else CHATTY_LOGGERS):
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in debug_loggers:
@@ -105,6 +127,6 @@ def setup_logging(verbose: int, debug_loggers: Sequence[str] = ()) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     args = build_parser(only=subcommand_of(words) or "").parse_args(words)
-    setup_logging(args.verbose, args.debug_logger)
+    setup_logging(args.verbose, args.debug_logger, args.log_format)
     result: int = getattr(importlib.import_module(args._module), args._run)(args)
     return result
