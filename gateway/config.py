@@ -35,9 +35,11 @@ from gateway.detect.campaign_limits import CampaignLimits, parse_campaigns
 from gateway.detect.velocity import VelocityLimits
 from gateway.domain import Route, Thresholds
 from gateway.feedback.settings import FeedbackSettings, parse_feedback
+from gateway.metrics.settings import MetricsSettings, parse_metrics
 from gateway.probes.settings import ProbesConfig, parse_probes
 from gateway.registry.settings import RegistrySettings, parse_registry
 from gateway.retention.settings import RetentionSettings, parse_retention
+from gateway.shared.settings import SharedSettings, parse_shared
 from gateway.switch.config import SwitchSettings, parse_switch
 from smsc.client import EsmeConfig, TlsConfig
 from smsc.constants import Status
@@ -93,6 +95,8 @@ class GatewayConfig:
     cli: CliSettings = field(default_factory=CliSettings)  # [cli.users]: docs/cases.md
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)  # docs/retention.md
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)  # docs/operations.md
+    shared: SharedSettings = field(default_factory=SharedSettings)  # several nodes: Redis
 
     @property
     def enforcing(self) -> bool:
@@ -261,6 +265,8 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     cfg.cli = parse_cli(root.table("cli"))
     cfg.registry = parse_registry(root.table("registry"))
     cfg.retention = parse_retention(root.table("retention"))
+    cfg.metrics = parse_metrics(root.table("metrics"))
+    cfg.shared = parse_shared(root.table("shared"))
     root.done()
     return cfg
 

@@ -34,12 +34,15 @@ from gateway.detect.campaigns import SnapshotError
 from gateway.detect.classifier import ClassifierDetector, ModelError
 from gateway.domain import Inspected
 from gateway.feedback.cache import ExemptionCache
+from gateway.metrics.registry import Metrics
+from gateway.metrics.server import open_metrics
 from gateway.pipeline.delivery import DeliveryWriter
 from gateway.pipeline.forward import ForwardingHandler
 from gateway.pipeline.handler import GatewayHandler, PipelineStats
 from gateway.pipeline.inspector import Inspector
 from gateway.pipeline.policy import AnswerPolicy
 from gateway.pipeline.recorder import Recorder
+from gateway.pipeline.shared import SharedBatcher
 from gateway.probes.manager import ProbeManager
 from gateway.probes.simbox import Finding
 from gateway.retention.purge import Retention
@@ -52,6 +55,7 @@ from gateway.wiring import (
     build_inspector,
     build_probe_manager,
     open_dispatcher,
+    open_shared,
     open_store,
     open_workflow,
 )
@@ -101,6 +105,12 @@ class Gateway:
         self.report = RunReport()
         self.database_ok = True
         self.retention: Retention | None = None  # personal data (docs/retention.md), in run()
+        self.metrics = Metrics()  # this gateway's registry, wired in run() (docs/operations.md)
+        self.shared: SharedBatcher | None = None  # [shared]: counts with the other nodes
+        # several nodes share one database: each keeps its own campaign snapshot
+        self.campaign_state = (
+            f"{CAMPAIGN_STATE}@{cfg.shared.node_name}" if cfg.shared.redis_url else CAMPAIGN_STATE
+        )
 
     async def run(self, stop: asyncio.Event) -> RunReport:
         cfg = self.cfg
@@ -129,10 +139,15 @@ class Gateway:
                     self._bind(link, recorder, policy, store)
                 self.probes = build_probe_manager(cfg, store, dispatcher, self.on_finding)
                 labeller = self.inspector.label_campaign
-                async with open_workflow(
-                    cfg, store, dispatcher, self.exemptions, labeller
-                ) as workflow:
+                async with (
+                    open_shared(cfg, self.inspector, self._shared_health) as shared,
+                    open_workflow(cfg, store, dispatcher, self.exemptions, labeller) as workflow,
+                    open_metrics(self, store, recorder),
+                ):
                     self.workflow = workflow
+                    self.shared = shared
+                    for handler in self.handlers:
+                        handler.shared = shared
                     await self._run_tasks(stop, recorder, dispatcher, store)
                 self.report.committed = recorder.committed
                 self.report.store_failures = recorder.failed
@@ -212,7 +227,7 @@ class Gateway:
         if campaigns is None:
             return
         try:
-            data = await store.load_state(CAMPAIGN_STATE)
+            data = await store.load_state(self.campaign_state)
             if data is not None:
                 n = campaigns.restore(data, time.time())
                 log.info("campaign state restored: %d campaigns", n)
@@ -224,7 +239,7 @@ class Gateway:
         if campaigns is None:
             return
         try:
-            await store.save_state(CAMPAIGN_STATE, campaigns.snapshot(), time.time())
+            await store.save_state(self.campaign_state, campaigns.snapshot(), time.time())
         except StoreError as exc:  # the next save tries again; labels are in memory meanwhile
             log.warning("campaign state not saved: %s", exc)
 
@@ -247,6 +262,16 @@ class Gateway:
             if purged:
                 log.info("text retention: erased the text of %d messages", purged)
             await asyncio.sleep(3600)
+
+    def _shared_health(self, ok: bool, why: str) -> None:
+        """Redis reachable or not: retained on MQTT (docs/operations.md "Several nodes")."""
+        if self.dispatcher is None:
+            return
+        state: dict[str, object] = {"state": "ok" if ok else "failing", "since": time.time()}
+        if why:
+            state["detail"] = why[:300]
+        node = self.cfg.shared.node_name
+        self.dispatcher.set_state(f"{self.cfg.mqtt.topic_prefix}/health/shared/{node}", state)
 
     def _database_health(self, dispatcher: DispatcherPort, ok: bool, why: str) -> None:
         """The readiness signal of the SMS path: retained on MQTT, so operators' monitoring

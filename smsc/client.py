@@ -16,6 +16,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from smsc.backoff import Backoff, Failure, Outage
+from smsc.counters import PduCounters
 from smsc.link import BindError, Link, LinkClosedError, LinkHandler
 from smsc.pdu import Pdu
 from smsc.session import BindType, Role, SessionConfig
@@ -64,9 +65,12 @@ class EsmeConfig:
 class EsmeClient:
     """Connect, bind; on exit drain, unbind and close."""
 
-    def __init__(self, config: EsmeConfig, handler: LinkHandler) -> None:
+    def __init__(
+        self, config: EsmeConfig, handler: LinkHandler, counters: PduCounters | None = None
+    ) -> None:
         self.config = config
         self.handler = handler
+        self.counters = counters
         self.link: Link | None = None
 
     async def __aenter__(self) -> Link:
@@ -76,7 +80,9 @@ class EsmeClient:
         hostname = cfg.tls.server_hostname or cfg.host if cfg.tls else None
         _, link = await asyncio.wait_for(
             loop.create_connection(
-                lambda: Link(Role.ESME, self.handler, cfg.session, name=cfg.label),
+                lambda: Link(
+                    Role.ESME, self.handler, cfg.session, name=cfg.label, counters=self.counters
+                ),
                 cfg.host,
                 cfg.port,
                 ssl=ssl_ctx,
@@ -125,12 +131,14 @@ class EsmeSupervisor:
         self._bound = asyncio.Event()
         self._stop = asyncio.Event()
         self.binds = 0  # successful binds, for status and tests
+        self.failures = 0  # connections or binds that failed, and bound links that dropped
+        self.pdus = PduCounters()  # over every link of this bind (gateway.metrics reads them)
 
     async def run(self) -> None:
         label = self.config.label
         while not self._stop.is_set():
             try:
-                async with EsmeClient(self.config, self.handler) as link:
+                async with EsmeClient(self.config, self.handler, self.pdus) as link:
                     self.link = link
                     self.binds += 1
                     gone = self.outage.restored()
@@ -149,6 +157,7 @@ class EsmeSupervisor:
             except (OSError, TimeoutError, BindError, LinkClosedError) as exc:
                 self._bound.clear()
                 self.link = None
+                self.failures += 1
                 if self.outage.failed(exc) is Failure.FIRST:
                     log.warning("%s: link down (%s); reconnecting with backoff", label, exc)
                 else:

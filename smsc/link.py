@@ -15,6 +15,7 @@ import logging
 from typing import Protocol
 
 from smsc.constants import status_name
+from smsc.counters import PduCounters
 from smsc.pdu import Pdu, SmppError
 from smsc.session import (
     BindRejected,
@@ -90,11 +91,13 @@ class Link(asyncio.Protocol):
         config: SessionConfig | None = None,
         *,
         name: str = "",
+        counters: PduCounters | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.session = Session(role, config or SessionConfig(), now=self.loop.time())
         self.handler = handler
         self.name = name
+        self.counters = counters  # the application's PDUs in and out (monitoring)
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] | None = None
         self._waiters: dict[int, asyncio.Future[Pdu]] = {}
@@ -236,6 +239,8 @@ class Link(asyncio.Protocol):
         seq = self.session.send_request(pdu, self.loop.time())
         fut: asyncio.Future[Pdu] = self.loop.create_future()
         self._waiters[seq] = fut
+        if self.counters is not None:
+            self.counters.count_out(pdu)
         self._schedule_flush()
         return fut
 
@@ -244,6 +249,8 @@ class Link(asyncio.Protocol):
         if self.session.closed:
             raise LinkClosedError(f"cannot answer seq {response.sequence}: link closed")
         self._dispatch(self.session.send_response(response))
+        if self.counters is not None:
+            self.counters.count_out(response)
         self._schedule_flush()
 
     def accept_bind(self, pdu: Pdu, system_id: str) -> bool:
@@ -325,7 +332,12 @@ class Link(asyncio.Protocol):
 
     # ------------------------------------------------------------------ events
     def _dispatch(self, events: list[Event]) -> None:
+        counters = self.counters
         for ev in events:
+            if counters is not None and isinstance(ev, RequestReceived | NotificationReceived):
+                counters.count_in(ev.pdu)
+            elif counters is not None and isinstance(ev, ResponseReceived):
+                counters.count_in(ev.response)
             if isinstance(ev, RequestReceived):
                 self.handler.on_request(self, ev.pdu)
             elif isinstance(ev, NotificationReceived):

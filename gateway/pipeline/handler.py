@@ -25,6 +25,7 @@ from gateway.domain import (
     Decision,
     Inspected,
     Route,
+    SmsEvent,
 )
 from gateway.pipeline.inspector import Inspector, event_from_sms
 from gateway.pipeline.message_ids import DEFAULT_WINDOW, message_key, stable_ids
@@ -33,6 +34,7 @@ from gateway.pipeline.parts import (
 )
 from gateway.pipeline.policy import Answer, AnswerPolicy, answer_for
 from gateway.pipeline.recorder import Recorder
+from gateway.pipeline.shared import SharedBatcher
 from smsc.constants import Status
 from smsc.link import Link, LinkClosedError
 from smsc.pdu import DataSm, DeliverSm, DeliverSmResp, Pdu
@@ -130,11 +132,16 @@ class GatewayHandler:
         self.stats = PipelineStats()
         self.latencies: list[float] = []  # seconds from last part to response, when measuring
         self.measure = False
+        self.on_latency: Callable[[float], None] | None = None  # the same seconds (metrics)
+        # messages by (decision, rule family: the rule_id before its first dot) of a finding
+        self.families: dict[tuple[str, str], int] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # several nodes: counts shared through Redis before inspection (None: this node's own)
+        self.shared: SharedBatcher | None = None
 
     # LinkHandler ------------------------------------------------------------------------
     def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:  # pragma: no cover
@@ -189,6 +196,23 @@ class GatewayHandler:
             event.complete = False
         identity = message_key(sms.pdus, self.scope)
         event.id, event.prior_id = stable_ids(identity, now, self.redelivery_window)
+        if self.shared is not None:  # every node's counts first (gateway/pipeline/shared.py)
+            self._in_flight += 1
+            self._idle.clear()
+
+            def then() -> None:
+                self._in_flight -= 1
+                self._decide(link, sms, event, now, started, key, final)
+
+            self.shared.submit(event, then)
+            return
+        self._decide(link, sms, event, now, started, key, final)
+
+    def _decide(
+        self, link: Link, sms: Sms, event: SmsEvent, now: float, started: float,
+        key: PartKey | None, final: bool,
+    ) -> None:  # fmt: skip
+        """Inspect, record, and answer once recorded (the Recorder's future)."""
         inspected = self.inspector.inspect(event, now)
         self._count(inspected)
         if self.on_inspected is not None:
@@ -210,6 +234,11 @@ class GatewayHandler:
             st.flagged += 1
         else:
             st.allowed += 1
+        reasons = inspected.verdict.reasons
+        if reasons:
+            for family in {r.rule_id.partition(".")[0] for r in reasons}:
+                key = (decision.value, family)
+                self.families[key] = self.families.get(key, 0) + 1
 
     def _answer(
         self,
@@ -264,8 +293,12 @@ class GatewayHandler:
                 self.name,
                 inspected.sms.id,
             )
-        if self.measure:
-            self.latencies.append(time.perf_counter() - started)
+        if self.measure or self.on_latency is not None:
+            took = time.perf_counter() - started
+            if self.measure:
+                self.latencies.append(took)
+            if self.on_latency is not None:
+                self.on_latency(took)
 
     # hooks: what forward mode does besides (gateway/pipeline/forward.py) ---------------------
     def _blocked_before(self, key: PartKey | None, final: bool) -> bool:

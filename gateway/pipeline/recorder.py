@@ -51,6 +51,8 @@ class Recorder:
         self.commit_timeout = commit_timeout
         self.on_committed = on_committed
         self.on_health = on_health
+        # (batch size, seconds the commit took) after each committed batch (gateway.metrics)
+        self.on_batch: Callable[[int, float], None] | None = None
         self._queue: asyncio.Queue[tuple[Inspected, asyncio.Future[bool]]] = asyncio.Queue()
         self.committed = 0
         self.repeated = 0  # redeliveries recorded already, skipped
@@ -94,6 +96,7 @@ class Recorder:
 
     async def _commit(self, batch: list[tuple[Inspected, asyncio.Future[bool]]]) -> None:
         items = [item for item, _ in batch]
+        started = time.perf_counter()
         try:
             repeated = await asyncio.wait_for(self.store.record(items), self.commit_timeout)
         except Exception as exc:  # StoreError, a timeout and anything else: answer, never hang
@@ -105,6 +108,8 @@ class Recorder:
                     fut.set_exception(exc)
             await asyncio.sleep(0.2)  # a database that is down should not be hammered
             return
+        if self.on_batch is not None:
+            self.on_batch(len(batch), time.perf_counter() - started)
         self._recovered()
         self.committed += len(batch) - len(repeated)
         self.repeated += len(repeated)

@@ -136,6 +136,7 @@ class ProbeManager:
         self.matcher = TestCallMatcher(grace)
         self.health: dict[str, ProbeHealth] = {p: ProbeHealth(p, connected=False) for p in probes}
         self.findings: list[Finding] = []  # the latest 1000, for summaries
+        self.outcomes: dict[str, int] = {}  # findings by outcome since start (gateway.metrics)
         self._bad_since: dict[str, float] = {}
         self._alerted: dict[str, str] = {}  # probe -> the problem alerted about
         self._started = clock()
@@ -227,6 +228,8 @@ class ProbeManager:
             log.info("%s: %s", finding.probe, finding.description)
         self.findings.append(finding)
         del self.findings[:-1000]
+        outcome = str(finding.outcome)
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         if self.on_finding is not None:
             self.on_finding(finding)
         alert = finding_alert(finding)
@@ -234,6 +237,10 @@ class ProbeManager:
         self._wake.set()
 
     # -- health --------------------------------------------------------------------------------
+    def problem(self, probe: str, now: float) -> str:
+        """What is wrong with `probe` now ("" when healthy): monitoring's view of its health."""
+        return self._problem(self.health[probe], now)
+
     def _problem(self, h: ProbeHealth, now: float) -> str:
         if not h.connected:
             return f"unreachable: {h.error}" if h.error else "unreachable"

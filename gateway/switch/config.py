@@ -164,10 +164,19 @@ async def _open(settings: SwitchSettings) -> AsyncIterator[SwitchControl]:
         yield NoSwitch()
 
 
+@contextlib.asynccontextmanager
+async def _counted(settings: SwitchSettings) -> AsyncIterator[SwitchControl]:
+    from gateway.switch.port import CountedSwitch
+
+    async with _open(settings) as switch:
+        yield CountedSwitch(switch)
+
+
 def open_switch(settings: SwitchSettings) -> AbstractAsyncContextManager[SwitchControl]:
     """`async with open_switch(settings) as switch:` the adapter `settings.kind` names
-    (NoSwitch for "none": block actions wait and are retried once a switch is configured)."""
-    return _open(settings)
+    (NoSwitch for "none": block actions wait and are retried once a switch is configured),
+    wrapped in a CountedSwitch (calls and failures for gateway.metrics)."""
+    return _counted(settings)
 
 
 __all__ = ["KINDS", "SwitchSettings", "open_switch", "parse_switch"]

@@ -18,14 +18,16 @@ request for good, e.g. an unknown number).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 STATUSES = ("blocked", "active", "unknown")
+T = TypeVar("T")
 
 
 class SwitchError(Exception):
@@ -173,6 +175,7 @@ def _checked(response: httpx.Response, what: str) -> dict[str, Any]:
 
 __all__ = [
     "STATUSES",
+    "CountedSwitch",
     "HttpSwitch",
     "SwitchControl",
     "SwitchError",
@@ -198,3 +201,48 @@ class NoSwitch:
 
     async def status(self, msisdn: str) -> str:
         return "unknown"
+
+
+class CountedSwitch:
+    """A SwitchControl counting the calls it passes on by (action, outcome) for monitoring
+    (gateway.metrics): outcome "ok", "unavailable", "rejected" or "error" (anything else).
+    `open_switch` wraps every adapter in one; the number called is never kept."""
+
+    def __init__(self, inner: SwitchControl) -> None:
+        self.inner = inner
+        self.calls: dict[tuple[str, str], int] = {}
+
+    async def block(
+        self, msisdn: str, *, reason: str, case_id: str, idempotency_key: str | None = None
+    ) -> SwitchResult:
+        call = self.inner.block(
+            msisdn, reason=reason, case_id=case_id, idempotency_key=idempotency_key
+        )
+        return await self._counted("block", call)
+
+    async def unblock(
+        self, msisdn: str, *, reason: str, case_id: str, idempotency_key: str | None = None
+    ) -> SwitchResult:
+        call = self.inner.unblock(
+            msisdn, reason=reason, case_id=case_id, idempotency_key=idempotency_key
+        )
+        return await self._counted("unblock", call)
+
+    async def status(self, msisdn: str) -> str:
+        return await self._counted("status", self.inner.status(msisdn))
+
+    async def _counted(self, action: str, call: Awaitable[T]) -> T:
+        outcome = "error"
+        try:
+            result = await call
+            outcome = "ok"
+            return result
+        except SwitchUnavailable:
+            outcome = "unavailable"
+            raise
+        except SwitchRejected:
+            outcome = "rejected"
+            raise
+        finally:
+            key = (action, outcome)
+            self.calls[key] = self.calls.get(key, 0) + 1
