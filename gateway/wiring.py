@@ -23,6 +23,7 @@ from gateway.feedback.settings import FeedbackSettings
 from gateway.pipeline.inspector import Inspector
 from gateway.probes.manager import HealthLimits, ProbeManager
 from gateway.probes.simbox import Finding
+from gateway.store.urls import display_url
 from gsm_probe.events import ProbeEvent, ProbeHealth
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from gateway.centre import CentreEndpoint
     from gateway.detect.classifier import TextClassifier
     from gateway.feedback.cache import ExemptionCache
+    from gateway.pipeline.shared import SharedBatcher
     from gateway.store import Store
     from gateway.switch.port import SwitchControl
 
@@ -198,6 +200,40 @@ class NullDispatcher:
 
     async def flush(self, timeout: float) -> None:
         return
+
+
+@contextlib.asynccontextmanager
+async def open_shared(
+    cfg: GatewayConfig, inspector: Inspector, on_health: Callable[[bool, str], None]
+) -> AsyncIterator[SharedBatcher | None]:
+    """The windows several nodes share ([shared] redis_url; None without one). Redis down at
+    start is no reason not to start: the batcher judges locally and keeps trying."""
+    s = cfg.shared
+    if not s.redis_url:
+        yield None
+        return
+    from gateway.pipeline.shared import SharedBatcher
+    from gateway.shared.redis_state import RedisSharedState, SharedConfig, SharedStateError
+
+    camp = cfg.campaigns
+    config = SharedConfig(
+        url=s.redis_url, prefix=s.prefix, key=s.pseudonym_key.encode(), timeout=s.timeout,
+        window=cfg.velocity.window, fanout=cfg.velocity.sender_recipients,
+        campaign_window=camp.window if camp else 900.0,
+        campaign_min_senders=camp.min_senders if camp else 5,
+        campaign_min_recipients=camp.min_recipients if camp else 20,
+    )  # fmt: skip
+    async with RedisSharedState(config) as state:
+        try:
+            await state.start()
+            log.info("shared state in Redis (%s) as node %s", display_url(s.redis_url), s.node_name)
+        except SharedStateError as exc:
+            log.warning("shared state unreachable at start, judging locally meanwhile: %s", exc)
+            on_health(False, str(exc))
+        yield SharedBatcher(
+            state, inspector, timeout=s.timeout, retry_after=s.retry_after,
+            batch_max=s.batch_max, on_health=on_health,
+        )  # fmt: skip
 
 
 def build_probe_manager(

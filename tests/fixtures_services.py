@@ -7,6 +7,7 @@ default import mode). Fixtures:
     postgres_url      a fresh database on it: "postgresql+asyncpg://fraudgate@127.0.0.1:PORT/DB"
     mosquitto         a broker on 127.0.0.1 (anonymous), .host/.port, .stop()/.start()/.kill()
     mosquitto_factory start brokers with users (mosquitto_passwd) and/or TLS listeners
+    redis_server      a redis-server on 127.0.0.1 (no persistence), .url, .stop()/.start()/.kill()
     tls_material      a CA, a server and a client certificate made with `openssl`
 
 A missing binary FAILS the test (never skips): ./dev installs the Debian packages `postgresql`
@@ -585,9 +586,73 @@ def mosquitto(mosquitto_factory: Callable[..., MosquittoBroker]) -> MosquittoBro
     return mosquitto_factory()
 
 
+# -- Redis -----------------------------------------------------------------------------------------
+
+
+class RedisServer:
+    """A redis-server process (Debian's) on a free loopback port, no persistence. stop() (SIGTERM),
+    kill() (SIGKILL) and start() again on the same port for outage tests; `url` for the gateway."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, directory: Path) -> None:
+        self.binary = require_binary("redis-server", "redis-server", ["/usr/bin/redis-server"])
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.log = self.dir / "redis.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        args = [
+            self.binary, "--port", str(self.port), "--bind", self.host, "--save", "",
+            "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(self.log),
+            "--daemonize", "no",
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            args, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            wait_for_port(self.host, self.port, 10.0, self.proc)
+        except RuntimeError as e:
+            _stop_process(self.proc, signal.SIGKILL)
+            pytest.fail(f"redis-server did not start: {e}\n{_tail(self.log)}", pytrace=False)
+
+    def stop(self) -> None:
+        _stop_process(self.proc, signal.SIGTERM)
+        self.proc = None
+
+    def kill(self) -> None:
+        _stop_process(self.proc, signal.SIGKILL)
+        self.proc = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh redis-server on 127.0.0.1 and a free port (stop()/start() keep the port)."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 __all__ = [
     "MosquittoBroker",
     "PostgresServer",
+    "RedisServer",
     "TlsMaterial",
     "free_port",
     "make_tls_material",
@@ -595,5 +660,6 @@ __all__ = [
     "mosquitto_factory",
     "postgres_server",
     "postgres_url",
+    "redis_server",
     "tls_material",
 ]

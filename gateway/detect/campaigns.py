@@ -138,7 +138,8 @@ import re
 import sys
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Literal
 
@@ -588,6 +589,26 @@ def _cluster_id(sig: bytes, now: float) -> str:
     return f"{zlib.crc32(sig):08x}{int(now) & 0xFFFFFF:06x}"
 
 
+@dataclass(frozen=True, slots=True)
+class SharedMessage:
+    """What a message adds to the state the gateway nodes share (see `CampaignDetector.share`)."""
+
+    anchors: tuple[int, ...]  # band keys of its cluster's first signature
+    sender: int  # 32-bit hashes (`_h32`), never the numbers
+    recipient: int
+    check: bool  # its cluster is not recognised yet: the counts are wanted back
+
+
+@dataclass(frozen=True, slots=True)
+class SharedCounts:
+    """Every node's distinct senders and recipients of a message's template in the window, and
+    whether this node is the one to announce its recognition."""
+
+    senders: int
+    recipients: int
+    announce: bool
+
+
 # --------------------------------------------------------------------------------------------
 # The detector
 
@@ -608,21 +629,59 @@ class CampaignDetector:
         self._thresh = math.ceil(self.limits.similarity * _K)
         self._sweeps = 0
         self._prepared: dict[str, npt.NDArray[np.uint16]] = {}  # fingerprint -> signature
+        # Shared state between gateway nodes (gateway.shared): `share` joins a message's
+        # cluster before the batch's round trip, `shared` receives every node's counts, and
+        # `on_label` hears the labels given here so the other nodes can `replay_label` them.
+        self._joined: dict[str, tuple[_Cluster, bool]] = {}
+        self.shared: dict[str, SharedCounts] = {}
+        self.on_label: Callable[[str, str, float], None] | None = None
+        self.claim_labels = False  # True with shared state: see _announce_label
+        self._label_claims: list[tuple[str, str, tuple[int, ...]]] = []
+        self._replaying = False
 
     # -- the Detector protocol ------------------------------------------------------------
 
     def inspect(self, sms: SmsEvent, now: float) -> Sequence[Reason]:
-        if sms.route is Route.A2P:  # judged by sender registration; see the module docstring
-            return ()
-        fp = self._fingerprint(sms.text)
-        if fp is None:
-            return ()
-        self._sweep(now)
-        c, new_variant = self._join(fp, now)
+        joined = self._joined.pop(sms.id, None) if self._joined else None
+        if joined is None:
+            if sms.route is Route.A2P:  # judged by sender registration; see the module docstring
+                return ()
+            fp = self._fingerprint(sms.text)
+            if fp is None:
+                return ()
+            self._sweep(now)
+            joined = self._join(fp, now)
+        c, new_variant = joined
         self._record(c, sms, now, new_variant)
-        if not c.recognised and not c.exempt:
+        shared = self.shared.pop(sms.id, None) if self.shared else None
+        if c.recognised or c.exempt:
+            pass
+        elif shared is not None:  # every node's senders and recipients
+            if shared.senders >= self.limits.min_senders and (
+                shared.recipients >= self.limits.min_recipients
+            ):
+                self._recognise(c, sms, announce=shared.announce)
+        else:
             self._check(c, sms, now)
         return self._reasons(c)
+
+    def share(self, sms: SmsEvent, now: float) -> SharedMessage | None:
+        """With shared state, before `inspect`: the message's cluster is joined now and what
+        the nodes count in common is returned: the sender and recipient hashes, added under
+        the cluster's first signature's band keys (the same on every node for one template:
+        the sketch is seeded, and near-copies share a band with probability 0.98 at Jaccard
+        0.8), and whether the cluster still waits to be recognised. None: not tracked."""
+        if sms.route is Route.A2P:
+            return None
+        fp = self._fingerprint(sms.text)
+        if fp is None:
+            return None
+        self._sweep(now)
+        c, new_variant = self._join(fp, now)
+        self._joined[sms.id] = (c, new_variant)
+        anchors = tuple(_band_keys(c.reps[: 2 * _K]))
+        check = not (c.recognised or c.exempt)
+        return SharedMessage(anchors, _h32(sms.source), _h32(sms.dest), check)
 
     def prepare(self, batch: Sequence[SmsEvent]) -> None:
         """Optional, before inspecting a batch one message at a time: sketch the batch's new
@@ -706,6 +765,8 @@ class CampaignDetector:
                 return None
         if c.sample is None and target != c.id:
             c.sample = mask_sample(target)
+        if target != c.id and self.on_label is not None and not self._replaying:
+            self.on_label(target, kind, now)  # the other nodes label their cluster of it
         if strength > LABELS.get(c.label or "", 0):
             c.label = kind
             c.labelled_at = now
@@ -713,11 +774,43 @@ class CampaignDetector:
             self._labelled.pop(c.id, None)
             self._labelled[c.id] = c
             self._evict_labelled()
-            if _size(c.senders) >= 2:
-                self._emit(c, "labelled")
+            if self._replaying:
+                pass  # the node that labelled it announces it
+            elif _size(c.senders) >= 2:
+                self._announce_label(c)
             else:
                 c.announce = True
         return c.id
+
+    def _announce_label(self, c: _Cluster) -> None:
+        """The `labelled` event; with shared state, once among the nodes: held until the next
+        round trip claims it (`take_label_claims`, `claimed`)."""
+        if not self.claim_labels:
+            self._emit(c, "labelled")
+            return
+        self._label_claims.append((c.id, c.label or "", tuple(_band_keys(c.reps[: 2 * _K]))))
+
+    def take_label_claims(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        """(cluster id, label, anchor band keys) of the labels to announce, for the claim."""
+        out, self._label_claims = self._label_claims, []
+        return out
+
+    def claimed(
+        self, claims: Sequence[tuple[str, str, tuple[int, ...]]], won: Sequence[bool]
+    ) -> None:
+        """The claims' outcome: the node that won announces (Redis unreachable: every node)."""
+        for (cid, _, _), ok in zip(claims, won, strict=True):
+            c = self._get(cid)
+            if ok and c is not None:
+                self._emit(c, "labelled")
+
+    def replay_label(self, text: str, kind: str, now: float) -> str | None:
+        """A label another node gave (its `on_label`): applied here, announced there only."""
+        self._replaying = True
+        try:
+            return self.label(text, kind, now)
+        finally:
+            self._replaying = False
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -854,7 +947,7 @@ class CampaignDetector:
         c.routes |= _ROUTE_BIT[sms.route]
         if c.announce and _size(c.senders) >= 2:
             c.announce = False
-            self._emit(c, "labelled")
+            self._announce_label(c)
         recent = c.recent
         recent.append(sms.id)
         if len(recent) > 2 * lim.recent_ids:  # trim in batches: amortised O(1)
@@ -875,13 +968,19 @@ class CampaignDetector:
             return
         if _in_window(c.recipients, cutoff) < lim.min_recipients:
             return
+        self._recognise(c, sms)
+
+    def _recognise(self, c: _Cluster, sms: SmsEvent, announce: bool = True) -> None:
+        """The counts are reached: a campaign unless its text is exempt. `announce`: this node
+        raises the `recognised` event (with shared state, exactly one node does)."""
         if self._exempt(sms.text):
             c.exempt = True
             return
         c.recognised = True
         if c.sample is None:
             c.sample = mask_sample(sms.text)
-        self._emit(c, "recognised")
+        if announce:
+            self._emit(c, "recognised")
 
     def _exempt(self, text: str) -> bool:
         """Texts many people send to many contacts by nature: holiday greetings, and short

@@ -34,6 +34,26 @@ class VelocityLimits:
     exempt_senders: frozenset[str] = frozenset()  # e.g. the operator's own A2P sender ids
 
 
+@dataclass(frozen=True, slots=True)
+class SharedKeys:
+    """What one message counts against; "" for a dimension it is not counted in."""
+
+    sender: str
+    dest: str
+    smsc: str
+
+
+@dataclass(slots=True)
+class Counts:
+    """A message's figures in its sliding windows, including the message itself."""
+
+    sender_count: float = 0.0  # messages from its sender
+    distinct: float = 0.0  # distinct recipients of its sender
+    dest_count: float = 0.0  # messages to its destination
+    smsc_count: float = 0.0  # messages on its bind
+    crossed: bool = False  # this message took its sender over the fan-out threshold (once)
+
+
 class _Win:
     """Two fixed windows of one key. `rcpt` is the current window's distinct recipients: one
     hash as an int, a set of hashes once there are several (most senders never need the set);
@@ -148,61 +168,99 @@ class VelocityDetector:
         self.dests = _Table(lim.window, lim.max_keys)
         self.smscs = _Table(lim.window, 10_000)
         self._fanout_crossings: list[tuple[str, float, int]] = []
+        # counts of all nodes for the messages about to be inspected, by message id, filled by
+        # gateway.shared before `inspect` (empty without shared state: local windows judge)
+        self.shared: dict[str, Counts] = {}
+        self._sent_shared: dict[str, float] = {}
+        self._bind_name = ""
+
+    def keys(self, sms: SmsEvent) -> SharedKeys:
+        """The sender, destination and bind this message counts against ("" for a dimension
+        it is not counted in): what nodes sharing their windows (gateway.shared) send."""
+        lim = self.limits
+        registered = sms.route is Route.A2P and self.registered is not None and self.registered(sms)
+        sender = sms.source if sms.source and sms.source not in lim.exempt_senders else ""
+        return SharedKeys(
+            "" if registered else sender,
+            sms.dest,
+            sms.smsc if lim.smsc_messages else "",
+        )
 
     def inspect(self, sms: SmsEvent, now: float) -> Sequence[Reason]:
+        keys = self.keys(sms)
+        self._bind_name = sms.smsc
+        local = self._count_locally(sms, keys, now)
+        shared = self.shared.pop(sms.id, None) if self.shared else None
+        if shared is not None:  # every node's messages counted: the figures to judge by
+            if shared.crossed:  # first crossing of the window among all nodes: one alert
+                self._fanout_crossings.append((keys.sender, now, int(shared.distinct)))
+                self._sent_shared[keys.sender] = shared.sender_count
+            return self._reasons(shared)
+        if local.crossed:
+            self._fanout_crossings.append((keys.sender, now, int(local.distinct)))
+        return self._reasons(local)
+
+    def _count_locally(self, sms: SmsEvent, keys: SharedKeys, now: float) -> Counts:
+        """This node's windows, updated whether or not shared counts come (they are what the
+        node judges by while the shared store is unreachable)."""
         lim = self.limits
-        reasons: list[Reason] = []
         w = lim.window
-        registered = (
-            sms.route is Route.A2P and self.registered is not None and self.registered(sms)
-        )
-        if sms.source and sms.source not in lim.exempt_senders and not registered:
-            win = self.senders.touch(sms.source, now)
+        out = Counts()
+        if keys.sender:
+            win = self.senders.touch(keys.sender, now)
             win.cur += 1
             win.add_recipient(hash(sms.dest), lim.sender_recipients)
-            distinct = win.recipients(now, w)
-            if distinct > lim.sender_recipients:
-                reasons.append(self._fanout(sms, win, distinct, now))
-            elif win.count(now, w) > lim.sender_messages:
-                reasons.append(
-                    Reason(
-                        "velocity",
-                        "velocity.sender.rate",
-                        0.5,
-                        f"sender over {lim.sender_messages} messages in {w:g}s",
-                    )
-                )
-        if sms.dest:
-            dwin = self.dests.touch(sms.dest, now)
+            out.distinct = win.recipients(now, w)
+            out.sender_count = win.count(now, w)
+            if out.distinct > lim.sender_recipients and not win.alerted:
+                win.alerted = out.crossed = True
+        if keys.dest:
+            dwin = self.dests.touch(keys.dest, now)
             dwin.cur += 1
-            if dwin.count(now, w) > lim.dest_messages:
-                reasons.append(
-                    Reason(
-                        "velocity",
-                        "velocity.dest.flood",
-                        0.4,
-                        f"destination received over {lim.dest_messages} messages in {w:g}s",
-                    )
-                )
-        if lim.smsc_messages and sms.smsc:
-            swin = self.smscs.touch(sms.smsc, now)
+            out.dest_count = dwin.count(now, w)
+        if keys.smsc:
+            swin = self.smscs.touch(keys.smsc, now)
             swin.cur += 1
-            if swin.count(now, w) > lim.smsc_messages:
-                reasons.append(
-                    Reason(
-                        "velocity",
-                        "velocity.smsc.rate",
-                        0.3,
-                        f"bind {sms.smsc} over {lim.smsc_messages} messages in {w:g}s",
-                    )
+            out.smsc_count = swin.count(now, w)
+        return out
+
+    def _reasons(self, counts: Counts) -> list[Reason]:
+        lim = self.limits
+        w = lim.window
+        reasons: list[Reason] = []
+        if counts.distinct > lim.sender_recipients:
+            reasons.append(self._fanout(counts.distinct))
+        elif counts.sender_count > lim.sender_messages:
+            reasons.append(
+                Reason(
+                    "velocity",
+                    "velocity.sender.rate",
+                    0.5,
+                    f"sender over {lim.sender_messages} messages in {w:g}s",
                 )
+            )
+        if counts.dest_count > lim.dest_messages:
+            reasons.append(
+                Reason(
+                    "velocity",
+                    "velocity.dest.flood",
+                    0.4,
+                    f"destination received over {lim.dest_messages} messages in {w:g}s",
+                )
+            )
+        if lim.smsc_messages and counts.smsc_count > lim.smsc_messages:
+            reasons.append(
+                Reason(
+                    "velocity",
+                    "velocity.smsc.rate",
+                    0.3,
+                    f"bind {self._bind_name} over {lim.smsc_messages} messages in {w:g}s",
+                )
+            )
         return reasons
 
-    def _fanout(self, sms: SmsEvent, win: _Win, distinct: float, now: float) -> Reason:
+    def _fanout(self, distinct: float) -> Reason:
         lim = self.limits
-        if not win.alerted:
-            win.alerted = True
-            self._fanout_crossings.append((sms.source, now, int(distinct)))
         # The more the threshold is exceeded, the surer: 1x -> 0.6, 2x and more -> 0.85.
         ratio = min(distinct / lim.sender_recipients, 2.0)
         score = round(0.6 + 0.25 * (ratio - 1.0), 3)
@@ -220,7 +278,11 @@ class VelocityDetector:
         return out
 
     def sent(self, sender: str, now: float) -> int:
-        """Messages from `sender` in the sliding window ending at `now` (0 when untracked)."""
+        """Messages from `sender` in the sliding window ending at `now` (0 when untracked); with
+        shared windows, the count of all nodes at its crossing."""
+        shared = self._sent_shared.pop(sender, None)
+        if shared is not None:
+            return max(1, round(shared))
         win = self.senders.keys.get(hash(sender))
         return 0 if win is None else max(1, round(win.count(now, self.limits.window)))
 

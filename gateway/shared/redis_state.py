@@ -1,0 +1,179 @@
+"""The detector state gateway nodes share, in Redis: velocity / fan-out windows, campaign
+counts and campaign labels (docs/operations.md "Several nodes").
+
+One round trip per batch of messages: a pipeline of one EVALSHA (gateway/shared/script.lua,
+which counts the whole batch atomically, so three nodes count as one would), the XADDs of the
+labels given here since the last batch, and one XRANGE reading the labels other nodes gave.
+
+Keys are pseudonyms: addresses as 64-bit BLAKE2b hashes with a per-deployment key
+(`[shared] key`), recipients and campaign members as the campaign detector's 32-bit hashes.
+Every key expires (two windows), so Redis memory follows the traffic of the last window; the
+label stream is capped (`label_stream_max`). Redis Cluster is not supported (the script names
+its keys); one Redis with a replica and Sentinel is.
+
+Errors: anything from redis-py (connection refused, timeout, script error, a reply of the
+wrong shape) becomes `SharedStateError`; the caller (gateway.pipeline.shared) falls back to
+each node's own windows, logs once and retries later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from types import TracebackType
+from typing import Any, Self
+
+from gateway.detect.campaigns import SharedCounts
+from gateway.detect.velocity import Counts
+from gateway.pipeline.shared import Batch, Reply
+
+LABEL_STREAM = "labels"
+
+
+class SharedStateError(Exception):
+    """The shared state could not be read or written (Redis down, slow, or answering oddly)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SharedConfig:
+    url: str  # redis://host:port/db or rediss:// (TLS)
+    prefix: str = "fg:"  # every key starts with it (several deployments on one Redis)
+    key: bytes = b""  # BLAKE2b key for address pseudonyms
+    timeout: float = 0.05  # seconds a round trip may take before the batch goes on locally
+    window: float = 60.0  # velocity window ([velocity] window)
+    fanout: int = 30  # distinct recipients per window that make a sender's fan-out
+    campaign_window: float = 900.0
+    campaign_min_senders: int = 5
+    campaign_min_recipients: int = 20
+    label_stream_max: int = 10_000
+
+
+class RedisSharedState:
+    """One async context manager per link (a redis-py connection pool)."""
+
+    def __init__(self, config: SharedConfig) -> None:
+        self.config = config
+        self._script = resources.files("gateway.shared").joinpath("script.lua").read_text()
+        self._sha = hashlib.sha1(self._script.encode()).hexdigest()
+        self._client: Any = None
+        self._last_label = "0-0"  # the last label read from the stream
+        self.round_trips = 0
+
+    async def __aenter__(self) -> Self:
+        import redis.asyncio as aioredis
+
+        self._client = aioredis.Redis.from_url(
+            self.config.url,
+            socket_timeout=max(self.config.timeout * 4, 0.5),
+            socket_connect_timeout=1.0,
+            decode_responses=False,
+        )
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def pseudonym(self, address: str) -> str:
+        return hashlib.blake2b(address.encode(), digest_size=8, key=self.config.key).hexdigest()
+
+    async def start(self) -> None:
+        """Load the script (SharedStateError if Redis is down). The label stream is read from
+        its start: a node joining learns the labels the others gave (labels are idempotent)."""
+        try:
+            await self._client.script_load(self._script)
+        except Exception as exc:
+            raise SharedStateError(_describe(exc)) from exc
+
+    @property
+    def _stream(self) -> str:
+        return self.config.prefix + LABEL_STREAM
+
+    async def exchange(self, batch: Batch) -> Reply:
+        """The batch counted on the shared windows; the labels other nodes gave meanwhile."""
+        import redis.exceptions
+
+        args = self._args(batch)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.evalsha(self._sha, 0, *args)
+        for text, kind, when in batch.labels_out:
+            fields = {"text": text.encode(), "kind": kind, "at": repr(when)}
+            pipe.xadd(self._stream, fields, maxlen=self.config.label_stream_max, approximate=True)
+        pipe.xrange(self._stream, min=f"({self._last_label}", count=1000)
+        try:
+            try:
+                replies = await pipe.execute()
+            except redis.exceptions.NoScriptError:  # Redis restarted: its script cache is empty
+                await self._client.script_load(self._script)
+                return await self.exchange(batch)
+        except SharedStateError:
+            raise
+        except Exception as exc:
+            raise SharedStateError(_describe(exc)) from exc
+        self.round_trips += 1
+        try:
+            return self._reply(batch, replies[0], replies[-1])
+        except (TypeError, ValueError, IndexError) as exc:
+            raise SharedStateError(f"unexpected reply from Redis: {exc}") from exc
+
+    def _args(self, batch: Batch) -> list[str | int | float]:
+        c = self.config
+        vel = [k for k in batch.velocity if k is not None]
+        camp = [m for m in batch.campaigns if m is not None]
+        args: list[str | int | float] = [
+            repr(batch.now), repr(c.window), c.fanout, c.prefix, repr(c.campaign_window),
+            c.campaign_min_senders, c.campaign_min_recipients, len(vel), len(camp),
+        ]  # fmt: skip
+        for keys, dest in zip(batch.velocity, batch.recipients, strict=True):
+            if keys is None:
+                continue
+            args += [
+                self.pseudonym(keys.sender) if keys.sender else "",
+                self.pseudonym(keys.dest) if keys.dest else "",
+                self.pseudonym(keys.smsc) if keys.smsc else "",
+                self.pseudonym(dest),
+            ]
+        for m in camp:
+            args += [m.sender, m.recipient, "1" if m.check else "0", len(m.anchors), *m.anchors]
+        args.append(len(batch.label_claims))
+        for _, kind, anchors in batch.label_claims:
+            args += [kind, len(anchors), *anchors]
+        return args
+
+    def _reply(self, batch: Batch, counted: Sequence[Any], labels: Sequence[Any]) -> Reply:
+        vel_rows, camp_rows = iter(counted[0]), iter(counted[1])
+        velocity: list[Counts | None] = []
+        for keys in batch.velocity:
+            if keys is None:
+                velocity.append(None)
+                continue
+            s, d, crossed, dc, mc = next(vel_rows)
+            velocity.append(Counts(float(s), float(d), float(dc), float(mc), bool(crossed)))
+        campaigns: list[SharedCounts | None] = []
+        for m in batch.campaigns:
+            if m is None:
+                campaigns.append(None)
+                continue
+            senders, recipients, announce = next(camp_rows)
+            campaigns.append(SharedCounts(int(senders), int(recipients), bool(announce)))
+        labels_in: list[tuple[str, str, float]] = []
+        for entry_id, fields in labels:
+            self._last_label = entry_id.decode()
+            labels_in.append(
+                (fields[b"text"].decode(), fields[b"kind"].decode(), float(fields[b"at"]))
+            )
+        # ours come back too: the caller skips the ones it sent (same text, kind and time)
+        won = [bool(x) for x in counted[2]]
+        if len(won) != len(batch.label_claims):
+            raise ValueError(f"{len(won)} claim outcomes for {len(batch.label_claims)} claims")
+        return Reply(velocity, campaigns, labels_in, won)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]

@@ -1,0 +1,149 @@
+-- fraudgate: one batch of messages against the windows every gateway node shares
+-- (gateway/shared/redis_state.py). Run atomically by Redis, so N nodes count as one would.
+--
+-- ARGV: now, window, fan-out threshold, key prefix, campaign window, campaign min senders,
+--       campaign min recipients, n velocity entries, n campaign entries, then
+--       n x (sender key, destination key, bind key, recipient hash)   ("" = not counted)
+--       n x (sender hash, recipient hash, check 0/1, n anchors, anchors...)
+--       n label claims, n x (label, n anchors, anchors...)
+-- Returns: { velocity: n x {sender count, distinct, crossed, dest count, bind count},
+--            campaigns: n x {senders, recipients, announce}, claims: n x won 0/1 }
+--
+-- A velocity key is the hash of gateway.detect.velocity._Win: two fixed windows of `window`
+-- seconds starting at the key's first message, the previous weighted by its overlap, the
+-- current window's distinct recipients in a set capped one past the threshold.
+local now, w, cap, pfx = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local cw, min_s, min_r = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local nv, nc = tonumber(ARGV[8]), tonumber(ARGV[9])
+local ttl = math.ceil(2 * w + 5)
+local ltl = 7 * 86400  -- a label's announcement is remembered as long as labels live
+
+local function touch(k)
+  local v = redis.call('HMGET', k, 's', 'c', 'p', 'pr', 'a')
+  local s = tonumber(v[1])
+  if not s then return {s = now, c = 0, p = 0, pr = 0, a = 0} end
+  local win = {s = s, c = tonumber(v[2]), p = tonumber(v[3]), pr = tonumber(v[4]), a = tonumber(v[5])}
+  if now - s >= w then
+    if now - s < 2 * w then
+      win.p = win.c
+      win.pr = redis.call('SCARD', k .. ':r')
+    else
+      win.p, win.pr = 0, 0
+    end
+    win.s = s + w * math.floor((now - s) / w)
+    win.c, win.a = 0, 0
+    redis.call('DEL', k .. ':r')
+  end
+  return win
+end
+
+local function weight(win)
+  local x = 1.0 - (now - win.s) / w
+  if x < 0 then return 0 end
+  return x
+end
+
+local function save(k, win)
+  redis.call('HSET', k, 's', tostring(win.s), 'c', win.c, 'p', win.p, 'pr', win.pr, 'a', win.a)
+  redis.call('EXPIRE', k, ttl)
+end
+
+local function count(k)
+  local win = touch(k)
+  win.c = win.c + 1
+  save(k, win)
+  return tostring(win.c + win.p * weight(win))
+end
+
+local out_v, out_c = {}, {}
+local i = 10
+for n = 1, nv do
+  local sk, dk, mk, rh = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  i = i + 4
+  local row = {'0', '0', 0, '0', '0'}
+  if sk ~= '' then
+    local k = pfx .. 'v:s:' .. sk
+    local win = touch(k)
+    win.c = win.c + 1
+    local r = k .. ':r'
+    if redis.call('SCARD', r) <= cap then redis.call('SADD', r, rh) end
+    redis.call('EXPIRE', r, ttl)
+    local wt = weight(win)
+    local distinct = redis.call('SCARD', r) + win.pr * wt
+    if distinct > cap and win.a == 0 then
+      win.a = 1
+      row[3] = 1
+    end
+    save(k, win)
+    row[1] = tostring(win.c + win.p * wt)
+    row[2] = tostring(distinct)
+  end
+  if dk ~= '' then row[4] = count(pfx .. 'v:d:' .. dk) end
+  if mk ~= '' then row[5] = count(pfx .. 'v:m:' .. mk) end
+  out_v[n] = row
+end
+
+-- Campaigns: distinct senders and recipients of a template as HyperLogLogs under the band
+-- keys of its first signature, in fixed buckets of `cw` seconds (the current and the previous
+-- bucket are counted); the first node to see the counts reached claims the announcement.
+local b = math.floor(now / cw)
+local cttl = math.ceil(2 * cw + 5)
+for n = 1, nc do
+  local sh, rh, check, na = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local anchors = {}
+  for j = 1, na do anchors[j] = ARGV[i + 3 + j] end
+  i = i + 4 + na
+  local sk, rk = {}, {}
+  for j = 1, na do
+    local a = anchors[j]
+    local s1, r1 = pfx .. 'c:s:' .. b .. ':' .. a, pfx .. 'c:r:' .. b .. ':' .. a
+    redis.call('PFADD', s1, sh)
+    redis.call('PFADD', r1, rh)
+    redis.call('EXPIRE', s1, cttl)
+    redis.call('EXPIRE', r1, cttl)
+    sk[#sk + 1] = s1
+    rk[#rk + 1] = r1
+    sk[#sk + 1] = pfx .. 'c:s:' .. (b - 1) .. ':' .. a
+    rk[#rk + 1] = pfx .. 'c:r:' .. (b - 1) .. ':' .. a
+  end
+  local row = {0, 0, 0}
+  if check == '1' and na > 0 then
+    local s = redis.call('PFCOUNT', unpack(sk))
+    local r = redis.call('PFCOUNT', unpack(rk))
+    row[1], row[2] = s, r
+    if s >= min_s and r >= min_r then
+      local claimed = false
+      for j = 1, na do
+        if redis.call('EXISTS', pfx .. 'c:a:' .. anchors[j]) == 1 then claimed = true break end
+      end
+      if not claimed then
+        for j = 1, na do redis.call('SET', pfx .. 'c:a:' .. anchors[j], '1', 'EX', cttl) end
+        row[3] = 1
+      end
+    end
+  end
+  out_c[n] = row
+end
+
+-- Labelled campaigns: each node may label its copy of a template (a block it learnt from); the
+-- `labelled` announcement is claimed under the anchors, so one node makes it.
+local out_l = {}
+local nl = tonumber(ARGV[i])
+i = i + 1
+for n = 1, nl do
+  local kind, na = ARGV[i], tonumber(ARGV[i + 1])
+  local claimed = false
+  for j = 1, na do
+    if redis.call('EXISTS', pfx .. 'c:l:' .. kind .. ':' .. ARGV[i + 1 + j]) == 1 then
+      claimed = true
+    end
+  end
+  if not claimed then
+    for j = 1, na do
+      redis.call('SET', pfx .. 'c:l:' .. kind .. ':' .. ARGV[i + 1 + j], '1', 'EX', ltl)
+    end
+  end
+  out_l[n] = claimed and 0 or 1
+  i = i + 2 + na
+end
+return {out_v, out_c, out_l}

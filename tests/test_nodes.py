@@ -1,0 +1,106 @@
+"""Several gateway nodes bound to one SMSC share their detector state through a real Redis
+(docs/operations.md "Several nodes"): three nodes decide what one node decides on the same
+traffic — a SIM farm's fan-out from one number, and one template from rotating SIMs — and
+without the shared state they would not (the control). Redis down: every node keeps
+inspecting on its own windows, nothing is lost.
+
+Real parts: the simulated SMSC over loopback (it spreads deliver_sm over an account's binds),
+PostgreSQL (one database for all nodes), redis-server, the gateways in this process."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from harness import eventually, gateway_config, send, smsc_config, start_gateway, submit
+
+from gateway.config import GatewayConfig
+from gateway.domain import Decision, Inspected
+from smsc.simulator import SimulatedSmsc
+
+FARM = "77011230001"  # one SIM reaching many subscribers (fan-out)
+TEMPLATE = "Ваш приз {n} тг ждёт вас. Заберите до {d}.12: prize-kz.top/p{n}"
+
+
+def scenario() -> list[tuple[str, str, str]]:
+    """(source, destination, text): 45 plain texts from one number to 45 subscribers, then one
+    template from 8 rotating SIMs to 4 subscribers each."""
+    out = [(FARM, f"7702{i:07d}", "Перезвоните мне по поводу объявления, пожалуйста")
+           for i in range(45)]  # fmt: skip
+    for i in range(32):
+        sim, rcpt = i % 8, i
+        out.append((f"7705{sim:07d}", f"7707{rcpt:07d}", TEMPLATE.format(n=1000 + i, d=10 + i % 9)))
+    return out
+
+
+def node_config(
+    port: int, data_dir: Path, store_url: str, redis_url: str, node: str
+) -> GatewayConfig:
+    cfg = gateway_config(port, data_dir, store_url)
+    cfg.smsc = [s for s in cfg.smsc if s.esme.system_id == "gw-p2p"]
+    if redis_url:
+        cfg.shared = type(cfg.shared)(redis_url=redis_url, node=node, timeout=1.0)
+    return cfg
+
+
+async def run_nodes(tmp: Path, store_url: str, redis_url: str, nodes: int) -> list[Inspected]:
+    async with SimulatedSmsc(smsc_config(window=10)) as smsc:
+        running = [
+            await start_gateway(
+                node_config(smsc.port, tmp / f"n{i}", store_url, redis_url, f"n{i}")
+            )
+            for i in range(nodes)
+        ]
+        try:
+            traffic = scenario()
+            for src, dst, text in traffic:
+                assert await send(smsc.port, "subs", submit(src, dst, text)) == [0]
+            await eventually(lambda: sum(len(r.inspected) for r in running) >= len(traffic), 30)
+            await smsc.wait_idle()
+        finally:
+            for r in running:
+                await r.finish()
+        if nodes > 1:  # the SMSC spread the traffic: every node inspected some of it
+            assert all(r.inspected for r in running), [len(r.inspected) for r in running]
+        return [i for r in running for i in r.inspected]
+
+
+def tally(inspected: list[Inspected]) -> dict[str, int]:
+    out: Counter[str] = Counter(i.verdict.decision.value for i in inspected)
+    for i in inspected:
+        for rule in {r.rule_id for r in i.verdict.reasons}:
+            if rule.startswith(("velocity.sender.fanout", "campaign.simfarm")):
+                out[rule] += 1
+    out["fanout alerts"] = sum(1 for i in inspected for a in i.alerts if a.kind.value == "fanout")
+    out["campaign alerts"] = sum(
+        1 for i in inspected for a in i.alerts if a.kind.value == "campaign"
+    )
+    return dict(out)
+
+
+async def test_three_nodes_decide_what_one_node_decides(
+    tmp_path: Path, postgres_url: str, redis_server, postgres_server
+) -> None:
+    one = tally(await run_nodes(tmp_path / "one", postgres_url, "", 1))
+    print("one node:", one)
+    assert one["velocity.sender.fanout"] == 45 - 20  # every message past the 20th recipient
+    assert one["campaign.simfarm"] > 0 and one["fanout alerts"] == 1 and one["campaign alerts"] >= 1
+    db2 = postgres_server.url(postgres_server.create_database())
+    three = tally(await run_nodes(tmp_path / "three", db2, redis_server.url, 3))
+    print("three nodes sharing Redis:", three)
+    for key, value in one.items():  # the issue's bound: within 1 %
+        assert abs(three.get(key, 0) - value) <= value / 100, (key, value, three)
+    db3 = postgres_server.url(postgres_server.create_database())
+    alone = tally(await run_nodes(tmp_path / "alone", db3, "", 3))
+    print("three nodes without Redis:", alone)  # the control: each sees a third of the farm
+    assert alone.get("velocity.sender.fanout", 0) < one["velocity.sender.fanout"]
+    assert alone.get("campaign.simfarm", 0) < one["campaign.simfarm"]
+
+
+async def test_redis_down_every_node_keeps_inspecting_alone(
+    tmp_path: Path, postgres_url: str, redis_server
+) -> None:
+    redis_server.stop()
+    inspected = await run_nodes(tmp_path, postgres_url, redis_server.url, 2)
+    assert len(inspected) == len(scenario())  # nothing lost, nothing waited for Redis
+    assert all(i.verdict.decision in tuple(Decision) for i in inspected)
