@@ -10,7 +10,13 @@ them when it returns.
 Delivery is at-least-once: an alert whose PUBACK was lost with the connection, or that was
 acknowledged just before the store became unreachable, is published again. Consumers
 de-duplicate by the alert's `id`. In a run without outages every alert is published exactly once:
-one dispatcher reads, publishes and marks sent in sequence. Run ONE dispatcher per database.
+one dispatcher reads, publishes and marks sent in sequence.
+
+Every node of a cluster runs its dispatcher (each publishes its own retained states): the alerts
+are drained through `store.claim_alerts()`, which on PostgreSQL locks the batch FOR UPDATE SKIP
+LOCKED while it is published and marks it sent in the same transaction, so two nodes never
+publish the same alert; a node dying mid-publish rolls back and another node publishes the batch
+again, with the same alert ids (docs/operations.md, "Several nodes").
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol, TypeVar
 
 from gateway.alerts.mqtt import (
@@ -32,7 +39,7 @@ from gateway.alerts.mqtt import (
 )
 from gateway.domain import Alert
 from gateway.loop import BackgroundLoop
-from gateway.store import StoreError, StoreUnavailable
+from gateway.store import AlertClaim, StoreError, StoreUnavailable
 from smsc.backoff import Backoff, Failure, Outage
 
 T = TypeVar("T")
@@ -50,6 +57,10 @@ class OutboxStore(Protocol):
     async def mark_alert_failed(
         self, id: str, error: str, *, permanent: bool = False, now: float | None = None
     ) -> None: ...
+
+    def claim_alerts(
+        self, limit: int, *, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[AlertClaim]: ...
 
 
 class OutboxDispatcher(BackgroundLoop):
@@ -191,9 +202,13 @@ class OutboxDispatcher(BackgroundLoop):
             await self._publish_states(publisher)
             try:
                 self._last_pass = time.monotonic()
-                batch = await self._store_call(self.store.pending_alerts(self.batch_size))
-                if batch:
-                    await self._publish(publisher, batch)
+                # claimed: another node's dispatcher skips these until they are marked
+                async with self.store.claim_alerts(
+                    self.batch_size, timeout=self.store_timeout
+                ) as claim:
+                    batch = claim.alerts
+                    if batch:
+                        await self._publish(publisher, claim)
                 self._store_up()
                 if len(batch) < self.batch_size:  # caught up with every notify() seen
                     self._drained_upto = seen
@@ -205,7 +220,8 @@ class OutboxDispatcher(BackgroundLoop):
             if len(batch) < self.batch_size:
                 await self._idle(publisher, self.poll_interval)
 
-    async def _publish(self, publisher: AlertPublisher, batch: Sequence[Alert]) -> None:
+    async def _publish(self, publisher: AlertPublisher, claim: AlertClaim) -> None:
+        batch: Sequence[Alert] = claim.alerts
         acked: list[str] = []
         rejected: list[tuple[Alert, AlertRejected]] = []
 
@@ -224,15 +240,15 @@ class OutboxDispatcher(BackgroundLoop):
         except asyncio.CancelledError:  # stopped mid-batch: keep what the broker acknowledged
             if acked:
                 with contextlib.suppress(StoreError):
-                    await self.store.mark_alerts_sent(acked, self.clock())
+                    await claim.mark_sent(acked, self.clock())
             raise
         try:
             if acked:
-                await self._store_call(self.store.mark_alerts_sent(acked, self.clock()))
+                await self._store_call(claim.mark_sent(acked, self.clock()))
                 self.published += len(acked)
             for alert, error in rejected:
                 log.error("alert %s (%s) not published: %s", alert.id, alert.kind, error)
-                await self.store.mark_alert_failed(alert.id, str(error), permanent=True)
+                await claim.mark_failed(alert.id, str(error), permanent=True)
                 self.rejected += 1
         finally:
             for result in results:

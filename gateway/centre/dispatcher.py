@@ -12,7 +12,8 @@ centre goes down and once when it is back. A report the centre refuses for good 
 that does not match the schema is set aside (failed_at) and logged, not retried.
 
 Log lines name the report id, kind and case id only: the payload holds names and IINs (R7).
-Run ONE dispatcher per database.
+Run it on one node (the lease holder, docs/operations.md "Several nodes"); should two overlap
+during a takeover, the claims keep each report to one of them at a time.
 """
 
 from __future__ import annotations
@@ -116,16 +117,16 @@ class CentreDispatcher(BackgroundLoop):
                 await self._idle(delay)
 
     async def _drain(self, client: CentreClient) -> float:
-        """Send every pending report; return how long to wait before looking again."""
+        """Send every pending report; return how long to wait before looking again. One report
+        per claim (ReportStore.claim): on PostgreSQL its row stays locked, so a dispatcher of
+        another node skips it, until its attempt and outcome are committed."""
         while not self._stop.is_set():
             self._wake.clear()
-            batch = await self.reports.pending(self.batch_size)
-            self._store_up()
-            for report in batch:
-                if self._stop.is_set():
-                    break
-                await self._deliver(client, report)
-            if len(batch) < self.batch_size:
+            async with self.reports.claim(1) as batch:
+                self._store_up()
+                for report in batch:
+                    await self._deliver(client, report)
+            if not batch:
                 break
         return self.poll_interval
 

@@ -4,6 +4,12 @@
 outbox, DESIGN.md 5): the report row commits or rolls back with the case change. The unique
 (case_id, kind) makes a repeated call a no-op: one event, one report, whatever is retried.
 `CentreReports` is what the dispatcher reads and updates.
+
+Several nodes: the dispatcher takes one report at a time with `CentreReports.claim()`. On
+PostgreSQL the row is locked FOR UPDATE SKIP LOCKED for the time of its POST (bounded by the
+centre link's timeout), and the attempt and the outcome marked meanwhile commit with the claim:
+a second dispatcher (two nodes overlapping during a lease takeover) skips it, and never sends a
+case's later report while an earlier one of the same case is pending (claimed elsewhere or not).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.detect.sender import KZ_MOBILE_RE
 from gateway.ids import new_id
+from gateway.store.claims import ClaimTransaction, claim_transaction
 from gateway.store.models_centre import centre_reports
 
 from .reports import CaseLike, NoticeLike, build_report
@@ -99,6 +106,8 @@ class ReportStore(Protocol):
 
     async def pending(self, limit: int) -> list[PendingReport]: ...
 
+    def claim(self, limit: int) -> contextlib.AbstractAsyncContextManager[list[PendingReport]]: ...
+
     async def mark_attempt(self, id: str, now: float) -> None: ...
 
     async def mark_acked(self, id: str, ack_id: str | None, now: float) -> None: ...
@@ -118,25 +127,50 @@ class StoreLike(Protocol):
 class CentreReports:
     """The outbox table on a gateway Store (errors raised as StoreError / StoreUnavailable)."""
 
-    def __init__(self, store: StoreLike) -> None:
+    def __init__(self, store: StoreLike, *, timeout: float | None = 10.0) -> None:
         self.store = store
+        self.timeout = timeout  # each statement of a claim (PostgreSQL)
+        # reports claimed now (PostgreSQL): their marks run in the claim's transaction, which
+        # holds their row locks (another connection's UPDATE would wait for it: a deadlock)
+        self._claims: dict[str, ClaimTransaction] = {}
 
     async def pending(self, limit: int) -> list[PendingReport]:
         """Up to `limit` reports neither acknowledged nor refused, oldest first."""
-        t = centre_reports.c
-        query = (
-            sa.select(t.id, t.kind, t.case_id, t.payload, t.created_at, t.attempts)
-            .where(t.acked_at.is_(None), t.failed_at.is_(None), t.resolved_at.is_(None))
-            .order_by(t.created_at, t.id)
-            .limit(limit)
-        )
         with self.store.guard("centre pending"):
             async with self.store.engine.connect() as conn:
-                rows = await conn.execute(query)
+                rows = await conn.execute(_pending_query(limit))
                 return [PendingReport(*r) for r in rows]
 
+    @contextlib.asynccontextmanager
+    async def claim(self, limit: int = 1) -> AsyncIterator[list[PendingReport]]:
+        """`async with reports.claim(1) as batch:` the oldest pending reports that are the
+        oldest pending of their case, claimed until the block ends; mark_attempt / mark_acked /
+        mark_failed on them meanwhile are part of the claim (PostgreSQL: one transaction, the
+        rows locked FOR UPDATE SKIP LOCKED, committed when the block ends, also when it raises;
+        SQLite: a plain read, marks written at once)."""
+        query = _pending_query(limit, first_of_case=True)
+        if self.store.engine.dialect.name != "postgresql":
+            with self.store.guard("centre claim"):
+                async with self.store.engine.connect() as conn:
+                    batch = [PendingReport(*r) for r in await conn.execute(query)]
+            yield batch
+            return
+        async with claim_transaction(
+            self.store.engine, self.store.guard, "centre claim", self.timeout
+        ) as tx:
+            rows = await tx.execute("centre claim", query.with_for_update(skip_locked=True))
+            batch = [PendingReport(**r._mapping) for r in rows]
+            for report in batch:
+                self._claims[report.id] = tx
+            try:
+                yield batch
+            finally:
+                for report in batch:
+                    self._claims.pop(report.id, None)
+
     async def mark_attempt(self, id: str, now: float) -> None:
-        """Counted BEFORE the request goes out: a crash mid-request still shows the attempt."""
+        """Counted BEFORE the request goes out: a crash mid-request still shows the attempt
+        (on PostgreSQL, within a claim, once the claim commits: a crash rolls both back)."""
         t = centre_reports.c
         values = {"attempts": t.attempts + 1, "sent_at": sa.func.coalesce(t.sent_at, now)}
         await self._update("centre mark_attempt", id, values)
@@ -154,6 +188,10 @@ class CentreReports:
     async def _update(self, operation: str, id: str, values: dict[str, Any]) -> None:
         t = centre_reports.c
         stmt = centre_reports.update().where(t.id == id, t.acked_at.is_(None)).values(values)
+        claim = self._claims.get(id)
+        if claim is not None:
+            await claim.execute(operation, stmt)
+            return
         with self.store.guard(operation):
             async with self.store.engine.begin() as conn:
                 await conn.execute(stmt)
@@ -173,6 +211,29 @@ class CentreReports:
         with self.store.guard("centre all"):
             async with self.store.engine.connect() as conn:
                 return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+def _pending_query(limit: int, *, first_of_case: bool = False) -> sa.Select[Any]:
+    """Pending reports, oldest first; `first_of_case`: only a case's oldest pending one (a later
+    report of the case waits for it, wherever it is being sent)."""
+    t = centre_reports.c
+    pending = (t.acked_at.is_(None), t.failed_at.is_(None), t.resolved_at.is_(None))
+    query = sa.select(t.id, t.kind, t.case_id, t.payload, t.created_at, t.attempts).where(*pending)
+    if first_of_case:
+        o = centre_reports.alias("earlier").c
+        earlier = sa.or_(
+            o.created_at < t.created_at, sa.and_(o.created_at == t.created_at, o.id < t.id)
+        )
+        query = query.where(
+            ~sa.exists().where(
+                o.case_id == t.case_id,
+                o.acked_at.is_(None),
+                o.failed_at.is_(None),
+                o.resolved_at.is_(None),
+                earlier,
+            )
+        )
+    return query.order_by(t.created_at, t.id).limit(limit)
 
 
 __all__ = ["CentreOutbox", "CentreReports", "PendingReport", "ReportStore"]

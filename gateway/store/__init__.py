@@ -11,6 +11,7 @@ Every database failure is raised as StoreError (StoreUnavailable when retrying m
 
 from __future__ import annotations
 
+from .claims import AlertClaim
 from .errors import StoreError, StoreUnavailable
 from .models import metadata
 from .store import MIGRATIONS_DIR, Store, reason_json
@@ -18,6 +19,7 @@ from .urls import display_url, normalize_url, sqlite_url
 
 __all__ = [
     "MIGRATIONS_DIR",
+    "AlertClaim",
     "Store",
     "StoreError",
     "StoreUnavailable",

@@ -20,7 +20,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -35,6 +35,7 @@ from gateway.domain import Alert, AlertKind, Inspected, Reason
 from gateway.pipeline.delivery import OnwardStatus, Outcome, Submitted
 from gateway.probes.simbox import Finding
 
+from .claims import AlertClaim, ClaimTransaction, claim_transaction, within
 from .errors import StoreError, StoreUnavailable
 from .models import (
     alerts,
@@ -386,11 +387,7 @@ class Store:
                 await self._writer.mark_alerts_sent(ids, now)
                 return
             async with self._engine.begin() as conn:
-                await conn.execute(
-                    alerts.update()
-                    .where(alerts.c.id.in_(ids), alerts.c.sent_at.is_(None))
-                    .values(sent_at=now, attempts=alerts.c.attempts + 1, last_error=None)
-                )
+                await conn.execute(_mark_sent_statement(ids, now))
 
     async def mark_alert_failed(
         self, id: str, error: str, *, permanent: bool = False, now: float | None = None
@@ -399,16 +396,9 @@ class Store:
         leaves it pending (it is sent again); `permanent=True` sets it aside (failed_at = `now`):
         it stays in the table for analysts but is no longer pending, so it cannot block the
         outbox."""
-        values: dict[str, Any] = {"attempts": alerts.c.attempts + 1, "last_error": error[:2000]}
-        if permanent:
-            values["failed_at"] = now if now is not None else _now()
         with self._errors("mark_alert_failed"):
             async with self._engine.begin() as conn:
-                await conn.execute(
-                    alerts.update()
-                    .where(alerts.c.id == id, alerts.c.sent_at.is_(None))
-                    .values(values)
-                )
+                await conn.execute(_mark_failed_statement(id, error, permanent, now))
 
     async def purge_text(self, older_than: float, *, chunk: int = 5000) -> int:
         """Retention: forget the text of messages received before `older_than` (an epoch-seconds
@@ -440,18 +430,40 @@ class Store:
         """Up to `limit` alerts not yet published (nor set aside), oldest first."""
         with self._errors("pending_alerts"):
             async with self._engine.connect() as conn:
-                rows = await conn.execute(
-                    sa.select(alerts.c.id, alerts.c.kind, alerts.c.payload, alerts.c.created_at)
-                    .where(alerts.c.sent_at.is_(None), alerts.c.failed_at.is_(None))
-                    .order_by(alerts.c.created_at, alerts.c.id)
-                    .limit(limit)
-                )
-                return [
-                    Alert(
-                        kind=AlertKind(r.kind), payload=r.payload, created_at=r.created_at, id=r.id
-                    )
-                    for r in rows
-                ]
+                rows = await conn.execute(_pending_alerts_query(limit))
+                return [_alert_from_row(r) for r in rows]
+
+    def claim_alerts(
+        self, limit: int, *, timeout: float | None = None
+    ) -> contextlib.AbstractAsyncContextManager[AlertClaim]:
+        """`async with store.claim_alerts(100) as claim:` up to `limit` pending alerts, oldest
+        first, as `claim.alerts`; publish them, then `claim.mark_sent(ids, now)` /
+        `claim.mark_failed(...)`. Several nodes may drain the same outbox (gateway.store.claims):
+        on PostgreSQL the rows are locked FOR UPDATE SKIP LOCKED until the block ends and the
+        marks commit with it, so no alert is claimed by two nodes at once; on SQLite this is
+        pending_alerts() and the mark methods. Each statement is bounded by `timeout`
+        (StoreUnavailable when it expires)."""
+        if self.dialect == "postgresql":
+            return self._claim_alerts_locked(limit, timeout)
+        return self._claim_alerts_plain(limit, timeout)
+
+    @contextlib.asynccontextmanager
+    async def _claim_alerts_plain(
+        self, limit: int, timeout: float | None
+    ) -> AsyncIterator[AlertClaim]:
+        async with within(timeout):
+            batch = await self.pending_alerts(limit)
+        yield _PlainAlertClaim(self, batch, timeout)
+
+    @contextlib.asynccontextmanager
+    async def _claim_alerts_locked(
+        self, limit: int, timeout: float | None
+    ) -> AsyncIterator[AlertClaim]:
+        async with claim_transaction(self._engine, self._errors, "claim_alerts", timeout) as tx:
+            rows = await tx.execute(
+                "claim_alerts", _pending_alerts_query(limit).with_for_update(skip_locked=True)
+            )
+            yield _LockedAlertClaim([_alert_from_row(r) for r in rows], tx)
 
     async def counts(self) -> dict[str, int]:
         """Row counts for summaries and tests: messages, texts (messages whose text is still
@@ -514,6 +526,81 @@ class Store:
 
 def _now() -> float:
     return time.time()
+
+
+def _pending_alerts_query(limit: int) -> sa.Select[Any]:
+    return (
+        sa.select(alerts.c.id, alerts.c.kind, alerts.c.payload, alerts.c.created_at)
+        .where(alerts.c.sent_at.is_(None), alerts.c.failed_at.is_(None))
+        .order_by(alerts.c.created_at, alerts.c.id)
+        .limit(limit)
+    )
+
+
+def _alert_from_row(r: Any) -> Alert:
+    return Alert(kind=AlertKind(r.kind), payload=r.payload, created_at=r.created_at, id=r.id)
+
+
+def _mark_sent_statement(ids: list[str], now: float) -> sa.Update:
+    return (
+        alerts.update()
+        .where(alerts.c.id.in_(ids), alerts.c.sent_at.is_(None))
+        .values(sent_at=now, attempts=alerts.c.attempts + 1, last_error=None)
+    )
+
+
+def _mark_failed_statement(id: str, error: str, permanent: bool, now: float | None) -> sa.Update:
+    values: dict[str, Any] = {"attempts": alerts.c.attempts + 1, "last_error": error[:2000]}
+    if permanent:
+        values["failed_at"] = now if now is not None else _now()
+    return alerts.update().where(alerts.c.id == id, alerts.c.sent_at.is_(None)).values(values)
+
+
+class _PlainAlertClaim:
+    """SQLite: the alerts read, the marks written as without a claim (one node only)."""
+
+    def __init__(self, store: Store, batch: list[Alert], timeout: float | None) -> None:
+        self._store = store
+        self._alerts = batch
+        self._timeout = timeout
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return self._alerts
+
+    async def mark_sent(self, ids: Iterable[str], now: float) -> None:
+        async with within(self._timeout):
+            await self._store.mark_alerts_sent(ids, now)
+
+    async def mark_failed(
+        self, id: str, error: str, *, permanent: bool = False, now: float | None = None
+    ) -> None:
+        async with within(self._timeout):
+            await self._store.mark_alert_failed(id, error, permanent=permanent, now=now)
+
+
+class _LockedAlertClaim:
+    """PostgreSQL: the alerts locked by the claim's transaction, marked in it."""
+
+    def __init__(self, batch: list[Alert], tx: ClaimTransaction) -> None:
+        self._alerts = batch
+        self._tx = tx
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return self._alerts
+
+    async def mark_sent(self, ids: Iterable[str], now: float) -> None:
+        ids = list(ids)
+        if ids:
+            await self._tx.execute("mark_alerts_sent", _mark_sent_statement(ids, now))
+
+    async def mark_failed(
+        self, id: str, error: str, *, permanent: bool = False, now: float | None = None
+    ) -> None:
+        await self._tx.execute(
+            "mark_alert_failed", _mark_failed_statement(id, error, permanent, now)
+        )
 
 
 def _translate(e: BaseException, operation: str, dialect: str, where: str) -> StoreError:
