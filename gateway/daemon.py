@@ -22,7 +22,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from gateway.detect.campaigns import SnapshotError
 from gateway.detect.classifier import ClassifierDetector, ModelError
 from gateway.domain import Inspected
 from gateway.feedback.cache import ExemptionCache
+from gateway.leader import WORKFLOW_LEASE, LeaderWork
 from gateway.metrics.registry import Metrics
 from gateway.metrics.server import open_metrics
 from gateway.pipeline.delivery import DeliveryWriter
@@ -48,6 +49,7 @@ from gateway.probes.simbox import Finding
 from gateway.retention.purge import Retention
 from gateway.store import Store
 from gateway.store.errors import StoreError
+from gateway.store.lease import LeaderLease
 from gateway.store.urls import display_url
 from gateway.wiring import (
     DispatcherPort,
@@ -107,6 +109,7 @@ class Gateway:
         self.retention: Retention | None = None  # personal data (docs/retention.md), in run()
         self.metrics = Metrics()  # this gateway's registry, wired in run() (docs/operations.md)
         self.shared: SharedBatcher | None = None  # [shared]: counts with the other nodes
+        self.leases: dict[str, LeaderLease] = {}  # the singletons' leases, by role
         # several nodes share one database: each keeps its own campaign snapshot
         self.campaign_state = (
             f"{CAMPAIGN_STATE}@{cfg.shared.node_name}" if cfg.shared.redis_url else CAMPAIGN_STATE
@@ -148,7 +151,8 @@ class Gateway:
                     self.shared = shared
                     for handler in self.handlers:
                         handler.shared = shared
-                    await self._run_tasks(stop, recorder, dispatcher, store)
+                    async with self._leader(store) as leader:
+                        await self._run_tasks(stop, recorder, dispatcher, store, leader)
                 self.report.committed = recorder.committed
                 self.report.store_failures = recorder.failed
                 self.report.alerts_published = dispatcher.published
@@ -182,8 +186,27 @@ class Gateway:
         self.supervisors.append(supervisor)
         self.report.stats[link.esme.label] = handler.stats
 
+    @contextlib.asynccontextmanager
+    async def _leader(self, store: Store) -> AsyncIterator[LeaderWork | None]:
+        """The case workflow's lease: its singletons run on one node at a time."""
+        if self.workflow is None:
+            yield None
+            return
+        node = self.cfg.shared.node_name
+        async with LeaderLease(store, WORKFLOW_LEASE, node=node) as lease:
+            self.leases[WORKFLOW_LEASE] = lease
+            try:
+                yield LeaderWork(lease, self.workflow, node)
+            finally:
+                self.leases.pop(WORKFLOW_LEASE, None)
+
     async def _run_tasks(
-        self, stop: asyncio.Event, recorder: Recorder, dispatcher: DispatcherPort, store: StorePort
+        self,
+        stop: asyncio.Event,
+        recorder: Recorder,
+        dispatcher: DispatcherPort,
+        store: StorePort,
+        leader: LeaderWork | None = None,
     ) -> None:
         async with asyncio.TaskGroup() as tg:
             core = [
@@ -197,8 +220,7 @@ class Gateway:
             ]
             if self.probes is not None:
                 links.append(tg.create_task(self.probes.run(), name="probes"))
-            if self.workflow is not None:
-                links.append(tg.create_task(self.workflow.run(), name="cases"))
+            singletons = None if leader is None else tg.create_task(leader.run(), name="leader")
             # Everything built so far (rules, the classifier, imported modules) lives as long as
             # the process: out of the collector's sight, so its full passes stay short.
             gc.collect()
@@ -213,8 +235,10 @@ class Gateway:
                 s.stop()
             if self.probes is not None:
                 self.probes.stop()  # the findings in hand are recorded before it returns
-            if self.workflow is not None:
-                self.workflow.stop()
+            if singletons is not None:  # stops the workflow and the centre dispatcher
+                singletons.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await singletons
             await asyncio.gather(*links)
             await dispatcher.flush(5.0)
             for t in core:

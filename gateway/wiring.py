@@ -5,13 +5,14 @@ The only module that knows which adapter implements which port."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.alerts.dispatcher import OutboxStore
-from gateway.alerts.settings import MqttSettings
+from gateway.alerts.settings import DEFAULT_CLIENT_ID, MqttSettings
 from gateway.api.settings import ApiSettings
 from gateway.centre.config import CentreSettings
 from gateway.config import GatewayConfig
@@ -152,9 +153,12 @@ async def open_dispatcher(cfg: GatewayConfig, store: StorePort) -> AsyncIterator
         return
     from gateway.alerts.dispatcher import OutboxDispatcher
 
-    yield OutboxDispatcher(
-        store, mqtt_config(cfg.mqtt), store_timeout=cfg.commit_timeout, gather=cfg.mqtt.gather
-    )
+    mqtt = mqtt_config(cfg.mqtt)
+    if cfg.shared.redis_url and mqtt.client_id == DEFAULT_CLIENT_ID:
+        # several nodes: one broker session each (one client id would make the broker drop
+        # each node's session whenever another connects)
+        mqtt = dataclasses.replace(mqtt, client_id=f"{DEFAULT_CLIENT_ID}-{cfg.shared.node_name}")
+    yield OutboxDispatcher(store, mqtt, store_timeout=cfg.commit_timeout, gather=cfg.mqtt.gather)
 
 
 def mqtt_config(m: MqttSettings) -> MqttConfig:
@@ -313,7 +317,8 @@ async def open_workflow(
                 centre.url, centre.operator, Path(centre.client_cert),
                 Path(centre.client_key), Path(centre.ca),
             )  # fmt: skip
-            wake.append(await stack.enter_async_context(CentreDispatcher(store, link)))
+            centre_dispatcher = CentreDispatcher(store, link)  # started with the workflow
+            wake.append(centre_dispatcher)
         else:
             log.warning("no [centre] url: reports to the anti-fraud centre stay queued")
         if exemptions is not None:
@@ -328,11 +333,14 @@ async def open_workflow(
             await stack.enter_async_context(api_server(cfg.api, cases, store, exemptions, limits))
             log.info("HTTP API on %s (%d tokens)", cfg.api.listen, len(cfg.api.tokens))
         topic = f"{cfg.mqtt.topic_prefix}/cases/deadlines"
-        yield Workflow(
+        workflow = Workflow(
             store, cases, interval=cfg.cases.interval, wake=wake, label_campaign=label_campaign,
             notices=build_notices(cfg, store, cases),
             status=functools.partial(dispatcher.set_state, topic),
         )  # fmt: skip
+        if centre.url:
+            workflow.singletons.append(centre_dispatcher)
+        yield workflow
 
 
 def centre_endpoint(centre: CentreSettings, cases: Cases, store: Store) -> CentreEndpoint:

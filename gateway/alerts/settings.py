@@ -6,12 +6,15 @@ from dataclasses import dataclass
 
 from gateway.config_check import ConfigError, Table
 
+# With [shared] (several nodes) and this default, each node's client id gets "-<node>" appended
+DEFAULT_CLIENT_ID = "fraudgate"
+
 
 @dataclass
 class MqttSettings:
     host: str = "127.0.0.1"
     port: int = 1883
-    client_id: str = "fraudgate"
+    client_id: str = DEFAULT_CLIENT_ID
     username: str = ""
     password: str = ""
     topic_prefix: str = "fraudgate"
@@ -39,7 +42,7 @@ def parse_mqtt(m: Table) -> MqttSettings:
         enabled=m.get("enabled", bool, True),
         host=m.get("host", str, "127.0.0.1"),
         port=m.integer("port", 1883, minimum=1, maximum=65535),
-        client_id=m.get("client_id", str, "fraudgate"),
+        client_id=m.get("client_id", str, DEFAULT_CLIENT_ID),
         username=m.get("username", str, ""),
         password=m.get("password", str, ""),
         topic_prefix=m.get("topic_prefix", str, "fraudgate"),

@@ -52,6 +52,14 @@ class NoticeWatch(Protocol):
     async def counts(self) -> dict[str, int]: ...
 
 
+class Singleton(Protocol):
+    """A loop that runs on one node at a time beside the workflow (the centre dispatcher)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Workflow:
     def __init__(
         self,
@@ -84,10 +92,14 @@ class Workflow:
         self.label_campaign = label_campaign
         self._confirmed_since = clock() - 7 * 86400.0
         self._stop = asyncio.Event()
+        # loops that run with the workflow on the node holding its lease (gateway.daemon)
+        self.singletons: list[Singleton] = []
 
     async def run(self) -> None:
         """Rounds until stop(). A failing round is logged and the next one comes: the case
-        workflow must never take the SMS path down with it (they share the daemon's TaskGroup)."""
+        workflow must never take the SMS path down with it (they share the daemon's TaskGroup).
+        A run after stop() starts afresh (a node that holds the workflow's lease again)."""
+        self._stop.clear()
         while not self._stop.is_set():
             try:
                 await self.step()

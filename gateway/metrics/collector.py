@@ -71,6 +71,8 @@ class GatewayCollector:
         yield from self._cases()
         yield from self._probes()
         yield from self._detectors()
+        yield from self._shared()
+        yield from self._leases()
 
     def _info(self) -> Iterable[Metric]:
         cfg = self.gateway.cfg
@@ -237,3 +239,31 @@ class GatewayCollector:
             for table, n in sorted(inspector.velocity.tracked.items()):
                 velocity.add_metric([table], n)
         return (campaigns, velocity)
+
+    def _shared(self) -> Iterable[Metric]:
+        """[shared]: the state the nodes share in Redis (absent without it)."""
+        shared = self.gateway.shared
+        if shared is None:
+            return ()
+        up = _gauge("fraudgate_shared_state_up", "Redis answers the shared windows (1) or not", [])
+        up.add_metric([], 1 if shared.up else 0)
+        trips = CounterMetricFamily(
+            "fraudgate_shared_round_trips", "Round trips to Redis that answered (one per batch)"
+        )
+        trips.add_metric([], shared.batches)
+        counted = CounterMetricFamily(
+            "fraudgate_shared_messages",
+            "Messages by where their windows were counted: shared (all nodes) or local",
+            labels=["counted"],
+        )
+        counted.add_metric(["shared"], shared.messages)
+        counted.add_metric(["local"], shared.local)
+        return (up, trips, counted)
+
+    def _leases(self) -> Iterable[Metric]:
+        """The singletons' leases: 1 on the node that runs them."""
+        leases = getattr(self.gateway, "leases", None) or {}
+        held = _gauge("fraudgate_lease_held", "This node holds the lease of a singleton", ["role"])
+        for role, lease in sorted(leases.items()):
+            held.add_metric([role], 1 if lease.held else 0)
+        return (held,) if leases else ()
