@@ -110,6 +110,7 @@ class Gateway:
         self.metrics = Metrics()  # this gateway's registry, wired in run() (docs/operations.md)
         self.shared: SharedBatcher | None = None  # [shared]: counts with the other nodes
         self.leases: dict[str, LeaderLease] = {}  # the singletons' leases, by role
+        self.leader: LeaderWork | None = None  # runs them while the lease is held
         # several nodes share one database: each keeps its own campaign snapshot
         self.campaign_state = (
             f"{CAMPAIGN_STATE}@{cfg.shared.node_name}" if cfg.shared.redis_url else CAMPAIGN_STATE
@@ -196,7 +197,10 @@ class Gateway:
         async with LeaderLease(store, WORKFLOW_LEASE, node=node) as lease:
             self.leases[WORKFLOW_LEASE] = lease
             try:
-                yield LeaderWork(lease, self.workflow, node)
+                # PostgreSQL: the previous holder may run its term until its next check
+                settle = lease.check_every + lease.timeout if store.dialect == "postgresql" else 0
+                self.leader = LeaderWork(lease, self.workflow, node, settle=settle)
+                yield self.leader
             finally:
                 self.leases.pop(WORKFLOW_LEASE, None)
 

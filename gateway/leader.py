@@ -34,10 +34,13 @@ class LeaderWork:
     """`run()` until cancelled: waits for the lease, runs the workflow and its singletons while
     it is held, stops them when it is lost, and waits again."""
 
-    def __init__(self, lease: Lease, workflow: Workflow, node: str) -> None:
+    def __init__(self, lease: Lease, workflow: Workflow, node: str, settle: float = 0.0) -> None:
         self.lease = lease
         self.workflow = workflow
         self.node = node
+        # seconds between taking the lease and starting: a holder whose session just ended
+        # finds out at its next check, so for this long it may still be running its term
+        self.settle = settle
         self.terms = 0  # times this node took the lease
         self.since: float | None = None  # when this node last took it (None: not holding)
 
@@ -45,6 +48,10 @@ class LeaderWork:
         try:
             while True:
                 await self.lease.wait_held()
+                if self.settle:
+                    await asyncio.sleep(self.settle)
+                    if not self.lease.held:
+                        continue
                 await self._term()
         finally:
             self.since = None

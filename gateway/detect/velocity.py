@@ -74,9 +74,10 @@ class _Win:
             return
         if now - self.start < 2 * window:
             self.prev, self.prev_rcpt = self.cur, self.distinct()
-        else:
-            self.prev, self.prev_rcpt = 0, 0
-        self.start += window * int((now - self.start) // window)
+            self.start += window
+        else:  # idle two windows: as a key seen for the first time (swept or not, expired in
+            self.prev, self.prev_rcpt = 0, 0  # the shared store or not: the same figures)
+            self.start = now
         self.cur = 0
         self.rcpt = None
         self.alerted = False

@@ -266,4 +266,11 @@ class GatewayCollector:
         held = _gauge("fraudgate_lease_held", "This node holds the lease of a singleton", ["role"])
         for role, lease in sorted(leases.items()):
             held.add_metric([role], 1 if lease.held else 0)
-        return (held,) if leases else ()
+        leader = self.gateway.leader
+        running = _gauge(
+            "fraudgate_singletons_running",
+            "The case workflow and the centre dispatcher run on this node (1) or not",
+            [],
+        )
+        running.add_metric([], 0 if leader is None or leader.since is None else 1)
+        return (held, running) if leases else ()

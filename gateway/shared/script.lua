@@ -23,14 +23,14 @@ local function touch(k)
   local s = tonumber(v[1])
   if not s then return {s = now, c = 0, p = 0, pr = 0, a = 0} end
   local win = {s = s, c = tonumber(v[2]), p = tonumber(v[3]), pr = tonumber(v[4]), a = tonumber(v[5])}
+  if now - s >= 2 * w then  -- idle two windows: as a new key (the TTL may have done the same)
+    redis.call('DEL', k .. ':r')
+    return {s = now, c = 0, p = 0, pr = 0, a = 0}
+  end
   if now - s >= w then
-    if now - s < 2 * w then
-      win.p = win.c
-      win.pr = redis.call('SCARD', k .. ':r')
-    else
-      win.p, win.pr = 0, 0
-    end
-    win.s = s + w * math.floor((now - s) / w)
+    win.p = win.c
+    win.pr = redis.call('SCARD', k .. ':r')
+    win.s = s + w
     win.c, win.a = 0, 0
     redis.call('DEL', k .. ':r')
   end

@@ -1,0 +1,111 @@
+"""The shared windows in Redis count as the detectors count alone (gateway/shared/script.lua
+mirrors gateway/detect/velocity._Win), against a real redis-server: the same random traffic
+through a VelocityDetector on its own and through the script gives the same figures, window
+rolls included; every key expires; a Redis restarted (its script cache empty) is used again."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.detect.campaigns import SharedMessage
+from gateway.detect.velocity import VelocityDetector, VelocityLimits
+from gateway.domain import Route, SmsEvent
+from gateway.pipeline.shared import Batch
+from gateway.shared.redis_state import RedisSharedState, SharedConfig, SharedStateError
+
+LIMITS = VelocityLimits(window=60.0, sender_recipients=6, sender_messages=10, dest_messages=4,
+                        smsc_messages=15)  # fmt: skip
+
+
+def event(n: int, src: str, dst: str, now: float) -> SmsEvent:
+    return SmsEvent(source=src, dest=dst, text="x", smsc="bind-1", route=Route.LOCAL,
+                    received_at=now, id=f"m{n}")  # fmt: skip
+
+
+def config(url: str) -> SharedConfig:
+    return SharedConfig(url=url, window=LIMITS.window, fanout=LIMITS.sender_recipients,
+                        timeout=1.0)  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_the_script_counts_what_one_detector_counts(redis_server, seed: int) -> None:
+    rng = random.Random(seed)
+    alone = VelocityDetector(LIMITS)
+    keys_of = VelocityDetector(LIMITS)  # only asked which keys a message counts against
+    now = 1_000_000.0
+    async with RedisSharedState(config(redis_server.url)) as state:
+        await state.start()
+        for n in range(400):
+            now += rng.choice((0.5, 1.0, 3.0, 7.0, 25.0, 61.0, 130.0))
+            sms = event(n, f"7701{rng.randrange(4):07d}", f"7702{rng.randrange(12):07d}", now)
+            local = alone._count_locally(sms, alone.keys(sms), now)
+            batch = Batch(now=now, velocity=[keys_of.keys(sms)], recipients=[sms.dest],
+                          campaigns=[None])  # fmt: skip
+            shared = (await state.exchange(batch)).velocity[0]
+            assert shared is not None
+            for field in ("sender_count", "distinct", "dest_count", "smsc_count"):
+                assert getattr(shared, field) == pytest.approx(getattr(local, field)), (n, field)
+            assert shared.crossed == local.crossed, n
+        client = aioredis.Redis.from_url(redis_server.url)
+        keys = [k async for k in client.scan_iter("fg:*")]
+        ttls = [await client.ttl(k) for k in keys]
+        await client.aclose()
+    assert keys and all(t > 0 for t in ttls), "a shared key without an expiry"
+
+
+async def test_campaign_counts_and_one_announcement_among_nodes(redis_server) -> None:
+    anchors = (11, 22, 33, 44, 55, 66, 77, 88)
+    async with (
+        RedisSharedState(config(redis_server.url)) as a,
+        RedisSharedState(config(redis_server.url)) as b,
+    ):
+        await a.start()
+        won = []
+        for i in range(24):  # two nodes alternating: 6 senders, 24 recipients in all
+            node = a if i % 2 else b
+            msg = SharedMessage(anchors, sender=1000 + i % 6, recipient=5000 + i, check=True)
+            reply = await node.exchange(Batch(now=1e6 + i, campaigns=[msg]))
+            counts = reply.campaigns[0]
+            assert counts is not None
+            assert counts.senders == min(i + 1, 6) and counts.recipients == i + 1
+            won.append(counts.announce)
+        assert won.count(True) == 1 and won.index(True) == 19  # 5 senders and 20 recipients
+        claims = [("c1", "complaint", anchors)]
+        first = await a.exchange(Batch(now=1e6, label_claims=claims))
+        second = await b.exchange(Batch(now=1e6, label_claims=claims))
+        assert first.claims_won == [True] and second.claims_won == [False]
+
+
+async def test_labels_given_on_one_node_reach_the_other(redis_server) -> None:
+    async with (
+        RedisSharedState(config(redis_server.url)) as a,
+        RedisSharedState(config(redis_server.url)) as b,
+    ):
+        await a.start()
+        await a.exchange(Batch(now=1.0, labels_out=[("Текст мошенников", "complaint", 1.0)]))
+        got = await b.exchange(Batch(now=2.0))
+        assert got.labels_in == [("Текст мошенников", "complaint", 1.0)]
+        assert (await b.exchange(Batch(now=3.0))).labels_in == []  # each read once
+
+
+async def test_redis_down_is_a_typed_error_and_a_restarted_redis_is_used_again(
+    redis_server,
+) -> None:
+    async with RedisSharedState(config(redis_server.url)) as state:
+        await state.start()
+        redis_server.kill()
+        with pytest.raises(SharedStateError):
+            await state.exchange(Batch(now=1.0))
+        redis_server.start()  # empty: no script loaded (NOSCRIPT is answered by loading it)
+        reply = await state.exchange(
+            Batch(
+                now=2.0,
+                velocity=[VelocityDetector(LIMITS).keys(event(1, "a", "b", 2.0))],
+                recipients=["b"],
+                campaigns=[None],
+            )
+        )
+        assert reply.velocity[0] is not None and reply.velocity[0].sender_count == 1.0
