@@ -109,3 +109,18 @@ async def test_redis_down_is_a_typed_error_and_a_restarted_redis_is_used_again(
             )
         )
         assert reply.velocity[0] is not None and reply.velocity[0].sender_count == 1.0
+
+
+def test_the_shared_section_is_parsed_and_checked() -> None:
+    from gateway.config import from_toml
+    from gateway.config_check import ConfigError
+
+    assert from_toml({}).shared.redis_url == ""  # one node: nothing shared
+    s = from_toml({"shared": {"redis_url": "redis://10.0.0.5:6379/0", "node": "gw-1"}}).shared
+    assert (s.node_name, s.timeout, s.retry_after) == ("gw-1", 0.05, 5.0)
+    with pytest.raises(ConfigError, match=r"shared.redis_url: redis://, rediss:// or unix://"):
+        from_toml({"shared": {"redis_url": "10.0.0.5:6379"}})
+    with pytest.raises(ConfigError, match=r"shared.pseudonym_key: at most 64 bytes"):
+        from_toml({"shared": {"pseudonym_key": "k" * 65}})
+    with pytest.raises(ConfigError, match=r"shared.timout: unknown key"):
+        from_toml({"shared": {"timout": 1}})
