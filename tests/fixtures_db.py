@@ -28,3 +28,15 @@ async def store(db_url: str) -> AsyncIterator[Store]:
         yield st
     finally:
         await st.close()
+
+
+@pytest.fixture
+async def pg_nodes(postgres_url: str) -> AsyncIterator[list[Store]]:
+    """Three stores on one migrated PostgreSQL database: two gateway nodes and an observer."""
+    opened = [await Store.open(postgres_url) for _ in range(3)]
+    try:
+        await opened[0].migrate()
+        yield opened
+    finally:
+        for st in opened:
+            await st.close()

@@ -10,7 +10,6 @@ import signal
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,18 +21,6 @@ from gateway.store.lease import LeaderLease, LeaseError, lease_key
 ROOT = Path(__file__).resolve().parents[1]
 CHECK = 0.2  # check_every in these tests
 MARGIN = 3.0  # a connect and the event loop's scheduling, generously
-
-
-@pytest.fixture
-async def stores(postgres_url: str) -> AsyncIterator[list[Store]]:
-    """Three stores on one PostgreSQL database: two nodes and an observer."""
-    opened = [await Store.open(postgres_url) for _ in range(3)]
-    try:
-        await opened[0].migrate()
-        yield opened
-    finally:
-        for st in opened:
-            await st.close()
 
 
 def lease(store: Store, node: str, changes: list[bool] | None = None, **kw: float) -> LeaderLease:
@@ -113,10 +100,10 @@ async def test_waiting_on_a_lease_not_entered_is_an_error(tmp_path: Path) -> Non
 # -- PostgreSQL --------------------------------------------------------------------------------
 
 
-async def test_one_holder_and_takeover_when_it_lets_go(stores: list[Store]) -> None:
+async def test_one_holder_and_takeover_when_it_lets_go(pg_nodes: list[Store]) -> None:
     a_changes: list[bool] = []
     b_changes: list[bool] = []
-    a, b = lease(stores[0], "node-a", a_changes), lease(stores[1], "node-b", b_changes)
+    a, b = lease(pg_nodes[0], "node-a", a_changes), lease(pg_nodes[1], "node-b", b_changes)
     async with a:
         await held_within(a, MARGIN)
         async with b:
@@ -132,17 +119,17 @@ async def test_one_holder_and_takeover_when_it_lets_go(stores: list[Store]) -> N
         assert b_changes == [True, False]
 
 
-async def test_a_terminated_session_is_a_dead_holder(stores: list[Store]) -> None:
+async def test_a_terminated_session_is_a_dead_holder(pg_nodes: list[Store]) -> None:
     """What a dead node looks like to the server: its session ends. The other node takes the
     lease at its next try; the old holder finds out at its next check and does not take it
     back while the new one lives."""
     a_changes: list[bool] = []
-    a, b = lease(stores[0], "node-a", a_changes), lease(stores[1], "node-b")
+    a, b = lease(pg_nodes[0], "node-a", a_changes), lease(pg_nodes[1], "node-b")
     async with a:
         await held_within(a, MARGIN)  # a first: b enters once a holds it
         async with b:
             await stays_free(b, 3 * CHECK)
-            assert await terminate_sessions(stores[2], "node-a") == 1
+            assert await terminate_sessions(pg_nodes[2], "node-a") == 1
             started = time.monotonic()
             await lost_within(a, CHECK + MARGIN)
             await held_within(b, CHECK + MARGIN)
@@ -151,19 +138,19 @@ async def test_a_terminated_session_is_a_dead_holder(stores: list[Store]) -> Non
             await stays_free(a, 5 * CHECK)  # a reconnected and tries: b holds it
             assert await b.current_holder() == "node-b"
             # and when b's session dies too, a takes it back
-            assert await terminate_sessions(stores[2], "node-b") == 1
+            assert await terminate_sessions(pg_nodes[2], "node-b") == 1
             await held_within(a, CHECK + MARGIN)
             await lost_within(b, CHECK + MARGIN)
             assert a_changes == [True, False, True]
 
 
-async def test_closing_the_holders_store_hands_the_lease_over(stores: list[Store]) -> None:
-    a, b = lease(stores[0], "node-a"), lease(stores[1], "node-b")
+async def test_closing_the_holders_store_hands_the_lease_over(pg_nodes: list[Store]) -> None:
+    a, b = lease(pg_nodes[0], "node-a"), lease(pg_nodes[1], "node-b")
     async with a:
         await held_within(a, MARGIN)
         async with b:
             await stays_free(b, 3 * CHECK)
-            await stores[0].close()
+            await pg_nodes[0].close()
             await lost_within(a, CHECK + MARGIN)
             await held_within(b, CHECK + MARGIN)
             assert "closed" in (a.last_error or "")
@@ -171,20 +158,20 @@ async def test_closing_the_holders_store_hands_the_lease_over(stores: list[Store
 
 
 async def test_leases_of_other_names_and_the_migration_lock_are_apart(
-    stores: list[Store],
+    pg_nodes: list[Store],
 ) -> None:
-    workflow = lease(stores[0], "node-a")
-    centre = LeaderLease(stores[1], "centre", node="node-b", check_every=CHECK)
+    workflow = lease(pg_nodes[0], "node-a")
+    centre = LeaderLease(pg_nodes[1], "centre", node="node-b", check_every=CHECK)
     async with workflow, centre:
         await held_within(workflow, MARGIN)
         await held_within(centre, MARGIN)
         async with asyncio.timeout(10):
-            await stores[2].migrate()  # its advisory lock is not the leases' key space
-        assert await stores[2].schema_revision() is not None
+            await pg_nodes[2].migrate()  # its advisory lock is not the leases' key space
+        assert await pg_nodes[2].schema_revision() is not None
 
 
 async def test_a_sigkilled_node_is_taken_over_within_10_s(
-    stores: list[Store], postgres_url: str
+    pg_nodes: list[Store], postgres_url: str
 ) -> None:
     """A real process holding the lease, SIGKILLed: its socket closes, the server ends the
     session and frees the lock."""
@@ -216,7 +203,7 @@ async def test_a_sigkilled_node_is_taken_over_within_10_s(
         assert proc.stdout is not None
         async with asyncio.timeout(30):
             assert (await proc.stdout.readline()).strip() == b"held"
-        survivor = lease(stores[1], "node-b")
+        survivor = lease(pg_nodes[1], "node-b")
         async with survivor:
             await stays_free(survivor, 3 * CHECK)
             assert await survivor.current_holder() == "doomed"

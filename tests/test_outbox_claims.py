@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,18 +23,6 @@ from smsc.backoff import Backoff
 
 if TYPE_CHECKING:
     from fixtures_services import MosquittoBroker
-
-
-@pytest.fixture
-async def nodes(postgres_url: str) -> AsyncIterator[list[Store]]:
-    """Three stores on one PostgreSQL database: two nodes and an observer."""
-    opened = [await Store.open(postgres_url) for _ in range(3)]
-    try:
-        await opened[0].migrate()
-        yield opened
-    finally:
-        for st in opened:
-            await st.close()
 
 
 async def record_alerts(store: Store, n: int, start: int = 0) -> list[str]:
@@ -99,9 +86,9 @@ async def test_centre_claim_takes_a_cases_reports_in_order(store: Store) -> None
 
 
 async def test_concurrent_claims_are_disjoint_and_a_dead_claim_rolls_back(
-    nodes: list[Store],
+    pg_nodes: list[Store],
 ) -> None:
-    a, b, observer = nodes
+    a, b, observer = pg_nodes
     ids = await record_alerts(a, 30)
     async with a.claim_alerts(10, timeout=5) as first:
         async with b.claim_alerts(10, timeout=5) as second:
@@ -118,9 +105,9 @@ async def test_concurrent_claims_are_disjoint_and_a_dead_claim_rolls_back(
 
 
 async def test_two_dispatchers_on_one_database_publish_each_alert_once(
-    nodes: list[Store], mosquitto: MosquittoBroker
+    pg_nodes: list[Store], mosquitto: MosquittoBroker
 ) -> None:
-    a, b, _ = nodes
+    a, b, _ = pg_nodes
     dispatchers = [
         OutboxDispatcher(
             st, config(mosquitto.port), poll_interval=0.5, backoff=Backoff(initial=0.05, cap=0.4)
@@ -158,11 +145,11 @@ async def enqueue_report(store: Store, case_id: str, kind: str, decided: float =
 
 
 async def test_two_centre_dispatchers_deliver_each_report_once(
-    nodes: list[Store], certs: CertSet, tmp_path: Path
+    pg_nodes: list[Store], certs: CertSet, tmp_path: Path
 ) -> None:
     """Two nodes overlapping (a takeover): each report reaches the centre once, and a case's
     suspension never before its detection."""
-    a, b, _ = nodes
+    a, b, _ = pg_nodes
     for i in range(60):
         await enqueue_report(a, f"c{i}", "detection")
         await enqueue_report(a, f"c{i}", "suspended", decided=1_800_000_060.0)
