@@ -122,3 +122,31 @@ def test_bench_pipeline_says_so_at_once_when_its_smsc_process_dies(
     assert main(["bench", "pipeline", "--count", "10", "--senders", "1000"]) == 1
     assert time.monotonic() - started < 60
     assert "the simulated SMSC stopped (exit code 1) before reporting" in capsys.readouterr().err
+
+
+def test_bench_pipeline_two_nodes_share_state_through_redis(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two gateway processes bound to one SMSC, counting together in a throwaway Redis: every
+    message answered, both nodes took some, and one Redis round trip serves a batch."""
+    import time
+
+    from gateway.cli import main
+
+    started = time.monotonic()
+    assert main(["bench", "pipeline", "--nodes", "2", "--count", "300", "--no-mqtt", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert time.monotonic() - started < 60
+    assert out["nodes"] == 2 and out["messages"] == 300
+    assert out["answered_pdus"] == out["pdus"] == 300  # single-part: one deliver_sm each
+    assert out["inspected"] == 300 and out["sms_per_s"] > 0
+    assert 0 < out["smsc_p50_ms"] <= out["smsc_p99_ms"]
+    nodes = out["per_node"]
+    assert [n["node"] for n in nodes] == ["node-1", "node-2"]
+    for n in nodes:
+        assert n["inspected"] > 0, n  # the SMSC spread the messages over both nodes' binds
+        assert n["shared_messages"] == n["inspected"] and n["judged_locally"] == 0, n
+        assert 0 < n["round_trips_per_message"] <= 1.0, n
+    assert 0 < out["round_trips_per_message"] <= 1.0
+    assert out["redis_round_trips"] == sum(n["redis_round_trips"] for n in nodes)
+    assert "each node records to its own file" in out["store"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import multiprocessing as mp
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +43,15 @@ from smsc.session import BindType, SessionConfig
 FLOWS = {"a2p": Route.A2P, "p2p": Route.LOCAL}  # SMSC account gw-<flow> -> the gateway's route
 
 
-def _mix(scenario: str, count: int, fraud_share: float) -> list[Any]:
-    """`count` messages of the scenario with `fraud_share` of them fraud (the rest normal)."""
+def _mix(scenario: str, count: int, fraud_share: float, single_part: bool = False) -> list[Any]:
+    """`count` messages of the scenario with `fraud_share` of them fraud (the rest normal);
+    `single_part`: one-PDU messages only (several nodes: an SMSC spreads the parts of one
+    message over its binds, and a node holding part of one waits out the reassembly timeout)."""
     from simulators.scenario import load_scenario
 
     pool = load_scenario(scenario).messages(count=count * 3, seed=7)
+    if single_part:
+        pool = [m for m in pool if len(m.pdus) == 1]
     fraud = [m for m in pool if m.label != "normal"]
     normal = [m for m in pool if m.label == "normal"]
     n_fraud = round(count * fraud_share)
@@ -102,7 +108,9 @@ def _smsc_process(
     fraud_share: float = 0.05,
     window: int = 32,
     rate: float = 0.0,
+    binds: int = 0,
 ) -> None:
+    """`binds` > 0: several gateway nodes (gateway.cli.bench_nodes); see `_smsc_for_nodes`."""
     from smsc.simulator import Account, SimulatedSmsc, SmscConfig
     from smsc.simulator import Route as SimRoute
 
@@ -113,6 +121,10 @@ def _smsc_process(
             routes=[SimRoute("", f"gw-{flow}", origin=flow) for flow in FLOWS],
         )
         async with SimulatedSmsc(cfg) as smsc:
+            if binds:
+                msgs = _mix(scenario, count, fraud_share, single_part=binds > 1)
+                await _smsc_for_nodes(smsc, msgs, binds, port_q, done)
+                return
             msgs = _mix(scenario, count, fraud_share)
             if not rate:  # everything queued: the gateway's top speed
                 for m in msgs:
@@ -133,6 +145,33 @@ def _smsc_process(
             port_q.put(report)
 
     asyncio.run(main())
+
+
+async def _smsc_for_nodes(smsc: Any, msgs: list[Any], binds: int, port_q: Any, done: Any) -> None:
+    """Several nodes: the messages are queued once every account has `binds` receivers bound
+    (no node starts alone); the clock runs from then until every message is answered. The
+    report goes out at once; the SMSC stays up until `done` (the nodes unbind first)."""
+    port_q.put((smsc.port, sum(len(m.pdus) for m in msgs)))
+    while not all(len(state.links) >= binds for state in smsc.accounts.values()):  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    smsc.round_trips = []
+    cpu = time.process_time()
+    start = time.perf_counter()
+    for m in msgs:
+        _inject(smsc, m)
+    while smsc.pending():  # noqa: ASYNC110 - a 100 Hz poll
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    report: dict[str, Any] = {
+        "messages": len(msgs),
+        "answered_pdus": len(smsc.round_trips),
+        "seconds": round(elapsed, 3),
+        "sms_per_s": round(len(msgs) / elapsed, 1),
+        **_percentiles(smsc.round_trips, "smsc_"),
+        "smsc_cpu_s": round(time.process_time() - cpu, 2),
+    }
+    port_q.put(report)
+    await asyncio.get_running_loop().run_in_executor(None, done.wait)
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -161,6 +200,24 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="offer this many SMS/s instead of queueing everything (with --duration)",
     )  # fmt: skip
     p.add_argument("--duration", type=float, default=0.0, help="seconds at --rate")
+    p.add_argument(
+        "--nodes", type=int, default=1,
+        help="gateway nodes, each its own process binding both accounts, sharing state "
+        "through Redis (default 1: the gateway in this process, nothing shared)",
+    )  # fmt: skip
+    p.add_argument(
+        "--shared", action="store_true",
+        help="share state through Redis even with one node (the cost of sharing)",
+    )  # fmt: skip
+    p.add_argument(
+        "--redis-url", default="",
+        help="Redis for --nodes > 1 / --shared (default: a throwaway redis-server on loopback)",
+    )  # fmt: skip
+    p.add_argument(
+        "--redis-timeout", type=float, default=0.05,
+        help="[shared] timeout: seconds a batch waits for Redis before it is judged on the "
+        "node's own windows (default 0.05, as deployed)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true")
 
 
@@ -273,6 +330,18 @@ async def _gateway(
     }
 
 
+@contextlib.asynccontextmanager
+async def broker_for(mqtt: bool) -> AsyncIterator[Any]:
+    """A real mosquitto for the alerts (None with --no-mqtt)."""
+    if not mqtt:
+        yield None
+        return
+    from simulators.broker import Mosquitto
+
+    async with Mosquitto() as broker:
+        yield broker
+
+
 async def _deployed(
     port: int, count: int, args: argparse.Namespace, data_dir: Path, scenario: str
 ) -> dict[str, Any]:
@@ -344,6 +413,10 @@ def _from_child(q: Any, proc: Any, timeout: float) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.nodes > 1 or args.shared:
+        from gateway.cli.bench_nodes import run_nodes
+
+        return run_nodes(args)
     ctx = mp.get_context("spawn")
     port_q = ctx.Queue()
     done = ctx.Event()
