@@ -70,7 +70,8 @@ async def test_campaign_counts_and_one_announcement_among_nodes(redis_server) ->
             reply = await node.exchange(Batch(now=1e6 + i, campaigns=[msg]))
             counts = reply.campaigns[0]
             assert counts is not None
-            assert counts.senders == min(i + 1, 6) and counts.recipients == i + 1
+            # exact up to the thresholds (5 senders, 20 recipients): all a decision needs
+            assert counts.senders == min(i + 1, 5) and counts.recipients == min(i + 1, 20)
             won.append(counts.announce)
         assert won.count(True) == 1 and won.index(True) == 19  # 5 senders and 20 recipients
         claims = [("c1", "complaint", anchors)]

@@ -1,8 +1,8 @@
 """Shared detector state between gateway nodes, on the SMS path (docs/operations.md "Several
 nodes").
 
-Messages decoded in the same turn of the event loop form a batch (at most `batch_max`; one
-batch in flight at a time, the next fills meanwhile, as the Recorder's group commit does). For
+Messages decoded in the same turn of the event loop form a batch (at most `batch_max`; up to
+`max_in_flight` batches wait for Redis at once, decided in the order they were taken). For
 each batch, before inspection: the campaign detector joins each message's cluster (`share`),
 then ONE round trip to the shared store counts the batch on the windows of every node and
 brings back the labels other nodes gave; the counts go to the velocity and campaign detectors
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -54,6 +55,16 @@ class Reply:
     claims_won: list[bool] = field(default_factory=list)
 
 
+@dataclass
+class _Outcome:
+    """A batch's round trip: its reply, or the error (batch None: not sent, Redis known down)."""
+
+    items: list[tuple[SmsEvent, Callable[[], None]]]
+    batch: Batch | None
+    reply: Reply | None
+    error: BaseException | None
+
+
 class SharedStore(Protocol):
     """The shared windows (gateway.shared.redis_state); raises SharedStateError-like
     exceptions (any Exception) when it cannot answer."""
@@ -70,6 +81,7 @@ class SharedBatcher:
         timeout: float = 0.05,
         retry_after: float = 5.0,
         batch_max: int = 256,
+        max_in_flight: int = 4,
         clock: Callable[[], float] = time.time,
         on_health: Callable[[bool, str], None] | None = None,
     ) -> None:
@@ -78,6 +90,7 @@ class SharedBatcher:
         self.timeout = timeout
         self.retry_after = retry_after
         self.batch_max = batch_max
+        self.max_in_flight = max_in_flight
         self.clock = clock
         self.on_health = on_health
         self.up = True
@@ -109,33 +122,44 @@ class SharedBatcher:
             self._mine.discard(self._labels.pop(0))
 
     async def _drain(self) -> None:
+        """Batches go out as they fill, up to `max_in_flight` round trips at once (Redis's
+        answer time is not spent idle); they are decided in the order they were taken."""
+        in_flight: deque[asyncio.Task[_Outcome]] = deque()
         try:
             await asyncio.sleep(0)  # the rest of this turn's messages join the batch
-            while self._queue:
-                items, self._queue = self._queue[: self.batch_max], self._queue[self.batch_max :]
-                await self._one(items)
+            while self._queue or in_flight:
+                while self._queue and len(in_flight) < self.max_in_flight:
+                    items = self._queue[: self.batch_max]
+                    self._queue = self._queue[self.batch_max :]
+                    in_flight.append(asyncio.create_task(self._send(items)))
+                self._decide(await in_flight.popleft())
         finally:
             self._running = False
+            for task in in_flight:  # cancelled with the daemon: nothing more to decide
+                task.cancel()
 
-    async def _one(self, items: list[tuple[SmsEvent, Callable[[], None]]]) -> None:
-        loop = asyncio.get_running_loop()
-        if not self.up and loop.time() < self._retry_at:
-            self.local += len(items)
-            self._run(items)
-            return
+    async def _send(self, items: list[tuple[SmsEvent, Callable[[], None]]]) -> _Outcome:
+        if not self.up and asyncio.get_running_loop().time() < self._retry_at:
+            return _Outcome(items, None, None, None)
         batch = self._batch([event for event, _ in items])
         try:
             reply = await asyncio.wait_for(self.store.exchange(batch), self.timeout)
-        except Exception as exc:  # down, slow, odd: judged here; labels kept for later
-            self._down(exc)
-            self._labels[:0] = batch.labels_out
-            if self.inspector.campaigns is not None:  # announced here: the others may too
-                claims = batch.label_claims
-                self.inspector.campaigns.claimed(claims, [True] * len(claims))
+        except Exception as exc:  # down, slow, odd: judged here
+            return _Outcome(items, batch, None, exc)
+        return _Outcome(items, batch, reply, None)
+
+    def _decide(self, outcome: _Outcome) -> None:
+        items, batch, reply = outcome.items, outcome.batch, outcome.reply
+        if batch is None or reply is None:
+            if batch is not None and outcome.error is not None:
+                self._down(outcome.error)
+                self._labels[:0] = batch.labels_out  # sent when Redis is back
+                if self.inspector.campaigns is not None:  # announced here: others may too
+                    claims = batch.label_claims
+                    self.inspector.campaigns.claimed(claims, [True] * len(claims))
             self.local += len(items)
-            self._run(items)
-            return
-        self._apply(items, batch, reply)
+        else:
+            self._apply(items, batch, reply)
         self._run(items)
 
     def _batch(self, events: list[SmsEvent]) -> Batch:

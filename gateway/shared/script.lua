@@ -11,29 +11,25 @@
 --
 -- A velocity key is the hash of gateway.detect.velocity._Win: two fixed windows of `window`
 -- seconds starting at the key's first message, the previous weighted by its overlap, the
--- current window's distinct recipients in a set capped one past the threshold.
+-- current window's distinct recipients in a set capped one past the threshold. A key idle
+-- two windows starts afresh; it expires then (set when its window starts, not at every use).
 local now, w, cap, pfx = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local cw, min_s, min_r = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local nv, nc = tonumber(ARGV[8]), tonumber(ARGV[9])
-local ttl = math.ceil(2 * w + 5)
 local ltl = 7 * 86400  -- a label's announcement is remembered as long as labels live
 
 local function touch(k)
   local v = redis.call('HMGET', k, 's', 'c', 'p', 'pr', 'a')
   local s = tonumber(v[1])
-  if not s then return {s = now, c = 0, p = 0, pr = 0, a = 0} end
-  local win = {s = s, c = tonumber(v[2]), p = tonumber(v[3]), pr = tonumber(v[4]), a = tonumber(v[5])}
-  if now - s >= 2 * w then  -- idle two windows: as a new key (the TTL may have done the same)
-    redis.call('DEL', k .. ':r')
-    return {s = now, c = 0, p = 0, pr = 0, a = 0}
+  if s and now - s < w then
+    return {s = s, c = tonumber(v[2]), p = tonumber(v[3]), pr = tonumber(v[4]), a = tonumber(v[5])}
   end
-  if now - s >= w then
-    win.p = win.c
+  local win = {s = now, c = 0, p = 0, pr = 0, a = 0, moved = true}
+  if s and now - s < 2 * w then  -- the next window: the current one becomes the previous
+    win.s, win.p = s + w, tonumber(v[2])
     win.pr = redis.call('SCARD', k .. ':r')
-    win.s = s + w
-    win.c, win.a = 0, 0
-    redis.call('DEL', k .. ':r')
   end
+  if s then redis.call('DEL', k .. ':r') end
   return win
 end
 
@@ -43,9 +39,13 @@ local function weight(win)
   return x
 end
 
+local function ttl(win)  -- until the key would start afresh anyway, plus a margin
+  return math.ceil(win.s + 2 * w - now) + 5
+end
+
 local function save(k, win)
   redis.call('HSET', k, 's', tostring(win.s), 'c', win.c, 'p', win.p, 'pr', win.pr, 'a', win.a)
-  redis.call('EXPIRE', k, ttl)
+  if win.moved then redis.call('EXPIRE', k, ttl(win)) end
 end
 
 local function count(k)
@@ -66,10 +66,14 @@ for n = 1, nv do
     local win = touch(k)
     win.c = win.c + 1
     local r = k .. ':r'
-    if redis.call('SCARD', r) <= cap then redis.call('SADD', r, rh) end
-    redis.call('EXPIRE', r, ttl)
+    local card = win.moved and 0 or redis.call('SCARD', r)
+    if card <= cap then
+      local added = redis.call('SADD', r, rh)
+      if card == 0 and added == 1 then redis.call('EXPIRE', r, ttl(win)) end
+      card = card + added
+    end
     local wt = weight(win)
-    local distinct = redis.call('SCARD', r) + win.pr * wt
+    local distinct = card + win.pr * wt
     if distinct > cap and win.a == 0 then
       win.a = 1
       row[3] = 1
@@ -83,11 +87,24 @@ for n = 1, nv do
   out_v[n] = row
 end
 
--- Campaigns: distinct senders and recipients of a template as HyperLogLogs under the band
--- keys of its first signature, in fixed buckets of `cw` seconds (the current and the previous
--- bucket are counted); the first node to see the counts reached claims the announcement.
+-- Campaigns: the distinct senders and recipients of a template as sets under the band keys of
+-- its first signature, in buckets of `cw` seconds (the current and the previous bucket are
+-- counted). Only the thresholds matter, so each set stops at its threshold and a count is
+-- exact up to it. The first node to see both reached claims the announcement.
 local b = math.floor(now / cw)
-local cttl = math.ceil(2 * cw + 5)
+local cttl = math.ceil((b + 2) * cw - now) + 5  -- the bucket is read until the next one ends
+
+local function add(key, member, limit)
+  local card = redis.call('SCARD', key)
+  if card < limit and redis.call('SADD', key, member) == 1 and card == 0 then
+    redis.call('EXPIRE', key, cttl)
+  end
+end
+
+local function union(keys, limit)  -- distinct members of the sets, counted up to `limit`
+  return math.min(#redis.call('SUNION', unpack(keys)), limit)
+end
+
 for n = 1, nc do
   local sh, rh, check, na = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local anchors = {}
@@ -97,19 +114,15 @@ for n = 1, nc do
   for j = 1, na do
     local a = anchors[j]
     local s1, r1 = pfx .. 'c:s:' .. b .. ':' .. a, pfx .. 'c:r:' .. b .. ':' .. a
-    redis.call('PFADD', s1, sh)
-    redis.call('PFADD', r1, rh)
-    redis.call('EXPIRE', s1, cttl)
-    redis.call('EXPIRE', r1, cttl)
-    sk[#sk + 1] = s1
-    rk[#rk + 1] = r1
+    add(s1, sh, min_s)
+    add(r1, rh, min_r)
+    sk[#sk + 1], rk[#rk + 1] = s1, r1
     sk[#sk + 1] = pfx .. 'c:s:' .. (b - 1) .. ':' .. a
     rk[#rk + 1] = pfx .. 'c:r:' .. (b - 1) .. ':' .. a
   end
   local row = {0, 0, 0}
   if check == '1' and na > 0 then
-    local s = redis.call('PFCOUNT', unpack(sk))
-    local r = redis.call('PFCOUNT', unpack(rk))
+    local s, r = union(sk, min_s), union(rk, min_r)
     row[1], row[2] = s, r
     if s >= min_s and r >= min_r then
       local claimed = false
