@@ -152,6 +152,7 @@ class Gateway:
                     self.shared = shared
                     for handler in self.handlers:
                         handler.shared = shared
+                        handler.parts = None if shared is None else shared.parts
                     async with self._leader(store) as leader:
                         await self._run_tasks(stop, recorder, dispatcher, store, leader)
                 self.report.committed = recorder.committed

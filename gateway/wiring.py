@@ -217,7 +217,13 @@ async def open_shared(
         yield None
         return
     from gateway.pipeline.shared import SharedBatcher
-    from gateway.shared.redis_state import RedisSharedState, SharedConfig, SharedStateError
+    from gateway.pipeline.shared_parts import SharedParts
+    from gateway.shared.redis_state import (
+        RedisParts,
+        RedisSharedState,
+        SharedConfig,
+        SharedStateError,
+    )
 
     camp = cfg.campaigns
     config = SharedConfig(
@@ -234,10 +240,12 @@ async def open_shared(
         except SharedStateError as exc:
             log.warning("shared state unreachable at start, judging locally meanwhile: %s", exc)
             on_health(False, str(exc))
-        yield SharedBatcher(
+        batcher = SharedBatcher(
             state, inspector, timeout=s.timeout, retry_after=s.retry_after,
             batch_max=s.batch_max, on_health=on_health,
         )  # fmt: skip
+        batcher.parts = SharedParts(RedisParts(state), timeout=s.timeout, key=config.key)
+        yield batcher
 
 
 def build_probe_manager(

@@ -138,3 +138,49 @@ async def test_redis_lost_and_back_mid_stream(tmp_path: Path, redis_server) -> N
     exposition = node.gateway.metrics.exposition().decode()
     assert 'fraudgate_shared_messages_total{counted="local"}' in exposition
     assert "fraudgate_shared_state_up 1.0" in exposition
+
+
+LONG_FRAUD = ("Уважаемый клиент! Ваша карта Kaspi Gold заблокирована из-за подозрительной операции "
+              "на сумму {n} тенге. Для разблокировки срочно перейдите по ссылке kaspi-kz.secure-"
+              "verify.top/{n} и введите код из SMS. Служба безопасности банка.")  # fmt: skip
+LONG_PLAIN = ("Привет! Завтра в {n} часов собираемся у бабушки, не забудь взять торт и цветы. "
+              "Папа заедет за тобой после работы, жди у подъезда. Если задержишься, позвони мне "
+              "заранее, пожалуйста, чтобы мы не волновались. Целую, мама.")  # fmt: skip
+
+
+async def test_the_parts_of_a_long_message_meet_across_nodes(tmp_path: Path, redis_server) -> None:
+    """An SMSC spreads a long message's parts over the nodes' binds: they meet in Redis, the
+    node with the last part judges the whole text once, and every part, wherever it is, gets
+    that node's answer at once (not after the reassembly timeout)."""
+    texts = [(LONG_FRAUD if i % 2 else LONG_PLAIN).format(n=10 + i) for i in range(20)]
+    async with SimulatedSmsc(smsc_config(window=10)) as smsc:
+        cfgs = [node_config(smsc.port, tmp_path / f"n{i}", "", redis_server.url, f"n{i}")
+                for i in range(2)]  # fmt: skip
+        for cfg in cfgs:
+            cfg.reassembly_timeout = 20.0  # an answer after this would show a part left waiting
+        nodes = [await start_gateway(cfg) for cfg in cfgs]
+        started = asyncio.get_running_loop().time()
+        try:
+            parts = 0
+            for i, text in enumerate(texts):
+                pdus = submit(f"7705{i:07d}", f"7706{i:07d}", text)
+                assert len(pdus) >= 3
+                parts += len(pdus)
+                assert await send(smsc.port, "subs", pdus) == [0] * len(pdus)
+            await eventually(lambda: smsc.pending() == 0, 15)
+            took = asyncio.get_running_loop().time() - started
+        finally:
+            for node in nodes:
+                await node.finish()
+    inspected = [i for node in nodes for i in node.inspected]
+    assert sorted(i.sms.text for i in inspected) == sorted(texts)  # each whole, once
+    assert all(i.sms.complete for i in inspected)
+    shared_parts = [n.gateway.shared.parts for n in nodes if n.gateway.shared is not None]
+    assert sum(p.answered_remote for p in shared_parts if p is not None) > 0  # spread, met
+    assert all(n.inspected for n in nodes)
+    blocked = sum(1 for i in inspected if i.verdict.decision is Decision.BLOCK)
+    assert blocked >= 5, [i.verdict for i in inspected]
+    refused_parts = sum(i.sms.parts for i in inspected if i.verdict.decision is Decision.BLOCK)
+    assert smsc.stats.failed == refused_parts  # every part of a blocked message refused
+    assert smsc.stats.delivered == parts - refused_parts
+    assert took < 10.0, took  # no part waited for the 20 s reassembly timeout

@@ -258,7 +258,19 @@ class GatewayCollector:
         )
         counted.add_metric(["shared"], shared.messages)
         counted.add_metric(["local"], shared.local)
-        return (up, trips, counted)
+        parts = CounterMetricFamily(
+            "fraudgate_shared_parts",
+            "Parts of concatenated messages by what became of them among the nodes: parked in "
+            "Redis, completed here, answered with another node's verdict, reassembled locally",
+            labels=["outcome"],
+        )
+        if shared.parts is not None:
+            p = shared.parts
+            outcomes = {"parked": p.parked, "completed": p.completed,
+                        "answered_remote": p.answered_remote, "local": p.local}  # fmt: skip
+            for outcome, n in outcomes.items():
+                parts.add_metric([outcome], n)
+        return (up, trips, counted, parts)
 
     def _leases(self) -> Iterable[Metric]:
         """The singletons' leases: 1 on the node that runs them."""

@@ -35,7 +35,8 @@ from gateway.pipeline.parts import (
 from gateway.pipeline.policy import Answer, AnswerPolicy, answer_for
 from gateway.pipeline.recorder import Recorder
 from gateway.pipeline.shared import SharedBatcher
-from smsc.constants import Status
+from gateway.pipeline.shared_parts import SharedParts
+from smsc.constants import EsmClass, Status
 from smsc.link import Link, LinkClosedError
 from smsc.pdu import DataSm, DeliverSm, DeliverSmResp, Pdu
 from smsc.receipt import DeliveryReceipt, is_receipt_type, receipt_in
@@ -71,6 +72,9 @@ def _refusal(pdu: Pdu, status: int) -> Pdu:
     if isinstance(pdu, DeliverSm):
         return _DeliverSmRespWithBody(sequence=pdu.sequence, status=status)
     return pdu.response(status=status)
+
+
+refusal = _refusal  # the answer with an error status, for parts answered elsewhere
 
 
 @dataclass
@@ -142,6 +146,8 @@ class GatewayHandler:
         self._tasks: set[asyncio.Task[None]] = set()
         # several nodes: counts shared through Redis before inspection (None: this node's own)
         self.shared: SharedBatcher | None = None
+        # several nodes, tap mode: a concatenated message's parts meet in Redis
+        self.parts: SharedParts | None = None
 
     # LinkHandler ------------------------------------------------------------------------
     def on_bind(self, link: Link, pdu: Pdu, bind_type: BindType) -> None:  # pragma: no cover
@@ -168,7 +174,17 @@ class GatewayHandler:
         self._take(link, pdu, time.perf_counter())
 
     def _take(self, link: Link, pdu: DeliverSm | DataSm, started: float) -> None:
-        """A part that is not a receipt: reassembled; the whole message is processed."""
+        """A part that is not a receipt: reassembled; the whole message is processed. With
+        several nodes, the parts of a concatenated message meet in the shared store."""
+        if self.parts is not None and pdu.esm_class & EsmClass.UDHI:
+            concat = split_part(pdu).concat
+            if concat is not None and concat.total > 1:
+                self.parts.submit(self, link, pdu, concat, started)
+                return
+        self.take_local(link, pdu, started)
+
+    def take_local(self, link: Link, pdu: DeliverSm | DataSm, started: float) -> None:
+        """Reassembled on this node (one node, or the shared store unreachable)."""
         sms = self.assembler.feed(pdu, self._loop_time(), scope=id(link))
         if sms is not None:
             self._process(link, sms, started)
@@ -281,9 +297,20 @@ class GatewayHandler:
             self._idle.set()
         self._respond(link, sms.pdus, status, inspected, started)
 
+    def process(self, link: Link, sms: Sms, started: float) -> None:
+        """A whole message assembled elsewhere (gateway/pipeline/shared_parts.py)."""
+        self._process(link, sms, started)
+
+    @property
+    def store_error_status(self) -> int:
+        return self.policy.store_error_status
+
     def _respond(
         self, link: Link, pdus: Sequence[Pdu], status: int, inspected: Inspected, started: float
     ) -> None:
+        if self.parts is not None and self.parts.foreign:  # parts other nodes hold and answer
+            retry = status == self.policy.store_error_status
+            pdus = self.parts.answered(pdus, status, retry)
         try:
             for pdu in pdus:
                 link.respond(_refusal(pdu, status) if status else pdu.response())

@@ -28,6 +28,7 @@ from gateway.detect.campaigns import SharedCounts, SharedMessage
 from gateway.detect.velocity import Counts, SharedKeys
 from gateway.domain import SmsEvent
 from gateway.pipeline.inspector import Inspector
+from gateway.pipeline.shared_parts import SharedParts
 
 log = logging.getLogger("fraudgate.shared")
 
@@ -91,6 +92,8 @@ class SharedBatcher:
         self.retry_after = retry_after
         self.batch_max = batch_max
         self.max_in_flight = max_in_flight
+        # where the parts of concatenated messages meet (tap mode; set by the wiring)
+        self.parts: SharedParts | None = None
         self.clock = clock
         self.on_health = on_health
         self.up = True

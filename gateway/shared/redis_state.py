@@ -28,6 +28,7 @@ from typing import Any, Self
 from gateway.detect.campaigns import SharedCounts
 from gateway.detect.velocity import Counts
 from gateway.pipeline.shared import Batch, Reply
+from gateway.pipeline.shared_parts import Parked
 
 LABEL_STREAM = "labels"
 
@@ -78,6 +79,12 @@ class RedisSharedState:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise SharedStateError("the shared state is not open")
+        return self._client
 
     def pseudonym(self, address: str) -> str:
         return hashlib.blake2b(address.encode(), digest_size=8, key=self.config.key).hexdigest()
@@ -172,6 +179,71 @@ class RedisSharedState:
         if len(won) != len(batch.label_claims):
             raise ValueError(f"{len(won)} claim outcomes for {len(batch.label_claims)} claims")
         return Reply(velocity, campaigns, labels_in, won)
+
+
+# A part of a concatenated message: the verdict if its message was judged, else parked; the
+# call that parks the last part gets every part back (KEYS: parts hash, verdict key).
+_PARK = """
+local v = redis.call('GET', KEYS[2])
+if v then return {'verdict', v} end
+local added = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3])
+if added == 1 and redis.call('HLEN', KEYS[1]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
+if added == 1 and redis.call('HLEN', KEYS[1]) == tonumber(ARGV[2]) then
+  return {'complete', redis.call('HVALS', KEYS[1])}
+end
+return {'held'}
+"""
+
+# The verdict: kept for the parts still to come (unless the SMSC is asked to retry them all)
+_DECIDE = """
+redis.call('DEL', KEYS[1])
+if ARGV[2] == '1' then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3]) end
+if ARGV[2] == '0' then redis.call('SET', KEYS[2], ARGV[1], 'EX', 5) end
+return 1
+"""
+
+
+class RedisParts:
+    """gateway.pipeline.shared_parts.PartsStore on the shared state's Redis connection."""
+
+    def __init__(self, state: RedisSharedState) -> None:
+        self.state = state
+        self._park = None
+        self._decide = None
+
+    def _keys(self, key: str) -> list[str]:
+        p = self.state.config.prefix
+        return [f"{p}p:{key}", f"{p}pv:{key}"]
+
+    async def park(self, key: str, seq: int, total: int, raw: bytes, ttl: float) -> Parked:
+        client = self.state.client
+        try:
+            out = await client.eval(_PARK, 2, *self._keys(key), seq, total, raw, int(ttl))
+        except Exception as exc:
+            raise SharedStateError(_describe(exc)) from exc
+        kind = out[0].decode()
+        if kind == "verdict":
+            return Parked("verdict", status=int(out[1]))
+        if kind == "complete":
+            return Parked("complete", raws=tuple(out[1]))
+        return Parked("held")
+
+    async def decide(self, key: str, status: int, keep: bool, ttl: float) -> None:
+        try:
+            await self.state.client.eval(
+                _DECIDE, 2, *self._keys(key), status, "1" if keep else "0", int(ttl)
+            )
+        except Exception as exc:
+            raise SharedStateError(_describe(exc)) from exc
+
+    async def verdicts(self, keys: Sequence[str]) -> list[int | None]:
+        try:
+            found = await self.state.client.mget([self._keys(k)[1] for k in keys])
+        except Exception as exc:
+            raise SharedStateError(_describe(exc)) from exc
+        return [None if v is None else int(v) for v in found]
 
 
 def _describe(exc: BaseException) -> str:
