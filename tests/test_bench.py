@@ -138,7 +138,8 @@ def test_bench_pipeline_two_nodes_share_state_through_redis(
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert time.monotonic() - started < 60
     assert out["nodes"] == 2 and out["messages"] == 300
-    assert out["answered_pdus"] == out["pdus"] == 300  # single-part: one deliver_sm each
+    # every part answered, long messages too: their parts met in Redis across the two nodes
+    assert out["answered_pdus"] == out["pdus"] > 300
     assert out["inspected"] == 300 and out["sms_per_s"] > 0
     assert 0 < out["smsc_p50_ms"] <= out["smsc_p99_ms"]
     nodes = out["per_node"]

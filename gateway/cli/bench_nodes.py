@@ -279,7 +279,6 @@ def _summary(result: dict[str, Any], args: argparse.Namespace, redis: Redis) -> 
         "throwaway redis-server on loopback (no persistence)" if redis.pid else redis.url
     )
     result["redis_timeout_s"] = args.redis_timeout
-    result["single_part_only"] = args.nodes > 1
     result["fraud_share"] = args.fraud_share
     result["window"] = args.window
     result["mqtt"] = args.mqtt

@@ -43,15 +43,12 @@ from smsc.session import BindType, SessionConfig
 FLOWS = {"a2p": Route.A2P, "p2p": Route.LOCAL}  # SMSC account gw-<flow> -> the gateway's route
 
 
-def _mix(scenario: str, count: int, fraud_share: float, single_part: bool = False) -> list[Any]:
-    """`count` messages of the scenario with `fraud_share` of them fraud (the rest normal);
-    `single_part`: one-PDU messages only (several nodes: an SMSC spreads the parts of one
-    message over its binds, and a node holding part of one waits out the reassembly timeout)."""
+def _mix(scenario: str, count: int, fraud_share: float) -> list[Any]:
+    """`count` messages of the scenario with `fraud_share` of them fraud (the rest normal). With
+    several nodes a long message's parts are spread over them and meet in Redis."""
     from simulators.scenario import load_scenario
 
     pool = load_scenario(scenario).messages(count=count * 3, seed=7)
-    if single_part:
-        pool = [m for m in pool if len(m.pdus) == 1]
     fraud = [m for m in pool if m.label != "normal"]
     normal = [m for m in pool if m.label == "normal"]
     n_fraud = round(count * fraud_share)
@@ -122,7 +119,7 @@ def _smsc_process(
         )
         async with SimulatedSmsc(cfg) as smsc:
             if binds:
-                msgs = _mix(scenario, count, fraud_share, single_part=binds > 1)
+                msgs = _mix(scenario, count, fraud_share)
                 await _smsc_for_nodes(smsc, msgs, binds, port_q, done)
                 return
             msgs = _mix(scenario, count, fraud_share)
