@@ -13,7 +13,7 @@ from gateway.config_check import ConfigError, Table
 from gateway.switch.command import CommandSwitch
 from gateway.switch.config import SwitchSettings, open_switch, parse_switch
 from gateway.switch.osmocom import OsmocomSettings, OsmocomSwitch
-from gateway.switch.port import HttpSwitch, NoSwitch, SwitchUnavailable
+from gateway.switch.port import CountedSwitch, HttpSwitch, NoSwitch, SwitchUnavailable
 
 BASE: dict[str, Any] = tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8"))
 TOOL = ["/opt/prov/hlrctl", "barring", "--msisdn", "{msisdn}", "--on"]
@@ -118,19 +118,22 @@ def test_mistakes_are_refused_naming_the_key(table: dict[str, Any], message: str
 
 
 async def test_open_switch_builds_each_kind() -> None:
+    # every adapter comes wrapped in CountedSwitch (its calls counted for /metrics)
     async with open_switch(SwitchSettings()) as none:
-        assert isinstance(none, NoSwitch)
+        assert isinstance(none, CountedSwitch) and isinstance(none.inner, NoSwitch)
         with pytest.raises(SwitchUnavailable):
             await none.block("77011234567", reason="r", case_id="c1")
+        assert none.calls == {("block", "unavailable"): 1}
     async with open_switch(SwitchSettings.http("http://127.0.0.1:1", "t")) as http:
-        assert isinstance(http, HttpSwitch)
+        assert isinstance(http, CountedSwitch) and isinstance(http.inner, HttpSwitch)
     cmd = parse(
         '[switch]\nkind = "command"\n[switch.command]\nblock = ["/bin/true"]\n'
         'unblock = ["/bin/true"]'
     )
     async with open_switch(cmd) as command:
-        assert isinstance(command, CommandSwitch)
+        assert isinstance(command, CountedSwitch) and isinstance(command.inner, CommandSwitch)
         assert (await command.block("77011234567", reason="r", case_id="c1")).status == "blocked"
-    async with open_switch(parse('[switch]\nkind = "osmocom"')) as osmo:
+    async with open_switch(parse('[switch]\nkind = "osmocom"')) as counted:
+        osmo = counted.inner
         assert isinstance(osmo, OsmocomSwitch)
         assert osmo.settings.hlr_ctrl_port == 4259 and osmo.settings.msc_vty_port == 4254
