@@ -241,48 +241,47 @@ class GatewayCollector:
         return (campaigns, velocity)
 
     def _shared(self) -> Iterable[Metric]:
-        """[shared]: the state the nodes share in Redis (absent without it)."""
+        """[shared]: the state the nodes share in Redis (families without samples without it)."""
         shared = self.gateway.shared
-        if shared is None:
-            return ()
         up = _gauge("fraudgate_shared_state_up", "Redis answers the shared windows (1) or not", [])
-        up.add_metric([], 1 if shared.up else 0)
         trips = CounterMetricFamily(
             "fraudgate_shared_round_trips", "Round trips to Redis that answered (one per batch)"
         )
-        trips.add_metric([], shared.batches)
         counted = CounterMetricFamily(
             "fraudgate_shared_messages",
             "Messages by where their windows were counted: shared (all nodes) or local",
             labels=["counted"],
         )
-        counted.add_metric(["shared"], shared.messages)
-        counted.add_metric(["local"], shared.local)
         parts = CounterMetricFamily(
             "fraudgate_shared_parts",
             "Parts of concatenated messages by what became of them among the nodes: parked in "
             "Redis, completed here, answered with another node's verdict, reassembled locally",
             labels=["outcome"],
         )
-        if shared.parts is not None:
-            p = shared.parts
-            outcomes = {"parked": p.parked, "completed": p.completed,
-                        "answered_remote": p.answered_remote, "local": p.local}  # fmt: skip
-            for outcome, n in outcomes.items():
-                parts.add_metric([outcome], n)
+        if shared is not None:
+            up.add_metric([], 1 if shared.up else 0)
+            trips.add_metric([], shared.batches)
+            counted.add_metric(["shared"], shared.messages)
+            counted.add_metric(["local"], shared.local)
+            if shared.parts is not None:
+                p = shared.parts
+                outcomes = {"parked": p.parked, "completed": p.completed,
+                            "answered_remote": p.answered_remote, "local": p.local}  # fmt: skip
+                for outcome, n in outcomes.items():
+                    parts.add_metric([outcome], n)
         return (up, trips, counted, parts)
 
     def _leases(self) -> Iterable[Metric]:
-        """The singletons' leases: 1 on the node that runs them."""
-        leases = getattr(self.gateway, "leases", None) or {}
+        """The singletons' lease: 1 on the node that holds it and runs them."""
         held = _gauge("fraudgate_lease_held", "This node holds the lease of a singleton", ["role"])
-        for role, lease in sorted(leases.items()):
+        for role, lease in sorted(self.gateway.leases.items()):
             held.add_metric([role], 1 if lease.held else 0)
-        leader = self.gateway.leader
         running = _gauge(
             "fraudgate_singletons_running",
             "The case workflow and the centre dispatcher run on this node (1) or not",
             [],
         )
-        running.add_metric([], 0 if leader is None or leader.since is None else 1)
-        return (held, running) if leases else ()
+        leader = self.gateway.leader
+        if leader is not None:
+            running.add_metric([], 0 if leader.since is None else 1)
+        return (held, running)
