@@ -113,7 +113,7 @@ class Gateway:
         self.leader: LeaderWork | None = None  # runs them while the lease is held
         # several nodes share one database: each keeps its own campaign snapshot
         self.campaign_state = (
-            f"{CAMPAIGN_STATE}@{cfg.shared.node_name}" if cfg.shared.redis_url else CAMPAIGN_STATE
+            f"{CAMPAIGN_STATE}@{cfg.shared.node_name}" if cfg.shared.clustered else CAMPAIGN_STATE
         )
 
     async def run(self, stop: asyncio.Event) -> RunReport:
@@ -309,7 +309,10 @@ class Gateway:
         state: dict[str, object] = {"state": "ok" if ok else "failing", "since": time.time()}
         if why:
             state["detail"] = why[:300]
-        dispatcher.set_state(f"{self.cfg.mqtt.topic_prefix}/health/database", state)
+        topic = f"{self.cfg.mqtt.topic_prefix}/health/database"
+        if self.cfg.shared.clustered:  # each node's own view of the database
+            topic += f"/{self.cfg.shared.node_name}"
+        dispatcher.set_state(topic, state)
 
     def reload(self) -> None:
         """SIGHUP: rule files, the model file, and the probes' test plans."""

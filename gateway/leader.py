@@ -63,22 +63,27 @@ class LeaderWork:
         for loop in self.workflow.singletons:
             loop.start()
         rounds = asyncio.create_task(self.workflow.run(), name="cases")
+        lost = asyncio.create_task(self.lease.wait_lost(), name="lease")
         try:
-            lost = asyncio.create_task(self.lease.wait_lost(), name="lease")
             done, _ = await asyncio.wait({rounds, lost}, return_when=asyncio.FIRST_COMPLETED)
-            lost.cancel()
             if rounds in done:  # a workflow that ended by itself: a bug, said loudly
                 log.error("case workflow ended while holding its lease (%r); restarting it",
                           rounds.exception())  # fmt: skip
             else:
                 log.warning("node %s lost the workflow lease: stopping the singletons", self.node)
         finally:
+            lost.cancel()
             self.since = None
             await self._stop(rounds)
 
     async def _stop(self, rounds: asyncio.Task[None]) -> None:
+        """At once: the round in progress is cancelled (its transaction rolls back; a switch
+        call in flight carries its idempotency key), so the next holder, which starts after
+        its settling delay, never runs beside it. A centre POST in flight may finish within
+        the dispatcher's grace: its claim keeps the report from being sent twice."""
         self.workflow.stop()
+        rounds.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rounds
         for loop in self.workflow.singletons:
             await loop.stop()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(rounds, 10.0)

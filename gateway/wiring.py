@@ -154,7 +154,7 @@ async def open_dispatcher(cfg: GatewayConfig, store: StorePort) -> AsyncIterator
     from gateway.alerts.dispatcher import OutboxDispatcher
 
     mqtt = mqtt_config(cfg.mqtt)
-    if cfg.shared.redis_url and mqtt.client_id == DEFAULT_CLIENT_ID:
+    if cfg.shared.clustered and mqtt.client_id == DEFAULT_CLIENT_ID:
         # several nodes: one broker session each (one client id would make the broker drop
         # each node's session whenever another connects)
         mqtt = dataclasses.replace(mqtt, client_id=f"{DEFAULT_CLIENT_ID}-{cfg.shared.node_name}")

@@ -40,7 +40,9 @@ def node_config(
     cfg = gateway_config(port, data_dir, store_url)
     cfg.smsc = [s for s in cfg.smsc if s.esme.system_id == "gw-p2p"]
     if redis_url:
-        cfg.shared = type(cfg.shared)(redis_url=redis_url, node=node, timeout=1.0, retry_after=0.3)
+        cfg.shared = type(cfg.shared)(
+            redis_url=redis_url, node=node, timeout=1.0, retry_after=0.3, pseudonym_key="test"
+        )
     return cfg
 
 

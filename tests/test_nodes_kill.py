@@ -69,6 +69,7 @@ interval = 0.5
 [shared]
 redis_url = "{redis_url}"
 node = "n{i}"
+pseudonym_key = "same-secret-on-every-node"
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
 """

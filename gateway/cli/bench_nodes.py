@@ -157,7 +157,10 @@ async def _node(spec: NodeSpec, stop: Any) -> dict[str, Any]:
                            spec.scenario, spec.broker, spec.cases)  # fmt: skip
     if spec.redis_url:
         cfg.shared = SharedSettings(
-            redis_url=spec.redis_url, node=spec.name, timeout=spec.redis_timeout
+            redis_url=spec.redis_url,
+            node=spec.name,
+            timeout=spec.redis_timeout,
+            pseudonym_key="bench",
         )
     seen = 0
     first = last = 0.0

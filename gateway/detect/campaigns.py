@@ -594,9 +594,10 @@ class SharedMessage:
     """What a message adds to the state the gateway nodes share (see `CampaignDetector.share`)."""
 
     anchors: tuple[int, ...]  # band keys of its cluster's first signature
-    sender: int  # 32-bit hashes (`_h32`), never the numbers
-    recipient: int
+    sender: str  # the numbers: the shared store keeps them only as keyed pseudonyms
+    recipient: str
     check: bool  # its cluster is not recognised yet: the counts are wanted back
+    cluster: str  # its cluster's id here (not shared: each node numbers its own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -681,7 +682,7 @@ class CampaignDetector:
         self._joined[sms.id] = (c, new_variant)
         anchors = tuple(_band_keys(c.reps[: 2 * _K]))
         check = not (c.recognised or c.exempt)
-        return SharedMessage(anchors, _h32(sms.source), _h32(sms.dest), check)
+        return SharedMessage(anchors, sms.source, sms.dest, check, c.id)
 
     def prepare(self, batch: Sequence[SmsEvent]) -> None:
         """Optional, before inspecting a batch one message at a time: sketch the batch's new
@@ -803,6 +804,15 @@ class CampaignDetector:
             c = self._get(cid)
             if ok and c is not None:
                 self._emit(c, "labelled")
+
+    def announce_late(self, cluster_id: str) -> None:
+        """The shared store's late answer: this node's message made the template a campaign
+        among the nodes, and its announcement is this node's (the next message carries it)."""
+        c = self._get(cluster_id)
+        if c is None or c.exempt:
+            return
+        c.recognised = True
+        self._emit(c, "recognised")
 
     def replay_label(self, text: str, kind: str, now: float) -> str | None:
         """A label another node gave (its `on_label`): applied here, announced there only."""

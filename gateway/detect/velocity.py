@@ -83,7 +83,8 @@ class _Win:
         self.alerted = False
 
     def weight(self, now: float, window: float) -> float:
-        return max(0.0, 1.0 - (now - self.start) / window)
+        # within [0, 1]: a clock stepped back (or another node's, behind) must not inflate it
+        return min(1.0, max(0.0, 1.0 - (now - self.start) / window))
 
     def count(self, now: float, window: float) -> float:
         return self.cur + self.prev * self.weight(now, window)
@@ -277,6 +278,13 @@ class VelocityDetector:
         (sender, when, distinct recipients). The pipeline turns them into FANOUT alerts."""
         out, self._fanout_crossings = self._fanout_crossings, []
         return out
+
+    def late_crossing(self, sender: str, when: float, counts: Counts) -> None:
+        """The shared store's answer came after the message was judged here, and it says this
+        node's message crossed the fan-out threshold first: the alert is this node's to raise
+        (the next message inspected carries it)."""
+        self._fanout_crossings.append((sender, when, int(counts.distinct)))
+        self._sent_shared[sender] = counts.sender_count
 
     def sent(self, sender: str, now: float) -> int:
         """Messages from `sender` in the sliding window ending at `now` (0 when untracked); with

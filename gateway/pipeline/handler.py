@@ -310,7 +310,7 @@ class GatewayHandler:
     ) -> None:
         if self.parts is not None and self.parts.foreign:  # parts other nodes hold and answer
             retry = status == self.policy.store_error_status
-            pdus = self.parts.answered(pdus, status, retry)
+            pdus = self.parts.answered(pdus, status, retry, self.redelivery_window)
         try:
             for pdu in pdus:
                 link.respond(_refusal(pdu, status) if status else pdu.response())

@@ -17,6 +17,7 @@ Nothing waits on it longer than `timeout`, nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -145,13 +146,42 @@ class SharedBatcher:
         if not self.up and asyncio.get_running_loop().time() < self._retry_at:
             return _Outcome(items, None, None, None)
         batch = self._batch([event for event, _ in items])
-        try:
-            reply = await asyncio.wait_for(self.store.exchange(batch), self.timeout)
-        except Exception as exc:  # down, slow, odd: judged here
-            return _Outcome(items, batch, None, exc)
-        return _Outcome(items, batch, reply, None)
+        call = asyncio.ensure_future(self.store.exchange(batch))
+        done, _ = await asyncio.wait({call}, timeout=self.timeout)
+        if not done:  # judged here; Redis may still count it, and its answer is heard then
+            call.add_done_callback(functools.partial(self._late, batch))
+            return _Outcome(items, batch, None, TimeoutError(f"no answer in {self.timeout:g} s"))
+        if call.exception() is not None:  # down or odd: judged here
+            return _Outcome(items, batch, None, call.exception())
+        return _Outcome(items, batch, call.result(), None)
+
+    def _late(self, batch: Batch, call: asyncio.Future[Reply]) -> None:
+        """A batch's answer after the batch was judged here: Redis counted it, and what it
+        gave this node alone (a fan-out crossing, a campaign to announce, labels from the
+        others) is taken now, or nobody would (the next message carries the alerts)."""
+        if call.cancelled() or call.exception() is not None:
+            return
+        reply = call.result()
+        velocity, campaigns = self.inspector.velocity, self.inspector.campaigns
+        if velocity is not None:
+            for keys, counts in zip(batch.velocity, reply.velocity, strict=True):
+                if keys is not None and counts is not None and counts.crossed:
+                    velocity.late_crossing(keys.sender, batch.now, counts)
+        if campaigns is not None:
+            for msg, members in zip(batch.campaigns, reply.campaigns, strict=True):
+                if msg is not None and members is not None and members.announce:
+                    campaigns.announce_late(msg.cluster)
+            self._replay(reply.labels_in)
 
     def _decide(self, outcome: _Outcome) -> None:
+        try:
+            self._take_outcome(outcome)
+        except Exception:  # a bug here must not leave the batch unanswered
+            log.exception("shared state of a batch not applied; judged on this node's windows")
+        finally:
+            self._run(outcome.items)
+
+    def _take_outcome(self, outcome: _Outcome) -> None:
         items, batch, reply = outcome.items, outcome.batch, outcome.reply
         if batch is None or reply is None:
             if batch is not None and outcome.error is not None:
@@ -163,7 +193,6 @@ class SharedBatcher:
             self.local += len(items)
         else:
             self._apply(items, batch, reply)
-        self._run(items)
 
     def _batch(self, events: list[SmsEvent]) -> Batch:
         insp = self.inspector
@@ -201,11 +230,20 @@ class SharedBatcher:
         campaigns = insp.campaigns
         if campaigns is not None and reply.claims_won:
             campaigns.claimed(batch.label_claims, reply.claims_won)
-        for entry in reply.labels_in:
+        self._replay(reply.labels_in)
+
+    def _replay(self, labels: list[tuple[str, str, float]]) -> None:
+        """Labels the other nodes gave; one that cannot be applied (a kind this version does
+        not know: a rolling upgrade) is logged and skipped."""
+        campaigns = self.inspector.campaigns
+        for entry in labels:
             if entry in self._mine:
                 self._mine.discard(entry)
             elif campaigns is not None:
-                campaigns.replay_label(*entry)
+                try:
+                    campaigns.replay_label(*entry)
+                except Exception as exc:
+                    log.warning("label from another node not applied: %s", exc)
 
     def _down(self, exc: BaseException) -> None:
         self._retry_at = asyncio.get_running_loop().time() + self.retry_after

@@ -5,11 +5,14 @@ message's parts land on different nodes, and none could judge the whole text.
 Each part (tap mode) is parked in the shared store under its message's key (the bind's SMSC
 account, source, destination, reference, total; hashed). The node whose part completes the set
 gets every part back, judges the whole message as one node would (one record, the same id on
-every node), answers its own parts, and publishes the answer status under the key; the nodes
-holding the other parts poll for it (every `poll` seconds while they hold any) and answer
-theirs with it. A part redelivered after the verdict gets the verdict at once. A store error
-status (the database could not record: the SMSC retries) is passed on but not kept, so the
-redelivered parts are reassembled afresh.
+every node), answers its own parts, and publishes the answer status under the key with each
+part's content digest; the nodes holding the other parts poll for it (every `poll` seconds
+while they hold any) and answer theirs with it. A part redelivered after the verdict (same
+content) gets the verdict at once; another text under the same key (a reused reference) is
+a new message. A store error status (the database could not record: the SMSC retries) is
+passed on but not kept, so the redelivered parts are reassembled afresh. A node that took
+the parts to judge and never decided (it died) lets its claim expire after
+`reassembly_timeout`: the next part parked takes it.
 
 The store unreachable when a part comes: the part is reassembled on this node as before. A
 verdict not come within the reassembly timeout: the parts held here are judged on their own,
@@ -26,12 +29,29 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gateway.pipeline.message_ids import message_key
 from smsc.concat import ConcatInfo
 from smsc.link import Link, LinkClosedError
 from smsc.pdu import DataSm, DeliverSm, Pdu, decode_pdu
-from smsc.sms import Sms, SmsAssembler
+from smsc.sms import Sms, SmsAssembler, split_part
 
 log = logging.getLogger("fraudgate.shared")
+
+MAX_FOREIGN = 10_000  # parts answered elsewhere, listed at once at most
+
+
+def _digest(pdu: Pdu, scope: str) -> str:
+    """A part's content (the fields and text that make a message's id, not the PDU's sequence
+    number): a redelivery has the same."""
+    return message_key([pdu], scope).hex()
+
+
+def _digests(pdus: Sequence[Pdu], scope: str) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for pdu in pdus:
+        if isinstance(pdu, DeliverSm | DataSm) and (concat := split_part(pdu).concat):
+            out[concat.seq] = _digest(pdu, scope)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +64,23 @@ class Parked:
     status: int = 0
 
 
-class PartsStore(Protocol):
-    async def park(self, key: str, seq: int, total: int, raw: bytes, ttl: float) -> Parked: ...
+@dataclass(frozen=True, slots=True)
+class PartToPark:
+    key: str  # its message's key (`SharedParts.message_key`)
+    seq: int
+    total: int
+    raw: bytes  # the PDU as received
+    digest: str  # its content, without the PDU's sequence number (a redelivery has the same)
+    ttl: float  # seconds the parked parts are kept
+    judge_ttl: float  # seconds a node that took them to judge has before another may
 
-    async def decide(self, key: str, status: int, keep: bool, ttl: float) -> None: ...
+
+class PartsStore(Protocol):
+    async def park(self, part: PartToPark) -> Parked: ...
+
+    async def decide(self, key: str, status: int, digests: dict[int, str], ttl: float) -> None:
+        """`digests` (seq -> content digest) are kept for redeliveries; none: a retry status,
+        told to the nodes waiting now only."""
 
     async def verdicts(self, keys: Sequence[str]) -> list[int | None]: ...
 
@@ -58,6 +91,7 @@ class PartsHandler(Protocol):
     scope: str
     assembler: SmsAssembler
     assembler_timeout: float
+    redelivery_window: float
 
     def take_local(self, link: Link, pdu: DeliverSm | DataSm, started: float) -> None: ...
 
@@ -87,7 +121,9 @@ class SharedParts:
         self.poll = poll
         self.key = key  # BLAKE2b key of message keys ([shared] pseudonym_key)
         self.waiting: dict[str, _Waiting] = {}
-        self.foreign: dict[int, str] = {}  # id() of a part another node answers -> its key
+        # parts another node answers, by id(): the part itself (kept, so its id is not reused
+        # while listed) and its message's key and scope
+        self.foreign: dict[int, tuple[Pdu, str, str]] = {}
         self.parked = 0
         self.completed = 0
         self.answered_remote = 0  # parts answered with another node's verdict
@@ -107,13 +143,17 @@ class SharedParts:
         self._spawn(self._park(_Held(handler, link, pdu, started), concat))
 
     async def _park(self, held: _Held, concat: ConcatInfo) -> None:
-        key = self.message_key(held.handler.scope, held.pdu, concat)
-        ttl = 2 * held.handler.assembler_timeout + 5
+        handler = held.handler
+        part = PartToPark(
+            key=self.message_key(handler.scope, held.pdu, concat), seq=concat.seq,
+            total=concat.total, raw=held.pdu.encode(), digest=_digest(held.pdu, handler.scope),
+            ttl=2 * handler.assembler_timeout + 5, judge_ttl=handler.assembler_timeout,
+        )  # fmt: skip
+        key = part.key
         try:
-            parked = await asyncio.wait_for(
-                self.store.park(key, concat.seq, concat.total, held.pdu.encode(), ttl),
-                self.timeout,
-            )
+            # longer than a batch's limit: a part is rare, and one given up on after Redis
+            # parked it would leave its message to be judged in fragments
+            parked = await asyncio.wait_for(self.store.park(part), max(self.timeout, 1.0))
         except Exception as exc:  # the part is reassembled here, as on one node
             log.debug("part not parked in the shared store (%s): reassembled locally", exc)
             self.local += 1
@@ -138,7 +178,7 @@ class SharedParts:
                 continue
             other = decode_pdu(raw)
             assert isinstance(other, DeliverSm | DataSm)  # parked from the same path
-            self.foreign[id(other)] = key
+            self._remember(other, key, held.handler.scope)
             pdus.append(other)
         asm = SmsAssembler(timeout=held.handler.assembler_timeout,
                            ia5_is_gsm=held.handler.assembler.ia5_is_gsm)  # fmt: skip
@@ -147,24 +187,33 @@ class SharedParts:
             if sms is not None:
                 held.handler.process(held.link, sms, held.started)
 
-    def answered(self, pdus: Sequence[Pdu], status: int, retry: bool) -> list[Pdu]:
+    def _remember(self, pdu: Pdu, key: str, scope: str) -> None:
+        self.foreign[id(pdu)] = (pdu, key, scope)
+        while len(self.foreign) > MAX_FOREIGN:  # messages judged and never answered: rare
+            del self.foreign[next(iter(self.foreign))]
+
+    def answered(
+        self, pdus: Sequence[Pdu], status: int, retry: bool, redelivery_window: float
+    ) -> list[Pdu]:
         """Called as a message is answered: its parts that other nodes hold are left out (the
         status goes to them through the store); the ones to answer here are returned."""
-        keys: set[str] = set()
+        keys: dict[str, str] = {}
         own: list[Pdu] = []
         for pdu in pdus:
-            key = self.foreign.pop(id(pdu), None)
-            if key is None:
+            entry = self.foreign.pop(id(pdu), None)
+            if entry is None or entry[0] is not pdu:
                 own.append(pdu)
             else:
-                keys.add(key)
-        for key in keys:
-            self._spawn(self._decide(key, int(status), retry))
+                keys[entry[1]] = entry[2]
+        for key, scope in keys.items():
+            digests = {} if retry else _digests(pdus, scope)
+            ttl = 5.0 if retry else redelivery_window
+            self._spawn(self._decide(key, int(status), digests, ttl))
         return own
 
-    async def _decide(self, key: str, status: int, retry: bool) -> None:
+    async def _decide(self, key: str, status: int, digests: dict[int, str], ttl: float) -> None:
         try:
-            await self.store.decide(key, status, keep=not retry, ttl=3600.0)
+            await self.store.decide(key, status, digests, ttl)
         except Exception as exc:  # the other parts are judged alone at their timeout
             log.warning("verdict of a message's parts not shared (%s)", exc)
 

@@ -28,9 +28,10 @@ from typing import Any, Self
 from gateway.detect.campaigns import SharedCounts
 from gateway.detect.velocity import Counts
 from gateway.pipeline.shared import Batch, Reply
-from gateway.pipeline.shared_parts import Parked
+from gateway.pipeline.shared_parts import Parked, PartToPark
 
 LABEL_STREAM = "labels"
+LABEL_TTL = 7 * 86400.0  # seconds a label is kept in the stream (the campaign label's life)
 
 
 class SharedStateError(Exception):
@@ -48,7 +49,6 @@ class SharedConfig:
     campaign_window: float = 900.0
     campaign_min_senders: int = 5
     campaign_min_recipients: int = 20
-    label_stream_max: int = 10_000
 
 
 class RedisSharedState:
@@ -108,9 +108,11 @@ class RedisSharedState:
         args = self._args(batch)
         pipe = self._client.pipeline(transaction=False)
         pipe.evalsha(self._sha, 0, *args)
+        # labels older than a label lives (7 days) leave the stream as new ones come
+        oldest = f"{max(0, int((batch.now - LABEL_TTL) * 1000))}-0"
         for text, kind, when in batch.labels_out:
             fields = {"text": text.encode(), "kind": kind, "at": repr(when)}
-            pipe.xadd(self._stream, fields, maxlen=self.config.label_stream_max, approximate=True)
+            pipe.xadd(self._stream, fields, minid=oldest, approximate=True)
         pipe.xrange(self._stream, min=f"({self._last_label}", count=1000)
         try:
             try:
@@ -146,7 +148,8 @@ class RedisSharedState:
                 self.pseudonym(dest),
             ]
         for m in camp:
-            args += [m.sender, m.recipient, "1" if m.check else "0", len(m.anchors), *m.anchors]
+            sender, recipient = self.pseudonym(m.sender), self.pseudonym(m.recipient)
+            args += [sender, recipient, "1" if m.check else "0", len(m.anchors), *m.anchors]
         args.append(len(batch.label_claims))
         for _, kind, anchors in batch.label_claims:
             args += [kind, len(anchors), *anchors]
@@ -181,26 +184,35 @@ class RedisSharedState:
         return Reply(velocity, campaigns, labels_in, won)
 
 
-# A part of a concatenated message: the verdict if its message was judged, else parked; the
-# call that parks the last part gets every part back (KEYS: parts hash, verdict key).
+# A part of a concatenated message (KEYS: its message's parts hash, verdict hash, judge claim;
+# ARGV: seq, total, PDU, ttl, the part's content digest, judge ttl). The verdict when this very
+# part was judged (a redelivery); a verdict on another text under the same key (a reference
+# reused) is dropped. The part is parked (a redelivered one replaces itself); the call that
+# finds every part there and takes the judge claim gets them all. A judge that never decides
+# (it died, or its call timed out) lets the claim expire: the next part parked takes it.
 _PARK = """
-local v = redis.call('GET', KEYS[2])
-if v then return {'verdict', v} end
-local added = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3])
-if added == 1 and redis.call('HLEN', KEYS[1]) == 1 then
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
+local status = redis.call('HGET', KEYS[2], 'status')
+if status then
+  local judged = redis.call('HGET', KEYS[2], ARGV[1])
+  if judged == ARGV[5] then return {'verdict', status} end
+  if judged then redis.call('DEL', KEYS[2]) end
 end
-if added == 1 and redis.call('HLEN', KEYS[1]) == tonumber(ARGV[2]) then
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if redis.call('HLEN', KEYS[1]) == tonumber(ARGV[2])
+    and redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[6]) then
   return {'complete', redis.call('HVALS', KEYS[1])}
 end
 return {'held'}
 """
 
-# The verdict: kept for the parts still to come (unless the SMSC is asked to retry them all)
+# The verdict (ARGV: status, ttl, then seq / digest pairs: the parts judged, for redeliveries;
+# none for a retry status, which only the nodes waiting now should hear)
 _DECIDE = """
-redis.call('DEL', KEYS[1])
-if ARGV[2] == '1' then redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3]) end
-if ARGV[2] == '0' then redis.call('SET', KEYS[2], ARGV[1], 'EX', 5) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[2], 'status', ARGV[1])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
 return 1
 """
 
@@ -210,17 +222,16 @@ class RedisParts:
 
     def __init__(self, state: RedisSharedState) -> None:
         self.state = state
-        self._park = None
-        self._decide = None
 
     def _keys(self, key: str) -> list[str]:
         p = self.state.config.prefix
-        return [f"{p}p:{key}", f"{p}pv:{key}"]
+        return [f"{p}p:{key}", f"{p}pv:{key}", f"{p}pj:{key}"]
 
-    async def park(self, key: str, seq: int, total: int, raw: bytes, ttl: float) -> Parked:
-        client = self.state.client
+    async def park(self, part: PartToPark) -> Parked:
+        args = (part.seq, part.total, part.raw, int(part.ttl) + 1, part.digest,
+                int(part.judge_ttl) + 1)  # fmt: skip
         try:
-            out = await client.eval(_PARK, 2, *self._keys(key), seq, total, raw, int(ttl))
+            out = await self.state.client.eval(_PARK, 3, *self._keys(part.key), *args)
         except Exception as exc:
             raise SharedStateError(_describe(exc)) from exc
         kind = out[0].decode()
@@ -230,17 +241,19 @@ class RedisParts:
             return Parked("complete", raws=tuple(out[1]))
         return Parked("held")
 
-    async def decide(self, key: str, status: int, keep: bool, ttl: float) -> None:
+    async def decide(self, key: str, status: int, digests: dict[int, str], ttl: float) -> None:
+        pairs = [x for seq, digest in sorted(digests.items()) for x in (seq, digest)]
         try:
-            await self.state.client.eval(
-                _DECIDE, 2, *self._keys(key), status, "1" if keep else "0", int(ttl)
-            )
+            await self.state.client.eval(_DECIDE, 3, *self._keys(key), status, int(ttl) + 1, *pairs)
         except Exception as exc:
             raise SharedStateError(_describe(exc)) from exc
 
     async def verdicts(self, keys: Sequence[str]) -> list[int | None]:
+        pipe = self.state.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hget(self._keys(key)[1], "status")
         try:
-            found = await self.state.client.mget([self._keys(k)[1] for k in keys])
+            found = await pipe.execute()
         except Exception as exc:
             raise SharedStateError(_describe(exc)) from exc
         return [None if v is None else int(v) for v in found]

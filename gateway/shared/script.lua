@@ -33,9 +33,10 @@ local function touch(k)
   return win
 end
 
-local function weight(win)
+local function weight(win)  -- within [0, 1], as the detector's (a node's clock behind)
   local x = 1.0 - (now - win.s) / w
   if x < 0 then return 0 end
+  if x > 1 then return 1 end
   return x
 end
 

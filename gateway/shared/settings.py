@@ -19,9 +19,25 @@ class SharedSettings:
     retry_after: float = 5.0  # seconds between attempts while Redis is unreachable
     batch_max: int = 256  # messages per round trip at most
 
+    def __post_init__(self) -> None:
+        if self.redis_url and not self.pseudonym_key:
+            raise ConfigError(
+                "shared.pseudonym_key: required with redis_url: the secret (the same on every "
+                "node) that keys the hashes standing for subscribers' numbers in Redis; "
+                "unkeyed, the numbering plan is small enough to reverse them"
+            )
+        if len(self.pseudonym_key.encode()) > 64:
+            raise ConfigError("shared.pseudonym_key: at most 64 bytes (BLAKE2b key)")
+
     @property
     def node_name(self) -> str:
         return self.node or socket.gethostname()
+
+    @property
+    def clustered(self) -> bool:
+        """One of several nodes ([shared] redis_url or node set): per-node MQTT client id,
+        campaign snapshot and health topic."""
+        return bool(self.redis_url or self.node)
 
 
 def parse_shared(t: Table) -> SharedSettings:
@@ -37,7 +53,5 @@ def parse_shared(t: Table) -> SharedSettings:
         retry_after=t.number("retry_after", 5.0, minimum=0.1, maximum=600.0),
         batch_max=t.integer("batch_max", 256, minimum=1, maximum=10_000),
     )
-    if len(s.pseudonym_key.encode()) > 64:
-        raise ConfigError(f"{t.key('pseudonym_key')}: at most 64 bytes (BLAKE2b key)")
     t.done()
     return s
