@@ -25,6 +25,8 @@ from importlib import resources
 from types import TracebackType
 from typing import Any, Self
 
+import msgpack
+
 from gateway.detect.campaigns import SharedCounts
 from gateway.detect.velocity import Counts
 from gateway.pipeline.shared import Batch, Reply
@@ -107,7 +109,7 @@ class RedisSharedState:
 
         args = self._args(batch)
         pipe = self._client.pipeline(transaction=False)
-        pipe.evalsha(self._sha, 0, *args)
+        pipe.evalsha(self._sha, 0, args)
         # labels older than a label lives (7 days) leave the stream as new ones come
         oldest = f"{max(0, int((batch.now - LABEL_TTL) * 1000))}-0"
         for text, kind, when in batch.labels_out:
@@ -130,46 +132,46 @@ class RedisSharedState:
         except (TypeError, ValueError, IndexError) as exc:
             raise SharedStateError(f"unexpected reply from Redis: {exc}") from exc
 
-    def _args(self, batch: Batch) -> list[str | int | float]:
+    def _args(self, batch: Batch) -> bytes:
+        """The batch as the script's one MessagePack argument (gateway/shared/script.lua)."""
         c = self.config
-        vel = [k for k in batch.velocity if k is not None]
-        camp = [m for m in batch.campaigns if m is not None]
-        args: list[str | int | float] = [
-            repr(batch.now), repr(c.window), c.fanout, c.prefix, repr(c.campaign_window),
-            c.campaign_min_senders, c.campaign_min_recipients, len(vel), len(camp),
+        pseudonym = self.pseudonym
+        velocity = [
+            [pseudonym(k.sender) if k.sender else "", pseudonym(k.dest) if k.dest else "",
+             pseudonym(k.smsc) if k.smsc else "", pseudonym(dest)]
+            for k, dest in zip(batch.velocity, batch.recipients, strict=True)
+            if k is not None
         ]  # fmt: skip
-        for keys, dest in zip(batch.velocity, batch.recipients, strict=True):
-            if keys is None:
-                continue
-            args += [
-                self.pseudonym(keys.sender) if keys.sender else "",
-                self.pseudonym(keys.dest) if keys.dest else "",
-                self.pseudonym(keys.smsc) if keys.smsc else "",
-                self.pseudonym(dest),
-            ]
-        for m in camp:
-            sender, recipient = self.pseudonym(m.sender), self.pseudonym(m.recipient)
-            args += [sender, recipient, "1" if m.check else "0", len(m.anchors), *m.anchors]
-        args.append(len(batch.label_claims))
-        for _, kind, anchors in batch.label_claims:
-            args += [kind, len(anchors), *anchors]
-        return args
+        campaigns = [
+            [pseudonym(m.sender), pseudonym(m.recipient), 1 if m.check else 0,
+             [str(a) for a in m.anchors]]
+            for m in batch.campaigns
+            if m is not None
+        ]  # fmt: skip
+        claims = [[kind, [str(a) for a in anchors]] for _, kind, anchors in batch.label_claims]
+        doc = [
+            batch.now, c.window, c.fanout, c.prefix, c.campaign_window, c.campaign_min_senders,
+            c.campaign_min_recipients, velocity, campaigns, claims,
+        ]  # fmt: skip
+        packed: bytes = msgpack.packb(doc)
+        return packed
 
-    def _reply(self, batch: Batch, counted: Sequence[Any], labels: Sequence[Any]) -> Reply:
+    def _reply(self, batch: Batch, packed: bytes, labels: Sequence[Any]) -> Reply:
+        counted = [_seq(x) for x in _seq(msgpack.unpackb(packed, strict_map_key=False))]
         vel_rows, camp_rows = iter(counted[0]), iter(counted[1])
         velocity: list[Counts | None] = []
         for keys in batch.velocity:
             if keys is None:
                 velocity.append(None)
                 continue
-            s, d, crossed, dc, mc = next(vel_rows)
+            s, d, crossed, dc, mc = _seq(next(vel_rows))
             velocity.append(Counts(float(s), float(d), float(dc), float(mc), bool(crossed)))
         campaigns: list[SharedCounts | None] = []
         for m in batch.campaigns:
             if m is None:
                 campaigns.append(None)
                 continue
-            senders, recipients, announce = next(camp_rows)
+            senders, recipients, announce = _seq(next(camp_rows))
             campaigns.append(SharedCounts(int(senders), int(recipients), bool(announce)))
         labels_in: list[tuple[str, str, float]] = []
         for entry_id, fields in labels:
@@ -182,6 +184,15 @@ class RedisSharedState:
         if len(won) != len(batch.label_claims):
             raise ValueError(f"{len(won)} claim outcomes for {len(batch.label_claims)} claims")
         return Reply(velocity, campaigns, labels_in, won)
+
+
+def _seq(value: Any) -> list[Any]:
+    """A MessagePack array from Lua (an empty Lua table may come as an empty map)."""
+    if isinstance(value, dict):
+        return [value[k] for k in sorted(value)]
+    if not isinstance(value, list):
+        raise ValueError(f"expected an array, got {type(value).__name__}")
+    return value
 
 
 # A part of a concatenated message (KEYS: its message's parts hash, verdict hash, judge claim;

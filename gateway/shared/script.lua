@@ -1,21 +1,23 @@
 -- fraudgate: one batch of messages against the windows every gateway node shares
 -- (gateway/shared/redis_state.py). Run atomically by Redis, so N nodes count as one would.
 --
--- ARGV: now, window, fan-out threshold, key prefix, campaign window, campaign min senders,
---       campaign min recipients, n velocity entries, n campaign entries, then
---       n x (sender key, destination key, bind key, recipient hash)   ("" = not counted)
---       n x (sender hash, recipient hash, check 0/1, n anchors, anchors...)
---       n label claims, n x (label, n anchors, anchors...)
--- Returns: { velocity: n x {sender count, distinct, crossed, dest count, bind count},
---            campaigns: n x {senders, recipients, announce}, claims: n x won 0/1 }
+-- ARGV[1]: the batch, MessagePack (one argument: packing and parsing stay in C):
+--   {now, window, fan-out threshold, key prefix, campaign window, campaign min senders,
+--    campaign min recipients,
+--    velocity: {{sender key, destination key, bind key, recipient key}...}  ("" = not counted),
+--    campaigns: {{sender key, recipient key, check 0/1, {anchor...}}...},
+--    label claims: {{label, {anchor...}}...}}
+-- Returns, MessagePack: {velocity: {{sender count, distinct, crossed 0/1, dest count, bind
+--   count}...}, campaigns: {{senders, recipients, announce 0/1}...}, claims: {won 0/1...}}.
+-- Anchors (64-bit band keys) travel as decimal strings: a Lua number would round them.
 --
 -- A velocity key is the hash of gateway.detect.velocity._Win: two fixed windows of `window`
 -- seconds starting at the key's first message, the previous weighted by its overlap, the
 -- current window's distinct recipients in a set capped one past the threshold. A key idle
 -- two windows starts afresh; it expires then (set when its window starts, not at every use).
-local now, w, cap, pfx = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local cw, min_s, min_r = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local nv, nc = tonumber(ARGV[8]), tonumber(ARGV[9])
+local batch = cmsgpack.unpack(ARGV[1])
+local now, w, cap, pfx = batch[1], batch[2], batch[3], batch[4]
+local cw, min_s, min_r = batch[5], batch[6], batch[7]
 local ltl = 7 * 86400  -- a label's announcement is remembered as long as labels live
 
 local function touch(k)
@@ -49,19 +51,18 @@ local function save(k, win)
   if win.moved then redis.call('EXPIRE', k, ttl(win)) end
 end
 
+
 local function count(k)
   local win = touch(k)
   win.c = win.c + 1
   save(k, win)
-  return tostring(win.c + win.p * weight(win))
+  return win.c + win.p * weight(win)
 end
 
 local out_v, out_c = {}, {}
-local i = 10
-for n = 1, nv do
-  local sk, dk, mk, rh = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  i = i + 4
-  local row = {'0', '0', 0, '0', '0'}
+for n, m in ipairs(batch[8]) do
+  local sk, dk, mk, rh = m[1], m[2], m[3], m[4]
+  local row = {0, 0, 0, 0, 0}
   if sk ~= '' then
     local k = pfx .. 'v:s:' .. sk
     local win = touch(k)
@@ -80,8 +81,8 @@ for n = 1, nv do
       row[3] = 1
     end
     save(k, win)
-    row[1] = tostring(win.c + win.p * wt)
-    row[2] = tostring(distinct)
+    row[1] = win.c + win.p * wt
+    row[2] = distinct
   end
   if dk ~= '' then row[4] = count(pfx .. 'v:d:' .. dk) end
   if mk ~= '' then row[5] = count(pfx .. 'v:m:' .. mk) end
@@ -106,11 +107,9 @@ local function union(keys, limit)  -- distinct members of the sets, counted up t
   return math.min(#redis.call('SUNION', unpack(keys)), limit)
 end
 
-for n = 1, nc do
-  local sh, rh, check, na = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  local anchors = {}
-  for j = 1, na do anchors[j] = ARGV[i + 3 + j] end
-  i = i + 4 + na
+for n, m in ipairs(batch[9]) do
+  local sh, rh, check, anchors = m[1], m[2], m[3], m[4]
+  local na = #anchors
   local sk, rk = {}, {}
   for j = 1, na do
     local a = anchors[j]
@@ -122,7 +121,7 @@ for n = 1, nc do
     rk[#rk + 1] = pfx .. 'c:r:' .. (b - 1) .. ':' .. a
   end
   local row = {0, 0, 0}
-  if check == '1' and na > 0 then
+  if check == 1 and na > 0 then
     local s, r = union(sk, min_s), union(rk, min_r)
     row[1], row[2] = s, r
     if s >= min_s and r >= min_r then
@@ -142,22 +141,17 @@ end
 -- Labelled campaigns: each node may label its copy of a template (a block it learnt from); the
 -- `labelled` announcement is claimed under the anchors, so one node makes it.
 local out_l = {}
-local nl = tonumber(ARGV[i])
-i = i + 1
-for n = 1, nl do
-  local kind, na = ARGV[i], tonumber(ARGV[i + 1])
+for n, claim in ipairs(batch[10]) do
+  local kind, anchors = claim[1], claim[2]
   local claimed = false
-  for j = 1, na do
-    if redis.call('EXISTS', pfx .. 'c:l:' .. kind .. ':' .. ARGV[i + 1 + j]) == 1 then
-      claimed = true
-    end
+  for j = 1, #anchors do
+    if redis.call('EXISTS', pfx .. 'c:l:' .. kind .. ':' .. anchors[j]) == 1 then claimed = true end
   end
   if not claimed then
-    for j = 1, na do
-      redis.call('SET', pfx .. 'c:l:' .. kind .. ':' .. ARGV[i + 1 + j], '1', 'EX', ltl)
+    for j = 1, #anchors do
+      redis.call('SET', pfx .. 'c:l:' .. kind .. ':' .. anchors[j], '1', 'EX', ltl)
     end
   end
   out_l[n] = claimed and 0 or 1
-  i = i + 2 + na
 end
-return {out_v, out_c, out_l}
+return cmsgpack.pack({out_v, out_c, out_l})
