@@ -10,6 +10,7 @@ PostgreSQL (one database for all nodes), redis-server, the gateways in this proc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from harness import eventually, gateway_config, send, smsc_config, start_gateway
 
 from gateway.config import GatewayConfig
 from gateway.domain import Decision, Inspected
+from smsc.constants import Tag
+from smsc.pdu import SubmitSm, Tlv
 from smsc.simulator import SimulatedSmsc
 
 FARM = "77011230001"  # one SIM reaching many subscribers (fan-out)
@@ -166,6 +169,8 @@ async def test_the_parts_of_a_long_message_meet_across_nodes(tmp_path: Path, red
             parts = 0
             for i, text in enumerate(texts):
                 pdus = submit(f"7705{i:07d}", f"7706{i:07d}", text)
+                if i % 4 == 0:  # concatenated by sar_* TLVs instead of a UDH
+                    pdus = as_sar(pdus, ref=200 + i)
                 assert len(pdus) >= 3
                 parts += len(pdus)
                 assert await send(smsc.port, "subs", pdus) == [0] * len(pdus)
@@ -186,3 +191,14 @@ async def test_the_parts_of_a_long_message_meet_across_nodes(tmp_path: Path, red
     assert smsc.stats.failed == refused_parts  # every part of a blocked message refused
     assert smsc.stats.delivered == parts - refused_parts
     assert took < 10.0, took  # no part waited for the 20 s reassembly timeout
+
+
+def as_sar(pdus: list[SubmitSm], ref: int) -> list[SubmitSm]:
+    """The same parts concatenated by sar_* TLVs (SMPP 3.4 §5.3.2.22-24), the UDH removed."""
+    out = []
+    for seq, pdu in enumerate(pdus, 1):
+        body = pdu.short_message[pdu.short_message[0] + 1 :]
+        tlvs = [Tlv.of(Tag.SAR_MSG_REF_NUM, ref), Tlv.of(Tag.SAR_TOTAL_SEGMENTS, len(pdus)),
+                Tlv.of(Tag.SAR_SEGMENT_SEQNUM, seq)]  # fmt: skip
+        out.append(dataclasses.replace(pdu, short_message=body, esm_class=0, tlvs=tlvs))
+    return out

@@ -36,7 +36,7 @@ from gateway.pipeline.policy import Answer, AnswerPolicy, answer_for
 from gateway.pipeline.recorder import Recorder
 from gateway.pipeline.shared import SharedBatcher
 from gateway.pipeline.shared_parts import SharedParts
-from smsc.constants import EsmClass, Status
+from smsc.constants import EsmClass, Status, Tag
 from smsc.link import Link, LinkClosedError
 from smsc.pdu import DataSm, DeliverSm, DeliverSmResp, Pdu
 from smsc.receipt import DeliveryReceipt, is_receipt_type, receipt_in
@@ -176,7 +176,9 @@ class GatewayHandler:
     def _take(self, link: Link, pdu: DeliverSm | DataSm, started: float) -> None:
         """A part that is not a receipt: reassembled; the whole message is processed. With
         several nodes, the parts of a concatenated message meet in the shared store."""
-        if self.parts is not None and pdu.esm_class & EsmClass.UDHI:
+        if self.parts is not None and (
+            pdu.esm_class & EsmClass.UDHI or pdu.tlv_int(Tag.SAR_MSG_REF_NUM) is not None
+        ):  # a part by its UDH or by its sar_* TLVs (SMPP 3.4 §5.3.2.22-24)
             concat = split_part(pdu).concat
             if concat is not None and concat.total > 1:
                 self.parts.submit(self, link, pdu, concat, started)
