@@ -294,25 +294,24 @@ class Gateway:
 
     def _shared_health(self, ok: bool, why: str) -> None:
         """Redis reachable or not: retained on MQTT (docs/operations.md "Several nodes")."""
-        if self.dispatcher is None:
-            return
-        state: dict[str, object] = {"state": "ok" if ok else "failing", "since": time.time()}
-        if why:
-            state["detail"] = why[:300]
-        node = self.cfg.shared.node_name
-        self.dispatcher.set_state(f"{self.cfg.mqtt.topic_prefix}/health/shared/{node}", state)
+        if self.dispatcher is not None:
+            self._publish_health(self.dispatcher, f"shared/{self.cfg.shared.node_name}", ok, why)
 
     def _database_health(self, dispatcher: DispatcherPort, ok: bool, why: str) -> None:
         """The readiness signal of the SMS path: retained on MQTT, so operators' monitoring
         sees a database that stopped answering (the SMSC gets 0x14 meanwhile)."""
         self.database_ok = ok
+        part = "database"
+        if self.cfg.shared.clustered:  # each node's own view of the database
+            part += f"/{self.cfg.shared.node_name}"
+        self._publish_health(dispatcher, part, ok, why)
+
+    def _publish_health(self, dispatcher: DispatcherPort, part: str, ok: bool, why: str) -> None:
+        """The retained `{prefix}/health/{part}` state: ok or failing, since when, and why."""
         state: dict[str, object] = {"state": "ok" if ok else "failing", "since": time.time()}
         if why:
             state["detail"] = why[:300]
-        topic = f"{self.cfg.mqtt.topic_prefix}/health/database"
-        if self.cfg.shared.clustered:  # each node's own view of the database
-            topic += f"/{self.cfg.shared.node_name}"
-        dispatcher.set_state(topic, state)
+        dispatcher.set_state(f"{self.cfg.mqtt.topic_prefix}/health/{part}", state)
 
     def reload(self) -> None:
         """SIGHUP: rule files, the model file, and the probes' test plans."""

@@ -429,6 +429,48 @@ def tls_material(tmp_path: Path) -> TlsMaterial:
     return make_tls_material(tmp_path / "tls")
 
 
+class _ServerProcess:
+    """A server process on a free loopback port: start() (output to `log`), stop() (SIGTERM),
+    kill() (SIGKILL), start() again on the same port for outage tests."""
+
+    host = "127.0.0.1"
+    name = "server"
+    dir: Path
+    port: int
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(), cwd=self.dir, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        try:
+            wait_for_port(self.host, self.port, 10.0, self.proc)
+        except RuntimeError as e:
+            _stop_process(self.proc, signal.SIGKILL)
+            pytest.fail(f"{self.name} did not start: {e}\n{_tail(self.log)}", pytrace=False)
+
+    def stop(self) -> None:
+        """Orderly shutdown (SIGTERM): a broker saves its persistent sessions for start()."""
+        _stop_process(self.proc, signal.SIGTERM)
+        self.proc = None
+
+    def kill(self) -> None:
+        _stop_process(self.proc, signal.SIGKILL)
+        self.proc = None
+
+
 # -- Mosquitto -------------------------------------------------------------------------------------
 
 
@@ -436,7 +478,7 @@ def mosquitto_binary() -> str:
     return require_binary("mosquitto", "mosquitto", ["/usr/sbin/mosquitto"])
 
 
-class MosquittoBroker:
+class MosquittoBroker(_ServerProcess):
     """A mosquitto process with a generated config on a free loopback port. stop() (SIGTERM,
     session state saved), kill() (SIGKILL) and start() again on the same port for outage tests.
 
@@ -444,7 +486,7 @@ class MosquittoBroker:
     mosquitto_passwd; with `tls`, the listener speaks TLS only (client certificates required
     when `require_client_cert`)."""
 
-    host = "127.0.0.1"
+    name = "mosquitto"
 
     def __init__(
         self,
@@ -519,39 +561,8 @@ class MosquittoBroker:
             self.proc.send_signal(signal.SIGHUP)
             time.sleep(0.2)
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self) -> None:
-        if self.running:
-            return
-        log = self.log.open("ab")
-        try:
-            self.proc = subprocess.Popen(
-                [self.binary, "-c", str(self.conf)],
-                cwd=self.dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
-        try:
-            wait_for_port(self.host, self.port, 10.0, self.proc)
-        except RuntimeError as e:
-            _stop_process(self.proc, signal.SIGKILL)
-            pytest.fail(f"mosquitto did not start: {e}\n{_tail(self.log)}", pytrace=False)
-
-    def stop(self) -> None:
-        """Orderly shutdown (SIGTERM): persistent sessions are saved for the next start()."""
-        _stop_process(self.proc, signal.SIGTERM)
-        self.proc = None
-
-    def kill(self) -> None:
-        _stop_process(self.proc, signal.SIGKILL)
-        self.proc = None
+    def command(self) -> list[str]:
+        return [self.binary, "-c", str(self.conf)]
 
     def restart(self) -> None:
         self.stop()
@@ -589,11 +600,11 @@ def mosquitto(mosquitto_factory: Callable[..., MosquittoBroker]) -> MosquittoBro
 # -- Redis -----------------------------------------------------------------------------------------
 
 
-class RedisServer:
+class RedisServer(_ServerProcess):
     """A redis-server process (Debian's) on a free loopback port, no persistence. stop() (SIGTERM),
     kill() (SIGKILL) and start() again on the same port for outage tests; `url` for the gateway."""
 
-    host = "127.0.0.1"
+    name = "redis-server"
 
     def __init__(self, directory: Path) -> None:
         self.binary = require_binary("redis-server", "redis-server", ["/usr/bin/redis-server"])
@@ -601,41 +612,15 @@ class RedisServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.log = self.dir / "redis.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc = None
 
     @property
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}/0"
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self) -> None:
-        if self.running:
-            return
-        args = [
-            self.binary, "--port", str(self.port), "--bind", self.host, "--save", "",
-            "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(self.log),
-            "--daemonize", "no",
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(
-            args, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        try:
-            wait_for_port(self.host, self.port, 10.0, self.proc)
-        except RuntimeError as e:
-            _stop_process(self.proc, signal.SIGKILL)
-            pytest.fail(f"redis-server did not start: {e}\n{_tail(self.log)}", pytrace=False)
-
-    def stop(self) -> None:
-        _stop_process(self.proc, signal.SIGTERM)
-        self.proc = None
-
-    def kill(self) -> None:
-        _stop_process(self.proc, signal.SIGKILL)
-        self.proc = None
+    def command(self) -> list[str]:
+        return [self.binary, "--port", str(self.port), "--bind", self.host, "--save", "",
+                "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no"]  # fmt: skip
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, TypeVar
 
@@ -49,14 +49,6 @@ log = logging.getLogger(__name__)
 
 class OutboxStore(Protocol):
     """What the dispatcher needs of the store (gateway.store.Store provides it)."""
-
-    async def pending_alerts(self, limit: int) -> list[Alert]: ...
-
-    async def mark_alerts_sent(self, ids: Iterable[str], now: float) -> None: ...
-
-    async def mark_alert_failed(
-        self, id: str, error: str, *, permanent: bool = False, now: float | None = None
-    ) -> None: ...
 
     def claim_alerts(
         self, limit: int, *, timeout: float | None = None

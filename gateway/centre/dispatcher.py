@@ -52,16 +52,14 @@ class CentreDispatcher(BackgroundLoop):
         config: CentreConfig,
         *,
         reports: ReportStore | None = None,
-        batch_size: int = 50,
         poll_interval: float = 5.0,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if batch_size < 1 or poll_interval <= 0:
-            raise ValueError("batch_size and poll_interval must be positive")
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be positive")
         self.reports: ReportStore = reports or CentreReports(store)
         self.config = config
-        self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.backoff = backoff or Backoff()
         self.clock = clock

@@ -104,8 +104,6 @@ class PendingReport:
 class ReportStore(Protocol):
     """What the dispatcher needs of the store (CentreReports provides it)."""
 
-    async def pending(self, limit: int) -> list[PendingReport]: ...
-
     def claim(self, limit: int) -> contextlib.AbstractAsyncContextManager[list[PendingReport]]: ...
 
     async def mark_attempt(self, id: str, now: float) -> None: ...
@@ -133,13 +131,6 @@ class CentreReports:
         # reports claimed now (PostgreSQL): their marks run in the claim's transaction, which
         # holds their row locks (another connection's UPDATE would wait for it: a deadlock)
         self._claims: dict[str, ClaimTransaction] = {}
-
-    async def pending(self, limit: int) -> list[PendingReport]:
-        """Up to `limit` reports neither acknowledged nor refused, oldest first."""
-        with self.store.guard("centre pending"):
-            async with self.store.engine.connect() as conn:
-                rows = await conn.execute(_pending_query(limit))
-                return [PendingReport(*r) for r in rows]
 
     @contextlib.asynccontextmanager
     async def claim(self, limit: int = 1) -> AsyncIterator[list[PendingReport]]:

@@ -39,6 +39,7 @@ from typing import Any
 from gateway.cli import bench_pipeline as bp
 from gateway.config import PROJECT_DIR
 from gateway.shared.settings import SharedSettings
+from smsc.bench import machine_info
 
 
 class RedisError(Exception):
@@ -131,16 +132,6 @@ def _cpu_of(pid: int | None) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 # ---------------------------------------------------------------------------- one node
@@ -290,9 +281,8 @@ def _summary(result: dict[str, Any], args: argparse.Namespace, redis: Redis) -> 
         result["store"] = args.store_url.split(":")[0] + ", shared by all nodes"
     else:
         result["store"] = "sqlite, each node records to its own file (the SMS path is measured)"
-    result["machine"] = (
-        f"{os.cpu_count()} CPUs ({cpu_model()}), CPython {platform.python_version()}"
-    )
+    cpu = machine_info()["cpu_model"] or "unknown CPU"
+    result["machine"] = f"{os.cpu_count()} CPUs ({cpu}), CPython {platform.python_version()}"
 
 
 def _print(result: dict[str, Any]) -> None:

@@ -174,7 +174,6 @@ class VelocityDetector:
         # gateway.shared before `inspect` (empty without shared state: local windows judge)
         self.shared: dict[str, Counts] = {}
         self._sent_shared: dict[str, float] = {}
-        self._bind_name = ""
 
     def keys(self, sms: SmsEvent) -> SharedKeys:
         """The sender, destination and bind this message counts against ("" for a dimension
@@ -190,17 +189,15 @@ class VelocityDetector:
 
     def inspect(self, sms: SmsEvent, now: float) -> Sequence[Reason]:
         keys = self.keys(sms)
-        self._bind_name = sms.smsc
         local = self._count_locally(sms, keys, now)
         shared = self.shared.pop(sms.id, None) if self.shared else None
         if shared is not None:  # every node's messages counted: the figures to judge by
             if shared.crossed:  # first crossing of the window among all nodes: one alert
-                self._fanout_crossings.append((keys.sender, now, int(shared.distinct)))
-                self._sent_shared[keys.sender] = shared.sender_count
-            return self._reasons(shared)
+                self.shared_crossing(keys.sender, now, shared)
+            return self._reasons(shared, sms.smsc)
         if local.crossed:
             self._fanout_crossings.append((keys.sender, now, int(local.distinct)))
-        return self._reasons(local)
+        return self._reasons(local, sms.smsc)
 
     def _count_locally(self, sms: SmsEvent, keys: SharedKeys, now: float) -> Counts:
         """This node's windows, updated whether or not shared counts come (they are what the
@@ -226,7 +223,7 @@ class VelocityDetector:
             out.smsc_count = swin.count(now, w)
         return out
 
-    def _reasons(self, counts: Counts) -> list[Reason]:
+    def _reasons(self, counts: Counts, bind: str) -> list[Reason]:
         lim = self.limits
         w = lim.window
         reasons: list[Reason] = []
@@ -256,7 +253,7 @@ class VelocityDetector:
                     "velocity",
                     "velocity.smsc.rate",
                     0.3,
-                    f"bind {self._bind_name} over {lim.smsc_messages} messages in {w:g}s",
+                    f"bind {bind} over {lim.smsc_messages} messages in {w:g}s",
                 )
             )
         return reasons
@@ -279,10 +276,10 @@ class VelocityDetector:
         out, self._fanout_crossings = self._fanout_crossings, []
         return out
 
-    def late_crossing(self, sender: str, when: float, counts: Counts) -> None:
-        """The shared store's answer came after the message was judged here, and it says this
-        node's message crossed the fan-out threshold first: the alert is this node's to raise
-        (the next message inspected carries it)."""
+    def shared_crossing(self, sender: str, when: float, counts: Counts) -> None:
+        """The shared store says this node's message took `sender` over the fan-out threshold
+        first among the nodes: the alert is this node's to raise (with this message, or with
+        the next one when the store's answer came after the message was judged here)."""
         self._fanout_crossings.append((sender, when, int(counts.distinct)))
         self._sent_shared[sender] = counts.sender_count
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -85,10 +85,6 @@ class Metrics:
     def gauge(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
         """A gauge in this gateway's registry, set by its owner as the value changes."""
         return Gauge(name, documentation, labels, registry=self.registry)
-
-    def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
-        """A counter in this gateway's registry (`name` without `_total`)."""
-        return Counter(name, documentation, labels, registry=self.registry)
 
     def observe_batch(self, size: int, seconds: float) -> None:
         """Recorder.on_batch: one committed batch."""

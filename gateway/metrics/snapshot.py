@@ -24,16 +24,14 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from gateway.cases.model import State
 from gateway.store.models import alerts
 from gateway.store.models_cases import cases
 from gateway.store.models_centre import centre_reports
 
 log = logging.getLogger("fraudgate.metrics")
 
-CASE_STATES = (
-    "new", "verifying", "confirmed", "not_confirmed", "suspended", "unblocked", "closed",
-    "reopened",
-)  # fmt: skip
+CASE_STATES = tuple(s.value for s in State)  # the case workflow's states
 
 
 class SnapshotStore(Protocol):

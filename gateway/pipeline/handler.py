@@ -303,10 +303,6 @@ class GatewayHandler:
         """A whole message assembled elsewhere (gateway/pipeline/shared_parts.py)."""
         self._process(link, sms, started)
 
-    @property
-    def store_error_status(self) -> int:
-        return self.policy.store_error_status
-
     def _respond(
         self, link: Link, pdus: Sequence[Pdu], status: int, inspected: Inspected, started: float
     ) -> None:

@@ -166,7 +166,7 @@ class SharedBatcher:
         if velocity is not None:
             for keys, counts in zip(batch.velocity, reply.velocity, strict=True):
                 if keys is not None and counts is not None and counts.crossed:
-                    velocity.late_crossing(keys.sender, batch.now, counts)
+                    velocity.shared_crossing(keys.sender, batch.now, counts)
         if campaigns is not None:
             for msg, members in zip(batch.campaigns, reply.campaigns, strict=True):
                 if msg is not None and members is not None and members.announce:

@@ -90,7 +90,7 @@ class LeaderLease:
     """One node at a time holds the lease `name` (see the module's docstring).
 
     `held`, `holder_since` (epoch seconds), `acquired` / `lost` (counts), `last_error`;
-    `changed` is set at every change (clear it yourself); `await wait_held()` / `wait_lost()`;
+    `await wait_held()` / `wait_lost()`;
     `on_change(held)` is called at every change, from the event loop (it must not block)."""
 
     def __init__(
@@ -116,7 +116,6 @@ class LeaderLease:
         self.acquired = 0
         self.lost = 0
         self.last_error: str | None = None
-        self.changed = asyncio.Event()
         self._held = asyncio.Event()
         self._free = asyncio.Event()
         self._free.set()
@@ -130,11 +129,6 @@ class LeaderLease:
     @property
     def held(self) -> bool:
         return self._held.is_set()
-
-    @property
-    def running(self) -> bool:
-        """Entered and not closed (trying for the lease, or holding it)."""
-        return self._entered
 
     async def wait_held(self) -> None:
         """Until this node holds the lease (bound it with asyncio.timeout)."""
@@ -279,7 +273,6 @@ class LeaderLease:
                 log.warning("lease %s lost by this node (%s): %s", self.name, self.node, reason)
             else:
                 log.info("lease %s released by this node (%s)", self.name, self.node)
-        self.changed.set()
         if self.on_change is not None:
             try:
                 self.on_change(held)
