@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import time
 from collections import Counter
 from pathlib import Path
 
-from harness import eventually, gateway_config, send, smsc_config, start_gateway, submit
+import pytest
+from harness import Running, eventually, gateway_config, send, smsc_config, start_gateway, submit
 
 from gateway.config import GatewayConfig
 from gateway.domain import Decision, Inspected
@@ -49,7 +52,10 @@ def node_config(
     return cfg
 
 
-async def run_nodes(tmp: Path, store_url: str, redis_url: str, nodes: int) -> list[Inspected]:
+async def run_nodes(
+    tmp: Path, store_url: str, redis_url: str, nodes: int, out: list[Running] | None = None
+) -> list[Inspected]:
+    """The scenario through `nodes` gateways; `out` receives them (stopped) for a look."""
     async with SimulatedSmsc(smsc_config(window=10)) as smsc:
         running = [
             await start_gateway(
@@ -68,6 +74,8 @@ async def run_nodes(tmp: Path, store_url: str, redis_url: str, nodes: int) -> li
                 await r.finish()
         if nodes > 1:  # the SMSC spread the traffic: every node inspected some of it
             assert all(r.inspected for r in running), [len(r.inspected) for r in running]
+        if out is not None:
+            out.extend(running)
         return [i for r in running for i in r.inspected]
 
 
@@ -107,14 +115,22 @@ async def test_redis_down_every_node_keeps_inspecting_alone(
     tmp_path: Path, postgres_url: str, redis_server
 ) -> None:
     redis_server.stop()
-    inspected = await run_nodes(tmp_path, postgres_url, redis_server.url, 2)
+    nodes: list[Running] = []
+    inspected = await run_nodes(tmp_path, postgres_url, redis_server.url, 2, nodes)
     assert len(inspected) == len(scenario())  # nothing lost, nothing waited for Redis
-    assert all(i.verdict.decision in tuple(Decision) for i in inspected)
+    batchers = [n.gateway.shared for n in nodes]
+    assert all(b is not None and not b.up for b in batchers)
+    # every message judged on its node's own windows, none counted in the shared store
+    assert sum(b.local for b in batchers if b) == len(inspected)
+    assert sum(b.messages for b in batchers if b) == 0
 
 
-async def test_redis_lost_and_back_mid_stream(tmp_path: Path, redis_server) -> None:
+async def test_redis_lost_and_back_mid_stream(
+    tmp_path: Path, redis_server, caplog: pytest.LogCaptureFixture
+) -> None:
     """Redis killed while a node runs: the node judges on its own windows (kept up to date all
     along), says so once, and counts with the others again once Redis is back."""
+    caplog.set_level(logging.INFO, logger="fraudgate.shared")
     traffic = scenario()
     async with SimulatedSmsc(smsc_config(window=10)) as smsc:
         node = await start_gateway(node_config(smsc.port, tmp_path, "", redis_server.url, "n0"))
@@ -136,6 +152,10 @@ async def test_redis_lost_and_back_mid_stream(tmp_path: Path, redis_server) -> N
         finally:
             await node.finish()
     assert len(node.inspected) == len(traffic)
+    said = [r.getMessage() for r in caplog.records if r.name == "fraudgate.shared"]
+    # the outage said once (30 messages judged alone meanwhile), its end once
+    assert sum("shared state unreachable" in m for m in said) == 1, said
+    assert sum("reachable again" in m for m in said) == 1, said
     fanout = [i for i in node.inspected if any(r.rule_id == "velocity.sender.fanout"
                                                for r in i.verdict.reasons)]  # fmt: skip
     # the farm's 45 recipients: crossed at the 21st whether Redis or the node's windows counted
@@ -202,3 +222,40 @@ def as_sar(pdus: list[SubmitSm], ref: int) -> list[SubmitSm]:
                 Tlv.of(Tag.SAR_SEGMENT_SEQNUM, seq)]  # fmt: skip
         out.append(dataclasses.replace(pdu, short_message=body, esm_class=0, tlvs=tlvs))
     return out
+
+
+async def test_a_label_given_on_one_node_blocks_the_copies_another_node_sees(
+    tmp_path: Path, redis_server
+) -> None:
+    """A complaint labels a campaign on the node that runs the workflow; the other node learns
+    the label from Redis and blocks the copies it receives, as one node would."""
+    async with SimulatedSmsc(smsc_config(window=10)) as smsc:
+        nodes = [
+            await start_gateway(node_config(smsc.port, tmp_path / f"n{i}", "", redis_server.url,
+                                            f"n{i}"))
+            for i in range(2)
+        ]  # fmt: skip
+        try:
+            labelled = TEMPLATE.format(n=1, d=10)
+            nodes[0].gateway.inspector.label_campaign(labelled, "complaint", time.time())
+            warm = 0
+            while not all(n.inspected for n in nodes):  # each node has done a round trip
+                warm += 1
+                assert warm < 40, "the SMSC did not spread the traffic"
+                text = f"Встречаемся в {warm % 12 + 8}:00 у входа, не опаздывай"
+                assert await send(smsc.port, "subs", submit(f"7708{warm:07d}", "77090000001",
+                                                            text)) == [0]  # fmt: skip
+                await eventually(lambda w=warm: sum(len(n.inspected) for n in nodes) >= w, 10)
+            copies = [TEMPLATE.format(n=2000 + i, d=11 + i % 8) for i in range(12)]
+            for i, text in enumerate(copies):
+                assert await send(smsc.port, "subs", submit(f"7704{i:07d}", f"7703{i:07d}",
+                                                            text)) == [0]  # fmt: skip
+            await eventually(lambda: sum(len(n.inspected) for n in nodes) >= warm + len(copies))
+        finally:
+            for n in nodes:
+                await n.finish()
+    seen = [i for i in nodes[1].inspected if i.sms.text in copies]
+    assert seen, "no copy reached the node that did not label"
+    for i in seen:
+        assert "campaign.labelled.complaint" in {r.rule_id for r in i.verdict.reasons}, i.verdict
+        assert i.verdict.decision is Decision.BLOCK

@@ -205,3 +205,4 @@ async def test_a_late_answer_that_gave_this_node_the_crossing_still_raises_the_a
     await asyncio.sleep(0.3)
     fanout = [a for a in seen[1].alerts if a.kind is AlertKind.FANOUT]
     assert len(fanout) == 1 and fanout[0].payload["distinct_recipients"] == 31
+    assert fanout[0].payload["sender"] == first.source  # the farm, not the message carrying it
