@@ -31,6 +31,7 @@ from gateway.cases.settings import CasesSettings, parse_cases
 from gateway.centre.config import CentreSettings, parse_centre
 from gateway.cli_settings import CliSettings, parse_cli
 from gateway.config_check import ConfigError, Table, parse_hostport
+from gateway.console.settings import ConsoleSettings, parse_console
 from gateway.detect.campaign_limits import CampaignLimits, parse_campaigns
 from gateway.detect.velocity import VelocityLimits
 from gateway.domain import Route, Thresholds
@@ -91,6 +92,7 @@ class GatewayConfig:
     switch: SwitchSettings = field(default_factory=SwitchSettings)
     centre: CentreSettings = field(default_factory=CentreSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)  # docs/console.md
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
     cli: CliSettings = field(default_factory=CliSettings)  # [cli.users]: docs/cases.md
     registry: RegistrySettings = field(default_factory=RegistrySettings)
@@ -261,6 +263,7 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     sw.done()
     cfg.centre = parse_centre(root.table("centre"), base)
     cfg.api = parse_api(root.table("api"), base)
+    cfg.console = parse_console(root.table("console"))
     cfg.feedback = parse_feedback(root.table("feedback"))
     cfg.cli = parse_cli(root.table("cli"))
     cfg.registry = parse_registry(root.table("registry"))

@@ -30,6 +30,8 @@ from typing import Any
 from gateway.cases.workflow import Workflow
 from gateway.config import DEFAULT_CONFIG, GatewayConfig, SmscLink, load
 from gateway.config_check import ConfigError
+from gateway.console.app import Sources
+from gateway.console.live import LiveFeed
 from gateway.detect.campaigns import SnapshotError
 from gateway.detect.classifier import ClassifierDetector, ModelError
 from gateway.domain import Inspected
@@ -98,6 +100,7 @@ class Gateway:
         self.inspector = inspector or build_inspector(cfg, exemptions=self.exemptions)
         self.on_inspected = on_inspected
         self.on_finding = on_finding
+        self.live = LiveFeed()  # the console's live page: counts and the latest caught SMS
         self.probes: ProbeManager | None = None
         self.workflow: Workflow | None = None
         self.handlers: list[GatewayHandler] = []
@@ -143,9 +146,12 @@ class Gateway:
                     self._bind(link, recorder, policy, store)
                 self.probes = build_probe_manager(cfg, store, dispatcher, self.on_finding)
                 labeller = self.inspector.label_campaign
+                sources = Sources(self.live, self.probes, self.inspector.campaigns)
                 async with (
                     open_shared(cfg, self.inspector, self._shared_health) as shared,
-                    open_workflow(cfg, store, dispatcher, self.exemptions, labeller) as workflow,
+                    open_workflow(
+                        cfg, store, dispatcher, self.exemptions, labeller, sources
+                    ) as workflow,
                     open_metrics(self, store, recorder),
                 ):
                     self.workflow = workflow
@@ -167,7 +173,7 @@ class Gateway:
         cfg = self.cfg
         common: dict[str, Any] = {
             "reassembly_timeout": cfg.reassembly_timeout,
-            "on_inspected": self.on_inspected,
+            "on_inspected": self._inspected,
             "ia5_is_gsm": link.ia5_is_gsm,
             "scope": f"{link.esme.system_id}@{link.esme.host}:{link.esme.port}",
             "redelivery_window": cfg.redelivery_window,
@@ -187,6 +193,12 @@ class Gateway:
             handler.current_link = lambda s=supervisor: s.link
         self.supervisors.append(supervisor)
         self.report.stats[link.esme.label] = handler.stats
+
+    def _inspected(self, item: Inspected) -> None:
+        """Every SMS inspected, in order: the console's live feed, then the embedder's."""
+        self.live.add(item)
+        if self.on_inspected is not None:
+            self.on_inspected(item)
 
     @contextlib.asynccontextmanager
     async def _leader(self, store: Store) -> AsyncIterator[LeaderWork | None]:
@@ -219,6 +231,7 @@ class Gateway:
                 tg.create_task(dispatcher.run(), name="outbox"),
                 tg.create_task(self._housekeeping(store), name="housekeeping"),
                 tg.create_task(self._keep_campaigns(store), name="campaigns"),
+                tg.create_task(self.live.run(), name="live"),
             ]
             links = [
                 tg.create_task(s.run(), name=f"smsc {s.config.label}") for s in self.supervisors
@@ -246,6 +259,7 @@ class Gateway:
                     await singletons
             await asyncio.gather(*links)
             await dispatcher.flush(5.0)
+            self.live.close()  # the console's open live streams end
             for t in core:
                 t.cancel()
             await self._save_campaigns(store)

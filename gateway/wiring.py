@@ -9,7 +9,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.alerts.dispatcher import OutboxStore
 from gateway.alerts.settings import DEFAULT_CLIENT_ID, MqttSettings
@@ -17,6 +17,7 @@ from gateway.api.settings import ApiSettings
 from gateway.centre.config import CentreSettings
 from gateway.config import GatewayConfig
 from gateway.config_check import ConfigError
+from gateway.console.settings import ConsoleSettings
 from gateway.detect.velocity import VelocityDetector
 from gateway.domain import Alert, Detector, Inspected
 from gateway.feedback import Exemptions, FeedbackLimits
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from gateway.cases import Cases
     from gateway.cases.workflow import Workflow
     from gateway.centre import CentreEndpoint
+    from gateway.console import Sources
     from gateway.detect.classifier import TextClassifier
     from gateway.feedback.cache import ExemptionCache
     from gateway.pipeline.shared import SharedBatcher
@@ -299,6 +301,7 @@ async def open_workflow(
     dispatcher: DispatcherPort,
     exemptions: ExemptionCache | None = None,
     label_campaign: Callable[[str, str, float], object] | None = None,
+    sources: Sources | None = None,
 ) -> AsyncIterator[Workflow | None]:
     """Cases with their switch, registry and centre link, fed by the Workflow (None when
     [cases] is disabled). `exemptions`: the Inspector's cache of analysts' exemptions, kept
@@ -338,7 +341,10 @@ async def open_workflow(
             await stack.enter_async_context(centre_endpoint(centre, cases, store))
         if cfg.api.listen:
             limits = feedback_limits(cfg.feedback)
-            await stack.enter_async_context(api_server(cfg.api, cases, store, exemptions, limits))
+            server = api_server(
+                cfg.api, cases, store, exemptions, limits, console=cfg.console, sources=sources
+            )
+            await stack.enter_async_context(server)
             log.info("HTTP API on %s (%d tokens)", cfg.api.listen, len(cfg.api.tokens))
         topic = f"{cfg.mqtt.topic_prefix}/cases/deadlines"
         workflow = Workflow(
@@ -386,8 +392,12 @@ def api_server(
     store: Store,
     exemptions: ExemptionCache | None = None,
     feedback: FeedbackLimits | None = None,
+    console: ConsoleSettings | None = None,
+    sources: Sources | None = None,
 ) -> ApiServer:
-    """The HTTP API as the daemon serves it ([api]: address, TLS, tokens, limits; [feedback])."""
+    """The HTTP API as the daemon serves it ([api]: address, TLS, tokens, limits; [feedback]),
+    with the console under /console unless [console] enabled = false (`sources`: what only the
+    running daemon knows, for the live, campaigns and probes pages)."""
     from pathlib import Path
 
     from gateway.api import ApiConfig, ApiLimits, ApiServer, build_api
@@ -403,10 +413,20 @@ def api_server(
     tokens = {digest: (user, role) for digest, user, role in api.tokens}
     # the cases' registry: [registry] settings and the [cases] calendar (build_cases)
     registry = cases.registry if isinstance(cases.registry, Registry) else Registry(store)
-    app = build_api(
+    app: Any = build_api(
         cases, registry, store, tokens, limits=limits, exemptions=exemptions,
         feedback_limits=feedback,
     )  # fmt: skip
+    if console is not None and console.enabled:
+        from gateway.console import SessionLimits, with_console
+
+        sessions = SessionLimits(
+            console.session_idle, console.session_lifetime, console.max_sessions
+        )
+        app = with_console(
+            app, sources=sources, limits=sessions, secure=bool(api.cert),
+            client_timeout=api.client_timeout,
+        )  # fmt: skip
     config = ApiConfig(
         host=host, port=port,
         cert=Path(api.cert) if api.cert else None,

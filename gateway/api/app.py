@@ -195,6 +195,7 @@ def build_api(
         redoc_url=None,  # contract is docs/openapi.json; /openapi.json needs a token
     )
     table = TokenTable(tokens)
+    app.state.api = api  # the console serves its pages over the same services (gateway/console)
     app.state.tokens = table
     app.state.lookups = LookupLimiter(limits.lookup_rate, limits.lookup_burst)
     app.add_middleware(

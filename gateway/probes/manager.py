@@ -109,6 +109,24 @@ def health_payload(h: ProbeHealth, problem: str) -> dict[str, object]:
     return doc
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeStatus:
+    """A probe's health as the manager knows it now (the console's Probes page). No IMSI,
+    number or IMEI: what an operator needs to see that a probe works."""
+
+    name: str
+    state: str  # up | unreachable | unregistered | silent
+    problem: str  # "" when up; the text of the retained status and of the `probe` alert
+    connected: bool
+    registered: bool
+    registration: int  # +CREG <stat>
+    signal_dbm: int | None
+    operator: str
+    last_event_at: float | None  # the last call, SMS or registration change
+    bad_since: float | None  # when the current problem was first seen (None when up)
+    alerted: bool  # a `probe` alert was raised for the current problem
+
+
 class ProbeManager:
     def __init__(
         self,
@@ -240,6 +258,29 @@ class ProbeManager:
     def problem(self, probe: str, now: float) -> str:
         """What is wrong with `probe` now ("" when healthy): monitoring's view of its health."""
         return self._problem(self.health[probe], now)
+
+    def statuses(self, now: float) -> list[ProbeStatus]:
+        """Every probe's health now, in configuration order."""
+        out: list[ProbeStatus] = []
+        for name, h in self.health.items():
+            problem = self._problem(h, now)
+            state = (
+                "up" if not problem
+                else "unreachable" if not h.connected
+                else "unregistered" if not h.registered
+                else "silent"
+            )  # fmt: skip
+            bad_since = self._bad_since.get(name) if problem else None
+            out.append(
+                ProbeStatus(
+                    name=name, state=state, problem=problem, connected=h.connected,
+                    registered=h.registered, registration=h.registration,
+                    signal_dbm=h.signal_dbm, operator=h.operator,
+                    last_event_at=h.last_event_at, bad_since=bad_since,
+                    alerted=name in self._alerted,
+                )
+            )  # fmt: skip
+        return out
 
     def _problem(self, h: ProbeHealth, now: float) -> str:
         if not h.connected:

@@ -77,6 +77,7 @@ alerts = sa.Table(
     # kept for analysts but no longer pending.
     sa.Column("failed_at", TIME, nullable=True),
     sa.Index("ix_alerts_pending", "sent_at", "failed_at", "created_at"),
+    sa.Index("ix_alerts_kind_created", "kind", "created_at"),  # the console's campaigns page
 )
 
 complaints = sa.Table(
