@@ -13,6 +13,11 @@ Beside the SMS traffic, two probe modems (the modem simulator on ptys) are drive
 gateway over their serial devices, and a test-call partner calls them from abroad over routes
 of which some end in a SIM box (`simulators/simbox.py`): the gateway names the SIM box's SIMs.
 `--no-probes` leaves that out.
+
+While it runs, the gateway serves its API and the analysts' console on 127.0.0.1
+(`--console-port`, default 8080, or a free port when that one is taken); its state (the SQLite
+database, the console's tokens, a configuration over both: simulators/demo_state.py) stays in
+`var/demo/` (`--data-dir`), for `fraudgate cases list` and `fraudgate console` afterwards.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ import logging
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -41,6 +45,15 @@ from gateway.probes.simbox import Finding, Outcome
 from gateway.switch.config import SwitchSettings
 from simulators.broker import BrokerError, Mosquitto
 from simulators.centre import CentreSimulator, make_certs
+from simulators.demo_state import (
+    CONFIG_FILE,
+    TOKENS_FILE,
+    DemoToken,
+    console_address,
+    demo_tokens,
+    shown,
+    write_config,
+)
 from simulators.modem import ModemProfile, ModemSimulator
 from simulators.scenario import GeneratedMessage, Scenario, ScenarioError, load_scenario
 from simulators.simbox import Partner, PlannedTest
@@ -51,7 +64,9 @@ from smsc.session import BindType
 from smsc.simulator import Account, SimulatedSmsc, SmscConfig
 from smsc.simulator import Route as SmscRoute
 
-DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "config" / "scenarios" / "demo.toml"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_SCENARIO = PROJECT_DIR / "config" / "scenarios" / "demo.toml"
+DEFAULT_DATA_DIR = PROJECT_DIR / "var" / "demo"
 log = logging.getLogger("fraudgate.demo")
 
 
@@ -60,7 +75,22 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=50.0, help="submit_sm per second (default 50)")
     p.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO, help="scenario file")
     p.add_argument("--monitor", action="store_true", help="monitor-only: record, never reject")
-    p.add_argument("--data-dir", type=Path, help="keep the SQLite database here")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="the demo's state: SQLite database, console tokens, fraudgate.toml (default: "
+        "var/demo/ in the project; kept across runs)",
+    )
+    p.add_argument(
+        "--fresh", action="store_true", help="start from an empty database (cases and records)"
+    )
+    p.add_argument(
+        "--console-port",
+        type=int,
+        default=8080,
+        help="the console and API on 127.0.0.1:PORT (default 8080; a free port if taken)",
+    )
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--no-probes", action="store_true", help="no probe modems / SIM-box part")
@@ -175,8 +205,9 @@ async def demo(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    data_dir: Path = args.data_dir
     board = Board(None if args.quiet else sys.stdout)
-    started = time.monotonic()
+    started, since = time.monotonic(), time.time()
     reports = (TrafficReport(), TrafficReport())
     async with contextlib.AsyncExitStack() as stack:
         broker: Mosquitto | None = None
@@ -184,11 +215,11 @@ async def demo(args: argparse.Namespace) -> int:
             broker = await stack.enter_async_context(Mosquitto())
         except BrokerError as exc:
             print(f"# no MQTT broker ({exc}); alerts stay in the outbox", file=sys.stderr)
-        data_dir = args.data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         smsc = await stack.enter_async_context(SimulatedSmsc(smsc_config()))
         cfg = gateway_config(smsc.port, broker, data_dir, enforce=not args.monitor)
         probes, partner, tests = await _setup_probes(stack, cfg, data_dir, args, scenario)
         switch, centre = await _start_workflow_peers(stack, cfg, data_dir)
+        console = _serve_console(cfg, data_dir, args.console_port)
         gateway = Gateway(cfg, on_inspected=board.on_inspected, on_finding=board.on_finding)
         gw_stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
@@ -200,6 +231,7 @@ async def demo(args: argparse.Namespace) -> int:
             await gateway.ready.wait()
             await sub_ready.wait()
             _announce(smsc.port, broker, cfg, scenario, args)
+            print(console, flush=True)
             calls = (
                 tg.create_task(partner.place(tests, probes, clock=time.time, ring_interval=1.0))
                 if partner is not None
@@ -210,7 +242,7 @@ async def demo(args: argparse.Namespace) -> int:
                 await _finish_tests(calls, tests, board, stop)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(smsc.wait_idle(), 10.0)
-            workflow_report = await _workflow_summary(gateway, switch, centre)
+            workflow_report = await _workflow_summary(gateway, switch, centre, since)
             gw_stop.set()
             run_report = await gw
             await asyncio.sleep(0.5)  # the last alerts reach the subscriber
@@ -222,7 +254,48 @@ async def demo(args: argparse.Namespace) -> int:
         print(probe_summary(board, partner, tests))
     if workflow_report:
         print(workflow_report)
+    print(afterwards(data_dir))
     return 0
+
+
+def prepare_data_dir(data_dir: Path, *, fresh: bool) -> Path:
+    """The demo's data directory, created if needed; `fresh`: its database erased first."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            (data_dir / f"fraudgate.db{suffix}").unlink(missing_ok=True)
+    return data_dir
+
+
+def _serve_console(cfg: GatewayConfig, data_dir: Path, port: int) -> str:
+    """The API and the console on 127.0.0.1 with the demo's tokens of every role; the state
+    files written (simulators/demo_state.py). Returns the line announcing the console."""
+    tokens = demo_tokens(data_dir)
+    cfg.api.listen, as_asked = console_address(port)
+    cfg.api.tokens = tuple((t.sha256, t.user, t.role) for t in tokens.values())
+    cfg.console.enabled = True
+    write_config(cfg, data_dir)
+    return console_line(cfg.api.listen, tokens["analyst"], data_dir, port, as_asked)
+
+
+def console_line(listen: str, analyst: DemoToken, data_dir: Path, port: int, as_asked: bool) -> str:
+    taken = "" if as_asked else f" (port {port} is taken)"
+    return (
+        f"# console: http://{listen}/console/{taken} — sign in with the analyst token "
+        f"{analyst.token} (all demo tokens: {shown(data_dir / TOKENS_FILE)})"
+    )
+
+
+def afterwards(data_dir: Path) -> str:
+    """How to look at the demo's state once it has ended."""
+    config = shown(data_dir / CONFIG_FILE)
+    return "\n".join(
+        [
+            f"# the demo's state stays in {shown(data_dir)}/; afterwards:",
+            f"  fraudgate cases list -c {config}",
+            f"  fraudgate console -c {config}      # the console alone, on the same address",
+        ]
+    )
 
 
 async def _setup_probes(
@@ -285,21 +358,31 @@ async def _start_workflow_peers(
 
 
 async def _workflow_summary(
-    gateway: Gateway, switch: SwitchSimulator | None, centre: CentreSimulator | None
+    gateway: Gateway, switch: SwitchSimulator | None, centre: CentreSimulator | None, since: float
 ) -> str:
-    """Cases opened during the demo, what the switch blocked, what reached the centre."""
+    """The cases in the demo's database (those of earlier runs too: `since` tells this run's),
+    what the switch blocked, what reached the centre."""
     if gateway.workflow is None:
         return ""
     await asyncio.sleep(2.5)  # a last workflow round: findings of the last tests become cases
-    cases = await gateway.workflow.cases.list(CaseFilter(limit=1000))
+    cases = await gateway.workflow.cases.list(CaseFilter(limit=10_000))
     if centre is not None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(_settled(centre), 5.0)
     by = Counter((c.source.value, c.state.value) for c in cases)
-    lines = ["# cases (order No. 554/НҚ workflow)", f"  {'source':18} {'state':12} {'cases':>5}"]
+    earlier = sum(1 for c in cases if c.received_at < since)
+    suspended = any(c.received_at < since and c.state.value == "suspended" for c in cases)
+    title = "# cases (order No. 554/НҚ workflow)"
+    if earlier:
+        title += f": {len(cases) - earlier} opened by this run, {earlier} by earlier ones"
+    lines = [title, f"  {'source':18} {'state':12} {'cases':>5}"]
     lines += [f"  {src:18} {state:12} {n:>5}" for (src, state), n in sorted(by.items())]
     blocked = sorted(n for n, st in (switch.state if switch else {}).items() if st == "blocked")
     lines.append(f"  blocked on the switch: {', '.join(blocked) or 'none'}")
+    if suspended:
+        lines.append(
+            "  (the simulated switch starts empty; earlier runs' suspensions stay recorded)"
+        )
     if centre is not None:
         kinds = Counter(r.document["kind"] for r in centre.reports.values())
         sent = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"
@@ -469,6 +552,11 @@ def summary(
 def run(args: argparse.Namespace) -> int:
     logging.getLogger("fraudgate.smpp").setLevel(logging.WARNING)
     logging.getLogger("fraudgate.modem").setLevel(logging.WARNING)  # the board shows calls
+    try:
+        prepare_data_dir(args.data_dir, fresh=args.fresh)
+    except OSError as exc:
+        print(f"fraudgate demo: data directory {args.data_dir}: {exc}", file=sys.stderr)
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(demo(args))
     return 0

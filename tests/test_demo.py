@@ -1,28 +1,36 @@
 """The README's first command: `fraudgate demo` runs unattended, catches the scenario's fraud,
-lets normal traffic through, and alerts on MQTT."""
+lets normal traffic through, and alerts on MQTT; it serves the console while it runs and leaves
+its state (database, tokens, a configuration) for `fraudgate cases list` and `fraudgate console`
+afterwards."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
+import pytest
+from fixtures_services import free_port
+from helpers.console import Process, cases_page, console_process, sign_in
+
+from gateway.api import hash_token
+from gateway.config import load
+from simulators.demo_state import CONFIG_FILE, ROLES, TOKENS_FILE, console_address, demo_tokens
+
 ROOT = Path(__file__).resolve().parent.parent
+CONSOLE_LINE = r"^# console: (http://127\.0\.0\.1:(\d+))/console/.* analyst token (\S+) "
 
 
-def _demo(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "demo", "--quiet", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+def _demo(data_dir: Path, *args: str) -> Process:
+    port = str(free_port())
+    return Process("demo", "--quiet", "--data-dir", str(data_dir), "--console-port", port, *args)
 
 
 def _table(out: str) -> dict[str, tuple[int, int, int, int]]:
@@ -30,10 +38,19 @@ def _table(out: str) -> dict[str, tuple[int, int, int, int]]:
     return {label: (int(a), int(b), int(c), int(d)) for label, a, b, c, d in rows}
 
 
-def test_demo_with_duration_catches_fraud_passes_normal_traffic_and_alerts() -> None:
-    proc = _demo("--duration", "5", "--rate", "150")
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """One unattended demo (its stdout, its data directory) for the tests of this module."""
+    data_dir = tmp_path_factory.mktemp("demo")
+    rc, out, err = _demo(data_dir, "--duration", "5", "--rate", "150").finish(120)
+    assert rc == 0, err
+    return out, data_dir
+
+
+def test_demo_with_duration_catches_fraud_passes_normal_traffic_and_alerts(
+    demo_run: tuple[str, Path],
+) -> None:
+    out, _ = demo_run
     m = re.search(r"(\d+) messages sent, (\d+) recorded, (\d+) stopped inline", out)
     assert m, out
     sent, recorded, stopped = map(int, m.groups())
@@ -49,12 +66,72 @@ def test_demo_with_duration_catches_fraud_passes_normal_traffic_and_alerts() -> 
     assert alerts and int(alerts.group(1)) == sum(t[2] + t[3] for t in table.values())
 
 
-def test_demo_stops_cleanly_on_ctrl_c() -> None:
-    proc = _demo("--rate", "100")
-    time.sleep(6)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+def test_demo_leaves_its_state_for_the_cases_command_and_the_console(
+    demo_run: tuple[str, Path],
+) -> None:
+    out, data_dir = demo_run
+    data_dir = data_dir.resolve()
+    tokens_file, config = data_dir / TOKENS_FILE, data_dir / CONFIG_FILE
+    assert stat.S_IMODE(tokens_file.stat().st_mode) == 0o600
+    tokens = {role: token for role, _user, token in (ln.split() for ln in tokens_file.open())}
+    assert set(tokens) == set(ROLES)
+    announced = re.search(CONSOLE_LINE, out, re.M)
+    assert announced, out
+    assert announced.group(3) == tokens["analyst"]
+    assert f"fraudgate cases list -c {config}" in out and f"fraudgate console -c {config}" in out
+    cfg = load(config)
+    assert cfg.data_dir == data_dir and cfg.api.listen == f"127.0.0.1:{announced.group(2)}"
+    hashes = {(hash_token(tokens[r]), u, r) for r, u in ROLES.items()}
+    assert set(cfg.api.tokens) == hashes and tokens["analyst"] not in config.read_text()
+    assert cfg.cases.auto_confirm_probe_outcomes == ("simbox", "simfarm")
+    listed = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "cases", "list", "-c", str(config)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    ids = re.findall(r"^([0-9a-f]{32}) ", listed.stdout, re.M)
+    assert ids, listed.stdout
+    with console_process(config) as url:  # the address the demo served on, free again
+        assert url == announced.group(1)
+        assert f"/console/cases/{ids[0]}" in cases_page(url, tokens["analyst"])
+
+
+def test_demo_serves_the_console_while_it_runs_and_stops_cleanly_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    demo = _demo(tmp_path, "--rate", "100")
+    try:
+        announced = demo.wait_line(CONSOLE_LINE, timeout=60)
+        url, token = announced.group(1), announced.group(3)
+        cases_page(url, token)  # signed in, the cases page answers (200)
+        with httpx.Client(base_url=url, timeout=10.0) as client:
+            assert sign_in(client, token).status_code == 303
+            assert client.get("/console/").status_code == 200  # the live page
+        time.sleep(2)
+    finally:
+        rc, out, err = demo.finish(60, signal.SIGINT)
+    assert rc == 0, err
     assert "Traceback" not in err and "# demo summary" in out
     m = re.search(r"(\d+) messages sent, (\d+) recorded", out)
     assert m and int(m.group(1)) > 0 and int(m.group(1)) == int(m.group(2))
+
+
+def test_demo_tokens_are_made_once_and_kept_private(tmp_path: Path) -> None:
+    first = demo_tokens(tmp_path)
+    assert {t.role: t.user for t in first.values()} == ROLES
+    assert len({t.token for t in first.values()}) == 4
+    path = tmp_path / TOKENS_FILE
+    os.chmod(path, 0o644)
+    assert demo_tokens(tmp_path) == first  # a bookmarked login keeps working
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.write_text(path.read_text().replace("auditor demo-auditor", "auditor someone"))
+    again = demo_tokens(tmp_path)
+    assert again["auditor"] != first["auditor"] and again["analyst"] == first["analyst"]
+    assert again["auditor"].sha256 == hash_token(again["auditor"].token)
+
+
+def test_console_address_falls_back_to_a_free_port_when_taken() -> None:
+    port = free_port()
+    assert console_address(port) == (f"127.0.0.1:{port}", True)
+    with socket.create_server(("127.0.0.1", port)):
+        address, as_asked = console_address(port)
+    assert not as_asked and address.startswith("127.0.0.1:") and address != f"127.0.0.1:{port}"

@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "listen": ("simulators.listener", "bind to an SMSC and print every message received"),
     "bench": ("gateway.cli.bench", "benchmarks that print figures (smpp, pipeline)"),
     "cases": ("gateway.cli.cases", "list, show and decide cases (points 119-120)"),
+    "console": ("gateway.cli.console", "the analysts' web console alone, over the database"),
     "centre": ("gateway.cli.centre", "reports to the anti-fraud centre: list, resend, dismiss"),
     "registry": ("gateway.cli.registry", "subscriber registry: import, over-limit, check (R6)"),
     "retention": ("gateway.cli.retention", "erase personal data past its period (--dry-run)"),

@@ -65,6 +65,11 @@ def configure(p: argparse.ArgumentParser) -> None:
         q.add_argument("case_id")
         q.add_argument("--reason", required=True)
         add_identity_arguments(q)
+    for action in {id(a): a for a in sub.choices.values()}.values():  # aliases: one parser
+        # also after the action (`fraudgate cases list -c FILE`, as the demo prints it)
+        action.add_argument(
+            "-c", "--config", type=Path, default=argparse.SUPPRESS, help="TOML file"
+        )
 
 
 # action -> (the API's name of the decision, the permission it needs: gateway/api/app.py)
@@ -121,8 +126,11 @@ async def _main(
 async def _act(cases: Cases, args: argparse.Namespace, caller: Caller | None) -> int:
     if args.action == "list":
         states = [State(s) for s in args.state]
-        for case in await cases.list(CaseFilter(states=states, limit=args.limit)):
+        found = await cases.list(CaseFilter(states=states, limit=args.limit))
+        for case in found:
             print(_line(case))
+        if not found:
+            print(f"no cases in state {' or '.join(args.state)}" if states else "no cases")
         return 0
     if args.action == "show":
         _show(await cases.get(args.case_id))
