@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
+from helpers.console import audit_rows, hidden, sign_in_async
 
 from gateway.api import Role, build_api, hash_token
 from gateway.cases import Cases, Evidence, State
@@ -26,7 +26,6 @@ from gateway.console.sessions import SessionStore
 from gateway.http.dispatch import PathDispatch
 from gateway.registry import Registry
 from gateway.store import Store, sqlite_url
-from gateway.store.models_api import api_audit
 from gateway.switch.port import HttpSwitch
 from gateway.workdays import KzCalendar, almaty_zone
 from simulators.switch import SwitchSimulator
@@ -98,16 +97,8 @@ def client_for(app: Any, scheme: str = "http") -> httpx.AsyncClient:
 async def login(
     c: httpx.AsyncClient, role: Role | None, token: str | None = None
 ) -> httpx.Response:
-    page = await c.get("/console/login")
     given = token if token is not None else TOKENS[role] if role is not None else ""
-    form = {"login_csrf": _hidden(page.text, "login_csrf"), "token": given}
-    return await c.post("/console/login", data=form)
-
-
-def _hidden(html: str, name: str) -> str:
-    found = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert found is not None, f"no hidden {name} in the page"
-    return found.group(1)
+    return await sign_in_async(c, given)
 
 
 async def open_case(
@@ -118,12 +109,6 @@ async def open_case(
         evidence=[Evidence("complaint", "cmp-1")],
     )  # fmt: skip
     return view.id
-
-
-async def audit_rows(store: Store) -> list[dict[str, Any]]:
-    async with store.engine.connect() as conn:
-        rows = await conn.execute(sa.select(api_audit).order_by(api_audit.c.at, api_audit.c.id))
-        return [dict(r._mapping) for r in rows]
 
 
 # -- login, sessions, CSRF ---------------------------------------------------------------------
@@ -141,7 +126,7 @@ async def test_login_sets_a_strict_httponly_session_cookie_and_logout_ends_it(
         assert TOKENS[Role.ANALYST] not in cookie  # the cookie names a session, not the token
         page = await c.get("/console/cases")
         assert page.status_code == 200
-        out = await c.post("/console/logout", data={"csrf": _hidden(page.text, "csrf")})
+        out = await c.post("/console/logout", data={"csrf": hidden(page.text, "csrf")})
         assert out.status_code == 303
         assert len(app.console.sessions) == 0
         after = await c.get("/console/cases")
@@ -251,7 +236,7 @@ async def test_decisions_are_exactly_the_state_tables_for_the_role(
         await login(c, Role.ANALYST)
         page = (await c.get(f"/console/cases/{case_id}")).text
         assert re.findall(r'id="do-([a-z_]+)"', page) == ["start_verification"]
-        csrf = _hidden(page, "csrf")
+        csrf = hidden(page, "csrf")
         r = await c.post(f"/console/cases/{case_id}/start_verification",
                          data={"csrf": csrf, "reason": "  "})  # fmt: skip
         assert r.status_code == 303  # a blank reason: nothing done, said on the page
@@ -282,7 +267,7 @@ async def test_a_confirmation_from_the_console_suspends_and_is_audited(
     await cases.start_verification(case_id, __import__("gateway.cases").cases.SYSTEM)
     async with client_for(app) as c:
         await login(c, Role.ANALYST)
-        csrf = _hidden((await c.get(f"/console/cases/{case_id}")).text, "csrf")
+        csrf = hidden((await c.get(f"/console/cases/{case_id}")).text, "csrf")
         await c.post(f"/console/cases/{case_id}/confirm",
                      data={"csrf": csrf, "reason": "ИИН 900101300017 подтвердил"})  # fmt: skip
     view = await cases.get(case_id)

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers.console import hidden, sign_in_async
 from waiting import eventually
 
 from gateway.api import ApiConfig, ApiServer, Role, build_api, hash_token
@@ -300,16 +301,8 @@ async def serve(api: Any) -> AsyncIterator[Serve]:
 
 
 async def login(c: httpx.AsyncClient, role: Role) -> None:
-    page = await c.get("/console/login")
-    r = await c.post("/console/login", data={"login_csrf": hidden(page.text, "login_csrf"),
-                                              "token": TOKENS[role]})  # fmt: skip
+    r = await sign_in_async(c, TOKENS[role])
     assert r.status_code == 303
-
-
-def hidden(html: str, name: str) -> str:
-    found = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert found is not None
-    return found.group(1)
 
 
 async def sse(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, Any]]]:

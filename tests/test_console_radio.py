@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import sqlalchemy as sa
+from helpers.console import audit_rows, sign_in_async
 
 from gateway.api import Role, build_api, hash_token
 from gateway.cases import Cases
@@ -27,7 +27,6 @@ from gateway.probes.manager import HealthLimits, ProbeManager, finding_alert
 from gateway.probes.simbox import Expected, Finding, Outcome, TestCallMatcher
 from gateway.registry import Registry
 from gateway.store import Store
-from gateway.store.models_api import api_audit
 from gateway.switch.port import NoSwitch
 from gateway.workdays import KzCalendar
 from gsm_probe.events import IncomingCall, ProbeEvent, ProbeHealth, SmsReceived
@@ -77,12 +76,7 @@ async def build(store: Store) -> AsyncIterator[Callable[[Sources], httpx.AsyncCl
 
 
 async def login(client: httpx.AsyncClient, role: Role) -> None:
-    form = await client.get("/console/login")
-    token = re.search(r'name="login_csrf" value="([^"]+)"', form.text)
-    assert token is not None
-    done = await client.post(
-        "/console/login", data={"token": TOKENS[role], "login_csrf": token.group(1)}
-    )
+    done = await sign_in_async(client, TOKENS[role])
     assert done.status_code == 303, done.text
 
 
@@ -92,12 +86,6 @@ async def page(client: httpx.AsyncClient, path: str) -> str:
     assert "<style" not in r.text and "style=" not in r.text  # CSP: no inline style
     assert "<script>" not in r.text  # nor inline scripts
     return html.unescape(r.text)
-
-
-async def audit_rows(store: Store) -> list[dict[str, Any]]:
-    async with store.engine.connect() as conn:
-        rows = await conn.execute(sa.select(api_audit).order_by(api_audit.c.at, api_audit.c.id))
-        return [dict(r._mapping) for r in rows]
 
 
 # -- campaigns ------------------------------------------------------------------------------

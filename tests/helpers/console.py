@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -104,3 +104,28 @@ def cases_page(url: str, token: str) -> str:
         page = client.get("/console/cases")
         assert page.status_code == 200, page.text
         return page.text
+
+
+def hidden(html: str, name: str) -> str:
+    """The value of the page's hidden field `name` (login_csrf, csrf)."""
+    found = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert found is not None, f"no hidden {name} in the page"
+    return found.group(1)
+
+
+async def sign_in_async(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    """`sign_in` for an async client: the answer to the login POST."""
+    page = await client.get("/console/login")
+    form = {"login_csrf": hidden(page.text, "login_csrf"), "token": token}
+    return await client.post("/console/login", data=form)
+
+
+async def audit_rows(store: Any) -> list[dict[str, Any]]:
+    """Every api_audit row, oldest first."""
+    import sqlalchemy as sa
+
+    from gateway.store.models_api import api_audit
+
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(sa.select(api_audit).order_by(api_audit.c.at, api_audit.c.id))
+        return [dict(r._mapping) for r in rows]
