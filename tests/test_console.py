@@ -188,6 +188,12 @@ def test_session_store_is_bounded_and_gives_fresh_ids() -> None:
     assert store.get(made[4].id, 200.0) is None  # over the lifetime, though not idle long
     assert not made[4].csrf_ok(None) and not made[4].csrf_ok(made[3].csrf)
     assert made[4].csrf_ok(made[4].csrf)
+    # full: a session that is over goes before the least recently used live one
+    kept = SessionStore(SessionLimits(idle=100.0, lifetime=120.0, max_sessions=2))
+    old, live = kept.create(who, 0.0), kept.create(who, 50.0)
+    assert kept.get(old.id, 60.0) is old  # used last, so `live` is the least recently used
+    kept.create(who, 125.0)  # old is past its lifetime: it goes, live (idle 75 s) stays
+    assert kept.get(live.id, 125.0) is live and kept.get(old.id, 125.0) is None
 
 
 async def test_a_decision_without_the_csrf_token_changes_nothing(

@@ -64,6 +64,8 @@ class SessionStore:
         return len(self._sessions)
 
     def create(self, principal: Principal, now: float, lang: str = "ru") -> Session:
+        if len(self._sessions) >= self.limits.max_sessions:
+            self.sweep(now)  # the sessions that are over go before any live one
         while len(self._sessions) >= self.limits.max_sessions:
             self._sessions.popitem(last=False)
         s = Session(
