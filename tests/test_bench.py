@@ -151,3 +151,29 @@ def test_bench_pipeline_two_nodes_share_state_through_redis(
     assert 0 < out["round_trips_per_message"] <= 1.0
     assert out["redis_round_trips"] == sum(n["redis_round_trips"] for n in nodes)
     assert "each node records to its own file" in out["store"]
+
+
+def test_bench_console_measures_the_daemon_without_and_with_the_live_page_open(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The daemon in its own process, traffic at a fixed rate, then a headless Chromium on the
+    live page: both phases carry the traffic, and the page ticks once a second with rows."""
+    from gateway.cli import main
+
+    argv = ["bench", "console", "--rate", "200", "--seconds", "2", "--warmup", "1", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for name in ("A", "B"):
+        phase = out[name]
+        assert phase["offered_submit_sm_per_s"] == pytest.approx(200, rel=0.25), name
+        assert phase["answered_deliver_sm_per_s"] > 100, name  # the gateway answered them
+        assert 0 < phase["deliver_sm_p50_ms"] <= phase["deliver_sm_p99_ms"], name
+        assert phase["cpu_pct"]["daemon"] > 0 and phase["daemon_rss_mib"] > 50, name
+    assert "chromium" not in out["A"]["cpu_pct"] and out["B"]["cpu_pct"]["chromium"] > 0
+    page = out["B"]["page"]
+    assert page["ticks_end"] - page["ticks_start"] >= 1  # the stream went on during the phase
+    assert page["rows"] > 0 and 0 <= page["lag_max_s"] < 3
+    assert out["daemon_extra_cpu_points"] == pytest.approx(
+        out["B"]["cpu_pct"]["daemon"] - out["A"]["cpu_pct"]["daemon"], abs=0.11
+    )
+    assert out["streams_dropped"] == 0 and out["daemon_exit"] == 0

@@ -1,4 +1,4 @@
-"""`fraudgate bench smpp|pipeline|lab`: benchmarks that print figures (see docs/benchmarks.md)."""
+"""`fraudgate bench smpp|pipeline|console|lab`: benchmarks printing figures (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ TARGETS = {
     "campaigns": (
         "gateway.detect.campaigns_bench",
         "campaign detector: us/message, bytes per cluster, false merges on real texts",
+    ),
+    "console": (
+        "gateway.cli.bench_console",
+        "the console's live page at a fixed SMS/s: daemon CPU without and with a browser",
     ),
     "lab": (
         "simulators.osmo.bench",
