@@ -42,6 +42,7 @@ from console_browser import (
     wait_for,
 )
 from fixtures_services import free_port
+from harness import gateway_config, send, smsc_config, submit
 from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -63,6 +64,7 @@ from simulators.centre import CentreSimulator, make_certs
 from simulators.modem import ModemProfile, ModemSimulator
 from simulators.simbox import SIMBOX_SIMS, Partner
 from simulators.switch import SwitchSimulator
+from smsc.simulator import SimulatedSmsc
 
 T = TypeVar("T")
 IIN = "900101300017"  # synthetic (domain/KAZAKHSTAN.md)
@@ -72,6 +74,10 @@ CSRF_NUMBER = "+77071239901"  # a second case, for the refused change
 ROLES = ("analyst", "helpline", "supervisor", "auditor")
 PROBE = "almaty-1"
 START_TIMEOUT = 40.0  # the daemon, the probe's registration, the test call, the case
+SMISHING = (  # as tests/test_gateway_e2e.py: a look-alike link and a code request
+    "Құрметті клиент! Сіздің Kaspi картаңыз бұғатталды. Картаны бұғаттан шығару үшін "
+    "kaspi-bank.kz-secure.com сілтемесіне өтіп, SMS кодты енгізіңіз. Әйтпесе шотыңыз жабылады."
+)
 
 
 @dataclass
@@ -86,6 +92,7 @@ class Lab:
     gateway: Gateway
     switch: SwitchSimulator
     centre: CentreSimulator
+    smsc_port: int = 0  # the simulated SMSC the daemon is bound to (account "subs" submits)
     case_id: str = ""
     csrf_case_id: str = ""
     started_in: float = 0.0
@@ -146,7 +153,9 @@ async def _daemon(data: Path, published: concurrent.futures.Future[Lab]) -> None
         ModemSimulator(profile, name=PROBE, link_dir=data) as modem,
         SwitchSimulator() as switch,
         CentreSimulator(certs) as centre,
+        SimulatedSmsc(smsc_config()) as smsc,
     ):
+        cfg.smsc = gateway_config(smsc.port, data).smsc  # bound to the SMSC: live traffic
         cfg.probes.probes = [ProbeSettings(PROBE, modem.url, poll_interval=0.5)]
         cfg.switch = SwitchSettings.http(switch.url, switch.token)
         c = cfg.centre
@@ -158,7 +167,8 @@ async def _daemon(data: Path, published: concurrent.futures.Future[Lab]) -> None
         run = asyncio.create_task(gateway.run(stop))
         try:
             lab = Lab(f"http://{cfg.api.listen}", tokens, test.cli, numbers,
-                      asyncio.get_running_loop(), gateway, switch, centre)  # fmt: skip
+                      asyncio.get_running_loop(), gateway, switch, centre,
+                      smsc_port=smsc.port)  # fmt: skip
             await _case_from_a_test_call(lab, partner, test, modem, run)
             lab.started_in = time.monotonic() - started
             published.set_result(lab)
@@ -364,10 +374,32 @@ def test_change_without_csrf_token_is_refused(lab: Lab, driver: WebDriver) -> No
     assert case_state(driver) == "new"
 
 
-def test_screenshots_of_the_live_page_and_a_case(lab: Lab, driver: WebDriver) -> None:
+def test_live_page_shows_caught_sms_as_they_arrive_and_screenshots(
+    lab: Lab, driver: WebDriver
+) -> None:
+    """SMS submitted to the SMSC reach the open live page by themselves: the smishing one with
+    its rules and matched spans marked, the recipient masked; the ordinary one counted only."""
     login(driver, lab.base, lab.tokens["analyst"])
     driver.get(f"{lab.base}/console/")
-    settle(1.5)  # a tick or two of the live stream
+    settle(1.5)  # the history drawn, a tick or two
+    assert driver.find_elements(By.CSS_SELECTOR, "#live-rows tr") == []
+    for source, dest, text in (("77051230001", "77017654321", SMISHING),
+                               ("77051230002", "77017654322", "Купи хлеб")):  # fmt: skip
+        assert set(lab.call(send(lab.smsc_port, "subs", submit(source, dest, text)))) == {0}
+
+    def caught() -> list[Any]:
+        return driver.find_elements(By.CSS_SELECTOR, "#live-rows tr")
+
+    deadline = time.monotonic() + 10
+    while not caught() and time.monotonic() < deadline:
+        settle(0.3)
+    [row] = caught()
+    text = row.text
+    assert "77051230001" in text and "7701***4321" in text and "77017654321" not in text
+    marks = [m.text for m in row.find_elements(By.TAG_NAME, "mark")]
+    assert marks and all(m in SMISHING for m in marks), marks
+    assert "url." in text or "content." in text, text
+    assert "Купи хлеб" not in driver.page_source  # allowed: counted, not listed
     live = shot(driver, "live")
     driver.get(f"{lab.base}/console/cases/{lab.case_id}")
     case = shot(driver, "case")
