@@ -339,6 +339,26 @@ def cases_query(f: CaseFilter) -> sa.Select[Any]:
     return query
 
 
+def queue_query(
+    f: CaseFilter, verify_states: Iterable[State], act_states: Iterable[State]
+) -> sa.Select[Any]:
+    """Cases by urgency: those with a running deadline first, the earliest deadline first
+    (verify_by in the verify states, act_by in the act states), then the others newest first;
+    by state and source as `cases_query`. The limit cuts the least urgent, never an overdue."""
+    due = sa.case(
+        (cases.c.state.in_([s.value for s in verify_states]), cases.c.verify_by),
+        (cases.c.state.in_([s.value for s in act_states]), cases.c.act_by),
+        else_=sa.null(),
+    )
+    query = sa.select(cases).order_by(due.is_(None), due, cases.c.received_at.desc())
+    query = query.limit(f.limit)
+    if f.states:
+        query = query.where(cases.c.state.in_([s.value for s in f.states]))
+    if f.source is not None:
+        query = query.where(cases.c.source == f.source.value)
+    return query
+
+
 def running_query(
     until: float, verify_states: Iterable[State], act_states: Iterable[State]
 ) -> sa.Select[Any]:

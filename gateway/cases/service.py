@@ -34,6 +34,7 @@ from .deadlines import DeadlineRules, end_of_next_working_day, end_of_today, rem
 from .model import (
     ACT_STATES,
     SYSTEM,
+    TRANSITIONS,
     VERIFY_STATES,
     Action,
     Actor,
@@ -286,6 +287,14 @@ class Cases:
                 found = await rows.views(conn, rows.cases_query(f))
         return [c for c in found if f.number is None or f.number in c.numbers]
 
+    async def queue(self, flt: CaseFilter) -> builtins.list[CaseView]:
+        """The analysts' queue: running deadlines first, the earliest first, then the rest
+        newest first (rows.queue_query); `flt.number` is not used here."""
+        query = rows.queue_query(flt, VERIFY_STATES, ACT_STATES)
+        with self.store.guard("cases.queue"):
+            async with self.store.engine.connect() as conn:
+                return await rows.views(conn, query)
+
     async def _running(self, until: float) -> builtins.list[CaseView]:
         query = rows.running_query(until, VERIFY_STATES, ACT_STATES)
         with self.store.guard("cases.deadlines"):
@@ -336,6 +345,24 @@ class Cases:
         if view.state is State.VERIFYING and _outstanding(view):
             raise BlocksOutstanding(case_id, view.state, Action.REJECT)
         return await self._transition(case_id, Action.REJECT, actor, reason, evidence)
+
+    async def open_actions(self, view: CaseView) -> builtins.list[Action]:
+        """The actions the state table allows in the case's state that this service's own
+        guards allow now (what close, reject, reopen and unblock check before they act);
+        `suspend` is the system's and never listed. The console offers exactly these."""
+        blocked = bool(_outstanding(view))
+        found: builtins.list[Action] = []
+        for state, action in TRANSITIONS:
+            if state is not view.state or action is Action.SUSPEND:
+                continue
+            if action is Action.CLOSE and state is State.CONFIRMED and await self._targets(view):
+                continue  # point 120: the numbers must be suspended, not the case closed
+            if action in (Action.REJECT, Action.REOPEN) and blocked:
+                continue  # BlocksOutstanding: a supervisor unblocks first
+            if action is Action.UNBLOCK and state is State.CLOSED and not blocked:
+                continue  # nothing of this case is blocked any more
+            found.append(action)
+        return found
 
     async def close(
         self, case_id: str, actor: Actor, reason: str, evidence: Sequence[Evidence] = ()

@@ -29,13 +29,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.auth import Permission, Principal, TokenTable
 from gateway.api.limits import LookupLimiter
 from gateway.store.errors import StoreError
 
 from . import i18n
-from .sessions import Session, SessionLimits, SessionStore
+from .sessions import FailedLogins, Session, SessionLimits, SessionStore
 
 if TYPE_CHECKING:
     from gateway.api.app import Api
@@ -48,6 +49,7 @@ LOGIN_COOKIE = "fg_login"  # the login form's own CSRF token (double submit, bef
 LANG_COOKIE = "fg_lang"
 PATH = "/console"
 MAX_FORM = 16 * 1024  # bytes of a form (a reason is at most a few hundred characters)
+SWEEP_EVERY = 60.0  # seconds between sweeps of the sessions that are over
 
 SECURITY_HEADERS = {
     "content-security-policy": (
@@ -134,8 +136,8 @@ class Console:
         self.clock = clock
         # failed logins per client address: 10 at once, then one every 6 s; a client over it
         # is refused without its token being looked at until its wait is over
-        self.logins = LookupLimiter(per_minute=10.0, burst=10, clock=clock)
-        self._login_wait: dict[str, float] = {}
+        self.failed = FailedLogins(burst=10, every=6.0)
+        self._swept = 0.0
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -189,7 +191,11 @@ class Console:
         return endpoint
 
     def session(self, request: Request) -> Session | None:
-        s = self.sessions.get(request.cookies.get(COOKIE), self.clock())
+        now = self.clock()
+        if now - self._swept > SWEEP_EVERY:  # sessions that are over leave memory
+            self._swept = now
+            self.sessions.sweep(now)
+        s = self.sessions.get(request.cookies.get(COOKIE), now)
         if s is not None:
             lang = request.query_params.get("lang")
             if lang in i18n.LANGS:
@@ -211,14 +217,16 @@ class Console:
             "masked": who is not None and not who.may(Permission.PERSONAL_DATA),
             "flash": s.flash[:] if s is not None else [],
             "now": self.clock(),
+            "home": home(who) if who is not None else f"{PATH}/login",
+            "idle_minutes": round(self.sessions.limits.idle / 60),
         }
         if s is not None:
             s.flash.clear()
         values.update(page.values)
         html = self.env.get_template(page.template).render(values)
-        response = HTMLResponse(html, status_code=page.status, headers=SECURITY_HEADERS)
+        response = HTMLResponse(html, status_code=page.status)
         if request.query_params.get("lang") in i18n.LANGS:
-            self._set_cookie(response, LANG_COOKIE, lang, http_only=False)
+            self._set_cookie(request, response, LANG_COOKIE, lang, http_only=False)
         return response
 
     def error(self, request: Request, s: Session | None, status: int, key: str) -> Response:
@@ -230,16 +238,23 @@ class Console:
     def _lang(self, request: Request) -> str:
         return i18n.pick_lang(request.query_params.get("lang") or request.cookies.get(LANG_COOKIE))
 
-    def _set_cookie(self, response: Response, name: str, value: str, *, http_only: bool) -> None:
+    def _set_cookie(
+        self, request: Request, response: Response, name: str, value: str, *, http_only: bool
+    ) -> None:
+        """A console cookie: SameSite=Strict, Path=/console, Secure when served over TLS here
+        or behind a proxy that says it terminated TLS (X-Forwarded-Proto, trusted by uvicorn
+        from the addresses of its forwarded_allow_ips)."""
+        secure = self.secure or request.url.scheme == "https"
         response.set_cookie(
-            name, value, path=PATH, httponly=http_only, samesite="strict", secure=self.secure
+            name, value, path=PATH, httponly=http_only, samesite="strict", secure=secure
         )
 
     # -- login and logout --------------------------------------------------------------------
 
     async def _login_form(self, request: Request) -> Response:
-        if self.session(request) is not None:
-            return RedirectResponse(f"{PATH}/", status_code=303)
+        s = self.session(request)
+        if s is not None:
+            return RedirectResponse(home(s.principal), status_code=303)
         return self._login_page(request, "", 200)
 
     def _login_page(self, request: Request, error: str, status: int) -> Response:
@@ -247,7 +262,7 @@ class Console:
         response = self.render(
             request, None, Page("login.html", {"login_csrf": token, "error": error}, status)
         )
-        self._set_cookie(response, LOGIN_COOKIE, token, http_only=True)
+        self._set_cookie(request, response, LOGIN_COOKIE, token, http_only=True)
         return response
 
     async def _login(self, request: Request) -> Response:
@@ -258,22 +273,17 @@ class Console:
         if not expected or not secrets.compare_digest(given.encode(), expected.encode()):
             return self._login_page(request, "login.expired", 403)
         now = self.clock()
-        if self._login_wait.get(client, 0.0) > now:
+        if self.failed.wait(client, now) > 0:
             return self._login_page(request, "login.slow_down", 429)
         principal = self._principal(_field(form, "token") or "")
         if principal is None:
             log.warning("console: a login with an unknown token from %s", client)
-            wait = self.logins.take(client)
-            if wait > 0:
-                if len(self._login_wait) > 10_000:  # bounded: forget the waits that are over
-                    self._login_wait = {k: v for k, v in self._login_wait.items() if v > now}
-                self._login_wait[client] = now + wait
+            self.failed.failed(client, now)
             return self._login_page(request, "login.wrong", 401)
-        s = self.sessions.create(principal, self.clock(), self._lang(request))
+        s = self.sessions.create(principal, now, self._lang(request))
         log.info("console: %s (%s) signed in from %s", principal.user_id, principal.role, client)
-        response = RedirectResponse(f"{PATH}/" if _has_pages(principal) else f"{PATH}/none",
-                                    status_code=303)  # fmt: skip
-        self._set_cookie(response, COOKIE, s.id, http_only=True)
+        response = RedirectResponse(home(principal), status_code=303)
+        self._set_cookie(request, response, COOKIE, s.id, http_only=True)
         response.delete_cookie(LOGIN_COOKIE, path=PATH)
         return response
 
@@ -333,10 +343,35 @@ def _client(request: Request) -> str:
     return request.client.host if request.client is not None else ""
 
 
-def _has_pages(who: Principal) -> bool:
-    return any(who.may(n.permission) for n in NAV)
+def home(who: Principal) -> str:
+    """Where a role lands: its first page, or the page saying it has none (the registrar)."""
+    return next((n.href for n in NAV if who.may(n.permission)), f"{PATH}/none")
 
 
 def form_value(request: Request, name: str) -> str:
     """A field of the POST form the endpoint checked (Console.page), "" when absent."""
     return _field(request.state.form, name) or ""
+
+
+class SecurityHeaders:
+    """ASGI middleware: SECURITY_HEADERS on every response of the console, whoever made it
+    (pages, redirects, static files, the stream, the guard's refusals, Starlette's 404/405/500);
+    a header the response set itself is kept."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                have = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self.headers if k not in have]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

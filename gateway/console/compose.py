@@ -8,7 +8,7 @@ from typing import Any
 from gateway.http.dispatch import PathDispatch
 from gateway.http.guard import RequestGuard
 
-from .app import MAX_FORM, Console, Sources
+from .app import MAX_FORM, Console, SecurityHeaders, Sources
 from .sessions import SessionLimits
 
 
@@ -30,7 +30,9 @@ def with_console(
         state.api, state.tokens, state.lookups, sources=sources, limits=limits, secure=secure,
         **extra,
     )  # fmt: skip
-    guarded = RequestGuard(console.app(), max_body=MAX_FORM, client_timeout=client_timeout)
+    guarded = SecurityHeaders(
+        RequestGuard(console.app(), max_body=MAX_FORM, client_timeout=client_timeout)
+    )
     return ConsoleDispatch(api_app, {"/console": guarded}, console)
 
 

@@ -22,7 +22,7 @@ EN: dict[str, str] = {
     "login.token": "Access token",
     "login.submit": "Sign in",
     "login.help": "The token you were issued for the API. It is checked once; the console "
-    "then keeps a session (ends after 30 minutes idle, or at sign-out).",
+    "then keeps a session (ends after {minutes} minutes idle, or at sign-out).",
     "login.wrong": "This token is not accepted.",
     "login.expired": "The form expired; please sign in again.",
     "login.slow_down": "Too many attempts; wait a minute.",
@@ -87,6 +87,8 @@ EN: dict[str, str] = {
     "due.overdue": "overdue",
     "due.overdue_by": "overdue by {n} working day(s)",
     "due.today": "due today",
+    "due.overdue_since": "overdue since {day}",
+    "due.left_until": "due {day}",
     "due.left": "{n} working day(s) left",
     "due.none": "no deadline running",
     "deadline.verify_by": "verify by",
@@ -112,6 +114,8 @@ EN: dict[str, str] = {
     "case.decision_reason": "Decision reason",
     "case.evidence": "Evidence",
     "case.evidence.none": "No evidence recorded.",
+    "case.evidence.masked": "Messages, texts and findings are not shown to your role (as the "
+    "API shows it): what the case rests on, by kind and record.",
     "case.messages": "Messages",
     "case.findings": "Probe findings",
     "case.complaints": "Complaints",
@@ -126,7 +130,9 @@ EN: dict[str, str] = {
     "case.reason": "Reason (required, recorded in the trail)",
     "case.done": "Done: {action}.",
     "case.refused": "Refused: {why}",
-    "case.reason.required": "A reason is required.",
+    "case.reason.required": "A reason is required (at most {n} characters).",
+    "case.not_now": "“{action}” is not open in the state “{state}” now (the case may have "
+    "moved on, or a number is still blocked for it: a supervisor unblocks first)",
     "action.start_verification": "Start verification",
     "action.confirm": "Confirm (suspends the number)",
     "action.reject": "Reject (not confirmed)",
@@ -284,7 +290,7 @@ RU: dict[str, str] = {
     "login.token": "Токен доступа",
     "login.submit": "Войти",
     "login.help": "Токен, выданный вам для API. Он проверяется один раз, затем консоль держит "
-    "сессию (заканчивается после 30 минут бездействия или при выходе).",
+    "сессию (заканчивается после {minutes} мин бездействия или при выходе).",
     "login.wrong": "Этот токен не принят.",
     "login.expired": "Форма устарела; войдите ещё раз.",
     "login.slow_down": "Слишком много попыток; подождите минуту.",
@@ -347,6 +353,8 @@ RU: dict[str, str] = {
     "due.overdue": "просрочено",
     "due.overdue_by": "просрочено на {n} раб. дн.",
     "due.today": "срок сегодня",
+    "due.overdue_since": "просрочено с {day}",
+    "due.left_until": "срок {day}",
     "due.left": "осталось {n} раб. дн.",
     "due.none": "срок не идёт",
     "deadline.verify_by": "проверить до",
@@ -371,6 +379,8 @@ RU: dict[str, str] = {
     "case.decision_reason": "Основание решения",
     "case.evidence": "Доказательства",
     "case.evidence.none": "Доказательств не записано.",
+    "case.evidence.masked": "Сообщения, тексты и находки вашей роли не показываются (как и в "
+    "API): на чём основано дело — по виду и записи.",
     "case.messages": "Сообщения",
     "case.findings": "Находки зондов",
     "case.complaints": "Жалобы",
@@ -385,7 +395,9 @@ RU: dict[str, str] = {
     "case.reason": "Основание (обязательно, записывается в историю)",
     "case.done": "Выполнено: {action}.",
     "case.refused": "Отказано: {why}",
-    "case.reason.required": "Укажите основание.",
+    "case.reason.required": "Укажите основание (не длиннее {n} знаков).",
+    "case.not_now": "«{action}» сейчас недоступно в состоянии «{state}» (дело могло измениться, "
+    "или номер по нему ещё заблокирован: сначала руководитель снимает блокировку)",
     "action.start_verification": "Начать проверку",
     "action.confirm": "Подтвердить (номер будет приостановлен)",
     "action.reject": "Не подтверждено",
@@ -564,17 +576,24 @@ def iso_local(iso: str | None, *, seconds: bool = False) -> str:
     return local_time(moment.timestamp(), seconds=seconds)
 
 
+WALK_DAYS = 62  # calendar days a deadline's working days are counted over, at most
+
+
 def due_text(lang: str, due: float, now: float, calendar: KzCalendar) -> tuple[str, str]:
     """How a deadline stands, said plainly, and its class: ("overdue" | "today" | "soon" |
     "later", text). Working days are Kazakh working days (the cases' calendar)."""
     t_now = dt.datetime.fromtimestamp(now, tz=dt.UTC)
     t_due = dt.datetime.fromtimestamp(due, tz=dt.UTC)
     if due < now:
+        if now - due > WALK_DAYS * 86400:  # counted day by day: not for a case years late
+            return "overdue", translate(lang, "due.overdue_since", day=local_time(due)[:10])
         late = calendar.working_days_between(t_due, t_now)
         if late <= 0:
             return "overdue", translate(lang, "due.overdue")
         return "overdue", translate(lang, "due.overdue_by", n=late)
     if calendar.local_date(t_due) == calendar.local_date(t_now):
         return "today", translate(lang, "due.today")
+    if due - now > WALK_DAYS * 86400:
+        return "later", translate(lang, "due.left_until", day=local_time(due)[:10])
     left = calendar.working_days_between(t_now, t_due)
     return ("soon" if left <= 1 else "later"), translate(lang, "due.left", n=left)

@@ -17,7 +17,7 @@ from gateway.api.auth import Permission
 from gateway.registry import normalize_msisdn
 
 from . import i18n
-from .app import Page
+from .app import Page, form_value
 from .sessions import Session
 
 if TYPE_CHECKING:
@@ -29,8 +29,12 @@ AUDIT_ROWS = 200
 def routes(console: Console) -> list[BaseRoute]:
     pages = AdminPages(console)
     return [
-        Route("/subscribers", console.page(Permission.SUBSCRIBERS_READ, pages.lookup)),
-        Route("/audit", console.page(Permission.AUDIT_READ, pages.audit)),
+        Route(
+            "/subscribers",
+            console.page(Permission.SUBSCRIBERS_READ, pages.lookup),
+            methods=["GET", "POST"],
+        ),
+        Route("/audit", console.page(Permission.AUDIT_READ, pages.audit), methods=["GET", "POST"]),
         Route("/none", console.page(None, pages.nothing)),
     ]
 
@@ -41,7 +45,9 @@ class AdminPages:
         self.api = console.api
 
     async def lookup(self, request: Request, s: Session) -> Response:
-        typed = request.query_params.get("msisdn", "").strip()[:64]
+        """GET: the form; POST (with the CSRF token): a look-up. The number travels in the
+        body, never in a URL (proxy logs, the browser's history on a shared desk)."""
+        typed = form_value(request, "msisdn").strip()[:64] if request.method == "POST" else ""
         values: dict[str, object] = {"typed": typed, "found": None, "error": ""}
         if typed:
             values.update(await self._look_up(request, s, typed))
@@ -66,7 +72,9 @@ class AdminPages:
         return {"found": views.subscriber(found[0], found[1], masked=masked)}
 
     async def audit(self, request: Request, s: Session) -> Response:
-        q = request.query_params
+        """GET: the newest rows; POST (with the CSRF token): filtered, the filter (maybe a
+        number) in the body rather than the URL."""
+        q = request.state.form if request.method == "POST" else {}
         user = q.get("user_id", "").strip()[:128] or None
         action = q.get("action", "").strip()[:64] or None
         target = q.get("target", "").strip()[:64] or None

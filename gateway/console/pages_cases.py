@@ -8,7 +8,6 @@ actions (cases.read, case.read, subscriber.read, case.<decision>), written befor
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,9 +18,9 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.alerts.payloads import mask_msisdn
 from gateway.api import views
-from gateway.api.auth import Permission, Principal
+from gateway.api.auth import Permission
 from gateway.cases import Actor, CaseFilter, CaseView, Source, State
-from gateway.cases.model import TRANSITIONS, Action, CaseError, CaseNotFound, IllegalTransition
+from gateway.cases.model import Action, CaseError, CaseNotFound, IllegalTransition
 from gateway.iin import screen_field
 
 from . import evidence, i18n
@@ -44,7 +43,6 @@ DECISIONS: dict[Action, Permission] = {
     Action.REOPEN: Permission.CASES_DECIDE,
     Action.UNBLOCK: Permission.CASES_UNBLOCK,
 }
-_DIGIT = re.compile(r"\d")
 E = TypeVar("E")
 
 
@@ -55,15 +53,6 @@ def routes(console: Console) -> list[BaseRoute]:
         Route("/cases", console.page(read, pages.queue), methods=["GET"]),
         Route("/cases/{case_id}", console.page(read, pages.case), methods=["GET"]),
         Route("/cases/{case_id}/{action}", console.page(None, pages.decide), methods=["POST"]),
-    ]
-
-
-def allowed_actions(state: State, who: Principal) -> list[Action]:
-    """The decisions the state table allows in `state` that `who`'s role may take."""
-    return [
-        action
-        for (st, action) in TRANSITIONS
-        if st is state and action in DECISIONS and who.may(DECISIONS[action])
     ]
 
 
@@ -85,14 +74,16 @@ class CasePages:
         q = request.query_params
         state = _enum(State, q.get("state"))
         source = _enum(Source, q.get("source"))
-        flt = CaseFilter(states=(state,) if state else (), source=source, limit=QUEUE_LIMIT)
-        found = await self.api.cases.list(flt)
         who = s.principal
+        if self.console.lookups.take(who.user_id) > 0:  # the API's look-up rate
+            return self.console.error(request, s, 429, "lookups.slow_down")
+        flt = CaseFilter(states=(state,) if state else (), source=source, limit=QUEUE_LIMIT)
+        found = await self.api.cases.queue(flt)  # the most urgent first, in SQL
         masked = not who.may(Permission.PERSONAL_DATA)
         if not masked or who.reads_audited:
             await self.console.audit(request, s, "cases.read", "cases", "", not masked)
         now = self.console.clock()
-        rows = sorted((self._row(c, masked, now, s.lang) for c in found), key=_urgency)
+        rows = [self._row(c, masked, now, s.lang) for c in found]
         return self.console.render(request, s, Page("cases.html", {
             "rows": rows, "states": list(State), "sources": list(Source),
             "state": state.value if state else "", "source": source.value if source else "",
@@ -120,16 +111,22 @@ class CasePages:
         if not masked or who.reads_audited:
             await self.console.audit(request, s, "case.read", "case", case.id, not masked)
         subscriber = await self._subscriber(request, s, case, masked)
-        found = await evidence.read(self.api.store, case.evidence)
+        # the API shows a masked role no evidence beyond kind, id and time: no texts here either
+        found = await evidence.read(self.api.store, case.evidence) if not masked else None
         reports = await self.api.notices.list(None, case.id, 50)
+        if who.reads_audited:  # as GET /v1/centre/reports for an auditor
+            await self.console.audit(request, s, "centre.read", "centre_report", case.id, False)
+        actions = [
+            a for a in await self.api.cases.open_actions(case)
+            if a in DECISIONS and who.may(DECISIONS[a])
+        ]  # fmt: skip
         now = self.console.clock()
         row = self._row(case, masked, now, s.lang)
         return self.console.render(request, s, Page("case.html", {
             "case": views.case_detail(case, masked=masked), "due": row,
             "evidence": found, "reports": [views.centre_notice(r) for r in reports],
-            "subscriber": subscriber, "actions": allowed_actions(case.state, who),
+            "subscriber": subscriber, "actions": actions,
             "number": (lambda n: mask_msisdn(n) if masked else n),
-            "text": (lambda t: _DIGIT.sub("•", t) if masked else t),
             "highlight": evidence.highlight, "iso_time": i18n.iso_local,
         }))  # fmt: skip
 
@@ -140,11 +137,11 @@ class CasePages:
             return None
         for number in case.numbers:
             found = await self.api.registry.subscriber_of(number, case.facts_time)
-            if found is None:
-                continue
-            # as every look-up of a number through the API: recorded, masked or not
-            await self.console.audit(request, s, "subscriber.read", "msisdn", number, not masked)
-            return views.subscriber(found[0], found[1], masked=masked)
+            # as every look-up of a number through the API: recorded, hit or miss, masked or not
+            personal = found is not None and not masked
+            await self.console.audit(request, s, "subscriber.read", "msisdn", number, personal)
+            if found is not None:
+                return views.subscriber(found[0], found[1], masked=masked)
         return None
 
     async def decide(self, request: Request, s: Session) -> Response:
@@ -157,23 +154,29 @@ class CasePages:
         who = s.principal
         if not who.may(DECISIONS[action]):
             return self.console.error(request, s, 403, "forbidden")
-        reason = screen_field(form_value(request, "reason").strip(), "reason")[:MAX_REASON]
-        if not reason:
-            s.flash.append(i18n.translate(s.lang, "case.reason.required"))
+        reason = screen_field(form_value(request, "reason").strip(), "reason")
+        if not reason or len(reason) > MAX_REASON:
+            s.say(i18n.translate(s.lang, "case.reason.required", n=MAX_REASON))
             return RedirectResponse(back, status_code=303)
         op = self._operation(action)
         try:
             case = await op(case_id, Actor(who.user_id, who.role.value), reason)
         except CaseNotFound:
             return self.console.error(request, s, 404, "not_found")
-        except (IllegalTransition, CaseError) as e:
-            s.flash.append(i18n.translate(s.lang, "case.refused", why=str(e)))
+        except IllegalTransition as e:
+            state_now = i18n.translate(s.lang, f"state.{e.state.value}")
+            why = i18n.translate(
+                s.lang, "case.not_now", action=_action_text(s.lang, action), state=state_now
+            )
+            s.say(i18n.translate(s.lang, "case.refused", why=why))
+            return RedirectResponse(back, status_code=303)
+        except CaseError as e:  # e.g. ConcurrentUpdate: said as the service says it
+            s.say(i18n.translate(s.lang, "case.refused", why=str(e)))
             return RedirectResponse(back, status_code=303)
         log.info("case %s: %s by %s (%s) from the console", case.id, action.value, who.user_id,
                  who.role.value)  # fmt: skip
         await self.console.audit(request, s, f"case.{action.value}", "case", case.id, True)
-        done = i18n.translate(s.lang, f"action.{action.value}")
-        s.flash.append(i18n.translate(s.lang, "case.done", action=done))
+        s.say(i18n.translate(s.lang, "case.done", action=_action_text(s.lang, action)))
         return RedirectResponse(back, status_code=303)
 
     def _operation(self, action: Action) -> Callable[[str, Actor, str], Awaitable[CaseView]]:
@@ -189,6 +192,10 @@ class CasePages:
         return ops[action]
 
 
+def _action_text(lang: str, action: Action) -> str:
+    return i18n.translate(lang, f"action.{action.value}")
+
+
 def _enum(kind: type[E], value: str | None) -> E | None:
     if not value:
         return None
@@ -196,8 +203,3 @@ def _enum(kind: type[E], value: str | None) -> E | None:
         return kind(value)  # type: ignore[call-arg]
     except ValueError:
         return None
-
-
-def _urgency(row: QueueRow) -> tuple[int, float]:
-    """Running deadlines first, the earliest first; then the rest, as listed (newest first)."""
-    return (0, row.due_at) if row.due_at is not None else (1, 0.0)
