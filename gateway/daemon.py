@@ -100,7 +100,9 @@ class Gateway:
         self.inspector = inspector or build_inspector(cfg, exemptions=self.exemptions)
         self.on_inspected = on_inspected
         self.on_finding = on_finding
-        self.live = LiveFeed()  # the console's live page: counts and the latest caught SMS
+        # the console's live page: counts and the latest caught SMS; its streams hold HTTP
+        # connections, so they take at most a quarter of the API server's ([api] max_connections)
+        self.live = LiveFeed(max_streams=max(1, cfg.api.max_connections // 4))
         self.probes: ProbeManager | None = None
         self.workflow: Workflow | None = None
         self.handlers: list[GatewayHandler] = []

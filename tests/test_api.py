@@ -27,7 +27,7 @@ from gateway.api import (
     build_api,
     hash_token,
 )
-from gateway.api.audit import AuditLog
+from gateway.api.audit import AuditEntry, AuditLog
 from gateway.api.openapi import render
 from gateway.cases import Actor, Cases, Evidence, State
 from gateway.centre import CentreOutbox
@@ -567,6 +567,70 @@ async def test_auditor_reads_the_audit_log_masked(client: httpx.AsyncClient) -> 
         "/v1/audit", params={"user_id": USERS[Role.SUPERVISOR]}, headers=auth(Role.AUDITOR)
     )
     assert [e["target"] for e in r.json()] == ["+7705***4567"]
+
+
+async def test_audit_log_masks_numbers_in_every_target_kind(
+    client: httpx.AsyncClient, cases: Cases
+) -> None:
+    """A case list filtered by a number (target kind `cases`), a feedback list filtered by an
+    IIN typed as a message id, centre reports filtered by a number: the auditor sees none of
+    them whole, and still finds the rows by the whole number; case ids stay whole."""
+    case_id = await open_case(cases)
+    a = auth(Role.ANALYST)
+    assert (await client.get("/v1/cases", params={"number": MINE[0]}, headers=a)).json()
+    await client.get(
+        "/v1/cases", params={"number": "8 (705) 123-45-67"}, headers=auth(Role.HELPLINE)
+    )
+    await client.get(f"/v1/cases/{case_id}", headers=a)
+    await client.get("/v1/feedback", params={"message_id": IIN}, headers=a)
+    reports = {"case_id": "+7.778.123.45.67"}
+    await client.get("/v1/centre/reports", params=reports, headers=auth(Role.AUDITOR))
+
+    r = await client.get("/v1/audit", headers=auth(Role.AUDITOR))
+    assert r.status_code == 200
+    targets = {(e["action"], e["target_kind"], e["target"]) for e in r.json()}
+    assert ("cases.read", "cases", "+7701***4567") in targets
+    assert ("cases.read", "cases", "+7705***4567") in targets
+    assert ("case.read", "case", case_id) in targets
+    assert ("feedback.read", "feedback", "9001******17") in targets
+    assert ("centre.read", "centre_report", "+7778***4567") in targets
+    for whole in (MINE[0], MINE[1], "7011234567", "7051234567", IIN, "77781234567"):
+        assert whole not in r.text
+    by_number = await client.get(
+        "/v1/audit", params={"target": MINE[0]}, headers=auth(Role.AUDITOR)
+    )
+    assert [(e["action"], e["user_id"]) for e in by_number.json()] == [
+        ("cases.read", USERS[Role.ANALYST])
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "target", "shown"),
+    [
+        ("cases", "+77011234567", "+7701***4567"),
+        ("cases", "", ""),
+        ("msisdn", "+77011234567", "+7701***4567"),
+        ("iin", IIN, "9001******17"),
+        ("feedback", f"iin {IIN}", "iin 9001******17"),  # 12 digits, no '+': an IIN
+        ("centre_report", "8 (701) 123-45-67", "8701***4567"),
+        ("feedback", "+7.701.123.45.67", "+7701***4567"),
+        ("feedback", "msg77011234567", "msg7701***4567"),  # glued to letters
+        ("case", "01932a6bc1d27f3e8a44b0c5d6e7f809", "01932a6bc1d27f3e8a44b0c5d6e7f809"),
+        (
+            "feedback",
+            "0193b2c4-a123-7456-8901-234567890123",
+            "0193b2c4-a123-7456-8901-234567890123",
+        ),
+        ("case", "1" * 32, "1111***1111"),  # 32 digits are no id: digits only
+        ("application", "12345", "12345"),  # too short to be anyone's
+        ("probes", "", ""),
+        ("live", "", ""),
+    ],
+)
+def test_audit_entry_masked_whatever_the_kind(kind: str, target: str, shown: str) -> None:
+    entry = AuditEntry("id", FRIDAY, "u-x", "analyst", "x.read", kind, target, True, "10.0.0.1")
+    assert entry.masked().target == shown
+    assert entry.masked().client == "10.0.0.1" and entry.target == target
 
 
 async def test_personal_data_never_logged(

@@ -18,6 +18,7 @@ from gateway.cases.factory import build_cases
 from gateway.cli import main
 from gateway.config import load
 from gateway.console.i18n import EN
+from gateway.domain import Decision, Inspected, Reason, SmsEvent, Verdict
 from gateway.store import Store
 from gateway.switch.config import open_switch
 
@@ -25,7 +26,7 @@ TOKEN = "console-cli-analyst-token-5d1e"
 NUMBER = "+77011234567"
 
 
-def _config(tmp_path: Path, *, listen: bool = True, tokens: bool = True) -> Path:
+def _config(tmp_path: Path, *, listen: bool = True, tokens: bool = True, extra: str = "") -> Path:
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
     text = f'[gateway]\ndata_dir = "{data}"\n'
@@ -34,7 +35,7 @@ def _config(tmp_path: Path, *, listen: bool = True, tokens: bool = True) -> Path
     if tokens:
         text += f'\n[[api.token]]\nsha256 = "{hash_token(TOKEN)}"\nuser = "u-a"\nrole = "analyst"\n'
     path = tmp_path / "fraudgate.toml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text + extra, encoding="utf-8")
     return path
 
 
@@ -114,3 +115,35 @@ def test_console_listen_option_overrides_the_configuration(tmp_path: Path) -> No
     with console_process(config, "--listen", f"127.0.0.1:{port}") as url:
         assert url == f"http://127.0.0.1:{port}"
         assert not re.search(r"/console/cases/[0-9a-f]{32}", cases_page(url, TOKEN))  # none
+
+
+def _flagged_message(config: Path) -> str:
+    """A flagged SMS in the configuration's database, as the daemon records one."""
+
+    async def seed() -> str:
+        cfg = load(config)
+        sms = SmsEvent("77011112233", "77019998877", "Код подтверждения 4821", smsc="smsc-p2p")
+        code = Reason("content", "content.ru.code_request", 0.6, "asks for a code")
+        async with await Store.open(cfg.database_url) as store:
+            await store.migrate()
+            await store.record([Inspected(sms, Verdict(0.6, Decision.FLAG, [code]))])
+        return sms.id
+
+    return asyncio.run(seed())
+
+
+def test_console_applies_the_configured_feedback_limits(tmp_path: Path) -> None:
+    """[feedback] max_hours = 2: the console's API refuses a 3-hour exemption (the default
+    limit, 168 hours, would grant it) and grants a 2-hour one, as the daemon's would."""
+    config = _config(tmp_path, extra="\n[feedback]\ndefault_hours = 1\nmax_hours = 2\n")
+    message_id = _flagged_message(config)
+    body = {"verdict": "wrong", "scope": "sender", "reason": "the bank's own notice"}
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    with console_process(config) as url, httpx.Client(base_url=url, timeout=10.0) as client:
+        path = f"/v1/messages/{message_id}/feedback"
+        refused = client.post(path, json=body | {"hours": 3}, headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"] == "hours_out_of_range"
+        assert "at most 2 hours" in refused.json()["detail"]
+        granted = client.post(path, json=body | {"hours": 2}, headers=headers)
+        assert granted.status_code == 201, granted.text

@@ -7,16 +7,21 @@ simulated switch). The audit rows are the API's AuditLog, tested on both databas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
+from console_browser import chromium, session_cookie
+from console_browser import login as browser_login
 from helpers.console import hidden, sign_in_async
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
 from waiting import eventually
 
 from gateway.api import ApiConfig, ApiServer, Role, build_api, hash_token
@@ -24,7 +29,8 @@ from gateway.api.audit import AuditLog, AuditQuery
 from gateway.cases import Cases
 from gateway.centre import CentreOutbox
 from gateway.console import LiveFeed, SessionLimits, Sources, with_console
-from gateway.console.live import Subscription, mask_digits
+from gateway.console.i18n import translate
+from gateway.console.live import StreamsFull, Subscription, mask_digits
 from gateway.domain import Decision, Inspected, Reason, SmsEvent, Span, Verdict
 from gateway.registry import Registry
 from gateway.store import Store, sqlite_url
@@ -41,6 +47,8 @@ VICTIM = "+77011234567"
 TEXT = "Ваш код 482913. Карта 4400 4301 2345 6789 заблокирована: kaspi-bank.xyz/unlock"
 URL_AT = TEXT.index("kaspi-bank.xyz")
 CODE_AT = TEXT.index("482913")
+# what digit masking would let through: a name, an address (words that occur nowhere else)
+PERSONAL = "Айгерим Садыкова, ул. Абая 150-12, ваш код 482913: kaspi-bank.xyz/unlock"
 
 
 class Clock:
@@ -134,7 +142,7 @@ async def test_a_tick_carries_at_most_the_newest_twenty_caught_messages() -> Non
     assert [i["text"] for i in tick["items"]] == [f"сообщение {n}" for n in range(25, 45)]
 
 
-async def test_the_masked_payload_hides_every_digit_and_the_numbers_and_keeps_the_spans() -> None:
+async def test_the_masked_payload_has_no_text_and_the_numbers_masked() -> None:
     feed = LiveFeed(clock=Clock(MONDAY))
     full_sub = feed.subscribe(masked=False)
     masked_sub = feed.subscribe(masked=True)
@@ -159,12 +167,15 @@ async def test_the_masked_payload_hides_every_digit_and_the_numbers_and_keeps_th
         "kcell-a2p",
         MONDAY - 0.5,
     )
-    # the masked view: no digit anywhere in the text, the same length and spans
+    assert f["hidden"] is False
+    # the masked view (R7): no text and no spans at all, as the API shows such a role no
+    # evidence text; what the decision rests on stays
     assert m["source"] == "+7775***6543" and m["dest"] == "+7701***4567"
-    assert not any(c.isdigit() for c in m["text"]) and len(m["text"]) == len(TEXT)
-    assert m["text"][URL_AT : URL_AT + 14] == "kaspi-bank.xyz"
-    assert m["text"][CODE_AT : CODE_AT + 6] == "••••••"
-    assert m["spans"] == f["spans"] and m["rules"] == f["rules"]
+    assert (m["text"], m["spans"], m["cut"], m["hidden"]) == ("", [], False, True)
+    assert m["rules"] == f["rules"] and m["reasons"] == f["reasons"]
+    assert [m[k] for k in ("decision", "score", "smsc", "route", "at", "local", "date")] == [
+        f[k] for k in ("decision", "score", "smsc", "route", "at", "local", "date")
+    ]
     assert masked["items"][1]["source"] == "KASPI"  # an alphanumeric sender id is no one's number
     for sub in (full_sub, masked_sub):
         sub.close()
@@ -250,6 +261,75 @@ def test_the_hot_path_allocates_nothing_for_an_allowed_message() -> None:
     assert len(feed._notable) == 20  # bounded between ticks however many arrive
 
 
+async def test_times_come_formatted_as_almaty_time() -> None:
+    """The page shows these as they are: the browser's time-zone data may be older than
+    Almaty's move to UTC+5 (2024)."""
+    clock = Clock(MONDAY)
+    feed = LiveFeed(clock=clock)
+    feed.add(caught())
+    feed.add(Inspected(SmsEvent(SUSPECT, VICTIM, "без времени"), Verdict(0.9, Decision.FLAG, [])))
+    async with feed.subscribe(masked=True) as sub:
+        _, history = await next_event(sub)
+        assert history["local"] == "10:00:00"
+        clock.t += 3601.0
+        feed.tick()
+        _, tick = await next_event(sub)
+    assert tick["local"] == "11:00:01"
+    item, untimed = tick["items"]
+    assert (item["local"], item["date"]) == ("09:59:59", "01.12.2025")  # received 09:59:59.5
+    assert (untimed["at"], untimed["local"]) == (MONDAY + 3601.0, "11:00:01")  # the tick's
+
+
+async def test_no_word_of_a_text_reaches_a_masked_subscriber() -> None:
+    """Names and addresses are personal data that masking digits would let through (R7)."""
+    feed = LiveFeed(clock=Clock(MONDAY))
+    feed.add(caught(PERSONAL))
+    feed.tick()  # in the history
+    full, masked = feed.subscribe(masked=False), feed.subscribe(masked=True)
+    seen: dict[bool, list[str]] = {False: [], True: []}
+    for sub in (full, masked):
+        seen[sub.masked].append((await anext(sub)).decode())
+    feed.add(caught(PERSONAL, source="+77751112233"))
+    feed.tick()
+    for sub in (full, masked):
+        seen[sub.masked].append((await anext(sub)).decode())
+        sub.close()
+    words = ("Айгерим", "Садыкова", "Абая", "150-12", "482913", "unlock", "1112233")
+    for body in seen[False]:  # the full payload carries them: the check below can fail
+        assert all(w in body for w in words[:6]), body
+    for body in seen[True]:
+        assert [w for w in words if w in body] == [], body
+
+
+async def test_one_stream_per_session_three_per_user_and_a_bounded_total() -> None:
+    feed = LiveFeed(clock=Clock(MONDAY), max_streams=4)
+    first = feed.subscribe(masked=False, session="s1", user="ann")
+    await next_event(first)
+    again = feed.subscribe(masked=False, session="s1", user="ann")  # a reload or a second tab
+    assert await next_event(first) == ("end", {"reason": "replaced"})
+    async with asyncio.timeout(5):
+        assert [raw async for raw in first] == []  # it ends: no reconnect war with the new one
+    assert first.ended and feed.subscribers == 1
+    second = feed.subscribe(masked=False, session="s2", user="ann")
+    third = feed.subscribe(masked=False, session="s3", user="ann")
+    fourth = feed.subscribe(masked=False, session="s4", user="ann")  # the user's oldest goes
+    assert again.ended and not any(x.ended for x in (second, third, fourth))
+    assert feed.subscribers == 3
+    bob = feed.subscribe(masked=True, session="b1", user="bob")
+    assert feed.subscribers == 4
+    assert not feed.room("b2", "bob") and not feed.room("c1", "carol")
+    assert feed.room("b1", "bob") and feed.room("s5", "ann")  # each would replace one of its own
+    with pytest.raises(StreamsFull) as refused:
+        feed.subscribe(masked=True, session="c1", user="carol")
+    assert refused.value.retry_after == 60
+    assert feed.subscribers == 4 and not any(x.ended for x in (second, third, fourth, bob))
+    bob.close()
+    assert feed.room("c1", "carol")
+    feed.subscribe(masked=True, session="c1", user="carol").close()
+    with pytest.raises(ValueError):
+        LiveFeed(max_streams=0)
+
+
 # -- the page and the stream over HTTP ----------------------------------------------------------
 
 
@@ -280,16 +360,20 @@ def feed() -> LiveFeed:
     return LiveFeed(clock=Clock(MONDAY), keepalive=60.0)
 
 
-Serve = Callable[[LiveFeed | None], Awaitable[str]]
+class Serve(Protocol):
+    async def __call__(self, feed: LiveFeed | None, clock: Clock | None = None) -> str: ...
 
 
 @pytest.fixture
 async def serve(api: Any) -> AsyncIterator[Serve]:
-    """Start the API with the console on loopback, with `feed` as the live source; its URL."""
+    """Start the API with the console on loopback, with `feed` as the live source and `clock`
+    as the console's (its sessions'); its URL."""
     servers: list[ApiServer] = []
 
-    async def start(feed: LiveFeed | None) -> str:
-        app = with_console(api, sources=Sources(live=feed), limits=SessionLimits(idle=600.0))
+    async def start(feed: LiveFeed | None, clock: Clock | None = None) -> str:
+        app = with_console(
+            api, sources=Sources(live=feed), limits=SessionLimits(idle=600.0), clock=clock
+        )
         server = ApiServer(ApiConfig(port=0), app)
         await server.start()
         servers.append(server)
@@ -401,8 +485,8 @@ async def test_the_help_line_gets_the_masked_stream_unaudited_and_an_auditor_is_
                 _, tick = await anext(events)
             item = tick["items"][0]
             assert item["source"] == "+7775***6543" and item["dest"] == "+7701***4567"
-            assert not any(ch.isdigit() for ch in item["text"])
-            assert item["spans"] == [[CODE_AT, CODE_AT + 6], [URL_AT, URL_AT + 14]]
+            assert (item["text"], item["spans"], item["hidden"]) == ("", [], True)
+            assert item["rules"] == ["url.lookalike.kaspi", "content.ru.code_request"]
     assert await live_rows(store) == [(USERS[Role.AUDITOR], False)]
 
 
@@ -438,3 +522,210 @@ async def test_a_process_without_traffic_says_so_and_its_stream_is_empty(serve: 
     assert page.status_code == 200 and "This process inspects no traffic" in page.text
     assert "live.js" not in page.text
     assert stream.status_code == 204 and stream.content == b""
+
+
+async def test_a_second_stream_of_a_session_ends_the_first_and_a_user_has_three(
+    serve: Serve, feed: LiveFeed
+) -> None:
+    url = await serve(feed)
+    async with httpx.AsyncClient(base_url=url) as c:
+        await login(c, Role.ANALYST)
+        async with asyncio.timeout(10), c.stream("GET", "/console/live/stream") as first:
+            events = sse(first)
+            assert (await anext(events))[0] == "history"
+            async with c.stream("GET", "/console/live/stream") as second:  # a reload, a tab
+                later = sse(second)
+                assert (await anext(later))[0] == "history"
+                assert [e async for e in events] == [("end", {"reason": "replaced"})]
+                assert feed.subscribers == 1
+                feed.tick()
+                assert (await anext(later))[0] == "tick"
+        await until_subscribers(feed, 0)
+    # one user signed in four times (4 sessions): 3 streams, the oldest ended
+    clients = [httpx.AsyncClient(base_url=url) for _ in range(4)]
+    try:
+        for c in clients:
+            await login(c, Role.SUPERVISOR)
+        async with contextlib.AsyncExitStack() as stack:
+            streams = []
+            for c in clients:
+                r = await stack.enter_async_context(c.stream("GET", "/console/live/stream"))
+                assert r.status_code == 200
+                streams.append(sse(r))
+                assert (await anext(streams[-1]))[0] == "history"
+            async with asyncio.timeout(10):
+                assert [e async for e in streams[0]] == [("end", {"reason": "replaced"})]
+            assert feed.subscribers == 3
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+async def test_streams_beyond_the_total_are_refused_and_the_page_says_so(
+    serve: Serve, store: Store
+) -> None:
+    feed = LiveFeed(clock=Clock(MONDAY), keepalive=60.0, max_streams=2)
+    url = await serve(feed)
+    async with (
+        httpx.AsyncClient(base_url=url) as analyst,
+        httpx.AsyncClient(base_url=url) as supervisor,
+        httpx.AsyncClient(base_url=url) as auditor,
+    ):
+        for c, role in ((analyst, Role.ANALYST), (supervisor, Role.SUPERVISOR),
+                        (auditor, Role.AUDITOR)):  # fmt: skip
+            await login(c, role)
+        async with asyncio.timeout(10), supervisor.stream("GET", "/console/live/stream") as kept:
+            assert kept.status_code == 200
+            async with analyst.stream("GET", "/console/live/stream") as r:
+                assert r.status_code == 200
+                await until_subscribers(feed, 2)
+                refused = await auditor.get("/console/live/stream")
+                assert refused.status_code == 503 and refused.headers["retry-after"] == "60"
+                page = await auditor.get("/console/?lang=en")
+                assert page.status_code == 200 and 'id="live-full"' in page.text
+                assert "Too many live pages" in page.text and "live.js" not in page.text
+                again = await analyst.get("/console/")  # its own stream would be replaced
+                assert "live.js" in again.text and 'id="live-full"' not in again.text
+            await until_subscribers(feed, 1)
+            page = await auditor.get("/console/")
+            assert "live.js" in page.text and 'id="live-full"' not in page.text
+            async with auditor.stream("GET", "/console/live/stream") as r:
+                assert r.status_code == 200
+    users = [u for u, _ in await live_rows(store)]
+    assert users.count(USERS[Role.AUDITOR]) == 1  # the refused stream is not audited as a read
+
+
+async def test_an_open_stream_does_not_keep_its_session_alive(serve: Serve, feed: LiveFeed) -> None:
+    """Idle 600 s: a stream opened (or reopened by the browser) 500 s after the last page and
+    watched for 200 s more ends with the session; neither counted as activity."""
+    clock = Clock(MONDAY)
+    async with httpx.AsyncClient(base_url=await serve(feed, clock)) as c:
+        await login(c, Role.ANALYST)
+        clock.t += 500.0
+        async with asyncio.timeout(10), c.stream("GET", "/console/live/stream") as r:
+            assert r.status_code == 200
+            events = sse(r)
+            await anext(events)
+            feed.tick()
+            assert (await anext(events))[0] == "tick"  # 500 s idle: alive
+            clock.t += 200.0
+            feed.tick()
+            assert [e async for e in events] == []  # 700 s since the last page: over
+        await until_subscribers(feed, 0)
+        r = await c.get("/console/")
+        assert r.status_code == 303 and r.headers["location"] == "/console/login"
+
+
+# -- in a browser --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[WebDriver]:
+    driver = await asyncio.to_thread(chromium)
+    try:
+        yield driver
+    finally:
+        await asyncio.to_thread(driver.quit)
+
+
+@pytest.fixture
+async def ticking(feed: LiveFeed) -> AsyncIterator[LiveFeed]:
+    """The feed ticking by itself every 0.2 s, as in the daemon."""
+    feed.interval = 0.2
+    runner = asyncio.create_task(feed.run())
+    yield feed
+    feed.close()
+    await runner
+
+
+async def seen(check: Callable[[], object], timeout: float, what: str) -> None:
+    """`eventually` for a check that drives the browser: run in a thread, the event loop
+    serving the page meanwhile (a WebDriver call waits for a page being loaded)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await asyncio.to_thread(check):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def _in_browser(driver: WebDriver, base: str, role: Role) -> None:
+    browser_login(driver, base, TOKENS[role])
+    driver.get(f"{base}/console/")
+
+
+async def test_in_a_browser_a_page_whose_session_ended_goes_to_the_login_page(
+    serve: Serve, ticking: LiveFeed, browser: WebDriver
+) -> None:
+    url = await serve(ticking)
+    await asyncio.to_thread(_in_browser, browser, url, Role.ANALYST)
+    await until_subscribers(ticking, 1)
+    csrf = hidden(await asyncio.to_thread(lambda: browser.page_source), "csrf")
+    cookie = await asyncio.to_thread(session_cookie, browser)
+    assert cookie is not None
+    async with httpx.AsyncClient(base_url=url, cookies={cookie["name"]: cookie["value"]}) as c:
+        r = await c.post("/console/logout", data={"csrf": csrf})  # signed out in another tab
+        assert r.status_code == 303
+    await until_subscribers(ticking, 0)
+
+    def on_login() -> bool:  # the stream's reconnection is sent to the login page: reload
+        return browser.current_url.endswith("/console/login") and bool(
+            browser.find_elements(By.ID, "token")
+        )
+
+    await seen(on_login, 20.0, "the login page")
+
+
+async def test_in_a_browser_a_masked_role_sees_no_text_and_the_server_s_times(
+    serve: Serve, ticking: LiveFeed, browser: WebDriver
+) -> None:
+    url = await serve(ticking)
+    await asyncio.to_thread(_in_browser, browser, url, Role.HELPLINE)
+    await until_subscribers(ticking, 1)
+    ticking.add(caught(PERSONAL))
+
+    def rows() -> list[Any]:
+        return browser.find_elements(By.CSS_SELECTOR, "#live-rows tr")
+
+    await seen(lambda: len(rows()) == 1, 10.0, "the caught message's row")
+    [row] = await asyncio.to_thread(rows)
+    cells = await asyncio.to_thread(
+        lambda: [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+    )
+    at, decision, _score, sender, recipient, text, rules = cells
+    assert at == "09:59:59" and decision == translate("ru", "live.block")
+    assert "+7775***6543" in sender and recipient == "+7701***4567"
+    assert text.split()[0] == "—" and translate("ru", "live.text_hidden") in text
+    assert "url.lookalike.kaspi" in rules
+    source = await asyncio.to_thread(lambda: browser.page_source)
+    assert "Айгерим" not in source and "482913" not in source
+    assert translate("ru", "live.texts_hidden") in source
+    last = await asyncio.to_thread(lambda: browser.find_element(By.ID, "live-last-tick").text)
+    assert last == "10:00:00"  # the feed's clock, as the server formats it
+
+
+async def test_in_a_browser_a_second_tab_takes_the_stream_and_the_first_stops(
+    serve: Serve, ticking: LiveFeed, browser: WebDriver
+) -> None:
+    url = await serve(ticking)
+    await asyncio.to_thread(_in_browser, browser, url, Role.ANALYST)
+    await until_subscribers(ticking, 1)
+    first = await asyncio.to_thread(lambda: browser.current_window_handle)
+
+    def second_tab() -> None:
+        browser.switch_to.new_window("tab")
+        browser.get(f"{url}/console/")
+
+    await asyncio.to_thread(second_tab)
+    replaced = translate("ru", "live.status.replaced")
+
+    def first_says_replaced() -> bool:
+        second = browser.current_window_handle
+        browser.switch_to.window(first)
+        said = browser.find_element(By.ID, "live-status").text == replaced
+        browser.switch_to.window(second)
+        return said
+
+    await seen(first_says_replaced, 10.0, "the first tab stopped")
+    kept = next(iter(ticking._subscribers))
+    await asyncio.sleep(6.0)  # longer than the browser's reconnection delay (5 s)
+    assert list(ticking._subscribers) == [kept] and not kept.ended  # no reconnection war

@@ -29,7 +29,7 @@ from gateway.registry import Registry
 from gateway.store import Store
 from gateway.switch.port import NoSwitch
 from gateway.workdays import KzCalendar
-from gsm_probe.events import IncomingCall, ProbeEvent, ProbeHealth, SmsReceived
+from gsm_probe.events import IncomingCall, ProbeHealth, SmsReceived
 
 ALMATY = ZoneInfo("Asia/Almaty")
 NOW = dt.datetime(2025, 11, 14, 12, 0, tzinfo=ALMATY).timestamp()
@@ -117,11 +117,11 @@ async def test_campaigns_page_shows_masked_sample_counts_and_timeline(
     store: Store, build: Callable[[Sources], httpx.AsyncClient]
 ) -> None:
     det, cid = await record_campaign(store)
-    old = {"campaign_id": "0000aaaa000001", "event": "recognised", "label": None,
+    old: dict[str, object] = {"campaign_id": "0000aaaa000001", "event": "recognised", "label": None,
            "messages": 99, "senders": 9, "recipients": 99, "approximate": False,
            "first_seen": "2025-11-01T00:00:00.000Z", "last_seen": "2025-11-01T00:10:00.000Z",
            "routes": ["local"], "sample": "старая кампания"}  # fmt: skip
-    other = {"outcome": "simbox", "number": SIMBOX_SIM}
+    other: dict[str, object] = {"outcome": "simbox", "number": SIMBOX_SIM}
     await store.record_findings(
         [],
         [
@@ -219,7 +219,7 @@ async def record_findings(store: Store) -> list[Finding]:
         Expected("p1", "KaspiBank", at - 60, at + 60, "sms", "aggregator-C", id="t3"),
         Expected("p2", "+905321234567", at - 60, at + 60, "call", "carrier-D", id="t4"),
     ])  # fmt: skip
-    events: list[ProbeEvent] = [
+    events: list[IncomingCall | SmsReceived] = [
         IncomingCall("p1", "+" + SIMBOX_SIM, 145, 0, at),
         IncomingCall("p2", DE, 145, 0, at + 1),
         SmsReceived("p1", "+" + SIMFARM_SIM, 1, "Ваш код: 4821", at=at + 2),
@@ -361,3 +361,43 @@ def test_every_outcome_state_event_and_label_has_its_texts() -> None:
     for key in keys:
         assert key in i18n.EN and key in i18n.RU, key
         assert i18n.EN[key] != i18n.RU[key] or key in ("probes.test.sms",), key
+
+
+async def test_probes_page_masks_every_digit_of_a_description_however_a_number_is_written(
+    store: Store, build: Callable[[Sources], httpx.AsyncClient]
+) -> None:
+    """A number in a finding's free text, dotted or with several separators, is hidden from a
+    role without personal data (every digit "•"); the number columns keep 7701***4567."""
+    spellings = ("+7.701.123.45.67", "8 (701) 123-45-67", "+7 701 123 45 67", "87011234567")
+    for k, spelled in enumerate(spellings):
+        finding = Finding(
+            Outcome.SIMBOX, "p1", NOW - 60 + k, spelled, 145, None, number=SIMBOX_SIM,
+            description=f"звонок от {spelled} без анонса, ИИН 900101300017",
+        )  # fmt: skip
+        await store.record_findings([finding], [])
+    for role in (Role.HELPLINE, Role.AUDITOR):
+        client = build(Sources())
+        await login(client, role)
+        text = await page(client, "/console/probes?lang=en")
+        findings = text[text.index('<table class="findings"') :].split("</table>")[0]
+        rows = findings.split("<tbody>")[1].split("</tr>")[:-1]
+        assert len(rows) == len(spellings)
+        for row, spelled in zip(rows, reversed(spellings), strict=True):
+            cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+            described = cells[-1]
+            dots = re.sub(r"\d", "•", spelled)
+            assert described == f"звонок от {dots} без анонса, ИИН {'•' * 12}"
+            assert re.search(r"\d", described) is None
+            assert spelled not in row and "900101300017" not in row
+            observed = cells[6]
+            assert re.search(r"\d{5}", observed) is None and "***4567" in observed, observed
+        assert "7701***4567" in findings  # the named number's column
+        assert "1234567" not in text and "123.45.67" not in text and "123-45-67" not in text
+        assert "Digits in the texts are hidden for your role" in text
+
+    analyst = build(Sources())
+    await login(analyst, Role.ANALYST)
+    whole = await page(analyst, "/console/probes?lang=en")
+    for spelled in spellings:
+        assert f"звонок от {spelled} без анонса" in whole
+    assert "Digits in the texts are hidden" not in whole

@@ -3,12 +3,15 @@
 A row is written BEFORE the response that it records is sent: when the row cannot be written
 (StoreError) the request fails and the personal data is not sent. Targets are stored as they
 are (the auditor must be able to ask "who read this number"); `GET /v1/audit` shows numbers
-masked and finds them by their exact value.
+masked and finds them by their exact value. Masking looks at the target itself, not its kind: a
+number or an IIN anywhere in it is masked (a case-list filter, a message id typed as a number),
+a record id (gateway/ids.py, 32 hex digits) is shown whole.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,12 +40,47 @@ class AuditEntry:
     client: str
 
     def masked(self) -> AuditEntry:
-        """The entry as the audit endpoint shows it: a number or IIN target masked (R7)."""
+        """The entry as the audit endpoint shows it: every number or IIN in the target masked,
+        whatever the target's kind (R7)."""
         if self.target_kind == "msisdn":
             return dataclasses.replace(self, target=mask_msisdn(self.target))
         if self.target_kind == "iin":
             return dataclasses.replace(self, target=mask_iin(self.target))
-        return self
+        return dataclasses.replace(self, target=mask_target(self.target))
+
+
+# a record id (gateway/ids.py: 32 hex digits, at least one a letter; or a dashed UUID) not glued
+# to other letters or digits: shown whole, it names no one
+_ID = re.compile(
+    r"(?<![0-9A-Za-z])"
+    r"(?:(?=[0-9]*[a-fA-F])[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})"
+    r"(?![0-9A-Za-z])"
+)
+# digits as anyone writes a number: spaced, dotted, dashed, bracketed, a '+' before or between
+_NUMBER = re.compile(r"\+?\d(?:[\s().+/-]*\d)*")
+MIN_DIGITS = 6  # a shorter run (a count, a short code) is no one's number or IIN
+
+
+def mask_target(target: str) -> str:
+    """`target` with every run of `MIN_DIGITS` digits or more masked outside record ids: 12
+    digits without a '+' as an IIN (9001******17), any other run as a number (7701***4567)."""
+    out: list[str] = []
+    at = 0
+    for m in _ID.finditer(target):
+        out += [_NUMBER.sub(_mask_number, target[at : m.start()]), m.group()]
+        at = m.end()
+    out.append(_NUMBER.sub(_mask_number, target[at:]))
+    return "".join(out)
+
+
+def _mask_number(m: re.Match[str]) -> str:
+    written = m.group()
+    digits = "".join(c for c in written if c.isdigit())
+    if len(digits) < MIN_DIGITS:
+        return written
+    if len(digits) == 12 and not written.startswith("+"):
+        return mask_iin(digits)
+    return mask_msisdn(("+" if written.startswith("+") else "") + digits)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,10 @@
 
 A console-only process over the configuration's database: the store (migrated), the switch
 ([switch] as configured, for confirm and unblock), cases built as the daemon builds them, and
-the API's server on [api] listen with its tokens and the console under /console, until SIGINT
-or SIGTERM. It inspects no traffic and runs no workflow rounds: the live, probes and campaigns
-pages say so; deadlines, reminders and retries wait for the daemon. For the demo's state
-afterwards: `fraudgate console -c var/demo/fraudgate.toml`.
+the API's server on [api] listen with its tokens, [feedback] limits and the console under
+/console, until SIGINT or SIGTERM. It inspects no traffic and runs no workflow rounds: the live,
+probes and campaigns pages say so; deadlines, reminders and retries wait for the daemon. For
+the demo's state afterwards: `fraudgate console -c var/demo/fraudgate.toml`.
 
 Exit 2: a configuration error (no [api] listen, no token, the address taken); 3: the database
 cannot be opened (as `fraudgate run`).
@@ -72,7 +72,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None) -> None:
     """Serve the API and the console over `cfg`'s database until `stop` (or SIGINT/SIGTERM)."""
     from gateway.cases.factory import build_cases
     from gateway.switch.config import open_switch
-    from gateway.wiring import api_server, open_store
+    from gateway.wiring import api_server, feedback_limits, open_store
 
     if stop is None:
         stop = asyncio.Event()
@@ -83,7 +83,10 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event | None = None) -> None:
     try:
         async with open_switch(cfg.switch) as switch:
             cases = build_cases(cfg, store, switch)
-            server = api_server(cfg.api, cases, store, console=cfg.console, sources=None)
+            limits = feedback_limits(cfg.feedback)  # [feedback], as the daemon's server has
+            server = api_server(
+                cfg.api, cases, store, feedback=limits, console=cfg.console, sources=None
+            )
             async with server:
                 print(
                     f"# console: {server.url}/console/ over {display_url(cfg.database_url)} "

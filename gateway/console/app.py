@@ -65,9 +65,11 @@ SECURITY_HEADERS = {
 
 
 class LivePort(Protocol):
-    """What the live page reads (live.LiveFeed)."""
+    """What the live page reads (live.LiveFeed): its bounded subscriptions."""
 
-    def subscribe(self, masked: bool) -> Any: ...
+    def room(self, session: str, user: str) -> bool: ...
+
+    def subscribe(self, masked: bool, *, session: str = "", user: str = "") -> Any: ...
 
 
 class ProbesPort(Protocol):

@@ -55,7 +55,7 @@ EN: dict[str, str] = {
     "live.last_tick": "Last update",
     "live.status.open": "connected",
     "live.status.connecting": "connecting…",
-    "live.status.lost": "connection lost; reload the page",
+    "live.status.lost": "connection lost; the page reloads in a few seconds",
     "live.kpis": "Last second",
     "live.total": "total",
     "live.allow": "allowed",
@@ -71,6 +71,13 @@ EN: dict[str, str] = {
     "live.cut": "Text cut at 480 characters",
     "live.sender": "Sender",
     "live.recipient": "Recipient",
+    "live.status.replaced": "the live view was opened in another tab or window; reload the "
+    "page to watch here",
+    "live.full": "Too many live pages are open on this node now; the live view is not shown, "
+    "to keep the console and the API answering. Try again in a minute.",
+    "live.retry": "Try again",
+    "live.texts_hidden": "Message texts are hidden for your role (personal data).",
+    "live.text_hidden": "text hidden for your role",
     # cases
     "cases.title": "Cases",
     "cases.none": "No cases.",
@@ -322,7 +329,7 @@ RU: dict[str, str] = {
     "live.last_tick": "Обновлено",
     "live.status.open": "подключено",
     "live.status.connecting": "подключение…",
-    "live.status.lost": "соединение потеряно; обновите страницу",
+    "live.status.lost": "соединение потеряно; страница обновится через несколько секунд",
     "live.kpis": "За последнюю секунду",
     "live.total": "всего",
     "live.allow": "пропущено",
@@ -338,6 +345,13 @@ RU: dict[str, str] = {
     "live.cut": "Текст обрезан до 480 символов",
     "live.sender": "Отправитель",
     "live.recipient": "Получатель",
+    "live.status.replaced": "живой поток открыт в другой вкладке или окне; обновите "
+    "страницу, чтобы смотреть здесь",
+    "live.full": "Сейчас на этом узле открыто слишком много страниц потока; поток не "
+    "показывается, чтобы консоль и API продолжали отвечать. Повторите через минуту.",
+    "live.retry": "Повторить",
+    "live.texts_hidden": "Тексты сообщений для вашей роли скрыты (персональные данные).",
+    "live.text_hidden": "текст скрыт для вашей роли",
     "cases.title": "Дела",
     "cases.none": "Дел нет.",
     "cases.filter": "Фильтр",

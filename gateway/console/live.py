@@ -1,10 +1,10 @@
 """The live page's feed: messages per second by decision and the latest flagged / blocked SMS,
 pushed once a second to the console's open live pages (Server-Sent Events).
 
-    feed = LiveFeed()
+    feed = LiveFeed(max_streams=8)
     feed.add(inspected)             # every SMS, on the hot path: a counter and a reference
     tg.create_task(feed.run())      # once a second: one tick to every subscriber
-    async with feed.subscribe(masked=True) as sub:
+    async with feed.subscribe(masked=True, session=sid, user=uid) as sub:  # or StreamsFull
         async for event in sub: ...  # SSE-ready bytes: "history" first, then "tick"s
     feed.close()                    # the daemon's drain: every subscription ends
 
@@ -16,10 +16,19 @@ subscribers. Each subscriber has a bounded queue: one that does not keep up is d
 stream ends, the browser reconnects and starts again from the history), so a slow browser never
 makes the daemon buffer without bound.
 
+Streams are bounded, since each holds one of the API server's connections (`[api]
+max_connections`): one per session (a new one from the same session, a reload or a second tab,
+ends the previous one), `per_user` per user (a new one ends that user's oldest), `max_streams`
+in all (a new one beyond that is refused: StreamsFull). A stream ended for a newer one gets a
+last "end" event, so its page stops instead of reconnecting and ending the newer one in turn.
+
 Masking (R7): the recipient (a victim's number) is always masked; the sender is whole in the
 full payload (the suspect, as the MQTT alerts publish it) and masked in the masked one when it is
-a number; the masked text has every digit replaced by "•", character for character, so the
-matched spans still line up. Texts are cut at `TEXT_CAP` characters.
+a number. The masked payload has no text at all (`text` empty, no spans: names and addresses in
+a text are personal data no masking of digits catches), as the API shows such a role no
+evidence text; the decision, score, rules and their descriptions, smsc and route stay. Texts are
+cut at `TEXT_CAP` characters. Times come formatted (Almaty, `local`), so the page does not
+depend on the browser's time-zone data.
 """
 
 from __future__ import annotations
@@ -37,22 +46,37 @@ from typing import Any, Self
 from gateway.alerts.payloads import mask_msisdn
 from gateway.domain import Decision, Inspected
 
+from .i18n import local_time
+
 log = logging.getLogger(__name__)
 
 TEXT_CAP = 480  # characters of a text sent to the page
 MASK = "•"
 KEEPALIVE = b":\n\n"  # an SSE comment: keeps proxies and the browser from timing out
 RETRY = b"retry: 5000\n\n"  # a dropped or ended stream: the browser reconnects after 5 s
+RETRY_AFTER = 60  # seconds a stream refused for want of room is told to wait
 _NUMBER = re.compile(r"\+?[0-9]+")
 
 _ALLOW, _FLAG, _BLOCK = Decision.ALLOW, Decision.FLAG, Decision.BLOCK
+
+
+class StreamsFull(Exception):
+    """No room for another stream: `max_streams` are open and none is this session's or one of
+    a user at `per_user`. `retry_after`: seconds to tell the client."""
+
+    def __init__(self, open_streams: int, retry_after: int = RETRY_AFTER) -> None:
+        super().__init__(f"live: {open_streams} streams open, no room for another")
+        self.retry_after = retry_after
 
 
 class LiveFeed:
     """See the module's docstring. `interval`: seconds between ticks; `clock`: epoch seconds
     (the ticks' time stamps); `per_tick`: notable messages sent per tick at most (the newest);
     `history`: ticks kept for a new subscriber's chart; `recent`: notable messages kept for a
-    new subscriber's table; `queue_size`: ticks a subscriber may lag before it is dropped."""
+    new subscriber's table; `queue_size`: ticks a subscriber may lag before it is dropped;
+    `max_streams`: subscriptions open at once, all users together (the wiring passes a quarter of
+    the API server's connections: each stream holds one); `per_user`: subscriptions of one user
+    at once (each session has one at most)."""
 
     def __init__(
         self,
@@ -64,21 +88,27 @@ class LiveFeed:
         recent: int = 50,
         queue_size: int = 10,
         keepalive: float = 15.0,
+        max_streams: int = 8,
+        per_user: int = 3,
     ) -> None:
         if interval <= 0 or per_tick < 1 or history < 1 or recent < 0 or queue_size < 2:
             raise ValueError("live feed: interval > 0, per_tick >= 1, history >= 1, "
                              "recent >= 0, queue_size >= 2")  # fmt: skip
+        if max_streams < 1 or per_user < 1:
+            raise ValueError("live feed: max_streams >= 1, per_user >= 1")
         self.interval = interval
         self.clock = clock
         self.queue_size = queue_size
         self.keepalive = keepalive
+        self.max_streams = max_streams
+        self.per_user = per_user
         self._allow = 0
         self._flag = 0
         self._block = 0
         self._notable: deque[Inspected] = deque(maxlen=per_tick)
         self._history: deque[tuple[float, int, int, int]] = deque(maxlen=history)
         self._recent: deque[Inspected] = deque(maxlen=recent)
-        self._subscribers: set[Subscription] = set()
+        self._subscribers: dict[Subscription, None] = {}  # oldest first
         self._closed = False
 
     # -- the hot path -------------------------------------------------------------------------
@@ -130,17 +160,36 @@ class LiveFeed:
 
     # -- subscribers --------------------------------------------------------------------------
 
-    def subscribe(self, masked: bool) -> Subscription:
+    def subscribe(self, masked: bool, *, session: str = "", user: str = "") -> Subscription:
         """A subscription whose first event is the history (the chart's last ticks and the
-        latest notable messages), then one event per tick. Ended at once when the feed is
+        latest notable messages), then one event per tick. It ends the previous subscription of
+        `session` and, with `per_user` open, the oldest of `user` (each gets an "end" event);
+        StreamsFull when `max_streams` are open and none goes. Ended at once when the feed is
         closed."""
-        sub = Subscription(self, masked, self.queue_size, self.keepalive)
+        sub = Subscription(self, masked, self.queue_size, self.keepalive, session, user)
         if self._closed:
             sub.end()
             return sub
+        going = self._replaced(session, user)
+        if len(self._subscribers) - len(going) >= self.max_streams:
+            raise StreamsFull(len(self._subscribers))
+        for old in going:
+            old.end(REPLACED)
         sub.offer(self._history_event(masked))
-        self._subscribers.add(sub)
+        self._subscribers[sub] = None
         return sub
+
+    def room(self, session: str, user: str) -> bool:
+        """Whether a subscription of `session` and `user` would be taken now."""
+        going = self._replaced(session, user)
+        return len(self._subscribers) - len(going) < self.max_streams
+
+    def _replaced(self, session: str, user: str) -> list[Subscription]:
+        """The subscriptions a new one of `session` and `user` ends: the session's own, then
+        the user's oldest until `per_user` - 1 remain."""
+        going = [x for x in self._subscribers if session and x.session == session]
+        mine = [x for x in self._subscribers if user and x.user == user and x not in going]
+        return going + mine[: max(0, len(mine) - self.per_user + 1)]
 
     @property
     def subscribers(self) -> int:
@@ -153,12 +202,13 @@ class LiveFeed:
             sub.end()
 
     def _drop(self, sub: Subscription) -> None:
-        self._subscribers.discard(sub)
+        self._subscribers.pop(sub, None)
 
     def _history_event(self, masked: bool) -> bytes:
+        now = self.clock()
         ticks = [[round(t, 3), a, f, b] for t, a, f, b in self._history]
-        items = [_item(x, TEXT_CAP)[1 if masked else 0] for x in self._recent]
-        data = {"t": round(self.clock(), 3), "ticks": ticks, "items": items}
+        items = [_item(x, now, TEXT_CAP)[1 if masked else 0] for x in self._recent]
+        data = {"t": round(now, 3), "local": _hms(now), "ticks": ticks, "items": items}
         return RETRY + _event("history", data)
 
 
@@ -167,10 +217,20 @@ class Subscription:
     `keepalive` seconds without an event); ends when the feed drops it, closes, or `close()`
     is called. `async with` closes it on the way out."""
 
-    def __init__(self, feed: LiveFeed, masked: bool, size: int, keepalive: float) -> None:
+    def __init__(
+        self,
+        feed: LiveFeed,
+        masked: bool,
+        size: int,
+        keepalive: float,
+        session: str = "",
+        user: str = "",
+    ) -> None:
         self.feed = feed
         self.masked = masked
         self.keepalive = keepalive
+        self.session = session
+        self.user = user
         self.ended = False
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(size)
 
@@ -187,13 +247,18 @@ class Subscription:
                 self._queue.get_nowait()
             self.end()
 
-    def end(self) -> None:
-        """No more events: what is queued is still read, then the iteration stops."""
+    def end(self, last: bytes | None = None) -> None:
+        """No more events: what is queued is still read, then the iteration stops. With `last`
+        (an event saying why), what is queued is dropped and `last` is the final event."""
         if self.ended:
             return
         self.ended = True
         self.feed._drop(self)
-        if self._queue.full():
+        if last is not None:
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait(last)  # the queue holds two at least
+        elif self._queue.full():
             self._queue.get_nowait()  # room for the end mark
         self._queue.put_nowait(None)
 
@@ -233,24 +298,29 @@ def _tick_events(
     full: list[dict[str, Any]] = []
     masked: list[dict[str, Any]] = []
     for x in items:
-        f, m = _item(x, TEXT_CAP)
+        f, m = _item(x, now, TEXT_CAP)
         full.append(f)
         masked.append(m)
     c = {"allow": counts[0], "flag": counts[1], "block": counts[2]}
-    t = round(now, 3)
+    t, local = round(now, 3), _hms(now)
     return (
-        _event("tick", {"t": t, "counts": c, "items": full}),
-        _event("tick", {"t": t, "counts": c, "items": masked}),
+        _event("tick", {"t": t, "local": local, "counts": c, "items": full}),
+        _event("tick", {"t": t, "local": local, "counts": c, "items": masked}),
     )
 
 
-def _item(x: Inspected, cap: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One notable message as the page shows it: (full, masked)."""
+def _item(x: Inspected, now: float, cap: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One notable message as the page shows it: (full, masked). `now` stands for a missing
+    time of receipt."""
     sms, verdict = x.sms, x.verdict
     text = sms.text[:cap]
+    at = sms.received_at or now
+    date, _, local = local_time(at, seconds=True).partition(" ")
     full: dict[str, Any] = {
         "id": sms.id,
-        "at": sms.received_at,
+        "at": at,
+        "local": local,
+        "date": date,
         "decision": verdict.decision.value,
         "score": verdict.score,
         "smsc": sms.smsc,
@@ -270,11 +340,17 @@ def _item(x: Inspected, cap: int) -> tuple[dict[str, Any], dict[str, Any]]:
             for r in verdict.reasons
         ],
         "spans": _spans(x, len(text)),
+        "hidden": False,
     }
     masked = dict(full)
     masked["source"] = mask_source(sms.source)
-    masked["text"] = mask_digits(text)
+    masked.update(text="", cut=False, spans=[], hidden=True)  # no text at all (R7)
     return full, masked
+
+
+def _hms(ts: float) -> str:
+    """Almaty time of day, HH:MM:SS."""
+    return local_time(ts, seconds=True).partition(" ")[2]
 
 
 def _spans(x: Inspected, length: int) -> list[list[int]]:
@@ -301,7 +377,8 @@ def mask_source(source: str) -> str:
 
 
 def mask_digits(text: str) -> str:
-    """Every digit (any script) replaced by "•": the same length, so spans still line up."""
+    """Every digit (any script) replaced by "•", character for character (the live payload
+    sends a masked role no text; other pages use this for texts that are no SMS)."""
     return "".join(MASK if c.isdigit() else c for c in text)
 
 
@@ -311,3 +388,6 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     "?" (one character for one: the spans still line up)."""
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return f"event: {name}\ndata: {body}\n\n".encode("utf-8", "replace")
+
+
+REPLACED = _event("end", {"reason": "replaced"})  # a newer stream of the session or user

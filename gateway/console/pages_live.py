@@ -7,28 +7,37 @@ with their reasons, pushed once a second by Server-Sent Events from the daemon's
 
 The stream is masked for a role without personal data (live.py says what is hidden). Opening
 it is audited like a read of cases: with personal data for a role that sees it, without for an
-auditor (every read of theirs is audited). The stream ends when the client goes, when the
-session ends (sign-out, lifetime; an open live page counts as activity) or at the daemon's
-drain; a process that inspects no traffic (`fraudgate console`) answers 204, which tells the
-browser not to reconnect.
+auditor (every read of theirs is audited). Streams are bounded (live.py): one per session, a
+few per user, `max_streams` in all; beyond that the stream answers 503 with Retry-After and the
+page says so instead of drawing. The stream ends when the client goes, when the session ends
+(sign-out, lifetime, idle timeout: neither opening the stream nor an open one counts as
+activity, so an unattended page does not keep a session alive) or at the daemon's drain; a
+process that inspects no traffic (`fraudgate console`) answers 204, which tells the browser not
+to reconnect.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from gateway.api.auth import Permission
+from gateway.store.errors import StoreError
 
-from .app import Page
+from .app import COOKIE, PATH, LivePort, Page
+from .live import StreamsFull
 
 if TYPE_CHECKING:
-    from .app import Console
+    from .app import Console, Handler
+    from .live import Subscription
     from .sessions import Session
+
+log = logging.getLogger(__name__)
 
 STREAM_HEADERS = {
     "cache-control": "no-store",
@@ -38,33 +47,68 @@ STREAM_HEADERS = {
 
 
 def routes(console: Console) -> list[BaseRoute]:
+    def feed() -> LivePort | None:
+        return console.sources.live
+
     async def page(request: Request, s: Session) -> Response:
-        return console.render(
-            request, s, Page("live.html", {"has_source": console.sources.live is not None})
-        )
+        live = feed()
+        full = live is not None and not live.room(s.id, s.principal.user_id)
+        values = {"has_source": live is not None and not full, "full": full}
+        return console.render(request, s, Page("live.html", values))
 
     async def stream(request: Request, s: Session) -> Response:
-        live = console.sources.live
+        live = feed()
         if live is None:
             return Response(status_code=204, headers=STREAM_HEADERS)
         personal = s.principal.may(Permission.PERSONAL_DATA)
-        if personal or s.principal.reads_audited:
-            await console.audit(request, s, "live.read", "live", "", personal)
-        events = _events(console, s, live.subscribe(masked=not personal))
+        try:
+            sub = live.subscribe(masked=not personal, session=s.id, user=s.principal.user_id)
+        except StreamsFull as e:
+            log.info("live: no room for a stream of %s (%s)", s.principal.user_id, e)
+            refused = console.error(request, s, 503, "live.full")
+            refused.headers["retry-after"] = str(e.retry_after)
+            return refused
+        try:
+            if personal or s.principal.reads_audited:
+                await console.audit(request, s, "live.read", "live", "", personal)
+        except BaseException:
+            sub.close()
+            raise
+        events = _events(console, s, sub)
         return StreamingResponse(events, media_type="text/event-stream", headers=STREAM_HEADERS)
 
     return [
         Route("/", console.page(Permission.CASES_READ, page), methods=["GET"]),
-        Route("/live/stream", console.page(Permission.CASES_READ, stream), methods=["GET"]),
+        Route("/live/stream", _untouched(console, Permission.CASES_READ, stream), methods=["GET"]),
     ]
 
 
-async def _events(console: Console, s: Session, sub: Any) -> AsyncIterator[bytes]:
-    """The subscription's events while the session lives; unsubscribed however it ends (the
-    client gone cancels this generator inside its wait)."""
+def _untouched(console: Console, permission: Permission, handler: Handler) -> Callable[..., Any]:
+    """Console.page for the stream, except that the session's idle clock is not restarted: the
+    browser reconnects by itself, which is no sign of a person (a page or an action is)."""
+
+    async def endpoint(request: Request) -> Response:
+        s = console.sessions.get(request.cookies.get(COOKIE), console.clock(), touch=False)
+        if s is None:
+            return RedirectResponse(f"{PATH}/login", status_code=303)
+        if not s.principal.may(permission):
+            return console.error(request, s, 403, "forbidden")
+        try:
+            return await handler(request, s)
+        except StoreError as e:
+            log.warning("console: %s: database unavailable (%s)", request.url.path, e)
+            return console.error(request, s, 503, "unavailable")
+
+    return endpoint
+
+
+async def _events(console: Console, s: Session, sub: Subscription) -> AsyncIterator[bytes]:
+    """The subscription's events while the session lives (looked at without restarting its
+    idle clock); unsubscribed however it ends (the client gone cancels this generator inside
+    its wait)."""
     try:
         async for event in sub:
-            if console.sessions.get(s.id, console.clock()) is None:
+            if console.sessions.get(s.id, console.clock(), touch=False) is None:
                 return  # signed out, or the session is over
             yield event
     finally:

@@ -5,7 +5,9 @@
 Campaigns carry no personal data: counts, routes and the sample text the detector masked. The
 Probes page names numbers (the SIM-box SIMs found, the CLIs seen, the test A-numbers): whole to a
 role with personal_data, and that view audited (`probes.read`); masked otherwise (an auditor's
-masked view is audited too, as their case reads are).
+masked view is audited too, as their case reads are): the number columns as 7701***4567, every
+digit of a finding's free-text description as "•" (a number there may be written any way:
++7.701.123.45.67, 8 (701) 123-45-67).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.alerts.payloads import mask_msisdn
+from gateway.api.audit import mask_target
 from gateway.api.auth import Permission
 
 from . import queries
 from .app import Page
+from .live import mask_digits
 from .sessions import Session
 
 if TYPE_CHECKING:
@@ -33,8 +36,6 @@ CAMPAIGNS = 100  # at most this many campaigns listed
 FINDINGS = 50  # the last probe findings shown
 NUMBERS = 200  # SIM-box numbers shown, the latest sighting first
 CAMPAIGN_ID = re.compile(r"[0-9A-Za-z_.-]{1,64}")
-# a phone number as a CLI or a description writes it: digits, maybe spaced or with a '+'
-PHONE = re.compile(r"\+?\d(?:[\s()-]?\d){5,}")
 
 
 def routes(console: Console) -> list[BaseRoute]:
@@ -140,7 +141,7 @@ def _finding_view(f: queries.FindingRow, masked: bool) -> dict[str, Any]:
         "observed": _hide(f.observed, masked),
         "number": _hide(f.number, masked),
         "confidence": f"{f.confidence:.2f}",
-        "description": _hide(f.description, masked),
+        "description": mask_digits(f.description) if masked else f.description,
     }
 
 
@@ -156,11 +157,11 @@ def _number_view(n: queries.SimboxNumber, masked: bool) -> dict[str, Any]:
 
 
 def _hide(text: str, masked: bool) -> str:
-    """`text` with every phone number in it masked (7701***4567) when `masked`; an SMS sender
-    id (letters) is no subscriber's and stays."""
+    """A number column's value with every number in it masked (7701***4567, however it is
+    spaced or dotted) when `masked`; an SMS sender id (letters) is no subscriber's and stays."""
     if not masked or not text:
         return text
-    return PHONE.sub(lambda m: mask_msisdn(re.sub(r"[^\d+]", "", m.group())), text)
+    return mask_target(text)
 
 
 def _tone(outcome: str, confidence: float) -> str:

@@ -1,9 +1,16 @@
 /* The Live page (templates/live.html): one Server-Sent Event a second from /console/live/stream.
- *   "history": {t, ticks: [[t, allow, flag, block], ...], items: [...]}   on (re)connecting
- *   "tick":    {t, counts: {allow, flag, block}, items: [...]}            once a second
+ *   "history": {t, local, ticks: [[t, allow, flag, block], ...], items: [...]}  on (re)connecting
+ *   "tick":    {t, local, counts: {allow, flag, block}, items: [...]}           once a second
+ *   "end":     {reason: "replaced"}     a newer stream of this session or user: stop, no reconnect
  * Items are oldest first; the table shows the newest on top, 50 rows at most. Message texts are
  * the attackers': the DOM is built with createElement / textContent only, never innerHTML.
- * Span offsets count Unicode code points (Python string indices), hence Array.from(text). */
+ * Span offsets count Unicode code points (Python string indices), hence Array.from(text).
+ * Times in the table and the "updated" label come formatted by the server (Almaty, `local`,
+ * `date`): the browser's time-zone data may be old (Almaty moved to UTC+5 in 2024); only the
+ * chart's axis and legend use the browser's.
+ * A stream that fails for good (CLOSED: the session is over and the stream answered with the
+ * login page, or no room for another stream) reloads the page after a few seconds: it shows
+ * the login page, or says why there is no live view. */
 (function () {
   "use strict";
 
@@ -12,6 +19,7 @@
     return;
   }
   var ROWS = 50;
+  var RELOAD_AFTER = 4000; // ms from a failed stream to reloading the page
   var POINTS = 300; // five minutes of one-second ticks
   var d = root.dataset;
   var labels = { allow: d.allow, flag: d.flag, block: d.block };
@@ -27,12 +35,9 @@
     block: document.getElementById("kpi-block"),
   };
   var locale = d.lang === "ru" ? "ru-RU" : "en-GB";
-  var clock = new Intl.DateTimeFormat(locale, {
+  var clock = new Intl.DateTimeFormat(locale, { // the chart only (see above)
     timeZone: "Asia/Almaty", hour: "2-digit", minute: "2-digit", second: "2-digit",
     hourCycle: "h23",
-  });
-  var day = new Intl.DateTimeFormat(locale, {
-    timeZone: "Asia/Almaty", day: "2-digit", month: "2-digit", year: "numeric",
   });
   var number = new Intl.NumberFormat(locale);
   var ticks = 0;
@@ -105,6 +110,12 @@
 
   function textCell(item) {
     var td = el("td", null, "sms-text");
+    if (item.hidden) { // a role without personal data gets no text (R7)
+      td.appendChild(el("span", "—"));
+      td.appendChild(el("br"));
+      td.appendChild(el("small", d.textHidden, "note text-hidden"));
+      return td;
+    }
     var chars = Array.from(item.text || "");
     var pos = 0;
     (item.spans || []).forEach(function (span) {
@@ -148,9 +159,9 @@
     var at = new Date((item.at || t) * 1000);
     var tr = el("tr", null, "decision-row-" + item.decision);
     var time = el("td");
-    var stamp = el("time", clock.format(at));
+    var stamp = el("time", item.local || "—");
     stamp.dateTime = at.toISOString();
-    stamp.title = day.format(at);
+    stamp.title = item.date || "";
     time.appendChild(stamp);
     tr.appendChild(time);
     var decision = el("td");
@@ -194,12 +205,24 @@
   }
 
   var source = new EventSource(d.stream);
+  var reloading = false;
   source.addEventListener("open", function () {
     status.textContent = d.statusOpen;
   });
   source.addEventListener("error", function () {
-    status.textContent = source.readyState === EventSource.CLOSED ? d.statusLost
-      : d.statusConnecting;
+    if (source.readyState !== EventSource.CLOSED) {
+      status.textContent = d.statusConnecting; // the browser reconnects by itself
+      return;
+    }
+    status.textContent = d.statusLost;
+    if (!reloading) {
+      reloading = true;
+      setTimeout(function () { window.location.reload(); }, RELOAD_AFTER);
+    }
+  });
+  source.addEventListener("end", function () { // replaced: reconnecting would end the other
+    source.close();
+    status.textContent = d.statusReplaced;
   });
   source.addEventListener("history", function (event) {
     var h = parse(event);
@@ -230,7 +253,7 @@
     prepend(tick.items, tick.t);
     ticks += 1;
     var at = new Date(tick.t * 1000);
-    lastTick.textContent = clock.format(at);
+    lastTick.textContent = tick.local || "—";
     lastTick.dateTime = at.toISOString();
     lastTick.dataset.ticks = String(ticks);
   });
