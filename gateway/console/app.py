@@ -165,12 +165,16 @@ class Console:
         app.add_exception_handler(404, self._not_found)
         return app
 
-    def page(self, permission: Permission | None, handler: Handler) -> Callable[..., Any]:
+    def page(
+        self, permission: Permission | None, handler: Handler, *, touch: bool = True
+    ) -> Callable[..., Any]:
         """An endpoint: a live session (else the login page), the role's `permission` (else
-        403), the CSRF token on a POST (else 403), the database up (else 503)."""
+        403), the CSRF token on a POST (else 403), the database up (else 503). `touch=False`:
+        the request does not restart the session's idle clock (the live stream, which the
+        browser reopens by itself: no sign of a person)."""
 
         async def endpoint(request: Request) -> Response:
-            s = self.session(request)
+            s = self.session(request, touch=touch)
             if s is None:
                 if request.method == "GET":
                     return RedirectResponse(f"{PATH}/login", status_code=303)
@@ -192,12 +196,12 @@ class Console:
 
         return endpoint
 
-    def session(self, request: Request) -> Session | None:
+    def session(self, request: Request, *, touch: bool = True) -> Session | None:
         now = self.clock()
         if now - self._swept > SWEEP_EVERY:  # sessions that are over leave memory
             self._swept = now
             self.sessions.sweep(now)
-        s = self.sessions.get(request.cookies.get(COOKIE), now)
+        s = self.sessions.get(request.cookies.get(COOKIE), now, touch=touch)
         if s is not None:
             lang = request.query_params.get("lang")
             if lang in i18n.LANGS:

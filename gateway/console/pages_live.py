@@ -19,21 +19,20 @@ to reconnect.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from gateway.api.auth import Permission
-from gateway.store.errors import StoreError
 
-from .app import COOKIE, PATH, LivePort, Page
+from .app import LivePort, Page
 from .live import StreamsFull
 
 if TYPE_CHECKING:
-    from .app import Console, Handler
+    from .app import Console
     from .live import Subscription
     from .sessions import Session
 
@@ -79,27 +78,12 @@ def routes(console: Console) -> list[BaseRoute]:
 
     return [
         Route("/", console.page(Permission.CASES_READ, page), methods=["GET"]),
-        Route("/live/stream", _untouched(console, Permission.CASES_READ, stream), methods=["GET"]),
+        Route(
+            "/live/stream",
+            console.page(Permission.CASES_READ, stream, touch=False),
+            methods=["GET"],
+        ),
     ]
-
-
-def _untouched(console: Console, permission: Permission, handler: Handler) -> Callable[..., Any]:
-    """Console.page for the stream, except that the session's idle clock is not restarted: the
-    browser reconnects by itself, which is no sign of a person (a page or an action is)."""
-
-    async def endpoint(request: Request) -> Response:
-        s = console.sessions.get(request.cookies.get(COOKIE), console.clock(), touch=False)
-        if s is None:
-            return RedirectResponse(f"{PATH}/login", status_code=303)
-        if not s.principal.may(permission):
-            return console.error(request, s, 403, "forbidden")
-        try:
-            return await handler(request, s)
-        except StoreError as e:
-            log.warning("console: %s: database unavailable (%s)", request.url.path, e)
-            return console.error(request, s, 503, "unavailable")
-
-    return endpoint
 
 
 async def _events(console: Console, s: Session, sub: Subscription) -> AsyncIterator[bytes]:
