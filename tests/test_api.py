@@ -621,7 +621,15 @@ async def test_audit_log_masks_numbers_in_every_target_kind(
             "0193b2c4-a123-7456-8901-234567890123",
             "0193b2c4-a123-7456-8901-234567890123",
         ),
-        ("case", "1" * 32, "1111***1111"),  # 32 digits are no id: digits only
+        ("case", "1" * 32, "*" * 32),  # 32 digits are no id: more than one number's digits
+        ("feedback", "+7–701–123–45–67", "+7701***4567"),  # en dash
+        ("feedback", "+7\u2011701\u2011123\u201145\u201167", "+7701***4567"),  # nb hyphen
+        ("feedback", "+7:701:123:45:67", "+7701***4567"),
+        ("feedback", "7701_123_4567", "7701***4567"),
+        ("feedback", "+77011111111/+77052222222", "+7701***1111/+7705***2222"),
+        ("feedback", "+77011111111 +77052222222", "+7701***1111 +7705***2222"),
+        ("feedback", f"77011111111 {IIN}", "*********** ************"),  # run together
+        ("file", "registry_20251201_123456.csv", "registry_20251201_123456.csv"),
         ("application", "12345", "12345"),  # too short to be anyone's
         ("probes", "", ""),
         ("live", "", ""),

@@ -19,7 +19,7 @@ from helpers.console import audit_rows, hidden, sign_in_async
 
 from gateway.api import Role, build_api, hash_token
 from gateway.cases import Actor, Cases, Evidence, State
-from gateway.cases.model import Action
+from gateway.cases.model import Action, IllegalTransition
 from gateway.centre import CentreOutbox
 from gateway.console import SessionLimits, with_console
 from gateway.console import i18n as texts
@@ -72,11 +72,16 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def cases(store: Store, registry: Registry, clock: Clock) -> AsyncIterator[Cases]:
-    async with (
-        SwitchSimulator(token="tok", known=set(MINE)) as sim,
-        HttpSwitch(sim.url, "tok", timeout=2.0) as switch,
-    ):
+async def sim() -> AsyncIterator[SwitchSimulator]:
+    async with SwitchSimulator(token="tok", known=set(MINE)) as s:
+        yield s
+
+
+@pytest.fixture
+async def cases(
+    store: Store, registry: Registry, clock: Clock, sim: SwitchSimulator
+) -> AsyncIterator[Cases]:
+    async with HttpSwitch(sim.url, "tok", timeout=2.0) as switch:
         yield Cases(
             store, KzCalendar(), switch=switch, registry=registry,
             reports=CentreOutbox("test-operator"), clock=clock,
@@ -583,3 +588,25 @@ async def test_the_help_line_sees_what_a_case_rests_on_but_no_text(
         page = (await c.get(f"/console/cases/{case_id}")).text
     assert 'id="evidence-masked"' in page and "cmp-1" in page
     assert 'id="evidence-messages"' not in page
+
+
+async def test_a_case_with_an_unblock_owed_by_the_switch_cannot_be_closed(
+    cases: Cases, sim: SwitchSimulator
+) -> None:
+    """Closing it would strand the unblock (retries follow the latest round): the subscriber
+    would stay cut off after a supervisor decided otherwise."""
+    analyst, supervisor = Actor("u", "analyst"), Actor("s", "supervisor")
+    case_id = await open_case(cases, MONDAY - 60)
+    await cases.start_verification(case_id, analyst)
+    await cases.confirm(case_id, analyst, "confirmed")
+    assert (await cases.get(case_id)).state is State.SUSPENDED
+    await sim.down()
+    await cases.unblock(case_id, supervisor, "appeal upheld")
+    view = await cases.get(case_id)
+    assert view.state is State.SUSPENDED and view.pending_switch
+    assert Action.CLOSE not in await cases.open_actions(view)
+    with pytest.raises(IllegalTransition):
+        await cases.close(case_id, analyst, "done")
+    await sim.start()
+    await cases.retry_pending()
+    assert (await cases.get(case_id)).state is State.UNBLOCKED

@@ -729,3 +729,39 @@ async def test_in_a_browser_a_second_tab_takes_the_stream_and_the_first_stops(
     kept = next(iter(ticking._subscribers))
     await asyncio.sleep(6.0)  # longer than the browser's reconnection delay (5 s)
     assert list(ticking._subscribers) == [kept] and not kept.ended  # no reconnection war
+
+
+async def test_a_client_gone_before_its_stream_starts_frees_its_place(
+    api: Any, feed: LiveFeed
+) -> None:
+    """Under ASGI 2.3 Starlette races the stream against the disconnect: a client already gone
+    cancels the response before its generator runs; the subscription must still close."""
+    from gateway.api.auth import Principal
+
+    app = with_console(api, sources=Sources(live=feed), clock=Clock(MONDAY))
+    s = app.console.sessions.create(Principal(USERS[Role.ANALYST], Role.ANALYST), MONDAY)
+    asked = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        asked += 1
+        if asked == 1:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.disconnect"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        await asyncio.sleep(0)  # a real server's send may wait (flow control)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+        "method": "GET", "scheme": "http", "path": "/console/live/stream", "raw_path": b"",
+        "root_path": "", "query_string": b"", "server": ("t", 80), "client": ("10.0.0.1", 1),
+        "headers": [(b"host", b"t"), (b"cookie", f"fg_session={s.id}".encode())],
+    }  # fmt: skip
+    async with asyncio.timeout(10):
+        await app(scope, receive, send)
+    assert sent[0]["status"] == 200  # answered, then cut short before the first event
+    assert feed.subscribers == 0

@@ -46,6 +46,8 @@ class AuditEntry:
             return dataclasses.replace(self, target=mask_msisdn(self.target))
         if self.target_kind == "iin":
             return dataclasses.replace(self, target=mask_iin(self.target))
+        if self.target_kind == "file":  # an import's file name (dates, counters): no one's
+            return self
         return dataclasses.replace(self, target=mask_target(self.target))
 
 
@@ -56,8 +58,11 @@ _ID = re.compile(
     r"(?:(?=[0-9]*[a-fA-F])[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})"
     r"(?![0-9A-Za-z])"
 )
-# digits as anyone writes a number: spaced, dotted, dashed, bracketed, a '+' before or between
-_NUMBER = re.compile(r"\+?\d(?:[\s().+/-]*\d)*")
+# digits as anyone writes a number: joined by any run of characters that are neither letters
+# nor digits (spaces, dots, any dash, brackets, colons, underscores...), except the ones that
+# list several values ('/', ',', ';', '|') and a '+' starting the next number
+_NUMBER = re.compile(r"\+?\d(?:(?:[^\w/,;|+]|_)*\d)*")
+MAX_NUMBER = 15  # digits of one number (E.164); a longer run is several values run together
 MIN_DIGITS = 6  # a shorter run (a count, a short code) is no one's number or IIN
 
 
@@ -78,6 +83,8 @@ def _mask_number(m: re.Match[str]) -> str:
     digits = "".join(c for c in written if c.isdigit())
     if len(digits) < MIN_DIGITS:
         return written
+    if len(digits) > MAX_NUMBER:  # numbers run together: none of their digits shown
+        return "".join("*" if c.isdigit() else c for c in written)
     if len(digits) == 12 and not written.startswith("+"):
         return mask_iin(digits)
     return mask_msisdn(("+" if written.startswith("+") else "") + digits)

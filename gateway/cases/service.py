@@ -357,6 +357,8 @@ class Cases:
                 continue
             if action is Action.CLOSE and state is State.CONFIRMED and await self._targets(view):
                 continue  # point 120: the numbers must be suspended, not the case closed
+            if action is Action.CLOSE and _unblock_pending(view):
+                continue  # a supervisor's unblock still owed by the switch
             if action in (Action.REJECT, Action.REOPEN) and blocked:
                 continue  # BlocksOutstanding: a supervisor unblocks first
             if action is Action.UNBLOCK and state is State.CLOSED and not blocked:
@@ -371,6 +373,8 @@ class Cases:
         numbers can be suspended here (else point 120 requires the suspension)."""
         view = await self.get(case_id)
         if view.state is State.CONFIRMED and await self._targets(view):
+            raise IllegalTransition(case_id, view.state, Action.CLOSE)
+        if _unblock_pending(view):  # closing would strand it: retries follow the latest round
             raise IllegalTransition(case_id, view.state, Action.CLOSE)
         return await self._transition(case_id, Action.CLOSE, actor, reason, evidence)
 
@@ -894,6 +898,11 @@ def _round_actions(view: CaseView, action: str) -> builtins.list[Any]:
     """The switch actions of `action` planned for the case's latest round."""
     round_ = view.transitions[-1].seq if view.transitions else 0
     return [a for a in view.switch_actions if a.action == action and a.round == round_]
+
+
+def _unblock_pending(view: CaseView) -> bool:
+    """An unblock decided for the case is still owed by the switch."""
+    return any(a.action == "unblock" and a.status != "done" for a in view.switch_actions)
 
 
 def _outstanding(view: CaseView) -> builtins.list[str]:

@@ -44,6 +44,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from gateway.alerts.payloads import mask_msisdn
+from gateway.api.audit import mask_target
 from gateway.domain import Decision, Inspected
 
 from .i18n import local_time
@@ -373,7 +374,9 @@ def _spans(x: Inspected, length: int) -> list[list[int]]:
 
 def mask_source(source: str) -> str:
     """A sender that is a number masked (mask_msisdn); an alphanumeric sender id as it is."""
-    return mask_msisdn(source) if _NUMBER.fullmatch(source) else source
+    if _NUMBER.fullmatch(source):
+        return mask_msisdn(source)
+    return mask_target(source)  # a number however written (spaced, bracketed, any digits)
 
 
 def mask_digits(text: str) -> str:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from gateway.api.auth import Permission
 
@@ -74,7 +75,7 @@ def routes(console: Console) -> list[BaseRoute]:
             sub.close()
             raise
         events = _events(console, s, sub)
-        return StreamingResponse(events, media_type="text/event-stream", headers=STREAM_HEADERS)
+        return _Stream(sub, events, media_type="text/event-stream", headers=STREAM_HEADERS)
 
     return [
         Route("/", console.page(Permission.CASES_READ, page), methods=["GET"]),
@@ -97,3 +98,18 @@ async def _events(console: Console, s: Session, sub: Subscription) -> AsyncItera
             yield event
     finally:
         sub.close()
+
+
+class _Stream(StreamingResponse):
+    """The SSE response that closes its subscription however it ends: a client already gone
+    cancels the response before its generator ever runs (whose `finally` would close it)."""
+
+    def __init__(self, sub: Subscription, events: AsyncIterator[bytes], **kw: Any) -> None:
+        super().__init__(events, **kw)
+        self.sub = sub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.sub.close()
