@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import platform
 import resource
+import socket
 import sys
 import time
 import traceback
@@ -33,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 from smsc.client import EsmeClient, EsmeConfig
@@ -141,6 +143,24 @@ def run(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------------
 # Parent: start the processes, run the phases, collect figures
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` now (for a process the bench starts)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system, every thread) process `pid` has used so far (Linux /proc);
+    None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_info() -> dict[str, Any]:

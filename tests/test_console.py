@@ -390,12 +390,16 @@ async def test_the_queue_is_sorted_by_deadline_with_overdue_and_due_today_marked
         await login(c, Role.SUPERVISOR)
         page = (await c.get("/console/cases", params={"lang": "en"})).text
         only_new = (await c.get("/console/cases", params={"state": "closed"})).text
+        by_source = (await c.get("/console/cases", params={"source": "detection_simbox"})).text
+        complaints = (await c.get("/console/cases", params={"source": "complaint"})).text
     order = re.findall(r'<tr class="([a-z]+)" data-case="([0-9a-f]+)"', page)
     assert [cid for _, cid in order] == [late, today, fresh]
     marks = dict((cid, klass) for klass, cid in order)
     assert marks[late] == "overdue" and marks[fresh] == "today"
     assert "overdue by" in page and "due today" in page
     assert 'id="no-cases"' in only_new
+    assert 'id="no-cases"' in by_source  # every case here is a complaint
+    assert re.findall(r'data-case="([0-9a-f]+)"', complaints) == [late, today, fresh]
 
 
 async def test_working_days_left_are_counted_in_kazakh_working_days() -> None:

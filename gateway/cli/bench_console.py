@@ -33,7 +33,6 @@ import platform
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,13 +46,12 @@ from typing import Any
 
 from gateway.api.auth import hash_token
 from gateway.config import PROJECT_DIR
-from smsc.bench import host_cpu_seconds, machine_info
+from smsc.bench import cpu_seconds, free_port, host_cpu_seconds, machine_info
 
 FLOWS = {"agg": ("gw-a2p", "a2p"), "subs": ("gw-p2p", "local")}  # traffic account -> gateway's
 PASSWORD = "secret"
 SCENARIO = "config/scenarios/demo.toml"
 MARGIN_S = 20.0  # traffic generated beyond warm-up + both phases: the browser's start, the stop
-TICK = os.sysconf("SC_CLK_TCK")
 PAGE_STATE = """
 const t = document.getElementById("live-last-tick");
 const rows = document.getElementById("live-rows");
@@ -259,15 +257,6 @@ class Child:
 
 
 # ---------------------------------------------------------------------------- /proc
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system, every thread) process `pid` has used; 0 once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def _rss_mib(pid: int) -> float:
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -293,13 +282,6 @@ def _descendants(root: int) -> list[int]:
 
 
 # ---------------------------------------------------------------------------- the daemon
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def daemon_config(
     data_dir: Path, smsc_port: int, api_port: int, digest: str, window: int, exempt: frozenset[str]
 ) -> str:
@@ -474,12 +456,12 @@ class Rig:
             "t": time.monotonic(),
             "smsc": self.smsc.ask("mark"),
             "traffic": self.traffic.ask("mark"),
-            "cpu": {name: _cpu_s(pid) for name, pid in self.pids.items()},
+            "cpu": {name: (cpu_seconds(pid) or 0.0) for name, pid in self.pids.items()},
             "host": host_cpu_seconds(),  # (busy, steal)
         }
         if self.driver is not None:
-            snap["cpu"]["chromedriver"] = _cpu_s(self.driver_pid)
-            snap["chromium"] = {p: _cpu_s(p) for p in _descendants(self.driver_pid)}
+            snap["cpu"]["chromedriver"] = cpu_seconds(self.driver_pid) or 0.0
+            snap["chromium"] = {p: (cpu_seconds(p) or 0.0) for p in _descendants(self.driver_pid)}
             snap["page"] = _page(self.driver) or {}
         return snap
 
@@ -551,7 +533,7 @@ def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from gateway.cli.bench_pipeline import contracted_a2p_senders
 
     token = secrets.token_urlsafe(24)
-    api_port = _free_port()
+    api_port = free_port()
     api = f"http://127.0.0.1:{api_port}"
     pdus = int(args.rate * (args.warmup + 2 * args.seconds + MARGIN_S))
     result: dict[str, Any] = {}

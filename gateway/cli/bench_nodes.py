@@ -39,7 +39,7 @@ from typing import Any
 from gateway.cli import bench_pipeline as bp
 from gateway.config import PROJECT_DIR
 from gateway.shared.settings import SharedSettings
-from smsc.bench import machine_info
+from smsc.bench import cpu_seconds, free_port, machine_info
 
 
 class RedisError(Exception):
@@ -74,13 +74,6 @@ class NodeSpec:
     redis_timeout: float
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
@@ -100,7 +93,7 @@ def redis_server(url: str) -> Iterator[Redis]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(binary):
         raise RedisError("redis-server is not installed (./dev setup installs it)")
-    port = _free_port()
+    port = free_port()
     cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
            "--appendonly", "no", "--logfile", ""]  # fmt: skip
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
@@ -123,15 +116,8 @@ def redis_server(url: str) -> Iterator[Redis]:
             proc.wait()
 
 
-def _cpu_of(pid: int | None) -> float | None:
-    """Seconds of CPU (user + system) process `pid` has used so far (Linux /proc)."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _redis_cpu(redis: Redis) -> float | None:
+    return None if redis.pid is None else cpu_seconds(redis.pid)
 
 
 # ---------------------------------------------------------------------------- one node
@@ -234,10 +220,10 @@ def _run_processes(args: argparse.Namespace, redis: Redis, broker: Broker | None
                 nodes.append(ctx.Process(target=_node_process, args=(spec, stop, results),
                                          name=f"gateway {name}"))  # fmt: skip
                 nodes[-1].start()
-            redis_cpu = _cpu_of(redis.pid)
+            redis_cpu = _redis_cpu(redis)
             result: dict[str, Any] = _wait(port_q, [smsc, *nodes], 600)
             if redis_cpu is not None:
-                result["redis_cpu_s"] = round((_cpu_of(redis.pid) or 0.0) - redis_cpu, 2)
+                result["redis_cpu_s"] = round((_redis_cpu(redis) or 0.0) - redis_cpu, 2)
             stop.set()
             per_node = [_wait(results, nodes, 120) for _ in nodes]
             for p in nodes:

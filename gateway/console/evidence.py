@@ -16,6 +16,8 @@ from gateway.store import Store
 from gateway.store.models import complaints, messages, probe_findings, verdicts
 from gateway.store.models_api import helpline_complaints
 
+from .queries import FindingRow, finding_rows
+
 LIMIT = 100
 
 
@@ -33,21 +35,6 @@ class MessageRow:
     rule_ids: tuple[str, ...]
     reasons: tuple[dict[str, Any], ...]
     spans: tuple[tuple[int, int], ...] = field(default=())
-
-
-@dataclass(frozen=True, slots=True)
-class FindingRow:
-    id: str
-    at: float
-    probe: str
-    outcome: str
-    confidence: float
-    observed: str
-    number: str
-    test_kind: str | None
-    a_number: str | None
-    route: str | None
-    description: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +83,11 @@ async def read(store: Store, evidence: Sequence[dict[str, Any]]) -> CaseEvidence
                 out.messages = [_message(r._mapping) for r in rows]
             ids = refs(evidence, "probe_finding")
             if ids:
+                f = probe_findings
                 rows = await conn.execute(
-                    sa.select(probe_findings)
-                    .where(probe_findings.c.id.in_(ids))
-                    .order_by(probe_findings.c.at)
+                    finding_rows().where(f.c.id.in_(ids)).order_by(f.c.at, f.c.id)
                 )
-                out.findings = [_finding(r._mapping) for r in rows]
+                out.findings = [FindingRow(**r._mapping) for r in rows]
             out.complaints = await _complaints(conn, evidence)
     return out
 
@@ -142,15 +128,6 @@ def _message(m: Any) -> MessageRow:
         source=m["source"], dest=m["dest"], text=m["text"], decision=m["decision"],
         score=float(m["score"]), rule_ids=tuple(m["rule_ids"] or ()), reasons=reasons,
         spans=spans,
-    )  # fmt: skip
-
-
-def _finding(m: Any) -> FindingRow:
-    return FindingRow(
-        id=m["id"], at=m["at"], probe=m["probe"], outcome=m["outcome"],
-        confidence=float(m["confidence"]), observed=m["observed"], number=m["number"],
-        test_kind=m["test_kind"], a_number=m["a_number"], route=m["route"],
-        description=m["description"],
     )  # fmt: skip
 
 

@@ -93,49 +93,51 @@ class SimboxNumber:
     last_route: str
 
 
+def finding_rows() -> sa.Select[Any]:
+    """The columns of a probe finding that the console shows (FindingRow)."""
+    f = probe_findings
+    return sa.select(
+        f.c.at, f.c.probe, f.c.test_kind, f.c.a_number, f.c.route, f.c.outcome, f.c.observed,
+        f.c.number, f.c.confidence, f.c.description,
+    )  # fmt: skip
+
+
+async def _campaign_alerts(store: Store, where: Any, limit: int) -> list[Campaign]:
+    """The newest `limit` campaign alerts matching `where`, grouped by campaign (_group)."""
+    a = alerts
+    query = (
+        sa.select(a.c.payload, a.c.created_at)
+        .where(a.c.kind == CAMPAIGN, where)
+        .order_by(a.c.created_at.desc(), a.c.id)
+        .limit(limit)
+    )
+    with store.guard("console.campaigns"):
+        async with store.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+    return _group((r.payload, r.created_at) for r in reversed(rows))
+
+
 async def recent_campaigns(
     store: Store, since: float, *, limit: int = 100, scan: int = 2000
 ) -> list[Campaign]:
     """The campaigns with an alert since `since`, the newest activity first, at most `limit`;
     built from the newest `scan` campaign alerts of the window."""
-    a = alerts
-    query = (
-        sa.select(a.c.payload, a.c.created_at)
-        .where(a.c.kind == CAMPAIGN, a.c.created_at >= since)
-        .order_by(a.c.created_at.desc(), a.c.id)
-        .limit(scan)
-    )
-    with store.guard("console.campaigns"):
-        async with store.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-    found = _group((r.payload, r.created_at) for r in reversed(rows))
+    found = await _campaign_alerts(store, alerts.c.created_at >= since, scan)
     found.sort(key=lambda c: c.active_at, reverse=True)
     return found[:limit]
 
 
 async def campaign(store: Store, campaign_id: str, *, limit: int = 500) -> Campaign | None:
     """One campaign's alerts, whatever their age (the newest `limit`), None when it has none."""
-    a = alerts
-    query = (
-        sa.select(a.c.payload, a.c.created_at)
-        .where(a.c.kind == CAMPAIGN, a.c.payload["campaign_id"].as_string() == campaign_id)
-        .order_by(a.c.created_at.desc(), a.c.id)
-        .limit(limit)
-    )
-    with store.guard("console.campaign"):
-        async with store.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-    found = _group((r.payload, r.created_at) for r in reversed(rows))
+    where = alerts.c.payload["campaign_id"].as_string() == campaign_id
+    found = await _campaign_alerts(store, where, limit)
     return found[0] if found else None
 
 
 async def findings(store: Store, *, limit: int = 50) -> list[FindingRow]:
     """The latest probe findings (test calls and SMS, unannounced events), newest first."""
     f = probe_findings
-    query = sa.select(
-        f.c.at, f.c.probe, f.c.test_kind, f.c.a_number, f.c.route, f.c.outcome, f.c.observed,
-        f.c.number, f.c.confidence, f.c.description,
-    ).order_by(f.c.at.desc(), f.c.id).limit(limit)  # fmt: skip
+    query = finding_rows().order_by(f.c.at.desc(), f.c.id).limit(limit)
     with store.guard("console.findings"):
         async with store.engine.connect() as conn:
             return [FindingRow(**r._mapping) for r in await conn.execute(query)]
