@@ -30,21 +30,23 @@ from gateway.api.settings import ApiSettings, parse_api
 from gateway.cases.settings import CasesSettings, parse_cases
 from gateway.centre.config import CentreSettings, parse_centre
 from gateway.cli_settings import CliSettings, parse_cli
-from gateway.config_check import ConfigError, Table, parse_hostport
+from gateway.config_check import ConfigError, Table
 from gateway.console.settings import ConsoleSettings, parse_console
 from gateway.detect.campaign_limits import CampaignLimits, parse_campaigns
 from gateway.detect.velocity import VelocityLimits
 from gateway.domain import Route, Thresholds
+from gateway.esme_settings import parse_esme
 from gateway.feedback.settings import FeedbackSettings, parse_feedback
 from gateway.metrics.settings import MetricsSettings, parse_metrics
 from gateway.probes.settings import ProbesConfig, parse_probes
+from gateway.proxy.settings import ProxySettings, parse_proxy
 from gateway.registry.settings import RegistrySettings, parse_registry
 from gateway.retention.settings import RetentionSettings, parse_retention
 from gateway.shared.settings import SharedSettings, parse_shared
 from gateway.switch.config import SwitchSettings, parse_switch
-from smsc.client import EsmeConfig, TlsConfig
+from smsc.client import EsmeConfig
 from smsc.constants import Status
-from smsc.session import BindType, SessionConfig
+from smsc.session import BindType
 
 log = logging.getLogger("fraudgate.config")
 
@@ -99,6 +101,7 @@ class GatewayConfig:
     retention: RetentionSettings = field(default_factory=RetentionSettings)  # docs/retention.md
     metrics: MetricsSettings = field(default_factory=MetricsSettings)  # docs/operations.md
     shared: SharedSettings = field(default_factory=SharedSettings)  # several nodes: Redis
+    proxy: ProxySettings = field(default_factory=ProxySettings)  # A2P proxy: docs/proxy.md
 
     @property
     def enforcing(self) -> bool:
@@ -177,8 +180,6 @@ def _override(data: dict[str, Any], name: str, path: list[str], raw: str) -> Non
 
 
 def _smsc(t: Table) -> SmscLink:
-    host_port = t.get("address", str)
-    host, port = parse_hostport(host_port, t.key("address"))
     try:
         bind = BindType(t.get("bind", str, "receiver"))
         route = Route(t.get("route", str, "local"))
@@ -196,33 +197,7 @@ def _smsc(t: Table) -> SmscLink:
         )
     forward_timeout = t.number("forward_timeout", 3.0, minimum=0.1)
     ia5_is_gsm = t.get("ia5_is_gsm", bool, False)
-    tls_t = t.table("tls")
-    tls = TlsConfig(
-        ca_file=tls_t.get("ca", str, "") or None,
-        cert_file=tls_t.get("cert", str, "") or None,
-        key_file=tls_t.get("key", str, "") or None,
-        verify=tls_t.get("verify", bool, True),
-    )
-    tls_enabled = tls_t.get("enabled", bool, False)
-    if tls.key_file and not tls.cert_file:  # a cert alone is fine: it may hold its key (PEM)
-        raise ConfigError(f"{tls_t.key('cert')}: needed with {tls_t.key('key')}")
-    tls_t.done()
-    name = t.get("name", str, host_port)
-    esme = EsmeConfig(
-        host=host,
-        port=port,
-        system_id=t.get("system_id", str),
-        password=t.get("password", str),
-        bind_type=bind,
-        system_type=t.get("system_type", str, ""),
-        session=SessionConfig(
-            window=t.integer("window", 50, minimum=1),
-            response_timeout=t.number("response_timeout", 30.0, minimum=0.1),
-            enquire_link_interval=t.number("enquire_link_interval", 30.0, minimum=0.1),
-        ),
-        tls=tls if tls_enabled else None,
-        name=name,
-    )
+    esme = parse_esme(t, bind)
     t.done()
     return SmscLink(esme, route, forward, forward_timeout, ia5_is_gsm)
 
@@ -270,6 +245,7 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     cfg.retention = parse_retention(root.table("retention"))
     cfg.metrics = parse_metrics(root.table("metrics"))
     cfg.shared = parse_shared(root.table("shared"))
+    cfg.proxy = parse_proxy(root.table("proxy"), base)
     root.done()
     return cfg
 

@@ -48,6 +48,8 @@ from gateway.pipeline.recorder import Recorder
 from gateway.pipeline.shared import SharedBatcher
 from gateway.probes.manager import ProbeManager
 from gateway.probes.simbox import Finding
+from gateway.proxy.journal import Journal
+from gateway.proxy.service import Proxy
 from gateway.retention.purge import Retention
 from gateway.store import Store
 from gateway.store.errors import StoreError
@@ -104,6 +106,7 @@ class Gateway:
         # connections, so they take at most a quarter of the API server's ([api] max_connections)
         self.live = LiveFeed(max_streams=max(1, cfg.api.max_connections // 4))
         self.probes: ProbeManager | None = None
+        self.proxy: Proxy | None = None  # [proxy]: the A2P SMPP proxy (docs/proxy.md)
         self.workflow: Workflow | None = None
         self.handlers: list[GatewayHandler] = []
         self.supervisors: list[EsmeSupervisor] = []
@@ -146,6 +149,18 @@ class Gateway:
                 )
                 for link in cfg.smsc:
                     self._bind(link, recorder, policy, store)
+                if cfg.proxy.enabled:
+                    self.proxy = Proxy(
+                        cfg.proxy,
+                        inspector=self.inspector,
+                        recorder=recorder,
+                        journal=Journal(store, commit_timeout=cfg.commit_timeout),
+                        enforcing=cfg.enforcing,
+                        block_status=cfg.block_status,
+                        redelivery_window=cfg.redelivery_window,
+                        reassembly_timeout=cfg.reassembly_timeout,
+                        on_inspected=self._inspected,
+                    )
                 self.probes = build_probe_manager(cfg, store, dispatcher, self.on_finding)
                 labeller = self.inspector.label_campaign
                 sources = Sources(self.live, self.probes, self.inspector.campaigns)
@@ -240,6 +255,9 @@ class Gateway:
             ]
             if self.probes is not None:
                 links.append(tg.create_task(self.probes.run(), name="probes"))
+            proxy_stop = asyncio.Event()
+            if self.proxy is not None:
+                links.append(tg.create_task(self.proxy.run(proxy_stop), name="proxy"))
             singletons = None if leader is None else tg.create_task(leader.run(), name="leader")
             # Everything built so far (rules, the classifier, imported modules) lives as long as
             # the process: out of the collector's sight, so its full passes stay short.
@@ -247,9 +265,11 @@ class Gateway:
             gc.freeze()
             self.ready.set()
             mode = "enforcing" if self.cfg.enforcing else "monitor-only"
-            log.info("gateway running (%s) with %d SMSC bind(s)", mode, len(self.supervisors))
+            log.info("gateway running (%s) with %d SMSC bind(s)%s", mode, len(self.supervisors),
+                     ", the A2P proxy" if self.proxy is not None else "")  # fmt: skip
             await stop.wait()
             log.info("draining: answering what was received, then unbinding")
+            proxy_stop.set()  # aggregators unbound, their submits answered and forwarded
             await asyncio.gather(*(h.drain(10.0) for h in self.handlers))
             for s in self.supervisors:
                 s.stop()
@@ -385,10 +405,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = load(args.config)
     except ConfigError as exc:
         return _fail(f"configuration error: {exc}", EXIT_CONFIG)
-    if not cfg.smsc and not cfg.probes.probes:
+    if not cfg.smsc and not cfg.probes.probes and not cfg.proxy.enabled:
         return _fail(
-            "configuration error: nothing to do: no [[smsc]] bind and no [[probes.probe]] "
-            "configured",
+            "configuration error: nothing to do: no [[smsc]] bind, no [[probes.probe]] and "
+            "no [proxy] configured",
             EXIT_CONFIG,
         )
 

@@ -137,6 +137,7 @@ from . import (  # noqa: E402, F401
     models_centre,
     models_delivery,
     models_feedback,
+    models_proxy,
     models_registry,
     models_state,
 )

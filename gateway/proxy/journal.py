@@ -1,0 +1,325 @@
+"""The proxy's journal (tables `proxy_submits`, `proxy_inbound`; docs/proxy.md "Nothing lost").
+
+Every change goes through one writer that commits them in batches, in order (group commit):
+a submit's row is written before the aggregator is answered; "sending" is written before the
+submit leaves for the SMSC, so that after a crash the rows that may have reached it are known
+(reconciled by their receipts, docs/proxy.md); "forwarded" with the SMSC's id when it answers.
+The writer's futures fail with the store's error when the database cannot commit: the
+aggregator is then answered `store_error_status` and resubmits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from gateway.store import Store
+from gateway.store.models_proxy import proxy_inbound, proxy_submits
+
+log = logging.getLogger("fraudgate.proxy")
+
+
+class SubmitState(Enum):
+    HELD = "held"  # a leading part, waiting for the last part of its message
+    PENDING = "pending"  # to be sent to the SMSC
+    SENDING = "sending"  # sent (or being sent): the SMSC may have it
+    FORWARDED = "forwarded"  # the SMSC accepted it (smsc_id)
+    FAILED = "failed"  # the SMSC refused it for good, or every attempt failed
+    DROPPED = "dropped"  # its message was blocked after it was accepted (a leading part)
+    CANCELLED = "cancelled"  # cancel_sm before it went out
+
+
+UNFINISHED = (SubmitState.HELD, SubmitState.PENDING, SubmitState.SENDING)
+
+
+@dataclass
+class SubmitRow:
+    id: str
+    account: str
+    state: SubmitState
+    pdu: bytes
+    part: int = 1
+    group_key: str | None = None
+    receipt: int = 0  # the aggregator's registered_delivery
+    smsc_id: str | None = None
+    upstream: str | None = None
+    error: int | None = None
+    attempts: int = 0
+    created_at: float = 0.0
+
+    def values(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "account": self.account,
+            "state": self.state.value,
+            "pdu": self.pdu,
+            "group_key": self.group_key,
+            "part": self.part,
+            "receipt": self.receipt,
+            "smsc_id": self.smsc_id,
+            "upstream": self.upstream,
+            "error": self.error,
+            "attempts": self.attempts,
+            "created_at": self.created_at or now,
+            "updated_at": now,
+        }
+
+
+def _row(r: Any) -> SubmitRow:
+    return SubmitRow(
+        id=r.id, account=r.account, state=SubmitState(r.state), pdu=bytes(r.pdu), part=r.part,
+        group_key=r.group_key, receipt=r.receipt, smsc_id=r.smsc_id, upstream=r.upstream,
+        error=r.error, attempts=r.attempts, created_at=r.created_at,
+    )  # fmt: skip
+
+
+@dataclass
+class InboundRow:
+    id: str
+    account: str
+    kind: str  # receipt | mo
+    pdu: bytes
+    attempts: int = 0
+    created_at: float = 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# the writer's operations
+
+
+@dataclass
+class Accept:
+    """Insert a submit unless it (or its message under its prior id) is there: the result is
+    the row already there, or None when this one is new."""
+
+    row: SubmitRow
+    prior_id: str = ""
+    release: str | None = None  # the message's group_key: its held parts become pending
+
+
+@dataclass
+class SetState:
+    ids: Sequence[str]
+    state: SubmitState
+    smsc_id: str | None = None
+    upstream: str | None = None
+    error: int | None = None
+    attempt: bool = False  # count one more attempt
+    only_from: tuple[SubmitState, ...] = ()  # only rows now in one of these states
+
+
+@dataclass
+class Keep:
+    """An inbound PDU kept for an aggregator."""
+
+    row: InboundRow
+
+
+@dataclass
+class Delivered:
+    ids: Sequence[str]
+    failed: bool = False  # an attempt that failed: counted, kept
+
+
+Op = Accept | SetState | Keep | Delivered
+
+
+class Journal:
+    """The proxy's rows in the gateway's database (`store`), written by one group-commit loop
+    (`run`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        batch_max: int = 500,
+        commit_timeout: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.batch_max = batch_max
+        self.commit_timeout = commit_timeout
+        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Any]]] = asyncio.Queue()
+        self._insert: Any = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+        self.commits = 0
+        self.failures = 0
+
+    def submit(self, op: Op) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((op, fut))
+        return fut
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
+        try:
+            results = await asyncio.wait_for(
+                self._write([op for op, _ in batch]), self.commit_timeout
+            )
+        except Exception as exc:  # StoreError, timeout: every op of the batch fails
+            self.failures += len(batch)
+            log.warning("proxy journal: %d change(s) not written: %s", len(batch), exc)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+                    fut.exception()  # fire-and-forget callers: no "never retrieved" noise
+            await asyncio.sleep(0.2)
+            return
+        self.commits += 1
+        for (_, fut), result in zip(batch, results, strict=True):
+            if not fut.done():
+                fut.set_result(result)
+
+    async def _write(self, ops: list[Op]) -> list[Any]:
+        now = self.clock()
+        results: list[Any] = []
+        with self.store.guard("proxy journal"):
+            async with self.store.engine.begin() as conn:
+                accepts = [op for op in ops if isinstance(op, Accept)]
+                there: dict[str, SubmitRow] = {}
+                if accepts:
+                    ids = {op.row.id for op in accepts} | {op.prior_id for op in accepts}
+                    ids.discard("")
+                    found = await conn.execute(
+                        sa.select(proxy_submits).where(proxy_submits.c.id.in_(ids))
+                    )
+                    there = {r.id: _row(r) for r in found}
+                fresh: list[dict[str, Any]] = []
+                for op in ops:
+                    if isinstance(op, Accept):
+                        old = there.get(op.row.id) or there.get(op.prior_id)
+                        if old is None:
+                            fresh.append(op.row.values(now))
+                            there[op.row.id] = op.row  # a repeat within the batch
+                        results.append(old)
+                        if op.release is not None:  # in this transaction, after the insert
+                            await self._insert_now(conn, fresh)
+                            fresh = []
+                            await self._apply(conn, SetState(
+                                (), SubmitState.PENDING, only_from=(SubmitState.HELD,)
+                            ), now, group=(op.row.account, op.release))  # fmt: skip
+                        continue
+                    await self._insert_now(conn, fresh)  # in order, before a later op
+                    fresh = []
+                    await self._apply(conn, op, now)
+                    results.append(None)
+                await self._insert_now(conn, fresh)
+        return results
+
+    async def _insert_now(self, conn: Any, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await conn.execute(self._insert(proxy_submits).on_conflict_do_nothing(), rows)
+
+    async def _apply(
+        self, conn: Any, op: Op, now: float, group: tuple[str, str] | None = None
+    ) -> None:
+        if isinstance(op, SetState):
+            t = proxy_submits.c
+            values: dict[str, Any] = {"state": op.state.value, "updated_at": now}
+            if op.smsc_id is not None:
+                values["smsc_id"] = op.smsc_id
+            if op.upstream is not None:
+                values["upstream"] = op.upstream
+            if op.error is not None:
+                values["error"] = op.error
+            if op.attempt:
+                values["attempts"] = t.attempts + 1
+            if group is not None:
+                where = sa.and_(t.account == group[0], t.group_key == group[1])
+            else:
+                where = t.id.in_(list(op.ids))
+            stmt = proxy_submits.update().where(where).values(values)
+            if op.only_from:
+                stmt = stmt.where(t.state.in_([s.value for s in op.only_from]))
+            await conn.execute(stmt)
+        elif isinstance(op, Keep):
+            r = op.row
+            await conn.execute(
+                self._insert(proxy_inbound).on_conflict_do_nothing(),
+                [{"id": r.id, "account": r.account, "kind": r.kind, "pdu": r.pdu,
+                  "attempts": r.attempts, "created_at": r.created_at or now,
+                  "delivered_at": None}],
+            )  # fmt: skip
+        elif isinstance(op, Delivered):
+            t2 = proxy_inbound.c
+            stmt2 = proxy_inbound.update().where(t2.id.in_(list(op.ids)))
+            if op.failed:
+                await conn.execute(stmt2.values(attempts=t2.attempts + 1))
+            else:
+                await conn.execute(stmt2.values(delivered_at=now))
+
+    # reads (outside the writer: they see what it committed) ---------------------------------
+    async def unfinished(self) -> list[SubmitRow]:
+        """Held, pending and sending rows, oldest first (at start: what to go on with)."""
+        query = (
+            sa.select(proxy_submits)
+            .where(proxy_submits.c.state.in_([s.value for s in UNFINISHED]))
+            .order_by(proxy_submits.c.created_at, proxy_submits.c.part)
+        )
+        with self.store.guard("proxy unfinished"):
+            async with self.store.engine.connect() as conn:
+                return [_row(r) for r in await conn.execute(query)]
+
+    async def find(self, ids: Iterable[str]) -> list[SubmitRow]:
+        query = sa.select(proxy_submits).where(proxy_submits.c.id.in_(list(ids)))
+        with self.store.guard("proxy find"):
+            async with self.store.engine.connect() as conn:
+                return [_row(r) for r in await conn.execute(query)]
+
+    async def by_smsc_id(self, smsc_id: str) -> SubmitRow | None:
+        query = (
+            sa.select(proxy_submits)
+            .where(proxy_submits.c.smsc_id == smsc_id)
+            .order_by(proxy_submits.c.created_at.desc())
+            .limit(1)
+        )
+        with self.store.guard("proxy by_smsc_id"):
+            async with self.store.engine.connect() as conn:
+                r = (await conn.execute(query)).first()
+        return _row(r) if r is not None else None
+
+    async def inbound_for(self, account: str, max_attempts: int, limit: int) -> list[InboundRow]:
+        t = proxy_inbound.c
+        query = (
+            sa.select(proxy_inbound)
+            .where(t.account == account, t.delivered_at.is_(None), t.attempts < max_attempts)
+            .order_by(t.created_at)
+            .limit(limit)
+        )
+        with self.store.guard("proxy inbound"):
+            async with self.store.engine.connect() as conn:
+                return [
+                    InboundRow(r.id, r.account, r.kind, bytes(r.pdu), r.attempts, r.created_at)
+                    for r in await conn.execute(query)
+                ]
+
+    async def counts(self) -> dict[str, int]:
+        """Rows by state (and inbound rows waiting): for status and tests."""
+        t = proxy_submits.c
+        with self.store.guard("proxy counts"):
+            async with self.store.engine.connect() as conn:
+                rows = await conn.execute(sa.select(t.state, sa.func.count()).group_by(t.state))
+                out = {state: int(n) for state, n in rows}
+                waiting = await conn.execute(
+                    sa.select(sa.func.count()).where(proxy_inbound.c.delivered_at.is_(None))
+                )
+                out["inbound_waiting"] = int(waiting.scalar_one())
+        return out
