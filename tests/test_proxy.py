@@ -4,6 +4,8 @@ SMSC; every submit is inspected, answered with fraudgate's id, forwarded to the 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from pathlib import Path
 
 from waiting import eventually
@@ -57,3 +59,185 @@ async def test_a_spoofed_bank_sender_is_refused_and_never_reaches_the_smsc(
         await eventually(lambda: len(lab.phones.received) == 1)
         assert lab.phones.received[0].source_addr == "Kaspi.kz"
         assert lab.at_smsc == 1
+
+
+FRAUD = (
+    "Ваша карта заблокирована. Для разблокировки перейдите по ссылке kaspi-bank.kz-secure.com "
+    "и введите код из SMS."
+)
+
+
+SHORT_FRAUD = "Ваша карта заблокирована. Срочно: kaspi-bank.kz-secure.com"  # one part
+
+
+def parts(source: str, dest: str, text: str, ref: int = 0x33) -> list[SubmitSm]:
+    coding, bodies = split_for_sms(text, ref=ref)
+    return [
+        SubmitSm(source_addr_ton=5, source_addr=source, dest_addr_ton=1, dest_addr_npi=1,
+                 destination_addr=dest, esm_class=0x40, registered_delivery=1,
+                 data_coding=coding, short_message=body)
+        for body in bodies
+    ]  # fmt: skip
+
+
+def texts_at(lab: object) -> list[str]:
+    from smsc.sms import part_as_sms, split_part
+
+    return [part_as_sms(p, split_part(p)).text for p in lab.phones.received]  # type: ignore[attr-defined]
+
+
+async def test_a_long_message_goes_only_when_its_last_part_allows_it(
+    tmp_path: Path, db_url: str
+) -> None:
+    long_ok = "Уважаемый клиент! " + "Ваш заказ собран и передан в доставку. " * 5
+    long_bad = "Уважаемый клиент! " + "Ваш заказ собран и передан в доставку. " * 3 + FRAUD
+    async with proxy_lab(tmp_path, store_url=db_url) as lab:
+        link, _ = await lab.aggregator()
+        good = parts("SHOP", B, long_ok, ref=1)
+        assert len(good) > 2
+        for p in good[:-1]:
+            assert (await link.request(p)).status == 0
+        await asyncio.sleep(0.3)
+        assert lab.at_smsc == 0  # held until the last part decides
+        assert (await link.request(good[-1])).status == 0
+        await eventually(lambda: lab.at_smsc == len(good))
+        await eventually(lambda: "".join(texts_at(lab)) == long_ok)
+        bad = parts("SHOP", "77021230000", long_bad, ref=2)
+        answers = [(await link.request(p)).status for p in bad]
+        assert answers[:-1] == [0] * (len(bad) - 1)  # the bait is only in the last part
+        assert answers[-1] == 0x66
+        await asyncio.sleep(0.5)
+        assert lab.at_smsc == len(good)  # none of the blocked message's parts went
+        assert lab.proxy.stats.held_dropped == len(bad) - 1
+
+
+async def test_a_resubmission_is_answered_with_the_first_id_and_sent_once(tmp_path: Path) -> None:
+    async with proxy_lab(tmp_path) as lab:
+        link, _ = await lab.aggregator()
+        first = await link.request(submit("SHOP", B, HELLO))
+        again = await link.request(submit("SHOP", B, HELLO))  # its answer "was lost"
+        assert first.status == again.status == 0
+        assert again.message_id == first.message_id  # type: ignore[attr-defined]
+        await eventually(lambda: lab.at_smsc == 1)
+        await asyncio.sleep(0.3)
+        assert lab.at_smsc == 1 and lab.proxy.stats.repeated == 1
+
+
+async def test_a_sender_id_the_account_is_not_contracted_for_is_refused(tmp_path: Path) -> None:
+    async with proxy_lab(tmp_path) as lab:
+        link, _ = await lab.aggregator()
+        assert (await link.request(submit("Taxi", B, HELLO))).status == 0
+        assert (await link.request(submit("BestLoans", B, HELLO))).status == 0x0A
+        # numbers are not sender ids: a long number passes the contract check
+        assert (await link.request(submit("77011112233", B, HELLO, ton=1))).status == 0
+        await eventually(lambda: lab.at_smsc == 2)
+
+
+async def test_monitor_mode_forwards_what_it_would_block_and_records_it(tmp_path: Path) -> None:
+    async with proxy_lab(tmp_path, mode="monitor") as lab:
+        link, _ = await lab.aggregator()
+        assert (await link.request(submit("Kaspi.kz", B, SHORT_FRAUD))).status == 0
+        await eventually(lambda: lab.at_smsc == 1)
+        (seen,) = lab.inspected
+        assert seen.verdict.decision.value == "block"
+        assert seen.sms.route.value == "a2p" and seen.sms.smsc == "aggr"
+
+
+async def test_query_cancel_and_replace_use_the_id_the_aggregator_knows(tmp_path: Path) -> None:
+    from smsc.constants import MessageState
+    from smsc.pdu import CancelSm, QuerySm, ReplaceSm
+
+    async with proxy_lab(tmp_path) as lab:
+        link, _ = await lab.aggregator()
+        resp = await link.request(submit("SHOP", B, HELLO))
+        our_id = resp.message_id  # type: ignore[attr-defined]
+        await eventually(lambda: lab.at_smsc == 1)
+        await eventually(lambda: lab.proxy.forwarder.smsc_id(our_id) is not None)
+        q = await link.request(QuerySm(message_id=our_id, source_addr="SHOP", source_addr_ton=5))
+        assert q.status == 0 and q.message_id == our_id  # type: ignore[attr-defined]
+        assert q.message_state in (MessageState.ENROUTE, MessageState.DELIVERED)  # type: ignore[attr-defined]
+        unknown = await link.request(QuerySm(message_id="nope", source_addr="SHOP"))
+        assert unknown.status == 0x0C
+        # a replacement text is inspected: smishing does not slip in by replace_sm
+        bad = ReplaceSm(message_id=our_id, source_addr="SHOP", source_addr_ton=5,
+                        short_message=split_for_sms(SHORT_FRAUD, ref=1)[1][0])  # fmt: skip
+        assert (await link.request(bad)).status == 0x66
+        # another account cannot touch this one's messages
+        other, _ = await lab.aggregator("kaspi-a2p")
+        theirs = await other.request(CancelSm(message_id=our_id, source_addr="SHOP"))
+        assert theirs.status == 0x0C
+
+
+async def test_binds_refused_for_a_wrong_password_an_unknown_account_or_address(
+    tmp_path: Path,
+) -> None:
+    import ipaddress
+
+    from smsc.client import EsmeClient, EsmeConfig
+    from smsc.link import BindError
+    from smsc.session import BindType
+    from tests.helpers.proxy_lab import AGGR, Receiver
+
+    async with proxy_lab(tmp_path) as lab:
+        port = lab.proxy.port
+
+        async def bind(system_id: str, password: str) -> int:
+            cfg = EsmeConfig("127.0.0.1", port, system_id, password, BindType.TRANSCEIVER)
+            try:
+                async with EsmeClient(cfg, Receiver()):
+                    return 0
+            except BindError as exc:
+                return exc.status
+
+        assert await bind(AGGR, "wrong") == 0x0E
+        assert await bind("nobody", "pw") == 0x0F
+        assert await bind(AGGR, "pw") == 0
+        lab.proxy.accounts[AGGR] = dataclasses.replace(
+            lab.proxy.accounts[AGGR], allow=(ipaddress.ip_network("10.0.0.0/8"),)
+        )
+        assert await bind(AGGR, "pw") == 0x0D  # the password is right, the address is not
+
+
+async def test_over_its_rate_an_account_is_throttled(tmp_path: Path) -> None:
+    async with proxy_lab(tmp_path) as lab:
+        acct = lab.proxy.accounts["aggr"]
+        from gateway.proxy.service import _Bucket
+
+        lab.proxy.buckets[acct.system_id] = _Bucket(5.0)
+        link, _ = await lab.aggregator()
+        statuses = [
+            (await link.request(submit("SHOP", B, f"{HELLO} {i}"))).status for i in range(12)
+        ]
+        assert statuses.count(0) == 5 and statuses.count(0x58) == 7
+
+
+async def test_mo_for_an_accounts_number_goes_to_its_bind(tmp_path: Path) -> None:
+    async with proxy_lab(tmp_path) as lab:
+        _, mine = await lab.aggregator()
+        coding, (body,) = split_for_sms("СТОП", ref=1)
+        lab.smsc.inject("77017654321", "75551", body, data_coding=coding)
+        await eventually(lambda: len(mine.received) == 1)
+        assert mine.received[0].destination_addr == "75551"
+        assert mine.received[0].source_addr == "77017654321"
+
+
+async def test_data_sm_and_submit_multi_are_inspected_and_forwarded(tmp_path: Path) -> None:
+    from smsc.constants import Tag
+    from smsc.pdu import DataSm, SmeAddress, SubmitMulti, Tlv
+
+    async with proxy_lab(tmp_path) as lab:
+        link, _ = await lab.aggregator()
+        coding, (body,) = split_for_sms(HELLO, ref=1)
+        data = DataSm(source_addr_ton=5, source_addr="SHOP", dest_addr_ton=1,
+                      destination_addr=B, data_coding=coding,
+                      tlvs=[Tlv(Tag.MESSAGE_PAYLOAD, body)])  # fmt: skip
+        assert (await link.request(data)).status == 0
+        multi = SubmitMulti(source_addr_ton=5, source_addr="Kaspi.kz",
+                            dest_addresses=[SmeAddress(1, 1, B), SmeAddress(1, 1, "77051112233")],
+                            data_coding=coding, short_message=body)  # fmt: skip
+        assert (await link.request(multi)).status == 0x0A  # spoofed, whatever the command
+        multi.source_addr = "Taxi"
+        assert (await link.request(multi)).status == 0
+        await eventually(lambda: lab.at_smsc == 3)  # the SMSC counts each of multi's addresses
+        sent = [m.dest for m in lab.smsc.messages.values() if m.origin == "fraudgate"]
+        assert sorted(sent) == sorted([B, B, "77051112233"])

@@ -1,0 +1,281 @@
+"""The A2P proxy (`[proxy]`, docs/proxy.md) in front of the real osmo-msc 1.9 SMSC (issue 17).
+
+The gateway runs in-process with `[proxy]`; its `[[proxy.upstream]]` is a transceiver bind to
+osmo-msc's SMPP as the lab's ESME account (`gw`, `policy closed`, `default-route`; osmo-msc has
+no source-IP or source-address list per ESME, and the alert_notifications it sends on every
+attach reach the upstream link as notifications that need no answer). Aggregators bind to the
+proxy: smpplib (written by others, blocking, in a worker thread) and the project's own client.
+A virtual phone attached over SGs receives what osmo-msc delivers.
+
+osmo-msc answers every submit_sm `msg_id_not_implemented` and reports delivery with
+`id:<8-digit database id>` and no receipted_message_id: the proxy has to find its own id by the
+address pair (FIFO within it) and rewrite the receipt for the aggregator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import smpplib.client
+import smpplib.consts
+import smpplib.gsm
+from conftest import OsmoLab
+
+from gateway.config import GatewayConfig
+from gateway.daemon import Gateway, RunReport
+from gateway.osmocom.ctrl import CtrlClient
+from gateway.proxy.service import Proxy
+from simulators.osmo.lab import Lab
+from simulators.osmo.mme import VirtualMme, shim_framing
+from simulators.osmo.provision import LabSubscriber, provision
+from smsc.client import EsmeClient, EsmeConfig
+from smsc.constants import Status
+from smsc.pdu import SubmitSm
+from smsc.receipt import receipt_in
+from smsc.session import BindType, SessionConfig
+from tests.helpers.proxy_lab import AGGR, KASPI_AGGR, PASSWORD, Receiver, proxy_settings
+
+pytestmark = pytest.mark.interop
+
+BOB = ("001010000000002", "4900002")
+LONG_KAZAKH = (  # 177 characters of UCS2: three parts of at most 67
+    "Құрметті клиент! Сіздің №5512 тапсырысыңыз Алматыдағы беру пунктіне жеткізілді. "
+    "Оны жеті күн ішінде алып кетуге болады. Жұмыс уақыты: күн сайын 09:00-ден 21:00-ге дейін. "
+    "Рахмет!"
+)
+KASPI_TEXT = "Kaspi.kz: төлеміңіз қабылданды, 5 000 ₸. Рахмет!"
+OUR_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass
+class OsmoProxy:
+    lab: Lab
+    gateway: Gateway
+    task: asyncio.Task[RunReport]
+
+    @property
+    def proxy(self) -> Proxy:
+        assert self.gateway.proxy is not None
+        return self.gateway.proxy
+
+
+@contextlib.asynccontextmanager
+async def osmo_proxy(lab: Lab, data_dir: Path) -> AsyncIterator[OsmoProxy]:
+    """The gateway with `[proxy]` (accounts `aggr`, `kaspi-a2p` as in tests/helpers/proxy_lab)
+    whose one upstream is osmo-msc's SMSC, enforcing, SQLite store in `data_dir`."""
+    upstream = EsmeConfig(
+        lab.cfg.host, lab.cfg.smpp_port, lab.cfg.esme_system_id, lab.cfg.esme_password,
+        BindType.TRANSCEIVER, bind_timeout=5,
+        session=SessionConfig(window=50, response_timeout=5.0), name="osmo-msc",
+    )  # fmt: skip
+    cfg = GatewayConfig(data_dir=data_dir, mode="enforce")
+    cfg.cases.enabled = False
+    cfg.mqtt.enabled = False
+    # reconcile_wait well above osmo-msc's paging + delivery time: no resend while waiting
+    cfg.proxy = proxy_settings(lab.cfg.smpp_port, upstream=[upstream], reconcile_wait=20.0)
+    gateway = Gateway(cfg)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.run(stop))
+    try:
+        await asyncio.wait_for(gateway.ready.wait(), 20)
+        assert gateway.proxy is not None
+        await asyncio.wait_for(gateway.proxy.ready.wait(), 10)
+        await gateway.proxy.forwarder.supervisors[0].wait_bound(10)
+        yield OsmoProxy(lab, gateway, task)
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)
+
+
+async def _provision(lab: Lab, *subs: tuple[str, str]) -> None:
+    async with CtrlClient(lab.cfg.host, lab.hlr_ctrl) as ctrl:
+        await provision(ctrl, [LabSubscriber(imsi, msisdn) for imsi, msisdn in subs])
+
+
+def _mme(lab: Lab) -> VirtualMme:
+    return VirtualMme(lab.cfg.host, lab.cfg.sgs_port, framing=shim_framing(lab.shim))
+
+
+def _stored(lab: Lab) -> list[tuple[Any, ...]]:
+    """osmo-msc's SMS table: (source, source TON, destination, coding, delivered)."""
+    db = lab.cfg.workdir / "sms.db"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return conn.execute(
+            "SELECT src_addr, src_ton, dest_addr, data_coding_scheme, sent IS NOT NULL FROM SMS"
+            " ORDER BY id"
+        ).fetchall()
+
+
+# ------------------------------------------------------------------------------ smpplib
+
+
+@dataclass
+class SmpplibRun:
+    bind_status: int = -1
+    resps: list[Any] = field(default_factory=list)  # submit_sm_resp PDUs
+    delivers: list[Any] = field(default_factory=list)  # deliver_sm PDUs (receipts)
+    sequences: list[int] = field(default_factory=list)  # of the submits, in order
+    unbind_status: int = -1
+    error: str = ""
+
+
+def _smpplib_aggregator(port: int, submits: list[dict[str, Any]], receipts: int) -> SmpplibRun:
+    """A blocking smpplib transceiver session as account `aggr`: submit, then read until every
+    submit_sm_resp and `receipts` deliver_sm arrived (30 s at most), unbind."""
+    run = SmpplibRun()
+    client = smpplib.client.Client("127.0.0.1", port, timeout=1, allow_unknown_opt_params=True)
+    client.set_message_sent_handler(lambda pdu: run.resps.append(pdu))
+    client.set_message_received_handler(lambda pdu: run.delivers.append(pdu))  # answered 0
+    client.connect()
+    try:
+        run.bind_status = int(client.bind_transceiver(system_id=AGGR, password=PASSWORD).status)
+        for fields in submits:
+            run.sequences.append(int(client.send_message(**fields).sequence))
+        deadline = time.monotonic() + 30
+        while (len(run.resps) < len(submits) or len(run.delivers) < receipts) and (
+            time.monotonic() < deadline
+        ):
+            client.read_once()
+        run.unbind_status = int(client.unbind().status)
+    except Exception as exc:  # reported by the test with what arrived so far
+        run.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        client.disconnect()
+    return run
+
+
+async def test_smpplib_kazakh_multipart_through_the_proxy_to_osmo_msc(
+    osmo_lab: OsmoLab, tmp_path: Path
+) -> None:
+    lab = await osmo_lab()
+    await _provision(lab, BOB)
+    parts, coding, esm_class = smpplib.gsm.make_parts(LONG_KAZAKH)
+    assert (len(parts), coding, esm_class) == (3, smpplib.consts.SMPP_ENCODING_ISO10646, 0x40)
+    submits = [
+        {
+            "source_addr_ton": smpplib.consts.SMPP_TON_ALNUM,
+            "source_addr_npi": smpplib.consts.SMPP_NPI_UNK,
+            "source_addr": "SHOP",  # contracted for `aggr`
+            "dest_addr_ton": smpplib.consts.SMPP_TON_INTL,
+            "dest_addr_npi": smpplib.consts.SMPP_NPI_ISDN,
+            "destination_addr": BOB[1],
+            "short_message": part,
+            "data_coding": coding,
+            "esm_class": esm_class,
+            "registered_delivery": 1,
+        }
+        for part in parts
+    ]
+    async with osmo_proxy(lab, tmp_path / "data") as op, _mme(lab) as mme:
+        bob = mme.phone(*BOB)
+        assert (await bob.attach()).accepted  # osmo-msc sends the proxy an alert_notification
+        upstream = op.proxy.forwarder.supervisors[0]
+        first_link = upstream.link
+        run = await asyncio.wait_for(
+            asyncio.to_thread(_smpplib_aggregator, op.proxy.port, submits, len(parts)), 40
+        )
+        assert not run.error, f"smpplib: {run.error}; {len(run.resps)} resps, " + (
+            f"{len(run.delivers)} deliver_sm"
+        )
+        got = await bob.next_sms(10)
+        with pytest.raises(TimeoutError):  # exactly once
+            await bob.next_sms(1.5)
+        fwd = op.proxy.forwarder
+        assert upstream.link is first_link  # one bind throughout: notifications did not hurt it
+        stats = fwd.stats
+        correlator = fwd.correlator.stats
+    assert (run.bind_status, run.unbind_status) == (0, 0)
+
+    # The phone got the three parts, joined to the text smpplib split, from the sender id.
+    assert (got.text, len(got.parts), got.dcs) == (LONG_KAZAKH, 3, 8)
+    assert got.originator == "SHOP"
+    assert [p.concat.seq for p in got.parts if p.concat] == [1, 2, 3]
+
+    # submit_sm_resp: fraudgate's own ids (osmo-msc answered its constant to the proxy).
+    assert [int(r.status) for r in run.resps] == [0, 0, 0]
+    ids = {int(r.sequence): r.message_id.decode("ascii") for r in run.resps}
+    assert sorted(ids) == sorted(run.sequences)
+    ours = [ids[s] for s in run.sequences]
+    assert all(OUR_ID.fullmatch(i) for i in ours) and len(set(ours)) == 3
+
+    # One receipt per part, each naming an id smpplib was answered; osmo-msc's 8-digit ids gone.
+    texts = [bytes(d.short_message) for d in run.delivers]
+    assert [int(d.esm_class) for d in run.delivers] == [0x04] * 3, texts
+    receipt_ids = [re.match(rb"id:(\S+) ", t) for t in texts]
+    assert all(m is not None for m in receipt_ids), texts
+    assert sorted(m.group(1).decode() for m in receipt_ids if m) == sorted(ours)
+    assert all(b"stat:DELIVRD" in t for t in texts), texts
+    assert [d.source_addr.decode() for d in run.delivers] == [BOB[1]] * 3
+    assert [d.destination_addr.decode() for d in run.delivers] == ["SHOP"] * 3
+
+    assert (stats.sent, stats.forwarded, stats.failed, stats.resent) == (3, 3, 0, 0)
+    assert (stats.receipts, stats.receipts_passed, stats.receipts_unmatched) == (3, 3, 0)
+    assert correlator.matched_by_id == 0  # 'msg_id_not_implemented' x3 is never an id to match
+    assert correlator.matched_by_ref + correlator.matched_by_pair == 3
+    assert _stored(lab) == [("SHOP", 5, BOB[1], 8, 1)] * 3  # stored once each, delivered
+
+
+# ------------------------------------------------------------------------------ spoofing
+
+
+def _kaspi_submit() -> SubmitSm:
+    return SubmitSm(
+        source_addr_ton=5, source_addr_npi=0, source_addr="Kaspi.kz",
+        dest_addr_ton=1, dest_addr_npi=1, destination_addr=BOB[1],
+        registered_delivery=1, data_coding=8, short_message=KASPI_TEXT.encode("utf-16-be"),
+    )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def _aggregator(port: int, system_id: str) -> AsyncIterator[tuple[EsmeClient, Receiver]]:
+    handler = Receiver()
+    cfg = EsmeConfig("127.0.0.1", port, system_id, PASSWORD, BindType.TRANSCEIVER,
+                     session=SessionConfig(response_timeout=10))  # fmt: skip
+    async with EsmeClient(cfg, handler) as link:
+        yield link, handler
+
+
+async def test_spoofed_kaspi_refused_and_the_contracted_account_reaches_the_phone(
+    osmo_lab: OsmoLab, tmp_path: Path
+) -> None:
+    lab = await osmo_lab()
+    await _provision(lab, BOB)
+    async with osmo_proxy(lab, tmp_path / "data") as op, _mme(lab) as mme:
+        bob = mme.phone(*BOB)
+        assert (await bob.attach()).accepted
+        fwd = op.proxy.forwarder
+        async with _aggregator(op.proxy.port, AGGR) as (link, _):
+            refused = await link.request(_kaspi_submit())
+            assert refused.status == Status.ESME_RINVSRCADR
+            with pytest.raises(TimeoutError):
+                await bob.next_sms(2.0)
+        assert fwd.stats.sent == 0 and _stored(lab) == []  # never reached osmo-msc
+        assert op.proxy.stats.refused_spoof == 1
+
+        async with _aggregator(op.proxy.port, KASPI_AGGR) as (link, mine):
+            ok = await link.request(_kaspi_submit())
+            assert ok.status == Status.ESME_ROK
+            our_id = str(getattr(ok, "message_id", ""))
+            got = await bob.next_sms(10)
+            assert (got.originator, got.text) == ("Kaspi.kz", KASPI_TEXT)
+            deadline = time.monotonic() + 10
+            while not mine.receipts() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            [pdu] = mine.receipts()
+        receipt = receipt_in(pdu)
+        assert receipt is not None and (receipt.message_id, receipt.stat) == (our_id, "DELIVRD")
+        assert OUR_ID.fullmatch(our_id)
+        with pytest.raises(TimeoutError):
+            await bob.next_sms(1.0)
+        assert (fwd.stats.sent, fwd.stats.forwarded) == (1, 1)
+    assert _stored(lab) == [("Kaspi.kz", 5, BOB[1], 8, 1)]
