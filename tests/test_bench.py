@@ -177,3 +177,34 @@ def test_bench_console_measures_the_daemon_without_and_with_the_live_page_open(
         out["B"]["cpu_pct"]["daemon"] - out["A"]["cpu_pct"]["daemon"], abs=0.11
     )
     assert out["streams_dropped"] == 0 and out["daemon_exit"] == 0
+
+
+def test_bench_proxy_measures_the_proxy_against_a_direct_bind_and_forwards_each_submit_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The daemon with [proxy] in its own process, the simulated SMSC in another, the load
+    generator bound directly, then as the aggregator: every submit answered in both phases, and
+    each one the aggregator sent is at the SMSC exactly once (the warm-up's too)."""
+    from gateway.cli import main
+
+    assert main(["bench", "proxy", "--count", "300", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    sent = out["generated"]["warmup"] + out["generated"]["submit_sm"]
+    assert out["generated"]["submit_sm"] >= 300 and out["generated"]["warmup"] == 30
+    for name in ("direct", "proxy"):
+        phase = out[name]
+        assert phase["submit_sm"] == out["generated"]["submit_sm"], name
+        assert phase["refused"] == {}, name  # every submit_sm answered ROK
+        assert phase["trips_per_s"] > 0 and 0 < phase["p50_ms"] <= phase["p99_ms"], name
+        assert phase["at_smsc"]["count"] == phase["at_smsc"]["distinct"] == sent, name
+        assert phase["cpu_s"]["smsc"] > 0 and phase["cpu_s"]["load"] > 0, name
+    assert "daemon" not in out["direct"]["cpu_s"] and out["proxy"]["cpu_s"]["daemon"] > 0
+    assert out["forwarded"] == {
+        "sent": sent, "at_smsc": sent, "distinct_at_smsc": sent, "exactly_once": True
+    }  # fmt: skip
+    assert out["journal"] == {"forwarded": sent}  # the daemon's own record agrees
+    assert out["added_p99_ms"] == pytest.approx(
+        out["proxy"]["p99_ms"] - out["direct"]["p99_ms"], abs=0.002
+    )
+    assert out["daemon_memory"]["peak_rss_mib"] > 50 and out["daemon_exit"] == 0
+    assert out["machine"]["cpu_count"] >= 1 and out["targets"]["trips_per_s"] == 5000

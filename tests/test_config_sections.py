@@ -264,3 +264,45 @@ def test_fraudgate_cases_runs_with_unrelated_fraudgate_variables(tmp_path: Path)
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "error" not in result.stderr.lower()
+
+
+PROXY_ACCOUNT = {"system_id": "aggr", "password": "pw", "allow": ["10.1.0.0/16"]}
+PROXY_UPSTREAM = {"address": "127.0.0.1:2775", "system_id": "fraudgate", "password": "pw"}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"enabled": True}, r"proxy: enabled needs at least one \[\[proxy\.account\]\]"),
+        ({"account": [{**PROXY_ACCOUNT, "password": "longer-than-8"}]},
+         r"proxy\.account\[0\]\.password: 1 to 8"),
+        ({"account": [{**PROXY_ACCOUNT, "allow": ["10.1.0.300/16"]}]}, r"proxy\.account\[0\]"),
+        ({"account": [PROXY_ACCOUNT, PROXY_ACCOUNT]}, r"proxy\.account\[1\]\.system_id: 'aggr'"),
+        ({"account": [{**PROXY_ACCOUNT, "numbers": ["+7555"]}]}, r"numbers: digit prefixes"),
+        ({"account": [{**PROXY_ACCOUNT, "bind_type": ["receiver"]}]}, "bind_type"),
+        ({"upstream": [{**PROXY_UPSTREAM, "bind": "receiver"}]}, r"proxy\.upstream\[0\]\.bind"),
+        ({"upstream": [{**PROXY_UPSTREAM, "address": "nowhere"}]}, r"upstream\[0\]\.address"),
+        ({"mode": "enforcing"}, r"proxy\.mode"),
+        ({"listen": "0.0.0.0"}, r"proxy\.listen"),
+    ],
+)  # fmt: skip
+def test_proxy_mistakes_are_refused_naming_the_key(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_toml(with_("proxy", **values))
+
+
+def test_a_proxy_section_loads_with_its_accounts_and_each_upstream_bind() -> None:
+    import ipaddress
+
+    cfg = from_toml(with_("proxy", enabled=True, listen="127.0.0.1:0",
+                          account=[{**PROXY_ACCOUNT, "senders": ["Shop.KZ"], "numbers": ["7555"]}],
+                          upstream=[{**PROXY_UPSTREAM, "binds": 2, "window": 20}]))  # fmt: skip
+    p = cfg.proxy
+    assert p.enabled and (p.host, p.port) == ("127.0.0.1", 0)
+    (acct,) = p.accounts
+    assert acct.senders == frozenset({"shopkz"}) and acct.numbers == ("7555",)
+    assert acct.admits("10.1.2.3") and not acct.admits("10.2.0.1") and not acct.admits(None)
+    assert acct.admits("::ffff:10.1.2.3")  # an IPv4 client on a dual-stack socket
+    assert acct.allow == (ipaddress.ip_network("10.1.0.0/16"),)
+    assert [u.name for u in p.upstream] == ["127.0.0.1:2775#1", "127.0.0.1:2775#2"]
+    assert {u.session.window for u in p.upstream} == {20}

@@ -25,6 +25,10 @@ RECEIVED_DLR = re.compile(
     r"Receive DLR \[SMSC:(\S+)\] .*?\[FID:(\w*)\] .*?\[flags:-1:-1:-1:-1:(\d+)\] \[msg:\d+:(.*?)\]"
 )
 
+RESP_DUMP = re.compile(r"type_name: submit_sm_resp\n(.*?)SMPP PDU dump ends", re.DOTALL)
+DUMP_DATA = re.compile(r"data: ((?:[0-9a-f]{2} )+)")
+DLR_LOOKUP = re.compile(r"Looking for DLR smsc=\S+, ts=(\w+), dst=\S+, type=(\d+)")
+
 
 def smsc_group(tmp: Path, *, port: int, account: str, password: str) -> str:
     return f"""\
@@ -111,6 +115,22 @@ class KannelAggregator:
             (smsc, fid, int(kind), text)
             for smsc, fid, kind, text in RECEIVED_DLR.findall(self.access_log())
         ]
+
+    def smpp_log(self, account: str) -> str:
+        return _read(self.tmp / f"smsc-{account}.log")
+
+    def resp_ids(self, account: str) -> list[str]:
+        """The message_id of every submit_sm_resp on the account's bind, from Kannel's PDU
+        dumps (log-level 0), in the order they came."""
+        ids = []
+        for block in RESP_DUMP.findall(self.smpp_log(account)):
+            octets = "".join(DUMP_DATA.findall(block))
+            ids.append(bytes.fromhex(octets.replace(" ", "")).decode("ascii"))
+        return ids
+
+    def dlr_lookups(self, account: str) -> list[tuple[str, int]]:
+        """(id, DLR type) of every receipt Kannel looked up in its DLR store."""
+        return [(ts, int(kind)) for ts, kind in DLR_LOOKUP.findall(self.smpp_log(account))]
 
     def hits(self, ref: str, kind: str | None = None) -> list[dict[str, str]]:
         return [h for h in self.dlr.hits if h.get("ref") == ref and kind in (None, h.get("type"))]

@@ -89,6 +89,18 @@ async def journal_rows(lab: ProxyLab, ids: list[str]) -> dict[str, Any]:
     return {r.id: r for r in await lab.proxy.journal.find(ids)}
 
 
+async def forwarded_rows(lab: ProxyLab, ids: list[str], timeout: float = 5.0) -> dict[str, Any]:
+    """The journal rows of `ids` once all are "forwarded" (the journal writes a state change
+    after the SMSC's answer, in its next group commit); as they are after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await journal_rows(lab, ids)
+        done = all(r.state is SubmitState.FORWARDED for r in rows.values())
+        if (done and len(rows) == len(ids)) or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.05)
+
+
 # ---------------------------------------------------------------------- Kannel
 def _bound(lab: ProxyLab, *accounts: str) -> Any:
     return lambda: all(
@@ -118,8 +130,7 @@ async def test_kannel_long_latin_and_kazakh_through_the_proxy_with_receipts(
                 what=f"both long messages at the handsets (got {texts_at_phones(lab)})",
             )  # fmt: skip
             await wait_for(
-                lambda: all(kannel.hits(ref, "1") for ref in ("latin", "kazakh"))
-                and len(kannel.receipts()) >= len(kannel.sent()),
+                lambda: all(kannel.hits(ref, "1") for ref in ("latin", "kazakh")),
                 timeout=10, peers=peers,
                 what=f"Kannel's DLR type 1 for both messages (got {dlr.hits})",
             )  # fmt: skip
@@ -139,34 +150,45 @@ async def _check_kannel_ids(lab: ProxyLab, kannel: KannelAggregator) -> None:
     n_parts = parts_at_phones(lab)
     assert n_parts == 6, n_parts  # 3 + 3 parts, each its own submit_sm
 
-    # The ids Kannel got in submit_sm_resp: one per part, fraudgate's (not the SMSC's).
-    sent = kannel.sent()
-    ids = [fid for _, fid, _ in sent]
-    assert len(ids) == n_parts and len(set(ids)) == n_parts, sent
+    # The ids Kannel got in submit_sm_resp: one per part, fraudgate's 32 hex (not the SMSC's).
+    ids = kannel.resp_ids(AGGR)
+    assert len(ids) == n_parts and len(set(ids)) == n_parts, ids
     assert all(HEX32.fullmatch(i) for i in ids), ids
     assert not set(ids) & set(lab.smsc.messages)
-
-    # Each receipt Kannel matched: delivered (type 1), under an id it got, `id:` in its text.
-    receipts = kannel.receipts()
-    finals = [r for r in receipts if r[2] == 1]
-    assert sorted(fid for _, fid, _, _ in finals) == sorted(ids), receipts
-    for smsc, fid, _, text in finals:
-        assert smsc == AGGR
-        assert text.startswith(f"id:{fid} ") and "stat:DELIVRD" in text, text
-    for ref in ("latin", "kazakh"):
-        delivered = kannel.hits(ref, "1")
-        assert delivered and all(h["fid"] in ids and h["smsc"] == AGGR for h in delivered)
-        assert not kannel.hits(ref, "16") and not kannel.hits(ref, "2"), kannel.hits(ref)
-
-    # The proxy's journal: one row per id Kannel knows, forwarded, mapped to the SMSC's id of
-    # a message the SMSC delivered.
-    rows = await journal_rows(lab, ids)
+    rows = await forwarded_rows(lab, ids)
     assert sorted(rows) == sorted(ids)
-    for row in rows.values():
+    for row in rows.values():  # forwarded, mapped to a message the SMSC delivered
         assert row.account == AGGR and row.state is SubmitState.FORWARDED, row
         assert row.smsc_id in lab.smsc.messages and row.smsc_id != row.id
         assert lab.smsc.messages[row.smsc_id].state == MessageState.DELIVERED
     assert lab.at_smsc == n_parts
+
+    # Kannel 1.4.5 asks a receipt for the first part of a long message only (registered_delivery
+    # 0x11 on part 1, 0 on the others) and keys the message's DLR by that part's id.
+    firsts = sorted(i for i in ids if rows[i].part == 1)
+    assert len(firsts) == 2
+    assert all(rows[i].receipt & 0x01 for i in firsts)
+    assert all(rows[i].receipt == 0 for i in ids if i not in firsts)
+    sent = kannel.sent()
+    assert sorted(fid for _, fid, _ in sent) == firsts, sent
+
+    # The receipts the proxy passed to Kannel: exactly those asked for, each naming the id
+    # Kannel got for that part (looked up in its DLR store, found, DLR type 1 = delivered).
+    assert sorted(kannel.dlr_lookups(AGGR)) == [(i, 1) for i in firsts]
+    assert lab.proxy.forwarder.stats.receipts == n_parts
+    assert lab.proxy.forwarder.stats.receipts_passed == 2
+    finals = [r for r in kannel.receipts() if r[2] == 1]
+    assert sorted(fid for _, fid, _, _ in finals) == firsts, kannel.receipts()
+    for smsc, fid, _, text in finals:
+        assert smsc == AGGR
+        assert text.startswith(f"id:{fid} ") and "stat:DELIVRD" in text, text
+    # Kannel's DLR callbacks: 8 (the SMSC took it) then 1 (delivered), by the first part's id.
+    for ref in ("latin", "kazakh"):
+        assert sorted(h["type"] for h in kannel.hits(ref)) == ["1", "8"], kannel.hits(ref)
+        (fid,) = {h["fid"] for h in kannel.hits(ref)}
+        assert fid in firsts and all(h["smsc"] == AGGR for h in kannel.hits(ref))
+        assert kannel.hits(ref, "1")[0]["reply"].startswith(f"id:{fid} sub:001 dlvrd:001 ")
+    assert {h["fid"] for h in kannel.dlr.hits} == set(firsts)
 
 
 async def test_kannel_spoofed_sender_refused_for_aggr_allowed_for_kaspi(
@@ -244,7 +266,7 @@ def _drive_smpplib(run: SmpplibRun, port: int, messages: list[dict[str, Any]]) -
     receipt per submit came (10 s at most), unbind."""
     client = smpplib.client.Client("127.0.0.1", port, timeout=1, allow_unknown_opt_params=True)
     client.set_message_sent_handler(lambda pdu: run.resps.__setitem__(int(pdu.sequence), pdu))
-    client.set_message_received_handler(run.delivers.append)  # answered 0 by smpplib
+    client.set_message_received_handler(lambda pdu: run.delivers.append(pdu))  # answered 0
     client.connect()
     try:
         run.bind_status = int(client.bind_transceiver(system_id=AGGR, password=PASSWORD).status)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -106,14 +105,11 @@ def _mme(lab: Lab) -> VirtualMme:
     return VirtualMme(lab.cfg.host, lab.cfg.sgs_port, framing=shim_framing(lab.shim))
 
 
-def _stored(lab: Lab) -> list[tuple[Any, ...]]:
-    """osmo-msc's SMS table: (source, source TON, destination, coding, delivered)."""
-    db = lab.cfg.workdir / "sms.db"
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        return conn.execute(
-            "SELECT src_addr, src_ton, dest_addr, data_coding_scheme, sent IS NOT NULL FROM SMS"
-            " ORDER BY id"
-        ).fetchall()
+def _submits_at_msc(lab: Lab) -> int:
+    """submit_sm osmo-msc received and stored (its log; it deletes an SMS once delivered)."""
+    log = lab.output("osmo-msc", 1_000_000)
+    assert log.count("[gw] Rx SUBMIT-SM") == log.count("SMPP SUBMIT-SM: Stored in DB")
+    return log.count("SMPP SUBMIT-SM: Stored in DB")
 
 
 # ------------------------------------------------------------------------------ smpplib
@@ -213,7 +209,9 @@ async def test_smpplib_kazakh_multipart_through_the_proxy_to_osmo_msc(
     assert [int(d.esm_class) for d in run.delivers] == [0x04] * 3, texts
     receipt_ids = [re.match(rb"id:(\S+) ", t) for t in texts]
     assert all(m is not None for m in receipt_ids), texts
-    assert sorted(m.group(1).decode() for m in receipt_ids if m) == sorted(ours)
+    # osmo-msc delivers a subscriber's queue in order: the FIFO by address pair gives each part
+    # its own id (its receipt has no text and no reference to tell them apart otherwise)
+    assert [m.group(1).decode() for m in receipt_ids if m] == ours
     assert all(b"stat:DELIVRD" in t for t in texts), texts
     assert [d.source_addr.decode() for d in run.delivers] == [BOB[1]] * 3
     assert [d.destination_addr.decode() for d in run.delivers] == ["SHOP"] * 3
@@ -222,7 +220,7 @@ async def test_smpplib_kazakh_multipart_through_the_proxy_to_osmo_msc(
     assert (stats.receipts, stats.receipts_passed, stats.receipts_unmatched) == (3, 3, 0)
     assert correlator.matched_by_id == 0  # 'msg_id_not_implemented' x3 is never an id to match
     assert correlator.matched_by_ref + correlator.matched_by_pair == 3
-    assert _stored(lab) == [("SHOP", 5, BOB[1], 8, 1)] * 3  # stored once each, delivered
+    assert _submits_at_msc(lab) == 3  # each part once at the SMSC
 
 
 # ------------------------------------------------------------------------------ spoofing
@@ -259,7 +257,7 @@ async def test_spoofed_kaspi_refused_and_the_contracted_account_reaches_the_phon
             assert refused.status == Status.ESME_RINVSRCADR
             with pytest.raises(TimeoutError):
                 await bob.next_sms(2.0)
-        assert fwd.stats.sent == 0 and _stored(lab) == []  # never reached osmo-msc
+        assert fwd.stats.sent == 0 and _submits_at_msc(lab) == 0  # never reached osmo-msc
         assert op.proxy.stats.refused_spoof == 1
 
         async with _aggregator(op.proxy.port, KASPI_AGGR) as (link, mine):
@@ -278,4 +276,90 @@ async def test_spoofed_kaspi_refused_and_the_contracted_account_reaches_the_phon
         with pytest.raises(TimeoutError):
             await bob.next_sms(1.0)
         assert (fwd.stats.sent, fwd.stats.forwarded) == (1, 1)
-    assert _stored(lab) == [("Kaspi.kz", 5, BOB[1], 8, 1)]
+        assert _submits_at_msc(lab) == 1
+
+
+# ------------------------------------------------------------------------------ store and forward
+
+LATER = "Сәлеметсіз бе! Сіздің тапсырысыңыз дайын, оны ертең алуға болады."
+
+
+def _shop_submit() -> SubmitSm:
+    return SubmitSm(
+        source_addr_ton=5, source_addr_npi=0, source_addr="SHOP",
+        dest_addr_ton=1, dest_addr_npi=1, destination_addr=BOB[1],
+        registered_delivery=1, data_coding=8, short_message=LATER.encode("utf-16-be"),
+    )  # fmt: skip
+
+
+async def _receipts_for(port: int, count: int) -> list[str]:
+    """Bind as `aggr` again and take the receipts the proxy kept for it: their ids."""
+    async with _aggregator(port, AGGR) as (_, mine):
+        deadline = time.monotonic() + 10
+        while len(mine.receipts()) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # nothing more comes
+        receipts = [receipt_in(p) for p in mine.receipts()]
+    assert all(r is not None and r.stat == "DELIVRD" for r in receipts), receipts
+    return [r.message_id for r in receipts if r is not None]
+
+
+async def test_a_phone_attached_later_and_the_aggregator_away_still_gets_its_receipt(
+    osmo_lab: OsmoLab, tmp_path: Path
+) -> None:
+    """osmo-msc stores the message for a phone that is not attached; the aggregator unbinds.
+    On attach osmo-msc delivers and reports; the proxy keeps the receipt (proxy_inbound) and
+    gives it, with the aggregator's id, when the aggregator binds again."""
+    lab = await osmo_lab()
+    await _provision(lab, BOB)
+    async with osmo_proxy(lab, tmp_path / "data") as op, _mme(lab) as mme:
+        async with _aggregator(op.proxy.port, AGGR) as (link, _):
+            resp = await link.request(_shop_submit())
+        assert resp.status == Status.ESME_ROK
+        fwd = op.proxy.forwarder
+        deadline = time.monotonic() + 10
+        while fwd.stats.forwarded < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        bob = mme.phone(*BOB)
+        assert (await bob.attach()).accepted
+        assert (await bob.next_sms(10)).text == LATER
+        deadline = time.monotonic() + 10
+        while op.proxy.inbound.stats.kept < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert (fwd.stats.receipts, fwd.stats.receipts_unmatched) == (1, 0)
+        assert await _receipts_for(op.proxy.port, 1) == [str(getattr(resp, "message_id", ""))]
+    assert _submits_at_msc(lab) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="proxy bug: forwarded submits are not re-registered for receipts after a restart; "
+    "osmo-msc's receipts (id:<db id>, submit id constant) then match nothing (report)",
+)
+async def test_a_receipt_after_a_gateway_restart_still_reaches_the_aggregator(
+    osmo_lab: OsmoLab, tmp_path: Path
+) -> None:
+    """The message is forwarded, the gateway restarts, then the phone attaches: osmo-msc's
+    receipt names only its database id, so the new process must know the forwarded submit by
+    its address pair (as the first did) to give the aggregator its receipt."""
+    lab = await osmo_lab()
+    await _provision(lab, BOB)
+    data = tmp_path / "data"
+    async with osmo_proxy(lab, data) as op:
+        async with _aggregator(op.proxy.port, AGGR) as (link, _):
+            resp = await link.request(_shop_submit())
+        assert resp.status == Status.ESME_ROK
+        deadline = time.monotonic() + 10
+        while op.proxy.forwarder.stats.forwarded < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    async with osmo_proxy(lab, data) as op, _mme(lab) as mme:
+        bob = mme.phone(*BOB)
+        assert (await bob.attach()).accepted
+        assert (await bob.next_sms(10)).text == LATER
+        fwd = op.proxy.forwarder
+        deadline = time.monotonic() + 10
+        while fwd.stats.receipts < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert fwd.stats.receipts_unmatched == 0
+        assert await _receipts_for(op.proxy.port, 1) == [str(getattr(resp, "message_id", ""))]
+    assert _submits_at_msc(lab) == 1
