@@ -154,7 +154,9 @@ class Gateway:
                         cfg.proxy,
                         inspector=self.inspector,
                         recorder=recorder,
-                        journal=Journal(store, commit_timeout=cfg.commit_timeout),
+                        journal=Journal(
+                            store, commit_timeout=cfg.commit_timeout, node=cfg.shared.node_name
+                        ),
                         enforcing=cfg.enforcing,
                         block_status=cfg.block_status,
                         redelivery_window=cfg.redelivery_window,

@@ -111,7 +111,10 @@ class Child:
                 raise BenchError(f"{self.name} stopped (exit code {self.proc.exitcode})")
             if time.monotonic() > deadline:
                 raise BenchError(f"{self.name}: no answer in {timeout:g} s")
-        kind, payload = self.conn.recv()
+        try:
+            kind, payload = self.conn.recv()
+        except EOFError:
+            raise BenchError(f"{self.name} closed its pipe (exit code {self.proc.exitcode})") from None
         if kind == "error":
             raise BenchError(f"{self.name} failed: {payload}")
         return payload

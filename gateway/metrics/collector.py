@@ -73,6 +73,7 @@ class GatewayCollector:
         yield from self._detectors()
         yield from self._shared()
         yield from self._leases()
+        yield from self._proxy()
 
     def _info(self) -> Iterable[Metric]:
         cfg = self.gateway.cfg
@@ -285,3 +286,37 @@ class GatewayCollector:
         if leader is not None:
             running.add_metric([], 0 if leader.since is None else 1)
         return (held, running)
+
+    def _proxy(self) -> Iterable[Metric]:
+        """[proxy] (docs/proxy.md): its counters, what it holds, its binds both ways."""
+        events = _counter(
+            "fraudgate_proxy_events",
+            "A2P proxy events: submits by answer, forwarding, receipts, kept messages",
+            ["side", "event"],
+        )
+        outstanding = _gauge(
+            "fraudgate_proxy_outstanding",
+            "Submits accepted and not settled (queue_limit bounds them), by state",
+            ["state"],
+        )
+        upstream = _gauge("fraudgate_proxy_upstream_bound", "1 while bound to the SMSC", ["bind"])
+        accounts = _gauge(
+            "fraudgate_proxy_account_links", "Bound links of an aggregator account", ["account"]
+        )
+        proxy = self.gateway.proxy
+        if proxy is not None:
+            f = proxy.forwarder
+            for side, stats in (("aggregator", proxy.stats), ("smsc", f.stats),
+                                ("inbound", proxy.inbound.stats)):  # fmt: skip
+                for field in dataclasses.fields(stats):
+                    events.add_metric([side, field.name], getattr(stats, field.name))
+            for state, n in f.holding().items():
+                outstanding.add_metric([state], n)
+            for s in f.supervisors:
+                link = s.link
+                upstream.add_metric([s.config.label], 1 if link and link.session.bound else 0)
+            for account in sorted(proxy.accounts):
+                links = proxy.inbound.links.get(account, [])
+                accounts.add_metric([account], sum(1 for x in links if x.session.bound))
+        return (events, outstanding, upstream, accounts)
+

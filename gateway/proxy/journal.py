@@ -54,11 +54,13 @@ class SubmitRow:
     error: int | None = None
     attempts: int = 0
     created_at: float = 0.0
+    node: str = ""  # set by the journal: the node that accepted it resumes it
 
     def values(self, now: float) -> dict[str, Any]:
         return {
             "id": self.id,
             "account": self.account,
+            "node": self.node,
             "state": self.state.value,
             "pdu": self.pdu,
             "group_key": self.group_key,
@@ -77,7 +79,7 @@ def _row(r: Any) -> SubmitRow:
     return SubmitRow(
         id=r.id, account=r.account, state=SubmitState(r.state), pdu=bytes(r.pdu), part=r.part,
         group_key=r.group_key, receipt=r.receipt, smsc_id=r.smsc_id, upstream=r.upstream,
-        error=r.error, attempts=r.attempts, created_at=r.created_at,
+        error=r.error, attempts=r.attempts, created_at=r.created_at, node=r.node,
     )  # fmt: skip
 
 
@@ -143,8 +145,10 @@ class Journal:
         clock: Callable[[], float] = time.time,
         batch_max: int = 500,
         commit_timeout: float = 10.0,
+        node: str = "",
     ) -> None:
         self.store = store
+        self.node = node  # several nodes on one database: each resumes its own rows
         self.clock = clock
         self.batch_max = batch_max
         self.commit_timeout = commit_timeout
@@ -207,6 +211,7 @@ class Journal:
                     if isinstance(op, Accept):
                         old = there.get(op.row.id) or there.get(op.prior_id)
                         if old is None:
+                            op.row.node = self.node
                             fresh.append(op.row.values(now))
                             there[op.row.id] = op.row  # a repeat within the batch
                         results.append(old)
@@ -268,10 +273,14 @@ class Journal:
 
     # reads (outside the writer: they see what it committed) ---------------------------------
     async def unfinished(self) -> list[SubmitRow]:
-        """Held, pending and sending rows, oldest first (at start: what to go on with)."""
+        """This node's held, pending and sending rows, oldest first (at start: what to go on
+        with; another node's are its own to resume)."""
         query = (
             sa.select(proxy_submits)
-            .where(proxy_submits.c.state.in_([s.value for s in UNFINISHED]))
+            .where(
+                proxy_submits.c.state.in_([s.value for s in UNFINISHED]),
+                proxy_submits.c.node == self.node,
+            )
             .order_by(proxy_submits.c.created_at, proxy_submits.c.part)
         )
         with self.store.guard("proxy unfinished"):

@@ -111,6 +111,15 @@ class Forwarder:
         receipt (what `queue_limit` bounds)."""
         return len(self._queue) + len(self._in_flight) + len(self._later) + len(self._waiting)
 
+    def holding(self) -> dict[str, int]:
+        """Outstanding submits by where they are (metrics)."""
+        return {
+            "queued": len(self._queue),
+            "in_flight": len(self._in_flight),
+            "retrying": len(self._later),
+            "unconfirmed": len(self._waiting),
+        }
+
     def enqueue(self, rows: list[SubmitRow]) -> None:
         for row in rows:
             self._remember(row.id, row.account, row.receipt)

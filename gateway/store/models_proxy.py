@@ -21,6 +21,7 @@ proxy_submits = sa.Table(
     metadata,
     sa.Column("id", ID, primary_key=True),  # the id the aggregator got (= the message record's)
     sa.Column("account", sa.Text(), nullable=False),
+    sa.Column("node", sa.Text(), nullable=False),  # the gateway node that accepted it
     sa.Column("state", sa.String(16), nullable=False, index=True),
     sa.Column("pdu", sa.LargeBinary(), nullable=False),  # the request as sent upstream
     sa.Column("group_key", sa.Text(), nullable=True),  # a long message's parts share it

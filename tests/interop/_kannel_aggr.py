@@ -30,7 +30,7 @@ DUMP_DATA = re.compile(r"data: ((?:[0-9a-f]{2} )+)")
 DLR_LOOKUP = re.compile(r"Looking for DLR smsc=\S+, ts=(\w+), dst=\S+, type=(\d+)")
 
 
-def smsc_group(tmp: Path, *, port: int, account: str, password: str) -> str:
+def smsc_group(tmp: Path, *, port: int, account: str, password: str, extra: str = "") -> str:
     return f"""\
 group = smsc
 smsc = smpp
@@ -47,7 +47,7 @@ enquire-link-interval = 5
 reconnect-delay = 1
 log-file = "{tmp}/smsc-{account}.log"
 log-level = 0
-
+{extra}
 """
 
 
@@ -59,14 +59,16 @@ def aggregator_conf(
     admin_port: int,
     smsbox_port: int,
     sendsms_port: int,
+    extra: str = "",
 ) -> str:
-    """kannel_conf with one smsc group per proxy account (system_id -> password)."""
+    """kannel_conf with one smsc group per proxy account (system_id -> password); `extra`:
+    more keys for each smsc group."""
     base = kannel_conf(tmp, smsc_port=proxy_port, admin_port=admin_port,
                        smsbox_port=smsbox_port, sendsms_port=sendsms_port)  # fmt: skip
     head, rest = base.split("group = smsc\n", 1)
     _, tail = rest.split("group = smsbox\n", 1)
     groups = "".join(
-        smsc_group(tmp, port=proxy_port, account=a, password=p) for a, p in accounts.items()
+        smsc_group(tmp, port=proxy_port, account=a, password=p, extra=extra) for a, p in accounts.items()
     )
     return head + groups + "group = smsbox\n" + tail
 
@@ -143,6 +145,7 @@ async def start_kannel(
     accounts: dict[str, str],
     dlr: DlrListener,
     bound: Callable[[], bool],
+    extra: str = "",
 ) -> KannelAggregator:
     """bearerbox and smsbox started, and `bound()` true (every account's bind up, as the proxy
     sees it)."""
@@ -152,7 +155,7 @@ async def start_kannel(
     conf = tmp / "kannel.conf"
     conf.write_text(aggregator_conf(tmp, proxy_port=proxy_port, accounts=accounts,
                                     admin_port=admin_port, smsbox_port=smsbox_port,
-                                    sendsms_port=sendsms_port))  # fmt: skip
+                                    sendsms_port=sendsms_port, extra=extra))  # fmt: skip
     bb = peers.start("bearerbox", [bearerbox, "-v", "1", str(conf)])
     await await_port(smsbox_port, peer=bb)
     sb = peers.start("smsbox", [smsbox, "-v", "1", str(conf)])

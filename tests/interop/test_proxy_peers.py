@@ -313,7 +313,7 @@ async def test_smpplib_ucs2_multipart_with_udh_and_its_receipts(tmp_path: Path) 
         assert not run.error, f"smpplib: {run.error}; {len(run.resps)} resps, {run.delivers}"
         assert texts_at_phones(lab) == [("SHOP", DEST, LONG_KAZAKH)]
         ids = [run.resps[s].message_id.decode("ascii") for s in run.sequences]
-        rows = await journal_rows(lab, ids)
+        rows = await forwarded_rows(lab, ids)
     assert run.bind_status == 0
     assert all(int(r.status) == 0 for r in run.resps.values())
     assert len(set(ids)) == 3 and all(HEX32.fullmatch(i) for i in ids), ids
@@ -359,7 +359,7 @@ async def test_node_and_smpplib_bound_together_each_get_their_own_receipts(
         await asyncio.wait_for(worker, 15)
         stored = dict(lab.smsc.messages)
         node_rows_ids = [e["message_id"] for e in _events(peer) if e["event"] == "submit_sm_resp"]
-        rows = await journal_rows(lab, node_rows_ids)
+        rows = await forwarded_rows(lab, node_rows_ids)
         at_phones = texts_at_phones(lab)
     assert peer.proc.returncode == 0, peer.describe()
     assert not run.error, f"smpplib: {run.error}; {len(run.resps)} resps, {run.delivers}"

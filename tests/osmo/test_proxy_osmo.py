@@ -355,6 +355,7 @@ async def test_a_receipt_after_a_gateway_restart_still_reaches_the_aggregator(
     async with osmo_proxy(lab, data) as op, _mme(lab) as mme:
         bob = mme.phone(*BOB)
         assert (await bob.attach()).accepted
+        print("EVENTS", [str(e) for e in bob.events], flush=True)
         assert (await bob.next_sms(10)).text == LATER
         fwd = op.proxy.forwarder
         deadline = time.monotonic() + 10

@@ -27,6 +27,7 @@ def upgrade() -> None:
         "proxy_submits",
         sa.Column("id", ID, nullable=False),
         sa.Column("account", sa.Text(), nullable=False),
+        sa.Column("node", sa.Text(), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("pdu", sa.LargeBinary(), nullable=False),
         sa.Column("group_key", sa.Text(), nullable=True),
