@@ -159,7 +159,6 @@ class Gateway:
                         ),
                         enforcing=cfg.enforcing,
                         block_status=cfg.block_status,
-                        redelivery_window=cfg.redelivery_window,
                         reassembly_timeout=cfg.reassembly_timeout,
                         on_inspected=self._inspected,
                     )

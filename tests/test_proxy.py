@@ -8,10 +8,11 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
+import pytest
 from waiting import eventually
 
 from smsc.constants import Status
-from smsc.pdu import SubmitSm
+from smsc.pdu import SmppError, SubmitSm
 from smsc.receipt import receipt_in
 from smsc.text import split_for_sms
 from tests.helpers.proxy_lab import KASPI_AGGR, proxy_lab
@@ -241,3 +242,66 @@ async def test_data_sm_and_submit_multi_are_inspected_and_forwarded(tmp_path: Pa
         await eventually(lambda: lab.at_smsc == 3)  # the SMSC counts each of multi's addresses
         sent = [m.dest for m in lab.smsc.messages.values() if m.origin == "fraudgate"]
         assert sorted(sent) == sorted([B, B, "77051112233"])
+
+
+async def test_an_aggregator_binds_over_tls_and_a_plain_client_gets_nothing(
+    tmp_path: Path,
+) -> None:
+    from fixtures_services import make_tls_material
+
+    from smsc.client import EsmeClient, EsmeConfig, TlsConfig
+    from smsc.session import BindType
+    from tests.helpers.proxy_lab import AGGR, Receiver
+
+    tls = make_tls_material(tmp_path / "tls")
+    async with proxy_lab(
+        tmp_path, tls_cert=str(tls.server_cert), tls_key=str(tls.server_key)
+    ) as lab:
+        secure = EsmeConfig("127.0.0.1", lab.proxy.port, AGGR, "pw", BindType.TRANSCEIVER,
+                            tls=TlsConfig(ca_file=str(tls.ca)))  # fmt: skip
+        async with EsmeClient(secure, Receiver()) as link:
+            assert (await link.request(submit("SHOP", B, HELLO))).status == 0
+        await eventually(lambda: lab.at_smsc == 1)
+        plain = EsmeConfig("127.0.0.1", lab.proxy.port, AGGR, "pw", BindType.TRANSCEIVER,
+                           bind_timeout=2.0)  # fmt: skip
+        with pytest.raises((OSError, TimeoutError, SmppError)):  # never bound
+            async with EsmeClient(plain, Receiver()):
+                pass
+
+
+def test_decimal_ids_are_unique_increasing_and_fit_a_signed_64_bit_number() -> None:
+    from gateway.proxy.ids import DecimalIds
+
+    now = [1_800_000_000.0]
+    ids = DecimalIds(node=5, clock=lambda: now[0])
+    got = [int(ids.next()) for _ in range(70_000)]  # more than one millisecond holds
+    assert got == sorted(got) and len(set(got)) == len(got)
+    assert all(0 < x < 2**63 for x in got)
+    assert all((x >> 16) & 0x3F == 5 for x in got)  # the node's bits
+    now[0] -= 10.0  # the clock goes back: ids do not
+    assert int(ids.next()) > got[-1]
+    assert DecimalIds(node=6, clock=lambda: 1_800_000_000.0).next() != DecimalIds(
+        node=5, clock=lambda: 1_800_000_000.0
+    ).next()
+
+
+async def test_an_account_with_decimal_ids_gets_them_in_answers_receipts_and_queries(
+    tmp_path: Path,
+) -> None:
+    from gateway.proxy.settings import ProxyAccount
+    from smsc.pdu import QuerySm
+    from tests.helpers.proxy_lab import AGGR, PASSWORD
+
+    accounts = [ProxyAccount(AGGR, PASSWORD, id_format="decimal")]
+    async with proxy_lab(tmp_path, accounts=accounts) as lab:
+        link, mine = await lab.aggregator()
+        resp = await link.request(submit("SHOP", B, HELLO))
+        number = resp.message_id  # type: ignore[attr-defined]
+        assert number.isdigit() and int(number) < 2**63
+        await eventually(lambda: len(mine.receipts()) == 1)
+        receipt = receipt_in(mine.receipts()[0])
+        assert receipt is not None and receipt.message_id == number
+        q = await link.request(QuerySm(message_id=number, source_addr="SHOP", source_addr_ton=5))
+        assert q.status == 0 and q.message_id == number  # type: ignore[attr-defined]
+        again = await link.request(submit("SHOP", B, HELLO))  # a resubmission: the same number
+        assert again.message_id == number  # type: ignore[attr-defined]

@@ -114,7 +114,9 @@ class Child:
         try:
             kind, payload = self.conn.recv()
         except EOFError:
-            raise BenchError(f"{self.name} closed its pipe (exit code {self.proc.exitcode})") from None
+            raise BenchError(
+                f"{self.name} closed its pipe (exit code {self.proc.exitcode})"
+            ) from None
         if kind == "error":
             raise BenchError(f"{self.name} failed: {payload}")
         return payload
@@ -394,6 +396,18 @@ def _memory_mib(pid: int) -> dict[str, float]:
     return out
 
 
+def _wait_idle(pid: int, timeout: float = 15.0) -> None:
+    """Until process `pid` used under 2 % of a core for half a second (bounded)."""
+    deadline = time.monotonic() + timeout
+    last = cpu_seconds(pid) or 0.0
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = cpu_seconds(pid) or 0.0
+        if now - last < 0.01:
+            return
+        last = now
+
+
 def _journal_states(data_dir: Path) -> dict[str, int]:
     """proxy_submits rows by state, read from the daemon's SQLite file after it stopped."""
     import sqlite3
@@ -468,6 +482,7 @@ def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         _wait_ready(daemon, smsc, tmp, 120)
         rig.pids["daemon"] = daemon.pid
         result["proxy"] = _measure(rig, proxy_port, AGGREGATOR, args.window, expected)
+        _wait_idle(daemon.pid)  # its journal written: a stop now loses nothing (see docs)
         result["daemon_memory"] = _memory_mib(daemon.pid)
         result["daemon_exit"] = _stop_daemon(daemon)
     result["forwarded"] = _forwarded(result["proxy"], expected)

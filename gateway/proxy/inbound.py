@@ -21,7 +21,7 @@ from smsc.link import Link
 from smsc.pdu import DataSm, DeliverSm, Pdu, PduError, SmppError, decode_pdu
 
 log = logging.getLogger("fraudgate.proxy")
-OFFER_TIMEOUT = 10.0  # seconds an aggregator has to answer a receipt or MO
+OFFER_TIMEOUT = 3.0  # seconds an aggregator has to answer a receipt or MO (then: kept)
 
 
 @dataclass

@@ -55,10 +55,17 @@ class SubmitRow:
     attempts: int = 0
     created_at: float = 0.0
     node: str = ""  # set by the journal: the node that accepted it resumes it
+    public_id: str = ""  # the id the aggregator knows ("" = id)
+
+    @property
+    def known_as(self) -> str:
+        """The id the aggregator got for it."""
+        return self.public_id or self.id
 
     def values(self, now: float) -> dict[str, Any]:
         return {
             "id": self.id,
+            "public_id": self.known_as,
             "account": self.account,
             "node": self.node,
             "state": self.state.value,
@@ -80,6 +87,7 @@ def _row(r: Any) -> SubmitRow:
         id=r.id, account=r.account, state=SubmitState(r.state), pdu=bytes(r.pdu), part=r.part,
         group_key=r.group_key, receipt=r.receipt, smsc_id=r.smsc_id, upstream=r.upstream,
         error=r.error, attempts=r.attempts, created_at=r.created_at, node=r.node,
+        public_id=r.public_id,
     )  # fmt: skip
 
 
@@ -287,8 +295,10 @@ class Journal:
             async with self.store.engine.connect() as conn:
                 return [_row(r) for r in await conn.execute(query)]
 
-    async def find(self, ids: Iterable[str]) -> list[SubmitRow]:
-        query = sa.select(proxy_submits).where(proxy_submits.c.id.in_(list(ids)))
+    async def find(self, ids: Iterable[str], *, public: bool = False) -> list[SubmitRow]:
+        """Rows by their id, or (`public`) by the id their aggregator knows."""
+        column = proxy_submits.c.public_id if public else proxy_submits.c.id
+        query = sa.select(proxy_submits).where(column.in_(list(ids)))
         with self.store.guard("proxy find"):
             async with self.store.engine.connect() as conn:
                 return [_row(r) for r in await conn.execute(query)]

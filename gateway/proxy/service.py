@@ -30,6 +30,7 @@ from gateway.domain import Decision, Detector, Inspected, Reason, Route, SmsEven
 from gateway.pipeline.inspector import Inspector, event_from_sms
 from gateway.pipeline.message_ids import message_key, stable_ids
 from gateway.pipeline.recorder import Recorder
+from gateway.proxy.ids import DecimalIds
 from gateway.proxy.inbound import Inbound
 from gateway.proxy.journal import Accept, Journal, SetState, SubmitRow, SubmitState
 from gateway.proxy.settings import ProxyAccount, ProxySettings, plain_sender
@@ -143,7 +144,6 @@ class Proxy:
         journal: Journal,
         enforcing: bool,
         block_status: int,
-        redelivery_window: float = 600.0,
         reassembly_timeout: float = 30.0,
         clock: Callable[[], float] = time.time,
         on_inspected: Callable[[Inspected], None] | None = None,
@@ -156,7 +156,7 @@ class Proxy:
         self.journal = journal
         self.clock = clock
         self.on_inspected = on_inspected
-        self.redelivery_window = redelivery_window
+        self.redelivery_window = settings.resubmit_window
         self.reassembly_timeout = reassembly_timeout
         self.system_id = system_id
         # the gateway's detectors (shared state: velocity, campaigns) and the contracts
@@ -169,6 +169,7 @@ class Proxy:
         self.accounts = {a.system_id: a for a in settings.accounts}
         self.buckets = {a.system_id: _Bucket(a.max_rate) for a in settings.accounts}
         self.guard = BindGuard()
+        self.ids = DecimalIds(settings.id_node)
         self.inbound = Inbound(settings, journal, clock)
         self.forwarder = Forwarder(settings, journal, self.inbound.deliver, clock=clock)
         self.stats = ProxyStats()
@@ -380,6 +381,7 @@ class Proxy:
             else "/".join(map(str, key[1:])) + f"@{partial and partial.started}",
             receipt=pdu.registered_delivery,
             created_at=now,
+            public_id=self.ids.next() if account.id_format == "decimal" else "",
         )
         release = row.group_key if (final and partial is not None and partial.held) else None
         accepted = self.journal.submit(Accept(row, event.prior_id, release))
@@ -406,10 +408,10 @@ class Proxy:
         there = f.result()
         if there is not None:  # a resubmission (its answer was lost): the first id, once
             self.stats.repeated += 1
-            self._respond(link, pdu, Status.ESME_ROK, there.id)
+            self._respond(link, pdu, Status.ESME_ROK, there.known_as)
             return
         self.stats.accepted += 1
-        self._respond(link, pdu, Status.ESME_ROK, row.id)
+        self._respond(link, pdu, Status.ESME_ROK, row.known_as)
         if not final and partial is not None:
             partial.held[row.part] = row
             self.stats.held += 1
@@ -478,7 +480,7 @@ class Proxy:
     async def _by_id_answer(
         self, account: ProxyAccount, pdu: QuerySm | CancelSm | ReplaceSm
     ) -> tuple[int, Pdu | None]:
-        found = await self.journal.find([pdu.message_id])
+        found = await self.journal.find([pdu.message_id], public=True)
         row = found[0] if found and found[0].account == account.system_id else None
         fail = {QuerySm: Status.ESME_RQUERYFAIL, CancelSm: Status.ESME_RCANCELFAIL,
                 ReplaceSm: Status.ESME_RREPLACEFAIL}[type(pdu)]  # fmt: skip
@@ -508,7 +510,7 @@ class Proxy:
                 SubmitState.CANCELLED: MessageState.DELETED,
             }.get(row.state, MessageState.ENROUTE)
             return Status.ESME_ROK, pdu.response(
-                message_id=row.id, message_state=int(state), error_code=0
+                message_id=row.known_as, message_state=int(state), error_code=0
             )
         return fail, None  # not at the SMSC (yet, or ever): nothing to cancel or replace there
 
@@ -559,7 +561,7 @@ class Proxy:
         if isinstance(pdu, QuerySm):
             got = decode_pdu(resp.encode())
             assert isinstance(got, QuerySmResp)
-            got.message_id, got.sequence = row.id, pdu.sequence
+            got.message_id, got.sequence = row.known_as, pdu.sequence
             return Status.ESME_ROK, got
         if isinstance(pdu, CancelSm):
             self.journal.submit(SetState([row.id], SubmitState.CANCELLED)).add_done_callback(

@@ -33,6 +33,9 @@ class ProxyAccount:
     # destination prefixes of MO messages that belong to this account (its short codes and
     # long numbers): the SMSC's deliver_sm to them goes to the account's receivers
     numbers: tuple[str, ...] = ()
+    # the ids it gets: "hex" (fraudgate's message ids, 32 hex digits) or "decimal" (at most
+    # 19 digits, below 2**63: for ESMEs that read ids as numbers, e.g. Kannel's msg-id-type)
+    id_format: str = "hex"
 
     def admits(self, address: str | None) -> bool:
         """Whether a bind may come from `address` (smsc.bindguard.Credentials)."""
@@ -60,6 +63,11 @@ class ProxySettings:
     throttle_status: int = Status.ESME_RTHROTTLED  # over the rate, the window or the queue
     store_error_status: int = Status.ESME_RMSGQFUL  # the journal or the record failed
     queue_limit: int = 20_000  # submits accepted and not yet confirmed by the SMSC
+    # seconds within which the same submit again (same account, addresses, text, UDH, TLVs)
+    # is a resubmission of the first (answered with its id, not sent twice): aggregators
+    # resubmit within seconds; a real repeat of an A2P notice comes later
+    resubmit_window: float = 120.0
+    id_node: int = 0  # 0-63, part of every decimal id: distinct per proxy node on one database
     retry_interval: float = 5.0  # seconds before a temporarily refused submit is sent again
     max_attempts: int = 10  # sends of one submit before it fails (a REJECTD receipt)
     reconcile_wait: float = 60.0  # seconds an unconfirmed submit waits for its receipt
@@ -101,7 +109,10 @@ def _account(t: Table) -> ProxyAccount:
         max_rate=t.number("max_rate", 0.0),
         senders=frozenset(_plain(str(x)) for x in t.get("senders", list, [])),
         numbers=numbers,
+        id_format=t.get("id_format", str, "hex"),
     )
+    if account.id_format not in ("hex", "decimal"):
+        raise ConfigError(f"{t.key('id_format')}: 'hex' or 'decimal', got {account.id_format!r}")
     t.done()
     return account
 
@@ -135,6 +146,8 @@ def parse_proxy(p: Table, base: Path) -> ProxySettings:
     cfg.throttle_status = p.integer("throttle_status", cfg.throttle_status, **status)
     cfg.store_error_status = p.integer("store_error_status", cfg.store_error_status, **status)
     cfg.queue_limit = p.integer("queue_limit", cfg.queue_limit, minimum=1)
+    cfg.resubmit_window = p.number("resubmit_window", cfg.resubmit_window, minimum=1.0)
+    cfg.id_node = p.integer("id_node", 0, minimum=0, maximum=63)
     cfg.retry_interval = p.number("retry_interval", cfg.retry_interval, minimum=0.01)
     cfg.max_attempts = p.integer("max_attempts", cfg.max_attempts, minimum=1)
     cfg.reconcile_wait = p.number("reconcile_wait", cfg.reconcile_wait, minimum=0.0)

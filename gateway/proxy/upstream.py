@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
 import heapq
 import logging
 import time
@@ -97,7 +98,9 @@ class Forwarder:
         self._waiting: dict[str, tuple[float, SubmitRow]] = {}  # unconfirmed: deadline, row
         self._in_flight: dict[str, SubmitRow] = {}
         # what a receipt needs to reach its aggregator, by our id: (account, registered_delivery)
-        self._owner: collections.OrderedDict[str, tuple[str, int]] = collections.OrderedDict()
+        self._owner: collections.OrderedDict[str, tuple[str, int, str]] = (
+            collections.OrderedDict()
+        )  # our id -> (account, registered_delivery, the id the aggregator knows)
         # the SMSC's id of forwarded submits, by our id (query_sm, cancel_sm, replace_sm)
         self._smsc_ids: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
         self._tasks: set[asyncio.Future[object]] = set()
@@ -122,14 +125,14 @@ class Forwarder:
 
     def enqueue(self, rows: list[SubmitRow]) -> None:
         for row in rows:
-            self._remember(row.id, row.account, row.receipt)
+            self._remember(row)
             self._queue.append(row)
         if rows:
             self._ready.set()
 
     def waiting(self, row: SubmitRow) -> None:
         """A submit that may have reached the SMSC (found "sending" at start): reconciled."""
-        self._remember(row.id, row.account, row.receipt)
+        self._remember(row)
         self._unconfirmed(row, register=True)
 
     def take_back(self, row_id: str) -> SubmitRow | None:
@@ -155,9 +158,9 @@ class Forwarder:
         if len(self._smsc_ids) > MEMORY:
             self._smsc_ids.popitem(last=False)
 
-    def _remember(self, row_id: str, account: str, receipt: int) -> None:
-        self._owner[row_id] = (account, receipt)
-        self._owner.move_to_end(row_id)
+    def _remember(self, row: SubmitRow) -> None:
+        self._owner[row.id] = (row.account, row.receipt, row.known_as)
+        self._owner.move_to_end(row.id)
         if len(self._owner) > MEMORY:
             self._owner.popitem(last=False)
 
@@ -305,7 +308,7 @@ class Forwarder:
             pdu = decode_pdu(row.pdu)
         except PduError:  # pragma: no cover - the journal holds what we encoded
             return
-        made = made_receipt(pdu, row.id, state, error, row.created_at or self.clock())
+        made = made_receipt(pdu, row.known_as, state, error, row.created_at or self.clock())
         self._spawn(self.deliver(row.account, made, "receipt", f"{row.id}/made"))
 
     def _unconfirmed(self, row: SubmitRow, *, register: bool) -> None:
@@ -388,13 +391,13 @@ class Forwarder:
                 self.stats.receipts_unmatched += 1
                 log.debug("proxy: receipt %s matches no submit", receipt.message_id)
                 return Status.ESME_ROK
-            row_id, owner = row.id, (row.account, row.receipt)
+            row_id, owner = row.id, (row.account, row.receipt, row.known_as)
         assert row_id is not None
-        account, asked = owner
+        account, asked, known_as = owner
         if not wanted(asked, receipt):
             return Status.ESME_ROK
         self.stats.receipts_passed += 1
-        ok = await self.deliver(account, rewrite_receipt(pdu, row_id), "receipt",
+        ok = await self.deliver(account, rewrite_receipt(pdu, known_as), "receipt",
                                 f"{row_id}/{receipt.stat}/{receipt.done_date}")  # fmt: skip
         return Status.ESME_ROK if ok else self.settings.store_error_status
 
@@ -409,7 +412,8 @@ class Forwarder:
             self.stats.mo_unrouted += 1
             return Status.ESME_RINVDSTADR
         self.stats.mo += 1
-        key = f"mo/{pdu.source_addr}/{pdu.destination_addr}/{pdu.encode().hex()[-64:]}"
+        body = pdu.encode()[16:]  # without the header: a redelivery has a new sequence
+        key = f"mo/{hashlib.blake2b(body, digest_size=16).hexdigest()}"
         ok = await self.deliver(best[1], pdu, "mo", key)
         return Status.ESME_ROK if ok else self.settings.store_error_status
 

@@ -19,7 +19,9 @@ from .models import ID, TIME, metadata
 proxy_submits = sa.Table(
     "proxy_submits",
     metadata,
-    sa.Column("id", ID, primary_key=True),  # the id the aggregator got (= the message record's)
+    sa.Column("id", ID, primary_key=True),  # the message record's id (resubmissions find it)
+    # the id the aggregator got: the same, or a decimal one for accounts with id_format decimal
+    sa.Column("public_id", sa.String(64), nullable=False, index=True),
     sa.Column("account", sa.Text(), nullable=False),
     sa.Column("node", sa.Text(), nullable=False),  # the gateway node that accepted it
     sa.Column("state", sa.String(16), nullable=False, index=True),

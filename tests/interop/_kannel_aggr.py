@@ -68,7 +68,8 @@ def aggregator_conf(
     head, rest = base.split("group = smsc\n", 1)
     _, tail = rest.split("group = smsbox\n", 1)
     groups = "".join(
-        smsc_group(tmp, port=proxy_port, account=a, password=p, extra=extra) for a, p in accounts.items()
+        smsc_group(tmp, port=proxy_port, account=a, password=p, extra=extra)
+        for a, p in accounts.items()
     )
     return head + groups + "group = smsbox\n" + tail
 
@@ -87,8 +88,7 @@ class KannelAggregator:
     def sendsms(self, account: str, ref: str, source: str, dest: str, text: str,
                 **extra: str) -> tuple[int, str]:  # fmt: skip
         dlr_url = (
-            f"http://127.0.0.1:{self.dlr.port}/dlr?ref={ref}&type=%d&smsc=%i&fid=%F"
-            "&iid=%I&reply=%A"
+            f"http://127.0.0.1:{self.dlr.port}/dlr?ref={ref}&type=%d&smsc=%i&fid=%F&iid=%I&reply=%A"
         )
         query = urllib.parse.urlencode({
             "username": SENDSMS_USER, "password": SENDSMS_PASSWORD, "smsc": account,

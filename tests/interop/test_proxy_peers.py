@@ -4,6 +4,8 @@ simulated SMSC as the operator's SMSC (tests/helpers/proxy_lab.py).
 - Kannel 1.4.5 (bearerbox + smsbox, sendsms HTTP, dlr-mask 31) binds as `aggr`: a long Latin and
   a long UCS2 Kazakh text reach the handsets whole, and Kannel matches every receipt to the id
   it got in submit_sm_resp (fraudgate's 32 hex chars, compared as strings: msg-id-type unset).
+  Kannel asks a receipt for the first part of a long message only: the proxy passes exactly
+  those receipts (the SMSC sends one per part).
 - Kannel bound as `aggr` and `kaspi-a2p`: the spoofed sender Kaspi.kz is refused to `aggr`
   (ESME_RINVSRCADR, Kannel's DLR 16) and never reaches the SMSC; `kaspi-a2p` may send it.
 - smpplib binds as `aggr`: a three-part UCS2 message with its own UDH; the receipts come back
@@ -392,5 +394,3 @@ async def test_node_and_smpplib_bound_together_each_get_their_own_receipts(
     ]
     assert smpplib_id not in node_ids
     assert time.monotonic() - started < 20
-
-

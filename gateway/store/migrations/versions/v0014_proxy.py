@@ -26,6 +26,7 @@ def upgrade() -> None:
     op.create_table(
         "proxy_submits",
         sa.Column("id", ID, nullable=False),
+        sa.Column("public_id", sa.String(64), nullable=False),
         sa.Column("account", sa.Text(), nullable=False),
         sa.Column("node", sa.Text(), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
@@ -42,6 +43,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_proxy_submits")),
     )
     op.create_index(op.f("ix_proxy_submits_state"), "proxy_submits", ["state"])
+    op.create_index(op.f("ix_proxy_submits_public_id"), "proxy_submits", ["public_id"])
     op.create_index(op.f("ix_proxy_submits_smsc_id"), "proxy_submits", ["smsc_id"])
     op.create_index(op.f("ix_proxy_submits_created_at"), "proxy_submits", ["created_at"])
     op.create_table(
@@ -65,5 +67,6 @@ def downgrade() -> None:
     op.drop_table("proxy_inbound")
     op.drop_index(op.f("ix_proxy_submits_created_at"), table_name="proxy_submits")
     op.drop_index(op.f("ix_proxy_submits_smsc_id"), table_name="proxy_submits")
+    op.drop_index(op.f("ix_proxy_submits_public_id"), table_name="proxy_submits")
     op.drop_index(op.f("ix_proxy_submits_state"), table_name="proxy_submits")
     op.drop_table("proxy_submits")
