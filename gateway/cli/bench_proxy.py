@@ -286,12 +286,16 @@ async def _phase(
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
         "max_ms": round(latencies[-1] * 1000, 3),
         "mean_ms": round(sum(latencies) / n * 1000, 3),
-        "refused": {f"0x{s:08X}": c for s, c in sorted(statuses.items()) if s},
+        "refused": {_status(s): c for s, c in sorted(statuses.items()) if s},
         "deliver_sm_received": handler.received,
         "load_cpu_s": round(cpu, 2),
         "started": wall,
         "ended": ended,
     }
+
+
+def _status(status: int) -> str:
+    return "no answer" if status < 0 else f"0x{status:08X}"
 
 
 async def _drive(
@@ -579,9 +583,9 @@ def _lines(r: dict[str, Any]) -> Iterator[str]:
         ("other / stolen CPU s", lambda x: f"{x['other_cpu_s']} / {x['steal_s']}"),
         ("refused (status: count)", lambda x: x["refused"] or "none"),
     ]
-    yield f"  {'':30}{'direct':>26}{'through the proxy':>26}"
+    yield f"  {'':30}{'direct':>28}{'through the proxy':>28}"
     for label, value in rows:
-        yield f"  {label:30}{value(d)!s:>26}{value(p)!s:>26}"
+        yield f"  {label:30}{value(d)!s:>28}{value(p)!s:>28}"
     yield f"  added p50 / p99 ms: {r['added_p50_ms']} / {r['added_p99_ms']}"
     f = r["forwarded"]
     yield (f"  forwarded: {f['at_smsc']} at the SMSC of {f['sent']} sent ({f['distinct_at_smsc']} "

@@ -35,6 +35,7 @@ class SubmitState(Enum):
     FAILED = "failed"  # the SMSC refused it for good, or every attempt failed
     DROPPED = "dropped"  # its message was blocked after it was accepted (a leading part)
     CANCELLED = "cancelled"  # cancel_sm before it went out
+    RECEIPTED = "receipted"  # forwarded, and the SMSC's final receipt for it came
 
 
 UNFINISHED = (SubmitState.HELD, SubmitState.PENDING, SubmitState.SENDING)
@@ -294,6 +295,25 @@ class Journal:
         with self.store.guard("proxy unfinished"):
             async with self.store.engine.connect() as conn:
                 return [_row(r) for r in await conn.execute(query)]
+
+    async def awaiting_receipts(self, since: float, limit: int) -> list[SubmitRow]:
+        """This node's forwarded rows created since `since` whose final receipt has not come,
+        the newest `limit` of them, oldest first (at start: what the SMSC's receipts may name
+        by address pair only)."""
+        t = proxy_submits.c
+        query = (
+            sa.select(proxy_submits)
+            .where(
+                t.state == SubmitState.FORWARDED.value,
+                t.node == self.node,
+                t.created_at >= since,
+            )
+            .order_by(t.created_at.desc(), t.part.desc())
+            .limit(limit)
+        )
+        with self.store.guard("proxy awaiting_receipts"):
+            async with self.store.engine.connect() as conn:
+                return [_row(r) for r in await conn.execute(query)][::-1]
 
     async def find(self, ids: Iterable[str], *, public: bool = False) -> list[SubmitRow]:
         """Rows by their id, or (`public`) by the id their aggregator knows."""

@@ -34,7 +34,7 @@ from gateway.proxy.ids import DecimalIds
 from gateway.proxy.inbound import Inbound
 from gateway.proxy.journal import Accept, Journal, SetState, SubmitRow, SubmitState
 from gateway.proxy.settings import ProxyAccount, ProxySettings, plain_sender
-from gateway.proxy.upstream import Forwarder
+from gateway.proxy.upstream import MEMORY, Forwarder
 from smsc.bindguard import BindGuard
 from smsc.constants import MessageState, Status, status_name
 from smsc.link import Link, LinkClosedError
@@ -239,6 +239,8 @@ class Proxy:
         for r in rows:
             if r.state is SubmitState.SENDING:
                 self.forwarder.waiting(r)
+        since = self.clock() - self.forwarder.correlator.ttl
+        self.forwarder.awaiting(await self.journal.awaiting_receipts(since, MEMORY))
         if rows:
             log.info("proxy: resuming %d submit(s) from before (%d held, %d unconfirmed)",
                      len(rows), len(held),
@@ -495,7 +497,7 @@ class Proxy:
             verdict = self._inspect_replacement(account, row, pdu)
             if verdict is not None:
                 return verdict, None
-        if row.state is SubmitState.FORWARDED and row.smsc_id:
+        if row.state in (SubmitState.FORWARDED, SubmitState.RECEIPTED) and row.smsc_id:
             return await self._upstream_by_id(row, pdu, fail)
         if row.state in (SubmitState.PENDING, SubmitState.HELD) and isinstance(pdu, CancelSm):
             if self.forwarder.take_back(row.id) is not None or row.state is SubmitState.HELD:

@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 
 from gateway.pipeline.delivery import ReceiptCorrelator, reference_of
 from gateway.proxy.journal import Journal, SetState, SubmitRow, SubmitState
-from gateway.proxy.receipts import made_receipt, pair_of, rewrite_receipt, wanted
+from gateway.proxy.receipts import (
+    final_receipt_state,
+    made_receipt,
+    pair_of,
+    rewrite_receipt,
+    wanted,
+)
 from gateway.proxy.settings import ProxySettings
 from smsc.client import EsmeSupervisor
 from smsc.constants import MessageState, Status, status_name
@@ -134,6 +140,21 @@ class Forwarder:
         """A submit that may have reached the SMSC (found "sending" at start): reconciled."""
         self._remember(row)
         self._unconfirmed(row, register=True)
+
+    def awaiting(self, rows: list[SubmitRow]) -> None:
+        """Forwarded submits of an earlier process whose final receipt has not come: known
+        again by address pair and reference (osmo-msc's receipts name only its own ids)."""
+        for row in rows:
+            try:
+                pdu = decode_pdu(row.pdu)
+            except PduError:  # pragma: no cover - the journal holds what we encoded
+                continue
+            source, dest = pair_of(pdu)
+            self._remember(row)
+            self.correlator.register(row.id, source, dest, 1, row.created_at, [reference_of(pdu)])
+            if row.smsc_id:
+                self.correlator.submitted(row.id, 0, row.smsc_id)
+                self.known_smsc_id(row.id, row.smsc_id, row.upstream or "")
 
     def take_back(self, row_id: str) -> SubmitRow | None:
         """Remove a submit that has not left yet (cancel_sm); None when it is not queued."""
@@ -393,6 +414,9 @@ class Forwarder:
                 return Status.ESME_ROK
             row_id, owner = row.id, (row.account, row.receipt, row.known_as)
         assert row_id is not None
+        if final_receipt_state(receipt) is not None:  # no longer awaited after a restart
+            self._write(SetState([row_id], SubmitState.RECEIPTED,
+                                 only_from=(SubmitState.FORWARDED,)))  # fmt: skip
         account, asked, known_as = owner
         if not wanted(asked, receipt):
             return Status.ESME_ROK
