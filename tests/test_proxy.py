@@ -280,9 +280,10 @@ def test_decimal_ids_are_unique_increasing_and_fit_a_signed_64_bit_number() -> N
     assert all((x >> 16) & 0x3F == 5 for x in got)  # the node's bits
     now[0] -= 10.0  # the clock goes back: ids do not
     assert int(ids.next()) > got[-1]
-    assert DecimalIds(node=6, clock=lambda: 1_800_000_000.0).next() != DecimalIds(
-        node=5, clock=lambda: 1_800_000_000.0
-    ).next()
+    assert (
+        DecimalIds(node=6, clock=lambda: 1_800_000_000.0).next()
+        != DecimalIds(node=5, clock=lambda: 1_800_000_000.0).next()
+    )
 
 
 async def test_an_account_with_decimal_ids_gets_them_in_answers_receipts_and_queries(
@@ -305,3 +306,28 @@ async def test_an_account_with_decimal_ids_gets_them_in_answers_receipts_and_que
         assert q.status == 0 and q.message_id == number  # type: ignore[attr-defined]
         again = await link.request(submit("SHOP", B, HELLO))  # a resubmission: the same number
         assert again.message_id == number  # type: ignore[attr-defined]
+
+
+async def test_parts_sent_back_to_back_are_released_together(tmp_path: Path) -> None:
+    """An aggregator with a window sends every part before the first is answered: the last
+    part's release must reach the held rows whose own writes were still queued."""
+    from gateway.proxy.journal import SubmitState
+
+    text = "Уважаемый клиент! " + "Ваш заказ собран и передан в доставку. " * 5
+    async with proxy_lab(tmp_path) as lab:
+        link, _ = await lab.aggregator(window=10)
+        answers = await asyncio.gather(*(link.request(p) for p in parts("SHOP", B, text, ref=9)))
+        ids = [a.message_id for a in answers]  # type: ignore[attr-defined]
+        assert all(a.status == 0 for a in answers) and len(ids) > 2
+        await eventually(lambda: lab.at_smsc == len(ids))
+        settled = (SubmitState.FORWARDED, SubmitState.RECEIPTED)
+
+        async def all_settled() -> bool:
+            rows = await lab.proxy.journal.find(ids)
+            return len(rows) == len(ids) and all(r.state in settled for r in rows)
+
+        for _ in range(100):
+            if await all_settled():
+                break
+            await asyncio.sleep(0.05)
+        assert await all_settled()

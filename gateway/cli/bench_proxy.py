@@ -596,6 +596,10 @@ def _lines(r: dict[str, Any]) -> Iterator[str]:
         f"  daemon: {r['daemon_us_per_submit']} µs CPU per submit, peak RSS "
         f"{mem['peak_rss_mib']} MiB, exit {r['daemon_exit']}; journal {r['journal'] or '-'}"
     )
+    left = {k: v for k, v in r["journal"].items() if k in ("held", "pending", "sending")}
+    if left:
+        yield (f"  warning: the journal kept {left} after a clean stop although every submit is "
+               "at the SMSC: a restart would send those again")  # fmt: skip
     t = r["targets"]
     yield (
         f"  target ≥ {t['trips_per_s']:,.0f}/s, added p99 ≤ {t['added_p99_ms']:g} ms: "

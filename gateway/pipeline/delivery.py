@@ -198,6 +198,10 @@ class ReceiptCorrelator:
     def __len__(self) -> int:
         return self.stats.pending
 
+    def knows(self, submit_id: str) -> bool:
+        """A submit id this correlator matches receipts by (seen once, still pending)."""
+        return submit_id in self._by_id
+
     # -- registration ------------------------------------------------------------------------
     def register(
         self,
@@ -275,15 +279,20 @@ class ReceiptCorrelator:
         receipt: DeliveryReceipt,
         now: float,
         ref: int | None = None,
+        accept: Callable[[str], bool] | None = None,
     ) -> Match | None:
         """A receipt FROM `source` (the original destination) TO `dest` (the original source),
         with the receipt's user_message_reference `ref` when it has one. By submit id; else
         the oldest part of the pair whose reference is `ref`; else the oldest of the pair.
-        None when no pending part fits (counted in stats.unmatched)."""
+        With `accept`, only parts whose message id it accepts are matched by pair (the A2P
+        proxy compares the receipt's text with the message's). None when no pending part fits
+        (counted in stats.unmatched)."""
         entry = self._by_id.get(receipt.message_id) if receipt.message_id else None
         how = "id"
         if entry is None:
             queue = self._by_pair.get((_addr(dest), _addr(source)))
+            if queue and accept is not None:
+                queue = deque(e for e in queue if accept(e.message_id))
             how, entry = "pair", queue[0] if queue else None
             if queue and ref is not None:
                 low = ref & 0xFF

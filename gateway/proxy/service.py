@@ -183,7 +183,6 @@ class Proxy:
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop`: then the aggregators are unbound (their submits answered), what is
         queued goes to the SMSC (bounded), the upstream binds unbind."""
-        await self._resume()
         ctx = None
         if self.settings.tls_cert:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -197,8 +196,9 @@ class Proxy:
             name="proxy",
         )
         async with asyncio.TaskGroup() as tg:
-            tasks = [
-                tg.create_task(self.journal.run(), name="proxy journal"),
+            tasks = [tg.create_task(self.journal.run(), name="proxy journal")]
+            await self._resume()  # it writes through the journal: after it runs
+            tasks += [
                 tg.create_task(self.inbound.run(), name="proxy inbound"),
                 tg.create_task(self._expire_parts(), name="proxy parts"),
             ]
@@ -385,7 +385,9 @@ class Proxy:
             created_at=now,
             public_id=self.ids.next() if account.id_format == "decimal" else "",
         )
-        release = row.group_key if (final and partial is not None and partial.held) else None
+        # the last part: its held parts become pending in the same transaction (whether or not
+        # their own rows are written yet: an aggregator with a window sends parts back to back)
+        release = row.group_key if (final and partial is not None) else None
         accepted = self.journal.submit(Accept(row, event.prior_id, release))
         self._accepting += 1
         accepted.add_done_callback(lambda f: self._accepted(link, pdu, row, key, partial, final, f))

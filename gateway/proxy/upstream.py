@@ -36,9 +36,10 @@ from gateway.proxy.settings import ProxySettings
 from smsc.client import EsmeSupervisor
 from smsc.constants import MessageState, Status, status_name
 from smsc.link import Link
-from smsc.pdu import DataSm, DeliverSm, Pdu, PduError, SmppError, decode_pdu
+from smsc.pdu import DataSm, DeliverSm, Pdu, PduError, SmppError, SubmitSm, decode_pdu
 from smsc.receipt import DeliveryReceipt, receipt_in
 from smsc.session import BindType
+from smsc.sms import part_as_sms, split_part
 
 log = logging.getLogger("fraudgate.proxy")
 
@@ -110,6 +111,10 @@ class Forwarder:
         # the SMSC's id of forwarded submits, by our id (query_sm, cancel_sm, replace_sm)
         self._smsc_ids: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
         self._tasks: set[asyncio.Future[object]] = set()
+        # the first 20 characters of a submit's text as receipts quote them (matching by pair)
+        self._prefix: collections.OrderedDict[str, str] = collections.OrderedDict()
+        # receipts given to their aggregator lately: one the SMSC delivers again is not
+        self._passed: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -151,6 +156,7 @@ class Forwarder:
                 continue
             source, dest = pair_of(pdu)
             self._remember(row)
+            self._quoted(row.id, pdu)
             self.correlator.register(row.id, source, dest, 1, row.created_at, [reference_of(pdu)])
             if row.smsc_id:
                 self.correlator.submitted(row.id, 0, row.smsc_id)
@@ -276,6 +282,7 @@ class Forwarder:
             pdu = decode_pdu(row.pdu)
             source, dest = pair_of(pdu)
             now = self.clock()
+            self._quoted(row.id, pdu)
             self.correlator.register(row.id, source, dest, 1, now, [reference_of(pdu)])
             row.attempts += 1
             try:
@@ -304,7 +311,8 @@ class Forwarder:
             self.stats.forwarded += 1
             self.correlator.submitted(row.id, 0, smsc_id)
             self.known_smsc_id(row.id, smsc_id, label)
-            self._write(SetState([row.id], SubmitState.FORWARDED, smsc_id=smsc_id, upstream=label))
+            self._write(SetState([row.id], SubmitState.FORWARDED, smsc_id=smsc_id, upstream=label,
+                                 only_from=(SubmitState.PENDING, SubmitState.SENDING)))  # fmt: skip
             return
         self.correlator.cancel(row.id)
         if status in TEMPORARY and row.attempts < self.settings.max_attempts:
@@ -336,12 +344,22 @@ class Forwarder:
         self.stats.unconfirmed += 1
         if register:
             try:
-                source, dest = pair_of(decode_pdu(row.pdu))
-            except PduError:  # pragma: no cover
-                source, dest = "", ""
-            self.correlator.register(row.id, source, dest, 1, self.clock())
+                pdu = decode_pdu(row.pdu)
+            except PduError:  # pragma: no cover - the journal holds what we encoded
+                return
+            source, dest = pair_of(pdu)
+            self._quoted(row.id, pdu)
+            self.correlator.register(row.id, source, dest, 1, self.clock(), [reference_of(pdu)])
         self._waiting[row.id] = (self.clock() + self.settings.reconcile_wait, row)
         self._wake.set()
+
+    def _quoted(self, row_id: str, pdu: Pdu) -> None:
+        if isinstance(pdu, SubmitSm | DataSm):
+            text = part_as_sms(pdu, split_part(pdu)).text
+            self._prefix[row_id] = _plain(text[:20])
+            self._prefix.move_to_end(row_id)
+            if len(self._prefix) > MEMORY:
+                self._prefix.popitem(last=False)
 
     def _write(self, op: SetState) -> None:
         fut = self.journal.submit(op)
@@ -389,41 +407,68 @@ class Forwarder:
             link.respond(pdu.response(status=status))
 
     async def _receipt(self, pdu: DeliverSm | DataSm, receipt: DeliveryReceipt) -> int:
+        """Which submit a receipt reports, its state made durable, then the receipt for the
+        aggregator (if it asked). The SMSC's id first: in memory, else the journal's (a receipt
+        for a submit forwarded before a restart must not be taken for a waiting one of the
+        same numbers); else the address pair, reference and text (osmo-msc's ids match
+        nothing). The state is written before the SMSC is answered: it will not send this
+        receipt again, and a submit left "sending" by a crash would be sent twice."""
         self.stats.receipts += 1
-        now = self.clock()
-        match = self.correlator.match(
-            pdu.source_addr, pdu.destination_addr, receipt, now, reference_of(pdu)
-        )
-        row_id = match.message_id if match is not None else None
-        owner = self._owner.get(row_id) if row_id else None
-        if row_id is not None and row_id in self._waiting:  # the SMSC had it after all
-            _, waited = self._waiting.pop(row_id)
-            self.stats.confirmed_by_receipt += 1
-            self.known_smsc_id(row_id, receipt.message_id, waited.upstream or "")
-            self._write(SetState([row_id], SubmitState.FORWARDED, smsc_id=receipt.message_id))
+        rid = receipt.message_id
+        row: SubmitRow | None = None
+        if rid and not self.correlator.knows(rid):
+            row = await self.journal.by_smsc_id(rid)
+        row_id = row.id if row is not None else None
+        if row_id is None:
+            match = self.correlator.match(
+                pdu.source_addr, pdu.destination_addr, receipt, self.clock(),
+                reference_of(pdu), accept=_same_text(receipt, self._prefix),
+            )  # fmt: skip
+            row_id = match.message_id if match is not None else None
+        if row_id is None:
+            self.stats.receipts_unmatched += 1
+            log.debug("proxy: receipt %s matches no submit", rid)
+            return Status.ESME_ROK
+        owner = self._owner.get(row_id)
         if owner is None:
-            row: SubmitRow | None = None
-            if row_id is not None:
+            if row is None:
                 found = await self.journal.find([row_id])
                 row = found[0] if found else None
-            if row is None and receipt.message_id:
-                row = await self.journal.by_smsc_id(receipt.message_id)
-            if row is None:
+            if row is None:  # pragma: no cover - a matched id has its row
                 self.stats.receipts_unmatched += 1
-                log.debug("proxy: receipt %s matches no submit", receipt.message_id)
                 return Status.ESME_ROK
-            row_id, owner = row.id, (row.account, row.receipt, row.known_as)
-        assert row_id is not None
-        if final_receipt_state(receipt) is not None:  # no longer awaited after a restart
-            self._write(SetState([row_id], SubmitState.RECEIPTED,
-                                 only_from=(SubmitState.FORWARDED,)))  # fmt: skip
+            owner = (row.account, row.receipt, row.known_as)
+        await self._settled_by(row_id, receipt)
         account, asked, known_as = owner
-        if not wanted(asked, receipt):
+        key = f"{row_id}/{receipt.stat}/{receipt.done_date}"
+        if not wanted(asked, receipt) or key in self._passed:  # a redelivery of one passed
             return Status.ESME_ROK
         self.stats.receipts_passed += 1
-        ok = await self.deliver(account, rewrite_receipt(pdu, known_as), "receipt",
-                                f"{row_id}/{receipt.stat}/{receipt.done_date}")  # fmt: skip
+        ok = await self.deliver(account, rewrite_receipt(pdu, known_as), "receipt", key)
+        if ok:
+            self._passed[key] = None
+            if len(self._passed) > MEMORY:
+                self._passed.popitem(last=False)
         return Status.ESME_ROK if ok else self.settings.store_error_status
+
+    async def _settled_by(self, row_id: str, receipt: DeliveryReceipt) -> None:
+        """What a receipt proves, written (awaited): the SMSC has the submit (forwarded; a
+        waiting one is confirmed, a queued one taken back), and a final one closes it."""
+        smsc_id: str | None = None
+        if row_id in self._waiting:  # the SMSC had it after all
+            _, waited = self._waiting.pop(row_id)
+            self.stats.confirmed_by_receipt += 1
+            smsc_id = receipt.message_id
+            self.known_smsc_id(row_id, smsc_id, waited.upstream or "")
+        if self.take_back(row_id) is not None:  # due to go again: it must not
+            self.stats.confirmed_by_receipt += 1
+        unsent = (SubmitState.PENDING, SubmitState.SENDING)
+        if final_receipt_state(receipt) is not None:
+            op = SetState([row_id], SubmitState.RECEIPTED, smsc_id=smsc_id,
+                          only_from=(*unsent, SubmitState.FORWARDED))  # fmt: skip
+        else:
+            op = SetState([row_id], SubmitState.FORWARDED, smsc_id=smsc_id, only_from=unsent)
+        await self.journal.submit(op)
 
     async def _mo(self, pdu: DeliverSm | DataSm) -> int:
         dest = pdu.destination_addr.lstrip("+")
@@ -440,6 +485,28 @@ class Forwarder:
         key = f"mo/{hashlib.blake2b(body, digest_size=16).hexdigest()}"
         ok = await self.deliver(best[1], pdu, "mo", key)
         return Status.ESME_ROK if ok else self.settings.store_error_status
+
+
+def _plain(text: str) -> str:
+    """ASCII letters and digits only: how a receipt's text: and a message compare (SMSCs write
+    the first 20 characters as ASCII, other characters as '?' or not at all)."""
+    return "".join(c for c in text if c.isascii() and c.isalnum())
+
+
+def _same_text(
+    receipt: DeliveryReceipt, prefixes: collections.OrderedDict[str, str]
+) -> Callable[[str], bool]:
+    """Whether a submit may be the one a receipt quotes: unknown on either side, yes."""
+    quoted = _plain(receipt.text[:20])
+
+    def accept(row_id: str) -> bool:
+        ours = prefixes.get(row_id)
+        if not quoted or not ours:
+            return True
+        n = min(len(quoted), len(ours))
+        return quoted[:n] == ours[:n]
+
+    return accept
 
 
 def _logged_failure(fut: asyncio.Future[object]) -> None:
