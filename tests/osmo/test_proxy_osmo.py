@@ -4,7 +4,8 @@ The gateway runs in-process with `[proxy]`; its `[[proxy.upstream]]` is a transc
 osmo-msc's SMPP as the lab's ESME account (`gw`, `policy closed`, `default-route`; osmo-msc has
 no source-IP or source-address list per ESME, and the alert_notifications it sends on every
 attach reach the upstream link as notifications that need no answer). Aggregators bind to the
-proxy: smpplib (written by others, blocking, in a worker thread) and the project's own client.
+proxy: smpplib (written by others, blocking, in a worker thread), Kannel 1.4.5 (bearerbox +
+smsbox, tests/interop/_kannel_aggr.py) and the project's own client.
 A virtual phone attached over SGs receives what osmo-msc delivers.
 
 osmo-msc answers every submit_sm `msg_id_not_implemented` and reports delivery with
@@ -18,24 +19,27 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import smpplib.client
 import smpplib.consts
 import smpplib.gsm
-from conftest import OsmoLab
+from _kannel_aggr import KannelAggregator, start_kannel
+from _procs import Peers, wait_for
+from test_kannel_esme import DlrListener
 from waiting import eventually
 
 from gateway.config import GatewayConfig
 from gateway.daemon import Gateway, RunReport
 from gateway.osmocom.ctrl import CtrlClient
+from gateway.proxy.journal import SubmitRow
 from gateway.proxy.service import Proxy
 from simulators.osmo.lab import Lab
-from simulators.osmo.mme import VirtualMme, shim_framing
+from simulators.osmo.mme import ReceivedSms, VirtualMme, shim_framing
 from simulators.osmo.provision import LabSubscriber, provision
 from smsc.client import EsmeClient, EsmeConfig
 from smsc.constants import Status
@@ -44,6 +48,9 @@ from smsc.pdu import SubmitSm
 from smsc.receipt import receipt_in
 from smsc.session import BindType, SessionConfig
 from tests.helpers.proxy_lab import AGGR, KASPI_AGGR, PASSWORD, Receiver, proxy_settings
+
+if TYPE_CHECKING:  # an annotation only: run with tests/interop, `conftest` may be that one's
+    from conftest import OsmoLab
 
 pytestmark = pytest.mark.interop
 
@@ -353,3 +360,85 @@ async def _forward_then_restart_then_attach(lab: Lab, data: Path, mme: VirtualMm
         await eventually(lambda: fwd.stats.receipts >= 1, 10)
         assert fwd.stats.receipts_unmatched == 0
         assert await _receipts_for(op.proxy.port, 1) == [str(getattr(resp, "message_id", ""))]
+
+
+# ------------------------------------------------------------------------------ Kannel
+
+
+def _kannel_bound(op: OsmoProxy) -> Callable[[], bool]:
+    return lambda: any(x.session.bound for x in op.proxy.inbound.links.get(AGGR, []))
+
+
+async def test_kannel_long_kazakh_through_the_proxy_to_osmo_msc_with_its_receipt(
+    osmo_lab: OsmoLab, tmp_path: Path
+) -> None:
+    """Kannel 1.4.5 (bearerbox + smsbox, sendsms HTTP, UTF-8 text sent as UCS2, dlr-mask 31)
+    binds to the proxy as `aggr`; the three parts reach the phone through osmo-msc's SMSC and
+    Kannel gets its DLR for the first part's id (the only part it asks a receipt for)."""
+    started = time.monotonic()
+    lab = await osmo_lab()
+    await _provision(lab, BOB)
+    dlr = DlrListener()
+    await dlr.start()
+    peers = Peers(tmp_path)
+    try:
+        async with osmo_proxy(lab, tmp_path / "data") as op, _mme(lab) as mme:
+            bob = mme.phone(*BOB)
+            assert (await bob.attach()).accepted
+            kannel = await start_kannel(tmp_path, peers, op.proxy.port, {AGGR: PASSWORD}, dlr,
+                                        _kannel_bound(op))  # fmt: skip
+            await kannel.send(AGGR, "kazakh", "SHOP", BOB[1], LONG_KAZAKH,
+                              charset="UTF-8", coding="2")  # fmt: skip
+            got = await bob.next_sms(10)
+            await wait_for(lambda: kannel.hits("kazakh", "1"), timeout=10, peers=peers,
+                           what=f"Kannel's DLR type 1 (got {dlr.hits})")  # fmt: skip
+            with pytest.raises(TimeoutError):  # exactly once
+                await bob.next_sms(1.0)
+            fwd = op.proxy.forwarder
+            rows = {r.id: r for r in await op.proxy.journal.find(kannel.resp_ids(AGGR))}
+            stats, correlator = fwd.stats, fwd.correlator.stats
+            await asyncio.to_thread(peers.stop_all)  # Kannel unbinds while the proxy runs
+    finally:
+        await asyncio.to_thread(peers.stop_all)
+        await dlr.stop()
+    _check_kannel_at_osmo(lab, kannel, got, rows)
+    assert (stats.sent, stats.forwarded, stats.failed, stats.resent) == (3, 3, 0, 0)
+    # osmo-msc reports every part (the proxy asks it to); Kannel asked for part 1 only
+    assert (stats.receipts, stats.receipts_passed, stats.receipts_unmatched) == (3, 1, 0)
+    assert correlator.matched_by_id == 0
+    assert time.monotonic() - started < 25
+
+
+def _check_kannel_at_osmo(
+    lab: Lab, kannel: KannelAggregator, got: ReceivedSms, rows: dict[str, SubmitRow]
+) -> None:
+    # The phone: Kannel's three UDH parts joined to the text Kannel was given, from SHOP.
+    assert (got.text, len(got.parts), got.dcs, got.originator) == (LONG_KAZAKH, 3, 8, "SHOP")
+    assert [p.concat.seq for p in got.parts if p.concat] == [1, 2, 3]
+    assert _submits_at_msc(lab) == 3
+
+    # submit_sm_resp: fraudgate's own id per part, each a journal row of `aggr`.
+    ids = kannel.resp_ids(AGGR)
+    assert len(ids) == 3 and len(set(ids)) == 3 and all(OUR_ID.fullmatch(i) for i in ids), ids
+    assert sorted(rows) == sorted(ids) and [rows[i].part for i in ids] == [1, 2, 3]
+    assert all(rows[i].account == AGGR for i in ids)
+    # Kannel 1.4.5: registered_delivery 0x11 on part 1, 0 on the others; the DLR keyed by part 1
+    assert [rows[i].receipt for i in ids] == [0x11, 0, 0]
+    first = ids[0]
+    assert kannel.sent() == [(AGGR, first, BOB[1])]
+
+    # The one receipt passed: looked up by part 1's id, found, delivered (type 1); its text
+    # names our id, osmo-msc's `id:000000NN` rewritten.
+    assert kannel.dlr_lookups(AGGR) == [(first, 1)]
+    receipts = kannel.receipts()
+    assert sorted(kind for _, _, kind, _ in receipts) == [1, 8], receipts
+    [(smsc, fid, _, text)] = [r for r in receipts if r[2] == 1]
+    assert (smsc, fid) == (AGGR, first), receipts
+    assert text.startswith(f"id:{first} ") and "stat:DELIVRD" in text, text
+    assert not re.search(r"id:\d{8}\b", text), text
+    hits = kannel.hits("kazakh")
+    assert sorted(h["type"] for h in hits) == ["1", "8"], hits  # SMSC took it, then delivered
+    assert {(h["fid"], h["smsc"]) for h in hits} == {(first, AGGR)}, hits
+    (delivered,) = kannel.hits("kazakh", "1")
+    assert delivered["reply"].startswith(f"id:{first} ") and "id:000" not in delivered["reply"]
+    assert len(kannel.dlr.hits) == 2
