@@ -306,3 +306,10 @@ def test_a_proxy_section_loads_with_its_accounts_and_each_upstream_bind() -> Non
     assert acct.allow == (ipaddress.ip_network("10.1.0.0/16"),)
     assert [u.name for u in p.upstream] == ["127.0.0.1:2775#1", "127.0.0.1:2775#2"]
     assert {u.session.window for u in p.upstream} == {20}
+
+
+def test_the_proxy_lab_file_loads_with_the_proxy_alone() -> None:
+    cfg = load(PROJECT_DIR / "config" / "proxy-lab.toml")
+    assert cfg.proxy.enabled and not cfg.smsc and cfg.enforcing
+    assert [a.system_id for a in cfg.proxy.accounts] == ["aggr", "kaspi-a2p"]
+    assert (cfg.proxy.upstream[0].port, cfg.proxy.upstream[0].system_id) == (2775, "loadgen")
