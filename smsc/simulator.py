@@ -44,6 +44,7 @@ from smsc.pdu import (
     Tlv,
     UnsuccessSme,
 )
+from smsc.rate import TokenBucket
 from smsc.receipt import format_receipt
 from smsc.server import SmppServer
 from smsc.session import BindType, SessionConfig
@@ -164,30 +165,12 @@ class Stats:
     binds_locked_out: int = 0  # of those, refused by a lockout (no password checked)
 
 
-class _TokenBucket:
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = rate
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        if self.rate <= 0:
-            return True
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
 class _AccountState:
     def __init__(self, account: Account) -> None:
         self.account = account
         self.queue: asyncio.Queue[Message] = asyncio.Queue()
         self.links: list[Link] = []
-        self.bucket = _TokenBucket(account.throughput)
+        self.bucket = TokenBucket(account.throughput)
         self.submits = 0
         self.answers_lost = 0
         self.rng = random.Random(account.faults.seed)

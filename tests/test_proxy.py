@@ -202,9 +202,9 @@ async def test_binds_refused_for_a_wrong_password_an_unknown_account_or_address(
 async def test_over_its_rate_an_account_is_throttled(tmp_path: Path) -> None:
     async with proxy_lab(tmp_path) as lab:
         acct = lab.proxy.accounts["aggr"]
-        from gateway.proxy.service import _Bucket
+        from smsc.rate import TokenBucket
 
-        lab.proxy.buckets[acct.system_id] = _Bucket(5.0)
+        lab.proxy.buckets[acct.system_id] = TokenBucket(5.0)
         link, _ = await lab.aggregator()
         statuses = [
             (await link.request(submit("SHOP", B, f"{HELLO} {i}"))).status for i in range(12)

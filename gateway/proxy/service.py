@@ -52,6 +52,7 @@ from smsc.pdu import (
     SubmitSm,
     decode_pdu,
 )
+from smsc.rate import TokenBucket
 from smsc.server import SmppServer
 from smsc.session import BindType, SessionConfig
 from smsc.sms import part_as_sms, split_part
@@ -82,24 +83,6 @@ class ContractedSenders:
             return ()
         why = f"sender id {sms.source!r} is not among the account's contracted ids"
         return (Reason("proxy", "proxy.sender_not_contracted", NOT_CONTRACTED_SCORE, why),)
-
-
-class _Bucket:
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = rate
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        if self.rate <= 0:
-            return True
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
 
 
 @dataclass
@@ -167,7 +150,7 @@ class Proxy:
             exemptions=inspector.exemptions,
         )
         self.accounts = {a.system_id: a for a in settings.accounts}
-        self.buckets = {a.system_id: _Bucket(a.max_rate) for a in settings.accounts}
+        self.buckets = {a.system_id: TokenBucket(a.max_rate) for a in settings.accounts}
         self.guard = BindGuard()
         self.ids = DecimalIds(settings.id_node)
         self.inbound = Inbound(settings, journal, clock)
