@@ -582,6 +582,7 @@ def _lines(r: dict[str, Any]) -> Iterator[str]:
         ("daemon CPU s", lambda x: x["cpu_s"].get("daemon", "-")),
         ("other / stolen CPU s", lambda x: f"{x['other_cpu_s']} / {x['steal_s']}"),
         ("refused (status: count)", lambda x: x["refused"] or "none"),
+        ("deliver_sm received (receipts)", lambda x: x["deliver_sm_received"]),
     ]
     yield f"  {'':30}{'direct':>28}{'through the proxy':>28}"
     for label, value in rows:

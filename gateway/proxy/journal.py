@@ -143,6 +143,11 @@ class Delivered:
 Op = Accept | SetState | Keep | Delivered
 
 
+def _shape(op: SetState) -> tuple[object, ...]:
+    """What state changes must share to be written as one executemany."""
+    return (op.state, op.upstream, op.error, op.attempt, op.only_from, op.smsc_id is None)
+
+
 class Journal:
     """The proxy's rows in the gateway's database (`store`), written by one group-commit loop
     (`run`)."""
@@ -165,6 +170,7 @@ class Journal:
         self._insert: Any = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
         self.commits = 0
         self.failures = 0
+        self._committing = 0
 
     def submit(self, op: Op) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -173,14 +179,19 @@ class Journal:
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize()
+        """Changes not written yet: queued, and the batch being committed."""
+        return self._queue.qsize() + self._committing
 
     async def run(self) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self.batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._commit(batch)
+            self._committing = len(batch)  # in the backlog until written (a shutdown waits)
+            try:
+                await self._commit(batch)
+            finally:
+                self._committing = 0
 
     async def _commit(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
         try:
@@ -202,20 +213,16 @@ class Journal:
                 fut.set_result(result)
 
     async def _write(self, ops: list[Op]) -> list[Any]:
+        """One transaction, the ops in order: inserts gathered until another op needs them
+        written, state changes of one shape (the same state, filter and fields) gathered into
+        one executemany (a per-row UPDATE cost a millisecond of CPU per submit)."""
         now = self.clock()
         results: list[Any] = []
         with self.store.guard("proxy journal"):
             async with self.store.engine.begin() as conn:
-                accepts = [op for op in ops if isinstance(op, Accept)]
-                there: dict[str, SubmitRow] = {}
-                if accepts:
-                    ids = {op.row.id for op in accepts} | {op.prior_id for op in accepts}
-                    ids.discard("")
-                    found = await conn.execute(
-                        sa.select(proxy_submits).where(proxy_submits.c.id.in_(ids))
-                    )
-                    there = {r.id: _row(r) for r in found}
+                there = await self._there(conn, ops)
                 fresh: list[dict[str, Any]] = []
+                run: list[SetState] = []
                 for op in ops:
                     if isinstance(op, Accept):
                         old = there.get(op.row.id) or there.get(op.prior_id)
@@ -225,22 +232,64 @@ class Journal:
                             there[op.row.id] = op.row  # a repeat within the batch
                         results.append(old)
                         if op.release is not None:  # in this transaction, after the insert
-                            await self._insert_now(conn, fresh)
-                            fresh = []
+                            fresh = await self._insert_now(conn, fresh)
                             await self._apply(conn, SetState(
                                 (), SubmitState.PENDING, only_from=(SubmitState.HELD,)
                             ), now, group=(op.row.account, op.release))  # fmt: skip
                         continue
-                    await self._insert_now(conn, fresh)  # in order, before a later op
-                    fresh = []
-                    await self._apply(conn, op, now)
+                    fresh = await self._insert_now(conn, fresh)  # before a later op needs them
                     results.append(None)
+                    if isinstance(op, SetState) and op.ids:
+                        if run and _shape(run[0]) != _shape(op):
+                            run = await self._set_states(conn, run, now)
+                        run.append(op)
+                        continue
+                    run = await self._set_states(conn, run, now)
+                    await self._apply(conn, op, now)
                 await self._insert_now(conn, fresh)
+                await self._set_states(conn, run, now)
         return results
 
-    async def _insert_now(self, conn: Any, rows: list[dict[str, Any]]) -> None:
+    async def _there(self, conn: Any, ops: list[Op]) -> dict[str, SubmitRow]:
+        """The rows the batch's submits (or their messages under their prior ids) have."""
+        accepts = [op for op in ops if isinstance(op, Accept)]
+        if not accepts:
+            return {}
+        ids = {op.row.id for op in accepts} | {op.prior_id for op in accepts}
+        ids.discard("")
+        found = await conn.execute(sa.select(proxy_submits).where(proxy_submits.c.id.in_(ids)))
+        return {r.id: _row(r) for r in found}
+
+    async def _set_states(self, conn: Any, ops: list[SetState], now: float) -> list[SetState]:
+        """State changes of one shape: one UPDATE ... WHERE id = ? for every id. Returns []."""
+        if not ops:
+            return []
+        t = proxy_submits.c
+        first = ops[0]
+        values: dict[str, Any] = {"state": first.state.value, "updated_at": now}
+        if first.upstream is not None:
+            values["upstream"] = first.upstream
+        if first.error is not None:
+            values["error"] = first.error
+        if first.attempt:
+            values["attempts"] = t.attempts + 1
+        if first.smsc_id is not None:
+            values["smsc_id"] = sa.bindparam("b_smsc_id")
+        stmt = proxy_submits.update().where(t.id == sa.bindparam("b_id")).values(values)
+        if first.only_from:  # IN cannot take part in an executemany: equalities OR'd
+            stmt = stmt.where(sa.or_(*(t.state == s.value for s in first.only_from)))
+        if first.smsc_id is not None:
+            params = [{"b_id": i, "b_smsc_id": op.smsc_id} for op in ops for i in op.ids]
+        else:
+            params = [{"b_id": i} for op in ops for i in op.ids]
+        await conn.execute(stmt, params)
+        return []
+
+    async def _insert_now(self, conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert the gathered rows; returns [] (the caller's new gathering list)."""
         if rows:
             await conn.execute(self._insert(proxy_submits).on_conflict_do_nothing(), rows)
+        return []
 
     async def _apply(
         self, conn: Any, op: Op, now: float, group: tuple[str, str] | None = None

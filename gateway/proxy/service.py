@@ -282,8 +282,6 @@ class Proxy:
         try:
             if status:
                 link.respond(pdu.response(status=status))
-            elif isinstance(pdu, SubmitMulti):
-                link.respond(pdu.response(message_id=message_id))
             else:
                 link.respond(pdu.response(message_id=message_id))
         except LinkClosedError:
