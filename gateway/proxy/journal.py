@@ -213,54 +213,57 @@ class Journal:
                 fut.set_result(result)
 
     async def _write(self, ops: list[Op]) -> list[Any]:
-        """One transaction, the ops in order: inserts gathered until another op needs them
-        written, state changes of one shape (the same state, filter and fields) gathered into
-        one executemany (a per-row UPDATE cost a millisecond of CPU per submit)."""
+        """One transaction in the store's writer (SQLite: its thread, beside the recorder's
+        batches; through SQLAlchemy's async engine every statement was a thread hop)."""
         now = self.clock()
+        return await self.store.write("proxy journal", lambda conn: self._apply_all(conn, ops, now))
+
+    def _apply_all(self, conn: sa.Connection, ops: list[Op], now: float) -> list[Any]:
+        """The ops in order: inserts gathered until another op needs them written, state
+        changes of one shape (the same state, filter and fields) gathered into one
+        executemany (a per-row UPDATE cost a millisecond of CPU per submit)."""
         results: list[Any] = []
-        with self.store.guard("proxy journal"):
-            async with self.store.engine.begin() as conn:
-                there = await self._there(conn, ops)
-                fresh: list[dict[str, Any]] = []
-                run: list[SetState] = []
-                for op in ops:
-                    if isinstance(op, Accept):
-                        old = there.get(op.row.id) or there.get(op.prior_id)
-                        if old is None:
-                            op.row.node = self.node
-                            fresh.append(op.row.values(now))
-                            there[op.row.id] = op.row  # a repeat within the batch
-                        results.append(old)
-                        if op.release is not None:  # in this transaction, after the insert
-                            fresh = await self._insert_now(conn, fresh)
-                            await self._apply(conn, SetState(
-                                (), SubmitState.PENDING, only_from=(SubmitState.HELD,)
-                            ), now, group=(op.row.account, op.release))  # fmt: skip
-                        continue
-                    fresh = await self._insert_now(conn, fresh)  # before a later op needs them
-                    results.append(None)
-                    if isinstance(op, SetState) and op.ids:
-                        if run and _shape(run[0]) != _shape(op):
-                            run = await self._set_states(conn, run, now)
-                        run.append(op)
-                        continue
-                    run = await self._set_states(conn, run, now)
-                    await self._apply(conn, op, now)
-                await self._insert_now(conn, fresh)
-                await self._set_states(conn, run, now)
+        there = self._there(conn, ops)
+        fresh: list[dict[str, Any]] = []
+        run: list[SetState] = []
+        for op in ops:
+            if isinstance(op, Accept):
+                old = there.get(op.row.id) or there.get(op.prior_id)
+                if old is None:
+                    op.row.node = self.node
+                    fresh.append(op.row.values(now))
+                    there[op.row.id] = op.row  # a repeat within the batch
+                results.append(old)
+                if op.release is not None:  # in this transaction, after the insert
+                    fresh = self._insert_now(conn, fresh)
+                    self._apply(conn, SetState(
+                        (), SubmitState.PENDING, only_from=(SubmitState.HELD,)
+                    ), now, group=(op.row.account, op.release))  # fmt: skip
+                continue
+            fresh = self._insert_now(conn, fresh)  # before a later op needs them
+            results.append(None)
+            if isinstance(op, SetState) and op.ids:
+                if run and _shape(run[0]) != _shape(op):
+                    run = self._set_states(conn, run, now)
+                run.append(op)
+                continue
+            run = self._set_states(conn, run, now)
+            self._apply(conn, op, now)
+        self._insert_now(conn, fresh)
+        self._set_states(conn, run, now)
         return results
 
-    async def _there(self, conn: Any, ops: list[Op]) -> dict[str, SubmitRow]:
+    def _there(self, conn: sa.Connection, ops: list[Op]) -> dict[str, SubmitRow]:
         """The rows the batch's submits (or their messages under their prior ids) have."""
         accepts = [op for op in ops if isinstance(op, Accept)]
         if not accepts:
             return {}
         ids = {op.row.id for op in accepts} | {op.prior_id for op in accepts}
         ids.discard("")
-        found = await conn.execute(sa.select(proxy_submits).where(proxy_submits.c.id.in_(ids)))
+        found = conn.execute(sa.select(proxy_submits).where(proxy_submits.c.id.in_(ids)))
         return {r.id: _row(r) for r in found}
 
-    async def _set_states(self, conn: Any, ops: list[SetState], now: float) -> list[SetState]:
+    def _set_states(self, conn: sa.Connection, ops: list[SetState], now: float) -> list[SetState]:
         """State changes of one shape: one UPDATE ... WHERE id = ? for every id. Returns []."""
         if not ops:
             return []
@@ -282,17 +285,17 @@ class Journal:
             params = [{"b_id": i, "b_smsc_id": op.smsc_id} for op in ops for i in op.ids]
         else:
             params = [{"b_id": i} for op in ops for i in op.ids]
-        await conn.execute(stmt, params)
+        conn.execute(stmt, params)
         return []
 
-    async def _insert_now(self, conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _insert_now(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Insert the gathered rows; returns [] (the caller's new gathering list)."""
         if rows:
-            await conn.execute(self._insert(proxy_submits).on_conflict_do_nothing(), rows)
+            conn.execute(self._insert(proxy_submits).on_conflict_do_nothing(), rows)
         return []
 
-    async def _apply(
-        self, conn: Any, op: Op, now: float, group: tuple[str, str] | None = None
+    def _apply(
+        self, conn: sa.Connection, op: Op, now: float, group: tuple[str, str] | None = None
     ) -> None:
         if isinstance(op, SetState):
             t = proxy_submits.c
@@ -312,10 +315,10 @@ class Journal:
             stmt = proxy_submits.update().where(where).values(values)
             if op.only_from:
                 stmt = stmt.where(t.state.in_([s.value for s in op.only_from]))
-            await conn.execute(stmt)
+            conn.execute(stmt)
         elif isinstance(op, Keep):
             r = op.row
-            await conn.execute(
+            conn.execute(
                 self._insert(proxy_inbound).on_conflict_do_nothing(),
                 [{"id": r.id, "account": r.account, "kind": r.kind, "pdu": r.pdu,
                   "attempts": r.attempts, "created_at": r.created_at or now,
@@ -325,9 +328,9 @@ class Journal:
             t2 = proxy_inbound.c
             stmt2 = proxy_inbound.update().where(t2.id.in_(list(op.ids)))
             if op.failed:
-                await conn.execute(stmt2.values(attempts=t2.attempts + 1))
+                conn.execute(stmt2.values(attempts=t2.attempts + 1))
             else:
-                await conn.execute(stmt2.values(delivered_at=now))
+                conn.execute(stmt2.values(delivered_at=now))
 
     # reads (outside the writer: they see what it committed) ---------------------------------
     async def unfinished(self) -> list[SubmitRow]:

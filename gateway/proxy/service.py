@@ -584,11 +584,12 @@ def _as_single(pdu: Submit) -> SubmitSm | DataSm:
 def _upstream(pdu: Submit) -> bytes:
     """The submit as it goes to the SMSC: as the aggregator sent it, a final receipt always
     asked for (fraudgate confirms and maps with it; the aggregator gets it only if it asked)."""
-    copy = decode_pdu(pdu.encode())
-    assert isinstance(copy, SubmitSm | DataSm | SubmitMulti)
-    copy.sequence = 0
-    copy.registered_delivery = (copy.registered_delivery & ~0x03) | 0x01
-    return copy.encode()
+    sequence, asked = pdu.sequence, pdu.registered_delivery
+    pdu.sequence, pdu.registered_delivery = 0, (asked & ~0x03) | 0x01
+    try:  # encoded with the two fields changed, then put back (no copy: this is per submit)
+        return pdu.encode()
+    finally:
+        pdu.sequence, pdu.registered_delivery = sequence, asked
 
 
 class _AggregatorHandler:
