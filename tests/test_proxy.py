@@ -331,3 +331,94 @@ async def test_parts_sent_back_to_back_are_released_together(tmp_path: Path) -> 
                 break
             await asyncio.sleep(0.05)
         assert await all_settled()
+
+
+# ------------------------------------------------------------------ review findings, kept as tests
+LONG_BAD = "Уважаемый клиент! " + "Ваш заказ собран и передан в доставку. " * 3 + FRAUD
+
+
+async def test_parts_of_a_blocked_message_sent_back_to_back_are_all_dropped(
+    tmp_path: Path,
+) -> None:
+    """The last part was refused before the leading parts' rows were written: they were left
+    'held' in the journal, and a restart sent the phishing text on."""
+    async with proxy_lab(tmp_path) as lab:
+        link, _ = await lab.aggregator()
+        bad = parts("SHOP", "77021230000", LONG_BAD, ref=2)
+        answers = [r.status for r in await asyncio.gather(*(link.request(p) for p in bad))]
+        assert answers == [0] * (len(bad) - 1) + [0x66]
+        await eventually(lambda: lab.proxy.stats.held_dropped == len(bad) - 1)
+        for _ in range(50):
+            counts = await lab.proxy.journal.counts()
+            if counts.get("dropped") == len(bad) - 1:
+                break
+            await asyncio.sleep(0.05)
+        assert counts.get("dropped") == len(bad) - 1 and "held" not in counts
+    async with proxy_lab(tmp_path) as again:  # the same database: nothing to resume
+        await asyncio.sleep(0.5)
+        assert again.at_smsc == 0 and len(again.phones.received) == 0
+
+
+async def test_a_late_part_of_a_blocked_message_is_refused_too(tmp_path: Path) -> None:
+    async with proxy_lab(tmp_path) as lab:
+        lab.proxy.reassembly_timeout = 0.5
+        link, _ = await lab.aggregator()
+        bad = parts("SHOP", "77021230001", LONG_BAD, ref=4)
+        first = [(await link.request(p)).status for p in bad]
+        assert first[-1] == 0x66
+        await asyncio.sleep(1.0)  # past the reassembly timeout: the aggregator resends part 2
+        assert (await link.request(bad[1])).status == 0x66
+        await asyncio.sleep(1.0)
+        assert lab.at_smsc == 0
+
+
+async def test_text_given_twice_or_concatenation_given_twice_is_refused(tmp_path: Path) -> None:
+    from smsc.constants import Tag
+    from smsc.pdu import Tlv
+
+    async with proxy_lab(tmp_path) as lab:
+        link, _ = await lab.aggregator()
+        both = submit("SHOP", B, HELLO)
+        both.short_message = split_for_sms(SHORT_FRAUD, ref=1)[1][0]
+        both.tlvs = [Tlv(Tag.MESSAGE_PAYLOAD, split_for_sms(HELLO, ref=1)[1][0])]
+        assert (await link.request(both)).status == 0xC4  # the SMSC could deliver either
+        udh_and_sar = parts("SHOP", B, LONG_BAD, ref=5)[0]
+        udh_and_sar.tlvs = [Tlv.of(Tag.SAR_MSG_REF_NUM, 77), Tlv.of(Tag.SAR_TOTAL_SEGMENTS, 2),
+                            Tlv.of(Tag.SAR_SEGMENT_SEQNUM, 1)]  # fmt: skip
+        assert (await link.request(udh_and_sar)).status == 0xC4
+        await asyncio.sleep(0.3)
+        assert lab.at_smsc == 0
+
+
+async def test_submit_multi_lists_are_not_resubmissions_of_each_other_and_parts_join(
+    tmp_path: Path,
+) -> None:
+    from smsc.pdu import SmeAddress, SubmitMulti
+
+    coding, (body,) = split_for_sms(HELLO, ref=1)
+
+    def multi(dests: list[str], **kw: object) -> SubmitMulti:
+        return SubmitMulti(
+            source_addr_ton=5,
+            source_addr="SHOP",
+            dest_addresses=[SmeAddress(1, 1, d) for d in dests],
+            data_coding=coding,
+            short_message=body,
+            **kw,
+        )  # type: ignore[arg-type]
+
+    async with proxy_lab(tmp_path) as lab:
+        link, _ = await lab.aggregator()
+        one = await link.request(multi(["77020000001", "77020000002"]))
+        two = await link.request(multi(["77020000003", "77020000004"]))
+        assert one.message_id != two.message_id  # type: ignore[attr-defined]
+        await eventually(lambda: lab.at_smsc == 4)
+        # a long message as submit_multi parts is judged whole: its last part blocks
+        answers = []
+        for p in parts("SHOP", "77021230006", LONG_BAD, ref=10):
+            m = multi(["77021230006"])
+            m.esm_class, m.short_message = p.esm_class, p.short_message
+            answers.append((await link.request(m)).status)
+        assert answers[-1] == 0x66 and answers[:-1] == [0] * (len(answers) - 1)
+        await asyncio.sleep(0.5)
+        assert lab.at_smsc == 4

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -455,3 +456,36 @@ def _none_waiting(lab: ProxyLab) -> Callable[[], object]:
         return (await lab.proxy.journal.counts())["inbound_waiting"] == 0
 
     return check
+
+
+async def test_an_smsc_link_cut_with_submits_queued_does_not_stop_the_loop(tmp_path: Path) -> None:
+    """Review finding: with submits queued behind a full window, a cut link left the sender
+    looping without ever awaiting (the supervisor still said bound): the whole daemon froze."""
+    from tests.helpers.proxy_lab import proxy_lab
+    from tests.test_proxy import submit
+
+    async with proxy_lab(tmp_path, mode="monitor",
+                         upstream_faults=Faults(response_delay=1.0)) as lab:  # fmt: skip
+        sup = lab.proxy.forwarder.supervisors[0]
+        link, _ = await lab.aggregator(window=50)  # the account's window: none refused
+        futs = [
+            asyncio.ensure_future(link.request(submit("SHOP", f"7702{i:07d}", f"Заказ {i} готов")))
+            for i in range(200)
+        ]
+        await eventually(lambda: lab.proxy.forwarder.holding()["queued"] > 0, 10)
+        ticks: list[float] = []
+
+        async def heartbeat() -> None:
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.05)
+
+        beat = asyncio.ensure_future(heartbeat())
+        assert sup.link is not None
+        sup.link.abort("cut by the test")
+        await asyncio.sleep(2.0)
+        beat.cancel()
+        gaps = [b - a for a, b in itertools.pairwise(ticks)]
+        assert ticks and max(gaps, default=0.0) < 1.0, f"the loop stalled {max(gaps):.1f} s"
+        await asyncio.gather(*futs, return_exceptions=True)
+        await eventually(lambda: lab.at_smsc >= 200, 30)

@@ -39,7 +39,7 @@ from typing import Final
 
 from gateway.pipeline.delivery import ONWARD_TLVS
 from smsc.constants import Tag
-from smsc.pdu import Pdu
+from smsc.pdu import Pdu, SubmitMulti, SubmitSm
 
 DEFAULT_WINDOW: Final = 600.0
 # what identifies a message beyond its fields: the TLVs carried onward, and a receipt's own
@@ -67,6 +67,9 @@ def message_key(pdus: Iterable[Pdu], scope: str) -> bytes:
     for pdu in pdus:
         fields = tuple(getattr(pdu, name, None) for name in _FIELDS)
         parts.append(b"\x00%d\x01" % pdu.command_id + repr(fields).encode("utf-8", "replace"))
+        if isinstance(pdu, SubmitMulti | SubmitSm):  # the A2P proxy's: a list of addresses,
+            more = (getattr(pdu, "dest_addresses", None), pdu.sm_default_msg_id)  # a canned text
+            parts.append(b"\x04" + repr(more).encode("utf-8", "replace"))
         parts.append(b"\x02" + getattr(pdu, "short_message", b""))
         for tlv in pdu.tlvs:
             if tlv.tag in _KEYED_TLVS:

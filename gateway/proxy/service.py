@@ -17,8 +17,10 @@ while the submit has not left; a replace_sm's new text is inspected like a submi
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import ssl
 import time
@@ -36,7 +38,7 @@ from gateway.proxy.journal import Accept, Journal, SetState, SubmitRow, SubmitSt
 from gateway.proxy.settings import ProxyAccount, ProxySettings, plain_sender
 from gateway.proxy.upstream import MEMORY, Forwarder
 from smsc.bindguard import BindGuard
-from smsc.constants import MessageState, Status, status_name
+from smsc.constants import EsmClass, MessageState, Status, Tag, status_name
 from smsc.link import Link, LinkClosedError
 from smsc.pdu import (
     CancelSm,
@@ -112,6 +114,7 @@ class ProxyStats:
     store_errors: int = 0
     held: int = 0
     held_dropped: int = 0
+    malformed: int = 0  # refused: text or concatenation given two ways
     queries: int = 0
     cancels: int = 0
     replaces: int = 0
@@ -159,6 +162,8 @@ class Proxy:
         self.ready = asyncio.Event()
         self.port = settings.port
         self._partial: dict[PartKey, _Partial] = {}
+        # blocked long messages, by key: when (their late parts are refused)
+        self._blocked: collections.OrderedDict[PartKey, float] = collections.OrderedDict()
         self._accepting = 0  # submits between inspection and their journal row
         self._server: SmppServer | None = None
 
@@ -298,6 +303,12 @@ class Proxy:
             self.stats.throttled += 1  # the SMSC is slow or down: backpressure, not a queue
             self._respond(link, pdu, throttle)
             return
+        ambiguous = _ambiguous(pdu)
+        if ambiguous:  # the SMSC could deliver what was not inspected
+            self.stats.malformed += 1
+            log.info("proxy: a submit from %s refused: %s", account.system_id, ambiguous)
+            self._respond(link, pdu, Status.ESME_RINVOPTPARAMVAL)
+            return
         single = _as_single(pdu)
         part = split_part(single)
         sms = part_as_sms(single, part)
@@ -307,14 +318,15 @@ class Proxy:
         final = True
         seq = 1
         concat = part.concat
-        if concat is not None and concat.total > 1 and not isinstance(pdu, SubmitMulti):
-            key = (account.system_id, single.source_addr, single.destination_addr,
+        if concat is not None and concat.total > 1:
+            key = (account.system_id, single.source_addr, _dest_key(pdu),
                    concat.ref, concat.ref_bits)  # fmt: skip
             partial = self._partial.get(key)
             if partial is None or now - partial.started > self.reassembly_timeout:
                 if partial is not None:
                     self._release(key, partial)
                 partial = self._partial[key] = _Partial(now, concat.total)
+                partial.blocked = self._was_blocked(key, now)  # a late part of a blocked one
             seq = concat.seq
             partial.texts[seq] = sms.text
             final = all(k in partial.texts for k in range(1, concat.total + 1))
@@ -359,9 +371,7 @@ class Proxy:
             state=SubmitState.PENDING if final else SubmitState.HELD,
             pdu=_upstream(pdu),
             part=seq,
-            group_key=None
-            if key is None
-            else "/".join(map(str, key[1:])) + f"@{partial and partial.started}",
+            group_key=_group_key(key, partial),
             receipt=pdu.registered_delivery,
             created_at=now,
             public_id=self.ids.next() if account.id_format == "decimal" else "",
@@ -397,9 +407,14 @@ class Proxy:
             return
         self.stats.accepted += 1
         self._respond(link, pdu, Status.ESME_ROK, row.known_as)
-        if not final and partial is not None:
-            partial.held[row.part] = row
+        if not final and partial is not None and key is not None:
             self.stats.held += 1
+            if partial.blocked:  # its last part was refused while this one was being written
+                self._drop_rows([row])
+            elif self._partial.get(key) is not partial:  # released meanwhile (timed out)
+                self._pending([row])
+            else:
+                partial.held[row.part] = row
             return
         rows = [row]
         if partial is not None and key is not None:
@@ -409,29 +424,59 @@ class Proxy:
         self.forwarder.enqueue(rows)
 
     def _drop(self, key: PartKey, partial: _Partial) -> None:
-        """A blocked message's held parts never go; the aggregator hears it by receipt."""
+        """A blocked message's held parts never go; the aggregator hears it by receipt. Its
+        key is remembered: a part that comes after the reassembly timeout is refused too."""
         if self._partial.get(key) is partial:
             del self._partial[key]
+        self._blocked[key] = self.clock()
+        self._blocked.move_to_end(key)
+        while len(self._blocked) > BLOCKED_MEMORY:
+            self._blocked.popitem(last=False)
         held = [partial.held[k] for k in sorted(partial.held)]
         partial.held.clear()
-        if not held:
+        self._drop_rows(held)
+
+    def _was_blocked(self, key: PartKey, now: float) -> bool:
+        when = self._blocked.get(key)
+        return when is not None and now - when <= BLOCKED_FOR * self.reassembly_timeout
+
+    def _drop_rows(self, rows: list[SubmitRow], attempt: int = 1) -> None:
+        """Held rows of a blocked message: dropped in the journal (retried: a row left held
+        would be sent after a restart), REJECTD receipts for their aggregator."""
+        if not rows:
             return
-        self.stats.held_dropped += len(held)
+        if attempt == 1:
+            self.stats.held_dropped += len(rows)
+            for r in rows:
+                self.forwarder.fail_receipt(r, MessageState.REJECTED, self.block_status)
+
+        def done(f: asyncio.Future[object]) -> None:
+            if f.cancelled() or f.exception() is None:
+                return
+            log.warning("proxy: %d dropped part(s) not written (try %d): %s", len(rows),
+                        attempt, f.exception())  # fmt: skip
+            asyncio.get_running_loop().call_later(1.0, self._drop_rows, rows, attempt + 1)
+
         self.journal.submit(
-            SetState([r.id for r in held], SubmitState.DROPPED, only_from=(SubmitState.HELD,))
-        ).add_done_callback(lambda f: f.cancelled() or f.exception())
-        for r in held:
-            self.forwarder.fail_receipt(r, MessageState.REJECTED, self.block_status)
+            SetState([r.id for r in rows], SubmitState.DROPPED, only_from=(SubmitState.HELD,))
+        ).add_done_callback(done)
 
     def _release(self, key: PartKey, partial: _Partial) -> None:
         """The last part never came: held parts go as they are (as they would without us),
-        unless the message was blocked."""
+        unless the message was blocked (then they are dropped)."""
+        if partial.blocked:
+            self._drop(key, partial)
+            return
         if self._partial.get(key) is partial:
             del self._partial[key]
-        if partial.blocked or not partial.held:
-            return
         held = [partial.held[k] for k in sorted(partial.held)]
         partial.held.clear()
+        self._pending(held)
+
+    def _pending(self, held: list[SubmitRow]) -> None:
+        """Held rows made pending in the journal, then sent."""
+        if not held:
+            return
 
         def go(f: asyncio.Future[object]) -> None:
             if f.cancelled() or f.exception() is not None:  # at the next start, from the journal
@@ -441,6 +486,15 @@ class Proxy:
         self.journal.submit(
             SetState([r.id for r in held], SubmitState.PENDING, only_from=(SubmitState.HELD,))
         ).add_done_callback(go)
+
+    def _unhold(self, row_id: str) -> bool:
+        """Take a held part out of its message (cancel_sm): it will not go with the rest."""
+        for partial in self._partial.values():
+            for seq, row in list(partial.held.items()):
+                if row.id == row_id:
+                    del partial.held[seq]
+                    return True
+        return False
 
     async def _expire_parts(self) -> None:
         while True:
@@ -466,7 +520,7 @@ class Proxy:
         self, account: ProxyAccount, pdu: QuerySm | CancelSm | ReplaceSm
     ) -> tuple[int, Pdu | None]:
         found = await self.journal.find([pdu.message_id], public=True)
-        row = found[0] if found and found[0].account == account.system_id else None
+        row = next((r for r in found if r.account == account.system_id), None)
         fail = {QuerySm: Status.ESME_RQUERYFAIL, CancelSm: Status.ESME_RCANCELFAIL,
                 ReplaceSm: Status.ESME_RREPLACEFAIL}[type(pdu)]  # fmt: skip
         if row is None:
@@ -483,7 +537,7 @@ class Proxy:
         if row.state in (SubmitState.FORWARDED, SubmitState.RECEIPTED) and row.smsc_id:
             return await self._upstream_by_id(row, pdu, fail)
         if row.state in (SubmitState.PENDING, SubmitState.HELD) and isinstance(pdu, CancelSm):
-            if self.forwarder.take_back(row.id) is not None or row.state is SubmitState.HELD:
+            if self.forwarder.take_back(row.id) is not None or self._unhold(row.id):
                 await self.journal.submit(SetState([row.id], SubmitState.CANCELLED,
                                                    only_from=(row.state,)))  # fmt: skip
                 return Status.ESME_ROK, None
@@ -537,6 +591,8 @@ class Proxy:
         onward = decode_pdu(pdu.encode())
         assert isinstance(onward, QuerySm | CancelSm | ReplaceSm)
         onward.message_id, onward.sequence = smsc_id, 0
+        if isinstance(onward, ReplaceSm):  # the final receipt stays asked for (see _upstream)
+            onward.registered_delivery = (onward.registered_delivery & ~0x03) | 0x01
         try:
             resp = await link.request(onward, timeout=10.0)
         except (SmppError, TimeoutError):
@@ -556,6 +612,28 @@ class Proxy:
 
 
 OFFER_RESPONSE = 10.0  # seconds an aggregator has to answer what we send it
+BLOCKED_MEMORY = 100_000  # blocked long messages remembered (their late parts are refused)
+BLOCKED_FOR = 10  # ... for this many reassembly timeouts
+
+
+def _ambiguous(pdu: Submit) -> str:
+    """Why a submit could be delivered other than it is inspected ("" when it cannot): a
+    text in short_message and message_payload both (§5.3.2.32: one or the other; the SMSC may
+    deliver either), concatenation in the UDH and in sar_* TLVs both (it may group by either)."""
+    text = b"" if isinstance(pdu, DataSm) else pdu.short_message
+    if pdu.tlv(Tag.MESSAGE_PAYLOAD) is not None and text:
+        return "short_message and message_payload both carry text"
+    if pdu.esm_class & EsmClass.UDHI and pdu.tlv(Tag.SAR_MSG_REF_NUM) is not None:
+        return "concatenated both by UDH and by sar_* TLVs"
+    return ""
+
+
+def _dest_key(pdu: Submit) -> str:
+    """The destination a long message's parts share: the address, or a submit_multi's list."""
+    if not isinstance(pdu, SubmitMulti):
+        return pdu.destination_addr
+    listed = repr(pdu.dest_addresses).encode("utf-8", "replace")
+    return "multi:" + hashlib.blake2b(listed, digest_size=8).hexdigest()
 
 
 def _group_key(key: PartKey | None, partial: _Partial | None) -> str | None:
