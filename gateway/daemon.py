@@ -161,6 +161,7 @@ class Gateway:
                         block_status=cfg.block_status,
                         reassembly_timeout=cfg.reassembly_timeout,
                         on_inspected=self._inspected,
+                        retention_days=cfg.text_retention_days,
                     )
                 self.probes = build_probe_manager(cfg, store, dispatcher, self.on_finding)
                 labeller = self.inspector.label_campaign

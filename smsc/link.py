@@ -49,6 +49,7 @@ WRITE_LOW_WATER = 64 * 1024
 # A closing link keeps its socket until the queued bytes are sent; a peer that stopped reading
 # would hold it for ever, so it is aborted after this many seconds.
 CLOSE_GRACE = 5.0
+VIOLATION_LOG_EVERY = 10.0  # seconds between a link's protocol-violation log lines
 
 
 class LinkClosedError(SmppError):
@@ -112,6 +113,8 @@ class Link(asyncio.Protocol):
         self._quiet_close = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
+        self._violation_logged = float("-inf")
+        self._violations_unlogged = 0
         self._bound: asyncio.Future[Bound] = self.loop.create_future()
         self.closed = self.loop.create_future()  # result: (reason, clean)
         self.outbind: asyncio.Future[Pdu] = self.loop.create_future()
@@ -379,9 +382,22 @@ class Link(asyncio.Protocol):
                     self.session.pending_incoming,
                 )
             elif isinstance(ev, ProtocolViolation):
-                log.warning("%s: %s", self.name, ev.reason)
+                self._violation(ev.reason)
             elif isinstance(ev, Closed):
                 self._on_closed(ev)
+
+    def _violation(self, reason: str) -> None:
+        """A peer's protocol violation, logged at most once per VIOLATION_LOG_EVERY seconds
+        per link with the count left out since: a peer overrunning its window on purpose
+        must not write a line per PDU."""
+        now = self.loop.time()
+        if now - self._violation_logged < VIOLATION_LOG_EVERY:
+            self._violations_unlogged += 1
+            return
+        more = self._violations_unlogged
+        extra = f" ({more} more since the last line)" if more else ""
+        self._violation_logged, self._violations_unlogged = now, 0
+        log.warning("%s: %s%s", self.name, reason, extra)
 
     def _on_closed(self, ev: Closed) -> None:
         peer = f"{self.peer[0]}:{self.peer[1]}" if self.peer else "?"

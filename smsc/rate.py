@@ -9,7 +9,8 @@ import time
 class TokenBucket:
     def __init__(self, rate: float) -> None:
         self.rate = rate  # 0 or less: no limit
-        self.tokens = rate
+        self.capacity = max(rate, 1.0)  # a rate below 1/s still admits one at a time
+        self.tokens = self.capacity
         self.stamp = time.monotonic()
 
     def take(self) -> bool:
@@ -17,7 +18,7 @@ class TokenBucket:
         if self.rate <= 0:
             return True
         now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1:
             self.tokens -= 1

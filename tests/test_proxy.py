@@ -422,3 +422,27 @@ async def test_submit_multi_lists_are_not_resubmissions_of_each_other_and_parts_
         assert answers[-1] == 0x66 and answers[:-1] == [0] * (len(answers) - 1)
         await asyncio.sleep(0.5)
         assert lab.at_smsc == 4
+
+
+def test_a_rate_below_one_per_second_still_admits_one_at_a_time() -> None:
+    from smsc.rate import TokenBucket
+
+    bucket = TokenBucket(0.5)
+    assert bucket.take() and not bucket.take()  # one now, the next in two seconds
+    assert TokenBucket(0).take() and TokenBucket(0).take()  # 0: no limit
+
+
+async def test_an_aggregator_overrunning_its_window_is_throttled_in_few_log_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    async with proxy_lab(tmp_path) as lab:
+        link, _ = await lab.aggregator(window=300)  # the account's window is 50
+        caplog.set_level(logging.WARNING, logger="fraudgate.smpp")
+        answers = await asyncio.gather(
+            *(link.request(submit("SHOP", f"7702{i:07d}", f"{HELLO} {i}")) for i in range(300))
+        )
+        assert any(a.status == 0x58 for a in answers)  # beyond the window: throttled
+        lines = [r for r in caplog.records if "window" in r.getMessage()]
+        assert 1 <= len(lines) <= 2, len(lines)  # not one per refused PDU

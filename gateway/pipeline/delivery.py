@@ -202,6 +202,10 @@ class ReceiptCorrelator:
         """A submit id this correlator matches receipts by (seen once, still pending)."""
         return submit_id in self._by_id
 
+    def ambiguous(self, submit_id: str) -> bool:
+        """A submit id answered more than once (a constant): it names no submit."""
+        return submit_id in self._ambiguous
+
     # -- registration ------------------------------------------------------------------------
     def register(
         self,

@@ -21,7 +21,8 @@ from smsc.link import Link
 from smsc.pdu import DataSm, DeliverSm, Pdu, PduError, SmppError, decode_pdu
 
 log = logging.getLogger("fraudgate.proxy")
-OFFER_TIMEOUT = 3.0  # seconds an aggregator has to answer a receipt or MO (then: kept)
+OFFER_TIMEOUT = 1.0  # seconds an aggregator has to answer a receipt or MO (then: kept)
+SLOW_FOR = 30.0  # a link that let an offer time out is passed over this long (kept instead)
 
 
 @dataclass
@@ -43,18 +44,26 @@ class Inbound:
         self.stats = InboundStats()
         self._turn = 0
         self._kick = asyncio.Event()
+        self._slow: dict[Link, float] = {}  # links that did not answer in time: until when
 
     def bound(self, account: str, link: Link) -> None:
         self.links.setdefault(account, []).append(link)
         self._kick.set()  # what was kept for it goes now
 
     def gone(self, link: Link) -> None:
+        self._slow.pop(link, None)
         for links in self.links.values():
             if link in links:
                 links.remove(link)
 
     def _candidates(self, account: str) -> list[Link]:
-        links = [x for x in self.links.get(account, []) if x.session.bound]
+        """Bound links with room in their window, not slow lately: an aggregator that does
+        not answer must not hold the SMSC's deliver_sm (and so every account's) for long."""
+        now = self.clock()
+        links = [
+            x for x in self.links.get(account, [])
+            if x.session.bound and x.session.window_free > 0 and self._slow.get(x, 0.0) <= now
+        ]  # fmt: skip
         if len(links) > 1:
             self._turn += 1
             k = self._turn % len(links)
@@ -65,7 +74,10 @@ class Inbound:
         """One try on one link: True when the aggregator took it."""
         try:
             resp = await link.request(decode_pdu(pdu.encode()), timeout=OFFER_TIMEOUT)
-        except (SmppError, TimeoutError):
+        except TimeoutError:
+            self._slow[link] = self.clock() + SLOW_FOR
+            return False
+        except SmppError:
             return False
         if resp.status != Status.ESME_ROK:
             self.stats.refused += 1

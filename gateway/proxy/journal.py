@@ -402,6 +402,23 @@ class Journal:
                     for r in await conn.execute(query)
                 ]
 
+    async def purge(self, older_than: float, chunk: int = 5000) -> int:
+        """Delete the rows created before `older_than` (epoch seconds), whatever their state:
+        they hold the messages' texts (the PDUs), kept no longer than the messages' own
+        (`[gateway] text_retention_days`). In chunks: a backlog never holds the write lock
+        long. Returns the rows deleted."""
+        total = 0
+        for table in (proxy_submits, proxy_inbound):
+            while True:
+                due = sa.select(table.c.id).where(table.c.created_at < older_than).limit(chunk)
+                with self.store.guard("proxy purge"):
+                    async with self.store.engine.begin() as conn:
+                        done = await conn.execute(table.delete().where(table.c.id.in_(due)))
+                total += done.rowcount or 0
+                if (done.rowcount or 0) < chunk:
+                    break
+        return total
+
     async def counts(self) -> dict[str, int]:
         """Rows by state (and inbound rows waiting): for status and tests."""
         t = proxy_submits.c

@@ -134,7 +134,9 @@ class Proxy:
         clock: Callable[[], float] = time.time,
         on_inspected: Callable[[Inspected], None] | None = None,
         system_id: str = "fraudgate",
+        retention_days: float = 30.0,
     ) -> None:
+        self.retention_days = retention_days  # the journal's rows (they hold texts)
         self.settings = settings
         self.enforcing = enforcing if not settings.mode else settings.mode == "enforce"
         self.block_status = settings.block_status or block_status
@@ -189,6 +191,7 @@ class Proxy:
             tasks += [
                 tg.create_task(self.inbound.run(), name="proxy inbound"),
                 tg.create_task(self._expire_parts(), name="proxy parts"),
+                tg.create_task(self._purge(), name="proxy retention"),
             ]
             forwarder = tg.create_task(self.forwarder.run(), name="proxy upstream")
             async with server:
@@ -495,6 +498,19 @@ class Proxy:
                     del partial.held[seq]
                     return True
         return False
+
+    async def _purge(self) -> None:
+        """Every hour: the journal's rows past the texts' retention."""
+        while True:
+            await asyncio.sleep(60.0)
+            try:
+                n = await self.journal.purge(self.clock() - self.retention_days * 86400)
+            except Exception as exc:  # StoreError: the next hour
+                log.warning("proxy: journal retention not applied: %s", exc)
+            else:
+                if n:
+                    log.info("proxy: %d journal row(s) past the retention deleted", n)
+            await asyncio.sleep(3540.0)
 
     async def _expire_parts(self) -> None:
         while True:

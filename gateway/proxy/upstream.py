@@ -115,6 +115,7 @@ class Forwarder:
         self._prefix: collections.OrderedDict[str, str] = collections.OrderedDict()
         # receipts given to their aggregator lately: one the SMSC delivers again is not
         self._passed: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._requeued: set[str] = set()  # unconfirmed, queued to go again (a receipt stops it)
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -290,6 +291,7 @@ class Forwarder:
             self._quoted(row.id, pdu)
             self.correlator.register(row.id, source, dest, 1, now, [reference_of(pdu)])
             row.attempts += 1
+            self._requeued.discard(row.id)
             try:
                 fut = link.send(pdu)
             except SmppError:  # the link closed or its window filled before it left: not sent
@@ -318,6 +320,9 @@ class Forwarder:
             self.known_smsc_id(row.id, smsc_id, label)
             self._write(SetState([row.id], SubmitState.FORWARDED, smsc_id=smsc_id, upstream=label,
                                  only_from=(SubmitState.PENDING, SubmitState.SENDING)))  # fmt: skip
+            # its receipt may have come first (another bind): the SMSC's id is kept all the same
+            self._write(SetState([row.id], SubmitState.RECEIPTED, smsc_id=smsc_id, upstream=label,
+                                 only_from=(SubmitState.RECEIPTED,)))  # fmt: skip
             return
         self.correlator.cancel(row.id)
         if status in TEMPORARY and row.attempts < self.settings.max_attempts:
@@ -381,6 +386,7 @@ class Forwarder:
                 _, row = self._waiting.pop(rid)
                 self.correlator.cancel(rid)
                 self.stats.resent += 1
+                self._requeued.add(rid)
                 log.info("proxy: %s unconfirmed and no receipt in %.0f s: sent again",
                          rid, self.settings.reconcile_wait)  # fmt: skip
                 self._queue.append(row)
@@ -421,8 +427,10 @@ class Forwarder:
         self.stats.receipts += 1
         rid = receipt.message_id
         row: SubmitRow | None = None
-        if rid and not self.correlator.knows(rid):
+        if rid and not self.correlator.knows(rid) and not self.correlator.ambiguous(rid):
             row = await self.journal.by_smsc_id(rid)
+            if row is not None and not _between(row, pdu):  # another SMSC's id, a reused one
+                row = None
         row_id = row.id if row is not None else None
         if row_id is None:
             match = self.correlator.match(
@@ -445,7 +453,7 @@ class Forwarder:
             owner = (row.account, row.receipt, row.known_as)
         await self._settled_by(row_id, receipt)
         account, asked, known_as = owner
-        key = f"{row_id}/{receipt.stat}/{receipt.done_date}"
+        key = f"{row_id}/{pdu.source_addr}/{receipt.stat}/{receipt.done_date}"
         if not wanted(asked, receipt) or key in self._passed:  # a redelivery of one passed
             return Status.ESME_ROK
         self.stats.receipts_passed += 1
@@ -465,7 +473,7 @@ class Forwarder:
             self.stats.confirmed_by_receipt += 1
             smsc_id = receipt.message_id
             self.known_smsc_id(row_id, smsc_id, waited.upstream or "")
-        if self.take_back(row_id) is not None:  # due to go again: it must not
+        if row_id in self._requeued and self.take_back(row_id) is not None:  # due to go again
             self.stats.confirmed_by_receipt += 1
         unsent = (SubmitState.PENDING, SubmitState.SENDING)
         if final_receipt_state(receipt) is not None:
@@ -487,9 +495,22 @@ class Forwarder:
             return Status.ESME_RINVDSTADR
         self.stats.mo += 1
         body = pdu.encode()[16:]  # without the header: a redelivery has a new sequence
-        key = f"mo/{hashlib.blake2b(body, digest_size=16).hexdigest()}"
+        minute = int(self.clock() // 60)  # the same "YES" later is another message
+        key = f"mo/{minute}/{hashlib.blake2b(body, digest_size=16).hexdigest()}"
         ok = await self.deliver(best[1], pdu, "mo", key)
         return Status.ESME_ROK if ok else self.settings.store_error_status
+
+
+def _between(row: SubmitRow, receipt: DeliverSm | DataSm) -> bool:
+    """Whether a receipt comes from the submit's destination to its source."""
+    try:
+        source, dest = pair_of(decode_pdu(row.pdu))
+    except PduError:  # pragma: no cover - the journal holds what we encoded
+        return False
+    return (receipt.source_addr.lstrip("+"), receipt.destination_addr.lstrip("+")) == (
+        dest.lstrip("+"),
+        source.lstrip("+"),
+    )
 
 
 def _plain(text: str) -> str:
