@@ -107,3 +107,18 @@ async def test_rows_past_the_retention_are_deleted(journal: Journal) -> None:
     assert await journal.purge(now - 30 * DAY, chunk=1) == 2
     assert [r.id for r in await journal.find([row(1).id, row(2).id])] == [row(2).id]
     assert (await journal.counts())["inbound_waiting"] == 0  # k-old gone, k-new delivered
+
+
+async def test_a_late_forwarded_keeps_receipted_and_adds_the_smsc_id(journal: Journal) -> None:
+    await journal.submit(Accept(row(1, state=SubmitState.SENDING)))
+    await journal.submit(Accept(row(2, state=SubmitState.SENDING)))
+    await journal.submit(SetState([row(1).id], SubmitState.RECEIPTED))  # its receipt came first
+    forwarded = (SubmitState.PENDING, SubmitState.SENDING, SubmitState.RECEIPTED)
+    await asyncio.gather(*(
+        journal.submit(SetState([row(i).id], SubmitState.FORWARDED, smsc_id=f"s{i}",
+                                only_from=forwarded, keep=(SubmitState.RECEIPTED,)))
+        for i in (1, 2)
+    ))  # fmt: skip
+    got = {r.id: (r.state, r.smsc_id) for r in await journal.find([row(1).id, row(2).id])}
+    assert got == {row(1).id: (SubmitState.RECEIPTED, "s1"),
+                   row(2).id: (SubmitState.FORWARDED, "s2")}  # fmt: skip

@@ -125,6 +125,7 @@ class SetState:
     error: int | None = None
     attempt: bool = False  # count one more attempt
     only_from: tuple[SubmitState, ...] = ()  # only rows now in one of these states
+    keep: tuple[SubmitState, ...] = ()  # rows in these states keep it (their fields change)
 
 
 @dataclass
@@ -145,7 +146,8 @@ Op = Accept | SetState | Keep | Delivered
 
 def _shape(op: SetState) -> tuple[object, ...]:
     """What state changes must share to be written as one executemany."""
-    return (op.state, op.upstream, op.error, op.attempt, op.only_from, op.smsc_id is None)
+    return (op.state, op.upstream, op.error, op.attempt, op.only_from, op.keep,
+            op.smsc_id is None)  # fmt: skip
 
 
 class Journal:
@@ -270,6 +272,9 @@ class Journal:
         t = proxy_submits.c
         first = ops[0]
         values: dict[str, Any] = {"state": first.state.value, "updated_at": now}
+        if first.keep:  # one statement, not two: each cost as much as the rest of a submit
+            kept = sa.or_(*(t.state == s.value for s in first.keep))
+            values["state"] = sa.case((kept, t.state), else_=sa.literal(first.state.value))
         if first.upstream is not None:
             values["upstream"] = first.upstream
         if first.error is not None:

@@ -318,11 +318,13 @@ class Forwarder:
             self.stats.forwarded += 1
             self.correlator.submitted(row.id, 0, smsc_id)
             self.known_smsc_id(row.id, smsc_id, label)
-            self._write(SetState([row.id], SubmitState.FORWARDED, smsc_id=smsc_id, upstream=label,
-                                 only_from=(SubmitState.PENDING, SubmitState.SENDING)))  # fmt: skip
-            # its receipt may have come first (another bind): the SMSC's id is kept all the same
-            self._write(SetState([row.id], SubmitState.RECEIPTED, smsc_id=smsc_id, upstream=label,
-                                 only_from=(SubmitState.RECEIPTED,)))  # fmt: skip
+            # its receipt may have come first (on another bind): receipted it stays, with the
+            # SMSC's id all the same
+            self._write(SetState(
+                [row.id], SubmitState.FORWARDED, smsc_id=smsc_id, upstream=label,
+                only_from=(SubmitState.PENDING, SubmitState.SENDING, SubmitState.RECEIPTED),
+                keep=(SubmitState.RECEIPTED,),
+            ))  # fmt: skip
             return
         self.correlator.cancel(row.id)
         if status in TEMPORARY and row.attempts < self.settings.max_attempts:
