@@ -378,12 +378,20 @@ class Forwarder:
         fut.add_done_callback(_logged_failure)
 
     async def _timers(self) -> None:
+        down = False
         while True:
             now = self.clock()
             while self._later and self._later[0].when <= now:
                 self._queue.append(heapq.heappop(self._later).row)
                 self._ready.set()
-            due = [rid for rid, (when, _) in self._waiting.items() if when <= now]
+            if self.any_link() is None:  # no receipt can come: the wait does not run
+                down = True
+            elif down:  # bound again: the unconfirmed wait a whole reconcile_wait from now
+                down = False
+                fresh = now + self.settings.reconcile_wait
+                self._waiting = {rid: (max(when, fresh), row)
+                                 for rid, (when, row) in self._waiting.items()}  # fmt: skip
+            due = [] if down else [rid for rid, (w, _) in self._waiting.items() if w <= now]
             for rid in due:
                 _, row = self._waiting.pop(rid)
                 self.correlator.cancel(rid)
