@@ -172,9 +172,18 @@ class EsmeSupervisor:
         self._stop.set()
 
     async def wait_bound(self, timeout: float | None = None) -> Link:
-        await asyncio.wait_for(self._bound.wait(), timeout)
-        assert self.link is not None
-        return self.link
+        """The bound link, once there is one. A link that closed before this supervisor saw
+        it is not returned: the wait yields until the next bind (a caller looping on it would
+        otherwise never give the supervisor the turn to notice: nothing here would suspend)."""
+        return await asyncio.wait_for(self._bound_link(), timeout)
+
+    async def _bound_link(self) -> Link:
+        while True:
+            await self._bound.wait()
+            link = self.link
+            if link is not None and link.session.bound:
+                return link
+            await asyncio.sleep(0.01)
 
     async def request(self, pdu: Pdu, timeout: float = 30.0) -> Pdu:
         link = await self.wait_bound(timeout)

@@ -259,3 +259,23 @@ async def test_an_unbound_peer_that_never_reads_is_dropped_at_the_high_water_mar
     reason, _ = await link.closed
     assert reason.startswith(f"write buffer over {WRITE_HIGH_WATER} bytes before a bind")
     assert len([r for r in caplog.records if "before a bind" in r.getMessage()]) == 1
+
+
+async def test_wait_bound_does_not_return_a_link_that_closed_unnoticed() -> None:
+    """Between a link's close and its supervisor noticing it, wait_bound used to hand out the
+    closed link without suspending: a caller looping on it never let the supervisor run."""
+
+    class Nobody:
+        def on_bind(self, *args: object) -> None: ...
+        def on_request(self, *args: object) -> None: ...
+        def on_closed(self, *args: object) -> None: ...
+
+    sup = EsmeSupervisor(EsmeConfig("127.0.0.1", 1, "gw", "pw"), Nobody())  # type: ignore[arg-type]
+    from smsc.session import Role
+
+    link = Link(Role.ESME, Nobody())  # type: ignore[arg-type]
+    link.session.connection_lost("cut")
+    sup.link = link
+    sup._bound.set()  # the supervisor's view: still bound
+    with pytest.raises(TimeoutError):
+        await sup.wait_bound(0.1)

@@ -238,17 +238,12 @@ class Forwarder:
         label = sup.config.label
         while not self._stopping:
             await self._ready.wait()
-            link = await sup.wait_bound()
-            if not link.session.bound:  # closed, and its supervisor has not seen it yet
-                await asyncio.sleep(0.05)  # (every await here returned at once: a busy loop)
-                continue
+            link = await sup.wait_bound()  # a bound link: it yields while none is
             await window.acquire()
             if not self._queue or not link.session.bound:
                 window.release()
                 if not self._queue:
                     self._ready.clear()
-                else:
-                    await asyncio.sleep(0.05)
                 continue
             batch = [self._queue.popleft()]
             while self._queue and not window.locked() and len(batch) < 200:
