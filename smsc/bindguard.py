@@ -86,6 +86,22 @@ class _Record:
     unlogged: int = 0
 
 
+def admits_address(
+    address: str | None, allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    """Whether a bind from `address` is within `allow` (an account's allow-list; empty: any
+    address). An IPv4 client on a dual-stack socket (::ffff:a.b.c.d) is its IPv4 address."""
+    if not allow:
+        return True
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in allow)
+
+
 def address_key(address: str | None) -> str:
     """What failures are counted under: the IPv4 address, or the IPv6 /64."""
     try:

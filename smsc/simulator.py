@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from smsc.bindguard import BindDecision, BindGuard, BindGuardConfig
+from smsc.bindguard import BindDecision, BindGuard, BindGuardConfig, admits_address
 from smsc.constants import CommandId, EsmClass, MessageState, Status, Tag, status_name
 from smsc.link import Link, LinkClosedError, RequestFailedError
 from smsc.pdu import (
@@ -88,13 +88,7 @@ class Account:
 
     def admits(self, address: str | None) -> bool:
         """Whether a bind may come from this source address (any, without an allow-list)."""
-        if not self.allow_ips:
-            return True
-        try:
-            ip = ipaddress.ip_address(address or "")
-        except ValueError:
-            return False
-        return any(ip in net for net in self.allow_ips)
+        return admits_address(address, self.allow_ips)
 
 
 @dataclass

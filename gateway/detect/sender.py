@@ -165,7 +165,7 @@ class SenderConfig:
         if digits.isascii() and digits.isdigit():
             p = self.numeric.get(digits)
             return ("exact", p) if p is not None else None
-        plain = _plain(a)
+        plain = plain_id(a)
         p = self.plain.get(plain)
         if p is not None:
             return ("exact", p)
@@ -190,7 +190,8 @@ _MISS: Final = object()
 _NON_ALNUM: Final = re.compile(r"[\W_]+")
 
 
-def _plain(name: str) -> str:
+def plain_id(name: str) -> str:
+    """A sender id as compared: case, spaces and punctuation ignored ("Kaspi.kz" = "KASPI KZ")."""
     return _NON_ALNUM.sub("", name.casefold())
 
 
@@ -249,7 +250,7 @@ def parse_sender_config(root: Table) -> SenderConfig:
             if digits.isascii() and digits.isdigit():
                 _claim(numeric, digits, p, key)
                 continue
-            _claim(plain, _plain(name), p, key)
+            _claim(plain, plain_id(name), p, key)
             if fuzzy:
                 sk = skeleton(name)
                 skeletons.setdefault(sk, p)

@@ -238,13 +238,11 @@ class Journal:
                 results.append(old)
                 if op.release is not None:  # in this transaction, after the insert
                     fresh = self._insert_now(conn, fresh)
-                    self._apply(conn, SetState(
-                        (), SubmitState.PENDING, only_from=(SubmitState.HELD,)
-                    ), now, group=(op.row.account, op.release))  # fmt: skip
+                    self._release(conn, op.row.account, op.release, now)
                 continue
             fresh = self._insert_now(conn, fresh)  # before a later op needs them
             results.append(None)
-            if isinstance(op, SetState) and op.ids:
+            if isinstance(op, SetState):
                 if run and _shape(run[0]) != _shape(op):
                     run = self._set_states(conn, run, now)
                 run.append(op)
@@ -290,8 +288,19 @@ class Journal:
             params = [{"b_id": i, "b_smsc_id": op.smsc_id} for op in ops for i in op.ids]
         else:
             params = [{"b_id": i} for op in ops for i in op.ids]
-        conn.execute(stmt, params)
+        if params:
+            conn.execute(stmt, params)
         return []
+
+    def _release(self, conn: sa.Connection, account: str, group_key: str, now: float) -> None:
+        """A long message's held parts become pending (its last part allowed it)."""
+        t = proxy_submits.c
+        conn.execute(
+            proxy_submits.update()
+            .where(t.account == account, t.group_key == group_key,
+                   t.state == SubmitState.HELD.value)
+            .values(state=SubmitState.PENDING.value, updated_at=now)
+        )  # fmt: skip
 
     def _insert_now(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Insert the gathered rows; returns [] (the caller's new gathering list)."""
@@ -299,29 +308,8 @@ class Journal:
             conn.execute(self._insert(proxy_submits).on_conflict_do_nothing(), rows)
         return []
 
-    def _apply(
-        self, conn: sa.Connection, op: Op, now: float, group: tuple[str, str] | None = None
-    ) -> None:
-        if isinstance(op, SetState):
-            t = proxy_submits.c
-            values: dict[str, Any] = {"state": op.state.value, "updated_at": now}
-            if op.smsc_id is not None:
-                values["smsc_id"] = op.smsc_id
-            if op.upstream is not None:
-                values["upstream"] = op.upstream
-            if op.error is not None:
-                values["error"] = op.error
-            if op.attempt:
-                values["attempts"] = t.attempts + 1
-            if group is not None:
-                where = sa.and_(t.account == group[0], t.group_key == group[1])
-            else:
-                where = t.id.in_(list(op.ids))
-            stmt = proxy_submits.update().where(where).values(values)
-            if op.only_from:
-                stmt = stmt.where(t.state.in_([s.value for s in op.only_from]))
-            conn.execute(stmt)
-        elif isinstance(op, Keep):
+    def _apply(self, conn: sa.Connection, op: Keep | Delivered, now: float) -> None:
+        if isinstance(op, Keep):
             r = op.row
             conn.execute(
                 self._insert(proxy_inbound).on_conflict_do_nothing(),

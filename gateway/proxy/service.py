@@ -27,15 +27,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from gateway.detect.sender import TON_ALPHANUMERIC
-from gateway.domain import Decision, Detector, Inspected, Reason, Route, SmsEvent
+from gateway.detect.sender import TON_ALPHANUMERIC, plain_id
+from gateway.domain import Decision, Inspected, Reason, Route, SmsEvent
 from gateway.pipeline.inspector import Inspector, event_from_sms
 from gateway.pipeline.message_ids import message_key, stable_ids
 from gateway.pipeline.recorder import Recorder
 from gateway.proxy.ids import DecimalIds
 from gateway.proxy.inbound import Inbound
 from gateway.proxy.journal import Accept, Journal, SetState, SubmitRow, SubmitState
-from gateway.proxy.settings import ProxyAccount, ProxySettings, plain_sender
+from gateway.proxy.settings import ProxyAccount, ProxySettings
 from gateway.proxy.upstream import MEMORY, Forwarder
 from smsc.bindguard import BindGuard
 from smsc.constants import EsmClass, MessageState, Status, Tag, status_name
@@ -81,7 +81,7 @@ class ContractedSenders:
         if account is None or sms.route is not Route.A2P:
             return ()
         alphanumeric = sms.source_ton == TON_ALPHANUMERIC or not sms.source.lstrip("+").isdigit()
-        if not alphanumeric or plain_sender(sms.source) in account.senders:
+        if not alphanumeric or plain_id(sms.source) in account.senders:
             return ()
         why = f"sender id {sms.source!r} is not among the account's contracted ids"
         return (Reason("proxy", "proxy.sender_not_contracted", NOT_CONTRACTED_SCORE, why),)
@@ -92,7 +92,6 @@ class _Partial:
     """A long message being received from an aggregator."""
 
     started: float
-    total: int
     texts: dict[int, str] = field(default_factory=dict)
     held: dict[int, SubmitRow] = field(default_factory=dict)
     blocked: bool = False
@@ -144,7 +143,7 @@ class Proxy:
         self.journal = journal
         self.clock = clock
         self.on_inspected = on_inspected
-        self.redelivery_window = settings.resubmit_window
+        self.resubmit_window = settings.resubmit_window  # a resubmission within: the first id
         self.reassembly_timeout = reassembly_timeout
         self.system_id = system_id
         # the gateway's detectors (shared state: velocity, campaigns) and the contracts
@@ -297,20 +296,9 @@ class Proxy:
 
     def _submit(self, link: Link, account: ProxyAccount, pdu: Submit) -> None:
         self.stats.submits += 1
-        throttle = self.settings.throttle_status
-        if not self.buckets[account.system_id].take():
-            self.stats.throttled += 1
-            self._respond(link, pdu, throttle)
-            return
-        if self.forwarder.outstanding + self._accepting >= self.settings.queue_limit:
-            self.stats.throttled += 1  # the SMSC is slow or down: backpressure, not a queue
-            self._respond(link, pdu, throttle)
-            return
-        ambiguous = _ambiguous(pdu)
-        if ambiguous:  # the SMSC could deliver what was not inspected
-            self.stats.malformed += 1
-            log.info("proxy: a submit from %s refused: %s", account.system_id, ambiguous)
-            self._respond(link, pdu, Status.ESME_RINVOPTPARAMVAL)
+        unread = self._refused_unread(account, pdu)
+        if unread is not None:
+            self._respond(link, pdu, unread)
             return
         single = _as_single(pdu)
         part = split_part(single)
@@ -324,12 +312,7 @@ class Proxy:
         if concat is not None and concat.total > 1:
             key = (account.system_id, single.source_addr, _dest_key(pdu),
                    concat.ref, concat.ref_bits)  # fmt: skip
-            partial = self._partial.get(key)
-            if partial is None or now - partial.started > self.reassembly_timeout:
-                if partial is not None:
-                    self._release(key, partial)
-                partial = self._partial[key] = _Partial(now, concat.total)
-                partial.blocked = self._was_blocked(key, now)  # a late part of a blocked one
+            partial = self._part_of(key, now)
             seq = concat.seq
             partial.texts[seq] = sms.text
             final = all(k in partial.texts for k in range(1, concat.total + 1))
@@ -339,7 +322,7 @@ class Proxy:
         if not final:
             event.complete = False
         event.id, event.prior_id = stable_ids(
-            message_key([pdu], f"proxy:{account.system_id}"), now, self.redelivery_window
+            message_key([pdu], f"proxy:{account.system_id}"), now, self.resubmit_window
         )
         inspected = self.inspector.inspect(event, now)
         if self.on_inspected is not None:
@@ -385,6 +368,33 @@ class Proxy:
         accepted = self.journal.submit(Accept(row, event.prior_id, release))
         self._accepting += 1
         accepted.add_done_callback(lambda f: self._accepted(link, pdu, row, key, partial, final, f))
+
+    def _refused_unread(self, account: ProxyAccount, pdu: Submit) -> int | None:
+        """The status of a submit refused before its text is read: over the account's rate, the
+        queue at its limit (the SMSC slow or down: backpressure, not a queue), or a text or a
+        concatenation given two ways (the SMSC could deliver what was not inspected)."""
+        if not self.buckets[account.system_id].take() or (
+            self.forwarder.outstanding + self._accepting >= self.settings.queue_limit
+        ):
+            self.stats.throttled += 1
+            return self.settings.throttle_status
+        ambiguous = _ambiguous(pdu)
+        if ambiguous:
+            self.stats.malformed += 1
+            log.info("proxy: a submit from %s refused: %s", account.system_id, ambiguous)
+            return Status.ESME_RINVOPTPARAMVAL
+        return None
+
+    def _part_of(self, key: PartKey, now: float) -> _Partial:
+        """The long message a part belongs to: the one being received, or a new one (an old one
+        past the reassembly timeout goes as it is; a blocked one's late parts stay blocked)."""
+        partial = self._partial.get(key)
+        if partial is None or now - partial.started > self.reassembly_timeout:
+            if partial is not None:
+                self._release(key, partial)
+            partial = self._partial[key] = _Partial(now)
+            partial.blocked = self._was_blocked(key, now)
+        return partial
 
     def _accepted(
         self,
@@ -587,7 +597,7 @@ class Proxy:
         event.id, event.prior_id = stable_ids(
             message_key([replaced], f"proxy:{account.system_id}/replace"),
             now,
-            self.redelivery_window,
+            self.resubmit_window,
         )
         inspected = self.inspector.inspect(event, now)
         self.recorder.submit(inspected)
@@ -702,4 +712,4 @@ class _AggregatorHandler:
         self.proxy.on_closed(link)
 
 
-__all__ = ["ContractedSenders", "Detector", "Proxy", "ProxyStats"]
+__all__ = ["ContractedSenders", "Proxy", "ProxyStats"]

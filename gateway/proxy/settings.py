@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.config_check import ConfigError, Table, parse_hostport
+from gateway.detect.sender import plain_id
 from gateway.esme_settings import parse_esme
+from smsc.bindguard import admits_address
 from smsc.client import EsmeConfig
 from smsc.constants import Status
 from smsc.session import BindType
@@ -39,15 +41,7 @@ class ProxyAccount:
 
     def admits(self, address: str | None) -> bool:
         """Whether a bind may come from `address` (smsc.bindguard.Credentials)."""
-        if not self.allow:
-            return True
-        try:
-            ip = ipaddress.ip_address(address or "")
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in net for net in self.allow)
+        return admits_address(address, self.allow)
 
 
 @dataclass
@@ -76,12 +70,6 @@ class ProxySettings:
     accounts: list[ProxyAccount] = field(default_factory=list)
     upstream: list[EsmeConfig] = field(default_factory=list)
 
-    def account(self, system_id: str) -> ProxyAccount | None:
-        for a in self.accounts:
-            if a.system_id == system_id:
-                return a
-        return None
-
 
 def _account(t: Table) -> ProxyAccount:
     system_id = t.get("system_id", str)
@@ -107,7 +95,7 @@ def _account(t: Table) -> ProxyAccount:
         allow=allow,
         window=t.integer("window", 50, minimum=1),
         max_rate=t.number("max_rate", 0.0),
-        senders=frozenset(_plain(str(x)) for x in t.get("senders", list, [])),
+        senders=frozenset(plain_id(str(x)) for x in t.get("senders", list, [])),
         numbers=numbers,
         id_format=t.get("id_format", str, "hex"),
     )
@@ -115,15 +103,6 @@ def _account(t: Table) -> ProxyAccount:
         raise ConfigError(f"{t.key('id_format')}: 'hex' or 'decimal', got {account.id_format!r}")
     t.done()
     return account
-
-
-def _plain(sender: str) -> str:
-    """A sender id as compared: case and separators ignored (as senders.toml does)."""
-    return "".join(c for c in sender.lower() if c.isalnum())
-
-
-def plain_sender(sender: str) -> str:
-    return _plain(sender)
 
 
 def parse_proxy(p: Table, base: Path) -> ProxySettings:
