@@ -446,3 +446,33 @@ async def test_an_aggregator_overrunning_its_window_is_throttled_in_few_log_line
         assert any(a.status == 0x58 for a in answers)  # beyond the window: throttled
         lines = [r for r in caplog.records if "window" in r.getMessage()]
         assert 1 <= len(lines) <= 2, len(lines)  # not one per refused PDU
+
+
+async def test_a_message_still_at_the_smsc_is_replaced_queried_and_cancelled_by_our_id(
+    tmp_path: Path,
+) -> None:
+    """query_sm / cancel_sm / replace_sm go to the SMSC with its id and come back with ours."""
+    from smsc.constants import MessageState
+    from smsc.pdu import CancelSm, QuerySm, ReplaceSm
+
+    async with proxy_lab(tmp_path) as lab:
+        lab.phones.status_of = lambda pdu: 0x58  # the handset is busy: the SMSC keeps it
+        link, _ = await lab.aggregator()
+        our_id = (await link.request(submit("SHOP", B, HELLO))).message_id  # type: ignore[attr-defined]
+        await eventually(lambda: lab.proxy.forwarder.smsc_id(our_id) is not None)
+        known = lab.proxy.forwarder.smsc_id(our_id)
+        assert known is not None
+        smsc_id = known[0]
+        assert smsc_id != our_id and lab.smsc.messages[smsc_id].state == MessageState.ENROUTE
+        new_text = split_for_sms("Заказ №5512 перенесён на завтра.", ref=1)[1][0]
+        replace = ReplaceSm(message_id=our_id, source_addr="SHOP", source_addr_ton=5,
+                            short_message=new_text)  # fmt: skip
+        assert (await link.request(replace)).status == 0
+        assert lab.smsc.messages[smsc_id].short_message == new_text
+        cancel = CancelSm(message_id=our_id, source_addr="SHOP", source_addr_ton=5,
+                          destination_addr=B)  # fmt: skip
+        assert (await link.request(cancel)).status == 0
+        assert lab.smsc.messages[smsc_id].state == MessageState.DELETED
+        q = await link.request(QuerySm(message_id=our_id, source_addr="SHOP", source_addr_ton=5))
+        assert q.status == 0 and q.message_id == our_id  # type: ignore[attr-defined]
+        assert q.message_state == MessageState.DELETED  # type: ignore[attr-defined]
