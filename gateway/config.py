@@ -27,6 +27,7 @@ from typing import Any
 
 from gateway.alerts.settings import MqttSettings, parse_mqtt
 from gateway.api.settings import ApiSettings, parse_api
+from gateway.calls.settings import CallsSettings, parse_calls
 from gateway.cases.settings import CasesSettings, parse_cases
 from gateway.centre.config import CentreSettings, parse_centre
 from gateway.cli_settings import CliSettings, parse_cli
@@ -102,6 +103,7 @@ class GatewayConfig:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)  # docs/operations.md
     shared: SharedSettings = field(default_factory=SharedSettings)  # several nodes: Redis
     proxy: ProxySettings = field(default_factory=ProxySettings)  # A2P proxy: docs/proxy.md
+    calls: CallsSettings = field(default_factory=CallsSettings)  # CDRs: docs/calls.md
 
     @property
     def enforcing(self) -> bool:
@@ -246,6 +248,7 @@ def from_toml(data: dict[str, Any], *, base: Path = PROJECT_DIR) -> GatewayConfi
     cfg.metrics = parse_metrics(root.table("metrics"))
     cfg.shared = parse_shared(root.table("shared"))
     cfg.proxy = parse_proxy(root.table("proxy"), base)
+    cfg.calls = parse_calls(root.table("calls"), base)
     root.done()
     return cfg
 

@@ -130,6 +130,7 @@ class AlertKind(StrEnum):
     DEADLINE = "deadline"  # a case is about to miss / missed verify_by or act_by (119, 120)
     CAMPAIGN = "campaign"  # one template from many senders was recognised, or labelled
     CENTRE = "centre"  # a report to the centre was refused or lacks its subscriber: act on it
+    CALL = "call"  # call records showed a SIM-box SIM, a Wangiri range or a spoofed caller id
 
 
 @dataclass(slots=True)

@@ -226,10 +226,10 @@ async def test_migrate_twice_is_a_no_op(db_url: str) -> None:
     async with await Store.open(db_url) as st:
         assert await st.schema_revision() is None
         await st.migrate()
-        assert await st.schema_revision() == "0014"
+        assert await st.schema_revision() == "0015"
         await st.record([inspected(1)])
         await st.migrate()
-        assert await st.schema_revision() == "0014"
+        assert await st.schema_revision() == "0015"
         assert (await st.counts())["messages"] == 1
     async with await Store.open(db_url) as st:  # a restart migrates again: still nothing to do
         await st.migrate()

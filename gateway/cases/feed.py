@@ -14,6 +14,7 @@ from gateway.detect.sender import TON_ALPHANUMERIC
 from gateway.probes.simbox import NAMES_A_NUMBER
 from gateway.store import Store
 from gateway.store.models import complaints, messages, probe_findings, verdicts
+from gateway.store.models_calls import call_findings
 from gateway.store.models_cases import case_evidence, case_transitions
 from gateway.store.models_cases import cases as cases_table
 
@@ -44,6 +45,22 @@ class NamedSim:
 
 
 @dataclass(frozen=True, slots=True)
+class CallSim:
+    """A call finding that names a SIM of ours (SIM-box behaviour, a confirmed SIM's sibling)."""
+
+    id: str
+    number: str
+    at: float
+    first_at: float
+    kind: str
+    score: float
+
+
+# call findings about a SIM of ours (gateway.calls.analyzer.FindingKind)
+CALL_SIM_KINDS = ("simbox", "simbox_sibling")
+
+
+@dataclass(frozen=True, slots=True)
 class BlockedSender:
     source: str
     first_at: float
@@ -57,6 +74,8 @@ class WorkflowFeed(Protocol):
     async def mark_complaint(self, complaint_id: str, status: str) -> None: ...
 
     async def named_sims(self) -> list[NamedSim]: ...
+
+    async def call_sims(self) -> list[CallSim]: ...
 
     async def blocked_senders(self, since: float | None, limit: int) -> list[BlockedSender]: ...
 
@@ -119,6 +138,30 @@ class FeedRepository:
                      str(r[4] or ""), str(r[5] or ""))
             for r in await self._read(query, "workflow.findings")
         ]  # fmt: skip
+
+    async def call_sims(self) -> list[CallSim]:
+        """Call findings naming a SIM whose number has no SIM-box case yet (a probe's may have
+        opened it: one case per SIM), oldest first."""
+        f, k = call_findings, cases_table
+        query = (
+            sa.select(f.c.id, f.c.msisdn, f.c.at, f.c.first_at, f.c.kind, f.c.score)
+            .select_from(
+                f.outerjoin(
+                    k,
+                    sa.and_(
+                        k.c.source == Source.DETECTION_SIMBOX.value,
+                        k.c.external_id == sa.literal(NUMBER_KEY) + f.c.msisdn,
+                    ),
+                )
+            )
+            .where(f.c.msisdn != "", f.c.kind.in_(CALL_SIM_KINDS), k.c.id.is_(None))
+            .order_by(f.c.at)
+            .limit(_BATCH)
+        )
+        return [
+            CallSim(str(r[0]), str(r[1]), float(r[2]), float(r[3]), str(r[4]), float(r[5]))
+            for r in await self._read(query, "workflow.call_findings")
+        ]
 
     async def blocked_senders(self, since: float | None, limit: int) -> list[BlockedSender]:
         """Senders in Kazakh mobile form (not alphanumeric ids) with blocked SMS received

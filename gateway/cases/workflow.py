@@ -2,6 +2,7 @@
 
     complaints (the short number, pipeline)   --\\
     probe findings naming a SIM-box SIM        ---> Cases.open (once each: external id) -->
+    call findings naming a SIM-box SIM        -/
     local numbers whose SMS were blocked       --/     verify in 2 working days (R4) ...
     reports from the centre (CentreEndpoint)  -/
 
@@ -148,6 +149,7 @@ class Workflow:
         phases: list[tuple[str, str, Callable[[], Awaitable[int]]]] = [
             ("open from complaints", "opened", self.feed_complaints),
             ("open from findings", "opened", self.feed_findings),
+            ("open from call records", "opened", self.feed_call_findings),
             ("open from blocked senders", "opened", self.feed_blocked_senders),
             ("switch retries", "", self._retry),
             ("deadline alerts", "queued", lambda: self.cases.deadline_alerts(self.clock())),
@@ -227,6 +229,32 @@ class Workflow:
             )
             if view is not None:
                 log.info("case %s opened from probe finding %s (%s)", view.id, sim.id, sim.outcome)
+                opened += 1
+        return opened
+
+    async def feed_call_findings(self) -> int:
+        """A case per SIM the call records show behaving as a SIM-box SIM (or on the IMEI / in
+        the cell of a confirmed one): the same case a probe test opens for that number."""
+        opened = 0
+        seen: set[str] = set()
+        for sim in await self.feed.call_sims():
+            if sim.number in seen:
+                continue
+            seen.add(sim.number)
+            what = "SIM-box behaviour" if sim.kind == "simbox" else "a confirmed SIM-box's sibling"
+            view = await self._open(
+                source=Source.DETECTION_SIMBOX,
+                numbers=[sim.number],
+                received_at=sim.at,
+                facts_at=sim.first_at,
+                evidence=[
+                    Evidence("call_finding", sim.id, {"finding": sim.kind, "score": sim.score})
+                ],
+                external_id=NUMBER_KEY + sim.number,
+                reason=f"call records: {what} (score {sim.score:.2f})",
+            )
+            if view is not None:
+                log.info("case %s opened from call finding %s (%s)", view.id, sim.id, sim.kind)
                 opened += 1
         return opened
 

@@ -133,6 +133,7 @@ simbox_numbers = sa.Table(
 # Tables of the legal workflow live in their own modules, on the same metadata.
 from . import (  # noqa: E402, F401
     models_api,
+    models_calls,
     models_cases,
     models_centre,
     models_delivery,

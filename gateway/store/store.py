@@ -260,7 +260,7 @@ class Store:
                 if findings and not fresh:
                     return  # already recorded (a retry, a test re-announced): so are its alerts
                 if new_alerts:
-                    await conn.execute(self._insert_alerts, [_alert_row(a) for a in new_alerts])
+                    await conn.execute(self._insert_alerts, [alert_row(a) for a in new_alerts])
 
     async def record_delivery(self, row: Submitted) -> None:
         """A forwarded message's onward submission (forward mode, docs/inline.md). Written once
@@ -758,7 +758,7 @@ def _verdict_row(item: Inspected) -> dict[str, Any]:
     }
 
 
-def _alert_row(a: Alert) -> dict[str, Any]:
+def alert_row(a: Alert) -> dict[str, Any]:
     return {
         "id": a.id,
         "kind": str(a.kind.value),
@@ -854,7 +854,7 @@ def _json_row_builders() -> RowBuilders:
     return RowBuilders(
         message=lambda it: _with_json(_message_row(it), "decode_errors"),
         verdict=lambda it: _with_json(_verdict_row(it), "rule_ids", "reasons"),
-        alert=lambda a: _with_json(_alert_row(a), "payload"),
+        alert=lambda a: _with_json(alert_row(a), "payload"),
         complaint=_complaint_row,
         columns={
             t.name: [c.name for c in t.columns] for t in (messages, verdicts, alerts, complaints)

@@ -1,0 +1,249 @@
+"""The call analyzer on records built here, one behaviour at a time (sans-I/O): a SIM-box SIM is
+named with its reasons and an ordinary subscriber is not; Wangiri rings and spoofed caller ids
+are found and their look-alikes (answered calls from abroad, a roamer calling home) are not;
+re-delivered records count once; memory stays within its bounds."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from gateway.calls.analyzer import AnalyzerSettings, CallAnalyzer, FindingKind
+from gateway.calls.cdr import Cdr, RecordType
+from gateway.calls.dedup import RecentRecords
+from gateway.calls.settings import parse_calls
+from gateway.config_check import ConfigError, Table
+
+T0 = 1_780_000_000.0  # 2026-05-28, a Thursday
+MOC, MTC, SMS, DATA = RecordType.MOC, RecordType.MTC, RecordType.SMS_MO, RecordType.DATA
+
+
+def simbox_calls(msisdn: str, imsi: str, imei: str, n: int, start: float = T0) -> list[Cdr]:
+    """A SIM-box SIM: calls to a new number each time, back to back, one cell."""
+    out, t = [], start
+    for i in range(n):
+        out.append(
+            Cdr(MOC, t, 95.0, imsi, imei, msisdn, msisdn, f"7705{i:07d}", lac=11, cell=4242)
+        )
+        t += 95.0 + 8.0
+    return out
+
+
+def ordinary_day(msisdn: str, start: float = T0) -> list[Cdr]:
+    """An ordinary subscriber on a busy day: 20 calls to 5 contacts, called back, data, SMS,
+    three cells."""
+    imei, imsi = "35693803564380", "401021234567890"
+    contacts = ["77011111111", "77052222222", "77473333333", "77014444444", "77015555555"]
+    out: list[Cdr] = []
+    for i in range(20):
+        t = start + i * 1800
+        cell = (100, 200, 300)[i % 3]
+        out.append(Cdr(MOC, t, 120, imsi, imei, msisdn, msisdn, contacts[i % 5], lac=1, cell=cell))
+        if i % 2:
+            out.append(Cdr(MTC, t + 600, 60, imsi, imei, msisdn, contacts[i % 5], msisdn, lac=1,
+                           cell=cell))  # fmt: skip
+        if i % 4 == 0:
+            out.append(Cdr(DATA, t + 900, 600, imsi, imei, msisdn, lac=1, cell=cell))
+            out.append(Cdr(SMS, t + 1000, 0, imsi, imei, msisdn, msisdn, contacts[0], lac=1,
+                           cell=cell))  # fmt: skip
+    return sorted(out, key=lambda r: r.start)
+
+
+def test_a_simbox_sim_is_named_with_its_reasons() -> None:
+    a = CallAnalyzer()
+    found = a.feed(simbox_calls("77011234567", "401021111111111", "86123400000001", 40))
+    assert [f.kind for f in found] == [FindingKind.SIMBOX]
+    f = found[0]
+    assert f.subject == f.msisdn == "77011234567" and f.imsi == "401021111111111"
+    assert f.score >= 0.8
+    assert f.details["outgoing"] >= 12 and f.details["incoming"] == 0
+    assert f.details["tac"] == "86123400" and f.details["cell"] == "11-4242"
+    ids = {r.id for r in f.reasons}
+    assert "calls.simbox.in_ratio" in ids or "calls.simbox.new_dest" in ids
+    assert f.first_at == T0 and f.at > T0
+
+
+def test_one_finding_per_sim_however_long_it_goes_on() -> None:
+    a = CallAnalyzer()
+    found = a.feed(simbox_calls("77011234567", "401021111111111", "86123400000001", 300))
+    assert len(found) == 1
+
+
+def test_an_ordinary_subscriber_is_not_named() -> None:
+    a = CallAnalyzer()
+    assert a.feed(ordinary_day("77017654321")) == []
+    assert a.stats.scored > 0  # it was scored, and scored low
+
+
+def test_too_few_calls_are_not_scored() -> None:
+    a = CallAnalyzer(AnalyzerSettings(min_calls=50))
+    assert a.feed(simbox_calls("77011234567", "401021111111111", "86123400000001", 49)) == []
+    assert a.stats.scored == 0
+
+
+def test_many_imsis_on_one_imei_count_as_evidence() -> None:
+    alone, shared = CallAnalyzer(), CallAnalyzer()
+    msisdn, imei = "77011234567", "86123400000001"
+    for k in range(10):  # ten SIMs took turns in the module, a call each
+        shared.one(Cdr(MOC, T0 - 5000 + k, 60, f"4010200000000{k:02d}", imei, f"770100000{k:02d}",
+                       f"770100000{k:02d}", "77050000000", lac=11, cell=4242))  # fmt: skip
+    calls = simbox_calls(msisdn, "401021111111111", imei, 12)
+    alone.feed(calls)
+    shared.feed(calls)
+    sim_alone, sim_shared = alone.sims[msisdn], shared.sims[msisdn]
+    x_alone = alone.features(sim_alone, calls[-1].start)
+    x_shared = shared.features(sim_shared, calls[-1].start)
+    assert x_shared[7] > x_alone[7] == 0.0  # log(IMSIs on its IMEI)
+    assert sim_shared.score > sim_alone.score
+
+
+def test_a_confirmed_sim_makes_its_imei_and_cell_siblings_suspects() -> None:
+    a = CallAnalyzer(AnalyzerSettings(threshold=0.999, sibling_threshold=0.2))
+    imei = "86123400000001"
+    a.feed(simbox_calls("77011234567", "401021111111111", imei, 12))
+    a.feed(simbox_calls("77019999999", "401029999999999", imei, 2, start=T0 + 5000))
+    a.feed(simbox_calls("77018888888", "401028888888888", "86123400000077", 12, start=T0 + 10))
+    a.feed(ordinary_day("77017654321"))
+    found = a.confirm("77011234567", T0 + 6000)
+    got = {f.subject: f.details["via"] for f in found}
+    assert got == {"77019999999": "imei", "77018888888": "cell"}
+    assert all(f.kind is FindingKind.SIMBOX_SIBLING for f in found)
+    assert a.confirm("77011234567", T0 + 6001) == []  # each suspect once
+    # a confirmed SIM is not named again by its own behaviour
+    assert a.feed(simbox_calls("77011234567", "401021111111111", imei, 30, T0 + 7000)) == []
+
+
+def wangiri(
+    calling: str, victims: int, duration: float = 0.0, start: float = T0, first: int = 0
+) -> list[Cdr]:
+    return [
+        Cdr(MTC, start + 7 * i, duration, f"4010200000{i:05d}", "", f"77010{i:06d}", calling,
+            f"77010{i:06d}", cause=3, lac=1, cell=5, in_trunk="INTL-1")
+        for i in range(first, first + victims)
+    ]  # fmt: skip
+
+
+def test_wangiri_rings_from_one_range_to_many_subscribers() -> None:
+    a = CallAnalyzer(AnalyzerSettings(premium_prefixes=("222",)))
+    calls = wangiri("22245123401", 10) + wangiri("22245123477", 10, start=T0 + 100, first=10)
+    found = a.feed(sorted(calls, key=lambda r: r.start))
+    assert [f.kind for f in found] == [FindingKind.WANGIRI]
+    f = found[0]
+    assert f.subject == "222451234xx"
+    assert f.details["victims"] == 15 and f.details["premium_prefix"] == "222"
+    assert f.score == pytest.approx(0.9)
+    assert {"calls.wangiri.rings", "calls.wangiri.premium_range"} == {r.id for r in f.reasons}
+    # victims calling the range back are counted
+    a.one(Cdr(MOC, T0 + 400, 30, "", "", "77010000003", "77010000003", "22245123401"))
+    assert a.ranges["222451234"].callbacks == 1
+
+
+def test_answered_calls_from_abroad_are_not_wangiri() -> None:
+    a = CallAnalyzer()
+    assert a.feed(wangiri("4915112345678", 40, duration=180.0)) == []
+    few = CallAnalyzer()
+    assert few.feed(wangiri("4915112345678", 14)) == []  # fewer victims than the minimum
+
+
+def test_a_local_cli_from_abroad_while_its_subscriber_is_home_is_spoofed() -> None:
+    a = CallAnalyzer()
+    owner = "77011234567"
+    a.one(Cdr(DATA, T0, 300, "401021234567890", "", owner, lac=7, cell=77))
+    found = a.feed([Cdr(MTC, T0 + 400, 30, "401020000000001", "", "77015550001", owner,
+                        "77015550001", lac=1, cell=5, in_trunk="INTL-2")])  # fmt: skip
+    assert [f.kind for f in found] == [FindingKind.SPOOFED_CLI]
+    f = found[0]
+    assert f.subject == owner and f.msisdn == "" and f.details["subscriber_seen_at_home"]
+    assert f.details["in_trunks"] == ["INTL-2"]
+
+
+def test_a_roamer_calling_home_is_not_spoofing_but_a_fan_out_is() -> None:
+    a = CallAnalyzer()
+    roamer = "77011234567"
+    a.one(Cdr(DATA, T0 - 3 * 86400, 300, "401021234567890", "", roamer, lac=7, cell=77))
+    calls = [
+        Cdr(MTC, T0 + 60 * i, 300, "", "", f"7701555000{i}", roamer, f"7701555000{i}",
+            in_trunk="INTL-1")
+        for i in range(2)
+    ]  # fmt: skip
+    assert a.feed(calls) == []  # away for three days, two calls home: a roamer
+    spoofer = "77017777777"
+    fan = [
+        Cdr(MTC, T0 + 30 * i, 40, "", "", f"770255500{i:02d}", spoofer, f"770255500{i:02d}",
+            in_trunk="INTL-1")
+        for i in range(6)
+    ]  # fmt: skip
+    found = a.feed(fan)
+    assert [(f.kind, f.subject) for f in found] == [(FindingKind.SPOOFED_CLI, spoofer)]
+    assert found[0].details["victims"] == 5  # decided at the fifth subscriber
+
+
+def test_a_national_trunk_with_a_local_cli_is_ordinary() -> None:
+    a = CallAnalyzer()
+    calls = [
+        Cdr(MTC, T0 + i, 40, "", "", f"770255500{i:02d}", "77057777777", f"770255500{i:02d}",
+            in_trunk="NAT-BEELINE")
+        for i in range(20)
+    ]  # fmt: skip
+    assert a.feed(calls) == []
+
+
+def test_redelivered_records_count_once_within_the_window() -> None:
+    recent = RecentRecords(window=3600)
+    first = Cdr(MOC, T0, 60, served_msisdn="77011234567", called="77050000000", record_id="m1:1")
+    same_id = Cdr(MOC, T0 + 1, 61, served_msisdn="77011234567", record_id="m1:1")
+    no_id = Cdr(MOC, T0, 60, served_msisdn="77011234567", called="77050000001")
+    assert recent.fresh(first) and not recent.fresh(same_id)
+    assert recent.fresh(no_id) and not recent.fresh(Cdr(**{**_fields(no_id)}))
+    later = Cdr(MOC, T0 + 3 * 3600, 60, served_msisdn="1", record_id="m1:2")
+    assert recent.fresh(later)  # two windows on: the old generations are gone
+    assert recent.fresh(first)  # so a re-delivery that late counts again (documented)
+
+
+def _fields(r: Cdr) -> dict[str, object]:
+    return {k: getattr(r, k) for k in Cdr.__slots__}  # type: ignore[attr-defined]
+
+
+def test_state_is_swept_and_capped() -> None:
+    a = CallAnalyzer(AnalyzerSettings(max_sims=1000, window=3600))
+    for i in range(3000):
+        a.one(Cdr(SMS, T0 + i, 0, "", "", f"7701{i:07d}", lac=1, cell=1))
+    assert len(a.sims) <= 1000 and a.stats.evicted_sims >= 2000
+    assert "77010002999" in a.sims  # the newest stay
+    a.one(Cdr(SMS, T0 + 3 * 3600 + 3000, 0, "", "", "77019999999"))
+    assert a.expire() >= 900 and len(a.sims) == 1
+
+
+def test_a_sims_state_stays_near_a_kilobyte() -> None:
+    a = CallAnalyzer()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(600):
+        base = T0 + i
+        for k in range(40):  # 40 calls each: the destination ring and cells fill up
+            a.one(Cdr(MOC, base + 100 * k, 30, f"40102{i:010d}", f"3569380{i:07d}",
+                      f"7701{i:07d}", f"7701{i:07d}", f"7705{k:07d}", lac=1, cell=k % 9))  # fmt: skip
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    per_sim = used / 600
+    print(f"{per_sim:.0f} bytes per SIM")
+    assert per_sim < 1600, per_sim  # SIM state + its IMEI's, with the dict entries
+
+
+def test_calls_settings_are_checked(tmp_path: Path) -> None:
+    cfg = parse_calls(Table({"enabled": True, "inbox": "cdr", "min_calls": 20,
+                             "premium_prefixes": ["222", "882"]}, "calls"), tmp_path)  # fmt: skip
+    assert cfg.inbox == str(tmp_path / "cdr") and cfg.analyzer.min_calls == 20
+    assert cfg.analyzer.premium_prefixes == ("222", "882")
+    with pytest.raises(ConfigError, match="calls: enabled needs an inbox"):
+        parse_calls(Table({"enabled": True}, "calls"), tmp_path)
+    with pytest.raises(ConfigError, match="calls.premium_prefixes: digit prefixes"):
+        parse_calls(Table({"premium_prefixes": ["+222"]}, "calls"), tmp_path)
+    with pytest.raises(ConfigError, match="calls.threshold"):
+        parse_calls(Table({"threshold": 1.5}, "calls"), tmp_path)
+    with pytest.raises(ConfigError, match="calls.after"):
+        parse_calls(Table({"after": "shred"}, "calls"), tmp_path)
+    with pytest.raises(ConfigError, match="wangiri_minimum|calls.wangiri_min_victims"):
+        parse_calls(Table({"wangiri_min_victims": 1}, "calls"), tmp_path)
