@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.calls.run import Calls
 from gateway.cases.workflow import Workflow
 from gateway.config import DEFAULT_CONFIG, GatewayConfig, SmscLink, load
 from gateway.config_check import ConfigError
@@ -47,7 +48,7 @@ from gateway.pipeline.policy import AnswerPolicy
 from gateway.pipeline.recorder import Recorder
 from gateway.pipeline.shared import SharedBatcher
 from gateway.probes.manager import ProbeManager
-from gateway.probes.simbox import Finding
+from gateway.probes.simbox import NAMES_A_NUMBER, Finding
 from gateway.proxy.journal import Journal
 from gateway.proxy.service import Proxy
 from gateway.retention.purge import Retention
@@ -107,6 +108,7 @@ class Gateway:
         self.live = LiveFeed(max_streams=max(1, cfg.api.max_connections // 4))
         self.probes: ProbeManager | None = None
         self.proxy: Proxy | None = None  # [proxy]: the A2P SMPP proxy (docs/proxy.md)
+        self.calls: Calls | None = None  # [calls]: call records (docs/calls.md)
         self.workflow: Workflow | None = None
         self.handlers: list[GatewayHandler] = []
         self.supervisors: list[EsmeSupervisor] = []
@@ -163,7 +165,11 @@ class Gateway:
                         on_inspected=self._inspected,
                         retention_days=cfg.text_retention_days,
                     )
-                self.probes = build_probe_manager(cfg, store, dispatcher, self.on_finding)
+                if cfg.calls.enabled:
+                    self.calls = Calls(
+                        cfg.calls, store, wake=dispatcher.notify, node=cfg.shared.node_name
+                    )
+                self.probes = build_probe_manager(cfg, store, dispatcher, self._probe_finding)
                 labeller = self.inspector.label_campaign
                 sources = Sources(self.live, self.probes, self.inspector.campaigns)
                 async with (
@@ -213,6 +219,14 @@ class Gateway:
         self.supervisors.append(supervisor)
         self.report.stats[link.esme.label] = handler.stats
 
+    def _probe_finding(self, finding: Finding) -> None:
+        """A probe test's result: a SIM it names is a confirmed SIM-box SIM for the call
+        analyzer (its IMEI and cell siblings become suspects), then the embedder's callback."""
+        if self.calls is not None and finding.number and finding.outcome in NAMES_A_NUMBER:
+            self.calls.confirm(finding.number, finding.at)
+        if self.on_finding is not None:
+            self.on_finding(finding)
+
     def _inspected(self, item: Inspected) -> None:
         """Every SMS inspected, in order: the console's live feed, then the embedder's."""
         self.live.add(item)
@@ -260,6 +274,7 @@ class Gateway:
             proxy_stop = asyncio.Event()
             if self.proxy is not None:
                 links.append(tg.create_task(self.proxy.run(proxy_stop), name="proxy"))
+            calls = None if self.calls is None else tg.create_task(self.calls.run(), name="calls")
             singletons = None if leader is None else tg.create_task(leader.run(), name="leader")
             # Everything built so far (rules, the classifier, imported modules) lives as long as
             # the process: out of the collector's sight, so its full passes stay short.
@@ -272,6 +287,8 @@ class Gateway:
             await stop.wait()
             log.info("draining: answering what was received, then unbinding")
             proxy_stop.set()  # aggregators unbound, their submits answered and forwarded
+            if calls is not None:  # a file being read resumes from its checkpoint next run
+                calls.cancel()
             await asyncio.gather(*(h.drain(10.0) for h in self.handlers))
             for s in self.supervisors:
                 s.stop()

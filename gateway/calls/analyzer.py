@@ -9,11 +9,11 @@ turn, so one IMEI is seen with many IMSIs. Each SIM keeps counters over a slidin
 tumbling slots of `window` seconds, the older weighted by how much of it still lies inside the
 window), the last 32 numbers it called and the last 8 cells it used (fixed-size arrays): about
 a kilobyte a SIM with its IMEI's entry, whatever its traffic. Once a SIM has made `min_calls`
-calls in the window, each new call scores it: a logistic model over the features (`SimboxModel`, weights fitted on
-labelled records: gateway.calls.tune); at `threshold` it is a `simbox` finding with the reasons
-that weighed most. A SIM that a probe test named (`confirm`) is a confirmed positive: the SIMs
-seen on its IMEI, and SIMs in its cell that already look like SIM-box SIMs, become
-`simbox_sibling` suspects.
+calls in the window, each new call scores it: a logistic model over the features
+(`SimboxModel`, weights fitted on labelled records: gateway.calls.evaluate.fit); at `threshold`
+it is a `simbox` finding with the reasons that weighed most. A SIM that a probe test named
+(`confirm`) is a confirmed positive: the SIMs seen on its IMEI, and SIMs in its cell that
+already look like SIM-box SIMs, become `simbox_sibling` suspects.
 
 Wangiri (per calling number range). A foreign number rings many of our subscribers once, too
 briefly to answer, hoping they call back a premium-rate number: incoming calls from a foreign
@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
 
+from gateway.calls import weights
 from gateway.calls.cdr import Cdr, RecordType
 from gateway.detect.sender import KZ_MOBILE_RE
 from gateway.ids import new_id
@@ -126,12 +127,14 @@ class SimboxModel:
         return 1.0 / (1.0 + math.exp(-z)) if z > -60 else 0.0
 
 
-# Hand-set weights, used until gateway/calls/weights.py holds fitted ones.
+# Hand-set weights (the first version, kept to compare against).
 HAND_MODEL = SimboxModel(
     weights=(1.0, -6.0, -1.5, 3.0, 2.0, 1.5, 1.0, 2.0, 0.5, 0.3),
     bias=-8.0,
     source="hand-set",
 )
+# The weights `fraudgate calls tune` fitted (gateway/calls/weights.py, docs/calls.md).
+FITTED_MODEL = SimboxModel(weights.WEIGHTS, weights.BIAS, weights.SOURCE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +155,7 @@ class AnalyzerSettings:
     spoof_min_victims: int = 5
     max_sims: int = 5_000_000
     max_ranges: int = 200_000
-    model: SimboxModel = HAND_MODEL
+    model: SimboxModel = FITTED_MODEL
 
     def __post_init__(self) -> None:
         for name in ("window", "wangiri_window", "presence_window", "spoof_window"):
@@ -315,6 +318,8 @@ class CallAnalyzer:
         self._own = frozenset(self.s.own_prefixes)
         self._premium = tuple(sorted(self.s.premium_prefixes, key=len, reverse=True))
         self._now = 0.0  # the latest record time seen
+        # every SIM scored: (msisdn, record time, features); the tuner collects them
+        self.observe: Callable[[str, float, tuple[float, ...]], None] | None = None
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -416,6 +421,8 @@ class CallAnalyzer:
             return None
         self.stats.scored += 1
         x = self.features(sim, at)
+        if self.observe is not None:
+            self.observe(msisdn, at, x)
         score = s.model.score(x)
         sim.score = score
         if score < s.threshold:

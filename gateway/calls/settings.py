@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from gateway.calls.analyzer import AnalyzerSettings
 from gateway.config_check import ConfigError, Table, parse_hostport
@@ -13,7 +14,7 @@ from gateway.config_check import ConfigError, Table, parse_hostport
 class CallsSettings:
     enabled: bool = False
     inbox: str = ""  # a folder the switch's mediation drops CDR files in ("" = none)
-    after: str = "keep"  # keep | move (to done/ and failed/) | delete a file once read
+    after: Literal["keep", "move", "delete"] = "keep"  # what becomes of a file once read
     scan_interval: float = 5.0
     mapping: str = ""  # the operator's column names (docs/calls-intake.md), "" = canonical
     stream_host: str = ""  # a TCP listener for streamed JSON-lines CDRs ("" = none)
@@ -28,11 +29,16 @@ def parse_calls(t: Table, base: Path) -> CallsSettings:
     cfg = CallsSettings(enabled=t.get("enabled", bool, False))
     inbox = t.get("inbox", str, "")
     cfg.inbox = str(base / inbox) if inbox else ""
-    cfg.after = t.get("after", str, "keep")
-    if cfg.after not in ("keep", "move", "delete"):
-        raise ConfigError(f"{t.key('after')}: 'keep', 'move' or 'delete', got {cfg.after!r}")
+    after = t.get("after", str, "keep")
+    if after not in ("keep", "move", "delete"):
+        raise ConfigError(f"{t.key('after')}: 'keep', 'move' or 'delete', got {after!r}")
+    cfg.after = after  # type: ignore[assignment]  # checked just above
     cfg.scan_interval = t.number("scan_interval", cfg.scan_interval, minimum=0.05)
     cfg.mapping = t.file("mapping", base)
+    if cfg.mapping:
+        from gateway.calls.reader import Mapping  # refused at start, named: MappingError
+
+        Mapping.load(cfg.mapping)
     listen = t.get("stream_listen", str, "")
     if listen:
         cfg.stream_host, cfg.stream_port = parse_hostport(

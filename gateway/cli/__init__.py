@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "console": ("gateway.cli.console", "the analysts' web console alone, over the database"),
     "centre": ("gateway.cli.centre", "reports to the anti-fraud centre: list, resend, dismiss"),
     "registry": ("gateway.cli.registry", "subscriber registry: import, over-limit, check (R6)"),
+    "calls": ("gateway.cli.calls", "call records: check files, evaluate and tune the analyzer"),
     "retention": ("gateway.cli.retention", "erase personal data past its period (--dry-run)"),
     "lab": ("simulators.osmo.lab_cli", "the Osmocom lab: osmo-hlr + osmo-msc, virtual phones"),
 }  # fmt: skip

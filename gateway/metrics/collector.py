@@ -74,6 +74,7 @@ class GatewayCollector:
         yield from self._shared()
         yield from self._leases()
         yield from self._proxy()
+        yield from self._calls()
 
     def _info(self) -> Iterable[Metric]:
         cfg = self.gateway.cfg
@@ -320,3 +321,43 @@ class GatewayCollector:
                 accounts.add_metric([account], sum(1 for x in links if x.session.bound))
         return (events, outstanding, upstream, accounts)
 
+    def _calls(self) -> Iterable[Metric]:
+        """[calls] (docs/calls.md): records read, findings, what the analyzer tracks."""
+        records = _counter(
+            "fraudgate_calls_records",
+            "Call records by source (inbox, stream) and outcome (new, duplicate, bad)",
+            ["source", "outcome"],
+        )
+        files = _counter("fraudgate_calls_files", "CDR files by outcome", ["outcome"])
+        found = _counter("fraudgate_calls_findings", "Call findings recorded, by kind", ["kind"])
+        callbacks = _counter(
+            "fraudgate_calls_wangiri_callbacks",
+            "Calls from subscribers to a range flagged as Wangiri",
+            [],
+        )
+        tracked = _gauge("fraudgate_calls_tracked", "State the call analyzer holds", ["what"])
+        calls = self.gateway.calls
+        if calls is not None:
+            service = calls.service
+            sources = []
+            if calls.inbox is not None:
+                i = calls.inbox
+                sources.append(("inbox", i.records, i.duplicates, i.bad_rows))
+            if calls.stream is not None:
+                st = calls.stream
+                sources.append(("stream", st.records, st.duplicates, st.bad_lines))
+            for name, taken, duplicates, bad in sources:
+                records.add_metric([name, "new"], taken - duplicates)
+                records.add_metric([name, "duplicate"], duplicates)
+                records.add_metric([name, "bad"], bad)
+            if calls.inbox is not None:
+                i = calls.inbox
+                files.add_metric(["read"], i.files - i.failed_files)
+                files.add_metric(["failed"], i.failed_files)
+                files.add_metric(["skipped"], i.skipped_files)
+            for kind, n in sorted(service.found.items()):
+                found.add_metric([kind], n)
+            callbacks.add_metric([], service.analyzer.stats.callbacks)
+            for what, n in service.analyzer.tracked.items():
+                tracked.add_metric([what], n)
+        return (records, files, found, callbacks, tracked)
