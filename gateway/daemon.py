@@ -424,10 +424,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = load(args.config)
     except ConfigError as exc:
         return _fail(f"configuration error: {exc}", EXIT_CONFIG)
-    if not cfg.smsc and not cfg.probes.probes and not cfg.proxy.enabled:
+    if not cfg.smsc and not cfg.probes.probes and not cfg.proxy.enabled and not cfg.calls.enabled:
         return _fail(
-            "configuration error: nothing to do: no [[smsc]] bind, no [[probes.probe]] and "
-            "no [proxy] configured",
+            "configuration error: nothing to do: no [[smsc]] bind, no [[probes.probe]], no "
+            "[proxy] and no [calls] configured",
             EXIT_CONFIG,
         )
 

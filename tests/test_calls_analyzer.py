@@ -24,9 +24,7 @@ def simbox_calls(msisdn: str, imsi: str, imei: str, n: int, start: float = T0) -
     """A SIM-box SIM: calls to a new number each time, back to back, one cell."""
     out, t = [], start
     for i in range(n):
-        out.append(
-            Cdr(MOC, t, 95.0, imsi, imei, msisdn, msisdn, f"7705{i:07d}", lac=11, cell=4242)
-        )
+        out.append(Cdr(MOC, t, 95.0, imsi, imei, msisdn, msisdn, f"7705{i:07d}", lac=11, cell=4242))
         t += 95.0 + 8.0
     return out
 
@@ -223,8 +221,9 @@ def test_a_sims_state_stays_near_a_kilobyte() -> None:
     for i in range(600):
         base = T0 + i
         for k in range(40):  # 40 calls each: the destination ring and cells fill up
-            a.one(Cdr(MOC, base + 100 * k, 30, f"40102{i:010d}", f"3569380{i:07d}",
-                      f"7701{i:07d}", f"7701{i:07d}", f"7705{k:07d}", lac=1, cell=k % 9))  # fmt: skip
+            own = f"7701{i:07d}"
+            a.one(Cdr(MOC, base + 100 * k, 30, f"40102{i:010d}", f"3569380{i:07d}", own, own,
+                      f"7705{k:07d}", lac=1, cell=k % 9))  # fmt: skip
     used = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     per_sim = used / 600
@@ -239,11 +238,24 @@ def test_calls_settings_are_checked(tmp_path: Path) -> None:
     assert cfg.analyzer.premium_prefixes == ("222", "882")
     with pytest.raises(ConfigError, match="calls: enabled needs an inbox"):
         parse_calls(Table({"enabled": True}, "calls"), tmp_path)
-    with pytest.raises(ConfigError, match="calls.premium_prefixes: digit prefixes"):
+    with pytest.raises(ConfigError, match=r"calls\.premium_prefixes: digit prefixes"):
         parse_calls(Table({"premium_prefixes": ["+222"]}, "calls"), tmp_path)
-    with pytest.raises(ConfigError, match="calls.threshold"):
+    with pytest.raises(ConfigError, match=r"calls\.threshold"):
         parse_calls(Table({"threshold": 1.5}, "calls"), tmp_path)
-    with pytest.raises(ConfigError, match="calls.after"):
+    with pytest.raises(ConfigError, match=r"calls\.after"):
         parse_calls(Table({"after": "shred"}, "calls"), tmp_path)
-    with pytest.raises(ConfigError, match="wangiri_minimum|calls.wangiri_min_victims"):
+    with pytest.raises(ConfigError, match=r"calls\.wangiri_min_victims"):
         parse_calls(Table({"wangiri_min_victims": 1}, "calls"), tmp_path)
+
+
+def test_bench_calls_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    """`fraudgate bench calls` with a small count: every phase prints its figure."""
+    from gateway.cli import main
+
+    argv = ["bench", "calls", "--rows", "20000", "--trace-rows", "5000", "--inbox-rows", "5000"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for phase in ("generate:", "read:", "score:", "bytes:", "inbox:"):
+        assert phase in out, out
+    assert "20,000 records read, de-duplicated and scored" in out
+    assert "5,000 records through Inbox -> CallService -> SQLite" in out

@@ -20,6 +20,10 @@ TARGETS = {
         "simulators.osmo.bench",
         "Osmocom lab: SMS/s with and without the gateway inline, block -> cut-off time",
     ),
+    "calls": (
+        "gateway.cli.bench_calls",
+        "call records: read and scored per second, bytes per tracked SIM, a large file",
+    ),
     "proxy": (
         "gateway.cli.bench_proxy",
         "A2P proxy: submit_sm round trips/s and the latency it adds against a direct bind",
