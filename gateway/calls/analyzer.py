@@ -385,8 +385,8 @@ class CallAnalyzer:
         c[_OUT] += 1
         if r.served_imsi:
             sim.imsi = r.served_imsi
-        if r.served_imei:
-            self._device(sim, r.served_imei, sim.imsi or msisdn, at)
+        if r.served_imei:  # the IMEI without its check digit (an IMEISV's last digits differ)
+            self._device(sim, r.served_imei[:14], sim.imsi or msisdn, at)
         self._locate(sim, r, at)
         if 0 <= at - sim.last_out_end <= s.gap:
             c[_B2B] += 1

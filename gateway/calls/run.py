@@ -48,7 +48,7 @@ class Calls:
                 self.service, host=settings.stream_host, port=settings.stream_port,
                 token=settings.stream_token, mapping=mapping,
             )
-            if settings.stream_port
+            if settings.stream_host
             else None
         )  # fmt: skip
         self._confirming: set[asyncio.Task[object]] = set()

@@ -79,7 +79,7 @@ def parse_calls(t: Table, base: Path) -> CallsSettings:
         )
     except ValueError as exc:
         raise ConfigError(f"{t.path}: {exc}") from exc
-    if cfg.enabled and not (cfg.inbox or cfg.stream_port):
+    if cfg.enabled and not (cfg.inbox or cfg.stream_host):
         raise ConfigError(f"{t.path}: enabled needs an inbox folder or a stream_listen address")
     t.done()
     return cfg

@@ -1,0 +1,412 @@
+"""Reading operators' CDR files (gateway/calls/reader.py): canonical and mapped CSV, JSON
+lines, gzip (whole, truncated, detected by its magic), bad rows that stop nothing, file-level
+errors that keep what came before, impossible times and fields, resuming after a line."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.calls.cdr import Cdr, CdrError, RecordType
+from gateway.calls.reader import (
+    DEFAULT_MAPPING,
+    CdrFileError,
+    JsonParser,
+    Mapping,
+    MappingError,
+    e164,
+    imei_of,
+    luhn_digit,
+    read_records,
+)
+
+DATA = Path(__file__).parent / "data" / "cdr"
+NOW = datetime(2026, 12, 9, tzinfo=UTC).timestamp()
+T0 = datetime(2026, 12, 8, 5, 15, 30, tzinfo=UTC).timestamp()  # 10:15:30 at +05:00
+HEADER = "record_type,start,duration,calling,called,record_id\n"
+
+
+def read(path: Path, mapping: Mapping = DEFAULT_MAPPING, **kw: float) -> list[tuple[int, object]]:
+    return list(read_records(path, mapping, now=NOW, **kw))  # type: ignore[arg-type]
+
+
+def good(items: list[tuple[int, object]]) -> list[Cdr]:
+    return [r for _, r in items if isinstance(r, Cdr)]
+
+
+def bad(items: list[tuple[int, object]]) -> list[CdrError]:
+    return [r for _, r in items if isinstance(r, CdrError)]
+
+
+def rows_file(path: Path, n: int, *, bad_at: int = 0) -> Path:
+    """A canonical CSV of n records (line i+2 is record i), one a second from T0."""
+    with path.open("w") as f:
+        f.write(HEADER)
+        for i in range(n):
+            start = (
+                "not-a-time"
+                if i == bad_at - 2
+                else f"{datetime.fromtimestamp(T0 + i, UTC):%Y-%m-%dT%H:%M:%SZ}"
+            )
+            f.write(f"MOC,{start},{i % 60},7701{i % 10_000_000:07d},87051234567,m:{i}\n")
+    return path
+
+
+# -- canonical CSV ----------------------------------------------------------------------------
+
+
+def test_canonical_csv_becomes_records_with_normalised_fields() -> None:
+    items = read(DATA / "canonical.csv")
+    assert [line for line, _ in items] == [2, 3, 4, 5] and not bad(items)
+    first, second, third, sms = good(items)
+    assert first == Cdr(RecordType.MOC, T0, 42.0, "401011234567890", "490154203237518",
+                        "77011234567", "77011234567", "77051234567", 0, 1201, 30211, "",
+                        "INTL1", "msc1:000001")  # fmt: skip
+    assert second.record_type is RecordType.MTC and second.start == T0 + 30  # "Z" and +05:00 agree
+    assert second.calling == "442071234567"  # 00 prefix dropped
+    assert second.called == "77012223344"  # national 10 digits
+    assert second.served_imei == "490154203237518"  # IMEISV: 14 digits + Luhn check digit
+    assert second.cause == 3  # unsuccessfulCallAttempt by its TS 32.298 name
+    assert third.start == T0 + 95.25 and third.duration == 3.5 and third.called == "102"
+    assert third.cause == 16 and third.served_imsi == "" and third.record_id == ""
+    assert sms.record_type is RecordType.SMS_MO and sms.served_imei == "35693803564380"
+
+
+def test_a_gzip_file_reads_the_same_and_is_known_by_its_bytes(tmp_path: Path) -> None:
+    plain = read(DATA / "canonical.csv")
+    gz = tmp_path / "calls.csv.gz"
+    gz.write_bytes(gzip.compress((DATA / "canonical.csv").read_bytes()))
+    disguised = tmp_path / "calls.csv"  # gzip without the .gz: the magic bytes say it
+    shutil.copy(gz, disguised)
+    assert read(gz) == plain
+    assert read(disguised) == plain
+
+
+def test_a_truncated_gzip_keeps_the_records_before_and_names_the_last_line(
+    tmp_path: Path,
+) -> None:
+    src = rows_file(tmp_path / "src.csv", 20_000)
+    data = gzip.compress(src.read_bytes())
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    got: list[int] = []
+    with pytest.raises(CdrFileError) as info:
+        for line, r in read_records(cut, now=NOW):
+            assert isinstance(r, Cdr)
+            got.append(line)
+    assert got == list(range(2, len(got) + 2)) and 1000 < len(got) < 19_000
+    assert info.value.name == "cut.csv.gz" and info.value.line == got[-1]
+    assert "truncated" in str(info.value) and "cut.csv.gz" in str(info.value)
+    assert f"line {got[-1]}" in str(info.value)
+
+
+def test_bytes_that_are_not_text_stop_the_file_after_the_lines_before(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes(
+        (HEADER + "MOC,2026-12-08T10:15:30+05:00,1,77011234567,,a\n").encode()
+        + b"MOC,2026-12-08T10:15:31+05:00,1,77011234567,,\xff\xfe\n"
+        + b"MOC,2026-12-08T10:15:32+05:00,1,77011234567,,c\n"
+    )
+    got: list[int] = []
+    with pytest.raises(CdrFileError) as info:
+        got.extend(line for line, _ in read_records(path, now=NOW))
+    assert got == [2] and info.value.line == 2
+    assert "latin.csv" in str(info.value) and "line 3 is not utf-8" in str(info.value)
+    latin = good(read(path, Mapping(encoding="latin-1")))
+    assert [r.record_id for r in latin] == ["a", "ÿþ", "c"]
+
+
+def test_a_header_without_the_required_columns_is_a_file_error_naming_them(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(CdrFileError) as info:
+        read(DATA / "wrong-columns.csv")
+    text = str(info.value)
+    assert text.startswith("wrong-columns.csv: ")
+    assert "record_type, start" in text and "'type', 'time', 'calling', 'called'" in text
+    mapped = Mapping(columns={"start": "START_TIME"})
+    path = tmp_path / "x.csv"
+    path.write_text("record_type,start\nMOC,2026-12-08T10:15:30+05:00\n")
+    with pytest.raises(CdrFileError, match=r"start \(as 'START_TIME'\).*'record_type', 'start'"):
+        read(path, mapped)
+
+
+def test_header_names_match_ignoring_case_and_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffRecord_Type, START \nMOC,2026-12-08T10:15:30+05:00\n".encode())
+    assert [r.start for r in good(read(path))] == [T0]
+
+
+# -- bad rows ---------------------------------------------------------------------------------
+
+
+def test_impossible_times_and_values_are_bad_rows_naming_file_line_and_field() -> None:
+    items = read(DATA / "dates.csv")
+    errors = bad(items)
+    assert [(e.where, e.field) for e in errors] == [
+        ("dates.csv:2", "start"),  # month 13
+        ("dates.csv:3", "start"),  # not a time
+        ("dates.csv:4", "start"),  # 1999
+        ("dates.csv:5", "start"),  # more than a day after `now`
+        ("dates.csv:6", "start"),  # no zone, and the mapping has none
+        ("dates.csv:7", "duration"),  # negative
+        ("dates.csv:8", "duration"),  # over two days
+        ("dates.csv:9", "calling"),  # letters
+    ]
+    assert "month must be in 1..12" in errors[0].reason
+    assert "before 2000-01-01" in errors[2].reason and "future" in errors[3].reason
+    assert "no zone" in errors[4].reason
+    assert "7701abc4567" not in str(errors[7])  # a number is personal data: never echoed
+    assert [line for line, r in items if isinstance(r, Cdr)] == [10]
+    # the same naive time is fine once the mapping gives the zone
+    assert read(DATA / "dates.csv", Mapping(timezone="+05:00"))[4][1] == good(items)[0]
+
+
+def test_field_shapes(tmp_path: Path) -> None:
+    path = tmp_path / "shapes.csv"
+    rows = [
+        "record_type,start,served_imsi,served_imei,cause,lac,cell",
+        "MOC,2026-12-08T10:15:30+05:00,40101,,,,",  # IMSI too short
+        "MOC,2026-12-08T10:15:30+05:00,,4901542032375,,,",  # IMEI 13 digits
+        "MOC,2026-12-08T10:15:30+05:00,,,hangup,,",  # unknown cause
+        "MOC,2026-12-08T10:15:30+05:00,,,,-3,",  # negative LAC
+        "MOC,2026-12-08T10:15:30+05:00,,,,,x1",  # cell not a number
+        "MOCX,2026-12-08T10:15:30+05:00,,,,,",  # unknown record type
+        ",2026-12-08T10:15:30+05:00,,,,,",  # no record type
+        "MOC,2026-12-08T10:15:30+05:00,,,,1",  # a field short
+        "",  # blank lines are skipped
+        "moCallRecord,2026-12-08T10:15:30+05:00, 401011234567890 ,,abnormalRelease,7,8",
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    items = read(path)
+    assert [(e.where, e.field) for e in bad(items)] == [
+        ("shapes.csv:2", "served_imsi"), ("shapes.csv:3", "served_imei"), ("shapes.csv:4", "cause"),
+        ("shapes.csv:5", "lac"), ("shapes.csv:6", "cell"), ("shapes.csv:7", "record_type"),
+        ("shapes.csv:8", "record_type"), ("shapes.csv:9", ""),
+    ]  # fmt: skip
+    assert "6 fields, the header has 7" in str(bad(items)[-1])
+    (last,) = good(items)
+    assert (last.record_type, last.served_imsi, last.cause, last.lac, last.cell) == (
+        RecordType.MOC, "401011234567890", 4, 7, 8
+    )  # fmt: skip
+
+
+def test_quoted_fields_may_hold_delimiters_and_newlines(tmp_path: Path) -> None:
+    path = tmp_path / "quoted.csv"
+    path.write_text(
+        HEADER
+        + 'MOC,2026-12-08T10:15:30+05:00,1,77011234567,,"msc1:a,b"\n'
+        + 'MOC,2026-12-08T10:15:31+05:00,1,77011234567,,"two\nlines"\n'
+        + "MOC,2026-12-08T10:15:32+05:00,1,77011234567,,c\n"
+    )
+    items = read(path)
+    assert [(line, r.record_id) for line, r in items if isinstance(r, Cdr)] == [
+        (2, "msc1:a,b"), (4, "two\nlines"), (5, "c")
+    ]  # fmt: skip
+
+
+def test_a_line_over_64_kib_is_one_bad_row_and_the_next_line_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text(
+        HEADER
+        + "MOC,2026-12-08T10:15:30+05:00,1,77011234567,,"
+        + "x" * 70_000
+        + "\nMOC,2026-12-08T10:15:31+05:00,1,77011234567,,b\n"
+    )
+    items = read(path)
+    assert [(e.where, "64 KiB" in e.reason) for e in bad(items)] == [("long.csv:2", True)]
+    assert [(line, r.record_id) for line, r in items if isinstance(r, Cdr)] == [(3, "b")]
+
+
+def test_start_line_resumes_after_a_checkpoint(tmp_path: Path) -> None:
+    path = rows_file(tmp_path / "r.csv", 100, bad_at=50)
+    items = read(path, start_line=40)
+    assert [line for line, _ in items] == list(range(41, 102))
+    assert [e.where for e in bad(items)] == ["r.csv:50"]
+
+
+# -- JSON lines ---------------------------------------------------------------------------------
+
+
+def test_json_lines_take_canonical_keys_and_refuse_what_is_not_an_object() -> None:
+    items = read(DATA / "calls.jsonl")
+    assert [(line, type(r).__name__) for line, r in items] == [
+        (1, "Cdr"), (3, "CdrError"), (4, "CdrError"), (5, "CdrError"), (6, "Cdr")
+    ]  # fmt: skip
+    first, last = good(items)
+    assert (first.start, first.duration, first.lac, first.called) == (T0, 42.0, 1201,
+                                                                      "4420712345678")  # fmt: skip
+    assert (last.served_msisdn, last.cause, last.record_id) == ("77012223344", 3, "")
+    errors = bad(items)
+    assert "not a JSON object" in errors[0].reason and "not JSON" in errors[1].reason
+    assert errors[2].field == "lac" and errors[2].where == "calls.jsonl:5"
+
+
+def test_json_lines_with_epoch_times_and_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "calls.ndjson.gz"
+    path.write_bytes(gzip.compress(
+        b'{"type": "0", "ts": 1796706930123, "dur": 5}\n{"type": "9", "ts": 1796706930000}\n'
+    ))  # fmt: skip
+    mapping = Mapping(columns={"record_type": "type", "start": "ts", "duration": "dur"},
+                      record_types={"0": RecordType.MOC}, time_format="epoch_ms")  # fmt: skip
+    items = read(path, mapping)
+    assert good(items)[0].start == pytest.approx(T0 + 0.123) and good(items)[0].duration == 5
+    assert bad(items)[0].field == "record_type" and "'9'" in bad(items)[0].reason
+
+
+# -- operators' mappings ------------------------------------------------------------------------
+
+
+def test_an_operator_mapping_with_local_compact_times() -> None:
+    mapping = Mapping.load(DATA / "operator.toml")
+    items = read(DATA / "operator.csv", mapping)
+    first, second = good(items)
+    assert first.start == T0 and first.duration == 42.0  # 20261208101530 at +05:00, ms
+    assert (first.served_msisdn, first.calling, first.called) == (
+        "77011234567", "77011234567", "4420712345678"
+    )  # fmt: skip
+    assert first.record_type is RecordType.MOC and first.cause == 0 and first.record_id == "msc7-1"
+    assert second.record_type is RecordType.MTC and second.cause == 3
+    assert second.calling == "37060012345" and second.start == T0 + 30
+    (error,) = bad(items)  # month 13
+    assert error.where == "operator.csv:4" and "month must be in 1..12" in error.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("time_zone = '+05:00'\n", r"time_zone: unknown key"),
+        ("[columns]\nstrat = 'START'\n", r"columns\.strat: not a CDR field"),
+        ("[columns]\nstart = ''\n", r"columns\.start: required"),
+        ("[columns]\nstart = 5\n", r"columns\.start: expected str"),
+        ("[values.record_type]\n'0' = 'VOICE'\n", r"values\.record_type\.0: 'VOICE' is not one"),
+        ("[values.cause]\nBUSY = 'busy'\n", r"values\.cause\.BUSY: a cause number"),
+        ("[values.duration]\n'x' = 1\n", r"values\.duration: unknown key"),
+        ("time_format = '%Y%m%d%H%M%S'\n", r"timezone: required, the time_format"),
+        ("time_format = '%H:%M:%S'\ntimezone = 'UTC'\n", r"does not give the date"),
+        ("time_format = 'unix'\n", r"time_format: iso, epoch, epoch_ms or a strptime"),
+        ("timezone = '+5'\n", r"timezone: expected \+HH:MM"),
+        ("timezone = 'Mars/Olympus'\n", r"timezone: unknown zone"),
+        ("delimiter = ';;'\n", r"delimiter: one character"),
+        ("duration_unit = 'min'\n", r"duration_unit: s or ms"),
+        ("encoding = 'klingon'\n", r"encoding: unknown encoding"),
+        ("encoding = 'utf-16'\n", r"encoding: 'utf-16' is not ASCII-compatible"),
+        ("columns = 'x'\n", r"columns: expected a table"),
+        ("time_format = \n", r"not a TOML file"),
+    ],
+)
+def test_mapping_errors_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "op.toml"
+    path.write_text(text)
+    with pytest.raises(MappingError, match=message) as info:
+        Mapping.load(path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+def test_mapping_zones_and_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(MappingError, match="cannot read the mapping file"):
+        Mapping.load(tmp_path / "missing.toml")
+    path = tmp_path / "almaty.csv"
+    path.write_text("record_type,start\nMOC,08.12.2026 10:15:30\n")
+    for zone in ("+05:00", "Asia/Almaty"):  # Kazakhstan is on +05:00 all year since 2024
+        mapping = Mapping(time_format="%d.%m.%Y %H:%M:%S", timezone=zone)
+        assert [r.start for r in good(read(path, mapping))] == [T0]
+
+
+def test_the_format_comes_from_the_suffix_or_the_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "calls.dat"
+    shutil.copy(DATA / "canonical.csv", path)
+    with pytest.raises(CdrFileError, match=r"calls\.dat: unknown format"):
+        read(path)
+    assert len(good(read(path, Mapping(format="csv")))) == 4
+
+
+# -- field helpers --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "digits"),
+    [
+        ("+77011234567", "77011234567"), ("77011234567", "77011234567"),
+        ("87011234567", "77011234567"), ("7011234567", "77011234567"),
+        ("+7 (701) 123-45-67", "77011234567"), ("0077011234567", "77011234567"),
+        ("81077011234567", "77011234567"), ("+4420712345678", "4420712345678"),
+        ("4420712345678", "4420712345678"), ("81312345678", "81312345678"),  # Tokyo, not +7
+        ("102", "102"), ("", ""), ("  ", ""),
+    ],
+)  # fmt: skip
+def test_numbers_become_e164_digits(raw: str, digits: str) -> None:
+    assert e164(raw) == digits
+
+
+@pytest.mark.parametrize("raw", ["7701abc", "+", "1234567890123456", "٧٧٠١"])
+def test_what_is_not_a_number_is_refused(raw: str) -> None:
+    with pytest.raises(ValueError, match="not a number"):
+        e164(raw)
+
+
+def test_imei_forms() -> None:
+    assert luhn_digit("49015420323751") == "8"  # TS 23.003 Annex B's example
+    assert imei_of("4901542032375101") == "490154203237518"
+    assert imei_of("49015420323751") == "49015420323751"
+    with pytest.raises(ValueError, match="not an IMEI"):
+        imei_of("49015420323751012")
+
+
+def test_lines_across_read_blocks_long_lines_and_crlf(tmp_path: Path) -> None:
+    path = tmp_path / "blocks.csv.gz"
+    body = [HEADER.replace("\n", "\r\n")]
+    for i in range(30_000):  # ~1.6 MB: several 256 KiB blocks
+        if i == 10_000:
+            body.append("MOC,2026-12-08T10:15:30+05:00,1,77011234567,," + "y" * 600_000 + "\r\n")
+        body.append(f"MOC,2026-12-08T10:15:30+05:00,1,77011234567,,r{i}\r\n")
+    body.append("MOC,2026-12-08T10:15:30+05:00,1,77011234567,,last" + "z" * 70_000)  # no \n
+    path.write_bytes(gzip.compress("".join(body).encode()))
+    items = read(path)
+    assert [(e.where, "64 KiB" in e.reason) for e in bad(items)] == [
+        ("blocks.csv.gz:10002", True), ("blocks.csv.gz:30003", True)
+    ]  # fmt: skip
+    records = [(line, r.record_id) for line, r in items if isinstance(r, Cdr)]
+    assert len(records) == 30_000 and records[0] == (2, "r0") and records[-1] == (30_002, "r29999")
+    assert records[10_000] == (10_003, "r10000")
+
+
+def test_bytes_that_are_not_text_deep_in_a_file_name_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonl"
+    rec = b'{"record_type": "MOC", "start": "2026-12-08T10:15:30+05:00"}\n'
+    path.write_bytes(rec * 19_999 + b'{"record_type": "MOC\xc3\x28"}\n' + rec * 100)
+    lines: list[int] = []
+    with pytest.raises(CdrFileError, match=r"line 20000 is not utf-8 text \(byte 0xc3") as info:
+        lines.extend(line for line, _ in read_records(path, now=NOW))
+    assert lines == list(range(1, 20_000)) and info.value.line == 19_999
+
+
+def test_a_gzip_without_its_trailer_keeps_every_whole_line(tmp_path: Path) -> None:
+    path = tmp_path / "short.csv.gz"
+    path.write_bytes(gzip.compress((DATA / "canonical.csv").read_bytes())[:-8])
+    lines: list[int] = []
+    with pytest.raises(CdrFileError, match="truncated") as info:
+        lines.extend(line for line, _ in read_records(path, now=NOW))
+    assert lines == [2, 3, 4, 5] and info.value.line == 5
+
+
+def test_json_parser_edges() -> None:
+    parse = JsonParser(Mapping(columns={"cause": ""}), now=NOW).parse
+    base = '"record_type": "MOC", "start": "2026-12-08T10:15:30+05:00"'
+    assert parse("  {" + base + "}\r").start == T0  # spaces around: json.loads takes it
+    assert parse(("{" + base + ', "cause": "bogus", "lac": null}').encode()).cause == 0
+    cases: list[tuple[str | bytes, str]] = [
+        ("{" + base + "} trailing", "not JSON (Extra data"),
+        (b'{"record_type": "MOC\xff"}', "not UTF-8 text (byte 0xff at column 21)"),
+        ("{" + base + ', "duration": true}', "expected a string or a number, got a JSON boolean"),
+        ('"MOC"', "not a JSON object (a JSON string)"),
+        ("{}", "missing"),
+    ]
+    for line, reason in cases:
+        with pytest.raises(CdrError) as info:
+            parse(line)
+        assert info.value.reason.startswith(reason), (line, info.value.reason)
