@@ -245,8 +245,8 @@ class _Sim:
         prev = c[i + _N]
         if not prev:
             return float(c[i])
-        share = 1.0 - (at - self.slot) / window
-        return c[i] + prev * max(0.0, share)
+        share = 1.0 - (at - self.slot) / window  # of the previous slot still in the window
+        return c[i] + prev * min(1.0, max(0.0, share))
 
 
 class _Imei:

@@ -53,6 +53,9 @@ class CallService:
         self.on_finding = on_finding
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="fraudgate-calls")
         self._since_expiry = 0
+        # findings made but not yet written (the store failed): written before the next ones.
+        # The analyzer has moved on (a SIM found is not found twice), so these must not be lost.
+        self._unwritten: list[CallFinding] = []
         self.records = 0
         self.duplicates = 0
         self.found: dict[str, int] = {}
@@ -65,9 +68,7 @@ class CallService:
         new, found = await loop.run_in_executor(self._thread, self._analyse, batch)
         self.records += new
         self.duplicates += len(batch) - new
-        if found:
-            fresh = await self.findings.record(found, self._alert, self.clock())
-            self._announce(fresh, source)
+        await self._record(found, source)
         return new
 
     async def confirm(self, msisdn: str, at: float) -> list[CallFinding]:
@@ -75,9 +76,26 @@ class CallService:
         suspects (recorded and announced like any finding)."""
         loop = asyncio.get_running_loop()
         found = await loop.run_in_executor(self._thread, self.analyzer.confirm, msisdn, at)
-        fresh = await self.findings.record(found, self._alert, self.clock()) if found else []
-        self._announce(fresh, f"probe finding on {msisdn}")
+        return await self._record(found, f"probe finding on {msisdn}")
+
+    async def _record(self, found: Sequence[CallFinding], source: str) -> list[CallFinding]:
+        """Write `found` after any findings an earlier failure left unwritten; on a store error
+        they all wait for the next call (the error propagates: the caller retries its batch)."""
+        pending = self._unwritten + list(found)
+        if not pending:
+            return []
+        try:
+            fresh = await self.findings.record(pending, self._alert, self.clock())
+        except BaseException:
+            self._unwritten = pending
+            raise
+        self._unwritten = []
+        self._announce(fresh, source)
         return fresh
+
+    @property
+    def unwritten(self) -> int:
+        return len(self._unwritten)
 
     def close(self) -> None:
         self._thread.shutdown(wait=False, cancel_futures=True)
