@@ -38,6 +38,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace-rows", type=int, default=300_000)
     parser.add_argument("--inbox-rows", type=int, default=1_000_000, help="0: skip the phase")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
+    parser.add_argument(
+        "--bad-line", action="store_true",
+        help="put one malformed line in the middle of the file: it must be reported (file and "
+        "line) and every other record read",
+    )  # fmt: skip
 
 
 def _status(key: str) -> int:
@@ -71,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
             took = time.perf_counter() - t0
             print(f"generate: {written:,} records in {took:.1f} s ({written / took:,.0f}/s), "
                   f"{path.stat().st_size / 2**20:,.0f} MiB")  # fmt: skip
+            if args.bad_line:
+                at = _break_line(path, written // 2 + 2)
+                print(f"          line {at:,} replaced by a malformed one")
         size = path.stat().st_size
 
         t0 = time.perf_counter()
@@ -79,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
             n += 1
             if isinstance(r, Exception):
                 bad += 1
+                if bad <= 3:
+                    print(f"          bad row: {r}")
         took = time.perf_counter() - t0
         print(f"read:     {n:,} records ({bad} bad) in {took:.1f} s: {n / took:,.0f} records/s, "
               f"{size / took / 2**20:,.0f} MiB/s")  # fmt: skip
@@ -130,6 +140,16 @@ def run(args: argparse.Namespace) -> int:
             path.replace(kept)
             print(f"kept {kept}")
     return 0
+
+
+def _break_line(path: Path, line: int) -> int:
+    """Replace `line` (1-based, the header is line 1) with a malformed row, in place."""
+    broken = path.with_name(path.name + ".broken")
+    with path.open("rb") as src, broken.open("wb") as dst:
+        for i, raw in enumerate(src, 1):
+            dst.write(b"MOC,2026-13-45T99:99:99Z,not-a-duration,,,,\n" if i == line else raw)
+    broken.replace(path)
+    return line
 
 
 def _bytes_per_sim(path: Path, rows: int) -> tuple[float, int, int]:
