@@ -168,3 +168,49 @@ async def test_cdr_file_to_simbox_case_suspension_and_centre_report(
 
 async def _at_least(query: object, n: int) -> bool:
     return len(await query()) >= n  # type: ignore[operator]
+
+
+async def test_a_probe_test_naming_a_sim_makes_its_imei_siblings_suspects(tmp_path: Path) -> None:
+    """A probe test names one SIM of a box whose SIMs made too few calls to be scored: the SIMs
+    seen on its IMEI become `simbox_sibling` findings and cases of their own."""
+    from gateway.calls.cdr import Cdr, RecordType
+    from gateway.probes.simbox import Finding, Outcome
+
+    inbox = tmp_path / "cdr"
+    inbox.mkdir()
+    sims = ["77470000901", "77470000902", "77470000903"]
+    start = time.time() - 3600
+    records = [
+        Cdr(RecordType.MOC, start + 60 * i, 40.0, f"4010200000009{i % 3:02d}", "86723503000011",
+            sims[i % 3], sims[i % 3], f"7705{i:07d}", lac=7, cell=4242, record_id=f"m:{i}")
+        for i in range(9)  # three calls each: below min_calls, nobody is scored
+    ]  # fmt: skip
+    write_records(records, tmp_path / "box.csv")
+    cfg = GatewayConfig(data_dir=tmp_path / "data")
+    cfg.mqtt.enabled = False
+    cfg.cases.interval = 0.2
+    cfg.calls.enabled, cfg.calls.inbox, cfg.calls.scan_interval = True, str(inbox), 0.2
+    gateway, stop = Gateway(cfg), asyncio.Event()
+    run = asyncio.create_task(gateway.run(stop))
+    await asyncio.wait_for(gateway.ready.wait(), 30)
+    assert gateway.calls is not None and gateway.workflow is not None
+    calls, cases = gateway.calls, gateway.workflow.cases
+    (tmp_path / "box.csv").rename(inbox / "box.csv")
+    await wait_until(lambda: calls.service.records == 9, 30, "the records read")
+    assert calls.service.found == {}
+    gateway._probe_finding(
+        Finding(Outcome.SIMBOX, "almaty-1", time.time(), "+" + sims[0], 1, None, number=sims[0])
+    )
+    await wait_until(lambda: calls.service.found.get("simbox_sibling") == 2, 30, "siblings")
+
+    async def opened() -> set[str]:
+        found = await cases.list(CaseFilter(source=Source.DETECTION_SIMBOX, limit=10))
+        return {n for v in found for n in v.numbers}
+
+    await wait_until(lambda: _has(opened, {"+" + sims[1], "+" + sims[2]}), 30, "their cases")
+    stop.set()
+    await asyncio.wait_for(run, 30)
+
+
+async def _has(query: object, wanted: set[str]) -> bool:
+    return wanted <= await query()  # type: ignore[operator]
