@@ -14,6 +14,12 @@ gateway over their serial devices, and a test-call partner calls them from abroa
 of which some end in a SIM box (`simulators/simbox.py`): the gateway names the SIM box's SIMs.
 `--no-probes` leaves that out.
 
+And a day of call records (CDRs, `simulators/cdr.py`: a few hundred ordinary subscribers, a SIM
+box, a Wangiri campaign, a spoofed-caller-id campaign and the legitimate look-alikes) is dropped
+in the gateway's CDR inbox once it is ready: each call finding is printed as it is recorded, the
+summary compares them with the generator's labels, and the SIM-box SIMs' cases wait for an
+analyst (docs/calls.md). `--no-calls` leaves that out.
+
 While it runs, the gateway serves its API and the analysts' console on 127.0.0.1
 (`--console-port`, default 8080, or a free port when that one is taken); its state (the SQLite
 database, the console's tokens, a configuration over both: simulators/demo_state.py) stays in
@@ -25,18 +31,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gateway.cases import CaseFilter
+from gateway.calls.analyzer import CallFinding, FindingKind
+from gateway.calls.payload import call_alert_payload
+from gateway.cases import CaseFilter, CaseView, Source
 from gateway.config import GatewayConfig, SmscLink
 from gateway.daemon import Gateway
 from gateway.domain import Decision, Inspected, Route
@@ -44,6 +55,7 @@ from gateway.probes.settings import ProbeSettings
 from gateway.probes.simbox import Finding, Outcome
 from gateway.switch.config import SwitchSettings
 from simulators.broker import BrokerError, Mosquitto
+from simulators.cdr import SIMBOX_A, CdrGenerator, Labels, Mix, write_records
 from simulators.centre import CentreSimulator, make_certs
 from simulators.demo_state import (
     CONFIG_FILE,
@@ -94,6 +106,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--no-probes", action="store_true", help="no probe modems / SIM-box part")
+    p.add_argument("--no-calls", action="store_true", help="no call records (CDR) part")
 
 
 def smsc_config() -> SmscConfig:
@@ -143,6 +156,21 @@ class Board:
         self.alerts: Counter[str] = Counter()
         self.alert_ids: set[str] = set()
         self.findings: list[Finding] = []
+        self.call_labels: Labels | None = None  # the truth about the day of call records
+        self.call_findings: list[CallFinding] = []
+
+    def on_call_finding(self, f: CallFinding) -> None:
+        """A call finding as recorded (the gateway's CallService calls this once per finding)."""
+        self.call_findings.append(f)
+        if self.out is None:
+            return
+        reasons = "; ".join(r.description for r in f.reasons[:3])
+        print(
+            f"CALL  {f.score:.2f} {f.kind.value:14} {call_alert_payload(f)['subject']} "
+            f"[{reasons}] (records: {call_truth(self.call_labels, f)})",
+            file=self.out,
+            flush=True,
+        )
 
     def on_finding(self, f: Finding) -> None:
         self.findings.append(f)
@@ -218,6 +246,8 @@ async def demo(args: argparse.Namespace) -> int:
         smsc = await stack.enter_async_context(SimulatedSmsc(smsc_config()))
         cfg = gateway_config(smsc.port, broker, data_dir, enforce=not args.monitor)
         probes, partner, tests = await _setup_probes(stack, cfg, data_dir, args, scenario)
+        day = None if args.no_calls else await _setup_calls(cfg, data_dir, args.seed)
+        board.call_labels = day.labels if day is not None else None
         switch, centre = await _start_workflow_peers(stack, cfg, data_dir)
         console = _serve_console(cfg, data_dir, args.console_port)
         gateway = Gateway(cfg, on_inspected=board.on_inspected, on_finding=board.on_finding)
@@ -230,6 +260,10 @@ async def demo(args: argparse.Namespace) -> int:
             gw = tg.create_task(gateway.run(gw_stop))
             await gateway.ready.wait()
             await sub_ready.wait()
+            read = None
+            if day is not None and gateway.calls is not None:
+                gateway.calls.service.on_finding = board.on_call_finding
+                read = tg.create_task(_drop_and_wait(day, gateway, stop))
             _announce(smsc.port, broker, cfg, scenario, args)
             print(console, flush=True)
             calls = (
@@ -242,7 +276,8 @@ async def demo(args: argparse.Namespace) -> int:
                 await _finish_tests(calls, tests, board, stop)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(smsc.wait_idle(), 10.0)
-            workflow_report = await _workflow_summary(gateway, switch, centre, since)
+            read_in = await read if read is not None else None
+            workflow_report, cases = await _workflow_summary(gateway, switch, centre, since)
             gw_stop.set()
             run_report = await gw
             await asyncio.sleep(0.5)  # the last alerts reach the subscriber
@@ -252,6 +287,8 @@ async def demo(args: argparse.Namespace) -> int:
     print(summary(board, reports, run_report.committed, rejected, time.monotonic() - started))
     if partner is not None:
         print(probe_summary(board, partner, tests))
+    if day is not None:
+        print(call_summary(board, day, _inbox_counts(gateway), read_in, cases))
     if workflow_report:
         print(workflow_report)
     print(afterwards(data_dir))
@@ -264,6 +301,8 @@ def prepare_data_dir(data_dir: Path, *, fresh: bool) -> Path:
     if fresh:
         for suffix in ("", "-wal", "-shm", "-journal"):
             (data_dir / f"fraudgate.db{suffix}").unlink(missing_ok=True)
+        for folder in (CDR_INBOX, CDR_STAGING):  # the files read are in the erased ledger
+            shutil.rmtree(data_dir / folder, ignore_errors=True)
     return data_dir
 
 
@@ -359,19 +398,20 @@ async def _start_workflow_peers(
 
 async def _workflow_summary(
     gateway: Gateway, switch: SwitchSimulator | None, centre: CentreSimulator | None, since: float
-) -> str:
+) -> tuple[str, list[CaseView]]:
     """The cases in the demo's database (those of earlier runs too: `since` tells this run's),
-    what the switch blocked, what reached the centre."""
+    what the switch blocked, what reached the centre; and the cases themselves."""
     if gateway.workflow is None:
-        return ""
+        return "", []
     await asyncio.sleep(2.5)  # a last workflow round: findings of the last tests become cases
     cases = await gateway.workflow.cases.list(CaseFilter(limit=10_000))
     if centre is not None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(_settled(centre), 5.0)
     by = Counter((c.source.value, c.state.value) for c in cases)
-    earlier = sum(1 for c in cases if c.received_at < since)
-    suspended = any(c.received_at < since and c.state.value == "suspended" for c in cases)
+    # by when the case was opened: a call-record case's legal clock starts at its records' time
+    earlier = sum(1 for c in cases if c.created_at < since)
+    suspended = any(c.created_at < since and c.state.value == "suspended" for c in cases)
     title = "# cases (order No. 554/НҚ workflow)"
     if earlier:
         title += f": {len(cases) - earlier} opened by this run, {earlier} by earlier ones"
@@ -388,10 +428,11 @@ async def _workflow_summary(
         sent = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"
         lines.append(f"  reports received by the anti-fraud centre (mutual TLS): {sent}")
     lines.append(
-        "  SIM-box cases confirmed by the demo's explicit policy (auto_confirm_probe_outcomes);"
-        " the others wait for an analyst: fraudgate cases list | verify | confirm | reject"
+        "  SIM-box cases of probe tests confirmed by the demo's explicit policy"
+        " (auto_confirm_probe_outcomes); the others (call records too) wait for an analyst:"
+        " fraudgate cases list | verify | confirm | reject"
     )
-    return "\n".join(lines)
+    return "\n".join(lines), list(cases)
 
 
 async def _settled(centre: CentreSimulator) -> None:
@@ -487,6 +528,181 @@ def probe_summary(board: Board, partner: Partner, tests: list[PlannedTest]) -> s
     used = sorted({t.cli.lstrip("+") for t in tests if t.route in ("simbox", "simfarm")})
     lines.append(f"  SIM-box / SIM-farm numbers named: {', '.join(named) or 'none'}")
     lines.append(f"  numbers the SIM box and farm used: {', '.join(used) or 'none'}")
+    return "\n".join(lines)
+
+
+# -- call records (docs/calls.md) ----------------------------------------------------------
+
+CDR_INBOX = "cdr"  # under the data directory: the gateway's [calls] inbox (read files: done/)
+CDR_STAGING = "cdr-staging"  # where the day is written before it is renamed into the inbox
+CDR_RUNS = "runs"  # in the staging folder: how many days earlier runs generated
+# A small day: a few hundred subscribers, one SIM-box gateway (8-32 ports, 16-64 SIMs), one
+# Wangiri campaign, one spoofing campaign, one of each legitimate look-alike. About 10-22
+# thousand records: generated in ~0.2 s, read and analysed by the gateway in under a second.
+CDR_MIX = Mix(
+    "demo", normal=300, call_centre=1, taxi=1, m2m=1, two_phones=1, roamers=1, simbox=1,
+    wangiri=1, spoofing=1, simbox_variant=SIMBOX_A, wangiri_victims=(80, 120),
+    spoof_calls=(30, 40),
+)  # fmt: skip
+HARD_CASES = ("call_centre", "taxi", "m2m", "two_phones", "roamer")
+KZ_TIME = dt.timezone(dt.timedelta(hours=5))
+
+
+@dataclass(frozen=True, slots=True)
+class CallDay:
+    """A day of generated call records, written outside the inbox, and the truth about them."""
+
+    staged: Path
+    inbox: Path
+    labels: Labels
+    records: int
+    seed: int
+    day: dt.date
+    generated_in: float  # seconds
+
+    def drop(self) -> Path:
+        """Rename the finished file into the inbox, as a mediation does: never half-written."""
+        target = self.inbox / self.staged.name
+        self.staged.rename(target)
+        return target
+
+
+async def _setup_calls(cfg: GatewayConfig, data_dir: Path, seed: int | None) -> CallDay:
+    """[calls] on an inbox under data_dir, and yesterday's records generated for it."""
+    inbox = data_dir / CDR_INBOX
+    inbox.mkdir(exist_ok=True)
+    for leftover in inbox.iterdir():  # an interrupted run's file: its truth is gone
+        if leftover.is_file():
+            leftover.unlink()
+    cfg.calls.enabled = True
+    cfg.calls.inbox = str(inbox)
+    cfg.calls.after = "move"
+    cfg.calls.scan_interval = 0.25
+    return await asyncio.to_thread(stage_call_day, data_dir, seed or 7, time.time())
+
+
+def stage_call_day(data_dir: Path, base_seed: int, now: float) -> CallDay:
+    """Yesterday's records (Almaty midnight to midnight), gzip'd CSV as a switch's mediation
+    writes them, in the staging folder. Each run on a data directory takes the next seed: a
+    finding is recorded once per subject, so a day with the same SIMs would show nothing new."""
+    staging = data_dir / CDR_STAGING
+    staging.mkdir(exist_ok=True)
+    counter = staging / CDR_RUNS
+    try:
+        runs = int(counter.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        runs = 0
+    counter.write_text(f"{runs + 1}\n", encoding="utf-8")
+    seed = base_seed + runs
+    started = time.monotonic()
+    today = dt.datetime.fromtimestamp(now, KZ_TIME).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    yesterday = today - dt.timedelta(days=1)
+    gen = CdrGenerator(seed=seed, mix=CDR_MIX, days=1.0, start=yesterday.timestamp())
+    name = f"msc1-{yesterday:%Y%m%d}-s{seed}.csv.gz"
+    part = staging / (name + ".part")
+    records = write_records(gen, part)
+    staged = part.rename(staging / name)
+    return CallDay(
+        staged, data_dir / CDR_INBOX, gen.labels, records, seed, yesterday.date(),
+        time.monotonic() - started,
+    )  # fmt: skip
+
+
+async def _drop_and_wait(day: CallDay, gateway: Gateway, stop: asyncio.Event) -> float | None:
+    """Drop the day in the inbox; seconds until the gateway has read and analysed it (its
+    findings recorded), None if the demo was stopped or it took over 30 s."""
+    inbox = gateway.calls.inbox if gateway.calls is not None else None
+    if inbox is None:
+        return None
+    before, dropped = inbox.files, time.monotonic()
+    day.drop()
+    while inbox.files == before and not stop.is_set():
+        if time.monotonic() - dropped > 30.0:
+            return None
+        await asyncio.sleep(0.05)
+    return None if stop.is_set() else time.monotonic() - dropped
+
+
+def _inbox_counts(gateway: Gateway) -> tuple[int, int, int]:
+    """Files, records and bad rows the gateway's CDR inbox read."""
+    inbox = gateway.calls.inbox if gateway.calls is not None else None
+    return (inbox.files, inbox.records, inbox.bad_rows) if inbox is not None else (0, 0, 0)
+
+
+def call_truth(labels: Labels | None, f: CallFinding) -> str:
+    """What the generator says the finding's subject is (its label)."""
+    if labels is None:
+        return "?"
+    if f.kind is FindingKind.WANGIRI:
+        return ", ".join(_campaigns(labels, [f.subject])) or "no campaign"
+    if f.kind is FindingKind.SPOOFED_CLI:
+        how = labels.spoofed_clis.get(f.subject)
+        return f"spoofing campaign ({how} number)" if how else _class(labels, f.subject)
+    sim = labels.simbox.get(f.msisdn or f.subject)
+    return f"SIM-box SIM of {sim.gateway}" if sim else _class(labels, f.msisdn or f.subject)
+
+
+def _class(labels: Labels, msisdn: str) -> str:
+    cls = labels.classes.get(msisdn)
+    return f"{cls} subscriber" if cls else "not in the records"
+
+
+def _campaigns(labels: Labels, ranges: Sequence[str]) -> list[str]:
+    """The Wangiri campaigns with a number in one of `ranges` ("2653562572xx")."""
+    keys = tuple(r.removesuffix("xx") for r in ranges)
+    return sorted({w.campaign for n, w in labels.wangiri.items() if keys and n.startswith(keys)})
+
+
+def call_summary(
+    board: Board,
+    day: CallDay,
+    inbox: tuple[int, int, int],
+    read_in: float | None,
+    cases: Sequence[CaseView],
+) -> str:
+    """The call findings against the generator's labels, and the cases they opened."""
+    labels, found = day.labels, board.call_findings
+    files, records, bad_rows = inbox
+    by_kind: dict[FindingKind, list[CallFinding]] = defaultdict(list)
+    for f in found:
+        by_kind[f.kind].append(f)
+    sims = {f.msisdn or f.subject for k in (FindingKind.SIMBOX, FindingKind.SIMBOX_SIBLING)
+            for f in by_kind[k]}  # fmt: skip
+    in_box = {n for n, s in labels.simbox.items() if s.first_fraud_call is not None}
+    ranges = sorted(f.subject for f in by_kind[FindingKind.WANGIRI])
+    campaigns = sorted({w.campaign for w in labels.wangiri.values()})
+    covered = _campaigns(labels, ranges)
+    stray = [r for r in ranges if not _campaigns(labels, [r])]
+    spoofed = {f.subject for f in by_kind[FindingKind.SPOOFED_CLI]}
+    spoof_truth = set(labels.spoofed_clis)
+    hard = {n for n, c in labels.classes.items() if c in HARD_CASES}
+    on_hard = (sims | spoofed) & hard
+    timing = f"analysed in {read_in:.1f} s" if read_in is not None else "not read (stopped)"
+    lines = [
+        f"# call records: a day ({day.day}, seed {day.seed}) of {day.records} records generated "
+        f"in {day.generated_in:.1f} s, dropped in {shown(day.inbox)}/; the gateway read {files} "
+        f"file, {records} records ({bad_rows} bad rows), {timing}",
+        f"  {'finding':17} {'labelled':>8} {'found':>6} {'false positives':>16}",
+        f"  {'SIM-box SIMs':17} {len(in_box):>8} {len(sims & in_box):>6} "
+        f"{len(sims - set(labels.simbox)):>16}",
+        f"  {'Wangiri campaigns':17} {len(campaigns):>8} {len(covered):>6} {len(stray):>16}"
+        f"   ranges: {', '.join(ranges) or 'none'}",
+        f"  {'spoofed numbers':17} {len(spoof_truth):>8} {len(spoofed & spoof_truth):>6} "
+        f"{len(spoofed - spoof_truth):>16}",
+        f"  hard cases (call centre, taxi, M2M, two phones, roamer): {len(hard)} SIMs, "
+        f"{len(on_hard)} findings",
+    ]
+    mine = {"+" + n for n in sims}
+    opened = [c for c in cases if c.source is Source.DETECTION_SIMBOX and mine & set(c.numbers)]
+    states = Counter(c.state.value for c in opened)
+    lines.append(
+        f"  cases opened from them: {len(opened)} detection_simbox "
+        f"({', '.join(f'{s} {n}' for s, n in sorted(states.items())) or 'none'}), waiting for "
+        "an analyst: call-record findings are never confirmed by the demo's policy"
+    )
+    lines.append(f"  MQTT alerts received on alerts/call: {board.alerts['call']}")
     return "\n".join(lines)
 
 

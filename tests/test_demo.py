@@ -1,10 +1,13 @@
 """The README's first command: `fraudgate demo` runs unattended, catches the scenario's fraud,
-lets normal traffic through, and alerts on MQTT; it serves the console while it runs and leaves
-its state (database, tokens, a configuration) for `fraudgate cases list` and `fraudgate console`
-afterwards."""
+lets normal traffic through, and alerts on MQTT; it finds the SIM box, the Wangiri and the
+spoofed caller ids in a day of call records dropped in its CDR inbox, without a finding on the
+legitimate look-alikes, and leaves their cases to an analyst; it serves the console while it
+runs and leaves its state (database, tokens, a configuration) for `fraudgate cases list` and
+`fraudgate console` afterwards."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -21,7 +24,9 @@ from fixtures_services import free_port
 from helpers.console import Process, cases_page, console_process, sign_in
 
 from gateway.api import hash_token
+from gateway.calls.analyzer import CallFinding, FindingKind, Reason
 from gateway.config import load
+from simulators.demo import CDR_INBOX, Board, stage_call_day
 from simulators.demo_state import CONFIG_FILE, ROLES, TOKENS_FILE, console_address, demo_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +71,42 @@ def test_demo_with_duration_catches_fraud_passes_normal_traffic_and_alerts(
     assert alerts and int(alerts.group(1)) == sum(t[2] + t[3] for t in table.values())
 
 
+def test_demo_finds_the_call_records_fraud_and_leaves_the_cases_to_an_analyst(
+    demo_run: tuple[str, Path],
+) -> None:
+    out, data_dir = demo_run
+    day = re.search(
+        r"^# call records: .* of (\d+) records generated .*; the gateway read 1 file, "
+        r"(\d+) records \(0 bad rows\), analysed in ([\d.]+) s$", out, re.M,
+    )  # fmt: skip
+    assert day, out
+    generated, read, seconds = int(day.group(1)), int(day.group(2)), float(day.group(3))
+    assert generated > 5000 and read == generated and seconds < 5.0
+    rows = {
+        name: (int(a), int(b), int(c))
+        for name, a, b, c in re.findall(r"^  (SIM-box SIMs|Wangiri campaigns|spoofed numbers)"
+                                        r" +(\d+) +(\d+) +(\d+)", out, re.M)
+    }  # fmt: skip
+    labelled, sims, false_positives = rows["SIM-box SIMs"]
+    assert labelled >= 8 and sims >= 0.9 * labelled and false_positives == 0
+    assert rows["Wangiri campaigns"][1:] == (1, 0)
+    assert rows["spoofed numbers"][1] >= 1 and rows["spoofed numbers"][2] == 0
+    assert re.search(r"^  hard cases \(.*\): 5 SIMs, 0 findings$", out, re.M), out
+    ranges = re.search(r"^  Wangiri campaigns .* ranges: (.*)$", out, re.M)
+    assert ranges
+    found = sims + len(ranges.group(1).split(", ")) + rows["spoofed numbers"][1]
+    alerts = re.search(r"MQTT alerts received: .*call (\d+)", out)
+    assert alerts and int(alerts.group(1)) == found  # one `call` alert per finding
+    # every SIM-box SIM found opened a case, and none was confirmed by the demo's probe policy
+    assert (
+        f"cases opened from them: {sims} detection_simbox (new {sims}), waiting for an analyst"
+        in out
+    )
+    inbox = data_dir / CDR_INBOX  # the file was renamed in, read, then moved to done/
+    assert [p.name for p in inbox.iterdir()] == ["done"]
+    assert [p.name.endswith("-s7.csv.gz") for p in (inbox / "done").iterdir()] == [True]
+
+
 def test_demo_leaves_its_state_for_the_cases_command_and_the_console(
     demo_run: tuple[str, Path],
 ) -> None:
@@ -98,7 +139,7 @@ def test_demo_leaves_its_state_for_the_cases_command_and_the_console(
 def test_demo_serves_the_console_while_it_runs_and_stops_cleanly_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
-    demo = _demo(tmp_path, "--rate", "100")
+    demo = _demo(tmp_path, "--rate", "100", "--no-calls")
     try:
         announced = demo.wait_line(CONSOLE_LINE, timeout=60)
         url, token = announced.group(1), announced.group(3)
@@ -113,6 +154,39 @@ def test_demo_serves_the_console_while_it_runs_and_stops_cleanly_on_ctrl_c(
     assert "Traceback" not in err and "# demo summary" in out
     m = re.search(r"(\d+) messages sent, (\d+) recorded", out)
     assert m and int(m.group(1)) > 0 and int(m.group(1)) == int(m.group(2))
+    # --no-calls: no CDR inbox, no call-record section, no call alert
+    alerts = re.search(r"MQTT alerts received: (.*)$", out, re.M)
+    assert alerts and "# call records" not in out and not re.search(r"\bcall \d", alerts.group(1))
+    assert not (tmp_path / CDR_INBOX).exists()
+
+
+def test_each_demo_run_stages_a_new_day_of_call_records_outside_the_inbox(
+    tmp_path: Path,
+) -> None:
+    """A finding is recorded once per subject: a second run on the same data directory takes
+    the next seed, so its SIM-box SIMs are new and shown again."""
+    now = time.time()
+    first = stage_call_day(tmp_path, 7, now)
+    second = stage_call_day(tmp_path, 7, now)
+    assert (first.seed, second.seed) == (7, 8)
+    assert first.staged.exists() and not first.staged.name.endswith(".part")
+    assert first.staged.parent != first.inbox  # written elsewhere, renamed in by drop()
+    assert first.labels.simbox and not set(first.labels.simbox) & set(second.labels.simbox)
+    first.inbox.mkdir()
+    assert first.drop() == first.inbox / first.staged.name and not first.staged.exists()
+
+
+def test_a_call_finding_is_printed_with_a_spoofed_number_masked_as_the_alert_does() -> None:
+    out = io.StringIO()
+    board = Board(out)
+    reason = Reason("calls.spoof.presence", 0.9, "the number's subscriber was in cell 1-2")
+    board.on_call_finding(
+        CallFinding(FindingKind.SPOOFED_CLI, "77011234567", 0.9, (reason,), 0.0, 1.0)
+    )
+    line = out.getvalue()
+    assert line.startswith("CALL  0.90 spoofed_cli    7701***4567 [the number's subscriber")
+    assert "77011234567" not in line and "(records: ?)" in line
+    assert board.call_findings and board.call_findings[0].subject == "77011234567"
 
 
 def test_demo_tokens_are_made_once_and_kept_private(tmp_path: Path) -> None:

@@ -50,8 +50,8 @@ class CallSim:
 
     id: str
     number: str
-    at: float
-    first_at: float
+    found_at: float  # when fraudgate found it (wall clock): the case's received_at
+    first_at: float  # the first record counted as evidence: the time of the facts
     kind: str
     score: float
 
@@ -144,7 +144,7 @@ class FeedRepository:
         opened it: one case per SIM), oldest first."""
         f, k = call_findings, cases_table
         query = (
-            sa.select(f.c.id, f.c.msisdn, f.c.at, f.c.first_at, f.c.kind, f.c.score)
+            sa.select(f.c.id, f.c.msisdn, f.c.found_at, f.c.first_at, f.c.kind, f.c.score)
             .select_from(
                 f.outerjoin(
                     k,
@@ -155,7 +155,7 @@ class FeedRepository:
                 )
             )
             .where(f.c.msisdn != "", f.c.kind.in_(CALL_SIM_KINDS), k.c.id.is_(None))
-            .order_by(f.c.at)
+            .order_by(f.c.found_at)
             .limit(_BATCH)
         )
         return [

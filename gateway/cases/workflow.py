@@ -245,7 +245,7 @@ class Workflow:
             view = await self._open(
                 source=Source.DETECTION_SIMBOX,
                 numbers=[sim.number],
-                received_at=sim.at,
+                received_at=sim.found_at,
                 facts_at=sim.first_at,
                 evidence=[
                     Evidence("call_finding", sim.id, {"finding": sim.kind, "score": sim.score})
