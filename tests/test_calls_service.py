@@ -5,6 +5,7 @@ inbox without its records counting twice."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,6 +48,7 @@ class FailingOnce:
     ) -> list[CallFinding]:
         if self.failures:
             self.failures -= 1
+            await asyncio.sleep(0.01)  # the database takes a moment to refuse
             raise StoreError("calls.record", "database is locked")
         return await self.inner.record(findings, alert_of, now)
 
@@ -105,4 +107,24 @@ async def test_an_inbox_file_whose_batch_failed_is_read_again_and_counted_once(
         assert len(published) == 2
         assert all(json.dumps(p) for p in published)
         assert service.records == 80  # each record analysed once
+        service.close()
+
+
+async def test_findings_of_two_sources_failing_at_once_are_both_written_later(
+    tmp_path: Path,
+) -> None:
+    """The inbox and a stream connection hand batches at the same time while the database
+    refuses: neither source's finding may be lost when the next write succeeds."""
+    async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'fg.db'}") as store:
+        await store.migrate()
+        service = CallService(CallsSettings(), FailingOnce(CallFindings(store), failures=2))
+        results = await asyncio.gather(
+            service.accept(simbox("77011111111"), "inbox"),
+            service.accept(simbox("77012222222", start=T0 + 5), "stream"),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, StoreError) for r in results)
+        await service.accept(simbox("77013333333", start=T0 + 9), "inbox")
+        found, _ = await rows(store)
+        assert sorted(s for _, s in found) == ["77011111111", "77012222222", "77013333333"]
         service.close()

@@ -268,3 +268,53 @@ async def test_the_deadline_status_is_published_when_the_counts_change(tmp_path:
         clock[0] = case.verify_by + 60
         await flow.step()
         assert [(d["due_today"], d["overdue"]) for d in published] == [(1, 0), (0, 1)]
+
+
+async def test_a_probe_test_after_the_call_records_joins_their_case_and_its_policy_applies(
+    tmp_path: Path,
+) -> None:
+    """The call records named a SIM first (a case, waiting for an analyst); a probe test names
+    it later: the test call becomes evidence of that same case, and the operator's policy that
+    trusts probe tests confirms and suspends it, as if the probe had come first."""
+    from gateway.calls.analyzer import CallAnalyzer
+    from gateway.calls.cdr import Cdr, RecordType
+    from gateway.calls.payload import call_alert
+    from gateway.calls.repository import CallFindings
+
+    async with await Store.open(sqlite_url(tmp_path)) as store, SwitchSimulator() as sw:
+        await store.migrate()
+        from gateway.switch.port import HttpSwitch
+
+        async with HttpSwitch(sw.url, sw.token) as switch:
+            trusted = Policy(auto_confirm_probe_outcomes=frozenset({"simbox"}))
+            cases = Cases(
+                store, KzCalendar(), switch=switch, registry=Registry(store), reports=None,
+                policy=trusted,
+            )  # fmt: skip
+            flow = Workflow(store, cases)
+            now = time.time()
+            analyzer = CallAnalyzer()
+            calls = [
+                Cdr(RecordType.MOC, now - 7200 + 100 * i, 60.0, "401021111111111",
+                    "86723503000011", "77011234567", "77011234567", f"7705{i:07d}", lac=1,
+                    cell=9)
+                for i in range(40)
+            ]  # fmt: skip
+            found = analyzer.feed(calls)
+            assert [f.subject for f in found] == ["77011234567"]
+            await CallFindings(store).record(found, lambda f: call_alert(f, now), now)
+            await flow.step()
+            [case] = await cases.list(CaseFilter(source=Source.DETECTION_SIMBOX))
+            assert case.state is State.NEW  # a call-record finding waits for a person
+            m = TestCallMatcher()
+            m.expect([Expected("p1", "+4915112345678", now - 5, now + 60)])
+            probe = m.on_call(IncomingCall("p1", "+77011234567", 145, 0, now))
+            await store.record_findings([probe], [])
+            await flow.step()
+            await flow.step()  # attached once
+            [case] = await cases.list(CaseFilter(source=Source.DETECTION_SIMBOX))
+            assert case.state is State.SUSPENDED and "auto_confirmed" in case.flags
+            full = await cases.get(case.id)
+            kinds = {e["kind"] for e in full.evidence}
+            assert {"call_finding", "probe_finding"} <= kinds
+            assert sw.state.get("+77011234567") == "blocked"

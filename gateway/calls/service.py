@@ -56,6 +56,7 @@ class CallService:
         # findings made but not yet written (the store failed): written before the next ones.
         # The analyzer has moved on (a SIM found is not found twice), so these must not be lost.
         self._unwritten: list[CallFinding] = []
+        self._writing = asyncio.Lock()  # the inbox and stream connections write in turn
         self.records = 0
         self.duplicates = 0
         self.found: dict[str, int] = {}
@@ -81,15 +82,16 @@ class CallService:
     async def _record(self, found: Sequence[CallFinding], source: str) -> list[CallFinding]:
         """Write `found` after any findings an earlier failure left unwritten; on a store error
         they all wait for the next call (the error propagates: the caller retries its batch)."""
-        pending = self._unwritten + list(found)
-        if not pending:
-            return []
-        try:
-            fresh = await self.findings.record(pending, self._alert, self.clock())
-        except BaseException:
-            self._unwritten = pending
-            raise
-        self._unwritten = []
+        async with self._writing:
+            pending = self._unwritten + list(found)
+            if not pending:
+                return []
+            try:
+                fresh = await self.findings.record(pending, self._alert, self.clock())
+            except BaseException:
+                self._unwritten = pending
+                raise
+            self._unwritten = []
         self._announce(fresh, source)
         return fresh
 

@@ -77,6 +77,8 @@ class WorkflowFeed(Protocol):
 
     async def call_sims(self) -> list[CallSim]: ...
 
+    async def late_findings(self) -> list[tuple[NamedSim, str]]: ...
+
     async def blocked_senders(self, since: float | None, limit: int) -> list[BlockedSender]: ...
 
     async def confirmed_texts(self, since: float, limit: int = 1000) -> set[str]: ...
@@ -137,6 +139,33 @@ class FeedRepository:
             NamedSim(str(r[0] or ""), str(r[1] or ""), float(r[2]), str(r[3] or ""),
                      str(r[4] or ""), str(r[5] or ""))
             for r in await self._read(query, "workflow.findings")
+        ]  # fmt: skip
+
+    async def late_findings(self) -> list[tuple[NamedSim, str]]:
+        """Probe findings naming a SIM whose SIM-box case was opened before by the call records
+        and carries no probe finding yet, with that case's id (the test call is evidence the
+        analyst must see, and one an explicit policy may confirm on)."""
+        f, k, e = probe_findings, cases_table, case_evidence
+        query = (
+            sa.select(f.c.id, f.c.number, f.c.at, f.c.outcome, f.c.route, f.c.probe, k.c.id)
+            .select_from(
+                f.join(
+                    k,
+                    sa.and_(
+                        k.c.source == Source.DETECTION_SIMBOX.value,
+                        k.c.external_id == sa.literal(NUMBER_KEY) + f.c.number,
+                    ),
+                ).outerjoin(e, sa.and_(e.c.case_id == k.c.id, e.c.kind == "probe_finding"))
+            )
+            .where(f.c.number != "", f.c.outcome.in_([o.value for o in NAMES_A_NUMBER]))
+            .where(e.c.case_id.is_(None))
+            .order_by(f.c.at)
+            .limit(_BATCH)
+        )
+        return [
+            (NamedSim(str(r[0]), str(r[1]), float(r[2]), str(r[3] or ""), str(r[4] or ""),
+                      str(r[5] or "")), str(r[6]))
+            for r in await self._read(query, "workflow.late_findings")
         ]  # fmt: skip
 
     async def call_sims(self) -> list[CallSim]:

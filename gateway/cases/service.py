@@ -258,6 +258,24 @@ class Cases:
         )
         return view.id
 
+    async def attach(self, case_id: str, evidence: Evidence, actor: Actor = SYSTEM) -> CaseView:
+        """New evidence for an open case (a probe test naming a SIM whose case the call records
+        opened first): recorded on the case, and, when an explicit Policy confirms on such
+        evidence and the case still awaits its verification, confirmed by the policy."""
+        with self.store.guard("cases.attach"):
+            async with self.store.engine.begin() as conn:
+                await rows.add_evidence(conn, case_id, [evidence], actor, self.clock())
+        view = await self.get(case_id)
+        if view.state in (State.NEW, State.VERIFYING) and self.policy.confirms(evidence):
+            if view.state is State.VERIFYING:
+                policy = Actor("policy:auto_confirm", "system")
+                return await self._confirm(
+                    view.id, policy, f"operator policy ({self.policy.describe()}): confirmed by "
+                    f"{evidence.kind} {evidence.ref}", [evidence], flags=("auto_confirmed",),
+                )  # fmt: skip
+            return await self._auto_confirm(view, [evidence])
+        return view
+
     async def _auto_confirm(self, view: CaseView, confirming: Sequence[Evidence]) -> CaseView:
         """An explicit operator policy ([cases] auto_confirm_probe_outcomes) confirms: recorded
         as the policy's decision, with the policy in the reason, and flagged on the case."""

@@ -230,6 +230,18 @@ class Workflow:
             if view is not None:
                 log.info("case %s opened from probe finding %s (%s)", view.id, sim.id, sim.outcome)
                 opened += 1
+        for sim, case_id in await self.feed.late_findings():
+            evidence = Evidence(
+                "probe_finding",
+                sim.id,
+                {"outcome": sim.outcome, "route": sim.route, "probe": sim.probe},
+            )
+            try:
+                view = await self.cases.attach(case_id, evidence)
+            except CaseError as e:  # an analyst's decision meanwhile: next round
+                log.warning("probe finding %s not attached to case %s: %s", sim.id, case_id, e)
+                continue
+            log.info("probe finding %s added to case %s (now %s)", sim.id, case_id, view.state)
         return opened
 
     async def feed_call_findings(self) -> int:
