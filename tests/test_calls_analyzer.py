@@ -259,3 +259,86 @@ def test_bench_calls_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> N
         assert phase in out, out
     assert "20,000 records read, de-duplicated and scored" in out
     assert "5,000 records through Inbox -> CallService -> SQLite" in out
+
+
+def test_an_unknown_or_invalid_imei_is_not_one_device_shared_by_many() -> None:
+    """Switches write zeros when the handset gave no IMEI; a 15-digit IMEI whose check digit is
+    wrong is cloned or mistyped. Neither may make its subscribers look like one gateway."""
+    from gateway.calls.analyzer import valid_imei
+
+    assert valid_imei("35693803564380") and valid_imei("356938035643809")
+    assert not valid_imei("356938035643801")  # check digit wrong
+    assert not valid_imei("000000000000000") and not valid_imei("00000000000000")
+    a = CallAnalyzer()
+    for k in range(20):  # 20 people, 20 calls each at night, all with IMEI zeros
+        own = f"770100000{k:02d}"
+        a.feed([Cdr(MOC, T0 + 300 * i + k, 60.0, f"4010200000001{k:02d}", "000000000000000",
+                    own, own, f"7705{i:07d}", lac=1, cell=k) for i in range(20)])  # fmt: skip
+    assert "000000000000000" not in a.imeis and "00000000000000" not in a.imeis
+    assert all(sim.imei == "" for sim in a.sims.values())
+
+
+def test_wangiri_counts_victims_within_one_window_not_over_a_long_trickle() -> None:
+    a = CallAnalyzer()
+    trickle = [
+        Cdr(MTC, T0 + 3000 * i, 0.0, "", "", f"77010{i:06d}", "22245123401", f"77010{i:06d}",
+            cause=3, in_trunk="INTL-1")
+        for i in range(30)  # a ring every 50 minutes: never 15 within an hour
+    ]  # fmt: skip
+    assert a.feed(trickle) == []
+
+
+def test_a_roamer_calling_five_relatives_over_hours_is_not_a_spoofing_fan_out() -> None:
+    a = CallAnalyzer()
+    calls = [
+        Cdr(MTC, T0 + 3000 * i, 300.0, "", "", f"770155500{i:02d}", "77011234567",
+            f"770155500{i:02d}", in_trunk="INTL-1")
+        for i in range(5)  # five calls home, 50 minutes apart
+    ]  # fmt: skip
+    assert a.feed(calls) == []
+
+
+def test_a_findings_first_call_lies_within_its_window() -> None:
+    """An aged SIM lived as a person for weeks before the box: the facts begin within the
+    window that decided, not on its first day (the holder at that time is the one reported)."""
+    a = CallAnalyzer()
+    own, imei = "77011234567", "86123400000001"
+    for day in range(20):  # weeks of a daytime life, called back, some data
+        t = T0 - (30 - day) * 86400 + 6 * 3600
+        a.one(Cdr(MOC, t, 60.0, "401021111111111", imei, own, own, "77050000001", lac=1, cell=1))
+        a.one(Cdr(MTC, t + 600, 60.0, "401021111111111", imei, own, "77050000001", own))
+        a.one(Cdr(DATA, t + 900, 600.0, "401021111111111", imei, own, lac=1, cell=1))
+    found = a.feed(simbox_calls(own, "401021111111111", imei, 60))
+    assert [f.subject for f in found] == [own]
+    assert found[0].first_at >= found[0].at - a.s.window
+
+
+def test_a_record_from_the_future_does_not_wipe_the_state_of_the_present() -> None:
+    now = T0 + 10 * 86400
+    a = CallAnalyzer(clock=lambda: now)
+    a.feed(wangiri("22245123401", 10, start=now - 600))
+    a.one(Cdr(SMS, now + 86400, 0.0, "", "", "77019999999"))  # a switch's clock a day ahead
+    a.expire()
+    assert "222451234" in a.ranges  # the burst is still being counted
+    found = a.feed(wangiri("22245123401", 10, start=now - 300, first=10))
+    assert [f.kind for f in found] == [FindingKind.WANGIRI]
+
+
+def test_a_gateways_sim_count_does_not_drop_to_nothing_at_a_window_boundary() -> None:
+    a = CallAnalyzer(AnalyzerSettings(window=3600))
+    imei = "86123400000001"
+    for k in range(6):  # six SIMs in the module during the first hour
+        own = f"770100000{k:02d}"
+        a.one(Cdr(MOC, T0 + 500 * k, 60.0, f"4010200000000{k:02d}", imei, own, own, "7705000001"))
+    own = "77010000099"  # the first call after the boundary
+    a.one(Cdr(MOC, T0 + 3700, 60.0, "401020000000099", imei, own, own, "7705000002"))
+    assert a.imeis[imei].count() == 7
+
+
+def test_a_stream_open_beyond_loopback_needs_its_token(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"calls\.stream_token: required"):
+        parse_calls(Table({"stream_listen": "0.0.0.0:7030"}, "calls"), tmp_path)
+    cfg = parse_calls(Table({"stream_listen": "127.0.0.1:0"}, "calls"), tmp_path)
+    assert cfg.stream_host == "127.0.0.1" and cfg.stream_port == 0
+    with pytest.raises(ConfigError, match=r"calls\.intl_trunks: an empty prefix"):
+        parse_calls(Table({"intl_trunks": [""]}, "calls"), tmp_path)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import time
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from gateway.ids import new_id
 _V = TypeVar("_V")
 
 KZ_OFFSET = 5 * 3600  # Kazakhstan keeps UTC+5 all year (one zone since March 2024)
+SKEW = 3600.0  # how far ahead of the wall clock a record may move the analyzer's time
 
 
 class FindingKind(StrEnum):
@@ -176,6 +178,21 @@ _IMEIS = 4
 _IMEI_IMSIS = 16
 
 
+def valid_imei(imei: str) -> bool:
+    """An IMEI that names a device: 14 digits, or 15 whose last is the Luhn check digit, not
+    all zeros (switches write zeros when the handset did not give it; cloned and invalid IMEIs
+    are shared by unrelated phones and would make them look like one multi-SIM gateway)."""
+    if len(imei) not in (14, 15) or not imei.isdigit() or imei[:14] == "0" * 14:
+        return False
+    if len(imei) == 14:
+        return True
+    total = 0
+    for i, ch in enumerate(imei[:14]):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return (10 - total % 10) % 10 == int(imei[14])
+
+
 def _h(s: str) -> int:
     """A 32-bit fingerprint of a number (arrays of them stay small)."""
     return hash(s) & 0xFFFFFFFF
@@ -193,6 +210,7 @@ class _Sim:
         "first_at",
         "imei",
         "imeis",
+        "imeis_prev",
         "imsi",
         "last_cell_at",
         "last_out_end",
@@ -211,7 +229,8 @@ class _Sim:
         self.di = 0
         self.cells = array("I")
         self.ci = 0
-        self.imeis = array("I")
+        self.imeis = array("I")  # IMEIs seen in the current slot (at most _IMEIS)
+        self.imeis_prev = array("I")  # and in the previous one
         self.nets = 0  # bit per network called, this slot and the previous one
         self.last_out_end = 0.0
         self.last_seen = at
@@ -232,12 +251,14 @@ class _Sim:
                 c[i] = 0
             self.slot += window
             self.nets = (self.nets & 0x3F) << 6
+            self.imeis_prev, self.imeis = self.imeis, array("I")
         else:
             for i in range(2 * _N):
                 c[i] = 0
             self.slot = at
             self.nets = 0
             self.first_at = 0.0
+            self.imeis, self.imeis_prev = array("I"), array("I")
 
     def count(self, i: int, at: float, window: float) -> float:
         """Counter `i` over the sliding window ending at `at`."""
@@ -250,12 +271,24 @@ class _Sim:
 
 
 class _Imei:
-    __slots__ = ("imsis", "last_seen", "slot")
+    """The SIMs (IMSI fingerprints) a device was seen with, in two tumbling generations of a
+    window each: the count is over both, so it never drops to nothing at a boundary."""
+
+    __slots__ = ("imsis", "last_seen", "prev", "slot")
 
     def __init__(self, at: float) -> None:
         self.imsis = array("I")
+        self.prev = array("I")
         self.slot = at
         self.last_seen = at
+
+    def count(self) -> int:
+        if not self.prev:
+            return len(self.imsis)
+        return len(set(self.imsis) | set(self.prev))
+
+    def all(self) -> set[int]:
+        return set(self.imsis) | set(self.prev)
 
 
 class _Range:
@@ -307,15 +340,20 @@ class AnalyzerStats:
 class CallAnalyzer:
     """The three detectors over one stream of records (docs/calls.md)."""
 
-    def __init__(self, settings: AnalyzerSettings | None = None) -> None:
+    def __init__(
+        self, settings: AnalyzerSettings | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.s = settings or AnalyzerSettings()
+        # a record stamped in the future (a switch's clock, a typo) must not age everything
+        # else out: the analyzer's "now" never runs more than SKEW ahead of this clock
+        self.clock = clock
         self.sims: dict[str, _Sim] = {}
         self.imeis: dict[str, _Imei] = {}
         self.ranges: dict[str, _Range] = {}
         self.spoofs: dict[str, _Spoof] = {}
         self.confirmed: set[str] = set()  # SIMs named by probes (or analysts): no second finding
         self.stats = AnalyzerStats()
-        self._own = frozenset(self.s.own_prefixes)
+        self._own = tuple(self.s.own_prefixes)
         self._premium = tuple(sorted(self.s.premium_prefixes, key=len, reverse=True))
         self._now = 0.0  # the latest record time seen
         # every SIM scored: (msisdn, record time, features); the tuner collects them
@@ -336,7 +374,7 @@ class CallAnalyzer:
         self.stats.records += 1
         at = r.start
         if at > self._now:
-            self._now = at
+            self._now = min(at, self.clock() + SKEW)
         t = r.record_type
         if t is RecordType.MOC:
             return self._moc(r, at)
@@ -385,8 +423,8 @@ class CallAnalyzer:
         c[_OUT] += 1
         if r.served_imsi:
             sim.imsi = r.served_imsi
-        if r.served_imei:  # the IMEI without its check digit (an IMEISV's last digits differ)
-            self._device(sim, r.served_imei[:14], sim.imsi or msisdn, at)
+        if r.served_imei:
+            self._device(sim, r.served_imei, sim.imsi or msisdn, at)
         self._locate(sim, r, at)
         if 0 <= at - sim.last_out_end <= s.gap:
             c[_B2B] += 1
@@ -431,19 +469,22 @@ class CallAnalyzer:
         return self._finding(FindingKind.SIMBOX, msisdn, sim, x, score, at)
 
     def _device(self, sim: _Sim, imei: str, who: str, at: float) -> None:
+        if not valid_imei(imei):
+            return  # unknown (zeros) or malformed: shared by unrelated phones, not a device
+        imei = imei[:14]  # without its check digit (an IMEISV's last digits differ)
         sim.imei = imei
         hi = _h(imei)
-        if hi not in sim.imeis:
-            if len(sim.imeis) >= _IMEIS:
-                sim.imeis.pop(0)
+        if hi not in sim.imeis and len(sim.imeis) < _IMEIS:
             sim.imeis.append(hi)
         dev = self.imeis.get(imei)
         if dev is None:
             dev = self.imeis[imei] = _Imei(at)
         dev.last_seen = max(dev.last_seen, at)
-        if at >= dev.slot + self.s.window:  # a new window: start counting IMSIs again
+        w = self.s.window
+        if at >= dev.slot + w:  # the next generation
+            dev.prev = dev.imsis if at < dev.slot + 2 * w else array("I")
+            dev.imsis = array("I")
             dev.slot = at
-            del dev.imsis[:]
         hs = _h(who)
         if hs not in dev.imsis and len(dev.imsis) < _IMEI_IMSIS:
             dev.imsis.append(hs)
@@ -451,7 +492,7 @@ class CallAnalyzer:
     def _network(self, number: str) -> int:
         """0 own, 1 another Kazakh mobile network, 2 a Kazakh small / VoIP range, 3 Kazakh
         fixed, 4 abroad (incl. Russia on +7), 5 anything else (short codes)."""
-        if number[:4] in self._own:
+        if number.startswith(self._own):
             return 0
         if len(number) == 11 and number[0] == "7":
             d = number[1]
@@ -478,8 +519,8 @@ class CallAnalyzer:
             min(1.0, sim.count(_B2B, at, w) / out),
             min(1.0, sim.count(_NIGHT, at, w) / out),
             1.0 if len(cells) >= 4 and min(cells) == max(cells) else 0.0,
-            math.log(len(dev.imsis)) if dev is not None and dev.imsis else 0.0,
-            float(max(len(sim.imeis) - 1, 0)),
+            math.log(dev.count()) if dev is not None and dev.imsis else 0.0,
+            float(max(len(set(sim.imeis) | set(sim.imeis_prev)) - 1, 0)),
             float(bin(nets).count("1")),
         )
 
@@ -496,7 +537,7 @@ class CallAnalyzer:
             "data": round(sim.count(_DATA, at, w)),
             "new_numbers": round(sim.count(_NEW, at, w)),
             "cell": f"{sim.cell >> 16}-{sim.cell & 0xFFFF}" if sim.cell else "",
-            "imsis_on_imei": len(dev.imsis) if dev is not None else 0,
+            "imsis_on_imei": dev.count() if dev is not None else 0,
             "tac": sim.imei[:8] if len(sim.imei) >= 14 else "",
             "window_s": w,
         }
@@ -504,7 +545,8 @@ class CallAnalyzer:
             details |= extra
         self._count(kind)
         return CallFinding(
-            kind, msisdn, round(score, 4), self._reasons(x, details), sim.first_at or at, at,
+            kind, msisdn, round(score, 4), self._reasons(x, details),
+            max(sim.first_at or at, at - w), at,
             msisdn=msisdn, imsi=sim.imsi, imei=sim.imei, details=details,
         )  # fmt: skip
 
@@ -539,7 +581,7 @@ class CallAnalyzer:
         if sim is None:
             return []
         out: list[CallFinding] = []
-        dev_imsis = set(self.imeis[sim.imei].imsis) if sim.imei in self.imeis else set()
+        dev_imsis = self.imeis[sim.imei].all() if sim.imei in self.imeis else set()
         for other_msisdn, other in self.sims.items():
             if other_msisdn == msisdn or other.alerted or other_msisdn in self.confirmed:
                 continue
@@ -587,7 +629,7 @@ class CallAnalyzer:
         s = self.s
         key = calling[:-2]
         rng = self.ranges.get(key)
-        if rng is None or at - rng.last_at > s.wangiri_window:
+        if rng is None or at - rng.first_at > s.wangiri_window:  # counted within one window
             if rng is None and len(self.ranges) >= s.max_ranges:
                 self._evict_ranges()
             alerted = rng.alerted if rng is not None else False
@@ -635,7 +677,7 @@ class CallAnalyzer:
     def _spoofed(self, r: Cdr, calling: str, victim: str, at: float) -> CallFinding | None:
         s = self.s
         sp = self.spoofs.get(calling)
-        if sp is None or at - sp.last_at > s.spoof_window:
+        if sp is None or at - sp.first_at > s.spoof_window:  # counted within one window
             if sp is None and len(self.spoofs) >= s.max_ranges:
                 self._evict_spoofs()
             alerted = sp.alerted if sp is not None else False

@@ -9,7 +9,9 @@ from gateway.domain import Alert, AlertKind
 
 def mask_imsi(imsi: str) -> str:
     """MCC+MNC, stars, the last 4 digits (as the probes' status documents show a probe's)."""
-    return imsi[:5] + "*" * max(len(imsi) - 9, 0) + imsi[-4:] if imsi else ""
+    if len(imsi) < 10:  # too short to show both ends without showing it all
+        return "*" * len(imsi)
+    return imsi[:5] + "*" * (len(imsi) - 9) + imsi[-4:]
 
 
 def call_alert_payload(f: CallFinding) -> dict[str, object]:

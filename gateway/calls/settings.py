@@ -21,7 +21,6 @@ class CallsSettings:
     stream_port: int = 0
     stream_token: str = ""
     dedup_window: float = 7200.0  # a record re-delivered within this (record time) counts once
-    cases: bool = True  # SIM-box findings open cases (docs/cases.md)
     analyzer: AnalyzerSettings = field(default_factory=AnalyzerSettings)
 
 
@@ -45,14 +44,20 @@ def parse_calls(t: Table, base: Path) -> CallsSettings:
             listen, t.key("stream_listen"), listen=True
         )
     cfg.stream_token = t.get("stream_token", str, "")
+    if cfg.stream_host and not cfg.stream_token and not _loopback(cfg.stream_host):
+        raise ConfigError(
+            f"{t.key('stream_token')}: required when {t.key('stream_listen')} is not a loopback "
+            "address (anyone reaching the port could feed records that open SIM-box cases)"
+        )
     cfg.dedup_window = t.number("dedup_window", cfg.dedup_window, minimum=1.0)
-    cfg.cases = t.get("cases", bool, True)
     d = AnalyzerSettings()
 
     def prefixes(name: str, default: tuple[str, ...], digits: bool) -> tuple[str, ...]:
         values = tuple(str(x) for x in t.get(name, list, list(default)))
         if digits and not all(v.isdigit() for v in values):
             raise ConfigError(f'{t.key(name)}: digit prefixes, e.g. ["7701"]')
+        if not all(v.strip() for v in values):
+            raise ConfigError(f"{t.key(name)}: an empty prefix would match everything")
         return values
 
     try:
@@ -83,3 +88,14 @@ def parse_calls(t: Table, base: Path) -> CallsSettings:
         raise ConfigError(f"{t.path}: enabled needs an inbox folder or a stream_listen address")
     t.done()
     return cfg
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
