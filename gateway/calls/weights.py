@@ -3,15 +3,15 @@ by `fraudgate calls tune` (docs/calls.md)."""
 
 WEIGHTS: tuple[float, ...] = (
     0.0,  # log_out
-    -0.4922,  # in_ratio
-    -1.539,  # sms_data
-    0.253,  # new_dest
-    0.0081,  # b2b
-    2.4874,  # night
-    0.4073,  # one_cell
-    2.1372,  # imsis_on_imei
-    2.2992,  # imeis
-    0.0019,  # networks
+    -0.3575,  # in_ratio
+    -1.8789,  # sms_data
+    0.1264,  # new_dest
+    0.0092,  # b2b
+    2.2451,  # night
+    0.2188,  # one_cell
+    2.3287,  # imsis_on_imei
+    1.511,  # imeis
+    0.0,  # networks
 )
-BIAS = -1.6308
+BIAS = -1.1443
 SOURCE = 'simulators.cdr seed 1, mix tune, 3 days (227,263 records, 80 SIM-box SIMs)'
