@@ -342,3 +342,14 @@ def test_a_stream_open_beyond_loopback_needs_its_token(tmp_path: Path) -> None:
     assert cfg.stream_host == "127.0.0.1" and cfg.stream_port == 0
     with pytest.raises(ConfigError, match=r"calls\.intl_trunks: an empty prefix"):
         parse_calls(Table({"intl_trunks": [""]}, "calls"), tmp_path)
+
+
+def test_a_long_calls_partial_records_count_as_one_call_and_fixed_lines_are_a_network() -> None:
+    a = CallAnalyzer()
+    own = "77011234567"
+    parts = [Cdr(MOC, T0, 1800.0, "", "", own, own, "77172123456", cause=1, lac=1, cell=1)
+             for _ in range(3)]  # fmt: skip
+    a.feed([*parts, Cdr(MOC, T0, 600.0, "", "", own, own, "77172123456", lac=1, cell=1)])
+    assert a.sims[own].c[0] == 1  # one outgoing call
+    assert a._network("77172123456") == 3 and a._network("77711234567") == 1
+    assert a._network("77011234567") == 0 and a._network("79161234567") == 4

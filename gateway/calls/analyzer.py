@@ -44,7 +44,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from gateway.calls import weights
-from gateway.calls.cdr import Cdr, RecordType
+from gateway.calls.cdr import PARTIAL_RECORD, Cdr, RecordType
 from gateway.detect.sender import KZ_MOBILE_RE
 from gateway.ids import new_id
 
@@ -52,6 +52,8 @@ _V = TypeVar("_V")
 
 KZ_OFFSET = 5 * 3600  # Kazakhstan keeps UTC+5 all year (one zone since March 2024)
 SKEW = 3600.0  # how far ahead of the wall clock a record may move the analyzer's time
+# causeForTerm of a long call's intermediate records (TS 32.298): its last record ends the call
+PARTIAL = frozenset({PARTIAL_RECORD, 2})
 
 
 class FindingKind(StrEnum):
@@ -419,6 +421,8 @@ class CallAnalyzer:
             return None
         s = self.s
         sim = self._sim(msisdn, at)
+        if r.cause in PARTIAL:  # a long call's intermediate record: the call counts once
+            return None
         c = sim.c
         c[_OUT] += 1
         if r.served_imsi:
@@ -497,6 +501,8 @@ class CallAnalyzer:
         if len(number) == 11 and number[0] == "7":
             d = number[1]
             if d == "7":
+                if number[2] in "12":  # national 71xx / 72xx: the area codes of fixed lines
+                    return 3
                 return 1 if KZ_MOBILE_RE.fullmatch(number) else 2
             if d == "6":
                 return 2
