@@ -9,7 +9,8 @@ import asyncio
 import gzip
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from gateway.calls.cdr import Cdr
 from gateway.calls.inbox import After, Inbox
 from gateway.calls.ledger import MAX_BAD_ROWS, FileStatus, Ledger
+from gateway.calls.reader import Mapping
 from gateway.store import Store, sqlite_url
 
 NOW = datetime(2026, 12, 9, tzinfo=UTC).timestamp()
@@ -328,3 +330,154 @@ async def test_a_failing_sink_is_logged_once_until_it_recovers(
     assert errors == ["CDR file calls.csv left for the next scan: the analyzer's database is down"]
     assert any(r.getMessage() == "the CDR inbox reads again" for r in caplog.records)
     assert len(sink.records) == 10
+
+
+# -- what one file does not do to the others (issue 18 review) -------------------------------
+
+
+async def test_rows_that_raised_in_the_parser_are_bad_rows_and_the_next_files_are_read(
+    folder: Path, sqlite_store: Store
+) -> None:
+    """A JSON line of 40,000 '[' (RecursionError) and a seconds field '0²' (ValueError) once
+    escaped the reader: the inbox took them for a database error and took the same oldest
+    file again at every scan, never reading the others."""
+    sink = Sink()
+    inbox = inbox_of(folder, sink, sqlite_store, after="move")
+    rec = '{"record_type": "MOC", "start": "2026-12-08T10:15:30+05:00", "record_id": "j%d"}\n'
+    (folder / "1-deep.jsonl").write_text(rec % 1 + "[" * 40_000 + "\n" + rec % 3)
+    age(folder / "1-deep.jsonl", 120)
+    (folder / "2-sup.csv").write_text(HEADER + "MOC,2026-12-08T10:15:0\u00b2Z,1,,,s2\n"
+                                      "MOC,2026-12-08T10:15:03Z,1,,,s3\n")  # fmt: skip
+    age(folder / "2-sup.csv", 60)
+    write_rows(folder / "3-fine.csv", 5)
+    assert await two_scans(inbox) == 3
+    assert [r.record_id for r in sink.records] == ["j1", "j3", "s3"] + [f"m:{i}" for i in range(5)]
+    states = {s.name: s for s in await Ledger(sqlite_store).recent()}
+    assert {n: (s.status, s.records, s.bad_rows) for n, s in states.items()} == {
+        "1-deep.jsonl": (FileStatus.DONE, 2, 1),
+        "2-sup.csv": (FileStatus.DONE, 1, 1),
+        "3-fine.csv": (FileStatus.DONE, 5, 0),
+    }
+    (deep,) = await Ledger(sqlite_store).bad_rows(states["1-deep.jsonl"].id)
+    assert deep == (2, "1-deep.jsonl:2: not JSON (nested too deeply)")
+
+
+async def test_an_error_of_the_reader_itself_fails_that_file_once_and_the_inbox_goes_on(
+    folder: Path,
+    sqlite_store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from gateway.calls import inbox as inbox_module
+    from gateway.calls.reader import read_records as real
+
+    def broken(path: Path, *args: object, **kw: object) -> Iterator[tuple[int, object]]:
+        for n, (line, item) in enumerate(real(path, *args, **kw)):  # type: ignore[arg-type]
+            if path.name == "1-bug.csv" and n == 3:
+                raise ValueError("invalid literal for int(): '77011234567'")  # a reader bug
+            yield line, item
+
+    monkeypatch.setattr(inbox_module, "read_records", broken)
+    sink = Sink()
+    inbox = inbox_of(folder, sink, sqlite_store)
+    write_rows(folder / "1-bug.csv", 10)
+    age(folder / "1-bug.csv", 60)
+    write_rows(folder / "2-fine.csv", 4, first=100)
+    with caplog.at_level(logging.INFO, logger="fraudgate.calls"):
+        assert await two_scans(inbox) == 2
+        assert await inbox.scan() == 0  # kept: not taken again
+    assert [r.record_id for r in sink.records] == ["m:0", "m:1", "m:2"] + [
+        f"m:{i}" for i in range(100, 104)
+    ]
+    states = {s.name: s for s in await Ledger(sqlite_store).recent()}
+    bug = states["1-bug.csv"]
+    assert (bug.status, bug.records, bug.lines_done) == (FileStatus.FAILED, 3, 4)
+    assert states["2-fine.csv"].status is FileStatus.DONE
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith(
+        "CDR file 1-bug.csv failed: the reader failed after line 4: ValueError at "
+        "test_cdr_inbox.py:"
+    )
+    assert "7701" not in errors[0]  # the exception's message may hold personal data
+    assert (inbox.failed_files, inbox.files) == (1, 2)
+
+
+async def test_a_failed_file_is_never_deleted_and_is_read_again_when_dropped_again(
+    folder: Path, sqlite_store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A mapping mistake (the header does not match) once deleted the file with after =
+    "delete", and the ledger kept its content as failed: a copy dropped after the mapping was
+    fixed was skipped as read already."""
+    sink = Sink()
+    path = write_rows(folder / "calls.csv", 20)
+    path.write_text(path.read_text().replace("record_type,start,", "record_type,START_TIME,", 1))
+    # the ledger's clock a second behind: the rename back below is later than the failed
+    # read began even by the file system's coarse clock (4 ms), however fast this test runs
+    behind = Ledger(sqlite_store, clock=lambda: time.time() - 1)
+    first = Inbox(folder, sink, behind, node="n1", clock=lambda: NOW, after="delete")
+    assert await two_scans(first) == 1
+    assert not path.exists() and (folder / "failed" / "calls.csv").exists()
+    (state,) = await Ledger(sqlite_store).recent()
+    assert state.status is FileStatus.FAILED and "START_TIME" in (state.error or "")
+    fixed = Inbox(folder, sink, Ledger(sqlite_store), node="n1", clock=lambda: NOW,
+                  after="delete", mapping=Mapping(columns={"start": "START_TIME"}))  # fmt: skip
+    (folder / "failed" / "calls.csv").rename(path)  # moved back (its ctime): dropped again
+    with caplog.at_level(logging.INFO, logger="fraudgate.calls"):
+        assert await two_scans(fixed) == 1
+    assert [r.record_id for r in sink.records] == [f"m:{i}" for i in range(20)]
+    retry = "CDR file calls.csv: its content failed before (as calls.csv: calls.csv: the header "
+    assert retry in caplog.text and "read again after line 0" in caplog.text
+    (state,) = await Ledger(sqlite_store).recent()
+    assert (state.status, state.records, state.error) == (FileStatus.DONE, 20, None)
+    assert not path.exists() and fixed.retried_files == 1  # done: deleted
+
+
+async def test_a_failed_file_dropped_again_resumes_from_its_checkpoint(
+    folder: Path, sqlite_store: Store
+) -> None:
+    """cp1251 read as UTF-8: the file stops at the run of lines that are not text, with its
+    checkpoint before it; dropped again with the right encoding, it reads on from there."""
+    sink = Sink()
+    text = write_rows(folder / "x.csv", 100).read_bytes()
+    text += "".join(f"MOC,2026-12-08T10:15:30Z,1,,,Алматы-{i}\n" for i in range(1200)).encode(
+        "cp1251"
+    )
+    (folder / "x.csv").unlink()
+    (folder / "calls.csv").write_bytes(text)
+    assert await two_scans(inbox_of(folder, sink, sqlite_store, after="move")) == 1
+    (state,) = await Ledger(sqlite_store).recent()
+    assert (state.status, state.lines_done, state.records) == (FileStatus.FAILED, 101, 100)
+    assert "not utf-8 text: 1000 lines from line 102 on" in (state.error or "")
+    assert len(sink.records) == 100
+    cp1251 = Inbox(folder, sink, Ledger(sqlite_store), node="n1", clock=lambda: NOW,
+                   after="move", mapping=Mapping(encoding="cp1251"))  # fmt: skip
+    (folder / "again.csv").write_bytes((folder / "failed" / "calls.csv").read_bytes())
+    assert await two_scans(cp1251) == 1
+    assert len(sink.records) == 1300 and sink.records[100].record_id == "Алматы-0"
+    (state,) = await Ledger(sqlite_store).recent()
+    assert (state.status, state.name, state.records, state.lines_done) == (
+        FileStatus.DONE, "again.csv", 1300, 1301
+    )  # fmt: skip
+    assert sorted(p.name for p in (folder / "failed").iterdir()) == ["calls.csv"]
+    assert [p.name for p in (folder / "done").iterdir()] == ["again.csv"]
+
+
+async def test_a_failed_file_kept_in_place_is_read_again_only_when_dropped_again(
+    folder: Path, sqlite_store: Store
+) -> None:
+    sink = Sink()
+    path = folder / "calls.csv"
+    path.write_text("type,time\nMOC,2026-12-08T10:15:30Z\n")
+    inbox = inbox_of(folder, sink, sqlite_store)
+    assert await two_scans(inbox) == 1 and inbox.failed_files == 1
+    assert await inbox.scan() == 0 and inbox.skipped_files == 0  # not even hashed again
+    restarted = inbox_of(folder, sink, sqlite_store)  # a new process: the file is still there
+    assert await two_scans(restarted) == 0 and restarted.skipped_files == 1
+    assert await restarted.scan() == 0 and restarted.skipped_files == 1
+    (state,) = await Ledger(sqlite_store).recent()
+    path.write_text(path.read_text())  # written again (a transfer redone): dropped again
+    later = int((state.started_at + 1) * 1e9)  # a second after: however fast this test runs
+    os.utime(path, ns=(later, later))
+    assert await two_scans(restarted) == 1 and restarted.retried_files == 1
+    (state,) = await Ledger(sqlite_store).recent()
+    assert state.status is FileStatus.FAILED and path.exists()  # still the wrong columns

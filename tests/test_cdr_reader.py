@@ -5,6 +5,7 @@ errors that keep what came before, impossible times and fields, resuming after a
 from __future__ import annotations
 
 import gzip
+import random
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 from gateway.calls.cdr import Cdr, CdrError, RecordType
 from gateway.calls.reader import (
     DEFAULT_MAPPING,
+    MAX_NOT_TEXT,
+    MAX_RECORD_LINES,
     CdrFileError,
     JsonParser,
     Mapping,
@@ -104,20 +107,79 @@ def test_a_truncated_gzip_keeps_the_records_before_and_names_the_last_line(
     assert f"line {got[-1]}" in str(info.value)
 
 
-def test_bytes_that_are_not_text_stop_the_file_after_the_lines_before(tmp_path: Path) -> None:
+def test_bytes_that_are_not_text_are_a_bad_row_naming_line_and_byte(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes(
         (HEADER + "MOC,2026-12-08T10:15:30+05:00,1,77011234567,,a\n").encode()
         + b"MOC,2026-12-08T10:15:31+05:00,1,77011234567,,\xff\xfe\n"
         + b"MOC,2026-12-08T10:15:32+05:00,1,77011234567,,c\n"
     )
+    items = read(path)
+    assert [(line, type(r).__name__) for line, r in items] == [
+        (2, "Cdr"), (3, "CdrError"), (4, "Cdr")
+    ]  # fmt: skip
+    (error,) = bad(items)
+    assert str(error) == "latin.csv:3: not utf-8 text (byte 0xff at byte 46 of the line)"
+    latin = good(read(path, Mapping(encoding="latin-1")))
+    assert [r.record_id for r in latin] == ["a", "ÿþ", "c"]
+
+
+def test_one_latin_1_byte_in_3000_rows_loses_that_row_only(tmp_path: Path) -> None:
+    """Issue 18: one bad line in the middle, a clear message naming file and line, and
+    nothing else lost (before: the file stopped there, 1,499 of 3,000 records kept)."""
+    src = rows_file(tmp_path / "src.csv", 3000).read_bytes().split(b"\n")
+    src[1500] = src[1500].replace(b",m:", b",caf\xe9:")  # record 1499, on line 1501
+    for path in (tmp_path / "mixed.csv", tmp_path / "mixed.csv.gz"):
+        data = b"\n".join(src)
+        path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+        items = read(path)
+        assert len(good(items)) == 2999
+        (error,) = bad(items)
+        assert str(error) == f"{path.name}:1501: not utf-8 text (byte 0xe9 at byte 56 of the line)"
+
+
+def test_a_run_of_lines_that_are_not_text_stops_the_file_before_the_run(tmp_path: Path) -> None:
+    """cp1251 read as UTF-8: MAX_NOT_TEXT lines with no record among them stop the file, and
+    what was yielded ends before the run (a checkpoint there lets the right encoding read it
+    again); fewer, followed by a record, are bad rows each."""
+    good_line = "MOC,2026-12-08T10:15:30+05:00,1,77011234567,,ok{}\n"
+    cyrillic = "MOC,2026-12-08T10:15:30+05:00,1,77011234567,,Алматы{}\n"
+
+    def body(run: int) -> bytes:
+        return (
+            (HEADER + good_line.format(0)).encode()
+            + "".join(cyrillic.format(i) for i in range(run)).encode("cp1251")
+            + good_line.format(1).encode()
+        )
+
+    path = tmp_path / "cp1251.csv"
+    path.write_bytes(body(MAX_NOT_TEXT - 1))
+    items = read(path)
+    assert [r.record_id for r in good(items)] == ["ok0", "ok1"]
+    assert [line for line, _ in items] == list(range(2, MAX_NOT_TEXT + 3))  # in order
+    assert {e.reason for e in bad(items)} == {"not utf-8 text (byte 0xc0 at byte 46 of the line)"}
+    path.write_bytes(body(MAX_NOT_TEXT))
     got: list[int] = []
     with pytest.raises(CdrFileError) as info:
         got.extend(line for line, _ in read_records(path, now=NOW))
     assert got == [2] and info.value.line == 2
-    assert "latin.csv" in str(info.value) and "line 3 is not utf-8" in str(info.value)
-    latin = good(read(path, Mapping(encoding="latin-1")))
-    assert [r.record_id for r in latin] == ["a", "ÿþ", "c"]
+    assert str(info.value) == (
+        f"cp1251.csv: not utf-8 text: {MAX_NOT_TEXT} lines from line 3 on cannot be decoded, "
+        "with no record among them (line 3: not utf-8 text (byte 0xc0 at byte 46 of the line)); "
+        "read up to line 2: set the mapping's encoding if it is text"
+    )
+    resumed = read(path, Mapping(encoding="cp1251"), start_line=2)
+    assert len(good(resumed)) == MAX_NOT_TEXT + 1 and not bad(resumed)
+
+
+def test_a_binary_file_stops_as_not_text(tmp_path: Path) -> None:
+    path = tmp_path / "photo.csv"
+    noise = random.Random(7).randbytes(600_000)
+    path.write_bytes((HEADER + "MOC,2026-12-08T10:15:30+05:00,1,77011234567,,a\n").encode() + noise)
+    got: list[object] = []
+    with pytest.raises(CdrFileError, match=r"photo\.csv: not utf-8 text: 1000 lines from line 3"):
+        got.extend(r for _, r in read_records(path, now=NOW))
+    assert len(got) == 1 and isinstance(got[0], Cdr)
 
 
 def test_a_header_without_the_required_columns_is_a_file_error_naming_them(
@@ -193,6 +255,100 @@ def test_field_shapes(tmp_path: Path) -> None:
     assert (last.record_type, last.served_imsi, last.cause, last.lac, last.cell) == (
         RecordType.MOC, "401011234567890", 4, 7, 8
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("time_format", "start"),
+    [
+        ("iso", "2026-12-08T10:15:0\u00b2+05:00"),  # "0²": isdigit() but not int()
+        ("%Y%m%d%H%M%S", "2026120810150\u00b2"),
+        ("%Y%m%d%H%M%S", "20261208101\u00b230"),
+    ],
+)
+def test_a_seconds_field_of_non_ascii_digits_is_a_bad_row(
+    tmp_path: Path, time_format: str, start: str
+) -> None:
+    path = tmp_path / "sup.csv"
+    mapping = Mapping(time_format=time_format, timezone="+05:00")
+    later = "2026-12-08T10:15:31+05:00" if time_format == "iso" else "20261208101531"
+    path.write_text(f"{HEADER}MOC,{start},1,77011234567,,a\nMOC,{later},1,77011234567,,b\n")
+    items = read(path, mapping)
+    assert [r.record_id for r in good(items)] == ["b"]
+    ((line, error),) = [(line, r) for line, r in items if isinstance(r, CdrError)]
+    assert (line, error.where, error.field) == (2, "sup.csv:2", "start")
+
+
+def test_a_line_nested_too_deep_for_json_is_a_bad_row(tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonl"
+    rec = '{"record_type": "MOC", "start": "2026-12-08T10:15:30+05:00"}\n'
+    path.write_text(rec + "[" * 40_000 + "\n" + rec)  # under 64 KiB: RecursionError in json
+    items = read(path)
+    assert [(line, type(r).__name__) for line, r in items] == [
+        (1, "Cdr"), (2, "CdrError"), (3, "Cdr")
+    ]  # fmt: skip
+    assert str(bad(items)[0]) == "deep.jsonl:2: not JSON (nested too deeply)"
+    with pytest.raises(CdrError, match="nested too deeply"):
+        JsonParser(DEFAULT_MAPPING, now=NOW).parse(b"[" * 40_000)
+
+
+def test_any_exception_while_parsing_a_row_is_a_bad_row_without_its_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(raw: str) -> str:
+        raise RuntimeError(f"a bug that quotes {raw}")
+
+    monkeypatch.setattr("gateway.calls.reader.e164", broken)
+    path = tmp_path / "bug.csv"
+    path.write_text(HEADER + "MOC,2026-12-08T10:15:30+05:00,1,77011234567,,a\n"
+                    "MOC,2026-12-08T10:15:31+05:00,1,,,b\n")  # fmt: skip
+    items = read(path)
+    assert [r.record_id for r in good(items)] == ["b"]  # "" is cached: e164 is not called
+    assert [str(e) for e in bad(items)] == ["bug.csv:2: cannot be read (RuntimeError)"]
+    json_path = tmp_path / "bug.jsonl"
+    json_path.write_text('{"record_type": "MOC", "start": 1796706930, "calling": "7701"}\n')
+    assert [str(e) for e in bad(read(json_path, Mapping(time_format="epoch")))] == [
+        "bug.jsonl:1: cannot be read (RuntimeError)"
+    ]
+
+
+def test_a_stray_quote_costs_its_line_only(tmp_path: Path) -> None:
+    """Issue 18: a quote that never closes took every following line up to the csv field
+    limit (1,639 rows of 20,000 vanished, uncounted). Now a quoted record spans at most
+    MAX_RECORD_LINES lines; past that its first line is a bad row and the others are read."""
+    lines = rows_file(tmp_path / "src.csv", 20_000).read_text().split("\n")
+    lines[1500] = lines[1500].replace(",m:", ',"m:')  # record 1499, on line 1501
+    path = tmp_path / "stray.csv"
+    path.write_text("\n".join(lines))
+    items = read(path)
+    assert len(good(items)) == 19_999
+    assert [line for line, _ in items] == list(range(2, 20_002))
+    assert [str(e) for e in bad(items)] == [
+        f"stray.csv:1501: a quote opened on this line is not closed within {MAX_RECORD_LINES} "
+        "lines; the next lines are read on their own"
+    ]
+
+
+def test_stray_quotes_near_the_end_and_closed_by_another(tmp_path: Path) -> None:
+    rows = [f"MOC,2026-12-08T10:15:30+05:00,1,77011234567,,r{i}" for i in range(12)]
+    rows[2] = rows[2].replace(",7701", ',"7701')  # closed by the quote on row 5: 4 fields
+    rows[5] = rows[5].replace(",r5", ',r5"')
+    rows[10] = rows[10].replace(",r10", ',"r10')  # still open at the end of the file
+    path = tmp_path / "q.csv"
+    path.write_text(HEADER + "\n".join(rows) + "\n")
+    items = read(path)
+    assert [r.record_id for r in good(items)] == [
+        "r0", "r1", "r3", "r4", 'r5"', "r6", "r7", "r8", "r9", "r11"
+    ]  # fmt: skip
+    assert [line for line, _ in items] == list(range(2, 14))
+    reasons = [(e.where, e.reason) for e in bad(items)]
+    assert reasons == [
+        ("q.csv:4", "4 fields over lines 4 to 7, the header has 6: a stray quote; the next lines "
+         "are read on their own"),
+        ("q.csv:12", "a quote opened on this line is not closed before the end of the file; the "
+         "next lines are read on their own"),
+    ]  # fmt: skip
+    resumed = read(path, start_line=5)
+    assert [(ln, str(r)) for ln, r in resumed] == [(ln, str(r)) for ln, r in items if ln > 5]
 
 
 def test_quoted_fields_may_hold_delimiters_and_newlines(tmp_path: Path) -> None:
@@ -375,14 +531,15 @@ def test_lines_across_read_blocks_long_lines_and_crlf(tmp_path: Path) -> None:
     assert records[10_000] == (10_003, "r10000")
 
 
-def test_bytes_that_are_not_text_deep_in_a_file_name_their_line(tmp_path: Path) -> None:
+def test_bytes_that_are_not_text_deep_in_a_json_file_are_one_bad_row(tmp_path: Path) -> None:
     path = tmp_path / "deep.jsonl"
     rec = b'{"record_type": "MOC", "start": "2026-12-08T10:15:30+05:00"}\n'
     path.write_bytes(rec * 19_999 + b'{"record_type": "MOC\xc3\x28"}\n' + rec * 100)
-    lines: list[int] = []
-    with pytest.raises(CdrFileError, match=r"line 20000 is not utf-8 text \(byte 0xc3") as info:
-        lines.extend(line for line, _ in read_records(path, now=NOW))
-    assert lines == list(range(1, 20_000)) and info.value.line == 19_999
+    items = read(path)
+    assert [line for line, _ in items] == list(range(1, 20_101)) and len(good(items)) == 20_099
+    assert [str(e) for e in bad(items)] == [
+        "deep.jsonl:20000: not utf-8 text (byte 0xc3 at byte 21 of the line)"
+    ]
 
 
 def test_a_gzip_without_its_trailer_keeps_every_whole_line(tmp_path: Path) -> None:

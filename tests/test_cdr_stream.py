@@ -225,3 +225,67 @@ async def test_a_failing_sink_closes_the_connection_without_ack() -> None:
         assert await answer(reader) == "ACK 2"
         assert [r.record_id for r in sink.records] == ["m:1", "m:2"]
         writer.close()
+
+
+# -- the issue 18 review: bad-only stretches, lines the parser chokes on, limits ---------------
+
+
+async def test_a_stretch_of_bad_lines_alone_is_acknowledged_within_flush_after(
+    stream: CdrStream, sink: Sink
+) -> None:
+    reader, writer = await connect(stream)
+    writer.write(b"not json\n\n[1]\n")  # nothing good: before, no ACK until a record came
+    got = [await answer(reader) for _ in range(3)]
+    assert got[0].startswith("ERR 1 not JSON") and got[1].startswith("ERR 3 not a JSON object")
+    assert got[2] == "ACK 3" and not sink.batches  # the sink was not called for nothing
+    writer.write(line(4))
+    assert await answer(reader) == "ACK 4"
+    writer.close()
+
+
+async def test_a_line_nested_too_deep_is_refused_and_the_stream_goes_on(
+    stream: CdrStream, sink: Sink
+) -> None:
+    """40,000 '[' (under 64 KiB) raised RecursionError: the connection closed without an
+    answer and the client resent the same line forever."""
+    reader, writer = await connect(stream)
+    writer.write(b"[" * 40_000 + b"\n" + line(2))
+    assert await answer(reader) == "ERR 1 not JSON (nested too deeply)"
+    assert await answer(reader) == "ACK 2"
+    assert [r.record_id for r in sink.records] == ["m:2"]
+    writer.close()
+
+
+async def test_an_idle_connection_is_flushed_told_and_closed(sink: Sink) -> None:
+    async with CdrStream(sink, mapping=EPOCH, flush_after=60, idle_timeout=0.2,
+                         clock=lambda: NOW) as s:  # fmt: skip
+        reader, writer = await connect(s)
+        writer.write(line(1))  # then nothing: not even the end of the stream
+        assert await answer(reader) == "ACK 1"  # the idle timeout flushes, not the 60 s timer
+        assert await answer(reader) == "ERR 0 idle for 0.2 s, closed"
+        assert await reader.read() == b"" and s.idle_closed == 1 and s.clients == 0
+        assert [r.record_id for r in sink.records] == ["m:1"]
+        writer.close()
+
+
+async def test_connections_beyond_max_clients_are_told_why_and_closed(sink: Sink) -> None:
+    async with CdrStream(sink, mapping=EPOCH, flush_after=0.01, max_clients=2,
+                         clock=lambda: NOW) as s:  # fmt: skip
+        first, second = await connect(s), await connect(s)
+        for i, (reader, writer) in enumerate((first, second), 1):
+            writer.write(line(i))
+            assert await answer(reader) == "ACK 1"  # both served
+        reader, writer = await connect(s)
+        assert await answer(reader) == "ERR 0 too many connections (2), try again later"
+        assert await reader.read() == b""
+        writer.close()
+        assert (s.turned_away, s.clients) == (1, 2)
+        first[1].write_eof()  # one ends: its server side is gone before its EOF reaches it
+        assert await first[0].read() == b""
+        first[1].close()
+        reader, writer = await connect(s)
+        writer.write(line(3))
+        assert await answer(reader) == "ACK 1"
+        assert sorted(r.record_id for r in sink.records) == ["m:1", "m:2", "m:3"]
+        for w in (second[1], writer):
+            w.close()

@@ -12,8 +12,12 @@ process died is handed again: the sink counts it as duplicates, by Cdr.key()).
 
 Bad rows are counted and the first ledger.MAX_BAD_ROWS of a file kept; the log gets ONE
 warning per file (count, first bad line and its error). A file that cannot be read on (a
-truncated gzip, bytes that are not text, a header without the required columns) is logged,
-marked failed with the records before it kept, and the inbox goes on with the next file.
+truncated gzip, a file that is not text, a header without the required columns, or an error
+of the reader itself) is logged once, marked failed with the records before it kept, never
+deleted (moved to failed/, or kept), and the inbox goes on with the next file. Dropped again
+(under another name, or written or moved in since it was read: a mapping fixed, a transfer
+redone) a failed content is read again from its checkpoint; left where it is, it is not.
+Only an error of the sink or the database leaves a file for the next scan.
 
 Run it on one node at a time (the leader): a file left in state reading is resumed by the
 inbox that finds it, whichever node began it.
@@ -26,6 +30,7 @@ import hashlib
 import logging
 import os
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,10 +62,19 @@ class _Entry:
     name: str
     size: int
     mtime_ns: int
+    ctime_ns: int  # a rename (a file moved back into the inbox) changes it, not mtime
 
     @property
-    def stamp(self) -> tuple[int, int]:
-        return (self.size, self.mtime_ns)
+    def stamp(self) -> tuple[int, int, int]:
+        return (self.size, self.mtime_ns, self.ctime_ns)
+
+    def dropped_since(self, at: float) -> bool:
+        """Written or moved here after `at` (epoch seconds, when the inbox began to read a file
+        that failed)? A file is taken only once a scan saw it unchanged, so the failed file
+        left in place is older than that: it is not read again at every scan, nor at every
+        start. A file dropped again after the failure is newer, even by the file system's
+        coarse clock (a few ms behind time.time()): reading the file took longer than that."""
+        return max(self.mtime_ns, self.ctime_ns) > at * 1e9
 
 
 @dataclass(slots=True)
@@ -74,8 +88,12 @@ class _Batch:
     ended: bool = False
 
 
-def _take(items: Iterator[tuple[int, Cdr | CdrError]], size: int, last_line: int) -> _Batch:
-    """Read the next batch (in a worker thread): `size` records, or as many bad rows."""
+def _take(
+    items: Iterator[tuple[int, Cdr | CdrError]], size: int, last_line: int, name: str
+) -> _Batch:
+    """Read the next batch (in a worker thread): `size` records, or as many bad rows. An
+    exception of the reader (not a CdrFileError: a bug) fails the file like one, so that the
+    inbox goes on with the next file instead of taking this one again at every scan."""
     batch = _Batch(last_line=last_line)
     try:
         for line, item in items:
@@ -91,8 +109,19 @@ def _take(items: Iterator[tuple[int, Cdr | CdrError]], size: int, last_line: int
                     return batch
     except CdrFileError as e:
         batch.error = e
+    except Exception as e:
+        batch.error = CdrFileError(name, f"the reader failed after line {batch.last_line}: "
+                                   f"{_bug(e)}", line=batch.last_line)  # fmt: skip
     batch.ended = True
     return batch
+
+
+def _bug(e: BaseException) -> str:
+    """An unexpected exception's type and where it was raised, not its message (which may
+    quote a field: personal data)."""
+    frames = traceback.extract_tb(e.__traceback__)
+    at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{type(e).__name__}{at}"
 
 
 def _sha256(path: Path) -> str:
@@ -146,13 +175,14 @@ class Inbox:
         self.batch_size = batch_size
         self.interval = interval
         self.clock = clock
-        self._previous: dict[str, tuple[int, int]] = {}  # the last scan: name -> (size, mtime)
-        self._handled: dict[str, tuple[int, int]] = {}  # kept files already dealt with
+        self._previous: dict[str, tuple[int, int, int]] = {}  # the last scan: name -> stamp
+        self._handled: dict[str, tuple[int, int, int]] = {}  # kept files already dealt with
         self._trouble = ""  # the last scan's error, logged once
         # counters for metrics (since start)
         self.files = 0  # files finished (read to their end, or failed)
         self.failed_files = 0
         self.skipped_files = 0  # contents already read (the same file again, another name)
+        self.retried_files = 0  # failed contents dropped again, read on from their checkpoint
         self.records = 0  # good records handed to the sink
         self.duplicates = 0  # of them, records the sink already had
         self.bad_rows = 0
@@ -212,7 +242,7 @@ class Inbox:
                     st = d.stat()
                 except FileNotFoundError:
                     continue
-                entries.append(_Entry(name, st.st_size, st.st_mtime_ns))
+                entries.append(_Entry(name, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
         return entries
 
     # -- one file ------------------------------------------------------------------------------
@@ -228,13 +258,18 @@ class Inbox:
             self._handled[entry.name] = entry.stamp
             return 0
         state = await self.ledger.begin(sha, entry.name, entry.size, self.node)
-        if state.status is not FileStatus.READING:
+        if state.status is FileStatus.FAILED:
+            retried = await self._again(path, entry, state)
+            if retried is None:
+                return 0
+            state = retried
+        elif state.status is not FileStatus.READING:
             log.info("CDR file %s: its content was read already (as %s, %s)", entry.name,
                      state.name, state.status.value)  # fmt: skip
             self.skipped_files += 1
             self._dispose(path, entry, state.status)
             return 0
-        if not state.new:
+        elif not state.new:
             log.info("CDR file %s: resuming after line %d", entry.name, state.lines_done)
             if state.node != self.node:
                 await self.ledger.resume(state.id, self.node)
@@ -242,11 +277,29 @@ class Inbox:
         self._dispose(path, entry, status)
         return 1
 
+    async def _again(self, path: Path, entry: _Entry, state: FileState) -> FileState | None:
+        """A content that failed: read on from its checkpoint when it was dropped again (under
+        another name, or written or moved here since it was read); the failed file itself,
+        left in place, is not (None)."""
+        if entry.name == state.name and not entry.dropped_since(state.started_at):
+            log.info("CDR file %s: its content failed (%s); left as it is: drop it again to "
+                     "read it again", entry.name, state.error)  # fmt: skip
+            self.skipped_files += 1
+            self._dispose(path, entry, FileStatus.FAILED)
+            return None
+        retried = await self.ledger.retry(state.id, entry.name, self.node)
+        if retried is None:
+            return None  # taken meanwhile by another node: the next scan sees how it ended
+        self.retried_files += 1
+        log.info("CDR file %s: its content failed before (as %s: %s); read again after line "
+                 "%d", entry.name, state.name, state.error, state.lines_done)  # fmt: skip
+        return retried
+
     async def _read(self, path: Path, state: FileState) -> FileStatus:
         progress = _Progress.of(state)
         items = read_records(path, self.mapping, start_line=state.lines_done, now=self.clock())
         pending: asyncio.Future[_Batch] | None = asyncio.ensure_future(
-            asyncio.to_thread(_take, items, self.batch_size, state.lines_done)
+            asyncio.to_thread(_take, items, self.batch_size, state.lines_done, path.name)
         )
         try:
             while pending is not None:
@@ -254,7 +307,7 @@ class Inbox:
                 pending = None
                 if not batch.ended:  # read the next batch while the sink takes this one
                     pending = asyncio.ensure_future(
-                        asyncio.to_thread(_take, items, self.batch_size, batch.last_line)
+                        asyncio.to_thread(_take, items, self.batch_size, batch.last_line, path.name)
                     )
                 await self._hand_over(path.name, batch, progress)
                 if batch.error is not None:
@@ -320,18 +373,22 @@ class Inbox:
                     progress.bad_rows, min(progress.bad_rows, MAX_BAD_ROWS), at)  # fmt: skip
 
     def _dispose(self, path: Path, entry: _Entry, status: FileStatus) -> None:
-        """keep (remembered, not read again), move to done/ or failed/, or delete."""
+        """keep (remembered, not read again), move to done/ or failed/, or delete. A failed
+        file is never deleted (its records may be read once the cause is fixed): with
+        "delete" it goes to failed/ too."""
+        failed = status is FileStatus.FAILED
+        action = "move" if failed and self.after == "delete" else self.after
         try:
-            if self.after == "delete":
+            if action == "delete":
                 path.unlink(missing_ok=True)
                 return
-            if self.after == "move":
-                target_dir = self.folder / (FAILED_DIR if status is FileStatus.FAILED else DONE_DIR)
+            if action == "move":
+                target_dir = self.folder / (FAILED_DIR if failed else DONE_DIR)
                 target_dir.mkdir(exist_ok=True)
                 path.rename(_free_name(target_dir, path.name))
                 return
         except OSError as e:
-            log.error("CDR file %s: cannot %s it: %s", path.name, self.after, e.strerror or e)
+            log.error("CDR file %s: cannot %s it: %s", path.name, action, e.strerror or e)
         self._handled[entry.name] = entry.stamp
 
 

@@ -2,8 +2,10 @@
 
 A file is known by its content's SHA-256: the same records dropped twice, or under another
 name, are read once. While it is read, `lines_done` is the checkpoint (the last line whose
-records the sink accepted): a restart resumes after it. Bad rows are counted; the first
-MAX_BAD_ROWS of a file are kept with their line and error, for the operator to look at.
+records the sink accepted): a restart resumes after it. A file that failed (a mapping that
+did not fit, a truncated gzip) keeps its checkpoint: dropped again, it is read on from there
+(`retry`). Bad rows are counted; the first MAX_BAD_ROWS of a file are kept with their line and
+error, for the operator to look at.
 
 Database errors are raised as StoreError / StoreUnavailable (store.guard).
 """
@@ -37,7 +39,7 @@ class FileStatus(StrEnum):
 class FileState:
     id: str
     sha256: str
-    name: str  # as it was first dropped
+    name: str  # as it was dropped (the last time, for a failed file dropped again)
     size: int
     status: FileStatus
     lines_done: int
@@ -109,6 +111,32 @@ class Ledger:
                 await conn.execute(
                     cdr_files.update().where(cdr_files.c.id == file_id).values(node=node)
                 )
+
+    async def retry(self, file_id: str, name: str, node: str) -> FileState | None:
+        """A failed file dropped again (as `name`): back to reading, from its checkpoint, its
+        totals kept, `started_at` now (the inbox tells a file dropped again from the failed
+        file left in place by it). None when it is no longer failed (another node took it)."""
+        with self.store.guard("cdr.retry"):
+            async with self.store.engine.begin() as conn:
+                done = await conn.execute(
+                    cdr_files.update()
+                    .where(cdr_files.c.id == file_id)
+                    .where(cdr_files.c.status == FileStatus.FAILED.value)
+                    .values(
+                        status=FileStatus.READING.value,
+                        name=name,
+                        node=node,
+                        error=None,
+                        started_at=self.clock(),
+                        finished_at=None,
+                    )
+                )
+                if done.rowcount != 1:
+                    return None
+                row = (
+                    await conn.execute(sa.select(cdr_files).where(cdr_files.c.id == file_id))
+                ).one()
+        return _state(row)
 
     async def checkpoint(
         self,

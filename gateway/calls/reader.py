@@ -10,9 +10,12 @@ Two layers:
   `JsonParser` does the same for one JSON object (a .jsonl line, a streamed line).
 * `read_records(path, mapping)`: the file read in blocks of lines (bounded memory whatever its
   size), yielding `(line, Cdr | CdrError)`. A bad row is one CdrError and the next line goes
-  on; what stops the file (a header without the required columns, a truncated gzip, bytes
-  that are not text) is raised as `CdrFileError` naming the file and the last line reached,
-  after every record before it was yielded.
+  on, whatever is wrong with it: a bad field, a line that is not text in the mapping's
+  encoding, a quote that does not close within MAX_RECORD_LINES lines, or an exception the
+  parser did not expect. What stops the file (a header without the required columns, a
+  truncated gzip, MAX_NOT_TEXT lines that are not text with no record among them) is raised as
+  `CdrFileError` naming the file and the last line reached, after every record before it was
+  yielded.
 
 Synchronous on purpose: the inbox runs it in a worker thread.
 """
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from itertools import chain
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.calls.cdr import CAUSES, Cdr, CdrError, RecordType
@@ -45,6 +48,9 @@ EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC).timestamp()  # no switch wrot
 FUTURE_SLACK: Final = 86400.0  # a start more than a day ahead of `now` is a wrong clock or field
 MAX_DURATION: Final = 2 * 86400.0  # longer calls are cut into partial records (TS 32.298)
 MAX_LINE: Final = 64 * 1024  # bytes; a longer line is a bad row, skipped without being kept
+MAX_RECORD_LINES: Final = 10  # physical lines one quoted CSV record may span (a stray quote)
+MAX_NOT_TEXT: Final = 1000  # lines not text, no record among them: the file is not text
+_HELD_MAX: Final = 4 * MAX_NOT_TEXT  # bad rows held back while such a run may be starting
 _CACHE_MAX: Final = 100_000  # entries per cache before it starts over (bounded memory)
 
 # TS 32.298 §5.1.2 CallEventRecord choices, as a mediation export names them.
@@ -194,7 +200,8 @@ def _zone(text: str) -> tzinfo | None:
         return UTC
     if text[0] in "+-":
         hh, sep, mm = text[1:].partition(":")
-        if sep and hh.isdigit() and mm.isdigit() and len(hh) == 2 and len(mm) == 2:
+        digits = hh + mm  # ASCII only: int() takes other scripts' digits, refuses "²"
+        if sep and len(hh) == len(mm) == 2 and digits.isascii() and digits.isdigit():
             offset = timedelta(hours=int(hh), minutes=int(mm))
             if offset < timedelta(hours=15) and int(mm) < 60:
                 return timezone(-offset if text[0] == "-" else offset)
@@ -462,8 +469,8 @@ class RowParser:
         """ISO 8601 times, by minute: a switch writes many records a minute, so the minute
         (everything but the seconds, zone and fraction included) is parsed once and the
         seconds added (fromisoformat + timestamp cost four times more than this)."""
-        sec = s[17:19]
-        if s[16:17] == ":" and sec.isdigit() and sec < "60":
+        sec = _SECONDS.get(s[17:19])
+        if sec is not None and s[16:17] == ":":
             key = s[:17] + s[19:]
             base = self.minutes.get(key)
             if base is None:
@@ -472,7 +479,7 @@ class RowParser:
                 except CdrError:
                     return self._iso_full(s)  # raises, naming the string as written
                 self.minutes.put(key, base)
-            return base + int(sec)
+            return base + sec
         return self._iso_full(s)
 
     def _iso_full(self, s: str) -> float:
@@ -489,6 +496,12 @@ class RowParser:
                                field="start")  # fmt: skip
             t = t.replace(tzinfo=self.tz)
         return t.timestamp()
+
+
+# The seconds of a time as written, "00" to "59": a lookup is faster than isascii() + isdigit()
+# + int(), and lets nothing else through ("0²" is isdigit() but int() refuses it; "٣٠" is
+# int() 30). Anything else (a leap second "60", a fraction) takes the slow path.
+_SECONDS: Final = {f"{i:02d}": i for i in range(60)}
 
 
 class _Minutes(dict[str, float]):
@@ -563,7 +576,7 @@ def _pattern_parser(pattern: str, tz: tzinfo | None) -> Callable[[str], float]:
         if any(s[p] != c for p, c in literals):
             return None
         fields = [s[a:b] for a, b in cut[:5]]
-        if not all(f.isdigit() for f in fields):
+        if not all(f.isascii() and f.isdigit() for f in fields):
             return None
         y, mo, d, h, mi = map(int, fields)
         try:
@@ -574,8 +587,8 @@ def _pattern_parser(pattern: str, tz: tzinfo | None) -> Callable[[str], float]:
     def fixed(s: str) -> float:
         if len(s) != width:
             return slow(s)
-        sec = s[sa:sb] or "00"
-        if not (sec.isdigit() and sec < "60"):
+        sec = _SECONDS.get(s[sa:sb] or "00")
+        if sec is None:
             return slow(s)
         key = s[:sa] + s[sb:]
         base = minutes.get(key)
@@ -584,7 +597,7 @@ def _pattern_parser(pattern: str, tz: tzinfo | None) -> Callable[[str], float]:
             if base is None:
                 return slow(s)  # not digits where the pattern has them: strptime says why
             minutes.put(key, base)
-        return base + int(sec)
+        return base + sec
 
     return fixed
 
@@ -645,16 +658,17 @@ _BLOCK = 256 * 1024  # bytes read at once: decoded and split in one call each
 
 class _Lines:
     """A binary stream's lines as text, without their "\\n" (a "\\r" before it stays), read
-    in blocks (at most _BLOCK + MAX_LINE bytes in memory, whatever the file). A line longer
-    than MAX_LINE bytes is yielded as "" and its number put in `too_long`; read errors (a
-    truncated or corrupt gzip, bytes that are not text) are raised as CdrFileError naming the
-    last line read whole, after every line before it was yielded."""
+    in blocks (at most _BLOCK + MAX_LINE bytes in memory, whatever the file). A line that
+    cannot be given (longer than MAX_LINE bytes, or not text in `encoding`) is yielded as ""
+    and `marks[line]` says why (the reader pops it: memory stays bounded). Read errors (a
+    truncated or corrupt gzip) are raised as CdrFileError naming the last line read whole,
+    after every line before it was yielded."""
 
     def __init__(self, stream: _Readable, name: str, encoding: str) -> None:
         self.stream = stream
         self.name = name
         self.encoding = encoding
-        self.too_long: set[int] = set()
+        self.marks: dict[int, _Mark] = {}
 
     def __iter__(self) -> Iterator[str]:
         return chain.from_iterable(self._blocks())
@@ -674,49 +688,54 @@ class _Lines:
                 cut = data.rfind(b"\n")
                 tail = data[cut + 1 :]
                 if cut >= 0:
-                    lines, error = self._decode(data[:cut], n)
+                    lines = self._decode(data[:cut], n)
                     n += len(lines)
                     yield lines
-                    if error is not None:
-                        raise error
                 if len(tail) > MAX_LINE:
                     n += 1
-                    self.too_long.add(n)
+                    self.marks[n] = _Mark(_TOO_LONG, False)
                     tail, skipping = b"", True
                     yield [""]
             if tail:
-                lines, error = self._decode(tail, n)
-                yield lines
-                if error is not None:
-                    raise error
+                yield self._decode(tail, n)
         except (EOFError, OSError, zlib.error) as e:
             raise CdrFileError(self.name, f"cannot read past line {n}: {_read_error(e)}",
                                line=n) from None  # fmt: skip
 
-    def _decode(self, raw: bytes, n: int) -> tuple[list[str], CdrFileError | None]:
+    def _decode(self, raw: bytes, n: int) -> list[str]:
         """The lines of `raw` (lines n+1...); one decode and one split for the whole block
         unless a line is too long or a byte is not text, when it goes line by line."""
         parts = raw.split(b"\n")
         if max(map(len, parts)) <= MAX_LINE:
             try:
-                return raw.decode(self.encoding).split("\n"), None
+                return raw.decode(self.encoding).split("\n")
             except UnicodeDecodeError:
                 pass
         lines: list[str] = []
         for i, part in enumerate(parts, n + 1):
             if len(part) > MAX_LINE:
-                self.too_long.add(i)
+                self.marks[i] = _Mark(_TOO_LONG, False)
                 lines.append("")
                 continue
             try:
                 lines.append(part.decode(self.encoding))
             except UnicodeDecodeError as e:
-                return lines, CdrFileError(
-                    self.name, f"line {i} is not {self.encoding} text (byte "
-                    f"{e.object[e.start]:#04x} at column {e.start + 1}); read up to line {i - 1}",
-                    line=i - 1,
-                )  # fmt: skip
-        return lines, None
+                # the byte and where it is, never the text around it (personal data)
+                self.marks[i] = _Mark(f"not {self.encoding} text (byte {part[e.start]:#04x} "
+                                      f"at byte {e.start + 1} of the line)", True)  # fmt: skip
+                lines.append("")
+        return lines
+
+
+class _Mark(NamedTuple):
+    """Why _Lines gave a line as "": `reason` for the bad row; `not_text` when it could not be
+    decoded (a run of those is a file that is not text)."""
+
+    reason: str
+    not_text: bool
+
+
+_TOO_LONG: Final = f"line over {MAX_LINE // 1024} KiB, skipped"
 
 
 def _read_error(e: BaseException) -> str:
@@ -733,79 +752,257 @@ def _where(name: str, line: int) -> str:
     return f"{name}:{line}"
 
 
+def _unexpected(e: BaseException) -> str:
+    """A bad row's reason for an exception the parser did not expect: its type only (its
+    message may quote the field, which may be personal data)."""
+    return f"cannot be read ({type(e).__name__})"
+
+
+_Item = tuple[int, Cdr | CdrError]
+_Bad = tuple[int, CdrError]
+
+
+class _Rows:
+    """The slow paths shared by the CSV and JSON loops: bad rows, and the run of lines that
+    are not text. From the first such line after the last record, bad rows are held back
+    (not yielded); the next record releases them. MAX_NOT_TEXT of them with no record among
+    them stop the file with a CdrFileError whose line is the one before the run: what was
+    yielded ends there, so a checkpoint does not pass lines that another `encoding` would
+    read. A file with an odd bad line in another encoding loses that line only."""
+
+    def __init__(self, lines: _Lines) -> None:
+        self.name = lines.name
+        self.encoding = lines.encoding
+        self.marks = lines.marks
+        self.held: list[_Bad] = []  # the fast loops test it before each record: never rebound
+        self.not_text = 0  # of the held rows
+
+    def bad_row(self, line: int, error: CdrError, *, not_text: bool = False) -> Iterator[_Item]:
+        held = self.held
+        if not_text:
+            self.not_text += 1
+            if self.not_text >= MAX_NOT_TEXT:
+                raise self._not_text_error(held[0] if held else (line, error))
+        elif not held:
+            yield line, error
+            return
+        held.append((line, error))
+        if len(held) >= _HELD_MAX:  # junk that decodes too: not a run of another encoding
+            yield from self.release()
+
+    def release(self) -> list[_Bad]:
+        out = self.held[:]
+        self.held.clear()
+        self.not_text = 0
+        return out
+
+    def failed(self, line: int, first: int, e: Exception) -> Iterator[_Item]:
+        """The row ending on `line` (beginning on `first`) raised `e` while parsed."""
+        where = _where(self.name, first)
+        if isinstance(e, CdrError):
+            error = CdrError(e.reason, where=where, field=e.field)
+        else:
+            error = CdrError(_unexpected(e), where=where)
+        yield from self.bad_row(line, error)
+
+    def marked(self, line: int) -> Iterator[_Item]:
+        """A blank line: a bad row when _Lines could not give it."""
+        mark = self.marks.pop(line, None)
+        if mark is not None:
+            error = CdrError(mark.reason, where=_where(self.name, line))
+            yield from self.bad_row(line, error, not_text=mark.not_text)
+
+    def _not_text_error(self, first: _Bad) -> CdrFileError:
+        line, error = first
+        self.held.clear()
+        self.not_text = 0
+        return CdrFileError(
+            self.name, f"not {self.encoding} text: {MAX_NOT_TEXT} lines from line {line} on "
+            f"cannot be decoded, with no record among them (line {line}: {error.reason}); "
+            f"read up to line {line - 1}: set the mapping's encoding if it is text",
+            line=line - 1,
+        )  # fmt: skip
+
+
 def _csv_records(
     lines: _Lines, mapping: Mapping, start_line: int, now: float | None
-) -> Iterator[tuple[int, Cdr | CdrError]]:
+) -> Iterator[_Item]:
     """CSV rows: a line without a quote is split on the delimiter (four times faster than the
-    csv module); a line with one goes to `csv`, which takes the following lines while a quoted
-    field spans them. The line yielded is the record's last (the checkpoint resumes after it);
-    `where` names its first."""
-    name, delimiter, too_long = lines.name, mapping.delimiter, lines.too_long
+    csv module); a line with one goes to `csv` (_CsvRows.quoted). The line yielded is the
+    record's last (the checkpoint resumes after it); `where` names its first."""
     it = iter(lines)
-    n = 0
-    header: list[str] = []
-    for text in it:
-        n += 1
-        try:
-            if '"' in text:
-                header, more = _quoted(text, it, delimiter)
-            else:
-                header, more = text.rstrip("\r\n").split(delimiter), 0
-        except csv.Error as e:
-            raise CdrFileError(name, f"the header (line {n}) is not CSV: {e}", line=n) from None
-        n += more
-        if any(cell.strip() for cell in header):
-            break
+    header, n = _csv_header(it, lines, mapping.delimiter)
     if not header:
         return  # an empty file: nothing to read
-    header[0] = header[0].removeprefix("\ufeff")
-    parser = RowParser(mapping, _header_index(header, mapping, name, n), now=now)
-    parse, width = parser.parse, len(header)
+    parser = RowParser(mapping, _header_index(header, mapping, lines.name, n), now=now)
+    rows = _CsvRows(lines, it, mapping.delimiter, len(header), parser.parse, start_line)
+    parse, width, delimiter, marks, held = (
+        parser.parse, len(header), mapping.delimiter, lines.marks, rows.held
+    )  # fmt: skip
+    try:
+        for text in it:
+            n += 1
+            if '"' in text:
+                n = yield from rows.quoted(text, n)
+                continue
+            if n <= start_line:
+                if not text:
+                    marks.pop(n, None)
+                continue
+            row = text.rstrip("\r").split(delimiter)
+            if len(row) != width:
+                yield from rows.misfit(n, n, row)
+                continue
+            row.append("")
+            try:
+                record = parse(row)
+            except Exception as e:  # any: one row never stops the file
+                yield from rows.failed(n, n, e)
+                continue
+            if held:
+                yield from rows.release()
+            yield n, record
+    except CdrFileError:
+        yield from rows.release()  # bad rows held before a read error (none if not text)
+        raise
+    yield from rows.release()
+
+
+def _csv_header(it: Iterator[str], lines: _Lines, delimiter: str) -> tuple[list[str], int]:
+    """The first line that is not blank, split, and its last line number ([] at the end)."""
+    name, n = lines.name, 0
     for text in it:
         n += 1
-        first = n
+        if not text and (mark := lines.marks.pop(n, None)) is not None:
+            raise CdrFileError(name, f"the header (line {n}): {mark.reason}", line=n)
         if '"' in text:
-            try:
-                row, more = _quoted(text, it, delimiter)
-            except csv.Error as e:
-                yield n, CdrError(f"not CSV: {e}", where=_where(name, first))
-                continue
-            n += more
-        elif n <= start_line:
-            continue
+            header, taken, why = _quoted(text, it, delimiter, lines.marks, n)
+            if why is not None:
+                raise CdrFileError(name, f"the header (line {n}) is not CSV: {why}", line=n)
+            n += len(taken)
         else:
-            row = text.rstrip("\r\n").split(delimiter)
-        if n <= start_line:
-            continue
-        if len(row) != width:
-            if len(row) <= 1 and not "".join(row).strip():
-                if first in too_long:
-                    yield n, CdrError(f"line over {MAX_LINE // 1024} KiB, skipped",
-                                      where=_where(name, first))  # fmt: skip
+            header = text.rstrip("\r").split(delimiter)
+        if any(cell.strip() for cell in header):
+            header[0] = header[0].removeprefix("\ufeff")
+            return header, n
+    return [], n
+
+
+class _CsvRows(_Rows):
+    """The CSV loop's slow paths: quoted records, rows of the wrong width."""
+
+    def __init__(
+        self,
+        lines: _Lines,
+        it: Iterator[str],
+        delimiter: str,
+        width: int,
+        parse: Callable[[list[str]], Cdr],
+        start_line: int,
+    ) -> None:
+        super().__init__(lines)
+        self.it = it
+        self.delimiter = delimiter
+        self.width = width
+        self.parse = parse
+        self.start_line = start_line
+
+    def quoted(self, text: str, n: int) -> Generator[_Item, None, int]:
+        """The record beginning on line n with `text` (which has a quote); returns the last
+        line read. A quote that does not close within MAX_RECORD_LINES lines (or closes into
+        a row of the wrong width: a stray quote closed by another) makes line n a bad row,
+        and the lines it took are read again as rows of their own."""
+        queue, line = [text], n
+        while queue:
+            text = queue.pop(0)
+            if '"' not in text:
+                yield from self.plain(line, text)
+                line += 1
                 continue
-            yield n, CdrError(f"{len(row)} fields, the header has {width}",
-                              where=_where(name, first))  # fmt: skip
-            continue
+            row, taken, why = _quoted(text, chain(queue, self.it), self.delimiter, self.marks,
+                                      line)  # fmt: skip
+            last, rest = line + len(taken), queue[len(taken) :]
+            if why is None and (not taken or len(row) == self.width):
+                if last > self.start_line:
+                    yield from self.complete(last, line, row)
+                queue, line = rest, last + 1
+                continue
+            if why is None:
+                why = (f"{len(row)} fields over lines {line} to {last}, the header has "
+                       f"{self.width}: a stray quote")  # fmt: skip
+            if line > self.start_line:
+                error = CdrError(f"{why}; the next lines are read on their own",
+                                 where=_where(self.name, line))  # fmt: skip
+                yield from self.bad_row(line, error)
+            queue, line = taken + rest, line + 1
+        return line - 1
+
+    def plain(self, line: int, text: str) -> Iterator[_Item]:
+        """A line without a quote, read again after a quote that did not close."""
+        if line <= self.start_line:
+            if not text:
+                self.marks.pop(line, None)
+            return
+        yield from self.complete(line, line, text.rstrip("\r").split(self.delimiter))
+
+    def complete(self, line: int, first: int, row: list[str]) -> Iterator[_Item]:
+        """A row of fields (lines first..line) -> its record or bad row."""
+        if len(row) != self.width:
+            yield from self.misfit(line, first, row)
+            return
         row.append("")
         try:
-            yield n, parse(row)
-        except CdrError as e:
-            yield n, CdrError(e.reason, where=_where(name, first), field=e.field)
+            record = self.parse(row)
+        except Exception as e:  # any: one row never stops the file
+            yield from self.failed(line, first, e)
+            return
+        if self.held:
+            yield from self.release()
+        yield line, record
+
+    def misfit(self, line: int, first: int, row: list[str]) -> Iterator[_Item]:
+        """A row whose field count is not the header's: blank (skipped, or a line _Lines
+        could not give), or a bad row."""
+        if len(row) <= 1 and not row[0].strip():
+            yield from self.marked(line)
+            return
+        error = CdrError(f"{len(row)} fields, the header has {self.width}",
+                         where=_where(self.name, first))  # fmt: skip
+        yield from self.bad_row(line, error)
 
 
-def _quoted(text: str, rest: Iterator[str], delimiter: str) -> tuple[list[str], int]:
-    """One CSV record starting with `text` (which has a quote), parsed by `csv`; the second
-    value is how many more lines it took from `rest` (a quoted field with newlines)."""
-    taken = [0]
+def _quoted(
+    text: str, rest: Iterator[str], delimiter: str, marks: dict[int, _Mark], line: int
+) -> tuple[list[str], list[str], str | None]:
+    """One CSV record beginning with `text` (line `line`, which has a quote), parsed by `csv`:
+    the row, the lines it took from `rest` (a quoted field with newlines), and why it is not a
+    record (None when it is): a quote still open after MAX_RECORD_LINES lines, at the end of
+    the file or at a line _Lines could not give, or a csv error."""
+    taken: list[str] = []
+    why: list[str] = []
 
     def source() -> Iterator[str]:
         yield text + "\n"  # csv keeps a quoted field's newlines only when it sees them
-        for more in rest:
-            taken[0] += 1
+        # csv asks for another line only while a quoted field is open
+        while len(taken) < MAX_RECORD_LINES - 1:
+            more = next(rest, None)
+            if more is None:
+                why.append("before the end of the file")
+                return
+            taken.append(more)
+            if not more and line + len(taken) in marks:
+                why.append(f"before line {line + len(taken)}, which cannot be read")
+                return
             yield more + "\n"
+        why.append(f"within {MAX_RECORD_LINES} lines")
 
-    row = next(csv.reader(source(), delimiter=delimiter))
-    return row, taken[0]
+    try:
+        row = next(csv.reader(source(), delimiter=delimiter))
+    except csv.Error as e:
+        return [], taken, f"not CSV: {e}"
+    if why:
+        return row, taken, f"a quote opened on this line is not closed {why[0]}"
+    return row, taken, None
 
 
 def _header_index(header: list[str], mapping: Mapping, name: str, line: int) -> list[int]:
@@ -846,6 +1043,16 @@ class JsonParser:
         self.rows.at(now)
 
     def parse(self, line: str | bytes) -> Cdr:
+        """A line -> Cdr. Raises CdrError and nothing else, whatever the line holds: one line
+        never stops a file or a stream."""
+        try:
+            return self._parse(line)
+        except CdrError:
+            raise
+        except Exception as e:
+            raise CdrError(_unexpected(e)) from None
+
+    def _parse(self, line: str | bytes) -> Cdr:
         if type(line) is bytes:
             try:
                 line = line.decode()
@@ -857,6 +1064,8 @@ class JsonParser:
             obj, end = self._scan(line, 0)
             if end != len(line) and not line[end:].isspace():
                 raise ValueError
+        except RecursionError:  # "[[[[..." deeper than the interpreter's recursion limit
+            raise CdrError("not JSON (nested too deeply)") from None
         except (ValueError, StopIteration):
             try:  # leading spaces, or not JSON: json.loads says which
                 obj = json.loads(line)
@@ -891,28 +1100,40 @@ def _json_type(v: object) -> str:
 
 def _json_records(
     lines: _Lines, mapping: Mapping, start_line: int, now: float | None
-) -> Iterator[tuple[int, Cdr | CdrError]]:
-    name, too_long = lines.name, lines.too_long
-    parse = JsonParser(mapping, now=now).parse
-    for line, text in enumerate(lines, 1):
-        if line == 1:
-            text = text.removeprefix("\ufeff")
-        if line <= start_line:
-            continue
-        if text.isspace() or not text:
-            if line in too_long:
-                yield line, CdrError(f"line over {MAX_LINE // 1024} KiB, skipped",
-                                     where=_where(name, line))  # fmt: skip
-            continue
-        try:
-            yield line, parse(text)
-        except CdrError as e:
-            yield line, CdrError(e.reason, where=_where(name, line), field=e.field)
+) -> Iterator[_Item]:
+    marks, rows = lines.marks, _Rows(lines)
+    parse, held = JsonParser(mapping, now=now).parse, rows.held
+    try:
+        for line, text in enumerate(lines, 1):
+            if line == 1:
+                text = text.removeprefix("\ufeff")
+            if not text or text.isspace():
+                if line <= start_line:
+                    marks.pop(line, None)
+                else:
+                    yield from rows.marked(line)
+                continue
+            if line <= start_line:
+                continue
+            try:
+                record = parse(text)
+            except CdrError as e:  # and nothing else: JsonParser.parse says so
+                yield from rows.failed(line, line, e)
+                continue
+            if held:
+                yield from rows.release()
+            yield line, record
+    except CdrFileError:
+        yield from rows.release()  # bad rows held before a read error (none if not text)
+        raise
+    yield from rows.release()
 
 
 __all__ = [
     "COLUMNS",
     "DEFAULT_MAPPING",
+    "MAX_NOT_TEXT",
+    "MAX_RECORD_LINES",
     "REQUIRED",
     "CdrFileError",
     "JsonParser",

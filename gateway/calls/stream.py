@@ -8,23 +8,30 @@ written, one JSON object a line (docs/calls-intake.md "Stream").
     server: ACK 3\\n                   (lines 1..3 are taken: the client may drop them)
     client: not json\\n                                                            (line 4)
     server: ERR 4 not JSON (...)\\n    (refused for good: do not resend it)
+    server: ACK 4\\n                   (within flush_after, bad lines alone too)
+    server: ERR 0 <reason>\\n          (about the connection, not a line: it is closed)
 
 Lines are counted from 1 on each connection, every line included (AUTH, blank, bad). Records
 go to the sink in batches (at `batch_max` records, or `flush_after` seconds after the first
-of a batch); `ACK n` is written once the sink has accepted every record up to line n. A line
-longer than `max_line` bytes is answered ERR and skipped. A client that disconnects mid-line
-loses only that partial line: the complete lines before it are accepted (their ACK may not
+of a batch); `ACK n` is written once the sink has accepted every record up to line n (a
+stretch of bad or blank lines alone is acknowledged `flush_after` seconds after its first
+line too). A line longer than `max_line` bytes is answered ERR and skipped, and so is a line
+the parser cannot take, whatever it holds. A client that disconnects mid-line loses only
+that partial line: the complete lines before it are accepted (their ACK may not
 reach it; resent, they are counted once, by Cdr.key()). When the sink fails the connection is
 closed without ACK: the client resends what was not acknowledged.
 
 Backpressure: while a full batch waits for the sink, the connection is not read (TCP pushes
 back on the client); at most two batches per connection are held.
+
+Limits: a connection that sends nothing (or reads none of its answers) for `idle_timeout`
+seconds is flushed, answered `ERR 0 idle ...` and closed; beyond `max_clients` connections at
+once, a new one is answered `ERR 0 too many connections ...` and closed (resend later).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import time
@@ -98,6 +105,8 @@ class CdrStream:
         flush_after: float = 0.2,
         max_line: int = MAX_LINE,
         auth_timeout: float = 10.0,
+        idle_timeout: float = 300.0,
+        max_clients: int = 64,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.sink = sink
@@ -109,6 +118,8 @@ class CdrStream:
         self.flush_after = flush_after
         self.max_line = max_line
         self.auth_timeout = auth_timeout
+        self.idle_timeout = idle_timeout
+        self.max_clients = max_clients
         self.clock = clock
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
@@ -116,6 +127,9 @@ class CdrStream:
         self.connections = 0
         self.lines = 0  # lines received (all connections)
         self.refused = 0  # connections refused: no or a wrong token
+        self.turned_away = 0  # connections refused: max_clients already connected
+        self.idle_closed = 0  # connections closed after idle_timeout without a byte
+        self._full = False  # turning connections away (logged once until there is room)
         self.records = 0  # good records handed to the sink
         self.duplicates = 0
         self.bad_lines = 0
@@ -148,6 +162,9 @@ class CdrStream:
         await server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._clients) >= self.max_clients:
+            self._turn_away(writer)
+            return
         task = asyncio.current_task()
         assert task is not None
         self._clients.add(task)
@@ -160,6 +177,18 @@ class CdrStream:
         finally:
             self._clients.discard(task)
             conn.close()
+            if self._full:
+                self._full = False  # room again: the next time it is full is logged again
+
+    def _turn_away(self, writer: asyncio.StreamWriter) -> None:
+        """A connection beyond max_clients: told why, closed (its client resends later)."""
+        self.turned_away += 1
+        if not self._full:
+            self._full = True
+            log.warning("CDR stream: %d connections, turning new ones away until one ends",
+                        self.max_clients)  # fmt: skip
+        writer.write(b"ERR 0 too many connections (%d), try again later\n" % self.max_clients)
+        writer.close()
 
 
 class _Connection:
@@ -183,6 +212,7 @@ class _Connection:
         self.failure: BaseException | None = None  # the sink failed in a timed flush
         self.bad = 0
         self.first_bad = ""
+        self.idle = False  # closed for idle_timeout
 
     async def run(self) -> None:
         if self.stream.token and not await self._authenticate():
@@ -193,20 +223,43 @@ class _Connection:
                 await self._line(n, line)
             # a client that does not read its answers is not read; one that is gone still
             # has the lines it sent whole taken
-            with contextlib.suppress(ConnectionError):
-                await self.writer.drain()
+            if not await self._drain():
+                break
         if self.framer.partial:
             log.info("CDR stream from %s ended inside line %d: that partial line is lost",
                      self.peer, self.framer.lines + 1)  # fmt: skip
         await self._flush()
+        if self.idle:
+            self.stream.idle_closed += 1
+            log.info("CDR stream from %s closed: idle for %g s", self.peer,
+                     self.stream.idle_timeout)  # fmt: skip
+            self._write(b"ERR 0 idle for %g s, closed\n" % self.stream.idle_timeout)
 
     async def _read(self) -> bytes:
+        """The next bytes; b"" at the end, when the connection broke, or after idle_timeout
+        without a byte (`idle` set)."""
         if self.failure is not None:
             raise self.failure
         try:
-            return await self.reader.read(_READ)
+            async with asyncio.timeout(self.stream.idle_timeout):
+                return await self.reader.read(_READ)
         except ConnectionError:
             return b""
+        except TimeoutError:
+            self.idle = True
+            return b""
+
+    async def _drain(self) -> bool:
+        """Wait while the client does not read its answers; False after idle_timeout."""
+        try:
+            async with asyncio.timeout(self.stream.idle_timeout):
+                await self.writer.drain()
+        except ConnectionError:
+            pass
+        except TimeoutError:
+            self.idle = True
+            return False
+        return True
 
     async def _authenticate(self) -> bool:
         """The first line must be AUTH <token>; anything else (or nothing within
@@ -236,18 +289,19 @@ class _Connection:
         self.stream.lines += 1
         if line is None:
             self._error(n, f"line over {self.stream.max_line // 1024} KiB, skipped")
-            return
-        if not line.strip():
-            return
-        try:
-            record = self.parser.parse(line)
-        except CdrError as e:
-            self._error(n, f"{e.field}: {e.reason}" if e.field else e.reason)
-            return
-        self.pending.append(record)
-        if len(self.pending) >= self.stream.batch_max:
-            await self._flush()  # not reading meanwhile: the backpressure
-        elif self.timer is None:
+        elif line.strip():
+            try:
+                record = self.parser.parse(line)
+            except CdrError as e:
+                self._error(n, f"{e.field}: {e.reason}" if e.field else e.reason)
+            except Exception as e:  # JsonParser raises CdrError only: this is the last guard
+                self._error(n, f"cannot be read ({type(e).__name__})")
+            else:
+                self.pending.append(record)
+                if len(self.pending) >= self.stream.batch_max:
+                    await self._flush()  # not reading meanwhile: the backpressure
+                    return
+        if self.timer is None:  # bad and blank lines are acknowledged in time too
             self.timer = asyncio.get_running_loop().call_later(
                 self.stream.flush_after, self._flush_soon
             )
