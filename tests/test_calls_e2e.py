@@ -208,6 +208,20 @@ async def test_a_probe_test_naming_a_sim_makes_its_imei_siblings_suspects(tmp_pa
         return {n for v in found for n in v.numbers}
 
     await wait_until(lambda: _has(opened, {"+" + sims[1], "+" + sims[2]}), 30, "their cases")
+    # the counters an operator scrapes (docs/operations.md)
+    from gateway.metrics.collector import GatewayCollector
+
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for m in GatewayCollector(gateway, None)._calls()  # type: ignore[arg-type]
+        if m.name.startswith("fraudgate_calls")
+        for s in m.samples
+    }
+    new_from_inbox = (("outcome", "new"), ("source", "inbox"))
+    assert samples[("fraudgate_calls_records_total", new_from_inbox)] == 9
+    assert samples[("fraudgate_calls_files_total", (("outcome", "read"),))] == 1
+    assert samples[("fraudgate_calls_findings_total", (("kind", "simbox_sibling"),))] == 2
+    assert samples[("fraudgate_calls_tracked", (("what", "sims"),))] == 3
     stop.set()
     await asyncio.wait_for(run, 30)
 

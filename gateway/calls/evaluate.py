@@ -11,6 +11,7 @@ seed and mix of the generator, or the operator's own labelled records (docs/call
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter
 from collections.abc import Iterable
@@ -233,7 +234,7 @@ def model_source(model: SimboxModel) -> str:
         *(f"    {w!r},  # {name}" for w, name in zip(model.weights, FEATURES, strict=True)),
         ")",
         f"BIAS = {model.bias!r}",
-        f"SOURCE = {model.source!r}",
+        f"SOURCE = {json.dumps(model.source, ensure_ascii=False)}",
         "",
     ]
     return "\n".join(lines)

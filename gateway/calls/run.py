@@ -47,6 +47,7 @@ class Calls:
             CdrStream(
                 self.service, host=settings.stream_host, port=settings.stream_port,
                 token=settings.stream_token, mapping=mapping,
+                idle_timeout=settings.stream_idle_timeout, max_clients=settings.stream_max_clients,
             )
             if settings.stream_host
             else None

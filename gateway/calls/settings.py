@@ -20,6 +20,8 @@ class CallsSettings:
     stream_host: str = ""  # a TCP listener for streamed JSON-lines CDRs ("" = none)
     stream_port: int = 0
     stream_token: str = ""
+    stream_idle_timeout: float = 300.0  # a connection silent this long is flushed and closed
+    stream_max_clients: int = 64  # connections beyond are told why and closed
     dedup_window: float = 7200.0  # a record re-delivered within this (record time) counts once
     analyzer: AnalyzerSettings = field(default_factory=AnalyzerSettings)
 
@@ -49,6 +51,8 @@ def parse_calls(t: Table, base: Path) -> CallsSettings:
             f"{t.key('stream_token')}: required when {t.key('stream_listen')} is not a loopback "
             "address (anyone reaching the port could feed records that open SIM-box cases)"
         )
+    cfg.stream_idle_timeout = t.number("stream_idle_timeout", cfg.stream_idle_timeout, minimum=1.0)
+    cfg.stream_max_clients = t.integer("stream_max_clients", cfg.stream_max_clients, minimum=1)
     cfg.dedup_window = t.number("dedup_window", cfg.dedup_window, minimum=1.0)
     d = AnalyzerSettings()
 

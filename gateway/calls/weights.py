@@ -14,4 +14,4 @@ WEIGHTS: tuple[float, ...] = (
     0.0,  # networks
 )
 BIAS = -1.1443
-SOURCE = 'simulators.cdr seed 1, mix tune, 3 days (227,263 records, 80 SIM-box SIMs)'
+SOURCE = "simulators.cdr seed 1, mix tune, 3 days (227,263 records, 80 SIM-box SIMs)"

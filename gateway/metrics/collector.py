@@ -336,6 +336,12 @@ class GatewayCollector:
             [],
         )
         tracked = _gauge("fraudgate_calls_tracked", "State the call analyzer holds", ["what"])
+        streams = _counter(
+            "fraudgate_calls_stream_connections",
+            "CDR stream connections by outcome (accepted, refused: bad token, turned_away: too "
+            "many, idle_closed)",
+            ["outcome"],
+        )
         calls = self.gateway.calls
         if calls is not None:
             service = calls.service
@@ -355,9 +361,17 @@ class GatewayCollector:
                 files.add_metric(["read"], i.files - i.failed_files)
                 files.add_metric(["failed"], i.failed_files)
                 files.add_metric(["skipped"], i.skipped_files)
+                files.add_metric(["retried"], i.retried_files)
             for kind, n in sorted(service.found.items()):
                 found.add_metric([kind], n)
             callbacks.add_metric([], service.analyzer.stats.callbacks)
             for what, n in service.analyzer.tracked.items():
                 tracked.add_metric([what], n)
-        return (records, files, found, callbacks, tracked)
+            tracked.add_metric(["unwritten_findings"], service.unwritten)
+            if calls.stream is not None:
+                st = calls.stream
+                for outcome, n in (("accepted", st.connections), ("refused", st.refused),
+                                   ("turned_away", st.turned_away),
+                                   ("idle_closed", st.idle_closed)):  # fmt: skip
+                    streams.add_metric([outcome], n)
+        return (records, files, found, callbacks, tracked, streams)

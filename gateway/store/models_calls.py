@@ -46,7 +46,8 @@ call_findings = sa.Table(
     "call_findings",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column("kind", sa.String(24), nullable=False),  # simbox | simbox_sibling | wangiri | spoofed_cli
+    sa.Column("kind", sa.String(24), nullable=False),  # simbox, simbox_sibling, wangiri, ...
+
     sa.Column("subject", sa.Text(), nullable=False),  # the SIM's MSISDN, the calling number, ...
     sa.Column("msisdn", sa.Text(), nullable=False),  # E.164 digits of our subscriber, "" if none
     sa.Column("imsi", sa.Text(), nullable=False),
