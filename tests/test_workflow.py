@@ -294,8 +294,9 @@ async def test_a_probe_test_after_the_call_records_joins_their_case_and_its_poli
             flow = Workflow(store, cases)
             now = time.time()
             analyzer = CallAnalyzer()
+            night = now - (now + 5 * 3600) % 86400 - 23 * 3600  # 01:00 Almaty time, the day before
             calls = [
-                Cdr(RecordType.MOC, now - 7200 + 100 * i, 60.0, "401021111111111",
+                Cdr(RecordType.MOC, night + 100 * i, 60.0, "401021111111111",
                     "86723503000011", "77011234567", "77011234567", f"7705{i:07d}", lac=1,
                     cell=9)
                 for i in range(40)
