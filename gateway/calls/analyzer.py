@@ -285,9 +285,8 @@ class _Imei:
         self.last_seen = at
 
     def count(self) -> int:
-        if not self.prev:
-            return len(self.imsis)
-        return len(set(self.imsis) | set(self.prev))
+        imsis = self.imsis
+        return len(imsis) + sum(1 for x in self.prev if x not in imsis)
 
     def all(self) -> set[int]:
         return set(self.imsis) | set(self.prev)
@@ -349,6 +348,7 @@ class CallAnalyzer:
         # a record stamped in the future (a switch's clock, a typo) must not age everything
         # else out: the analyzer's "now" never runs more than SKEW ahead of this clock
         self.clock = clock
+        self._limit = 0.0  # the analyzer's time goes no further than this (clock + SKEW)
         self.sims: dict[str, _Sim] = {}
         self.imeis: dict[str, _Imei] = {}
         self.ranges: dict[str, _Range] = {}
@@ -376,7 +376,9 @@ class CallAnalyzer:
         self.stats.records += 1
         at = r.start
         if at > self._now:
-            self._now = min(at, self.clock() + SKEW)
+            if at > self._limit:  # the clock is read again only when a record passes the limit
+                self._limit = self.clock() + SKEW
+            self._now = min(at, self._limit)
         t = r.record_type
         if t is RecordType.MOC:
             return self._moc(r, at)
@@ -472,17 +474,17 @@ class CallAnalyzer:
         sim.alerted = True
         return self._finding(FindingKind.SIMBOX, msisdn, sim, x, score, at)
 
-    def _device(self, sim: _Sim, imei: str, who: str, at: float) -> None:
-        if not valid_imei(imei):
-            return  # unknown (zeros) or malformed: shared by unrelated phones, not a device
-        imei = imei[:14]  # without its check digit (an IMEISV's last digits differ)
+    def _device(self, sim: _Sim, full: str, who: str, at: float) -> None:
+        imei = full[:14]  # without its check digit (an IMEISV's last digits differ)
+        dev = self.imeis.get(imei)
+        if dev is None:  # checked once, when first seen
+            if not valid_imei(full):
+                return  # unknown (zeros) or malformed: shared by unrelated phones, not a device
+            dev = self.imeis[imei] = _Imei(at)
         sim.imei = imei
         hi = _h(imei)
         if hi not in sim.imeis and len(sim.imeis) < _IMEIS:
             sim.imeis.append(hi)
-        dev = self.imeis.get(imei)
-        if dev is None:
-            dev = self.imeis[imei] = _Imei(at)
         dev.last_seen = max(dev.last_seen, at)
         w = self.s.window
         if at >= dev.slot + w:  # the next generation
@@ -526,7 +528,9 @@ class CallAnalyzer:
             min(1.0, sim.count(_NIGHT, at, w) / out),
             1.0 if len(cells) >= 4 and min(cells) == max(cells) else 0.0,
             math.log(dev.count()) if dev is not None and dev.imsis else 0.0,
-            float(max(len(set(sim.imeis) | set(sim.imeis_prev)) - 1, 0)),
+            float(
+                max(len(sim.imeis) + sum(1 for x in sim.imeis_prev if x not in sim.imeis) - 1, 0)
+            ),
             float(bin(nets).count("1")),
         )
 

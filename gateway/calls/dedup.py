@@ -27,12 +27,16 @@ class RecentRecords:
         self._old: set[int] = set()
         self._since = 0.0  # the newer generation's start (record time)
         self.clock = clock
+        self._limit = 0.0
 
     def fresh(self, r: Cdr) -> bool:
         """True the first time a record is seen within the window, False for a repeat."""
         # a record stamped in the future moves the generations at most an hour ahead of the
         # wall clock (else they would not turn again until that time came: unbounded sets)
-        at = min(r.start, self.clock() + 3600.0)
+        at = r.start
+        if at > self._limit:  # the clock is read again only when a record passes the limit
+            self._limit = self.clock() + 3600.0
+            at = min(at, self._limit)
         if at - self._since >= self.window:
             self._old = self._new if at - self._since < 2 * self.window else set()
             self._new = set()
