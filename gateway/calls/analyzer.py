@@ -771,22 +771,13 @@ class CallAnalyzer:
 
     def _evict_sims(self) -> None:
         """Past max_sims: the tenth idle longest goes (a sweep would not have freed enough)."""
-        n = max(1, len(self.sims) // 10)
-        for k in _oldest(self.sims, n, lambda v: v.last_seen):
-            del self.sims[k]
-        self.stats.evicted_sims += n
+        self.stats.evicted_sims += _evict_tenth(self.sims, lambda v: v.last_seen)
 
     def _evict_ranges(self) -> None:
-        n = max(1, len(self.ranges) // 10)
-        for k in _oldest(self.ranges, n, lambda v: v.last_at):
-            del self.ranges[k]
-        self.stats.evicted_ranges += n
+        self.stats.evicted_ranges += _evict_tenth(self.ranges, lambda v: v.last_at)
 
     def _evict_spoofs(self) -> None:
-        n = max(1, len(self.spoofs) // 10)
-        for k in _oldest(self.spoofs, n, lambda v: v.last_at):
-            del self.spoofs[k]
-        self.stats.evicted_ranges += n
+        self.stats.evicted_ranges += _evict_tenth(self.spoofs, lambda v: v.last_at)
 
     def _count(self, kind: FindingKind) -> None:
         self.stats.findings[kind.value] = self.stats.findings.get(kind.value, 0) + 1
@@ -799,9 +790,12 @@ class CallAnalyzer:
         }  # fmt: skip
 
 
-def _oldest(table: dict[str, _V], n: int, when: Callable[[_V], float]) -> list[str]:
-    """The keys of the `n` entries of `table` seen least recently."""
-    return [k for k, _ in heapq.nsmallest(n, table.items(), key=lambda kv: when(kv[1]))]
+def _evict_tenth(table: dict[str, _V], when: Callable[[_V], float]) -> int:
+    """Drop the tenth of `table` (at least one entry) seen least recently; returns how many."""
+    n = max(1, len(table) // 10)
+    for k, _ in heapq.nsmallest(n, table.items(), key=lambda kv: when(kv[1])):
+        del table[k]
+    return n
 
 
 # The feature values of an ordinary subscriber: a reason is a feature above this, weighted.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -118,21 +118,31 @@ class Report:
         }  # fmt: skip
 
 
-def evaluate(
-    records: Iterable[Cdr], truth: Truth, settings: AnalyzerSettings | None = None
-) -> Report:
-    analyzer = CallAnalyzer(settings)
+def play(
+    analyzer: CallAnalyzer, records: Iterable[Cdr],
+    found: Callable[[CallFinding], object] = lambda f: None,
+) -> int:  # fmt: skip
+    """Records through de-duplication into `analyzer` as the service feeds them (idle state
+    swept every 50,000 records); each finding to `found`. Returns how many records came."""
     recent = RecentRecords()
-    found: list[CallFinding] = []
     n = 0
     for r in records:
         n += 1
         if recent.fresh(r):
             f = analyzer.one(r)
             if f is not None:
-                found.append(f)
+                found(f)
         if n % 50_000 == 0:
             analyzer.expire()
+    return n
+
+
+def evaluate(
+    records: Iterable[Cdr], truth: Truth, settings: AnalyzerSettings | None = None
+) -> Report:
+    analyzer = CallAnalyzer(settings)
+    found: list[CallFinding] = []
+    n = play(analyzer, records, found.append)
     rep = Report(records=n, sims=len(analyzer.sims), model=analyzer.s.model.source)
     for cls in truth.classes.values():
         rep.classes[cls] += 1
@@ -191,12 +201,7 @@ def fit(
         ys.append(1 if start is not None and at >= start else 0)
 
     analyzer.observe = observe
-    recent = RecentRecords()
-    for i, r in enumerate(records):
-        if recent.fresh(r):
-            analyzer.one(r)
-        if i % 50_000 == 0:
-            analyzer.expire()
+    play(analyzer, records)
     pos = sum(ys)
     if pos == 0 or pos == len(ys):
         raise ValueError("fitting needs scorings of SIM-box SIMs and of other SIMs")
